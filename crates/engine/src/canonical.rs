@@ -1,0 +1,329 @@
+//! Canonical JSON per [RFC 8785], the JSON Canonicalization Scheme (JCS).
+//!
+//! Two replicas hash and compare records, so the same logical value must always serialize to
+//! the same bytes, whichever peer or language produced it. JCS pins down every choice that
+//! ordinary JSON writers leave open:
+//!
+//! - no insignificant whitespace;
+//! - object members sorted by their names as arrays of UTF-16 code units (what JavaScript's
+//!   default sort does), not by UTF-8 bytes or by locale;
+//! - numbers written exactly as ECMAScript's `Number.prototype.toString` writes the IEEE-754
+//!   double, so every number goes through `f64` (`9007199254740993` becomes
+//!   `9007199254740992`, `-0` becomes `0`, `1e21` stays `1e+21`);
+//! - strings escape only `"`, `\` and the controls below U+0020 (`\b \t \n \f \r` in their short
+//!   form, the rest as lowercase `\u00xx`); everything else, `/` and non-ASCII included, is
+//!   written as literal UTF-8, without Unicode normalization.
+//!
+//! ```
+//! use tether_engine::canonical::canonical_string;
+//!
+//! // U+1F602 sorts before U+FB33: its first UTF-16 code unit is 0xD83D.
+//! let value = serde_json::json!({
+//!     "b": [1.50, -0.0, 1e21, 9007199254740993u64],
+//!     "a": "é/\n",
+//!     "\u{FB33}": 1,
+//!     "\u{1F602}": 2,
+//! });
+//! assert_eq!(
+//!     canonical_string(&value),
+//!     "{\"a\":\"é/\\n\",\"b\":[1.5,0,1e+21,9007199254740992],\"\u{1F602}\":2,\"\u{FB33}\":1}"
+//! );
+//! ```
+//!
+//! [RFC 8785]: https://www.rfc-editor.org/rfc/rfc8785
+
+use serde_json::{Map, Number, Value};
+
+/// Appends the RFC 8785 canonical form of `value` to `out`.
+///
+/// Cannot fail: a `serde_json::Value` has no NaN or infinity to reject. `out` is not cleared,
+/// so a caller can reuse one buffer across records.
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(n, out),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_canonical_map(map, out),
+    }
+}
+
+/// Returns the RFC 8785 canonical form of `value` as a string.
+pub fn canonical_string(value: &Value) -> String {
+    let mut out = Vec::with_capacity(128);
+    write_canonical(value, &mut out);
+    // Every byte written is either ASCII or copied whole from a `&str`, so this cannot fail.
+    String::from_utf8(out).expect("canonical JSON is built from valid UTF-8")
+}
+
+/// 2^53: every integer up to this magnitude is an exact double, and ECMAScript prints such an
+/// integer as its plain decimal digits.
+const MAX_EXACT_INT: u64 = 1 << 53;
+
+fn write_number(n: &Number, out: &mut Vec<u8>) {
+    // Integers are the common case in records, and plain digit formatting is much cheaper than
+    // the shortest-round-trip search ryu does; it gives the same text for exact integers.
+    if let Some(u) = n.as_u64() {
+        if u <= MAX_EXACT_INT {
+            return write_digits(u, out);
+        }
+    } else if let Some(i) = n.as_i64() {
+        if i.unsigned_abs() <= MAX_EXACT_INT {
+            out.push(b'-');
+            return write_digits(i.unsigned_abs(), out);
+        }
+    }
+    // JCS defines numbers as IEEE-754 doubles, so integers beyond 2^53 must lose precision
+    // exactly as they would in JavaScript; `as_f64` rounds u64/i64 to nearest.
+    match n.as_f64() {
+        Some(f) if f.is_finite() => {
+            let mut buf = ryu_js::Buffer::new();
+            out.extend_from_slice(buf.format_finite(f).as_bytes());
+        }
+        // Only reachable if some crate enables serde_json's `arbitrary_precision` and a number
+        // overflows f64. `null` is what JSON.stringify writes for a non-finite number, and it
+        // keeps the output valid JSON instead of emitting `Infinity`.
+        _ => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_digits(mut n: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[pos..]);
+}
+
+/// Bytes that need escaping, mapped to their short escape, or `u` for the `\u00xx` form.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        table[i] = b'u';
+        i += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // Copy unescaped runs in one go; bytes >= 0x80 never need escaping, so multi-byte
+    // characters are copied intact.
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = ESCAPE[b as usize];
+        if esc == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        if esc == b'u' {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', esc]);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Appends the RFC 8785 canonical form of a JSON object, given as its map, to `out`.
+///
+/// Same output as [`write_canonical`] on `Value::Object(map)`, for callers that hold the map
+/// and would otherwise have to clone it into a `Value`.
+pub fn write_canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    if iteration_order_is_canonical(map) {
+        for (i, (key, value)) in map.iter().enumerate() {
+            write_member(i, key, value, out);
+        }
+    } else {
+        let mut members: Vec<(&String, &Value)> = map.iter().collect();
+        // Keys in a map are unique, so an unstable sort is deterministic.
+        members.sort_unstable_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+        for (i, (key, value)) in members.into_iter().enumerate() {
+            write_member(i, key, value, out);
+        }
+    }
+    out.push(b'}');
+}
+
+fn write_member(index: usize, key: &str, value: &Value, out: &mut Vec<u8>) {
+    if index > 0 {
+        out.push(b',');
+    }
+    write_string(key, out);
+    out.push(b':');
+    write_canonical(value, out);
+}
+
+/// Whether iterating `map` already yields the RFC 8785 member order, so no sort is needed.
+///
+/// The default `serde_json::Map` is a `BTreeMap`, which iterates in UTF-8 byte order, i.e. code
+/// point order. That differs from UTF-16 code unit order in one case only: a character in
+/// U+E000..=U+FFFF sorts after every supplementary character (>= U+10000) in UTF-16, whose
+/// leading surrogate is in U+D800..=U+DBFF, but before it by code point. Every other pair of
+/// differing characters compares the same both ways. So byte order is canonical unless some key
+/// has a U+E000..=U+FFFF character (UTF-8 lead byte 0xEE or 0xEF) and some key has a
+/// supplementary one (lead byte 0xF0..=0xF4). The sortedness check keeps this correct when a
+/// dependency enables serde_json's `preserve_order` feature and the map iterates in insertion
+/// order instead.
+fn iteration_order_is_canonical(map: &Map<String, Value>) -> bool {
+    let mut prev: Option<&str> = None;
+    let mut has_high_bmp = false;
+    let mut has_supplementary = false;
+    for key in map.keys() {
+        if prev.is_some_and(|p| p.as_bytes() >= key.as_bytes()) {
+            return false;
+        }
+        prev = Some(key);
+        for &b in key.as_bytes() {
+            // Continuation bytes are 0x80..=0xBF, so only lead bytes can match here.
+            has_high_bmp |= b == 0xEE || b == 0xEF;
+            has_supplementary |= b >= 0xF0;
+        }
+    }
+    !(has_high_bmp && has_supplementary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn canon(v: &Value) -> String {
+        canonical_string(v)
+    }
+
+    #[test]
+    fn keys_sort_by_utf16_code_units_not_code_points() {
+        // U+1F602 is encoded as D83D DE02, which sorts before U+FB33 and U+E000 in UTF-16 even
+        // though its code point (and UTF-8 encoding) is larger.
+        let v = json!({"\u{FB33}": 1, "\u{1F602}": 2, "\u{E000}": 3, "\u{D7FF}": 4, "a": 5});
+        assert_eq!(
+            canon(&v),
+            "{\"a\":5,\"\u{D7FF}\":4,\"\u{1F602}\":2,\"\u{E000}\":3,\"\u{FB33}\":1}"
+        );
+        // The same characters deeper in a key, after a common prefix.
+        let v = json!({"x\u{FFFF}": 1, "x\u{10000}": 2});
+        assert_eq!(canon(&v), "{\"x\u{10000}\":2,\"x\u{FFFF}\":1}");
+    }
+
+    #[test]
+    fn keys_without_the_divergent_ranges_keep_byte_order() {
+        let v = json!({"b": 1, "a": 2, "\u{1F602}": 3, "\u{D7FF}": 4, "": 5, "aa": 6});
+        assert_eq!(
+            canon(&v),
+            "{\"\":5,\"a\":2,\"aa\":6,\"b\":1,\"\u{D7FF}\":4,\"\u{1F602}\":3}"
+        );
+        let v = json!({"\u{FB33}": 1, "\u{E000}": 2, "\u{80}": 3});
+        assert_eq!(canon(&v), "{\"\u{80}\":3,\"\u{E000}\":2,\"\u{FB33}\":1}");
+    }
+
+    #[test]
+    fn negative_zero_is_zero() {
+        assert_eq!(canon(&json!(-0.0)), "0");
+        assert_eq!(canon(&json!([0.0, -0.0])), "[0,0]");
+    }
+
+    #[test]
+    fn integers_go_through_f64() {
+        assert_eq!(canon(&json!(9007199254740993u64)), "9007199254740992");
+        assert_eq!(canon(&json!(9007199254740992u64)), "9007199254740992");
+        assert_eq!(canon(&json!(-9007199254740992i64)), "-9007199254740992");
+        assert_eq!(canon(&json!(9007199254740994u64)), "9007199254740994");
+        assert_eq!(canon(&json!(9007199254740995u64)), "9007199254740996");
+        assert_eq!(
+            canon(&json!([0, 7, -1, 10, 1234567890])),
+            "[0,7,-1,10,1234567890]"
+        );
+        assert_eq!(canon(&json!(-9007199254740993i64)), "-9007199254740992");
+        assert_eq!(canon(&json!(u64::MAX)), "18446744073709552000");
+        assert_eq!(canon(&json!(i64::MIN)), "-9223372036854776000");
+        assert_eq!(
+            canon(&json!(1_000_000_000_000_000_000_000u128 as f64)),
+            "1e+21"
+        );
+        assert_eq!(
+            canon(&json!(100_000_000_000_000_000_000u128 as f64)),
+            "100000000000000000000"
+        );
+    }
+
+    #[test]
+    fn nested_structures() {
+        let v = json!({"z": [{"b": [], "a": {}}, [[1, [2]], {"d": null, "c": true}]], "y": false});
+        assert_eq!(
+            canon(&v),
+            "{\"y\":false,\"z\":[{\"a\":{},\"b\":[]},[[1,[2]],{\"c\":true,\"d\":null}]]}"
+        );
+        assert_eq!(canon(&json!([])), "[]");
+        assert_eq!(canon(&json!({})), "{}");
+    }
+
+    #[test]
+    fn control_characters_and_specials_are_escaped() {
+        let all: String = (0u8..0x20).map(char::from).collect();
+        assert_eq!(
+            canon(&json!(all)),
+            "\"\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\
+             \\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\
+             \\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\""
+        );
+        assert_eq!(
+            canon(&json!("a\"b\\c/d\u{7f}\u{80}é\u{2028}😂")),
+            "\"a\\\"b\\\\c/d\u{7f}\u{80}é\u{2028}😂\""
+        );
+        assert_eq!(canon(&json!({"\n\u{1}": "\t"})), "{\"\\n\\u0001\":\"\\t\"}");
+    }
+
+    #[test]
+    fn map_form_matches_value_form() {
+        let v = json!({"\u{E000}": [1], "\u{10000}": {"b": 2, "a": 1}, "": null});
+        let mut out = Vec::new();
+        write_canonical_map(v.as_object().expect("object"), &mut out);
+        assert_eq!(out, canon(&v).as_bytes());
+    }
+
+    #[test]
+    fn appends_without_clearing() {
+        let mut out = b"x".to_vec();
+        write_canonical(&json!([1, "a"]), &mut out);
+        assert_eq!(out, b"x[1,\"a\"]");
+    }
+}

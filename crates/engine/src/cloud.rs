@@ -1,0 +1,460 @@
+//! [`Cloud`], an in-process cloud that implements [`Remote`]: versioned changes per scope,
+//! tombstones with a purge horizon, pushes checked against `base_version`, range digests. Use it
+//! in your own application's tests, or as the data source of a demo. With the `testing` feature
+//! it also injects faults on demand (failed pulls, truncated or corrupted pages, resets).
+//!
+//! ```
+//! use tether_engine::{cloud::Cloud, ScopeId};
+//! let cloud = Cloud::new();
+//! let scope = ScopeId::new("org-1").unwrap();
+//! let v1 = cloud.put(&scope, "objects", "a", serde_json::json!({"n": 1}), 0);
+//! let v2 = cloud.delete(&scope, "objects", "a", 0);
+//! assert!(v2 > v1);
+//! assert_eq!(cloud.snapshot(&scope).count, 0);
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::digest::{leaf, record_hash, RecordHash, Snapshot};
+use crate::error::{Error, Result};
+use crate::remote::{Pulled, Remote};
+use crate::types::{
+    Change, Checkpoint, Data, Key, KeyRange, Millis, Mutation, MutationResult, Op, Page,
+    PushResponse, RemoteStatus, ScopeId,
+};
+
+/// An in-process cloud. All methods take `&self`; state is behind a mutex.
+#[derive(Default)]
+pub struct Cloud {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    scopes: BTreeMap<ScopeId, CloudScope>,
+    pulls: u64,
+    /// Cloud time for pushes (the engine never reads a clock).
+    now: Millis,
+    #[cfg(feature = "testing")]
+    faults: Faults,
+}
+
+#[derive(Default)]
+struct CloudScope {
+    /// Last version assigned in this scope.
+    seq: u64,
+    records: BTreeMap<Key, Stored>,
+    /// Current version of each key (live or tombstone) -> key: the change feed.
+    feed: BTreeMap<u64, Key>,
+    totals: Snapshot,
+    /// Tombstones at or below this version were purged; older checkpoints must reset.
+    horizon: u64,
+    updated_at: Option<String>,
+}
+
+#[derive(Clone)]
+struct Stored {
+    version: u64,
+    updated_at: String,
+    state: Option<(Data, RecordHash)>,
+}
+
+/// Faults to inject into the next pulls (feature `testing`).
+#[cfg(feature = "testing")]
+#[derive(Default, Debug, Clone)]
+pub struct Faults {
+    /// Fail this many next pulls with a network error.
+    pub fail_pulls: u32,
+    /// Drop the last change of the next page (the checkpoint still covers it).
+    pub truncate_next: bool,
+    /// Change the data of a record in the next page without fixing its hash.
+    pub corrupt_next: bool,
+    /// Answer the next pull with a reset.
+    pub reset_next: bool,
+    /// Fail the next push with a network error after applying it (the answer is lost).
+    pub lose_push_answer: bool,
+}
+
+impl Cloud {
+    /// An empty cloud.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every mutation below completes before it can panic; a poisoned lock holds whole state.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates or replaces a record (the backend writing its own data); returns its version.
+    /// `data` that is not a JSON object is stored as `{"value": data}`.
+    pub fn put(
+        &self,
+        scope: &ScopeId,
+        collection: &str,
+        id: &str,
+        data: serde_json::Value,
+        at: Millis,
+    ) -> u64 {
+        let data = match data {
+            serde_json::Value::Object(m) => m,
+            other => {
+                let mut m = Data::new();
+                m.insert("value".into(), other);
+                m
+            }
+        };
+        self.lock()
+            .scope(scope)
+            .write(Key::new(collection, id), Some(data), at)
+    }
+
+    /// Deletes a record, leaving a tombstone; returns the tombstone's version (the current
+    /// version if there was nothing to delete).
+    pub fn delete(&self, scope: &ScopeId, collection: &str, id: &str, at: Millis) -> u64 {
+        let mut inner = self.lock();
+        let s = inner.scope(scope);
+        let key = Key::new(collection, id);
+        match s.records.get(&key) {
+            Some(r) if r.state.is_some() => s.write(key, None, at),
+            Some(r) => r.version,
+            None => s.seq,
+        }
+    }
+
+    /// Purges tombstones at or below `version`; checkpoints older than that get a reset.
+    pub fn purge_tombstones(&self, scope: &ScopeId, version: u64) {
+        let mut inner = self.lock();
+        let s = inner.scope(scope);
+        let dead: Vec<(u64, Key)> = s
+            .feed
+            .range(..=version)
+            .filter(|(_, k)| s.records.get(*k).is_some_and(|r| r.state.is_none()))
+            .map(|(v, k)| (*v, k.clone()))
+            .collect();
+        for (v, k) in dead {
+            s.feed.remove(&v);
+            s.records.remove(&k);
+        }
+        s.horizon = s.horizon.max(version);
+    }
+
+    /// Count and digest of the scope's live records.
+    pub fn snapshot(&self, scope: &ScopeId) -> Snapshot {
+        self.lock()
+            .scopes
+            .get(scope)
+            .map(|s| s.totals)
+            .unwrap_or_default()
+    }
+
+    /// A live record's data.
+    pub fn record(&self, scope: &ScopeId, collection: &str, id: &str) -> Option<(u64, Data)> {
+        let inner = self.lock();
+        let r = inner
+            .scopes
+            .get(scope)?
+            .records
+            .get(&Key::new(collection, id))?;
+        r.state.as_ref().map(|(d, _)| (r.version, d.clone()))
+    }
+
+    /// Sets the time stamped on records written by pushes.
+    pub fn set_now(&self, now: Millis) {
+        self.lock().now = now;
+    }
+
+    /// Pulls answered so far (resets and injected failures included).
+    pub fn pulls(&self) -> u64 {
+        self.lock().pulls
+    }
+
+    /// Sets the faults to inject (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub fn inject(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    /// Answers a pull synchronously (what [`Remote::pull`] does).
+    pub fn pull_now(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<Pulled> {
+        let mut inner = self.lock();
+        inner.pulls += 1;
+        #[cfg(feature = "testing")]
+        {
+            if inner.faults.fail_pulls > 0 {
+                inner.faults.fail_pulls -= 1;
+                return Err(Error::network("injected fault: pull failed"));
+            }
+            if std::mem::take(&mut inner.faults.reset_next) {
+                return Ok(Pulled::Reset);
+            }
+        }
+        let after = match checkpoint {
+            None => None,
+            Some(c) => Some(c.0.parse::<u64>().map_err(|_| {
+                Error::invalid(format!("checkpoint {:?} is not one this cloud issued", c.0))
+            })?),
+        };
+        let s = inner.scope(scope);
+        if after.is_some_and(|a| a < s.horizon) {
+            return Ok(Pulled::Reset);
+        }
+        let limit = limit.clamp(1, 10_000) as usize;
+        let start = after.map_or(0, |a| a + 1);
+        let mut changes = Vec::with_capacity(limit.min(s.feed.len()));
+        let mut last = after.unwrap_or(0);
+        let mut has_more = false;
+        for (v, key) in s.feed.range(start..) {
+            let r = &s.records[key];
+            if after.is_none() && r.state.is_none() {
+                last = *v;
+                continue; // an initial sync streams live records only
+            }
+            if changes.len() == limit {
+                has_more = true;
+                break;
+            }
+            last = *v;
+            changes.push(change_of(key, r));
+        }
+        if !has_more {
+            last = s.seq;
+        }
+        let snapshot = (!has_more).then_some(s.totals);
+        let remaining = if has_more {
+            s.seq.saturating_sub(last)
+        } else {
+            0
+        };
+        #[allow(unused_mut)]
+        let mut page = Page {
+            changes,
+            checkpoint: Some(Checkpoint(last.to_string())),
+            has_more,
+            remaining: Some(remaining),
+            snapshot,
+        };
+        #[cfg(feature = "testing")]
+        {
+            if std::mem::take(&mut inner.faults.truncate_next) {
+                page.changes.pop();
+            }
+            if std::mem::take(&mut inner.faults.corrupt_next) {
+                if let Some(c) = page.changes.iter_mut().find(|c| !c.deleted) {
+                    if let Some(serde_json::Value::Object(m)) = &mut c.data {
+                        m.insert("corrupted".into(), serde_json::Value::Bool(true));
+                    }
+                }
+            }
+        }
+        Ok(Pulled::Page { page, bytes: 0 })
+    }
+
+    /// Applies mutations synchronously (what [`Remote::push`] does).
+    pub fn push_now(
+        &self,
+        scope: &ScopeId,
+        mutations: &[Mutation],
+        at: Millis,
+    ) -> Result<PushResponse> {
+        let mut inner = self.lock();
+        for m in mutations {
+            Key::new(&m.collection, &m.id).validate()?;
+            if m.op == Op::Put && m.data.is_none() {
+                return Err(Error::invalid(format!(
+                    "put of {}/{} without data",
+                    m.collection, m.id
+                )));
+            }
+        }
+        let s = inner.scope(scope);
+        let mut results = Vec::with_capacity(mutations.len());
+        for m in mutations {
+            let key = Key::new(&m.collection, &m.id);
+            let current = s.records.get(&key);
+            let live_version = current.filter(|r| r.state.is_some()).map(|r| r.version);
+            if live_version != m.base_version {
+                results.push(MutationResult::Rejected {
+                    current: current.map(|r| change_of(&key, r)),
+                });
+                continue;
+            }
+            let version = match m.op {
+                Op::Put => s.write(key, m.data.clone(), at),
+                Op::Delete => s.write(key, None, at),
+            };
+            results.push(MutationResult::Accepted {
+                version,
+                updated_at: rfc3339(at),
+            });
+        }
+        #[cfg(feature = "testing")]
+        if std::mem::take(&mut inner.faults.lose_push_answer) {
+            return Err(Error::network("injected fault: push answer lost"));
+        }
+        Ok(PushResponse { results })
+    }
+
+    fn range_live<R>(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        f: impl FnOnce(&mut dyn Iterator<Item = (&Key, &Stored)>) -> R,
+    ) -> R {
+        let inner = self.lock();
+        let empty = BTreeMap::new();
+        let records = inner.scopes.get(scope).map_or(&empty, |s| &s.records);
+        let mut it = records
+            .iter()
+            .filter(|(k, r)| r.state.is_some() && range.contains(k));
+        f(&mut it)
+    }
+}
+
+fn change_of(key: &Key, r: &Stored) -> Change {
+    Change {
+        collection: key.collection.clone(),
+        id: key.id.clone(),
+        version: r.version,
+        updated_at: r.updated_at.clone(),
+        deleted: r.state.is_none(),
+        data: r
+            .state
+            .as_ref()
+            .map(|(d, _)| serde_json::Value::Object(d.clone())),
+        hash: r.state.as_ref().map(|(_, h)| h.to_string()),
+    }
+}
+
+impl Inner {
+    fn scope(&mut self, scope: &ScopeId) -> &mut CloudScope {
+        self.scopes.entry(scope.clone()).or_default()
+    }
+}
+
+impl CloudScope {
+    fn write(&mut self, key: Key, data: Option<Data>, at: Millis) -> u64 {
+        self.seq += 1;
+        let version = self.seq;
+        let state = data.map(|d| {
+            let h = record_hash(&d);
+            (d, h)
+        });
+        if let Some(old) = self.records.get(&key) {
+            self.feed.remove(&old.version);
+            if let Some((_, h)) = &old.state {
+                self.totals.remove(&leaf(&key.collection, &key.id, h));
+            }
+        }
+        if let Some((_, h)) = &state {
+            self.totals.insert(&leaf(&key.collection, &key.id, h));
+        }
+        let updated_at = rfc3339(at);
+        self.updated_at = Some(updated_at.clone());
+        self.feed.insert(version, key.clone());
+        self.records.insert(
+            key,
+            Stored {
+                version,
+                updated_at,
+                state,
+            },
+        );
+        version
+    }
+}
+
+impl Remote for Cloud {
+    async fn pull(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<Pulled> {
+        self.pull_now(scope, checkpoint, limit)
+    }
+
+    fn can_push(&self) -> bool {
+        true
+    }
+
+    async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
+        let now = self.lock().now;
+        self.push_now(scope, mutations, now)
+    }
+
+    async fn status(&self, scope: &ScopeId) -> Result<Option<RemoteStatus>> {
+        let inner = self.lock();
+        Ok(Some(match inner.scopes.get(scope) {
+            Some(s) => RemoteStatus {
+                count: s.totals.count,
+                digest: s.totals.digest,
+                version: s.seq,
+                updated_at: s.updated_at.clone(),
+            },
+            None => RemoteStatus {
+                count: 0,
+                digest: Default::default(),
+                version: 0,
+                updated_at: None,
+            },
+        }))
+    }
+
+    async fn range_digest(&self, scope: &ScopeId, range: &KeyRange) -> Result<Option<Snapshot>> {
+        Ok(Some(self.range_live(scope, range, |it| {
+            let mut snap = Snapshot::default();
+            for (k, r) in it {
+                if let Some((_, h)) = &r.state {
+                    snap.insert(&leaf(&k.collection, &k.id, h));
+                }
+            }
+            snap
+        })))
+    }
+
+    async fn range_records(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+    ) -> Result<Option<Vec<Change>>> {
+        Ok(Some(self.range_live(scope, range, |it| {
+            it.map(|(k, r)| change_of(k, r)).collect()
+        })))
+    }
+}
+
+/// Formats milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds, e.g.
+/// `2026-01-15T12:00:00.000Z`.
+///
+/// ```
+/// assert_eq!(tether_engine::cloud::rfc3339(0), "1970-01-01T00:00:00.000Z");
+/// ```
+pub fn rfc3339(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}

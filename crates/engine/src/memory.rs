@@ -1,0 +1,395 @@
+//! [`MemoryStore`], the reference store: every [`Store`] operation over ordered maps behind one
+//! mutex. It is what the other stores are measured against in the conformance suite, and with
+//! [`MemoryStore::export`] / [`MemoryStore::import`] it serves hosts with no database (a Node
+//! extension host can persist the snapshot wherever it likes).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Snapshot;
+use crate::error::{Error, Result};
+use crate::rules::{Row, RowWrite, ScopeState};
+use crate::store::{snapshot_of, Applied, Planner, Store};
+use crate::types::{Conflict, Key, KeyRange, Millis, Run, RunStatus, ScopeId};
+
+/// An in-memory replica store.
+///
+/// ```
+/// use tether_engine::memory::MemoryStore;
+/// let store = MemoryStore::new();
+/// let copy = MemoryStore::import(&store.export()).unwrap();
+/// assert_eq!(copy.export(), store.export());
+/// ```
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct Inner {
+    scopes: BTreeMap<ScopeId, ScopeData>,
+    runs: BTreeMap<u64, Run>,
+    next_conflict: u64,
+    next_run: u64,
+}
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct ScopeData {
+    state: ScopeState,
+    #[serde(with = "rows_as_vec")]
+    rows: BTreeMap<Key, Row>,
+    conflicts: BTreeMap<u64, Conflict>,
+}
+
+mod rows_as_vec {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(
+        m: &BTreeMap<Key, Row>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.values())
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Key, Row>, D::Error> {
+        let rows = Vec::<Row>::deserialize(d)?;
+        Ok(rows.into_iter().map(|r| (r.key.clone(), r)).collect())
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The whole store as JSON.
+    pub fn export(&self) -> String {
+        // Serializing plain maps of strings and numbers cannot fail.
+        serde_json::to_string(&*self.lock()).unwrap_or_default()
+    }
+
+    /// A store from [`MemoryStore::export`]'s JSON.
+    pub fn import(json: &str) -> Result<Self> {
+        let inner: Inner = serde_json::from_str(json)
+            .map_err(|e| Error::invalid(format!("not a memory store snapshot: {e}")))?;
+        Ok(MemoryStore {
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-written transaction: writes happen
+        // on a copy that replaces the original only when complete. So a poisoned lock is safe.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn range_iter<'a>(rows: &'a BTreeMap<Key, Row>, range: &KeyRange) -> impl Iterator<Item = &'a Row> {
+    let lo = match &range.from {
+        Some(k) => Bound::Included(k.clone()),
+        None => Bound::Unbounded,
+    };
+    let hi = match &range.to {
+        Some(k) => Bound::Excluded(k.clone()),
+        None => Bound::Unbounded,
+    };
+    let empty = matches!((&lo, &hi), (Bound::Included(a), Bound::Excluded(b)) if a >= b);
+    let it = if empty {
+        None
+    } else {
+        Some(rows.range((lo, hi)).map(|(_, r)| r))
+    };
+    it.into_iter().flatten()
+}
+
+impl Inner {
+    /// Plans and writes one transaction. The plan is pure and every write is checked before the
+    /// first one is made, so a failure leaves the store as it was.
+    fn commit(&mut self, scope: &ScopeId, keys: &[Key], planner: &dyn Planner) -> Result<Applied> {
+        let existing = self.scopes.get(scope);
+        let state = existing.map(|d| d.state.clone()).unwrap_or_default();
+        let rows: Vec<Option<Row>> = keys
+            .iter()
+            .map(|k| existing.and_then(|d| d.rows.get(k).cloned()))
+            .collect();
+        let changes = planner.plan(&state, &rows)?;
+        for w in &changes.rows {
+            if let RowWrite::Touch { key, .. } = w {
+                if !existing.is_some_and(|d| d.rows.contains_key(key)) {
+                    return Err(Error::storage(format!(
+                        "touch of a missing row {}/{}",
+                        key.collection, key.id
+                    )));
+                }
+            }
+        }
+        let data = self.scopes.entry(scope.clone()).or_default();
+        data.state = changes.scope.clone();
+        for w in &changes.rows {
+            match w {
+                RowWrite::Put(row) => {
+                    data.rows.insert(row.key.clone(), row.clone());
+                }
+                RowWrite::Touch {
+                    key,
+                    version,
+                    updated_at,
+                    cloud_hash,
+                    generation,
+                    pending,
+                } => {
+                    if let Some(row) = data.rows.get_mut(key) {
+                        row.version = *version;
+                        row.updated_at.clone_from(updated_at);
+                        row.cloud_hash = *cloud_hash;
+                        row.generation = *generation;
+                        row.pending = *pending;
+                    }
+                }
+                RowWrite::Remove(key) => {
+                    data.rows.remove(key);
+                }
+            }
+        }
+        for c in &changes.conflicts {
+            self.next_conflict += 1;
+            let id = self.next_conflict;
+            data.conflicts.insert(id, Conflict { id, ..c.clone() });
+        }
+        Ok(Applied::of(&changes))
+    }
+}
+
+impl Store for MemoryStore {
+    async fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState> {
+        Ok(self
+            .lock()
+            .scopes
+            .get(scope)
+            .map(|d| d.state.clone())
+            .unwrap_or_default())
+    }
+
+    async fn update(
+        &self,
+        scope: &ScopeId,
+        keys: &[Key],
+        _with_data: bool,
+        planner: &dyn Planner,
+    ) -> Result<Applied> {
+        self.lock().commit(scope, keys, planner)
+    }
+
+    async fn update_stale(
+        &self,
+        scope: &ScopeId,
+        generation: u64,
+        planner: &dyn Planner,
+    ) -> Result<Applied> {
+        let keys: Vec<Key> = {
+            let guard = self.lock();
+            guard
+                .scopes
+                .get(scope)
+                .map(|d| {
+                    d.rows
+                        .values()
+                        .filter(|r| r.generation < generation)
+                        .map(|r| r.key.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        self.update(scope, &keys, true, planner).await
+    }
+
+    async fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>> {
+        Ok(self
+            .lock()
+            .scopes
+            .get(scope)
+            .and_then(|d| d.rows.get(key).cloned()))
+    }
+
+    async fn list(
+        &self,
+        scope: &ScopeId,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let guard = self.lock();
+        let Some(d) = guard.scopes.get(scope) else {
+            return Ok(Vec::new());
+        };
+        let from = Key::new(collection, after.unwrap_or(""));
+        Ok(d.rows
+            .range(from..)
+            .map(|(_, r)| r)
+            .take_while(|r| r.key.collection == collection)
+            .filter(|r| after.is_none_or(|a| r.key.id.as_str() > a) && r.data.is_some())
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn count(&self, scope: &ScopeId, collection: Option<&str>) -> Result<u64> {
+        let guard = self.lock();
+        let Some(d) = guard.scopes.get(scope) else {
+            return Ok(0);
+        };
+        Ok(d.rows
+            .values()
+            .filter(|r| r.data.is_some() && collection.is_none_or(|c| r.key.collection == c))
+            .count() as u64)
+    }
+
+    async fn pending(
+        &self,
+        scope: &ScopeId,
+        after_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let guard = self.lock();
+        let Some(d) = guard.scopes.get(scope) else {
+            return Ok(Vec::new());
+        };
+        let mut rows: Vec<Row> = d
+            .rows
+            .values()
+            .filter(|r| r.pending.is_some_and(|s| after_seq.is_none_or(|a| s > a)))
+            .cloned()
+            .collect();
+        rows.sort_by_key(|r| r.pending);
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
+    async fn pending_count(&self, scope: &ScopeId) -> Result<u64> {
+        let guard = self.lock();
+        Ok(guard.scopes.get(scope).map_or(0, |d| {
+            d.rows.values().filter(|r| r.pending.is_some()).count() as u64
+        }))
+    }
+
+    async fn conflicts(&self, scope: &ScopeId) -> Result<Vec<Conflict>> {
+        let guard = self.lock();
+        Ok(guard
+            .scopes
+            .get(scope)
+            .map(|d| d.conflicts.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn dismiss_conflict(&self, scope: &ScopeId, id: u64) -> Result<bool> {
+        let mut guard = self.lock();
+        Ok(guard
+            .scopes
+            .get_mut(scope)
+            .is_some_and(|d| d.conflicts.remove(&id).is_some()))
+    }
+
+    async fn start_run(&self, run: &Run) -> Result<u64> {
+        let mut guard = self.lock();
+        for r in guard.runs.values_mut() {
+            if r.scope == run.scope && r.status == RunStatus::Running {
+                r.status = RunStatus::Failed;
+                r.error = Some(interrupted());
+            }
+        }
+        guard.next_run += 1;
+        let id = guard.next_run;
+        guard.runs.insert(id, Run { id, ..run.clone() });
+        Ok(id)
+    }
+
+    async fn finish_run(&self, run: &Run) -> Result<()> {
+        let mut guard = self.lock();
+        match guard.runs.get_mut(&run.id) {
+            Some(r) => {
+                *r = run.clone();
+                Ok(())
+            }
+            None => Err(Error::storage(format!("no run with id {}", run.id))),
+        }
+    }
+
+    async fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>> {
+        let guard = self.lock();
+        Ok(guard
+            .runs
+            .values()
+            .rev()
+            .filter(|r| r.scope == scope.as_str())
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn runs_since(&self, scope: &ScopeId, since: Millis) -> Result<Vec<Run>> {
+        let guard = self.lock();
+        Ok(guard
+            .runs
+            .values()
+            .rev()
+            .filter(|r| r.scope == scope.as_str() && r.started_at >= since)
+            .cloned()
+            .collect())
+    }
+
+    async fn range_snapshot(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        rehash: bool,
+    ) -> Result<Snapshot> {
+        let guard = self.lock();
+        let Some(d) = guard.scopes.get(scope) else {
+            return Ok(Snapshot::default());
+        };
+        Ok(snapshot_of(range_iter(&d.rows, range), rehash))
+    }
+
+    async fn range_keys(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<Vec<Key>> {
+        let guard = self.lock();
+        let Some(d) = guard.scopes.get(scope) else {
+            return Ok(Vec::new());
+        };
+        Ok(range_iter(&d.rows, range)
+            .take(limit)
+            .map(|r| r.key.clone())
+            .collect())
+    }
+
+    async fn nth_key(&self, scope: &ScopeId, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
+        let guard = self.lock();
+        let Some(d) = guard.scopes.get(scope) else {
+            return Ok(None);
+        };
+        let key = range_iter(&d.rows, range)
+            .nth(offset as usize)
+            .map(|r| r.key.clone());
+        Ok(key)
+    }
+
+    async fn scopes(&self) -> Result<Vec<ScopeId>> {
+        Ok(self.lock().scopes.keys().cloned().collect())
+    }
+}
+
+/// The error recorded on a run found still running when the next one starts.
+pub fn interrupted() -> crate::error::RunError {
+    crate::error::RunError {
+        kind: crate::error::ErrorKind::Cancelled,
+        message: "interrupted: the process stopped before the run ended".into(),
+    }
+}

@@ -1,0 +1,122 @@
+//! The remote interface: anything that answers pulls, and optionally pushes, status and range
+//! queries. The HTTP remotes (native and browser), a JavaScript function, and the in-process
+//! [`crate::cloud::Cloud`] implement it.
+
+use std::future::Future;
+
+use crate::digest::Snapshot;
+use crate::error::{Error, Result};
+use crate::store::{MaybeSend, MaybeSync};
+use crate::types::{
+    Change, Checkpoint, KeyRange, Mutation, Page, PushResponse, RemoteStatus, ScopeId,
+};
+
+/// The answer to a pull.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pulled {
+    /// A page of changes.
+    Page {
+        /// The page.
+        page: Page,
+        /// Bytes received for it (0 when not measured).
+        bytes: u64,
+    },
+    /// The checkpoint is older than the cloud's tombstone horizon (HTTP 410): resync in full.
+    Reset,
+}
+
+/// A cloud that a replica syncs from.
+pub trait Remote: MaybeSend + MaybeSync {
+    /// Pulls the page after `checkpoint` (from the start when `None`), at most `limit` changes.
+    fn pull(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Pulled>> + MaybeSend;
+
+    /// Whether [`Remote::push`] is supported.
+    fn can_push(&self) -> bool {
+        false
+    }
+
+    /// Pushes mutations; one result per mutation, in order.
+    fn push(
+        &self,
+        scope: &ScopeId,
+        mutations: &[Mutation],
+    ) -> impl Future<Output = Result<PushResponse>> + MaybeSend {
+        let _ = (scope, mutations);
+        async { Err(Error::invalid("this remote does not accept pushes")) }
+    }
+
+    /// The cloud's status of the scope; `None` if not supported.
+    fn status(
+        &self,
+        scope: &ScopeId,
+    ) -> impl Future<Output = Result<Option<RemoteStatus>>> + MaybeSend {
+        let _ = scope;
+        async { Ok(None) }
+    }
+
+    /// Count and digest of the live records in a key range; `None` if not supported.
+    fn range_digest(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+    ) -> impl Future<Output = Result<Option<Snapshot>>> + MaybeSend {
+        let _ = (scope, range);
+        async { Ok(None) }
+    }
+
+    /// The live records in a key range; `None` if not supported.
+    fn range_records(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+    ) -> impl Future<Output = Result<Option<Vec<Change>>>> + MaybeSend {
+        let _ = (scope, range);
+        async { Ok(None) }
+    }
+}
+
+impl<R: Remote> Remote for &R {
+    fn pull(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Pulled>> + MaybeSend {
+        (**self).pull(scope, checkpoint, limit)
+    }
+    fn can_push(&self) -> bool {
+        (**self).can_push()
+    }
+    fn push(
+        &self,
+        scope: &ScopeId,
+        mutations: &[Mutation],
+    ) -> impl Future<Output = Result<PushResponse>> + MaybeSend {
+        (**self).push(scope, mutations)
+    }
+    fn status(
+        &self,
+        scope: &ScopeId,
+    ) -> impl Future<Output = Result<Option<RemoteStatus>>> + MaybeSend {
+        (**self).status(scope)
+    }
+    fn range_digest(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+    ) -> impl Future<Output = Result<Option<Snapshot>>> + MaybeSend {
+        (**self).range_digest(scope, range)
+    }
+    fn range_records(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+    ) -> impl Future<Output = Result<Option<Vec<Change>>>> + MaybeSend {
+        (**self).range_records(scope, range)
+    }
+}

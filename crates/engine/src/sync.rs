@@ -1,0 +1,606 @@
+//! The sync driver.
+//!
+//! [`Syncer::sync`] runs one sync of one scope, in this order:
+//!
+//! 1. record the run as started ([`Store::start_run`]);
+//! 2. push the outbox, if the remote accepts pushes, in sequence order, applying each batch's
+//!    results in one transaction (accepted edits take the cloud's version; rejected ones go to
+//!    the conflict journal and the cloud's state is written);
+//! 3. pull pages from the stored checkpoint until `has_more` is false, validating each page
+//!    (every record's hash) and applying it with its checkpoint in one transaction. A `410`
+//!    reset starts a full download under a new generation; the rows of older generations stay
+//!    readable until its last page lands and they are swept;
+//! 4. verify the maintained count and digest against the last page's snapshot. On a mismatch,
+//!    repair differing key ranges if the remote answers range queries, else (or if that fails)
+//!    download in full once more; a mismatch after that is an [`Error::Integrity`];
+//! 5. record the run's outcome and counters.
+//!
+//! The driver never reads a clock: the [`Clock`] is passed in. Cancellation is checked between
+//! pages; a cancelled run keeps every committed page.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::digest::Snapshot;
+use crate::error::{Error, IntegrityMismatch, Result, RunError};
+use crate::remote::{Pulled, Remote};
+use crate::rules::{
+    plan_page, plan_push, plan_repair, plan_sweep, validate_change, validate_page, validate_push,
+    Changeset, Mode, Row, ScopeState,
+};
+use crate::store::{MaybeSend, MaybeSync, Store};
+use crate::types::{
+    Key, KeyRange, Millis, Phase, Progress, Run, RunKind, RunStatus, ScopeId, Trigger,
+};
+
+/// A source of the current time, in milliseconds since the Unix epoch.
+pub trait Clock: MaybeSend + MaybeSync {
+    /// Now.
+    fn now(&self) -> Millis;
+}
+
+impl<F: Fn() -> Millis + MaybeSend + MaybeSync> Clock for F {
+    fn now(&self) -> Millis {
+        self()
+    }
+}
+
+/// Receives progress events.
+pub trait ProgressSink: MaybeSend + MaybeSync {
+    /// Called for each event.
+    fn progress(&self, event: &Progress);
+}
+
+impl<F: Fn(&Progress) + MaybeSend + MaybeSync> ProgressSink for F {
+    fn progress(&self, event: &Progress) {
+        self(event)
+    }
+}
+
+/// A cancellation flag shared between the caller and a running sync.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// A flag not yet raised.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks the sync to stop at the next page boundary.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether cancellation was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Options of one sync.
+#[derive(Clone, Copy)]
+pub struct SyncOptions<'a> {
+    /// What started the run.
+    pub trigger: Trigger,
+    /// Changes asked for per page.
+    pub page_size: u32,
+    /// Local edits pushed per request.
+    pub push_batch: usize,
+    /// Download the scope in full under a new generation, whatever the checkpoint.
+    pub full: bool,
+    /// Progress events go here.
+    pub progress: Option<&'a dyn ProgressSink>,
+    /// Cancellation.
+    pub cancel: Option<&'a CancelFlag>,
+}
+
+impl Default for SyncOptions<'_> {
+    fn default() -> Self {
+        SyncOptions {
+            trigger: Trigger::Manual,
+            page_size: 1000,
+            push_batch: 500,
+            full: false,
+            progress: None,
+            cancel: None,
+        }
+    }
+}
+
+/// The outcome of a completed sync.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SyncReport {
+    /// The run, as recorded in history.
+    pub run: Run,
+    /// The verified count and digest (equal on both sides).
+    pub snapshot: Snapshot,
+}
+
+/// The outcome of [`Syncer::verify`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VerifyReport {
+    /// What the cloud reported.
+    pub cloud: Snapshot,
+    /// What the replica's rows hash to (data hashed again).
+    pub local: Snapshot,
+    /// Whether they matched before any repair.
+    pub matched: bool,
+    /// Rows rewritten or removed by the repair (0 without repair).
+    pub repaired: u64,
+    /// Whether they match now.
+    pub matches_now: bool,
+}
+
+/// Ranges with at most this many records on either side are fetched whole during repair.
+const REPAIR_LEAF: u64 = 64;
+
+/// Drives syncs of a [`Store`] from a [`Remote`].
+///
+/// ```
+/// # futures_executor::block_on(async {
+/// use tether_engine::{cloud::Cloud, memory::MemoryStore, ScopeId, SyncOptions, Syncer};
+/// let cloud = Cloud::new();
+/// let scope = ScopeId::new("org-1").unwrap();
+/// cloud.put(&scope, "objects", "obj_1", serde_json::json!({"name": "orders"}), 1_000);
+/// let store = MemoryStore::new();
+/// let clock = || 1_000;
+/// let report = Syncer::new(&store, &cloud, &clock).sync(&scope, SyncOptions::default()).await.unwrap();
+/// assert_eq!(report.snapshot.count, 1);
+/// # });
+/// ```
+pub struct Syncer<'a, S, R> {
+    store: &'a S,
+    remote: &'a R,
+    clock: &'a dyn Clock,
+}
+
+impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
+    /// A driver over `store` and `remote`, reading time from `clock`.
+    pub fn new(store: &'a S, remote: &'a R, clock: &'a dyn Clock) -> Self {
+        Syncer {
+            store,
+            remote,
+            clock,
+        }
+    }
+
+    /// Runs one sync of `scope` (see the module docs). The run is recorded in history whatever
+    /// the outcome; on failure the error is returned and the run is marked failed with it.
+    pub async fn sync(&self, scope: &ScopeId, opts: SyncOptions<'_>) -> Result<SyncReport> {
+        let state = self.store.scope_state(scope).await?;
+        let kind = if opts.full {
+            RunKind::FullResync
+        } else if state.synced_at.is_none() {
+            RunKind::Initial
+        } else if state.full_sync {
+            RunKind::FullResync
+        } else {
+            RunKind::Incremental
+        };
+        let mut run = Run {
+            id: 0,
+            scope: scope.to_string(),
+            kind,
+            trigger: opts.trigger,
+            started_at: self.clock.now(),
+            finished_at: None,
+            status: RunStatus::Running,
+            pages: 0,
+            counts: Default::default(),
+            bytes_received: 0,
+            error: None,
+        };
+        run.id = self.store.start_run(&run).await?;
+        let result = self.drive(scope, &opts, &mut run).await;
+        let now = self.clock.now();
+        run.finished_at = Some(now);
+        match &result {
+            Ok(_) => run.status = RunStatus::Completed,
+            Err(Error::Cancelled) => run.status = RunStatus::Cancelled,
+            Err(e) => {
+                run.status = RunStatus::Failed;
+                run.error = Some(RunError::from(e));
+            }
+        }
+        if result.is_ok() {
+            self.store
+                .update(scope, &[], false, &|st: &ScopeState, _: &[Option<Row>]| {
+                    Ok(Changeset {
+                        scope: ScopeState {
+                            synced_at: Some(now),
+                            ..st.clone()
+                        },
+                        ..Changeset::default()
+                    })
+                })
+                .await?;
+        }
+        let finished = self.store.finish_run(&run).await;
+        let snapshot = result?;
+        finished?;
+        Ok(SyncReport { run, snapshot })
+    }
+
+    async fn drive(
+        &self,
+        scope: &ScopeId,
+        opts: &SyncOptions<'_>,
+        run: &mut Run,
+    ) -> Result<Snapshot> {
+        if self.remote.can_push() {
+            self.push(scope, opts, run).await?;
+        }
+        let mut state = self.store.scope_state(scope).await?;
+        let mut resynced = false;
+        if opts.full || (state.checkpoint.is_none() && !state.full_sync) {
+            state = self.begin_full(scope).await?;
+            resynced = opts.full;
+        }
+        loop {
+            let snapshot = self
+                .pull_all(scope, opts, run, &mut state, &mut resynced)
+                .await?;
+            if state.full_sync {
+                self.emit(opts, scope, Phase::Sweep, run, None);
+                let now = self.clock.now();
+                let scope_name = scope.as_str();
+                let applied = self
+                    .store
+                    .update_stale(
+                        scope,
+                        state.generation,
+                        &|st: &ScopeState, rows: &[Option<Row>]| {
+                            Ok(plan_sweep(scope_name, st, rows, now))
+                        },
+                    )
+                    .await?;
+                run.counts += applied.counts;
+                state = self.store.scope_state(scope).await?;
+            }
+            self.emit(opts, scope, Phase::Verify, run, None);
+            if state.totals == snapshot {
+                return Ok(snapshot);
+            }
+            if self.repair(scope, run).await?.is_some() {
+                state = self.store.scope_state(scope).await?;
+                if state.totals == snapshot {
+                    return Ok(snapshot);
+                }
+            }
+            if resynced {
+                return Err(Error::Integrity(Box::new(IntegrityMismatch {
+                    scope: scope.to_string(),
+                    expected: snapshot,
+                    actual: state.totals,
+                })));
+            }
+            state = self.begin_full(scope).await?;
+            run.kind = RunKind::FullResync;
+            resynced = true;
+        }
+    }
+
+    async fn push(&self, scope: &ScopeId, opts: &SyncOptions<'_>, run: &mut Run) -> Result<()> {
+        let total = self.store.pending_count(scope).await?;
+        let mut after = None;
+        let mut done = 0;
+        loop {
+            check_cancel(opts)?;
+            let rows = self
+                .store
+                .pending(scope, after, opts.push_batch.max(1))
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.pending;
+            self.emit_counts(opts, scope, Phase::Push, done, Some(total));
+            let mutations: Vec<_> = rows.iter().filter_map(Row::mutation).collect();
+            let response = self.remote.push(scope, &mutations).await?;
+            let outcomes = validate_push(rows, response.results)?;
+            let keys: Vec<Key> = outcomes.iter().map(|o| o.pushed.key.clone()).collect();
+            let now = self.clock.now();
+            let scope_name = scope.as_str();
+            let applied = self
+                .store
+                .update(
+                    scope,
+                    &keys,
+                    false,
+                    &|st: &ScopeState, rows: &[Option<Row>]| {
+                        plan_push(scope_name, st, &outcomes, rows, now)
+                    },
+                )
+                .await?;
+            run.counts.conflicts += applied.counts.conflicts;
+            done += keys.len() as u64;
+        }
+        if total > 0 {
+            self.emit_counts(opts, scope, Phase::Push, done, Some(total));
+        }
+        Ok(())
+    }
+
+    /// Pulls and applies pages until the last one; returns the cloud's snapshot.
+    async fn pull_all(
+        &self,
+        scope: &ScopeId,
+        opts: &SyncOptions<'_>,
+        run: &mut Run,
+        state: &mut ScopeState,
+        resynced: &mut bool,
+    ) -> Result<Snapshot> {
+        let mut done = 0u64;
+        let mut total = None;
+        loop {
+            check_cancel(opts)?;
+            self.emit_counts(opts, scope, Phase::Pull, done, total);
+            let pulled = self
+                .remote
+                .pull(scope, state.checkpoint.as_ref(), opts.page_size.max(1))
+                .await?;
+            let (page, bytes) = match pulled {
+                Pulled::Reset if state.checkpoint.is_none() => {
+                    return Err(Error::protocol(
+                        "the remote answered reset to a pull from the start",
+                    ))
+                }
+                Pulled::Reset => {
+                    if *resynced {
+                        return Err(Error::protocol(
+                            "the remote answered reset twice in one run",
+                        ));
+                    }
+                    *state = self.begin_full(scope).await?;
+                    run.kind = RunKind::FullResync;
+                    *resynced = true;
+                    done = 0;
+                    continue;
+                }
+                Pulled::Page { page, bytes } => (page, bytes),
+            };
+            run.bytes_received += bytes;
+            let page = validate_page(page)?;
+            if page.has_more
+                && page.changes.is_empty()
+                && Some(&page.checkpoint) == state.checkpoint.as_ref()
+            {
+                return Err(Error::protocol(
+                    "the remote said has_more but sent no changes and the same checkpoint",
+                ));
+            }
+            let mode = if state.full_sync {
+                Mode::Full
+            } else {
+                Mode::Incremental
+            };
+            let keys = page.keys();
+            let now = self.clock.now();
+            let scope_name = scope.as_str();
+            let applied = self
+                .store
+                .update(
+                    scope,
+                    &keys,
+                    false,
+                    &|st: &ScopeState, rows: &[Option<Row>]| {
+                        plan_page(scope_name, st, &page, rows, mode, now)
+                    },
+                )
+                .await?;
+            state.checkpoint = Some(page.checkpoint.clone());
+            state.totals = applied.totals;
+            run.pages += 1;
+            run.counts += applied.counts;
+            done += page.changes.len() as u64;
+            total = page.remaining.map(|r| done + r);
+            self.emit_counts(opts, scope, Phase::Apply, done, total);
+            if !page.has_more {
+                // validate_page guarantees the last page carries its snapshot.
+                return page
+                    .snapshot
+                    .ok_or_else(|| Error::protocol("last page without snapshot"));
+            }
+        }
+    }
+
+    async fn begin_full(&self, scope: &ScopeId) -> Result<ScopeState> {
+        self.store
+            .update(scope, &[], false, &|st: &ScopeState, _: &[Option<Row>]| {
+                Ok(Changeset {
+                    scope: ScopeState {
+                        checkpoint: None,
+                        generation: st.generation + 1,
+                        full_sync: true,
+                        ..st.clone()
+                    },
+                    ..Changeset::default()
+                })
+            })
+            .await?;
+        self.store.scope_state(scope).await
+    }
+
+    /// Compares the replica's rows (data hashed again) with the cloud's status, and with
+    /// `repair` fixes differing key ranges in place (cloud wins).
+    pub async fn verify(&self, scope: &ScopeId, repair: bool) -> Result<VerifyReport> {
+        let cloud = match self.remote.range_digest(scope, &KeyRange::all()).await? {
+            Some(s) => s,
+            None => match self.remote.status(scope).await? {
+                Some(st) => Snapshot {
+                    count: st.count,
+                    digest: st.digest,
+                },
+                None => return Err(Error::invalid("this remote cannot report its digest")),
+            },
+        };
+        let local = self
+            .store
+            .range_snapshot(scope, &KeyRange::all(), true)
+            .await?;
+        let matched = local == cloud;
+        let mut repaired = 0;
+        let mut now_local = local;
+        if !matched && repair {
+            let mut run = Run {
+                id: 0,
+                scope: scope.to_string(),
+                kind: RunKind::Incremental,
+                trigger: Trigger::Manual,
+                started_at: self.clock.now(),
+                finished_at: None,
+                status: RunStatus::Running,
+                pages: 0,
+                counts: Default::default(),
+                bytes_received: 0,
+                error: None,
+            };
+            repaired = self
+                .repair(scope, &mut run)
+                .await?
+                .ok_or_else(|| Error::invalid("this remote does not answer range queries"))?;
+            now_local = self
+                .store
+                .range_snapshot(scope, &KeyRange::all(), true)
+                .await?;
+        }
+        Ok(VerifyReport {
+            cloud,
+            local,
+            matched,
+            repaired,
+            matches_now: now_local == cloud,
+        })
+    }
+
+    /// Bisects key ranges against the remote's range digests, rewrites the differing small
+    /// ranges from the remote's records, then recomputes the totals from the rows. Returns the
+    /// number of rows repaired, or `None` if the remote does not answer range queries or a
+    /// range is too lopsided to bisect (the caller then downloads in full).
+    async fn repair(&self, scope: &ScopeId, run: &mut Run) -> Result<Option<u64>> {
+        let mut stack = vec![KeyRange::all()];
+        let mut repaired = 0;
+        while let Some(range) = stack.pop() {
+            let Some(cloud) = self.remote.range_digest(scope, &range).await? else {
+                return Ok(None);
+            };
+            let local = self.store.range_snapshot(scope, &range, true).await?;
+            if local == cloud {
+                continue;
+            }
+            if cloud.count.max(local.count) <= REPAIR_LEAF {
+                repaired += self.repair_range(scope, &range).await?;
+                continue;
+            }
+            if local.count < 2 {
+                return Ok(None);
+            }
+            let Some(mid) = self.store.nth_key(scope, &range, local.count / 2).await? else {
+                return Ok(None);
+            };
+            stack.push(KeyRange {
+                from: range.from.clone(),
+                to: Some(mid.clone()),
+            });
+            stack.push(KeyRange {
+                from: Some(mid),
+                to: range.to,
+            });
+        }
+        let totals = self
+            .store
+            .range_snapshot(scope, &KeyRange::all(), false)
+            .await?;
+        self.store
+            .update(scope, &[], false, &|st: &ScopeState, _: &[Option<Row>]| {
+                Ok(Changeset {
+                    scope: ScopeState {
+                        totals,
+                        ..st.clone()
+                    },
+                    ..Changeset::default()
+                })
+            })
+            .await?;
+        run.counts.repaired += repaired;
+        Ok(Some(repaired))
+    }
+
+    async fn repair_range(&self, scope: &ScopeId, range: &KeyRange) -> Result<u64> {
+        let records = self
+            .remote
+            .range_records(scope, range)
+            .await?
+            .ok_or_else(|| Error::protocol("the remote answers range digests but not records"))?;
+        let mut buf = Vec::new();
+        let mut cloud = HashMap::with_capacity(records.len());
+        for change in records {
+            let inc = validate_change(change, &mut buf)?;
+            if !range.contains(&inc.key) {
+                return Err(Error::protocol(format!(
+                    "range records answer holds {}/{}, outside the range asked for",
+                    inc.key.collection, inc.key.id
+                )));
+            }
+            cloud.insert(inc.key.clone(), inc);
+        }
+        let mut keys = self.store.range_keys(scope, range, usize::MAX).await?;
+        keys.extend(cloud.keys().cloned());
+        keys.sort_unstable();
+        keys.dedup();
+        let applied = self
+            .store
+            .update(
+                scope,
+                &keys,
+                true,
+                &|st: &ScopeState, rows: &[Option<Row>]| Ok(plan_repair(st, &keys, rows, &cloud)),
+            )
+            .await?;
+        Ok(applied.counts.repaired)
+    }
+
+    fn emit(
+        &self,
+        opts: &SyncOptions<'_>,
+        scope: &ScopeId,
+        phase: Phase,
+        run: &Run,
+        total: Option<u64>,
+    ) {
+        let done =
+            run.counts.inserted + run.counts.updated + run.counts.deleted + run.counts.unchanged;
+        self.emit_counts(opts, scope, phase, done, total);
+    }
+
+    fn emit_counts(
+        &self,
+        opts: &SyncOptions<'_>,
+        scope: &ScopeId,
+        phase: Phase,
+        done: u64,
+        total: Option<u64>,
+    ) {
+        if let Some(sink) = opts.progress {
+            let percent = total.map(|t| {
+                if t == 0 {
+                    100.0
+                } else {
+                    (done as f64 * 100.0 / t as f64).min(100.0)
+                }
+            });
+            sink.progress(&Progress {
+                scope: scope.to_string(),
+                phase,
+                done,
+                total,
+                percent,
+            });
+        }
+    }
+}
+
+fn check_cancel(opts: &SyncOptions<'_>) -> Result<()> {
+    match opts.cancel {
+        Some(c) if c.is_cancelled() => Err(Error::Cancelled),
+        _ => Ok(()),
+    }
+}
