@@ -195,47 +195,73 @@ impl Cloud {
                 return Ok(Pulled::Reset);
             }
         }
-        let after = match checkpoint {
-            None => None,
-            Some(c) => Some(c.0.parse::<u64>().map_err(|_| {
-                Error::invalid(format!("checkpoint {:?} is not one this cloud issued", c.0))
-            })?),
-        };
         let s = inner.scope(scope);
-        if after.is_some_and(|a| a < s.horizon) {
+        let cursor = match checkpoint {
+            None => Cursor::Initial {
+                head: s.seq,
+                after: 0,
+            },
+            Some(c) => Cursor::parse(&c.0)?,
+        };
+        let stale = match cursor {
+            Cursor::Initial { head, .. } => head < s.horizon,
+            Cursor::Feed(after) => after < s.horizon,
+        };
+        if stale {
             return Ok(Pulled::Reset);
         }
         let limit = limit.clamp(1, 10_000) as usize;
-        let start = after.map_or(0, |a| a + 1);
         let mut changes = Vec::with_capacity(limit.min(s.feed.len()));
-        let mut last = after.unwrap_or(0);
-        let mut has_more = false;
-        for (v, key) in s.feed.range(start..) {
-            let r = &s.records[key];
-            if after.is_none() && r.state.is_none() {
+        let (mut next, mut has_more) = (cursor, false);
+        if let Cursor::Initial { head, after } = cursor {
+            // The initial download streams the live records of the snapshot at `head`.
+            let mut last = after;
+            for (v, key) in s.feed.range(after + 1..=head) {
+                let r = &s.records[key];
+                if r.state.is_none() {
+                    continue;
+                }
+                if changes.len() == limit {
+                    has_more = true;
+                    break;
+                }
                 last = *v;
-                continue; // an initial sync streams live records only
+                changes.push(change_of(key, r));
             }
-            if changes.len() == limit {
-                has_more = true;
-                break;
-            }
-            last = *v;
-            changes.push(change_of(key, r));
+            next = if has_more {
+                Cursor::Initial { head, after: last }
+            } else {
+                Cursor::Feed(head)
+            };
         }
-        if !has_more {
-            last = s.seq;
+        if let Cursor::Feed(after) = next {
+            if !has_more {
+                for (v, key) in s.feed.range(after + 1..) {
+                    if changes.len() == limit {
+                        has_more = true;
+                        break;
+                    }
+                    next = Cursor::Feed(*v);
+                    changes.push(change_of(key, &s.records[key]));
+                }
+                if !has_more {
+                    next = Cursor::Feed(s.seq);
+                }
+            }
         }
         let snapshot = (!has_more).then_some(s.totals);
+        let position = match next {
+            Cursor::Initial { after, .. } | Cursor::Feed(after) => after,
+        };
         let remaining = if has_more {
-            s.seq.saturating_sub(last)
+            s.seq.saturating_sub(position)
         } else {
             0
         };
         #[allow(unused_mut)]
         let mut page = Page {
             changes,
-            checkpoint: Some(Checkpoint(last.to_string())),
+            checkpoint: Some(Checkpoint(next.to_string())),
             has_more,
             remaining: Some(remaining),
             snapshot,
@@ -314,6 +340,45 @@ impl Cloud {
             .iter()
             .filter(|(k, r)| r.state.is_some() && range.contains(k));
         f(&mut it)
+    }
+}
+
+/// A position in a scope's feed, as written in a checkpoint.
+///
+/// `"N"`: every change up to version N has been seen. `"H:L"`: an initial download of the
+/// snapshot at head H, done up to version L. An initial download cannot use plain `"L"`: its
+/// pages go through old records first, and such a checkpoint would fall behind the tombstone
+/// horizon (and get a reset) although the download started after every purge that matters.
+/// What matters for the initial download is that H stays above the horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    Initial { head: u64, after: u64 },
+    Feed(u64),
+}
+
+impl Cursor {
+    fn parse(s: &str) -> Result<Cursor> {
+        let bad = || Error::invalid(format!("checkpoint {s:?} is not one this cloud issued"));
+        match s.split_once(':') {
+            Some((h, l)) => {
+                let head = h.parse().map_err(|_| bad())?;
+                let after = l.parse().map_err(|_| bad())?;
+                if after > head {
+                    return Err(bad());
+                }
+                Ok(Cursor::Initial { head, after })
+            }
+            None => s.parse().map(Cursor::Feed).map_err(|_| bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cursor::Initial { head, after } => write!(f, "{head}:{after}"),
+            Cursor::Feed(after) => write!(f, "{after}"),
+        }
     }
 }
 

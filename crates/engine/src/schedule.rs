@@ -35,7 +35,8 @@ impl Schedule {
     /// let s = Schedule::default();
     /// assert_eq!(s.next_delay(0, None, 0.5), s.interval_ms);
     /// assert!(s.next_delay(3, None, 0.5) > s.next_delay(1, None, 0.5));
-    /// assert_eq!(s.next_delay(50, None, 0.999), s.backoff_cap_ms);
+    /// assert!(s.next_delay(50, None, 0.999) <= s.backoff_cap_ms);
+    /// assert_eq!(s.next_delay(1, Some(60_000), 0.0), 60_000, "Retry-After is honoured");
     /// ```
     pub fn next_delay(&self, failures: u32, retry_after_ms: Option<u64>, sample: f64) -> u64 {
         let sample = sample.clamp(0.0, 1.0);

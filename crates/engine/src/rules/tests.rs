@@ -1,1 +1,1 @@
-use super::*;
+//! Unit and property tests of the pure apply rules.

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Idempotent installers for what the tests need. Sourced by scripts/test.sh and the per-part
+# scripts; each function is safe to run twice and skips work already done.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+apt_updated=""
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ -z "$apt_updated" ]; then $sudo apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+ensure_wasm_target() {
+  rustup target list --installed | grep -qx wasm32-unknown-unknown \
+    || rustup target add wasm32-unknown-unknown
+}
+
+# The wasm-bindgen CLI must match the wasm-bindgen crate in Cargo.lock exactly.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+ensure_wasm_bindgen() {
+  local v; v="$(wasm_bindgen_version)"
+  if command -v wasm-bindgen >/dev/null && [ "$(wasm-bindgen --version | awk '{print $2}')" = "$v" ] \
+     && command -v wasm-bindgen-test-runner >/dev/null; then
+    return 0
+  fi
+  log "installing wasm-bindgen-cli $v (a few minutes)"
+  # --locked fails on this registry for this crate; fall back to an unlocked install.
+  cargo install wasm-bindgen-cli --version "$v" --locked 2>/dev/null \
+    || cargo install wasm-bindgen-cli --version "$v"
+}
+
+ensure_chromium() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    log "installing chromium and chromium-driver"
+    apt_install chromium chromium-driver
+  fi
+  export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
+  export CHROME_BIN="${CHROME_BIN:-$(command -v chromium)}"
+}
+
+# Starts PostgreSQL on 127.0.0.1:5432 if it is not running and exports TETHER_TEST_PG, a URL of
+# an empty-able test database owned by a password role.
+ensure_postgres() {
+  if ! pg_isready -h 127.0.0.1 -q 2>/dev/null; then
+    log "starting PostgreSQL"
+    apt_install postgresql
+    local ver; ver="$(ls /etc/postgresql | sort -n | tail -n 1)"
+    pg_ctlcluster "$ver" main start || true
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -q && break; sleep 0.5; done
+  fi
+  # Loopback TCP asks for a password: give the test role one.
+  su postgres -c "psql -q -v ON_ERROR_STOP=1 -c \"DO \\\$\\\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tether') THEN
+        CREATE ROLE tether LOGIN SUPERUSER PASSWORD 'tether';
+      END IF; END \\\$\\\$;\"" >/dev/null
+  su postgres -c "psql -q -tc \"SELECT 1 FROM pg_database WHERE datname = 'tether_test'\"" \
+    | grep -q 1 || su postgres -c "createdb -O tether tether_test"
+  export TETHER_TEST_PG="postgres://tether:tether@127.0.0.1:5432/tether_test"
+}
+
+ensure_node_deps() {
+  # $1: a folder with package.json and package-lock.json.
+  (cd "$1" && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)
+}

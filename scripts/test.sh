@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test of the project. Installs what the tests need first (wasm target, Chromium,
+# the pinned wasm-bindgen CLI, PostgreSQL, npm packages); safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ci/setup.sh
+
+log "formatting and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "engine: unit, property and conformance tests (memory store)"
+cargo test -p tether-engine --all-features --locked
+
+log "engine: builds for wasm32 with no env imports"
+ensure_wasm_target
+cargo build -p tether-engine --target wasm32-unknown-unknown --release --locked
+scripts/ci/check-no-env-imports.sh target/wasm32-unknown-unknown/release/deps
+
+for part in native server browser; do
+  if [ -x "scripts/ci/$part.sh" ]; then
+    log "$part"
+    "scripts/ci/$part.sh"
+  fi
+done
+log "all tests passed"
