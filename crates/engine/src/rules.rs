@@ -404,13 +404,11 @@ fn apply_one(
                 out.rows.push(write());
             }
         }
-        None => match new_hash {
-            Some(_) => {
-                out.counts.inserted += 1;
-                out.rows.push(write());
-            }
-            None => {}
-        },
+        None if new_hash.is_some() => {
+            out.counts.inserted += 1;
+            out.rows.push(write());
+        }
+        None => {} // a tombstone for a record we never had
         Some(r) => match new_hash {
             Some(h) if r.hash == Some(h) => {
                 out.counts.unchanged += 1;
