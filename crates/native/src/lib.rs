@@ -1,1 +1,31 @@
-//! Placeholder.
+//! Tether's native replica: [`SqliteStore`] (the engine's store over one SQLite file), the
+//! blocking [`Replica`] facade, the demo [`dataset`] generator, and the `tether` CLI.
+//!
+//! ```
+//! use tether_engine::cloud::Cloud;
+//! use tether_engine::ScopeId;
+//! use tether_native::{Replica, SyncOptions};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let cloud = Cloud::new();
+//! cloud.put(&ScopeId::new("org-1").unwrap(), "objects", "obj_1", serde_json::json!({"name": "orders"}), 0);
+//!
+//! let replica = Replica::open(dir.path().join("replica.db")).unwrap();
+//! let scope = replica.scope("org-1").unwrap();
+//! let report = scope.sync(&cloud, SyncOptions::default()).unwrap();
+//! assert_eq!(report.snapshot.count, 1);
+//! assert_eq!(scope.get("objects", "obj_1").unwrap().unwrap().data["name"], "orders");
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod dataset;
+mod replica;
+mod schema;
+mod sql;
+mod store;
+
+pub use replica::{Replica, ScopeRef};
+pub use schema::SCHEMA_VERSION;
+pub use store::SqliteStore;
+pub use tether_engine::{SyncOptions, SyncReport};

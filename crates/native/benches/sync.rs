@@ -1,0 +1,3 @@
+//! Sync benchmark.
+
+fn main() {}

@@ -1,0 +1,213 @@
+//! The blocking [`Replica`] facade: the engine's async [`Syncer`] and [`ScopeHandle`] driven to
+//! completion on the caller's thread. The SQLite store never awaits anything real, so
+//! `block_on` never parks; async applications call these methods from a blocking task.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_executor::block_on;
+use tether_engine::schedule::Schedule;
+use tether_engine::{
+    Conflict, Millis, Record, Remote, Result, Run, ScopeHandle, ScopeId, ScopeStatus, Stats,
+    SyncOptions, SyncReport, Syncer, VerifyReport,
+};
+
+use crate::SqliteStore;
+
+/// A local replica in one SQLite file, holding any number of independent scopes.
+///
+/// ```
+/// use tether_native::Replica;
+/// let dir = tempfile::tempdir().unwrap();
+/// let replica = Replica::open(dir.path().join("replica.db")).unwrap();
+/// let scope = replica.scope("org-1").unwrap();
+/// scope.put("objects", "obj_1", serde_json::json!({"name": "orders"})).unwrap();
+/// assert_eq!(scope.count(None).unwrap(), 1);
+/// assert_eq!(scope.status().unwrap().pending_edits, 1);
+/// assert!(replica.scope("").is_err());
+/// ```
+pub struct Replica {
+    store: SqliteStore,
+    /// Identifies the file in the process-wide table of sync locks.
+    lock_key: PathBuf,
+}
+
+/// One scope of a [`Replica`]: local reads and edits, sync, status and history.
+pub struct ScopeRef<'r> {
+    replica: &'r Replica,
+    handle: ScopeHandle<'r, SqliteStore>,
+}
+
+impl Replica {
+    /// Opens (creating if needed) the replica file at `path`. A file that is not a Tether
+    /// replica, or one written by a newer Tether, is an [`Error::InvalidInput`].
+    ///
+    /// [`Error::InvalidInput`]: tether_engine::Error::InvalidInput
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let store = SqliteStore::open(path)?;
+        // The file exists now; its canonical path makes two `Replica`s of one file share locks.
+        let lock_key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(Replica { store, lock_key })
+    }
+
+    /// A replica in memory, gone when dropped (tests, throwaway caches).
+    pub fn open_in_memory() -> Result<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Ok(Replica {
+            store: SqliteStore::open_in_memory()?,
+            lock_key: PathBuf::from(format!(":memory:{n}")),
+        })
+    }
+
+    /// A scope by name. The name must be non-empty, at most 256 bytes, without control
+    /// characters ([`Error::InvalidInput`](tether_engine::Error::InvalidInput) otherwise).
+    pub fn scope(&self, name: &str) -> Result<ScopeRef<'_>> {
+        let id = ScopeId::new(name)?;
+        Ok(ScopeRef {
+            replica: self,
+            handle: ScopeHandle::new(&self.store, id),
+        })
+    }
+
+    /// Every scope with stored state.
+    pub fn scopes(&self) -> Result<Vec<ScopeId>> {
+        block_on(tether_engine::Store::scopes(&self.store))
+    }
+
+    /// The underlying store, for direct use with the engine.
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    fn sync_lock(&self, scope: &ScopeId) -> Arc<Mutex<()>> {
+        type Locks = Mutex<HashMap<(PathBuf, ScopeId), Arc<Mutex<()>>>>;
+        static LOCKS: OnceLock<Locks> = OnceLock::new();
+        let mut locks = LOCKS
+            .get_or_init(Default::default)
+            .lock()
+            // The map is only inserted into; a panic elsewhere cannot leave it half-updated.
+            .unwrap_or_else(|p| p.into_inner());
+        locks
+            .entry((self.lock_key.clone(), scope.clone()))
+            .or_default()
+            .clone()
+    }
+}
+
+impl ScopeRef<'_> {
+    /// The scope's id.
+    pub fn id(&self) -> &ScopeId {
+        self.handle.id()
+    }
+
+    /// Syncs the scope with `remote`: pushes local edits, pulls pages from the stored checkpoint
+    /// (each applied with its checkpoint in one transaction), verifies count and digest, and
+    /// records the run. Blocks until done. A second sync of the same scope in this process
+    /// waits for the first to finish.
+    ///
+    /// ```
+    /// use tether_engine::{cloud::Cloud, ScopeId};
+    /// use tether_native::{Replica, SyncOptions};
+    /// let cloud = Cloud::new();
+    /// cloud.put(&ScopeId::new("org-1").unwrap(), "objects", "a", serde_json::json!({"n": 1}), 0);
+    /// let replica = Replica::open_in_memory().unwrap();
+    /// let report = replica.scope("org-1").unwrap().sync(&cloud, SyncOptions::default()).unwrap();
+    /// assert_eq!(report.run.counts.inserted, 1);
+    /// ```
+    pub fn sync<R: Remote>(&self, remote: &R, options: SyncOptions<'_>) -> Result<SyncReport> {
+        let lock = self.replica.sync_lock(self.id());
+        // Poisoned only if a previous sync panicked; its transaction rolled back, so go on.
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let syncer = Syncer::new(&self.replica.store, remote, &now);
+        block_on(syncer.sync(self.id(), options))
+    }
+
+    /// Compares the replica's rows (every record's data hashed again) with the cloud's digest;
+    /// with `repair`, fixes differing key ranges in place (cloud wins).
+    pub fn verify<R: Remote>(&self, remote: &R, repair: bool) -> Result<VerifyReport> {
+        let lock = self.replica.sync_lock(self.id());
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let syncer = Syncer::new(&self.replica.store, remote, &now);
+        block_on(syncer.verify(self.id(), repair))
+    }
+
+    /// A visible record (with any pending local edit applied).
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
+        block_on(self.handle.get(collection, id))
+    }
+
+    /// Visible records of a collection, ordered by id (as UTF-8 bytes), after `after`, at most
+    /// `limit`. Pass the last id of a page as `after` to get the next one.
+    ///
+    /// ```
+    /// # let replica = tether_native::Replica::open_in_memory().unwrap();
+    /// let scope = replica.scope("org-1").unwrap();
+    /// for id in ["a", "b", "c"] {
+    ///     scope.put("objects", id, serde_json::json!({})).unwrap();
+    /// }
+    /// let first = scope.list("objects", None, 2).unwrap();
+    /// let rest = scope.list("objects", Some(&first[1].id), 2).unwrap();
+    /// assert_eq!(rest.len(), 1);
+    /// assert_eq!(rest[0].id, "c");
+    /// ```
+    pub fn list(&self, collection: &str, after: Option<&str>, limit: usize) -> Result<Vec<Record>> {
+        block_on(self.handle.list(collection, after, limit))
+    }
+
+    /// Number of visible records, of one collection or of the whole scope.
+    pub fn count(&self, collection: Option<&str>) -> Result<u64> {
+        block_on(self.handle.count(collection))
+    }
+
+    /// Creates or replaces a record locally (readers see it at once); the next sync pushes it.
+    /// `data` must be a JSON object.
+    pub fn put(&self, collection: &str, id: &str, data: serde_json::Value) -> Result<()> {
+        block_on(self.handle.put(collection, id, data))
+    }
+
+    /// Deletes a record locally; the next sync pushes the delete.
+    pub fn delete(&self, collection: &str, id: &str) -> Result<()> {
+        block_on(self.handle.delete(collection, id))
+    }
+
+    /// Checkpoint, counts, digest, pending edits, open conflicts, last error, and whether a
+    /// sync is recommended (never synced, last run failed, edits pending, or last sync older
+    /// than the default background interval of 15 minutes).
+    pub fn status(&self) -> Result<ScopeStatus> {
+        let max_age = i64::try_from(Schedule::default().interval_ms).unwrap_or(i64::MAX);
+        block_on(self.handle.status(now(), max_age))
+    }
+
+    /// The latest sync runs, newest first.
+    pub fn history(&self, limit: usize) -> Result<Vec<Run>> {
+        block_on(self.handle.history(limit))
+    }
+
+    /// Success rate, mean duration and row totals of the runs of the last `days` days.
+    pub fn stats(&self, days: u32) -> Result<Stats> {
+        block_on(self.handle.stats(now(), days))
+    }
+
+    /// Local edits the cloud overwrote, oldest first (dismissed ones left out).
+    pub fn conflicts(&self) -> Result<Vec<Conflict>> {
+        block_on(self.handle.conflicts())
+    }
+
+    /// Dismisses a conflict; an unknown id is an
+    /// [`Error::InvalidInput`](tether_engine::Error::InvalidInput).
+    pub fn dismiss_conflict(&self, id: u64) -> Result<()> {
+        block_on(self.handle.dismiss_conflict(id))
+    }
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch (0 for a clock set before 1970).
+pub fn now() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+    })
+}

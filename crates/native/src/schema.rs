@@ -1,0 +1,199 @@
+//! The replica file's schema and its migrations, keyed on `PRAGMA user_version`.
+//!
+//! Layout (version 1):
+//!
+//! - `tether_meta`: a marker row `format = tether-replica`, so that a SQLite file of another
+//!   application is refused instead of being written into.
+//! - `scopes`: one row per scope with its [`ScopeState`](tether_engine::ScopeState): checkpoint,
+//!   count and digest (32-byte little-endian BLOB), generation, full-sync flag, next outbox
+//!   sequence number, last successful sync. `scope_id` is a small integer so that record keys
+//!   do not repeat the scope name.
+//! - `records`: one row per key, `WITHOUT ROWID` with primary key `(scope_id, collection, id)`,
+//!   so a key lookup or upsert touches one B-tree and range scans come out in key order (the
+//!   default `BINARY` collation compares TEXT as UTF-8 bytes, which is the protocol's order).
+//!   `data` is the JSON text of the visible data (NULL while a local delete is pending); `hash`
+//!   and `cloud_hash` are 32-byte BLOBs; `pending` is the outbox sequence number of an unpushed
+//!   local edit.
+//! - `outbox`: the pending-edit queue, `(scope_id, seq) -> key`. The edit itself (op and data)
+//!   is the record row: the outbox orders it and finds it without scanning `records`. The store
+//!   keeps `outbox` and `records.pending` equal inside every transaction.
+//! - `generation_rows`: how many rows each full-sync generation holds, so the sweep at the end
+//!   of a full download skips its scan when no row is older than the current generation (every
+//!   initial sync), without an index on `records.generation` that every write would pay for.
+//! - `conflicts`: the conflict journal. Dismissing marks an entry (`dismissed = 1`) rather than
+//!   deleting it: overwritten edits are never lost, even after the user dismissed them.
+//! - `runs`: sync history.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use tether_engine::{Error, Result};
+
+use crate::store::storage;
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The value of the `format` marker in `tether_meta`.
+const FORMAT: &str = "tether-replica";
+
+/// Migrations: `MIGRATIONS[i]` brings a file from version `i` to version `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tether_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO tether_meta (key, value) VALUES ('format', 'tether-replica');
+
+CREATE TABLE scopes (
+    scope_id   INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    checkpoint TEXT,
+    count      INTEGER NOT NULL,
+    digest     BLOB NOT NULL,
+    generation INTEGER NOT NULL,
+    full_sync  INTEGER NOT NULL,
+    next_seq   INTEGER NOT NULL,
+    synced_at  INTEGER
+);
+
+CREATE TABLE records (
+    scope_id   INTEGER NOT NULL,
+    collection TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    data       TEXT,
+    hash       BLOB,
+    version    INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    cloud_hash BLOB,
+    generation INTEGER NOT NULL,
+    pending    INTEGER,
+    PRIMARY KEY (scope_id, collection, id)
+) WITHOUT ROWID;
+
+CREATE TABLE outbox (
+    scope_id   INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    collection TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    PRIMARY KEY (scope_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE generation_rows (
+    scope_id   INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    rows       INTEGER NOT NULL,
+    PRIMARY KEY (scope_id, generation)
+) WITHOUT ROWID;
+
+CREATE TABLE conflicts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope         TEXT NOT NULL,
+    collection    TEXT NOT NULL,
+    record_id     TEXT NOT NULL,
+    local_op      TEXT NOT NULL,
+    local_data    TEXT,
+    base_version  INTEGER,
+    cloud_version INTEGER NOT NULL,
+    cloud_hash    BLOB,
+    at            INTEGER NOT NULL,
+    dismissed     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX conflicts_by_scope ON conflicts (scope, dismissed, id);
+
+CREATE TABLE runs (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope          TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    trigger        TEXT NOT NULL,
+    started_at     INTEGER NOT NULL,
+    finished_at    INTEGER,
+    status         TEXT NOT NULL,
+    pages          INTEGER NOT NULL,
+    inserted       INTEGER NOT NULL,
+    updated        INTEGER NOT NULL,
+    deleted        INTEGER NOT NULL,
+    unchanged      INTEGER NOT NULL,
+    conflicts      INTEGER NOT NULL,
+    repaired       INTEGER NOT NULL,
+    bytes_received INTEGER NOT NULL,
+    error_kind     TEXT,
+    error_message  TEXT
+);
+CREATE INDEX runs_by_scope ON runs (scope, id);
+"#];
+
+/// Checks that `conn` is a Tether replica (or an empty file) and brings its schema to
+/// [`SCHEMA_VERSION`]. `what` names the file in error messages.
+pub fn prepare(conn: &mut Connection, what: &str) -> Result<()> {
+    // The first read of the header is where SQLite notices a file that is not a database.
+    let version = user_version(conn).map_err(|e| not_a_database(e, what))?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::invalid(format!(
+            "{what} has replica schema version {version}, newer than the {SCHEMA_VERSION} this \
+             build of Tether understands; upgrade Tether to open it"
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return check_format(conn, what);
+    }
+    // Re-read the version under a write lock: another process may be migrating the same file.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| not_a_database(e, what))?;
+    let version = user_version(&tx).map_err(storage)?;
+    if version == 0 {
+        let tables: i64 = tx
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(storage)?;
+        if tables > 0 {
+            return Err(Error::invalid(format!(
+                "{what} is a SQLite database of another application (it has tables but no \
+                 Tether schema version); refusing to write into it"
+            )));
+        }
+    } else if version == SCHEMA_VERSION {
+        drop(tx);
+        return check_format(conn, what);
+    } else {
+        check_format(&tx, what)?;
+    }
+    let from = usize::try_from(version).map_err(|_| Error::invalid("negative schema version"))?;
+    for sql in &MIGRATIONS[from..] {
+        tx.execute_batch(sql).map_err(storage)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(storage)?;
+    tx.commit().map_err(storage)
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// A file with a Tether schema version must also carry the Tether marker: another application
+/// may use `user_version` for its own numbering.
+fn check_format(conn: &Connection, what: &str) -> Result<()> {
+    let format: Option<String> = conn
+        .query_row(
+            "SELECT value FROM tether_meta WHERE key = 'format'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap_or(None);
+    if format.as_deref() == Some(FORMAT) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} is a SQLite database but not a Tether replica (no {FORMAT:?} marker)"
+        )))
+    }
+}
+
+fn not_a_database(e: rusqlite::Error, what: &str) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => Error::invalid(format!(
+            "{what} is not a SQLite database (and so not a Tether replica)"
+        )),
+        _ => storage(e),
+    }
+}

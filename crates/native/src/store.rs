@@ -1,0 +1,513 @@
+//! [`SqliteStore`]: the engine's [`Store`] over one SQLite file.
+//!
+//! Every [`Store`] method is one SQLite transaction on a connection behind a mutex. The trait's
+//! futures never await anything: the SQLite work runs synchronously inside them, which is what
+//! lets the blocking [`Replica`](crate::Replica) drive the engine with `block_on` on the
+//! caller's thread. The schema is described in the `schema` module.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, TransactionBehavior};
+use tether_engine::digest::{leaf, record_hash_with, Snapshot};
+use tether_engine::rules::{Changeset, RowWrite};
+use tether_engine::store::{Applied, Planner};
+use tether_engine::{
+    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
+};
+
+use crate::schema;
+use crate::sql;
+
+/// How long a writer waits for another connection's write lock before failing with a
+/// `Storage` error (another process syncing the same file).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A replica store in one SQLite file.
+///
+/// ```
+/// # futures_executor::block_on(async {
+/// use tether_engine::{cloud::Cloud, ScopeId, Store, SyncOptions, Syncer};
+/// use tether_native::SqliteStore;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::open(dir.path().join("replica.db")).unwrap();
+/// let scope = ScopeId::new("org-1").unwrap();
+/// let cloud = Cloud::new();
+/// cloud.put(&scope, "objects", "obj_1", serde_json::json!({"name": "orders"}), 0);
+/// let clock = || 1_700_000_000_000;
+/// Syncer::new(&store, &cloud, &clock).sync(&scope, SyncOptions::default()).await.unwrap();
+/// assert_eq!(store.scope_state(&scope).await.unwrap().totals, cloud.snapshot(&scope));
+/// # });
+/// ```
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a replica file: checks it is a Tether replica, migrates its
+    /// schema, and turns on WAL with `synchronous = NORMAL` (a committed page survives a process
+    /// crash; a power loss may lose the last pages, never corrupt the file).
+    ///
+    /// A file that is not a SQLite database, a SQLite database of another application, or a
+    /// replica written by a newer Tether (higher schema version) is an
+    /// [`Error::InvalidInput`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let what = format!("replica file {}", path.display());
+        if path.is_dir() {
+            return Err(Error::invalid(format!("{what} is a directory")));
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| Error::storage(format!("cannot open {what}: {e}")))?;
+        Self::setup(conn, &what)
+    }
+
+    /// A store in memory (nothing persisted), for tests and throwaway replicas.
+    pub fn open_in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(storage)?;
+        Self::setup(conn, "in-memory replica")
+    }
+
+    fn setup(mut conn: Connection, what: &str) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(storage)?;
+        schema::prepare(&mut conn, what)?;
+        // journal_mode answers with the mode it set; an in-memory database stays "memory".
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(storage)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(storage)?;
+        // Larger than the 2 MB default so the inner B-tree pages of a million-record replica
+        // stay cached between pages; the bound keeps peak memory flat whatever the size.
+        conn.pragma_update(None, "cache_size", -16_000)
+            .map_err(storage)?;
+        conn.pragma_update(None, "foreign_keys", false)
+            .map_err(storage)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock is held unwinds through the open `Transaction`, whose drop
+        // rolls back: the connection is never left mid-transaction, so a poisoned lock is safe.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if `f` succeeds and rolled back
+    /// otherwise. Immediate, so that a concurrent writer (another process) is waited for at the
+    /// start rather than failing the commit.
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(storage)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(storage)?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction, so multi-statement reads see one state.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(storage)?;
+        let out = f(&tx)?;
+        tx.finish().map_err(storage)?;
+        Ok(out)
+    }
+
+    fn update_now(
+        &self,
+        scope: &ScopeId,
+        keys: &[Key],
+        with_data: bool,
+        planner: &dyn Planner,
+    ) -> Result<Applied> {
+        self.write(|tx| {
+            let (scope_id, state) = sql::scope_state(tx, scope)?;
+            let rows = match scope_id {
+                Some(id) if !keys.is_empty() && sql::row_total(tx, id)? > 0 => {
+                    sql::read_rows(tx, id, keys, with_data)?
+                }
+                // Fast path: a scope without rows (the first page of an initial sync) has
+                // nothing to read.
+                _ => vec![None; keys.len()],
+            };
+            let changes = planner.plan(&state, &rows)?;
+            write_changes(tx, scope, scope_id, keys, &rows, &changes)?;
+            Ok(Applied::of(&changes))
+        })
+    }
+
+    fn update_stale_now(
+        &self,
+        scope: &ScopeId,
+        generation: u64,
+        planner: &dyn Planner,
+    ) -> Result<Applied> {
+        self.write(|tx| {
+            let (scope_id, state) = sql::scope_state(tx, scope)?;
+            let (keys, rows) = match scope_id {
+                Some(id) if sql::rows_older_than(tx, id, generation)? > 0 => {
+                    sql::stale_rows(tx, id, generation)?
+                }
+                _ => (Vec::new(), Vec::new()),
+            };
+            let changes = planner.plan(&state, &rows)?;
+            write_changes(tx, scope, scope_id, &keys, &rows, &changes)?;
+            Ok(Applied::of(&changes))
+        })
+    }
+
+    fn range_snapshot_now(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        rehash: bool,
+    ) -> Result<Snapshot> {
+        self.read(|conn| {
+            let Some(id) = sql::scope_id(conn, scope)? else {
+                return Ok(Snapshot::default());
+            };
+            let (clause, args) = sql::range_clause(id, range);
+            let q = format!(
+                "SELECT collection, id, hash, cloud_hash, pending, data FROM records \
+                 WHERE {clause} ORDER BY collection, id"
+            );
+            let mut stmt = conn.prepare_cached(&q).map_err(storage)?;
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(args.iter()))
+                .map_err(storage)?;
+            let mut snap = Snapshot::default();
+            let mut buf = Vec::with_capacity(512);
+            // Streams the rows: a verify of a large scope never holds them all in memory.
+            while let Some(r) = rows.next().map_err(storage)? {
+                let collection: String = r.get(0).map_err(storage)?;
+                let id: String = r.get(1).map_err(storage)?;
+                let pending: Option<i64> = r.get(4).map_err(storage)?;
+                let data: Option<String> = r.get(5).map_err(storage)?;
+                let hash = match (data, pending) {
+                    (Some(text), None) if rehash => {
+                        let data = sql::parse_data(&text)?;
+                        Some(record_hash_with(&data, &mut buf))
+                    }
+                    _ => sql::opt_hash(r.get_ref(3).map_err(storage)?)?,
+                };
+                if let Some(h) = hash {
+                    snap.insert(&leaf(&collection, &id, &h));
+                }
+            }
+            Ok(snap)
+        })
+    }
+}
+
+/// Writes a changeset: the scope state, the row writes (keeping `outbox` and
+/// `generation_rows` in step), and the conflicts.
+fn write_changes(
+    tx: &Connection,
+    scope: &ScopeId,
+    scope_id: Option<i64>,
+    keys: &[Key],
+    rows: &[Option<Row>],
+    changes: &Changeset,
+) -> Result<()> {
+    let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
+    if !changes.rows.is_empty() {
+        let before = Before::new(keys, rows);
+        let mut gens = GenerationDeltas::default();
+        let mut text = String::with_capacity(512);
+        for w in &changes.rows {
+            match w {
+                RowWrite::Put(row) => {
+                    let old = before.of(tx, scope_id, &row.key)?;
+                    text.clear();
+                    if let Some(data) = &row.data {
+                        sql::write_data(data, &mut text)?;
+                    }
+                    let data = row.data.as_ref().map(|_| text.as_str());
+                    sql::put_row(tx, scope_id, row, data)?;
+                    gens.moved(old.map(|o| o.generation), Some(row.generation));
+                    sync_outbox(
+                        tx,
+                        scope_id,
+                        &row.key,
+                        old.and_then(|o| o.pending),
+                        row.pending,
+                    )?;
+                }
+                RowWrite::Touch {
+                    key,
+                    version,
+                    updated_at,
+                    cloud_hash,
+                    generation,
+                    pending,
+                } => {
+                    let Some(old) = before.of(tx, scope_id, key)? else {
+                        return Err(Error::storage(format!(
+                            "touch of a missing row {}/{}",
+                            key.collection, key.id
+                        )));
+                    };
+                    sql::touch_row(
+                        tx,
+                        scope_id,
+                        key,
+                        *version,
+                        updated_at,
+                        cloud_hash.as_ref(),
+                        *generation,
+                        *pending,
+                    )?;
+                    gens.moved(Some(old.generation), Some(*generation));
+                    sync_outbox(tx, scope_id, key, old.pending, *pending)?;
+                }
+                RowWrite::Remove(key) => {
+                    if let Some(old) = before.of(tx, scope_id, key)? {
+                        sql::remove_row(tx, scope_id, key)?;
+                        gens.moved(Some(old.generation), None);
+                        sync_outbox(tx, scope_id, key, old.pending, None)?;
+                    }
+                }
+            }
+        }
+        gens.write(tx, scope_id)?;
+    }
+    for c in &changes.conflicts {
+        sql::insert_conflict(tx, c)?;
+    }
+    Ok(())
+}
+
+fn sync_outbox(
+    tx: &Connection,
+    scope_id: i64,
+    key: &Key,
+    old: Option<u64>,
+    new: Option<u64>,
+) -> Result<()> {
+    if old == new {
+        return Ok(());
+    }
+    if let Some(seq) = old {
+        sql::outbox_remove(tx, scope_id, seq)?;
+    }
+    if let Some(seq) = new {
+        sql::outbox_insert(tx, scope_id, seq, key)?;
+    }
+    Ok(())
+}
+
+/// What a write needs to know of a row as it was before the transaction's writes.
+#[derive(Clone, Copy)]
+struct OldRow {
+    generation: u64,
+    pending: Option<u64>,
+}
+
+/// The rows read for the planner, by key, so each write knows what it replaces. A write to a
+/// key that was not read (planners normally write only keys they were given) is looked up.
+struct Before<'a> {
+    by_key: HashMap<(&'a str, &'a str), Option<OldRow>>,
+}
+
+impl<'a> Before<'a> {
+    fn new(keys: &'a [Key], rows: &[Option<Row>]) -> Self {
+        let by_key = keys
+            .iter()
+            .zip(rows)
+            .map(|(k, r)| {
+                let old = r.as_ref().map(|r| OldRow {
+                    generation: r.generation,
+                    pending: r.pending,
+                });
+                ((k.collection.as_str(), k.id.as_str()), old)
+            })
+            .collect();
+        Before { by_key }
+    }
+
+    fn of(&self, tx: &Connection, scope_id: i64, key: &Key) -> Result<Option<OldRow>> {
+        match self.by_key.get(&(key.collection.as_str(), key.id.as_str())) {
+            Some(old) => Ok(*old),
+            None => Ok(
+                sql::row_meta(tx, scope_id, key)?.map(|(generation, pending)| OldRow {
+                    generation,
+                    pending,
+                }),
+            ),
+        }
+    }
+}
+
+/// Net change of the row count of each generation within one transaction.
+#[derive(Default)]
+struct GenerationDeltas(Vec<(u64, i64)>);
+
+impl GenerationDeltas {
+    fn moved(&mut self, from: Option<u64>, to: Option<u64>) {
+        if from == to {
+            return;
+        }
+        if let Some(g) = from {
+            self.add(g, -1);
+        }
+        if let Some(g) = to {
+            self.add(g, 1);
+        }
+    }
+
+    fn add(&mut self, generation: u64, delta: i64) {
+        match self.0.iter_mut().find(|(g, _)| *g == generation) {
+            Some((_, d)) => *d += delta,
+            None => self.0.push((generation, delta)),
+        }
+    }
+
+    fn write(&self, tx: &Connection, scope_id: i64) -> Result<()> {
+        for &(generation, delta) in &self.0 {
+            if delta != 0 {
+                sql::add_generation_rows(tx, scope_id, generation, delta)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    async fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState> {
+        self.read(|c| sql::scope_state(c, scope).map(|(_, s)| s))
+    }
+
+    async fn update(
+        &self,
+        scope: &ScopeId,
+        keys: &[Key],
+        with_data: bool,
+        planner: &dyn Planner,
+    ) -> Result<Applied> {
+        self.update_now(scope, keys, with_data, planner)
+    }
+
+    async fn update_stale(
+        &self,
+        scope: &ScopeId,
+        generation: u64,
+        planner: &dyn Planner,
+    ) -> Result<Applied> {
+        self.update_stale_now(scope, generation, planner)
+    }
+
+    async fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => Ok(sql::read_rows(c, id, std::slice::from_ref(key), true)?
+                .pop()
+                .flatten()),
+            None => Ok(None),
+        })
+    }
+
+    async fn list(
+        &self,
+        scope: &ScopeId,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::list(c, id, collection, after, limit),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    async fn count(&self, scope: &ScopeId, collection: Option<&str>) -> Result<u64> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::count(c, id, collection),
+            None => Ok(0),
+        })
+    }
+
+    async fn pending(
+        &self,
+        scope: &ScopeId,
+        after_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::pending(c, id, after_seq, limit),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    async fn pending_count(&self, scope: &ScopeId) -> Result<u64> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::pending_count(c, id),
+            None => Ok(0),
+        })
+    }
+
+    async fn conflicts(&self, scope: &ScopeId) -> Result<Vec<Conflict>> {
+        self.read(|c| sql::conflicts(c, scope))
+    }
+
+    async fn dismiss_conflict(&self, scope: &ScopeId, id: u64) -> Result<bool> {
+        self.write(|tx| sql::dismiss_conflict(tx, scope, id))
+    }
+
+    async fn start_run(&self, run: &Run) -> Result<u64> {
+        self.write(|tx| sql::start_run(tx, run))
+    }
+
+    async fn finish_run(&self, run: &Run) -> Result<()> {
+        self.write(|tx| sql::finish_run(tx, run))
+    }
+
+    async fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>> {
+        self.read(|c| sql::runs(c, scope, None, limit))
+    }
+
+    async fn runs_since(&self, scope: &ScopeId, since: Millis) -> Result<Vec<Run>> {
+        self.read(|c| sql::runs(c, scope, Some(since), usize::MAX))
+    }
+
+    async fn range_snapshot(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        rehash: bool,
+    ) -> Result<Snapshot> {
+        self.range_snapshot_now(scope, range, rehash)
+    }
+
+    async fn range_keys(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<Vec<Key>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::range_keys(c, id, range, limit, 0),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    async fn nth_key(&self, scope: &ScopeId, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => Ok(sql::range_keys(c, id, range, 1, offset)?.pop()),
+            None => Ok(None),
+        })
+    }
+
+    async fn scopes(&self) -> Result<Vec<ScopeId>> {
+        self.read(sql::scopes)
+    }
+}
+
+/// Maps a SQLite failure to the engine's [`Error::Storage`].
+pub(crate) fn storage(e: rusqlite::Error) -> Error {
+    Error::storage(format!("sqlite: {e}"))
+}

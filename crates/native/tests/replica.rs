@@ -1,0 +1,225 @@
+//! The blocking `Replica` facade over a real file: bad input, persistence across reopen, local
+//! edits and conflicts, and one sync per scope at a time.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tether_engine::cloud::Cloud;
+use tether_engine::{ErrorKind, RunKind, RunStatus, ScopeId};
+use tether_native::{Replica, SyncOptions, SCHEMA_VERSION};
+
+fn sid(s: &str) -> ScopeId {
+    ScopeId::new(s).unwrap()
+}
+
+#[test]
+fn empty_or_malformed_scope_name_is_invalid_input() {
+    let replica = Replica::open_in_memory().unwrap();
+    for bad in ["", "a\nb", &"x".repeat(300)] {
+        let err = replica.scope(bad).err().expect("must be refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn text_file_is_not_a_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "these are my notes, not a database\n".repeat(100)).unwrap();
+    let err = Replica::open(&path).err().expect("must be refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("not a SQLite database"), "{err}");
+    // Untouched.
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .starts_with("these are my notes"));
+}
+
+#[test]
+fn other_apps_sqlite_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO photos (name) VALUES ('cat');")
+            .unwrap();
+    }
+    let err = Replica::open(&path).err().expect("must be refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("another application"), "{err}");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = c
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 1, "no Tether table was added");
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete", "journal mode not switched to WAL");
+
+    // Same with a user_version the other app happens to share with us.
+    c.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .unwrap();
+    drop(c);
+    let err = Replica::open(&path).err().expect("must be refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("not a Tether replica"), "{err}");
+}
+
+#[test]
+fn newer_schema_version_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    drop(Replica::open(&path).unwrap());
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+    }
+    let err = Replica::open(&path).err().expect("must be refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("version {}", SCHEMA_VERSION + 1)) && msg.contains("upgrade"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn directory_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Replica::open(dir.path()).err().expect("must be refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+#[test]
+fn state_survives_reopen_and_next_sync_is_incremental() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let cloud = Cloud::new();
+    let s = sid("org-1");
+    for i in 0..250 {
+        cloud.put(
+            &s,
+            "objects",
+            &format!("obj_{i:04}"),
+            json!({"n": i}),
+            1_000,
+        );
+    }
+    {
+        let replica = Replica::open(&path).unwrap();
+        let scope = replica.scope("org-1").unwrap();
+        let opts = SyncOptions {
+            page_size: 100,
+            ..SyncOptions::default()
+        };
+        let report = scope.sync(&cloud, opts).unwrap();
+        assert_eq!(report.run.kind, RunKind::Initial);
+        assert_eq!(report.run.pages, 3);
+        assert_eq!(report.snapshot, cloud.snapshot(&s));
+    }
+    cloud.put(&s, "objects", "obj_0001", json!({"n": "changed"}), 2_000);
+    cloud.delete(&s, "objects", "obj_0002", 2_000);
+    let replica = Replica::open(&path).unwrap();
+    let scope = replica.scope("org-1").unwrap();
+    assert_eq!(scope.count(None).unwrap(), 250);
+    let pulls = cloud.pulls();
+    let report = scope.sync(&cloud, SyncOptions::default()).unwrap();
+    assert_eq!(report.run.kind, RunKind::Incremental);
+    assert_eq!(
+        cloud.pulls() - pulls,
+        1,
+        "one page of changes, nothing downloaded again"
+    );
+    assert_eq!(
+        (report.run.counts.updated, report.run.counts.deleted),
+        (1, 1)
+    );
+    assert_eq!(
+        scope.get("objects", "obj_0001").unwrap().unwrap().data["n"],
+        "changed"
+    );
+    assert!(scope.get("objects", "obj_0002").unwrap().is_none());
+    let page = scope.list("objects", Some("obj_0100"), 3).unwrap();
+    let ids: Vec<_> = page.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["obj_0101", "obj_0102", "obj_0103"]);
+    assert_eq!(scope.history(10).unwrap().len(), 2);
+    let stats = scope.stats(1).unwrap();
+    assert_eq!((stats.runs, stats.completed), (2, 2));
+    let status = scope.status().unwrap();
+    assert_eq!(status.count, 249);
+    assert!(!status.sync_recommended, "{:?}", status.reason);
+    assert_eq!(replica.scopes().unwrap(), vec![s.clone()]);
+    let v = scope.verify(&cloud, false).unwrap();
+    assert!(v.matched && v.matches_now);
+}
+
+#[test]
+fn overwritten_local_edit_becomes_a_conflict_and_can_be_dismissed() {
+    let replica = Replica::open_in_memory().unwrap();
+    let scope = replica.scope("org-1").unwrap();
+    let cloud = Cloud::new();
+    let s = sid("org-1");
+    cloud.put(&s, "objects", "a", json!({"owner": "ana"}), 0);
+    scope.sync(&cloud, SyncOptions::default()).unwrap();
+
+    scope
+        .put("objects", "a", json!({"owner": "local"}))
+        .unwrap();
+    assert!(scope.get("objects", "a").unwrap().unwrap().pending);
+    cloud.put(&s, "objects", "a", json!({"owner": "cloud"}), 0);
+    let report = scope.sync(&cloud, SyncOptions::default()).unwrap();
+    assert_eq!(report.run.counts.conflicts, 1);
+    assert_eq!(
+        scope.get("objects", "a").unwrap().unwrap().data["owner"],
+        "cloud"
+    );
+    let conflicts = scope.conflicts().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].local_data.as_ref().unwrap()["owner"], "local");
+    scope.dismiss_conflict(conflicts[0].id).unwrap();
+    assert!(scope.conflicts().unwrap().is_empty());
+    let err = scope.dismiss_conflict(conflicts[0].id).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(scope.status().unwrap().pending_edits, 0);
+    let err = scope.put("objects", "b", json!([1, 2])).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn two_syncs_of_one_scope_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let cloud = Arc::new(Cloud::new());
+    let s = sid("org-1");
+    for i in 0..2_000 {
+        cloud.put(&s, "objects", &format!("obj_{i:05}"), json!({"n": i}), 0);
+    }
+    // Two `Replica`s of one file in one process share the per-scope lock.
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (cloud, path) = (cloud.clone(), path.clone());
+            std::thread::spawn(move || {
+                let replica = Replica::open(&path).unwrap();
+                let scope = replica.scope("org-1").unwrap();
+                let opts = SyncOptions {
+                    page_size: 50,
+                    ..SyncOptions::default()
+                };
+                scope.sync(&*cloud, opts).unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let replica = Replica::open(&path).unwrap();
+    let runs = replica.scope("org-1").unwrap().history(10).unwrap();
+    assert_eq!(runs.len(), 2);
+    // An overlapping start would have marked the other run as interrupted.
+    assert!(
+        runs.iter().all(|r| r.status == RunStatus::Completed),
+        "{runs:#?}"
+    );
+}
