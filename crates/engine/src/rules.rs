@@ -253,24 +253,22 @@ pub fn validate_page(page: Page) -> Result<ValidPage> {
         ));
     }
     let mut buf = Vec::with_capacity(512);
-    let mut by_key: HashMap<Key, Incoming> = HashMap::with_capacity(page.changes.len());
-    for change in page.changes {
-        let inc = validate_change(change, &mut buf)?;
-        match by_key.get(&inc.key) {
-            Some(prev) if prev.version > inc.version => {}
-            Some(prev) if prev.version == inc.version && prev.hash() != inc.hash() => {
-                return Err(Error::protocol(format!(
-                    "{}/{}: two different states with version {} in one page",
-                    inc.key.collection, inc.key.id, inc.version
-                )));
-            }
-            _ => {
-                by_key.insert(inc.key.clone(), inc);
-            }
+    let mut changes = page
+        .changes
+        .into_iter()
+        .map(|c| validate_change(c, &mut buf))
+        .collect::<Result<Vec<_>>>()?;
+    // Key order, highest version first within a key; then keep the first of each key.
+    changes.sort_unstable_by(|a, b| a.key.cmp(&b.key).then(b.version.cmp(&a.version)));
+    for w in changes.windows(2) {
+        if w[0].key == w[1].key && w[0].version == w[1].version && w[0].hash() != w[1].hash() {
+            return Err(Error::protocol(format!(
+                "{}/{}: two different states with version {} in one page",
+                w[0].key.collection, w[0].key.id, w[0].version
+            )));
         }
     }
-    let mut changes: Vec<Incoming> = by_key.into_values().collect();
-    changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    changes.dedup_by(|later, first| later.key == first.key);
     Ok(ValidPage {
         changes,
         checkpoint,
@@ -295,7 +293,7 @@ pub enum Mode {
 pub fn plan_page(
     scope_name: &str,
     state: &ScopeState,
-    page: &ValidPage,
+    page: ValidPage,
     rows: &[Option<Row>],
     mode: Mode,
     now: Millis,
@@ -311,16 +309,19 @@ pub fn plan_page(
         scope: state.clone(),
         ..Changeset::default()
     };
+    out.rows.reserve(page.changes.len());
     let generation = state.generation;
-    for (inc, row) in page.changes.iter().zip(rows) {
-        if mode == Mode::Incremental {
+    if mode == Mode::Incremental {
+        for (inc, row) in page.changes.iter().zip(rows) {
             if let Some(row) = row.as_ref().filter(|r| r.cloud_hash.is_some()) {
                 check_version(row, inc)?;
             }
         }
+    }
+    for (inc, row) in page.changes.into_iter().zip(rows) {
         apply_one(scope_name, &mut out, inc, row.as_ref(), generation, now);
     }
-    out.scope.checkpoint = Some(page.checkpoint.clone());
+    out.scope.checkpoint = Some(page.checkpoint);
     Ok(out)
 }
 
@@ -344,7 +345,7 @@ fn check_version(row: &Row, inc: &Incoming) -> Result<()> {
 fn apply_one(
     scope_name: &str,
     out: &mut Changeset,
-    inc: &Incoming,
+    inc: Incoming,
     row: Option<&Row>,
     generation: u64,
     now: Millis,
@@ -362,26 +363,32 @@ fn apply_one(
                 .insert(&leaf(&inc.key.collection, &inc.key.id, h));
         }
     }
-    let touch = |pending| RowWrite::Touch {
-        key: inc.key.clone(),
-        version: inc.version,
-        updated_at: inc.updated_at.clone(),
+    let Incoming {
+        key,
+        version,
+        updated_at,
+        state,
+    } = inc;
+    let touch = |key, updated_at, pending| RowWrite::Touch {
+        key,
+        version,
+        updated_at,
         cloud_hash: new_hash,
         generation,
         pending,
     };
-    let write = || match &inc.state {
+    let write = |key, updated_at, state: Option<(Data, RecordHash)>| match state {
         Some((data, hash)) => RowWrite::Put(Row {
-            key: inc.key.clone(),
-            data: Some(data.clone()),
-            hash: Some(*hash),
-            version: inc.version,
-            updated_at: inc.updated_at.clone(),
-            cloud_hash: Some(*hash),
+            key,
+            data: Some(data),
+            hash: Some(hash),
+            version,
+            updated_at,
+            cloud_hash: Some(hash),
             generation,
             pending: None,
         }),
-        None => RowWrite::Remove(inc.key.clone()),
+        None => RowWrite::Remove(key),
     };
     match row {
         Some(r) if r.pending.is_some() => {
@@ -389,38 +396,38 @@ fn apply_one(
                 // The cloud holds exactly our edit: it was accepted.
                 out.counts.unchanged += 1;
                 out.rows.push(match new_hash {
-                    Some(_) => touch(None),
-                    None => RowWrite::Remove(inc.key.clone()),
+                    Some(_) => touch(key, updated_at, None),
+                    None => RowWrite::Remove(key),
                 });
             } else {
                 out.conflicts
-                    .push(conflict_of(scope_name, r, inc.version, new_hash, now));
+                    .push(conflict_of(scope_name, r, version, new_hash, now));
                 out.counts.conflicts += 1;
                 match (r.hash.is_some(), new_hash.is_some()) {
                     (_, false) if r.hash.is_some() => out.counts.deleted += 1,
                     (false, true) => out.counts.inserted += 1,
                     _ => out.counts.updated += 1,
                 }
-                out.rows.push(write());
+                out.rows.push(write(key, updated_at, state));
             }
         }
         None if new_hash.is_some() => {
             out.counts.inserted += 1;
-            out.rows.push(write());
+            out.rows.push(write(key, updated_at, state));
         }
         None => {} // a tombstone for a record we never had
         Some(r) => match new_hash {
             Some(h) if r.hash == Some(h) => {
                 out.counts.unchanged += 1;
-                out.rows.push(touch(None));
+                out.rows.push(touch(key, updated_at, None));
             }
             Some(_) => {
                 out.counts.updated += 1;
-                out.rows.push(write());
+                out.rows.push(write(key, updated_at, state));
             }
             None => {
                 out.counts.deleted += 1;
-                out.rows.push(RowWrite::Remove(inc.key.clone()));
+                out.rows.push(RowWrite::Remove(key));
             }
         },
     }

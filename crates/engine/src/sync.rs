@@ -375,6 +375,16 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             let keys = page.keys();
             let now = self.clock.now();
             let scope_name = scope.as_str();
+            let (checkpoint, has_more, remaining, snapshot, n) = (
+                page.checkpoint.clone(),
+                page.has_more,
+                page.remaining,
+                page.snapshot,
+                page.changes.len() as u64,
+            );
+            // The planner moves the records out of the page instead of cloning them; a store
+            // calls it once per transaction.
+            let page = std::sync::Mutex::new(Some(page));
             let applied = self
                 .store
                 .update(
@@ -382,22 +392,27 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     &keys,
                     false,
                     &|st: &ScopeState, rows: &[Option<Row>]| {
-                        plan_page(scope_name, st, &page, rows, mode, now)
+                        let page = page
+                            .lock()
+                            .map_err(|_| Error::storage("page planner poisoned"))?
+                            .take()
+                            .ok_or_else(|| {
+                                Error::storage("the store called the page planner twice")
+                            })?;
+                        plan_page(scope_name, st, page, rows, mode, now)
                     },
                 )
                 .await?;
-            state.checkpoint = Some(page.checkpoint.clone());
+            state.checkpoint = Some(checkpoint);
             state.totals = applied.totals;
             run.pages += 1;
             run.counts += applied.counts;
-            done += page.changes.len() as u64;
-            total = page.remaining.map(|r| done + r);
+            done += n;
+            total = remaining.map(|r| done + r);
             self.emit_counts(opts, scope, Phase::Apply, done, total);
-            if !page.has_more {
+            if !has_more {
                 // validate_page guarantees the last page carries its snapshot.
-                return page
-                    .snapshot
-                    .ok_or_else(|| Error::protocol("last page without snapshot"));
+                return snapshot.ok_or_else(|| Error::protocol("last page without snapshot"));
             }
         }
     }

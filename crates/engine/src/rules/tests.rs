@@ -51,7 +51,7 @@ fn apply_page(
         .iter()
         .map(|c| rows.get(&c.key).cloned())
         .collect();
-    let cs = plan_page("s", state, page, &local, mode, 7)?;
+    let cs = plan_page("s", state, page.clone(), &local, mode, 7)?;
     let counts = cs.counts;
     Ok((counts, commit(rows, state, cs)))
 }
