@@ -1,0 +1,294 @@
+//! How rows, scope state, runs and conflicts are laid out in IndexedDB.
+//!
+//! Layout, chosen for the speed of a bulk download:
+//!
+//! - **Row keys** are arrays `[scope, collection, id]` with `collection` and `id` as *binary*
+//!   keys (their UTF-8 bytes). IndexedDB compares strings by UTF-16 code units, which orders
+//!   characters above U+FFFF before U+E000..U+FFFF; the engine and the server order keys by
+//!   UTF-8 bytes. Binary keys compare bytewise, so IndexedDB's order is exactly the engine's and
+//!   key-range digests mean the same thing on both sides. The array prefix `[scope]` makes a
+//!   scope (and `[scope, collection]` a collection) one contiguous key range.
+//! - **Row values** are small objects `{m, d, s, p}`: `m` the row's metadata as a JSON string,
+//!   `d` the record's data as a JSON string (absent for a pending local delete). Structured
+//!   clone of two flat strings is far cheaper than of a nested object, the engine needs JSON
+//!   text anyway (for hashing it is parsed once), and a read that does not need the data
+//!   (`with_data: false`) never copies `d` into wasm memory. `s` (scope) and `p` (outbox
+//!   sequence) are set only while a local edit is pending: the `pending` index on `[s, p]` is
+//!   sparse, so a bulk download writes no index entries at all.
+//! - **Scope state** (`meta` store, keyed by scope name) is one JSON string with the engine's
+//!   [`ScopeState`] and the number of rows per generation, so the sweep at the end of a full
+//!   download knows without a scan whether any row is stale (after an initial sync none is).
+//! - **Runs** and **conflicts** use auto-increment keys (which are their ids, so ids grow with
+//!   time and "oldest first" is key order) and an index on the scope name; running runs also
+//!   carry `r` for a sparse `running` index.
+
+use std::collections::BTreeMap;
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use serde::{Deserialize, Serialize};
+use tether_engine::{Data, Error, Key, RecordHash, Result, Row, ScopeState};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// Object store names.
+pub(crate) const ROWS: &str = "rows";
+pub(crate) const META: &str = "meta";
+pub(crate) const CONFLICTS: &str = "conflicts";
+pub(crate) const RUNS: &str = "runs";
+/// Index names.
+pub(crate) const PENDING_INDEX: &str = "pending";
+pub(crate) const SCOPE_INDEX: &str = "scope";
+pub(crate) const RUNNING_INDEX: &str = "running";
+
+/// A row's metadata, stored as JSON in `m`. `h` is kept only when the visible hash differs
+/// from the cloud hash (a pending edit); otherwise it equals `c`.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    h: Option<RecordHash>,
+    v: u64,
+    u: String,
+    #[serde(default)]
+    c: Option<RecordHash>,
+    g: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<u64>,
+}
+
+/// A row as read: the decoded row, and the stored value (so a metadata-only write can keep
+/// the stored data string without decoding it).
+pub(crate) struct Stored {
+    pub row: Row,
+    pub data: JsValue,
+}
+
+/// Per-scope state as stored in `meta`.
+#[derive(Default, Serialize, Deserialize)]
+pub(crate) struct ScopeMeta {
+    pub state: ScopeState,
+    /// Rows per generation. Maintained with every write in the same transaction.
+    #[serde(default)]
+    pub generations: BTreeMap<u64, u64>,
+    /// False if a write ever touched a row whose generation was not known; the sweep then
+    /// scans instead of trusting `generations`.
+    #[serde(default = "yes")]
+    pub exact: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ScopeMeta {
+    pub fn decode(value: &JsValue) -> Result<Self> {
+        if value.is_undefined() {
+            return Ok(ScopeMeta {
+                exact: true,
+                ..ScopeMeta::default()
+            });
+        }
+        let text = value
+            .as_string()
+            .ok_or_else(|| Error::storage("scope state in IndexedDB is not a string"))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::storage(format!("scope state in IndexedDB is corrupt: {e}")))
+    }
+
+    pub fn encode(&self) -> Result<JsValue> {
+        json(self).map(|s| JsValue::from_str(&s))
+    }
+
+    /// Counts a row leaving generation `g`.
+    pub fn remove_gen(&mut self, g: u64) {
+        if let Some(n) = self.generations.get_mut(&g) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.generations.remove(&g);
+            }
+        }
+    }
+
+    /// Counts a row entering generation `g`.
+    pub fn add_gen(&mut self, g: u64) {
+        *self.generations.entry(g).or_default() += 1;
+    }
+
+    /// Whether some row may have a generation older than `g`.
+    pub fn may_have_older(&self, g: u64) -> bool {
+        !self.exact || self.generations.range(..g).next().is_some()
+    }
+}
+
+/// The IndexedDB key of a row.
+pub(crate) fn row_key(scope: &JsValue, key: &Key) -> JsValue {
+    Array::of3(
+        scope,
+        &Uint8Array::from(key.collection.as_bytes()),
+        &Uint8Array::from(key.id.as_bytes()),
+    )
+    .into()
+}
+
+/// Lower bound of a whole scope (`[scope]` sorts before every `[scope, ..]`).
+pub(crate) fn scope_lower(scope: &JsValue) -> JsValue {
+    Array::of1(scope).into()
+}
+
+/// Exclusive upper bound of a scope: arrays sort after binary keys.
+pub(crate) fn scope_upper(scope: &JsValue) -> JsValue {
+    Array::of2(scope, &Array::new()).into()
+}
+
+/// Inclusive lower bound of a collection.
+pub(crate) fn collection_lower(scope: &JsValue, collection: &str) -> JsValue {
+    Array::of2(scope, &Uint8Array::from(collection.as_bytes())).into()
+}
+
+/// Exclusive upper bound of a collection.
+pub(crate) fn collection_upper(scope: &JsValue, collection: &str) -> JsValue {
+    Array::of3(
+        scope,
+        &Uint8Array::from(collection.as_bytes()),
+        &Array::new(),
+    )
+    .into()
+}
+
+/// Decodes a row key `[scope, collection, id]`.
+pub(crate) fn decode_key(key: &JsValue) -> Result<Key> {
+    let arr = key
+        .dyn_ref::<Array>()
+        .filter(|a| a.length() == 3)
+        .ok_or_else(|| Error::storage("row key in IndexedDB is not [scope, collection, id]"))?;
+    Ok(Key {
+        collection: utf8(&arr.get(1))?,
+        id: utf8(&arr.get(2))?,
+    })
+}
+
+fn utf8(v: &JsValue) -> Result<String> {
+    let bytes = if let Some(buf) = v.dyn_ref::<js_sys::ArrayBuffer>() {
+        Uint8Array::new(buf).to_vec()
+    } else if let Some(arr) = v.dyn_ref::<Uint8Array>() {
+        arr.to_vec()
+    } else {
+        return Err(Error::storage("row key part in IndexedDB is not binary"));
+    };
+    String::from_utf8(bytes).map_err(|_| Error::storage("row key part in IndexedDB is not UTF-8"))
+}
+
+/// Decodes a stored row value. The data is parsed only if asked for or if an edit is pending.
+pub(crate) fn decode_row(key: Key, value: &JsValue, with_data: bool) -> Result<Stored> {
+    let m = Reflect::get(value, &"m".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .ok_or_else(|| Error::storage("row in IndexedDB has no metadata"))?;
+    let meta: Meta = serde_json::from_str(&m)
+        .map_err(|e| Error::storage(format!("row metadata in IndexedDB is corrupt: {e}")))?;
+    let data_js = Reflect::get(value, &"d".into()).unwrap_or(JsValue::UNDEFINED);
+    let present = !data_js.is_undefined();
+    let data = if present && (with_data || meta.p.is_some()) {
+        let text = data_js
+            .as_string()
+            .ok_or_else(|| Error::storage("row data in IndexedDB is not a string"))?;
+        Some(parse_data(&text)?)
+    } else {
+        None
+    };
+    Ok(Stored {
+        row: Row {
+            key,
+            data,
+            hash: if present { meta.h.or(meta.c) } else { None },
+            version: meta.v,
+            updated_at: meta.u,
+            cloud_hash: meta.c,
+            generation: meta.g,
+            pending: meta.p,
+        },
+        data: data_js,
+    })
+}
+
+/// Parses stored record data.
+pub(crate) fn parse_data(text: &str) -> Result<Data> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::storage(format!("record data in IndexedDB is corrupt: {e}")))
+}
+
+/// Encodes a row value; `data` is the stored data string (already encoded), or undefined.
+pub(crate) fn encode_row(scope: &JsValue, row: &Row, data: &JsValue) -> Result<JsValue> {
+    let meta = Meta {
+        h: if row.hash != row.cloud_hash {
+            row.hash
+        } else {
+            None
+        },
+        v: row.version,
+        u: row.updated_at.clone(),
+        c: row.cloud_hash,
+        g: row.generation,
+        p: row.pending,
+    };
+    let obj = Object::new();
+    set(&obj, "m", &JsValue::from_str(&json(&meta)?))?;
+    if !data.is_undefined() {
+        set(&obj, "d", data)?;
+    }
+    if let Some(p) = row.pending {
+        set(&obj, "s", scope)?;
+        set(&obj, "p", &JsValue::from_f64(p as f64))?;
+    }
+    Ok(obj.into())
+}
+
+/// The data string of a row to store.
+pub(crate) fn encode_data(data: Option<&Data>) -> Result<JsValue> {
+    match data {
+        Some(d) => json(d).map(|s| JsValue::from_str(&s)),
+        None => Ok(JsValue::UNDEFINED),
+    }
+}
+
+/// A `{s, j}` value (runs, conflicts), with `r` set when given (the sparse running index).
+pub(crate) fn encode_tagged<T: Serialize>(scope: &str, item: &T, running: bool) -> Result<JsValue> {
+    let obj = Object::new();
+    set(&obj, "s", &JsValue::from_str(scope))?;
+    set(&obj, "j", &JsValue::from_str(&json(item)?))?;
+    if running {
+        set(&obj, "r", &JsValue::from_str(scope))?;
+    }
+    Ok(obj.into())
+}
+
+/// Decodes a `{s, j}` value; returns the scope and the item.
+pub(crate) fn decode_tagged<T: for<'de> Deserialize<'de>>(value: &JsValue) -> Result<(String, T)> {
+    let field = |name: &str| {
+        Reflect::get(value, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .ok_or_else(|| Error::storage(format!("IndexedDB entry has no {name:?} string")))
+    };
+    let scope = field("s")?;
+    let item = serde_json::from_str(&field("j")?)
+        .map_err(|e| Error::storage(format!("IndexedDB entry is corrupt: {e}")))?;
+    Ok((scope, item))
+}
+
+/// An auto-increment key as an id.
+pub(crate) fn id_of(key: &JsValue) -> Result<u64> {
+    key.as_f64()
+        .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+        .map(|f| f as u64)
+        .ok_or_else(|| Error::storage("IndexedDB id is not a non-negative integer"))
+}
+
+fn set(obj: &Object, name: &str, value: &JsValue) -> Result<()> {
+    Reflect::set(obj, &name.into(), value)
+        .map(|_| ())
+        .map_err(|_| Error::storage("cannot build an IndexedDB value"))
+}
+
+fn json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v)
+        .map_err(|e| Error::storage(format!("cannot encode for IndexedDB: {e}")))
+}

@@ -1,0 +1,91 @@
+//! Futures over IndexedDB requests and transactions, plus the error mapping.
+//!
+//! A request is awaited through a `Promise` whose `resolve`/`reject` are installed directly as
+//! the request's `onsuccess`/`onerror` handlers: no Rust closure is allocated per request and
+//! none can leak. wasm-bindgen-futures resumes the awaiting task in a microtask of the success
+//! event, while the transaction is still active, so further requests can be issued in it.
+
+use js_sys::{Array, Promise};
+use tether_engine::{Error, Result};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{DomException, IdbRequest, IdbTransaction};
+
+/// Waits for a request to succeed and returns its result.
+pub(crate) async fn wait(req: &IdbRequest) -> Result<JsValue> {
+    let promise = Promise::new(&mut |resolve, reject| {
+        req.set_onsuccess(Some(&resolve));
+        req.set_onerror(Some(&reject));
+    });
+    let outcome = JsFuture::from(promise).await;
+    req.set_onsuccess(None);
+    req.set_onerror(None);
+    match outcome {
+        Ok(_) => req
+            .result()
+            .map_err(|e| js_storage_error("reading a request result", &e)),
+        Err(_) => Err(dom_error("request", req.error().ok().flatten())),
+    }
+}
+
+/// Waits for a read-write transaction to commit. Every request must have been issued before:
+/// the handlers are installed here, which is still before the browser can commit.
+pub(crate) async fn committed(tx: &IdbTransaction) -> Result<()> {
+    let promise = Promise::new(&mut |resolve, reject| {
+        tx.set_oncomplete(Some(&resolve));
+        tx.set_onabort(Some(&reject));
+    });
+    let outcome = JsFuture::from(promise).await;
+    tx.set_oncomplete(None);
+    tx.set_onabort(None);
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(_) => Err(dom_error("transaction", tx.error())),
+    }
+}
+
+/// Aborts a transaction whose writes must not land (planner error, bad row). Aborting a
+/// transaction that already finished throws; there is nothing left to undo then.
+pub(crate) fn abort(tx: &IdbTransaction) {
+    let _ = tx.abort();
+}
+
+/// Maps an IndexedDB failure to a storage error. A `QuotaExceededError` says what to do: the
+/// transaction was rolled back, so the last committed page and its checkpoint are intact and
+/// the sync resumes from there once space is freed.
+pub(crate) fn dom_error(what: &str, ex: Option<DomException>) -> Error {
+    match ex {
+        Some(ex) => storage_error_named(what, &ex.name(), &ex.message()),
+        None => Error::storage(format!("IndexedDB {what} aborted")),
+    }
+}
+
+/// The storage error for a DOMException name and message.
+pub fn storage_error_named(what: &str, name: &str, message: &str) -> Error {
+    if name == "QuotaExceededError" {
+        Error::storage(format!(
+            "IndexedDB quota exceeded during {what} ({message}); nothing of this write was kept, \
+             the last committed page and its checkpoint are intact: free space and sync again"
+        ))
+    } else {
+        Error::storage(format!("IndexedDB {what} failed: {name}: {message}"))
+    }
+}
+
+/// Maps an exception thrown synchronously by an IndexedDB call.
+pub(crate) fn js_storage_error(what: &str, err: &JsValue) -> Error {
+    if let Some(ex) = err.dyn_ref::<DomException>() {
+        return storage_error_named(what, &ex.name(), &ex.message());
+    }
+    if let Some(e) = err.dyn_ref::<js_sys::Error>() {
+        let name: String = e.name().into();
+        let message: String = e.message().into();
+        return storage_error_named(what, &name, &message);
+    }
+    Error::storage(format!("IndexedDB {what} failed: {err:?}"))
+}
+
+/// A JS array of strings (object store names, key paths).
+pub(crate) fn str_array(items: &[&str]) -> Array {
+    items.iter().map(|s| JsValue::from_str(s)).collect()
+}

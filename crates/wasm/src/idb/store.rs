@@ -1,0 +1,692 @@
+//! The [`Store`] implementation of [`IdbStore`].
+
+use std::collections::HashMap;
+
+use js_sys::Array;
+use tether_engine::memory::interrupted;
+use tether_engine::rules::RowWrite;
+use tether_engine::store::{snapshot_of, Applied, Planner};
+use tether_engine::{
+    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, RunStatus, ScopeId, ScopeState,
+    Snapshot, Store,
+};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{
+    IdbCursor, IdbCursorDirection, IdbCursorWithValue, IdbKeyRange, IdbObjectStore, IdbRequest,
+    IdbTransaction, IdbTransactionMode,
+};
+
+use super::codec::{
+    collection_lower, collection_upper, decode_key, decode_row, decode_tagged, encode_data,
+    encode_row, encode_tagged, id_of, row_key, scope_lower, scope_upper, ScopeMeta, CONFLICTS,
+    META, PENDING_INDEX, ROWS, RUNNING_INDEX, RUNS, SCOPE_INDEX,
+};
+use super::request::{abort, committed, js_storage_error, wait};
+use super::IdbStore;
+
+const RO: IdbTransactionMode = IdbTransactionMode::Readonly;
+const RW: IdbTransactionMode = IdbTransactionMode::Readwrite;
+
+/// Rows read per request when scanning a range (bounds memory on large scopes).
+const SCAN_BATCH: u32 = 2000;
+
+/// Rows read for a write, in the order of the keys asked for.
+struct ReadRows {
+    keys: Vec<Key>,
+    key_js: Vec<JsValue>,
+    rows: Vec<Option<Row>>,
+    /// The stored data string of each row (undefined when absent), kept for metadata-only
+    /// writes so the data is never decoded and encoded again.
+    data: Vec<JsValue>,
+}
+
+impl Store for IdbStore {
+    async fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState> {
+        let tx = self.transaction(&[META], RO).await?;
+        let req = call(object_store(&tx, META)?.get(&scope.as_str().into()))?;
+        Ok(ScopeMeta::decode(&wait(&req).await?)?.state)
+    }
+
+    async fn update(
+        &self,
+        scope: &ScopeId,
+        keys: &[Key],
+        with_data: bool,
+        planner: &dyn Planner,
+    ) -> Result<Applied> {
+        let tx = self.transaction(&[ROWS, META, CONFLICTS], RW).await?;
+        let result = update_in(&tx, scope, keys, with_data, planner).await;
+        if result.is_err() {
+            abort(&tx);
+        }
+        result
+    }
+
+    async fn update_stale(
+        &self,
+        scope: &ScopeId,
+        generation: u64,
+        planner: &dyn Planner,
+    ) -> Result<Applied> {
+        let tx = self.transaction(&[ROWS, META, CONFLICTS], RW).await?;
+        let result = update_stale_in(&tx, scope, generation, planner).await;
+        if result.is_err() {
+            abort(&tx);
+        }
+        result
+    }
+
+    async fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>> {
+        let tx = self.transaction(&[ROWS], RO).await?;
+        let scope_js = JsValue::from_str(scope.as_str());
+        let req = call(object_store(&tx, ROWS)?.get(&row_key(&scope_js, key)))?;
+        let value = wait(&req).await?;
+        if value.is_undefined() {
+            return Ok(None);
+        }
+        Ok(Some(decode_row(key.clone(), &value, true)?.row))
+    }
+
+    async fn list(
+        &self,
+        scope: &ScopeId,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let tx = self.transaction(&[ROWS], RO).await?;
+        let rows = object_store(&tx, ROWS)?;
+        let scope_js = JsValue::from_str(scope.as_str());
+        let (mut lower, mut open) = match after {
+            Some(a) => (row_key(&scope_js, &Key::new(collection, a)), true),
+            None => (collection_lower(&scope_js, collection), false),
+        };
+        let upper = collection_upper(&scope_js, collection);
+        loop {
+            let want = (limit - out.len()).min(SCAN_BATCH as usize) as u32;
+            let range = bound(&lower, &upper, open)?;
+            let (keys, values) = get_all(&rows, &range, want).await?;
+            let n = keys.length();
+            for i in 0..n {
+                let row = decode_row(decode_key(&keys.get(i))?, &values.get(i), true)?.row;
+                // Pending local deletes stay stored (they must be pushed) but are not visible.
+                if row.data.is_some() {
+                    out.push(row);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if n < want {
+                return Ok(out);
+            }
+            lower = keys.get(n - 1);
+            open = true;
+        }
+    }
+
+    async fn count(&self, scope: &ScopeId, collection: Option<&str>) -> Result<u64> {
+        let tx = self.transaction(&[ROWS], RO).await?;
+        let rows = object_store(&tx, ROWS)?;
+        let scope_js = JsValue::from_str(scope.as_str());
+        let range = match collection {
+            Some(c) => bound(
+                &collection_lower(&scope_js, c),
+                &collection_upper(&scope_js, c),
+                false,
+            )?,
+            None => bound(&scope_lower(&scope_js), &scope_upper(&scope_js), false)?,
+        };
+        let total = call(rows.count_with_key(&range))?;
+        // Stored rows minus pending local deletes, found through the (small, sparse) pending
+        // index rather than by reading every row.
+        let index = rows
+            .index(PENDING_INDEX)
+            .map_err(|e| js_storage_error("opening an index", &e))?;
+        let pending_range = bound(&scope_lower(&scope_js), &scope_upper(&scope_js), false)?;
+        let values = call(index.get_all_with_key(&pending_range))?;
+        let keys = call(index.get_all_keys_with_key(&pending_range))?;
+        let keys: Array = wait(&keys).await?.unchecked_into();
+        let values: Array = values
+            .result()
+            .map_err(|e| js_storage_error("count", &e))?
+            .unchecked_into();
+        let total = as_u64(&total.result().map_err(|e| js_storage_error("count", &e))?)?;
+        let mut hidden = 0;
+        for i in 0..keys.length() {
+            let key = decode_key(&keys.get(i))?;
+            if collection.is_some_and(|c| key.collection != c) {
+                continue;
+            }
+            if decode_row(key, &values.get(i), false)?.row.hash.is_none() {
+                hidden += 1;
+            }
+        }
+        Ok(total.saturating_sub(hidden))
+    }
+
+    async fn pending(
+        &self,
+        scope: &ScopeId,
+        after_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let tx = self.transaction(&[ROWS], RO).await?;
+        let index = object_store(&tx, ROWS)?
+            .index(PENDING_INDEX)
+            .map_err(|e| js_storage_error("opening an index", &e))?;
+        let scope_js = JsValue::from_str(scope.as_str());
+        let (lower, open) = match after_seq {
+            Some(s) => (
+                Array::of2(&scope_js, &JsValue::from_f64(s as f64)).into(),
+                true,
+            ),
+            None => (scope_lower(&scope_js), false),
+        };
+        let range = bound(&lower, &scope_upper(&scope_js), open)?;
+        let want = u32::try_from(limit).unwrap_or(u32::MAX);
+        let values = call(index.get_all_with_key_and_limit(&range, want))?;
+        let keys = call(index.get_all_keys_with_key_and_limit(&range, want))?;
+        let keys: Array = wait(&keys).await?.unchecked_into();
+        let values: Array = values
+            .result()
+            .map_err(|e| js_storage_error("pending", &e))?
+            .unchecked_into();
+        (0..keys.length())
+            .map(|i| Ok(decode_row(decode_key(&keys.get(i))?, &values.get(i), true)?.row))
+            .collect()
+    }
+
+    async fn pending_count(&self, scope: &ScopeId) -> Result<u64> {
+        let tx = self.transaction(&[ROWS], RO).await?;
+        let index = object_store(&tx, ROWS)?
+            .index(PENDING_INDEX)
+            .map_err(|e| js_storage_error("opening an index", &e))?;
+        let scope_js = JsValue::from_str(scope.as_str());
+        let range = bound(&scope_lower(&scope_js), &scope_upper(&scope_js), false)?;
+        as_u64(&wait(&call(index.count_with_key(&range))?).await?)
+    }
+
+    async fn conflicts(&self, scope: &ScopeId) -> Result<Vec<Conflict>> {
+        let tx = self.transaction(&[CONFLICTS], RO).await?;
+        let index = object_store(&tx, CONFLICTS)?
+            .index(SCOPE_INDEX)
+            .map_err(|e| js_storage_error("opening an index", &e))?;
+        let only = JsValue::from_str(scope.as_str());
+        let values = call(index.get_all_with_key(&only))?;
+        let keys = call(index.get_all_keys_with_key(&only))?;
+        let keys: Array = wait(&keys).await?.unchecked_into();
+        let values: Array = values
+            .result()
+            .map_err(|e| js_storage_error("conflicts", &e))?
+            .unchecked_into();
+        (0..keys.length())
+            .map(|i| {
+                let (_, c): (String, Conflict) = decode_tagged(&values.get(i))?;
+                Ok(Conflict {
+                    id: id_of(&keys.get(i))?,
+                    ..c
+                })
+            })
+            .collect()
+    }
+
+    async fn dismiss_conflict(&self, scope: &ScopeId, id: u64) -> Result<bool> {
+        let tx = self.transaction(&[CONFLICTS], RW).await?;
+        let conflicts = object_store(&tx, CONFLICTS)?;
+        let key = JsValue::from_f64(id as f64);
+        let value = wait(&call(conflicts.get(&key))?).await?;
+        if value.is_undefined() {
+            return Ok(false);
+        }
+        let (owner, _): (String, Conflict) = decode_tagged(&value)?;
+        if owner != scope.as_str() {
+            return Ok(false);
+        }
+        call(conflicts.delete(&key))?;
+        committed(&tx).await?;
+        Ok(true)
+    }
+
+    async fn start_run(&self, run: &Run) -> Result<u64> {
+        let tx = self.transaction(&[RUNS], RW).await?;
+        let result = start_run_in(&tx, run).await;
+        if result.is_err() {
+            abort(&tx);
+        }
+        result
+    }
+
+    async fn finish_run(&self, run: &Run) -> Result<()> {
+        let tx = self.transaction(&[RUNS], RW).await?;
+        let runs = object_store(&tx, RUNS)?;
+        let key = JsValue::from_f64(run.id as f64);
+        if wait(&call(runs.get(&key))?).await?.is_undefined() {
+            abort(&tx);
+            return Err(Error::storage(format!("no run with id {}", run.id)));
+        }
+        let running = run.status == RunStatus::Running;
+        call(runs.put_with_key(&encode_tagged(&run.scope, run, running)?, &key))?;
+        committed(&tx).await
+    }
+
+    async fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let tx = self.transaction(&[RUNS], RO).await?;
+        let index = object_store(&tx, RUNS)?
+            .index(SCOPE_INDEX)
+            .map_err(|e| js_storage_error("opening an index", &e))?;
+        // Newest first: walk the scope's entries backwards, stopping after `limit`.
+        let req = call(index.open_cursor_with_range_and_direction(
+            &scope.as_str().into(),
+            IdbCursorDirection::Prev,
+        ))?;
+        loop {
+            let cursor = wait(&req).await?;
+            let Some(cursor) = cursor.dyn_ref::<IdbCursorWithValue>() else {
+                return Ok(out);
+            };
+            out.push(run_of(
+                &cursor.primary_key().map_err(cursor_err)?,
+                &cursor.value().map_err(cursor_err)?,
+            )?);
+            if out.len() == limit {
+                return Ok(out);
+            }
+            cursor.continue_().map_err(cursor_err)?;
+        }
+    }
+
+    async fn runs_since(&self, scope: &ScopeId, since: Millis) -> Result<Vec<Run>> {
+        let tx = self.transaction(&[RUNS], RO).await?;
+        let index = object_store(&tx, RUNS)?
+            .index(SCOPE_INDEX)
+            .map_err(|e| js_storage_error("opening an index", &e))?;
+        let only = JsValue::from_str(scope.as_str());
+        let values = call(index.get_all_with_key(&only))?;
+        let keys = call(index.get_all_keys_with_key(&only))?;
+        let keys: Array = wait(&keys).await?.unchecked_into();
+        let values: Array = values
+            .result()
+            .map_err(|e| js_storage_error("runs", &e))?
+            .unchecked_into();
+        let mut out = Vec::new();
+        for i in (0..keys.length()).rev() {
+            let run = run_of(&keys.get(i), &values.get(i))?;
+            if run.started_at >= since {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn range_snapshot(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        rehash: bool,
+    ) -> Result<Snapshot> {
+        let mut total = Snapshot::default();
+        let tx = self.transaction(&[ROWS], RO).await?;
+        let rows = object_store(&tx, ROWS)?;
+        let scope_js = JsValue::from_str(scope.as_str());
+        let Some((mut lower, upper)) = idb_bounds(&scope_js, range) else {
+            return Ok(total);
+        };
+        let mut open = false;
+        loop {
+            let (keys, values) = get_all(&rows, &bound(&lower, &upper, open)?, SCAN_BATCH).await?;
+            let n = keys.length();
+            let batch: Vec<Row> = (0..n)
+                .map(|i| Ok(decode_row(decode_key(&keys.get(i))?, &values.get(i), rehash)?.row))
+                .collect::<Result<_>>()?;
+            let part = snapshot_of(&batch, rehash);
+            total.count += part.count;
+            total.digest.add(&part.digest);
+            if n < SCAN_BATCH {
+                return Ok(total);
+            }
+            lower = keys.get(n - 1);
+            open = true;
+        }
+    }
+
+    async fn range_keys(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<Vec<Key>> {
+        let scope_js = JsValue::from_str(scope.as_str());
+        let Some((lower, upper)) = idb_bounds(&scope_js, range) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let tx = self.transaction(&[ROWS], RO).await?;
+        let rows = object_store(&tx, ROWS)?;
+        let want = u32::try_from(limit).unwrap_or(u32::MAX);
+        let range = bound(&lower, &upper, false)?;
+        let req = call(rows.get_all_keys_with_key_and_limit(&range, want))?;
+        let keys: Array = wait(&req).await?.unchecked_into();
+        keys.iter().map(|k| decode_key(&k)).collect()
+    }
+
+    async fn nth_key(&self, scope: &ScopeId, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
+        let scope_js = JsValue::from_str(scope.as_str());
+        let Some((lower, upper)) = idb_bounds(&scope_js, range) else {
+            return Ok(None);
+        };
+        let tx = self.transaction(&[ROWS], RO).await?;
+        let rows = object_store(&tx, ROWS)?;
+        let range = bound(&lower, &upper, false)?;
+        let req = call(rows.open_key_cursor_with_range(&range))?;
+        let mut left = offset;
+        loop {
+            let cursor = wait(&req).await?;
+            let Some(cursor) = cursor.dyn_ref::<IdbCursor>() else {
+                return Ok(None);
+            };
+            if left == 0 {
+                return decode_key(&cursor.primary_key().map_err(cursor_err)?).map(Some);
+            }
+            let step = u32::try_from(left).unwrap_or(u32::MAX);
+            left -= u64::from(step);
+            cursor.advance(step).map_err(cursor_err)?;
+        }
+    }
+
+    async fn scopes(&self) -> Result<Vec<ScopeId>> {
+        let tx = self.transaction(&[META], RO).await?;
+        let req = call(object_store(&tx, META)?.get_all_keys())?;
+        let keys: Array = wait(&req).await?.unchecked_into();
+        keys.iter()
+            .map(|k| {
+                let name = k
+                    .as_string()
+                    .ok_or_else(|| Error::storage("scope key in IndexedDB is not a string"))?;
+                ScopeId::new(name)
+            })
+            .collect()
+    }
+}
+
+async fn update_in(
+    tx: &IdbTransaction,
+    scope: &ScopeId,
+    keys: &[Key],
+    with_data: bool,
+    planner: &dyn Planner,
+) -> Result<Applied> {
+    let scope_js = JsValue::from_str(scope.as_str());
+    let rows_os = object_store(tx, ROWS)?;
+    let meta_req = call(object_store(tx, META)?.get(&scope_js))?;
+    let key_js: Vec<JsValue> = keys.iter().map(|k| row_key(&scope_js, k)).collect();
+    // Issue every read at once; requests complete in order, so awaiting the last suffices.
+    let reqs = key_js
+        .iter()
+        .map(|k| call(rows_os.get(k)))
+        .collect::<Result<Vec<_>>>()?;
+    wait(reqs.last().unwrap_or(&meta_req)).await?;
+    let meta = ScopeMeta::decode(&result_of(&meta_req)?)?;
+    let mut read = ReadRows {
+        keys: keys.to_vec(),
+        key_js,
+        rows: Vec::with_capacity(keys.len()),
+        data: Vec::with_capacity(keys.len()),
+    };
+    for (req, key) in reqs.iter().zip(keys) {
+        let value = result_of(req)?;
+        if value.is_undefined() {
+            read.rows.push(None);
+            read.data.push(JsValue::UNDEFINED);
+        } else {
+            let stored = decode_row(key.clone(), &value, with_data)?;
+            read.rows.push(Some(stored.row));
+            read.data.push(stored.data);
+        }
+    }
+    write(tx, scope, &scope_js, meta, read, planner).await
+}
+
+async fn update_stale_in(
+    tx: &IdbTransaction,
+    scope: &ScopeId,
+    generation: u64,
+    planner: &dyn Planner,
+) -> Result<Applied> {
+    let scope_js = JsValue::from_str(scope.as_str());
+    let rows_os = object_store(tx, ROWS)?;
+    let meta_req = call(object_store(tx, META)?.get(&scope_js))?;
+    let meta = ScopeMeta::decode(&wait(&meta_req).await?)?;
+    let mut read = ReadRows {
+        keys: Vec::new(),
+        key_js: Vec::new(),
+        rows: Vec::new(),
+        data: Vec::new(),
+    };
+    // The per-generation counts say whether anything is stale; after an initial download
+    // nothing is, and the scan of every row is skipped.
+    if meta.may_have_older(generation) {
+        let upper = scope_upper(&scope_js);
+        let mut lower = scope_lower(&scope_js);
+        let mut open = false;
+        loop {
+            let (keys, values) =
+                get_all(&rows_os, &bound(&lower, &upper, open)?, SCAN_BATCH).await?;
+            let n = keys.length();
+            for i in 0..n {
+                let key_js = keys.get(i);
+                let value = values.get(i);
+                let key = decode_key(&key_js)?;
+                if decode_row(key.clone(), &value, false)?.row.generation < generation {
+                    let stored = decode_row(key.clone(), &value, true)?;
+                    read.keys.push(key);
+                    read.key_js.push(key_js);
+                    read.rows.push(Some(stored.row));
+                    read.data.push(stored.data);
+                }
+            }
+            if n < SCAN_BATCH {
+                break;
+            }
+            lower = keys.get(n - 1);
+            open = true;
+        }
+    }
+    write(tx, scope, &scope_js, meta, read, planner).await
+}
+
+/// Plans and writes one changeset, then waits for the commit.
+async fn write(
+    tx: &IdbTransaction,
+    scope: &ScopeId,
+    scope_js: &JsValue,
+    mut meta: ScopeMeta,
+    read: ReadRows,
+    planner: &dyn Planner,
+) -> Result<Applied> {
+    let changes = planner.plan(&meta.state, &read.rows)?;
+    let position: HashMap<&Key, usize> = if changes.rows.is_empty() {
+        HashMap::new()
+    } else {
+        read.keys.iter().enumerate().map(|(i, k)| (k, i)).collect()
+    };
+    let existing = |key: &Key| {
+        position
+            .get(key)
+            .and_then(|&i| read.rows[i].as_ref().map(|r| (i, r)))
+    };
+    // Check every write before the first one, as the memory store does.
+    for w in &changes.rows {
+        if let RowWrite::Touch { key, .. } = w {
+            if existing(key).is_none() {
+                return Err(Error::storage(format!(
+                    "touch of a missing row {}/{}",
+                    key.collection, key.id
+                )));
+            }
+        }
+    }
+    let rows_os = object_store(tx, ROWS)?;
+    let key_of = |key: &Key| match position.get(key) {
+        Some(&i) => read.key_js[i].clone(),
+        None => row_key(scope_js, key),
+    };
+    for w in &changes.rows {
+        let key = match w {
+            RowWrite::Put(row) => &row.key,
+            RowWrite::Touch { key, .. } | RowWrite::Remove(key) => key,
+        };
+        match existing(key) {
+            Some((_, old)) => meta.remove_gen(old.generation),
+            // A key the planner was not given: its old generation is unknown.
+            None if !position.contains_key(key) => meta.exact = false,
+            None => {}
+        }
+        match w {
+            RowWrite::Put(row) => {
+                meta.add_gen(row.generation);
+                let value = encode_row(scope_js, row, &encode_data(row.data.as_ref())?)?;
+                call(rows_os.put_with_key(&value, &key_of(key)))?;
+            }
+            RowWrite::Touch {
+                key,
+                version,
+                updated_at,
+                cloud_hash,
+                generation,
+                pending,
+            } => {
+                let Some((i, old)) = existing(key) else {
+                    continue; // checked above
+                };
+                meta.add_gen(*generation);
+                let row = Row {
+                    key: key.clone(),
+                    data: None,
+                    hash: old.hash,
+                    version: *version,
+                    updated_at: updated_at.clone(),
+                    cloud_hash: *cloud_hash,
+                    generation: *generation,
+                    pending: *pending,
+                };
+                let value = encode_row(scope_js, &row, &read.data[i])?;
+                call(rows_os.put_with_key(&value, &read.key_js[i]))?;
+            }
+            RowWrite::Remove(_) => {
+                call(rows_os.delete(&key_of(key)))?;
+            }
+        }
+    }
+    meta.state = changes.scope.clone();
+    call(object_store(tx, META)?.put_with_key(&meta.encode()?, scope_js))?;
+    if !changes.conflicts.is_empty() {
+        let conflicts = object_store(tx, CONFLICTS)?;
+        for c in &changes.conflicts {
+            call(conflicts.add(&encode_tagged(scope.as_str(), c, false)?))?;
+        }
+    }
+    committed(tx).await?;
+    Ok(Applied::of(&changes))
+}
+
+async fn start_run_in(tx: &IdbTransaction, run: &Run) -> Result<u64> {
+    let runs = object_store(tx, RUNS)?;
+    let index = runs
+        .index(RUNNING_INDEX)
+        .map_err(|e| js_storage_error("opening an index", &e))?;
+    let only = JsValue::from_str(&run.scope);
+    let values = call(index.get_all_with_key(&only))?;
+    let keys = call(index.get_all_keys_with_key(&only))?;
+    let keys: Array = wait(&keys).await?.unchecked_into();
+    let values: Array = result_of(&values)?.unchecked_into();
+    // A run of this scope still marked running was interrupted (runs never overlap).
+    for i in 0..keys.length() {
+        let mut stale = run_of(&keys.get(i), &values.get(i))?;
+        stale.status = RunStatus::Failed;
+        stale.error = Some(interrupted());
+        call(runs.put_with_key(&encode_tagged(&stale.scope, &stale, false)?, &keys.get(i)))?;
+    }
+    let running = run.status == RunStatus::Running;
+    let added = call(runs.add(&encode_tagged(&run.scope, run, running)?))?;
+    let id = id_of(&wait(&added).await?)?;
+    committed(tx).await?;
+    Ok(id)
+}
+
+fn run_of(key: &JsValue, value: &JsValue) -> Result<Run> {
+    let (_, run): (String, Run) = decode_tagged(value)?;
+    Ok(Run {
+        id: id_of(key)?,
+        ..run
+    })
+}
+
+/// Issues `getAll` and `getAllKeys` over the same range (consistent within the transaction).
+async fn get_all(os: &IdbObjectStore, range: &IdbKeyRange, limit: u32) -> Result<(Array, Array)> {
+    let values = call(os.get_all_with_key_and_limit(range, limit))?;
+    let keys = call(os.get_all_keys_with_key_and_limit(range, limit))?;
+    let keys: Array = wait(&keys).await?.unchecked_into();
+    Ok((keys, result_of(&values)?.unchecked_into()))
+}
+
+/// IndexedDB bounds of a key range within a scope; `None` if the range is empty.
+fn idb_bounds(scope_js: &JsValue, range: &KeyRange) -> Option<(JsValue, JsValue)> {
+    if let (Some(from), Some(to)) = (&range.from, &range.to) {
+        if from >= to {
+            return None;
+        }
+    }
+    let lower = match &range.from {
+        Some(k) => row_key(scope_js, k),
+        None => scope_lower(scope_js),
+    };
+    let upper = match &range.to {
+        Some(k) => row_key(scope_js, k),
+        None => scope_upper(scope_js),
+    };
+    Some((lower, upper))
+}
+
+/// `[lower, upper)`, or `(lower, upper)` when `lower_open`.
+fn bound(lower: &JsValue, upper: &JsValue, lower_open: bool) -> Result<IdbKeyRange> {
+    IdbKeyRange::bound_with_lower_open_and_upper_open(lower, upper, lower_open, true)
+        .map_err(|e| js_storage_error("building a key range", &e))
+}
+
+fn object_store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
+    tx.object_store(name)
+        .map_err(|e| js_storage_error("opening an object store", &e))
+}
+
+fn call(req: std::result::Result<IdbRequest, JsValue>) -> Result<IdbRequest> {
+    req.map_err(|e| js_storage_error("a request", &e))
+}
+
+fn result_of(req: &IdbRequest) -> Result<JsValue> {
+    req.result()
+        .map_err(|e| js_storage_error("reading a request result", &e))
+}
+
+fn cursor_err(e: JsValue) -> Error {
+    js_storage_error("moving a cursor", &e)
+}
+
+fn as_u64(v: &JsValue) -> Result<u64> {
+    v.as_f64()
+        .map(|f| f as u64)
+        .ok_or_else(|| Error::storage("IndexedDB count is not a number"))
+}
