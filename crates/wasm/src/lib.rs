@@ -1,9 +1,14 @@
 //! Tether in the browser: the replica store over IndexedDB ([`IdbStore`]), remotes over `fetch`
-//! and over user JavaScript functions, and the `#[wasm_bindgen]` API that the npm package wraps.
+//! and over user JavaScript functions ([`remote`]), and the `#[wasm_bindgen]` API that the npm
+//! package in `js/` wraps ([`api`]).
 //!
 //! All sync logic lives in `tether-engine`; this crate only moves bytes between the engine and
 //! the browser. Futures here are single-threaded (`!Send`), which the engine allows on wasm.
 
+pub mod any_store;
+pub mod api;
 pub mod idb;
+pub mod js;
+pub mod remote;
 
 pub use idb::IdbStore;

@@ -1,0 +1,344 @@
+//! The `#[wasm_bindgen]` classes behind the npm package (`js/` wraps them in idiomatic
+//! TypeScript). Every method takes `&self` and returns a `Promise` from a future that owns an
+//! `Rc` of the shared state, so overlapping calls from JS never hold a wasm-bindgen borrow
+//! across an await (no "recursive use of an object" panic) and freeing an object while one of
+//! its calls runs is safe.
+
+use std::rc::Rc;
+
+use js_sys::{Function, Promise};
+use tether_engine::schedule::Schedule;
+use tether_engine::sync::ProgressSink;
+use tether_engine::{
+    CancelFlag, Error, MemoryStore, Progress, Result, ScopeHandle, ScopeId, Store, SyncOptions,
+    Syncer, Trigger,
+};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use web_sys::AbortSignal;
+
+use crate::any_store::AnyStore;
+use crate::js::{json_of, now, prop, to_js, to_js_error};
+use crate::remote::AnyRemote;
+use crate::IdbStore;
+
+/// Default age after which `status()` recommends a sync (the default background interval).
+const DEFAULT_MAX_AGE_MS: i64 = 15 * 60_000;
+
+struct ReplicaState {
+    name: String,
+    store: AnyStore,
+}
+
+/// A replica: one local database holding any number of scopes.
+#[wasm_bindgen(js_name = WasmReplica)]
+pub struct WasmReplica {
+    state: Rc<ReplicaState>,
+}
+
+/// One scope of a replica.
+#[wasm_bindgen(js_name = WasmScope)]
+pub struct WasmScope {
+    state: Rc<ReplicaState>,
+    scope: ScopeId,
+}
+
+#[wasm_bindgen(js_class = WasmReplica)]
+impl WasmReplica {
+    /// Opens (creating if needed) the IndexedDB replica `name`.
+    pub async fn open(name: String) -> std::result::Result<WasmReplica, JsValue> {
+        let store = IdbStore::open(&name).await.map_err(|e| to_js_error(&e))?;
+        Ok(WasmReplica {
+            state: Rc::new(ReplicaState {
+                name,
+                store: AnyStore::Idb(store),
+            }),
+        })
+    }
+
+    /// An in-memory replica, optionally restored from `exportSnapshot()`'s JSON.
+    #[wasm_bindgen(js_name = openInMemory)]
+    pub fn open_in_memory(
+        name: String,
+        snapshot: Option<String>,
+    ) -> std::result::Result<WasmReplica, JsValue> {
+        let store = match snapshot {
+            Some(json) => MemoryStore::import(&json).map_err(|e| to_js_error(&e))?,
+            None => MemoryStore::new(),
+        };
+        Ok(WasmReplica {
+            state: Rc::new(ReplicaState {
+                name,
+                store: AnyStore::Memory(store),
+            }),
+        })
+    }
+
+    /// The replica's name (the IndexedDB database name).
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.state.name.clone()
+    }
+
+    /// `"indexeddb"` or `"memory"`.
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        match self.state.store {
+            AnyStore::Idb(_) => "indexeddb".into(),
+            AnyStore::Memory(_) => "memory".into(),
+        }
+    }
+
+    /// The whole in-memory replica as JSON (for a host to persist).
+    #[wasm_bindgen(js_name = exportSnapshot)]
+    pub fn export_snapshot(&self) -> std::result::Result<String, JsValue> {
+        match &self.state.store {
+            AnyStore::Memory(m) => Ok(m.export()),
+            AnyStore::Idb(_) => Err(to_js_error(&Error::invalid(
+                "exportSnapshot is for in-memory replicas; IndexedDB replicas persist by themselves",
+            ))),
+        }
+    }
+
+    /// A handle on one scope.
+    pub fn scope(&self, id: String) -> std::result::Result<WasmScope, JsValue> {
+        Ok(WasmScope {
+            state: self.state.clone(),
+            scope: ScopeId::new(id).map_err(|e| to_js_error(&e))?,
+        })
+    }
+
+    /// Names of the scopes with stored state.
+    pub fn scopes(&self) -> Promise {
+        let state = self.state.clone();
+        promise(async move {
+            let names: Vec<String> = state
+                .store
+                .scopes()
+                .await?
+                .into_iter()
+                .map(String::from)
+                .collect();
+            to_js(&names)
+        })
+    }
+
+    /// Closes the database connection (the next call reopens it).
+    pub fn close(&self) {
+        if let AnyStore::Idb(s) = &self.state.store {
+            s.close();
+        }
+    }
+}
+
+/// A promise of `$body`, run with `$h` a [`ScopeHandle`] on a clone of the shared state.
+macro_rules! scoped {
+    ($self:ident, |$h:ident| $body:expr) => {{
+        let state = $self.state.clone();
+        let scope = $self.scope.clone();
+        promise(async move {
+            let $h = ScopeHandle::new(&state.store, scope);
+            $body
+        })
+    }};
+}
+
+#[wasm_bindgen(js_class = WasmScope)]
+impl WasmScope {
+    /// The scope's id.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.scope.to_string()
+    }
+
+    /// A record, or `null`.
+    pub fn get(&self, collection: String, id: String) -> Promise {
+        scoped!(self, |h| to_js(&h.get(&collection, &id).await?))
+    }
+
+    /// Records of a collection ordered by id: `{after, limit}` (limit defaults to 1000).
+    pub fn list(&self, collection: String, options: JsValue) -> Promise {
+        let after = prop(&options, "after").and_then(|a| a.as_string());
+        let limit = number(&options, "limit").map_or(1000, |n| n as usize);
+        scoped!(self, |h| to_js(
+            &h.list(&collection, after.as_deref(), limit).await?
+        ))
+    }
+
+    /// Visible records of one collection, or of the scope when `collection` is omitted.
+    pub fn count(&self, collection: Option<String>) -> Promise {
+        scoped!(self, |h| to_js(&h.count(collection.as_deref()).await?))
+    }
+
+    /// Creates or replaces a record locally (pushed by the next sync).
+    pub fn put(&self, collection: String, id: String, data: JsValue) -> Promise {
+        let data = json_of(&data, "record data").and_then(|t| {
+            serde_json::from_str::<serde_json::Value>(&t)
+                .map_err(|e| Error::invalid(format!("record data: {e}")))
+        });
+        scoped!(self, |h| {
+            h.put(&collection, &id, data?).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Deletes a record locally (pushed by the next sync).
+    pub fn delete(&self, collection: String, id: String) -> Promise {
+        scoped!(self, |h| {
+            h.delete(&collection, &id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Status: `{maxAgeMs}` is the age after which a sync is recommended.
+    pub fn status(&self, options: JsValue) -> Promise {
+        let max_age = number(&options, "maxAgeMs").map_or(DEFAULT_MAX_AGE_MS, |n| n as i64);
+        scoped!(self, |h| to_js(&h.status(now(), max_age).await?))
+    }
+
+    /// Latest runs, newest first: `{limit}` (default 20).
+    pub fn history(&self, options: JsValue) -> Promise {
+        let limit = number(&options, "limit").map_or(20, |n| n as usize);
+        scoped!(self, |h| to_js(&h.history(limit).await?))
+    }
+
+    /// Aggregates over the runs of the last `{days}` (default 7).
+    pub fn stats(&self, options: JsValue) -> Promise {
+        let days = number(&options, "days").map_or(7, |n| n as u32);
+        scoped!(self, |h| to_js(&h.stats(now(), days).await?))
+    }
+
+    /// Open conflicts, oldest first.
+    pub fn conflicts(&self) -> Promise {
+        scoped!(self, |h| to_js(&h.conflicts().await?))
+    }
+
+    /// Dismisses a conflict by id.
+    #[wasm_bindgen(js_name = dismissConflict)]
+    pub fn dismiss_conflict(&self, id: f64) -> Promise {
+        scoped!(self, |h| {
+            if !(id >= 0.0 && id.fract() == 0.0) {
+                return Err(Error::invalid(format!(
+                    "conflict id must be a whole number, got {id}"
+                )));
+            }
+            h.dismiss_conflict(id as u64).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// One sync run: `{remote, onProgress, signal, trigger, pageSize, pushBatch, full}`.
+    /// The caller (the JS layer) holds the scope's Web Lock.
+    pub fn sync(&self, options: JsValue) -> Promise {
+        let state = self.state.clone();
+        let scope = self.scope.clone();
+        promise(async move { sync(&state.store, &scope, &options).await })
+    }
+
+    /// Compares the replica with the cloud (`{remote, repair}`), repairing ranges on request.
+    pub fn verify(&self, options: JsValue) -> Promise {
+        let state = self.state.clone();
+        let scope = self.scope.clone();
+        promise(async move {
+            let repair = prop(&options, "repair").is_some_and(|r| r.is_truthy());
+            let signal = signal_of(&options);
+            let remote =
+                prop(&options, "remote").ok_or_else(|| Error::invalid("verify needs a remote"))?;
+            let remote = AnyRemote::from_js(&remote, signal)?;
+            let report = Syncer::new(&state.store, &remote, &now)
+                .verify(&scope, repair)
+                .await?;
+            to_js(&report)
+        })
+    }
+}
+
+/// Delay before the next background sync (engine's [`Schedule`]): `failures` consecutive
+/// retryable failures (0 after a success), the server's `Retry-After`, a random `sample`.
+#[wasm_bindgen(js_name = nextSyncDelay)]
+pub fn next_sync_delay(
+    interval_ms: f64,
+    jitter: f64,
+    failures: u32,
+    retry_after_ms: Option<f64>,
+    sample: f64,
+) -> f64 {
+    let schedule = Schedule {
+        interval_ms: interval_ms.max(0.0) as u64,
+        jitter,
+        ..Schedule::default()
+    };
+    schedule.next_delay(failures, retry_after_ms.map(|m| m.max(0.0) as u64), sample) as f64
+}
+
+/// Progress events to a JS callback.
+struct JsProgress(Function);
+
+impl ProgressSink for JsProgress {
+    fn progress(&self, event: &Progress) {
+        if let Ok(v) = to_js(event) {
+            // A throwing progress callback must not break the sync.
+            let _ = self.0.call1(&JsValue::NULL, &v);
+        }
+    }
+}
+
+async fn sync(store: &AnyStore, scope: &ScopeId, options: &JsValue) -> Result<JsValue> {
+    let remote = prop(options, "remote").ok_or_else(|| Error::invalid("sync needs a remote"))?;
+    let signal = signal_of(options);
+    let cancel = CancelFlag::new();
+    if signal.as_ref().is_some_and(AbortSignal::aborted) {
+        return Err(Error::Cancelled);
+    }
+    let flag = cancel.clone();
+    let on_abort = Closure::<dyn FnMut()>::new(move || flag.cancel());
+    if let Some(s) = &signal {
+        let _ = s.add_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+    }
+    let trigger = match prop(options, "trigger")
+        .and_then(|t| t.as_string())
+        .as_deref()
+    {
+        None | Some("manual") => Trigger::Manual,
+        Some("background") => Trigger::Background,
+        Some("startup") => Trigger::Startup,
+        Some(t) => return Err(Error::invalid(format!("unknown trigger {t:?}"))),
+    };
+    let progress = prop(options, "onProgress")
+        .and_then(|f| f.dyn_into::<Function>().ok())
+        .map(JsProgress);
+    let defaults = SyncOptions::default();
+    let opts = SyncOptions {
+        trigger,
+        page_size: number(options, "pageSize").map_or(defaults.page_size, |n| n as u32),
+        push_batch: number(options, "pushBatch").map_or(defaults.push_batch, |n| n as usize),
+        full: prop(options, "full").is_some_and(|f| f.is_truthy()),
+        progress: progress.as_ref().map(|p| p as &dyn ProgressSink),
+        cancel: Some(&cancel),
+    };
+    let report = match AnyRemote::from_js(&remote, signal.clone()) {
+        Ok(r) => Syncer::new(store, &r, &now).sync(scope, opts).await,
+        Err(e) => Err(e),
+    };
+    if let Some(s) = &signal {
+        let _ = s.remove_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+    }
+    to_js(&report?)
+}
+
+fn signal_of(options: &JsValue) -> Option<AbortSignal> {
+    prop(options, "signal").and_then(|s| s.dyn_into::<AbortSignal>().ok())
+}
+
+fn number(options: &JsValue, name: &str) -> Option<f64> {
+    prop(options, name)
+        .and_then(|n| n.as_f64())
+        .filter(|n| n.is_finite() && *n >= 0.0)
+}
+
+fn promise<F>(f: F) -> Promise
+where
+    F: std::future::Future<Output = Result<JsValue>> + 'static,
+{
+    future_to_promise(async move { f.await.map_err(|e| to_js_error(&e)) })
+}

@@ -1,0 +1,186 @@
+//! The JavaScript edge: errors as JS `Error` objects with a stable `name` and `code`, JSON
+//! bridging, timers and `fetch` of the global scope (window, worker or Node).
+
+use js_sys::{Function, Object, Promise, Reflect};
+use serde::Serialize;
+use tether_engine::{Error, ErrorKind};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `setTimeout` of the global scope.
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
+    /// `fetch` of the global scope.
+    #[wasm_bindgen(js_name = fetch)]
+    pub(crate) fn global_fetch(url: &str, init: &web_sys::RequestInit) -> Promise;
+}
+
+/// The JS `name` of an error kind, e.g. `"NetworkError"`.
+pub fn error_name(kind: ErrorKind) -> String {
+    format!("{}Error", kind.as_str())
+}
+
+/// Converts an engine error into a JS `Error` with `name` (e.g. `"IntegrityError"`), `code`
+/// (the stable kind, e.g. `"Integrity"`) and, where they exist, `status`, `retryAfterMs`,
+/// `expected` and `actual`.
+pub fn to_js_error(e: &Error) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    err.set_name(&error_name(e.kind()));
+    let set = |k: &str, v: &JsValue| {
+        // Setting a property on a fresh Error object cannot fail.
+        let _ = Reflect::set(&err, &k.into(), v);
+    };
+    set("code", &e.kind().as_str().into());
+    match e {
+        Error::Network {
+            status,
+            retry_after_ms,
+            ..
+        } => {
+            set("retryable", &JsValue::TRUE);
+            if let Some(s) = status {
+                set("status", &JsValue::from(*s));
+            }
+            if let Some(ms) = retry_after_ms {
+                set("retryAfterMs", &JsValue::from_f64(*ms as f64));
+            }
+        }
+        Error::Auth {
+            status: Some(s), ..
+        } => set("status", &JsValue::from(*s)),
+        Error::Integrity(m) => {
+            if let (Ok(exp), Ok(act)) = (to_js(&m.expected), to_js(&m.actual)) {
+                set("expected", &exp);
+                set("actual", &act);
+            }
+        }
+        _ => {}
+    }
+    err.into()
+}
+
+/// Reads an error thrown by user JavaScript (a remote function). A `code` that names an error
+/// kind is kept (so a transport can report `"Auth"`); an `AbortError` is a cancellation;
+/// anything else is a retryable network error, since the function is the transport.
+pub fn from_js_error(v: &JsValue) -> Error {
+    let field = |k: &str| Reflect::get(v, &k.into()).ok().and_then(|x| x.as_string());
+    let message = field("message").unwrap_or_else(|| {
+        v.as_string()
+            .unwrap_or_else(|| "the remote function failed".into())
+    });
+    let status = Reflect::get(v, &"status".into())
+        .ok()
+        .and_then(|s| s.as_f64())
+        .map(|s| s as u16);
+    if field("name").as_deref() == Some("AbortError") {
+        return Error::Cancelled;
+    }
+    match field("code").as_deref() {
+        Some("Auth") => Error::Auth { message, status },
+        Some("Protocol") => Error::Protocol(message),
+        Some("Storage") => Error::Storage(message),
+        Some("Cancelled") => Error::Cancelled,
+        Some("InvalidInput") => Error::InvalidInput(message),
+        _ => Error::Network {
+            message,
+            status,
+            retry_after_ms: Reflect::get(v, &"retryAfterMs".into())
+                .ok()
+                .and_then(|s| s.as_f64())
+                .map(|s| s as u64),
+        },
+    }
+}
+
+/// Serializes to a plain JS value with camelCase keys (record data kept as is), through JSON:
+/// one string crosses the boundary instead of one call per field.
+pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Error> {
+    let mut value = serde_json::to_value(v)
+        .map_err(|e| Error::invalid(format!("cannot convert to JavaScript: {e}")))?;
+    camel_keys(&mut value);
+    let text = value.to_string();
+    js_sys::JSON::parse(&text).map_err(|_| Error::invalid("cannot convert to JavaScript"))
+}
+
+/// A JS value as JSON text (`undefined` and functions are rejected).
+pub fn json_of(v: &JsValue, what: &str) -> Result<String, Error> {
+    js_sys::JSON::stringify(v)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| Error::invalid(format!("{what} must be JSON-serializable")))
+}
+
+/// Renames snake_case object keys to camelCase, except inside record data (`data`,
+/// `local_data`), which belongs to the user.
+fn camel_keys(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut val) in old {
+                if k != "data" && k != "local_data" {
+                    camel_keys(&mut val);
+                }
+                map.insert(camel(&k), val);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(camel_keys),
+        _ => {}
+    }
+}
+
+fn camel(k: &str) -> String {
+    let mut out = String::with_capacity(k.len());
+    let mut upper = false;
+    for c in k.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A property of a JS object, `None` when undefined or null.
+pub fn prop(obj: &JsValue, name: &str) -> Option<JsValue> {
+    if !obj.is_object() {
+        return None;
+    }
+    Reflect::get(obj, &name.into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+/// A new empty object with `entries` set.
+pub fn object(entries: &[(&str, JsValue)]) -> JsValue {
+    let obj = Object::new();
+    for (k, v) in entries {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = Reflect::set(&obj, &(*k).into(), v);
+    }
+    obj.into()
+}
+
+/// Awaits a value that may be a promise.
+pub async fn resolve(v: JsValue) -> Result<JsValue, JsValue> {
+    JsFuture::from(Promise::resolve(&v)).await
+}
+
+/// Sleeps `ms` milliseconds on the event loop.
+pub async fn sleep(ms: u64) {
+    let promise = Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, ms as f64);
+    });
+    // The promise only ever resolves.
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Milliseconds since the epoch.
+pub fn now() -> i64 {
+    js_sys::Date::now() as i64
+}

@@ -1,0 +1,368 @@
+// The idiomatic layer over the wasm classes. Logic stays in Rust (tether-engine); this file only
+// adds what belongs to the JS world: loading the module once, Web Locks so that one tab at a
+// time syncs a scope, AbortSignal plumbing and the background-sync timer.
+import initWasm, { WasmReplica, nextSyncDelay } from '../pkg/tether_wasm.js';
+
+let ready = null;
+let defaultSource = null;
+
+/**
+ * Loads the wasm module once. `source` is anything wasm-bindgen's loader takes: a URL, a
+ * `Response`, bytes, or a compiled `WebAssembly.Module` (for strict-CSP pages and webviews).
+ */
+export function init(source) {
+  if (!ready) {
+    ready = Promise.resolve(source)
+      .then((s) => initWasm(s === undefined ? undefined : { module_or_path: s }))
+      .then(() => undefined);
+    ready.catch(() => {
+      ready = null; // let a later call retry
+    });
+  }
+  return ready;
+}
+
+/** Sets where `init()` loads the module from when the caller did not (per entry point). */
+export function setDefaultSource(loader) {
+  defaultSource = loader;
+}
+
+function loaded() {
+  if (ready) return ready;
+  if (defaultSource) return init(defaultSource());
+  return Promise.reject(
+    tetherError('InvalidInput', 'call init(wasmModuleOrBytes) before using Tether from this entry point'),
+  );
+}
+
+/** An `Error` with Tether's stable `name` and `code`, like those thrown from wasm. */
+export function tetherError(code, message) {
+  const e = new Error(message);
+  e.name = `${code}Error`;
+  e.code = code;
+  return e;
+}
+
+/** Whether `e` is an error from Tether (has one of the stable codes). */
+export function isTetherError(e) {
+  return e instanceof Error && typeof e.code === 'string' && ERROR_CODES.includes(e.code);
+}
+
+export const ERROR_CODES = Object.freeze([
+  'Network', 'Auth', 'Protocol', 'Integrity', 'Storage', 'Cancelled', 'InvalidInput',
+]);
+
+const DEFAULT_INTERVAL_MS = 15 * 60_000;
+
+/** A local replica: one IndexedDB database (or an in-memory store) holding many scopes. */
+export class Replica {
+  #raw;
+  #scopes = new Map();
+
+  /** @internal */
+  constructor(raw) {
+    this.#raw = raw;
+  }
+
+  /** Opens (creating if needed) the IndexedDB replica `name`. */
+  static async open(name) {
+    await loaded();
+    return new Replica(await WasmReplica.open(String(name)));
+  }
+
+  /** An in-memory replica (Node, VS Code extension hosts), optionally from a snapshot. */
+  static async openInMemory({ name = 'memory', snapshot } = {}) {
+    await loaded();
+    return new Replica(WasmReplica.openInMemory(String(name), snapshot ?? undefined));
+  }
+
+  get name() {
+    return this.#raw.name;
+  }
+
+  /** `"indexeddb"` or `"memory"`. */
+  get kind() {
+    return this.#raw.kind;
+  }
+
+  /** The scope `id` (the same object for the same id). */
+  scope(id) {
+    let s = this.#scopes.get(id);
+    if (!s) {
+      s = new Scope(this, this.#raw.scope(String(id)));
+      this.#scopes.set(id, s);
+    }
+    return s;
+  }
+
+  /** Ids of the scopes with stored state. */
+  scopes() {
+    return this.#raw.scopes();
+  }
+
+  /** The in-memory replica as a JSON string, for the host to persist. */
+  exportSnapshot() {
+    return this.#raw.exportSnapshot();
+  }
+
+  /** Persistent-storage status and the quota estimate (browsers only). */
+  async storage() {
+    const sm = globalThis.navigator?.storage;
+    if (!sm?.estimate) return { persisted: false, usage: null, quota: null };
+    const [persisted, est] = await Promise.all([sm.persisted?.() ?? false, sm.estimate()]);
+    return { persisted, usage: est.usage ?? null, quota: est.quota ?? null };
+  }
+
+  /** Stops every background sync, aborts syncs started here and closes the database. */
+  async close() {
+    await Promise.all([...this.#scopes.values()].map((s) => s.stop()));
+    this.#raw.close();
+  }
+}
+
+/** One scope of a replica: local reads and edits, sync, status and history. */
+export class Scope {
+  #replica;
+  #raw;
+  #background = null;
+  #running = new Set();
+
+  /** @internal */
+  constructor(replica, raw) {
+    this.#replica = replica;
+    this.#raw = raw;
+  }
+
+  get id() {
+    return this.#raw.id;
+  }
+
+  get replica() {
+    return this.#replica;
+  }
+
+  get(collection, id) {
+    return this.#raw.get(String(collection), String(id));
+  }
+
+  list(collection, options = {}) {
+    return this.#raw.list(String(collection), options);
+  }
+
+  count(collection) {
+    return this.#raw.count(collection === undefined ? undefined : String(collection));
+  }
+
+  put(collection, id, data) {
+    return this.#raw.put(String(collection), String(id), data);
+  }
+
+  delete(collection, id) {
+    return this.#raw.delete(String(collection), String(id));
+  }
+
+  status(options = {}) {
+    const maxAgeMs = options.maxAgeMs ?? this.#background?.intervalMs ?? DEFAULT_INTERVAL_MS;
+    return this.#raw.status({ maxAgeMs });
+  }
+
+  history(options = {}) {
+    return this.#raw.history(options);
+  }
+
+  stats(options = {}) {
+    return this.#raw.stats(options);
+  }
+
+  conflicts() {
+    return this.#raw.conflicts();
+  }
+
+  dismissConflict(id) {
+    return this.#raw.dismissConflict(Number(id));
+  }
+
+  /**
+   * Syncs once: pushes local edits, pulls pages, verifies the digest. Waits for the scope's
+   * lock (another tab may be syncing it). Rejects with a Tether error; `signal` cancels.
+   */
+  sync(options = {}) {
+    return this.#locked(options, false, (signal) =>
+      this.#raw.sync({ ...options, signal, remote: requireRemote(options) }),
+    );
+  }
+
+  /** Compares with the cloud's digest; `repair: true` fixes differing ranges in place. */
+  verify(options = {}) {
+    return this.#locked(options, false, (signal) =>
+      this.#raw.verify({ ...options, signal, remote: requireRemote(options) }),
+    );
+  }
+
+  /**
+   * Syncs now (unless `runNow: false`) and then every `intervalMs` (with jitter), backing off
+   * exponentially after network failures. Rounds where another tab holds the lock are skipped.
+   */
+  startBackgroundSync(options = {}) {
+    requireRemote(options);
+    this.#background?.stop();
+    this.#background = new BackgroundSync(this, options, (opts, skipIfBusy) =>
+      this.#locked(opts, skipIfBusy, (signal) => this.#raw.sync({ ...opts, signal })),
+    );
+    return this.#background;
+  }
+
+  /** Stops background sync and cancels syncs of this scope started from this object. */
+  async stop() {
+    const bg = this.#background;
+    this.#background = null;
+    const waits = [...this.#running].map((r) => {
+      r.controller.abort();
+      return r.done.catch(() => {});
+    });
+    if (bg) waits.push(bg.stop());
+    await Promise.all(waits);
+  }
+
+  get lockName() {
+    return `tether:${this.#replica.name}:${this.id}`;
+  }
+
+  // Runs `fn(signal)` holding the scope's lock. `skipIfBusy` resolves to null instead of
+  // waiting when another holder has it.
+  #locked(options, skipIfBusy, fn) {
+    const controller = new AbortController();
+    const outer = options.signal;
+    const forward = () => controller.abort(outer.reason);
+    if (outer) {
+      if (outer.aborted) controller.abort(outer.reason);
+      else outer.addEventListener('abort', forward, { once: true });
+    }
+    const cross = this.#replica.kind === 'indexeddb' ? globalThis.navigator?.locks : undefined;
+    const done = withLock(cross, this.lockName, controller.signal, skipIfBusy, () => fn(controller.signal))
+      .finally(() => {
+        outer?.removeEventListener('abort', forward);
+        this.#running.delete(entry);
+      });
+    const entry = { controller, done };
+    this.#running.add(entry);
+    return done;
+  }
+}
+
+/** A running background sync; `stop()` ends it. */
+export class BackgroundSync {
+  #scope;
+  #options;
+  #syncLocked;
+  #timer = null;
+  #controller = null;
+  #current = null;
+  #failures = 0;
+  #stopped = false;
+  #onOnline = null;
+
+  /** @internal */
+  constructor(scope, options, syncLocked) {
+    this.#scope = scope;
+    this.#options = options;
+    this.#syncLocked = syncLocked;
+    this.intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
+    this.jitter = options.jitter ?? 0.1;
+    if (globalThis.addEventListener) {
+      // Coming back online after failures: retry now rather than at the end of the backoff.
+      this.#onOnline = () => {
+        if (this.#failures > 0 && !this.#current) this.#schedule(0);
+      };
+      globalThis.addEventListener('online', this.#onOnline);
+    }
+    this.#schedule(options.runNow === false ? this.#delay(undefined) : 0);
+  }
+
+  /** Whether it has not been stopped. */
+  get running() {
+    return !this.#stopped;
+  }
+
+  /** Consecutive retryable failures (0 after a success). */
+  get failures() {
+    return this.#failures;
+  }
+
+  /** Stops the timer and cancels a sync in flight. */
+  async stop() {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    if (this.#onOnline) globalThis.removeEventListener('online', this.#onOnline);
+    this.#controller?.abort();
+    await this.#current?.catch(() => {});
+  }
+
+  #delay(retryAfterMs) {
+    return nextSyncDelay(this.intervalMs, this.jitter, this.#failures, retryAfterMs, Math.random());
+  }
+
+  #schedule(ms) {
+    clearTimeout(this.#timer);
+    if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), ms);
+  }
+
+  async #tick() {
+    if (this.#stopped || this.#current) return;
+    this.#controller = new AbortController();
+    const o = this.#options;
+    let retryAfterMs;
+    this.#current = this.#syncLocked(
+      { ...o, trigger: 'background', signal: this.#controller.signal },
+      true,
+    );
+    try {
+      const report = await this.#current;
+      this.#failures = 0;
+      if (report) o.onSync?.(report);
+    } catch (e) {
+      if (this.#stopped) return;
+      if (e?.code === 'Network') {
+        this.#failures += 1;
+        retryAfterMs = e.retryAfterMs;
+      } else {
+        this.#failures = 0;
+      }
+      o.onError?.(e);
+    } finally {
+      this.#current = null;
+    }
+    this.#schedule(this.#delay(retryAfterMs));
+  }
+}
+
+function requireRemote(options) {
+  if (!options.remote) throw tetherError('InvalidInput', 'sync needs a remote: {url, token} or {pull}');
+  return options.remote;
+}
+
+// In-process fallback (Node, or no Web Locks): one promise chain per lock name.
+const localTails = new Map();
+
+function withLock(locks, name, signal, skipIfBusy, fn) {
+  if (locks?.request) {
+    const opts = skipIfBusy ? { ifAvailable: true } : { signal };
+    return locks
+      .request(name, opts, (lock) => (lock === null ? null : fn()))
+      .catch((e) => {
+        throw e?.name === 'AbortError' ? tetherError('Cancelled', 'cancelled while waiting for the scope lock') : e;
+      });
+  }
+  const tail = localTails.get(name);
+  if (tail && skipIfBusy) return Promise.resolve(null);
+  const run = (tail ?? Promise.resolve()).then(() => {
+    if (signal.aborted) throw tetherError('Cancelled', 'cancelled while waiting for the scope lock');
+    return fn();
+  });
+  const settled = run.then(() => {}, () => {});
+  localTails.set(name, settled);
+  settled.then(() => {
+    if (localTails.get(name) === settled) localTails.delete(name);
+  });
+  return run;
+}

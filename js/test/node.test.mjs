@@ -1,0 +1,146 @@
+// The package's Node entry over the in-memory store: what a VS Code extension host uses.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { Replica, isTetherError } from '../src/node.js';
+import { Cloud } from './fixtures/cloud.mjs';
+
+async function seeded(n = 25) {
+  const cloud = new Cloud();
+  for (let i = 0; i < n; i++) await cloud.put('objects', `obj_${String(i).padStart(3, '0')}`, { name: `o${i}`, i });
+  return cloud;
+}
+
+test('syncs from a function remote, reads, edits, and round-trips a snapshot', async () => {
+  const cloud = await seeded();
+  const replica = await Replica.openInMemory({ name: 'ext' });
+  assert.equal(replica.kind, 'memory');
+  const scope = replica.scope('org-1');
+  assert.equal(replica.scope('org-1'), scope);
+  const events = [];
+  const report = await scope.sync({ remote: cloud.remote(), pageSize: 10, onProgress: (p) => events.push(p) });
+  assert.equal(report.run.kind, 'initial');
+  assert.equal(report.run.inserted, 25);
+  assert.equal(report.run.pages, 3);
+  assert.deepEqual(report.snapshot, cloud.snapshot());
+  assert.ok(events.some((e) => e.phase === 'apply' && e.percent === 100));
+  assert.equal(await scope.count('objects'), 25);
+  const rec = await scope.get('objects', 'obj_003');
+  assert.deepEqual(rec.data, { name: 'o3', i: 3 });
+  assert.equal(rec.pending, false);
+  assert.equal(typeof rec.updatedAt, 'string');
+  const page = await scope.list('objects', { after: 'obj_010', limit: 3 });
+  assert.deepEqual(page.map((r) => r.id), ['obj_011', 'obj_012', 'obj_013']);
+
+  // A local edit is pushed by the next sync; a stale one loses to the cloud and is journaled.
+  await scope.put('objects', 'obj_001', { name: 'mine' });
+  await cloud.put('objects', 'obj_001', { name: 'theirs' });
+  await scope.put('objects', 'new_1', { name: 'created here' });
+  assert.equal((await scope.status()).pendingEdits, 2);
+  const second = await scope.sync({ remote: cloud.remote() });
+  assert.equal(second.run.kind, 'incremental');
+  assert.equal(second.run.conflicts, 1);
+  assert.deepEqual((await scope.get('objects', 'obj_001')).data, { name: 'theirs' });
+  assert.equal((await scope.get('objects', 'new_1')).pending, false);
+  const [conflict] = await scope.conflicts();
+  assert.equal(conflict.recordId, 'obj_001');
+  assert.deepEqual(conflict.localData, { name: 'mine' });
+  await scope.dismissConflict(conflict.id);
+  assert.equal((await scope.conflicts()).length, 0);
+  const status = await scope.status();
+  assert.equal(status.count, 26);
+  assert.equal(status.digest, cloud.snapshot().digest);
+  assert.equal(status.syncRecommended, false);
+
+  const copy = await Replica.openInMemory({ snapshot: replica.exportSnapshot() });
+  assert.deepEqual(await copy.scope('org-1').status(), status);
+  assert.deepEqual(await copy.scopes(), ['org-1']);
+  const history = await scope.history();
+  assert.deepEqual(history.map((r) => r.kind), ['incremental', 'initial']);
+  const stats = await scope.stats({ days: 1 });
+  assert.equal(stats.completed, 2);
+});
+
+test('errors are Error objects with a stable name and code', async () => {
+  const replica = await Replica.openInMemory();
+  const scope = replica.scope('s');
+  await assert.rejects(scope.put('c', 'x', [1, 2]), (e) => {
+    assert.ok(e instanceof Error);
+    assert.equal(e.name, 'InvalidInputError');
+    assert.equal(e.code, 'InvalidInput');
+    assert.ok(isTetherError(e));
+    return true;
+  });
+  assert.throws(() => replica.scope(''), { name: 'InvalidInputError' });
+  const offline = { pull: async () => { throw new TypeError('fetch failed'); } };
+  await assert.rejects(scope.sync({ remote: offline }), { name: 'NetworkError', code: 'Network' });
+  const denied = { pull: async () => { throw Object.assign(new Error('no'), { code: 'Auth', status: 401 }); } };
+  await assert.rejects(scope.sync({ remote: denied }), { name: 'AuthError', status: 401 });
+  const bad = { pull: async () => ({ changes: [{ collection: 'c', id: '1', version: 1, updated_at: '', data: { a: 1 }, hash: '00'.repeat(32) }], checkpoint: '1', has_more: false, snapshot: { count: 1, digest: '00'.repeat(32) } }) };
+  await assert.rejects(scope.sync({ remote: bad }), { name: 'ProtocolError' });
+  assert.equal(await scope.count(), 0);
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(scope.sync({ remote: offline, signal: ac.signal }), { name: 'CancelledError' });
+  await assert.rejects(Replica.open('idb'), { name: 'StorageError' });
+  const [last] = await scope.history({ limit: 1 });
+  assert.equal(last.status, 'failed');
+  assert.equal(last.error.kind, 'Protocol');
+});
+
+test('overlapping calls on one object neither panic nor run two syncs at once', async () => {
+  const cloud = await seeded(200);
+  const replica = await Replica.openInMemory();
+  const scope = replica.scope('s');
+  let active = 0;
+  let maxActive = 0;
+  const remote = {
+    pull: async (args) => {
+      active += 1;
+      maxActive = Math.max(maxActive, active);
+      await new Promise((r) => setTimeout(r, 2));
+      try {
+        return await cloud.pull(args.checkpoint, args.limit);
+      } finally {
+        active -= 1;
+      }
+    },
+  };
+  const results = await Promise.all([
+    scope.sync({ remote, pageSize: 20 }),
+    scope.sync({ remote, pageSize: 20 }),
+    scope.count(),
+    scope.list('objects'),
+    scope.status(),
+    scope.put('objects', 'local', { a: 1 }),
+  ]);
+  assert.equal(maxActive, 1);
+  assert.equal(results[0].run.inserted + results[1].run.inserted, 200);
+  assert.equal(await scope.count(), 201);
+});
+
+test('background sync runs, backs off on network errors, and stops', async () => {
+  const cloud = await seeded(5);
+  const replica = await Replica.openInMemory();
+  const scope = replica.scope('s');
+  const synced = [];
+  const errors = [];
+  cloud.offline = true;
+  const bg = scope.startBackgroundSync({
+    remote: cloud.remote(),
+    intervalMs: 20,
+    onSync: (r) => synced.push(r),
+    onError: (e) => errors.push(e),
+  });
+  while (errors.length < 1) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(errors[0].code, 'Network');
+  assert.equal(bg.failures, 1);
+  cloud.offline = false;
+  await bg.stop();
+  assert.equal(bg.running, false);
+  const bg2 = scope.startBackgroundSync({ remote: cloud.remote(), intervalMs: 20, onSync: (r) => synced.push(r) });
+  while (synced.length < 2) await new Promise((r) => setTimeout(r, 5));
+  await scope.stop();
+  assert.equal(bg2.running, false);
+  assert.equal(synced[0].run.trigger, 'background');
+  assert.equal(await scope.count(), 5);
+});
