@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dataset;
+pub mod http;
 mod replica;
 mod schema;
 mod sql;

@@ -217,8 +217,11 @@ fn write_changes(
 ) -> Result<()> {
     let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
     if !changes.rows.is_empty() {
-        let before = Before::new(keys, rows);
+        let mut before = Before::new(keys, rows);
         let mut gens = GenerationDeltas::default();
+        // Prepared once per transaction rather than looked up in the statement cache per row
+        // (the cache hashes the SQL text on every lookup).
+        let (mut put, mut touch, mut remove) = (None, None, None);
         let mut text = String::with_capacity(512);
         for w in &changes.rows {
             match w {
@@ -229,7 +232,8 @@ fn write_changes(
                         sql::write_data(data, &mut text)?;
                     }
                     let data = row.data.as_ref().map(|_| text.as_str());
-                    sql::put_row(tx, scope_id, row, data)?;
+                    let stmt = statement(tx, &mut put, sql::PUT_ROW)?;
+                    sql::put_row(stmt, scope_id, row, data)?;
                     gens.moved(old.map(|o| o.generation), Some(row.generation));
                     sync_outbox(
                         tx,
@@ -254,7 +258,7 @@ fn write_changes(
                         )));
                     };
                     sql::touch_row(
-                        tx,
+                        statement(tx, &mut touch, sql::TOUCH_ROW)?,
                         scope_id,
                         key,
                         *version,
@@ -268,7 +272,11 @@ fn write_changes(
                 }
                 RowWrite::Remove(key) => {
                     if let Some(old) = before.of(tx, scope_id, key)? {
-                        sql::remove_row(tx, scope_id, key)?;
+                        sql::remove_row(
+                            statement(tx, &mut remove, sql::REMOVE_ROW)?,
+                            scope_id,
+                            key,
+                        )?;
                         gens.moved(Some(old.generation), None);
                         sync_outbox(tx, scope_id, key, old.pending, None)?;
                     }
@@ -281,6 +289,17 @@ fn write_changes(
         sql::insert_conflict(tx, c)?;
     }
     Ok(())
+}
+
+fn statement<'c, 's>(
+    tx: &'c Connection,
+    slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
+    sql: &str,
+) -> Result<&'s mut rusqlite::CachedStatement<'c>> {
+    match slot {
+        Some(s) => Ok(s),
+        None => Ok(slot.insert(tx.prepare_cached(sql).map_err(storage)?)),
+    }
 }
 
 fn sync_outbox(
@@ -309,31 +328,53 @@ struct OldRow {
     pending: Option<u64>,
 }
 
-/// The rows read for the planner, by key, so each write knows what it replaces. A write to a
-/// key that was not read (planners normally write only keys they were given) is looked up.
+/// The rows read for the planner, so each write knows what it replaces. Planners write in the
+/// order of the keys they were given (skipping some), so a forward cursor finds almost every
+/// key at once; a key behind the cursor goes through a map built on first need, and a key that
+/// was not read at all is looked up in the file.
 struct Before<'a> {
-    by_key: HashMap<(&'a str, &'a str), Option<OldRow>>,
+    keys: &'a [Key],
+    rows: &'a [Option<Row>],
+    cursor: usize,
+    by_key: Option<HashMap<&'a Key, usize>>,
 }
 
 impl<'a> Before<'a> {
-    fn new(keys: &'a [Key], rows: &[Option<Row>]) -> Self {
-        let by_key = keys
-            .iter()
-            .zip(rows)
-            .map(|(k, r)| {
-                let old = r.as_ref().map(|r| OldRow {
-                    generation: r.generation,
-                    pending: r.pending,
-                });
-                ((k.collection.as_str(), k.id.as_str()), old)
-            })
-            .collect();
-        Before { by_key }
+    fn new(keys: &'a [Key], rows: &'a [Option<Row>]) -> Self {
+        Before {
+            keys,
+            rows,
+            cursor: 0,
+            by_key: None,
+        }
     }
 
-    fn of(&self, tx: &Connection, scope_id: i64, key: &Key) -> Result<Option<OldRow>> {
-        match self.by_key.get(&(key.collection.as_str(), key.id.as_str())) {
-            Some(old) => Ok(*old),
+    fn of(&mut self, tx: &Connection, scope_id: i64, key: &Key) -> Result<Option<OldRow>> {
+        let ahead = match &self.by_key {
+            // Writes came out of order once; the map answers from now on.
+            Some(_) => None,
+            None => self.keys[self.cursor.min(self.keys.len())..]
+                .iter()
+                .position(|k| k == key),
+        };
+        let found = match ahead {
+            Some(off) => {
+                self.cursor += off + 1;
+                Some(self.cursor - 1)
+            }
+            None => {
+                let keys = self.keys;
+                let map = self
+                    .by_key
+                    .get_or_insert_with(|| keys.iter().enumerate().map(|(i, k)| (k, i)).collect());
+                map.get(key).copied()
+            }
+        };
+        match found {
+            Some(i) => Ok(self.rows.get(i).and_then(Option::as_ref).map(|r| OldRow {
+                generation: r.generation,
+                pending: r.pending,
+            })),
             None => Ok(
                 sql::row_meta(tx, scope_id, key)?.map(|(generation, pending)| OldRow {
                     generation,

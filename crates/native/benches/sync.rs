@@ -1,3 +1,0 @@
-//! Sync benchmark.
-
-fn main() {}

@@ -1,0 +1,168 @@
+//! `tether status`, `tether history`, `tether conflicts`: read-only views of a replica file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tether_engine::cloud::rfc3339;
+use tether_engine::{Error, Result};
+use tether_native::Replica;
+
+/// Which replica file and scope to look at.
+#[derive(clap::Args)]
+pub struct Target {
+    /// The replica file.
+    #[arg(long, default_value = "./tether-demo/replica.db")]
+    db: PathBuf,
+    /// The scope.
+    #[arg(long, default_value = "org-1")]
+    scope: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `tether history`.
+#[derive(clap::Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Runs to show.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+}
+
+fn open(t: &Target) -> Result<Replica> {
+    // Opening creates a missing file; an inspection command must not.
+    if !t.db.exists() {
+        return Err(Error::invalid(format!(
+            "no replica at {} (run `tether demo` or pass --db)",
+            t.db.display()
+        )));
+    }
+    Replica::open(&t.db)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Error::storage(format!("json: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn time(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "never".to_owned(), rfc3339)
+}
+
+pub fn status(t: &Target) -> Result<ExitCode> {
+    let replica = open(t)?;
+    let s = replica.scope(&t.scope)?.status()?;
+    if t.json {
+        print_json(&s)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("scope            {}", s.scope);
+    println!("last synced      {}", time(s.last_synced_at));
+    println!(
+        "checkpoint       {}",
+        s.checkpoint.as_ref().map_or("none", |c| c.as_str())
+    );
+    println!("records (cloud)  {}", s.count);
+    println!("records (local)  {}", s.visible);
+    println!("digest           {}", s.digest);
+    println!("pending edits    {}", s.pending_edits);
+    println!("open conflicts   {}", s.open_conflicts);
+    if s.full_sync_in_progress {
+        println!("full download    in progress");
+    }
+    if let Some(e) = &s.last_error {
+        println!("last error       [{}] {}", e.kind.as_str(), e.message);
+    }
+    println!(
+        "sync recommended {}",
+        match &s.reason {
+            Some(r) => format!("yes ({r})"),
+            None => "no".to_owned(),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn history(h: &HistoryArgs) -> Result<ExitCode> {
+    let replica = open(&h.target)?;
+    let runs = replica.scope(&h.target.scope)?.history(h.limit)?;
+    if h.target.json {
+        print_json(&runs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>5}  {:<12} {:<10} {:<24} {:>9} {:>6} {:>9} {:>8} {:>8} {:>9} {:>9}",
+        "run",
+        "kind",
+        "status",
+        "started",
+        "ms",
+        "pages",
+        "inserted",
+        "updated",
+        "deleted",
+        "unchanged",
+        "conflicts"
+    );
+    for r in &runs {
+        println!(
+            "{:>5}  {:<12} {:<10} {:<24} {:>9} {:>6} {:>9} {:>8} {:>8} {:>9} {:>9}",
+            r.id,
+            name(&r.kind),
+            name(&r.status),
+            rfc3339(r.started_at),
+            r.duration_ms()
+                .map_or_else(|| "-".to_owned(), |d| d.to_string()),
+            r.pages,
+            r.counts.inserted,
+            r.counts.updated,
+            r.counts.deleted,
+            r.counts.unchanged,
+            r.counts.conflicts
+        );
+        if let Some(e) = &r.error {
+            println!("       error [{}] {}", e.kind.as_str(), e.message);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn conflicts(t: &Target) -> Result<ExitCode> {
+    let replica = open(t)?;
+    let conflicts = replica.scope(&t.scope)?.conflicts()?;
+    if t.json {
+        print_json(&conflicts)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if conflicts.is_empty() {
+        println!("no open conflicts");
+    }
+    for c in &conflicts {
+        println!(
+            "#{} {}/{}: local {} on version {} lost to cloud version {} at {}",
+            c.id,
+            c.collection,
+            c.record_id,
+            name(&c.local_op),
+            c.base_version
+                .map_or_else(|| "none".to_owned(), |v| v.to_string()),
+            c.cloud_version,
+            rfc3339(c.at)
+        );
+        if let Some(d) = &c.local_data {
+            println!("    local data: {}", serde_json::Value::Object(d.clone()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The wire name of a serde enum (`initial`, `completed`, `put`), as scripts see it in JSON.
+fn name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
