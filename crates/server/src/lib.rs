@@ -1,1 +1,179 @@
-//! Placeholder.
+//! Tether's reference cloud: the HTTP sync protocol of DESIGN.md over SQLite (the embedded
+//! default) or PostgreSQL (production).
+//!
+//! [`serve`] starts a server on the given address and returns a [`Server`] handle; tests and
+//! the CLI bind `127.0.0.1:0` and read the chosen port from [`Server::addr`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), tether_server::ServerError> {
+//! use tether_server::{serve, Config, StorageConfig, Tokens};
+//! let tokens = Tokens::default().grant("secret", &["org-1"], false);
+//! let storage = StorageConfig::Sqlite { path: "cloud.db".into() };
+//! let server = serve(Config::new("127.0.0.1:0".parse().unwrap(), storage, tokens)).await?;
+//! println!("listening on http://{}", server.addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Endpoints, key encoding in query strings, auth configuration and the SQL write path are
+//! documented in docs/server.md.
+
+#![forbid(unsafe_code)]
+
+mod api;
+pub mod config;
+mod error;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::compression::CompressionLayer;
+
+pub use config::{Config, Grant, StorageConfig, Tokens};
+pub use error::{ApiError, ServerError};
+pub use storage::{Storage, StorageError};
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<api::AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    purger: Option<JoinHandle<()>>,
+}
+
+/// Counters since the server started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Pull requests answered (pages and resets).
+    pub pulls: u64,
+    /// Changes sent in pull pages.
+    pub changes_sent: u64,
+}
+
+impl Server {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Counters since the server started.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            pulls: self.state.stats.pulls.load(Ordering::Relaxed),
+            changes_sent: self.state.stats.changes_sent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The storage (for tests and tools that write to the cloud directly).
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        self.state.storage.clone()
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and returns once the
+    /// listening socket is closed.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(p) = self.purger.take() {
+            p.abort();
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Opens the storage, binds the address and serves until [`Server::shutdown`].
+pub async fn serve(config: Config) -> Result<Server, ServerError> {
+    let storage = open_storage(&config.storage).await?;
+    serve_with(config, storage).await
+}
+
+/// Like [`serve`], over storage the caller opened.
+pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Server, ServerError> {
+    let state = Arc::new(api::AppState::new(storage.clone(), &config));
+    let mut app = api::router(state.clone());
+    if let Some(dir) = &config.demo_dir {
+        app = app.nest_service("/demo", tower_http::services::ServeDir::new(dir));
+    }
+    let app = app.layer(CompressionLayer::new());
+    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+    let purger = config
+        .tombstone_retention
+        .map(|keep| tokio::spawn(purge_loop(storage, keep)));
+    tracing::info!(%addr, "tether server listening");
+    Ok(Server {
+        addr,
+        state,
+        stop: Some(stop),
+        task,
+        purger,
+    })
+}
+
+/// Opens the configured storage.
+pub async fn open_storage(config: &StorageConfig) -> Result<Arc<dyn Storage>, ServerError> {
+    Ok(match config {
+        StorageConfig::Sqlite { path } => {
+            let path = path.clone();
+            let s =
+                tokio::task::spawn_blocking(move || storage::sqlite::SqliteStorage::open(&path, 4))
+                    .await
+                    .map_err(|e| StorageError::Task(e.to_string()))??;
+            Arc::new(s)
+        }
+        StorageConfig::Postgres {
+            url,
+            schema,
+            pool_size,
+        } => Arc::new(
+            storage::postgres::PgStorage::connect(url, schema.as_deref(), *pool_size).await?,
+        ),
+    })
+}
+
+/// Purges tombstones older than `keep`, every `keep / 10` (at least a minute apart).
+async fn purge_loop(storage: Arc<dyn Storage>, keep: Duration) {
+    let every = (keep / 10).max(Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(every).await;
+        let before = tether_engine::cloud::rfc3339(now_ms() - keep.as_millis() as i64);
+        let purge = storage::Purge {
+            scope: None,
+            before: Some(before),
+        };
+        match storage.purge(&purge).await {
+            Ok(n) => tracing::info!(purged = n, "purged tombstones"),
+            Err(e) => tracing::warn!(error = %e, "purging tombstones failed"),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (the server, unlike the engine, reads the clock).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,237 @@
+//! Initial sync of 100,000 records over HTTP, from the server on SQLite and on PostgreSQL
+//! storage, into a tether-native SQLite replica: records/s end to end, the server's CPU time,
+//! and bytes on the wire with and without gzip.
+//!
+//! The server runs in a child process (this binary, re-executed with `TETHER_BENCH_SERVE`) so
+//! that its CPU time can be read from `/proc/<pid>/stat`; a counting TCP relay between client
+//! and server measures the bytes on the wire. PostgreSQL is measured when `TETHER_TEST_PG` is
+//! set. `TETHER_BENCH_RECORDS` overrides the record count.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tether_engine::SyncOptions;
+use tether_native::dataset::Dataset;
+use tether_native::http::{HttpOptions, HttpRemote};
+use tether_native::Replica;
+use tether_server::{Config, StorageConfig, Tokens};
+
+const TOKEN: &str = "bench-token";
+
+fn main() {
+    if let Ok(storage) = std::env::var("TETHER_BENCH_SERVE") {
+        serve_child(&storage);
+        return;
+    }
+    let records: u64 = std::env::var("TETHER_BENCH_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut storages = vec![(
+        "sqlite",
+        format!("sqlite:{}", dir.path().join("cloud.db").display()),
+    )];
+    match std::env::var("TETHER_TEST_PG") {
+        Ok(url) => storages.push(("postgres", format!("pg:bench_{}:{url}", std::process::id()))),
+        Err(_) => eprintln!("TETHER_TEST_PG not set: PostgreSQL storage not measured"),
+    }
+    println!("initial sync of {records} records over HTTP into a SQLite replica (page 5000)");
+    println!(
+        "{:<9} {:<5} {:>9} {:>11} {:>13} {:>14} {:>11}",
+        "storage", "gzip", "seconds", "records/s", "server cpu s", "wire bytes", "bytes/rec"
+    );
+    for (name, spec) in storages {
+        let mut child = spawn_server(&spec);
+        let (addr, pid) = read_addr(&mut child);
+        let seeded = seed(&addr, records);
+        eprintln!("{name}: seeded {records} records in {seeded:.1}s via the admin API");
+        for gzip in [true, false] {
+            let relay = Relay::start(&addr);
+            let cpu0 = cpu_seconds(pid);
+            let replica_dir = tempfile::tempdir().expect("temp dir");
+            let replica = Replica::open(replica_dir.path().join("replica.db")).expect("replica");
+            let remote = HttpRemote::with_options(
+                &format!("http://{}", relay.addr),
+                TOKEN,
+                HttpOptions {
+                    gzip,
+                    ..HttpOptions::default()
+                },
+            );
+            let start = Instant::now();
+            let report = replica
+                .scope("bench")
+                .expect("scope")
+                .sync(
+                    &remote,
+                    SyncOptions {
+                        page_size: 5000,
+                        ..SyncOptions::default()
+                    },
+                )
+                .expect("sync");
+            let secs = start.elapsed().as_secs_f64();
+            let cpu = cpu_seconds(pid) - cpu0;
+            assert_eq!(report.snapshot.count, records);
+            let bytes = relay.bytes.load(Ordering::Relaxed);
+            println!(
+                "{:<9} {:<5} {:>9.2} {:>11.0} {:>13.2} {:>14} {:>11.0}",
+                name,
+                gzip,
+                secs,
+                records as f64 / secs,
+                cpu,
+                bytes,
+                bytes as f64 / records as f64
+            );
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Some(rest) = spec.strip_prefix("pg:") {
+            if let Some((schema, url)) = rest.split_once(':') {
+                drop_schema(url, schema);
+            }
+        }
+    }
+}
+
+/// The child: serve until killed, printing the address on stdout.
+fn serve_child(spec: &str) {
+    let storage = if let Some(path) = spec.strip_prefix("sqlite:") {
+        StorageConfig::Sqlite { path: path.into() }
+    } else if let Some((schema, url)) = spec.strip_prefix("pg:").and_then(|r| r.split_once(':')) {
+        StorageConfig::Postgres {
+            url: url.to_string(),
+            schema: Some(schema.to_string()),
+            pool_size: 4,
+        }
+    } else {
+        panic!("bad TETHER_BENCH_SERVE {spec:?}");
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut config = Config::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            storage,
+            Tokens::default().grant(TOKEN, &["*"], true),
+        );
+        config.max_body_bytes = 64 << 20;
+        let server = tether_server::serve(config).await.expect("serve");
+        println!("{}", server.addr());
+        std::io::stdout().flush().expect("stdout");
+        std::future::pending::<()>().await;
+    });
+}
+
+fn spawn_server(spec: &str) -> Child {
+    Command::new(std::env::current_exe().expect("current exe"))
+        .env("TETHER_BENCH_SERVE", spec)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server")
+}
+
+fn read_addr(child: &mut Child) -> (String, u32) {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("server address");
+    (line.trim().to_string(), child.id())
+}
+
+fn seed(addr: &str, records: u64) -> f64 {
+    let start = Instant::now();
+    let ds = Dataset::new(7, records);
+    let url = format!("http://{addr}/v1/admin/scopes/bench/records");
+    let mut batch = Vec::new();
+    for i in 0..records {
+        let r = ds.record(i);
+        batch.push(json!({"collection": r.collection, "id": r.id, "data": r.data}));
+        if batch.len() == 5000 || i + 1 == records {
+            ureq::post(&url)
+                .set("authorization", &format!("Bearer {TOKEN}"))
+                .send_json(json!({ "upserts": std::mem::take(&mut batch) }))
+                .expect("seed");
+        }
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// utime + stime of a process, in seconds (USER_HZ is 100 on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ") state".
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+/// A TCP relay that counts the bytes flowing from the server to the client.
+struct Relay {
+    addr: String,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Relay {
+    fn start(server: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let addr = listener.local_addr().expect("relay addr").to_string();
+        let bytes = Arc::new(AtomicU64::new(0));
+        let counter = bytes.clone();
+        let server = server.to_string();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(upstream) = TcpStream::connect(&server) else {
+                    continue;
+                };
+                let (c2, u2) = (
+                    client.try_clone().expect("clone"),
+                    upstream.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || pipe(c2, u2, None));
+                let counter = counter.clone();
+                std::thread::spawn(move || pipe(upstream, client, Some(counter)));
+            }
+        });
+        Relay { addr, bytes }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, count: Option<Arc<AtomicU64>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let _ = from.set_read_timeout(Some(Duration::from_secs(300)));
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        if let Some(c) = &count {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+fn drop_schema(url: &str, schema: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        if let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+            tokio::spawn(conn);
+            let _ = client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await;
+        }
+    });
+}

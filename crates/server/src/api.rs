@@ -1,0 +1,490 @@
+//! The HTTP endpoints (DESIGN.md, "Sync protocol (v1)"; docs/server.md).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tether_engine::digest::record_hash;
+use tether_engine::{Data, Key, KeyRange, Op, PushRequest, PushResponse, ScopeId};
+use tracing::Instrument;
+
+use crate::config::Tokens;
+use crate::error::ApiError;
+use crate::storage::{Position, PullAnswer, Purge, Storage, Write};
+
+/// Most mutations accepted in one push or admin write.
+const MAX_WRITES: usize = 10_000;
+
+/// Shared state of the handlers.
+pub(crate) struct AppState {
+    pub storage: Arc<dyn Storage>,
+    pub tokens: Tokens,
+    pub max_page: u32,
+    pub default_page: u32,
+    pub max_body_bytes: usize,
+    pub max_range_records: usize,
+    pub stats: Counters,
+    next_request: AtomicU64,
+}
+
+/// Counters the tests and the benchmark read.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub pulls: AtomicU64,
+    pub changes_sent: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(storage: Arc<dyn Storage>, config: &crate::Config) -> Self {
+        AppState {
+            storage,
+            tokens: config.tokens.clone(),
+            max_page: config.max_page.max(1),
+            default_page: config.default_page.clamp(1, config.max_page.max(1)),
+            max_body_bytes: config.max_body_bytes,
+            max_range_records: config.max_range_records,
+            stats: Counters::default(),
+            next_request: AtomicU64::new(1),
+        }
+    }
+}
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/scopes/{scope}/changes", get(changes))
+        .route("/v1/scopes/{scope}/mutations", post(mutations))
+        .route("/v1/scopes/{scope}/status", get(status))
+        .route("/v1/scopes/{scope}/digest", get(digest))
+        .route("/v1/scopes/{scope}/records", get(records))
+        .route("/v1/admin/scopes/{scope}/records", post(admin_records))
+        .route("/v1/admin/scopes/{scope}/purge", post(admin_purge))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            trace_requests,
+        ))
+        .with_state(state)
+}
+
+type Scope = Result<Path<String>, PathRejection>;
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+async fn changes(
+    State(st): State<Arc<AppState>>,
+    scope: Scope,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&st, &headers, scope, false)?;
+    let params = params
+        .map_err(|e| ApiError::bad("bad_query", e.body_text()))?
+        .0;
+    let from = match params.get("checkpoint").map(String::as_str) {
+        None | Some("") => None,
+        Some(c) => Some(Position::parse(c).ok_or_else(|| {
+            ApiError::bad(
+                "bad_checkpoint",
+                format!("checkpoint {c:?} is not one this server issued"),
+            )
+        })?),
+    };
+    let limit = match params.get("limit") {
+        None => st.default_page,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if n >= 1 => n.min(st.max_page as i64) as u32,
+            _ => {
+                return Err(ApiError::bad(
+                    "bad_limit",
+                    format!(
+                        "limit must be a whole number from 1 (capped at {}), got {l:?}",
+                        st.max_page
+                    ),
+                ))
+            }
+        },
+    };
+    tracing::Span::current().record("page_size", limit);
+    st.stats.pulls.fetch_add(1, Ordering::Relaxed);
+    match st.storage.pull(scope.as_str(), from, limit).await? {
+        PullAnswer::Reset => Ok((
+            StatusCode::GONE,
+            Json(serde_json::json!({ "reset": true, "code": "reset",
+                "message": "the checkpoint is older than the tombstone horizon: resync in full" })),
+        )
+            .into_response()),
+        PullAnswer::Page(page) => {
+            st.stats
+                .changes_sent
+                .fetch_add(page.changes.len() as u64, Ordering::Relaxed);
+            tracing::Span::current().record("changes", page.changes.len());
+            Ok(Json(page).into_response())
+        }
+    }
+}
+
+async fn mutations(
+    State(st): State<Arc<AppState>>,
+    scope: Scope,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PushResponse>, ApiError> {
+    let scope = authorize(&st, &headers, scope, false)?;
+    let req: PushRequest = read_json(&st, &headers, body).await?;
+    if req.mutations.len() > MAX_WRITES {
+        return Err(ApiError::bad(
+            "too_many_mutations",
+            format!(
+                "at most {MAX_WRITES} mutations per push, got {}",
+                req.mutations.len()
+            ),
+        ));
+    }
+    let mut writes = Vec::with_capacity(req.mutations.len());
+    for m in req.mutations {
+        let key = valid_key(&m.collection, &m.id)?;
+        let state = match (m.op, m.data) {
+            (Op::Put, Some(d)) => Some(hashed(d)),
+            (Op::Put, None) => {
+                return Err(ApiError::bad(
+                    "bad_mutation",
+                    format!("put of {}/{} without data", key.collection, key.id),
+                ))
+            }
+            (Op::Delete, _) => None,
+        };
+        writes.push(Write {
+            key,
+            state,
+            check: Some(m.base_version),
+        });
+    }
+    tracing::Span::current().record("page_size", writes.len());
+    let results = st.storage.apply(scope.as_str(), writes).await?;
+    Ok(Json(PushResponse { results }))
+}
+
+async fn status(
+    State(st): State<Arc<AppState>>,
+    scope: Scope,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&st, &headers, scope, false)?;
+    let status = st.storage.status(scope.as_str()).await?;
+    let etag = format!("\"{}-{}\"", status.version, status.digest);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
+    let etag = HeaderValue::from_str(&etag)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    if fresh {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok(([(header::ETAG, etag)], Json(status)).into_response())
+}
+
+async fn digest(
+    State(st): State<Arc<AppState>>,
+    scope: Scope,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&st, &headers, scope, false)?;
+    let range = key_range(params)?;
+    let snap = st.storage.range_digest(scope.as_str(), &range).await?;
+    Ok(Json(snap).into_response())
+}
+
+async fn records(
+    State(st): State<Arc<AppState>>,
+    scope: Scope,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&st, &headers, scope, false)?;
+    let range = key_range(params)?;
+    match st
+        .storage
+        .range_records(scope.as_str(), &range, st.max_range_records)
+        .await?
+    {
+        Some(records) => {
+            tracing::Span::current().record("changes", records.len());
+            Ok(Json(serde_json::json!({ "records": records })).into_response())
+        }
+        None => Err(ApiError::bad(
+            "range_too_large",
+            format!(
+                "the range holds more than {} records; ask for a smaller one",
+                st.max_range_records
+            ),
+        )),
+    }
+}
+
+/// Body of the admin write endpoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminWrites {
+    #[serde(default)]
+    upserts: Vec<AdminUpsert>,
+    #[serde(default)]
+    deletes: Vec<Key>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminUpsert {
+    collection: String,
+    id: String,
+    data: Data,
+}
+
+async fn admin_records(
+    State(st): State<Arc<AppState>>,
+    scope: Scope,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&st, &headers, scope, true)?;
+    let req: AdminWrites = read_json(&st, &headers, body).await?;
+    if req.upserts.len() + req.deletes.len() > MAX_WRITES {
+        return Err(ApiError::bad(
+            "too_many_mutations",
+            format!("at most {MAX_WRITES} writes per request"),
+        ));
+    }
+    let mut writes = Vec::with_capacity(req.upserts.len() + req.deletes.len());
+    for u in req.upserts {
+        writes.push(Write {
+            key: valid_key(&u.collection, &u.id)?,
+            state: Some(hashed(u.data)),
+            check: None,
+        });
+    }
+    for k in req.deletes {
+        writes.push(Write {
+            key: valid_key(&k.collection, &k.id)?,
+            state: None,
+            check: None,
+        });
+    }
+    tracing::Span::current().record("page_size", writes.len());
+    let summary = st.storage.admin_write(scope.as_str(), writes).await?;
+    Ok(Json(summary).into_response())
+}
+
+/// Body of the admin purge endpoint.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    /// Purge only tombstones older than this many milliseconds (default: all of them).
+    #[serde(default)]
+    older_than_ms: Option<u64>,
+}
+
+async fn admin_purge(
+    State(st): State<Arc<AppState>>,
+    scope: Scope,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&st, &headers, scope, true)?;
+    let bytes = read_body(&st, &headers, body).await?;
+    let req: PurgeRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        PurgeRequest::default()
+    } else {
+        parse_json(&bytes)?
+    };
+    let before = req
+        .older_than_ms
+        .map(|ms| tether_engine::cloud::rfc3339(crate::now_ms() - ms.min(i64::MAX as u64) as i64));
+    let purged = st
+        .storage
+        .purge(&Purge {
+            scope: Some(scope.to_string()),
+            before,
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "purged": purged })).into_response())
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no endpoint {} {}", req.method(), req.uri().path()),
+    )
+}
+
+/// Checks the bearer token and its grant for the scope in the path.
+fn authorize(
+    st: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+    admin: bool,
+) -> Result<ScopeId, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(grant) = token.and_then(|t| st.tokens.lookup(t)) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            if token.is_some() {
+                "the bearer token is not valid"
+            } else {
+                "an Authorization: Bearer <token> header is required"
+            },
+        ));
+    };
+    let Path(name) = scope.map_err(|e| ApiError::bad("bad_scope", e.body_text()))?;
+    let scope = ScopeId::new(name).map_err(|e| ApiError::bad("bad_scope", e.to_string()))?;
+    tracing::Span::current().record("scope", scope.as_str());
+    // The same answer for a scope that does not exist and one that is not granted, so a token
+    // cannot probe which scopes exist.
+    if !grant.allows(scope.as_str()) || (admin && !grant.admin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            if admin && grant.allows(scope.as_str()) {
+                format!(
+                    "the token does not grant admin writes to scope {:?}",
+                    scope.as_str()
+                )
+            } else {
+                format!("the token does not grant scope {:?}", scope.as_str())
+            },
+        ));
+    }
+    Ok(scope)
+}
+
+/// `from_collection`/`from_id` and `to_collection`/`to_id`: both parts of a bound or neither.
+fn key_range(params: Params) -> Result<KeyRange, ApiError> {
+    let params = params
+        .map_err(|e| ApiError::bad("bad_query", e.body_text()))?
+        .0;
+    let bound = |side: &str| -> Result<Option<Key>, ApiError> {
+        let c = params.get(&format!("{side}_collection"));
+        let i = params.get(&format!("{side}_id"));
+        match (c, i) {
+            (None, None) => Ok(None),
+            (Some(c), Some(i)) => Ok(Some(Key::new(c.as_str(), i.as_str()))),
+            _ => Err(ApiError::bad(
+                "bad_key_range",
+                format!("give both {side}_collection and {side}_id, or neither"),
+            )),
+        }
+    };
+    for name in params.keys() {
+        if !["from_collection", "from_id", "to_collection", "to_id"].contains(&name.as_str()) {
+            return Err(ApiError::bad(
+                "bad_key_range",
+                format!("unknown parameter {name:?}; a range is from_collection, from_id, to_collection, to_id"),
+            ));
+        }
+    }
+    Ok(KeyRange {
+        from: bound("from")?,
+        to: bound("to")?,
+    })
+}
+
+fn valid_key(collection: &str, id: &str) -> Result<Key, ApiError> {
+    let key = Key::new(collection, id);
+    key.validate()
+        .map_err(|e| ApiError::bad("bad_mutation", e.to_string()))?;
+    Ok(key)
+}
+
+fn hashed(data: Data) -> (Data, tether_engine::RecordHash) {
+    let h = record_hash(&data);
+    (data, h)
+}
+
+async fn read_body(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request bodies are limited to {} bytes", st.max_body_bytes),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, st.max_body_bytes)
+        .await
+        .map_err(|e| {
+            if e.to_string().contains("length limit") {
+                too_large()
+            } else {
+                ApiError::bad("bad_body", format!("could not read the request body: {e}"))
+            }
+        })
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read_body(st, headers, body).await?;
+    parse_json(&bytes)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad("bad_json", format!("malformed request body: {e}")))
+}
+
+/// Logs every request with its id, scope, page size, status and duration.
+async fn trace_requests(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let id = st.next_request.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "request",
+        request_id = id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        scope = tracing::field::Empty,
+        page_size = tracing::field::Empty,
+        changes = tracing::field::Empty,
+    );
+    let start = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = resp.status().as_u16(),
+            duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        )
+    });
+    resp.headers_mut()
+        .insert("x-request-id", HeaderValue::from(id));
+    resp
+}

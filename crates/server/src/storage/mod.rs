@@ -1,0 +1,299 @@
+//! The server's storage interface and its two implementations.
+//!
+//! Both keep the same model: a `scopes` table with each scope's commit sequence (`seq`), live
+//! `count`, `digest` (32-byte little-endian sum of leaves, maintained on every write) and
+//! tombstone `horizon`, and a `records` table with one row per key: its current `version`
+//! (the scope's sequence number when the row was last written), `updated_at`, `deleted`,
+//! `data` and `hash`. Versions are assigned while holding the scope's lock inside the writing
+//! transaction, so versions increase in commit order and a cursor never skips a late commit.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use tether_engine::digest::{leaf, RecordHash, Snapshot};
+use tether_engine::{Change, Data, Key, KeyRange, MutationResult, Page, RemoteStatus};
+
+pub mod postgres;
+pub mod sqlite;
+
+/// A boxed, sendable storage future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
+
+/// A failure of the storage itself (not of the request).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("postgres pool: {0}")]
+    Pool(String),
+    /// Stored data could not be read back (corrupt row, bad JSON, bad hash).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+/// A position in a scope's feed, as encoded in the checkpoint string.
+///
+/// `cursor` is the last version the client has seen; `safe` is the version up to which the
+/// client's knowledge is complete for tombstone purposes (see [`Position::parse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Changes with a version above this one come next.
+    pub cursor: u64,
+    /// A purge horizon above this version means the client may have missed a deletion.
+    pub safe: u64,
+}
+
+impl Position {
+    /// Parses a checkpoint: `"<cursor>"` or `"<cursor>:<safe>"` with `safe >= cursor`.
+    ///
+    /// Why two numbers: the first page of an initial sync only holds live records, read at
+    /// scope sequence `S`, but its cursor is the version of its last record, often far below
+    /// `S`. Tombstones at or below `S` cannot concern any record the client holds (those were
+    /// live at `S`), so a purge up to `S` must not force a reset; the checkpoint carries `S`.
+    pub fn parse(s: &str) -> Option<Position> {
+        let num = |t: &str| -> Option<u64> {
+            if t.is_empty() || t.len() > 20 || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            t.parse().ok()
+        };
+        match s.split_once(':') {
+            None => num(s).map(|c| Position { cursor: c, safe: c }),
+            Some((c, k)) => {
+                let (cursor, safe) = (num(c)?, num(k)?);
+                (safe >= cursor).then_some(Position { cursor, safe })
+            }
+        }
+    }
+
+    /// The checkpoint string.
+    pub fn encode(&self) -> String {
+        if self.safe == self.cursor {
+            self.cursor.to_string()
+        } else {
+            format!("{}:{}", self.cursor, self.safe)
+        }
+    }
+}
+
+/// The answer to a pull.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PullAnswer {
+    /// A page.
+    Page(Page),
+    /// The checkpoint is behind the tombstone horizon (or ahead of the scope): `410`.
+    Reset,
+}
+
+/// One write to apply: the shared shape of pushes and admin writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// Key.
+    pub key: Key,
+    /// New data and its hash; `None` deletes.
+    pub state: Option<(Data, RecordHash)>,
+    /// `Some(base)`: a push, applied only if the current live version equals `base`.
+    /// `None`: an admin write, applied unconditionally (a delete of an absent record is a no-op).
+    pub check: Option<Option<u64>>,
+}
+
+/// What the admin write API did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct WriteSummary {
+    /// Records created or replaced.
+    pub upserted: u64,
+    /// Records deleted (tombstones written).
+    pub deleted: u64,
+    /// The scope's version after the write.
+    pub version: u64,
+}
+
+/// Which tombstones to purge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purge {
+    /// Only this scope (`None`: every scope).
+    pub scope: Option<String>,
+    /// Only tombstones written before this RFC 3339 time (`None`: any age).
+    pub before: Option<String>,
+}
+
+/// The server's storage. Every method is one transaction.
+pub trait Storage: Send + Sync + 'static {
+    /// The page after `from` (from the start when `None`), at most `limit` changes, with the
+    /// snapshot on the last page read in the same transaction as the page.
+    fn pull<'a>(
+        &'a self,
+        scope: &'a str,
+        from: Option<Position>,
+        limit: u32,
+    ) -> BoxFuture<'a, PullAnswer>;
+
+    /// Applies writes in order under the scope's lock; one result per write. Admin writes
+    /// are always accepted.
+    fn apply<'a>(
+        &'a self,
+        scope: &'a str,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'a, Vec<MutationResult>>;
+
+    /// Admin bulk write: upserts, then deletes, unconditionally.
+    fn admin_write<'a>(&'a self, scope: &'a str, writes: Vec<Write>)
+        -> BoxFuture<'a, WriteSummary>;
+
+    /// Count, digest, version and last change time of a scope.
+    fn status<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, RemoteStatus>;
+
+    /// Count and digest of the live records in a key range.
+    fn range_digest<'a>(&'a self, scope: &'a str, range: &'a KeyRange) -> BoxFuture<'a, Snapshot>;
+
+    /// The live records in a key range, in key order; `None` if there are more than `max`.
+    fn range_records<'a>(
+        &'a self,
+        scope: &'a str,
+        range: &'a KeyRange,
+        max: usize,
+    ) -> BoxFuture<'a, Option<Vec<Change>>>;
+
+    /// Purges tombstones; returns how many were removed. Raises each touched scope's horizon
+    /// to the highest purged version.
+    fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, u64>;
+}
+
+/// Leaf of a stored row given its hex hash.
+pub(crate) fn leaf_of(
+    collection: &str,
+    id: &str,
+    hash_hex: &str,
+) -> Result<tether_engine::Digest, StorageError> {
+    let hash: RecordHash = hash_hex
+        .parse()
+        .map_err(|_| StorageError::Corrupt(format!("hash {hash_hex:?} of {collection}/{id}")))?;
+    Ok(leaf(collection, id, &hash))
+}
+
+/// Parses stored JSON data into an object.
+pub(crate) fn data_of(text: &str) -> Result<serde_json::Value, StorageError> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| StorageError::Corrupt(format!("stored data is not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(StorageError::Corrupt(
+            "stored data is not a JSON object".into(),
+        ));
+    }
+    Ok(v)
+}
+
+/// Builds the page from the fetched changes (at most `limit + 1` of them, by version) and the
+/// scope row read in the same transaction.
+pub(crate) fn finish_page(
+    mut changes: Vec<Change>,
+    from: Option<Position>,
+    limit: usize,
+    seq: u64,
+    totals: Snapshot,
+) -> Page {
+    let has_more = changes.len() > limit;
+    changes.truncate(limit);
+    let next = if has_more {
+        // Non-empty: limit >= 1 and there were more than `limit` rows.
+        let cursor = changes.last().map_or(0, |c| c.version);
+        let safe = match from {
+            // First page of an initial sync: everything up to `seq` is accounted for.
+            None => seq,
+            Some(p) => p.safe.max(cursor),
+        };
+        Position { cursor, safe }
+    } else {
+        Position {
+            cursor: seq,
+            safe: seq,
+        }
+    };
+    let remaining = if has_more {
+        match from {
+            None => totals.count.saturating_sub(changes.len() as u64),
+            Some(_) => seq.saturating_sub(next.cursor).min(totals.count.max(1)),
+        }
+    } else {
+        0
+    };
+    Page {
+        changes,
+        checkpoint: Some(tether_engine::Checkpoint(next.encode())),
+        has_more,
+        remaining: Some(remaining),
+        snapshot: (!has_more).then_some(totals),
+    }
+}
+
+/// Whether a pull from `from` must reset: behind the horizon, or ahead of the scope (a
+/// checkpoint this database never issued, e.g. after it was restored from a backup).
+pub(crate) fn must_reset(from: Option<Position>, seq: u64, horizon: u64) -> bool {
+    from.is_some_and(|p| p.cursor > seq || p.safe > seq || p.safe < horizon)
+}
+
+/// The wire form of a stored row.
+pub(crate) fn change(
+    key: Key,
+    version: u64,
+    updated_at: String,
+    data: Option<&str>,
+    hash: Option<String>,
+) -> Result<Change, StorageError> {
+    let data = data.map(data_of).transpose()?;
+    Ok(Change {
+        collection: key.collection,
+        id: key.id,
+        version,
+        updated_at,
+        deleted: data.is_none(),
+        hash: if data.is_some() { hash } else { None },
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip_and_reject_garbage() {
+        let p = Position { cursor: 5, safe: 9 };
+        assert_eq!(Position::parse(&p.encode()), Some(p));
+        assert_eq!(Position::parse("7"), Some(Position { cursor: 7, safe: 7 }));
+        for bad in [
+            "",
+            "-1",
+            "abc",
+            "1:",
+            ":1",
+            "9:5",
+            "1.5",
+            " 1",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(Position::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reset_rules() {
+        let p = |c, s| Some(Position { cursor: c, safe: s });
+        assert!(!must_reset(None, 10, 10));
+        assert!(
+            !must_reset(p(3, 10), 10, 10),
+            "initial page read at 10 survives a purge to 10"
+        );
+        assert!(must_reset(p(3, 3), 10, 4));
+        assert!(must_reset(p(11, 11), 10, 0), "a checkpoint from the future");
+    }
+}

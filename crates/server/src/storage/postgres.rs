@@ -1,0 +1,502 @@
+//! PostgreSQL storage: the production choice.
+//!
+//! The version, `updated_at`, and the scope's count and digest are maintained by triggers on
+//! the `records` table (see `schema.sql`), so the server's own writes and plain SQL writes from
+//! the backend that owns the data take the same path: the trigger bumps the scope's sequence
+//! with an `UPDATE` of the scope row, whose row lock is the per-scope lock, held until commit.
+//! SQL writers may leave `hash` out; the server computes missing hashes (RFC 8785 + SHA-256 in
+//! Rust) before it answers any request for the scope, see [`PgStorage::fix_hashes`].
+
+use std::collections::BTreeMap;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tether_engine::digest::{record_hash_with, Snapshot};
+use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus};
+use tokio_postgres::{IsolationLevel, NoTls, Row};
+
+use super::{
+    change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge, Storage,
+    StorageError, Write, WriteSummary,
+};
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// PostgreSQL storage over a small connection pool.
+#[derive(Clone)]
+pub struct PgStorage {
+    pool: Pool,
+}
+
+impl PgStorage {
+    /// Connects, creates `schema` if given (and uses it), and applies the schema.
+    pub async fn connect(
+        url: &str,
+        schema: Option<&str>,
+        pool_size: usize,
+    ) -> Result<Self, StorageError> {
+        let mut config: tokio_postgres::Config = url.parse()?;
+        if let Some(schema) = schema {
+            if !schema
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(StorageError::Pool(format!(
+                    "schema name {schema:?} must be ASCII letters, digits and underscores"
+                )));
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .build()
+            .map_err(|e| StorageError::Pool(e.to_string()))?;
+        let storage = PgStorage { pool };
+        let mut client = storage.client().await?;
+        let tx = client.transaction().await?;
+        // Two servers starting on one database must not interleave their DDL.
+        tx.execute("SELECT pg_advisory_xact_lock(7410)", &[])
+            .await?;
+        if let Some(schema) = schema {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await?;
+        }
+        tx.batch_execute(SCHEMA).await?;
+        tx.commit().await?;
+        Ok(storage)
+    }
+
+    async fn client(&self) -> Result<Object, StorageError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StorageError::Pool(e.to_string()))
+    }
+
+    /// Computes the hash of live rows a SQL writer left without one, in batches, each in its
+    /// own transaction under the scope lock. The update gives each row a new version (so a
+    /// cursor already past the SQL write still sees it) and the trigger counts it in the digest.
+    pub async fn fix_hashes(&self, scope: &str) -> Result<u64, StorageError> {
+        let mut fixed = 0;
+        let mut buf = Vec::new();
+        loop {
+            let mut client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT collection, id, version, data::text FROM records
+                     WHERE scope = $1 AND hash IS NULL AND NOT deleted LIMIT 500",
+                    &[&scope],
+                )
+                .await?;
+            if rows.is_empty() {
+                return Ok(fixed);
+            }
+            let tx = client.transaction().await?;
+            lock_scope(&tx, scope).await?;
+            let update = tx
+                .prepare_cached(
+                    "UPDATE records SET hash = $5 WHERE scope = $1 AND collection = $2
+                     AND id = $3 AND version = $4 AND hash IS NULL AND NOT deleted",
+                )
+                .await?;
+            for r in &rows {
+                let (c, i, v, text): (String, String, i64, String) =
+                    (r.get(0), r.get(1), r.get(2), r.get(3));
+                let data = super::data_of(&text)?;
+                let Some(map) = data.as_object() else {
+                    continue;
+                };
+                let hash = record_hash_with(map, &mut buf).to_string();
+                fixed += tx.execute(&update, &[&scope, &c, &i, &v, &hash]).await?;
+            }
+            tx.commit().await?;
+        }
+    }
+}
+
+async fn lock_scope(
+    tx: &deadpool_postgres::Transaction<'_>,
+    scope: &str,
+) -> Result<(), StorageError> {
+    tx.execute(
+        "INSERT INTO scopes (scope) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&scope],
+    )
+    .await?;
+    tx.execute(
+        "SELECT 1 FROM scopes WHERE scope = $1 FOR UPDATE",
+        &[&scope],
+    )
+    .await?;
+    Ok(())
+}
+
+struct ScopeRow {
+    seq: u64,
+    totals: Snapshot,
+    horizon: u64,
+    updated_at: Option<String>,
+}
+
+async fn scope_row(
+    client: &impl tokio_postgres::GenericClient,
+    scope: &str,
+) -> Result<ScopeRow, StorageError> {
+    let row = client
+        .query_opt(
+            "SELECT seq, count, digest, horizon, updated_at FROM scopes WHERE scope = $1",
+            &[&scope],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(ScopeRow {
+            seq: 0,
+            totals: Snapshot::default(),
+            horizon: 0,
+            updated_at: None,
+        });
+    };
+    let digest: Vec<u8> = row.get(2);
+    let digest: [u8; 32] = digest
+        .try_into()
+        .map_err(|_| StorageError::Corrupt(format!("digest of scope {scope:?} is not 32 bytes")))?;
+    Ok(ScopeRow {
+        seq: row.get::<_, i64>(0) as u64,
+        totals: Snapshot {
+            count: row.get::<_, i64>(1) as u64,
+            digest: Digest(digest),
+        },
+        horizon: row.get::<_, i64>(3) as u64,
+        updated_at: row.get(4),
+    })
+}
+
+const COLUMNS: &str = "collection, id, version, updated_at, data::text, hash";
+
+fn row_change(r: &Row) -> Result<Change, StorageError> {
+    let data: Option<String> = r.get(4);
+    change(
+        Key::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+        r.get::<_, i64>(2) as u64,
+        r.get(3),
+        data.as_deref(),
+        r.get(5),
+    )
+}
+
+/// The key-range condition, with `COLLATE "C"` so that parameters compare as bytes too.
+fn range_sql(range: &KeyRange, first: usize) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    for (key, op) in [(&range.from, ">="), (&range.to, "<")] {
+        if let Some(k) = key {
+            let n = first + args.len();
+            sql.push_str(&format!(
+                " AND (collection, id) {op} (${n}::text COLLATE \"C\", ${}::text COLLATE \"C\")",
+                n + 1
+            ));
+            args.push(k.collection.clone());
+            args.push(k.id.clone());
+        }
+    }
+    (sql, args)
+}
+
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+fn params<'a>(scope: &'a &'a str, args: &'a [String]) -> Vec<Param<'a>> {
+    let mut p: Vec<Param<'a>> = vec![scope];
+    p.extend(args.iter().map(|a| a as Param<'a>));
+    p
+}
+
+impl Storage for PgStorage {
+    fn pull<'a>(
+        &'a self,
+        scope: &'a str,
+        from: Option<Position>,
+        limit: u32,
+    ) -> BoxFuture<'a, PullAnswer> {
+        Box::pin(async move {
+            self.fix_hashes(scope).await?;
+            let mut client = self.client().await?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let s = scope_row(&*tx, scope).await?;
+            if must_reset(from, s.seq, s.horizon) {
+                return Ok(PullAnswer::Reset);
+            }
+            let sql = if from.is_none() {
+                format!(
+                    "SELECT {COLUMNS} FROM records WHERE scope = $1 AND version > $2
+                     AND NOT deleted AND hash IS NOT NULL ORDER BY version LIMIT $3"
+                )
+            } else {
+                format!(
+                    "SELECT {COLUMNS} FROM records WHERE scope = $1 AND version > $2
+                     AND (deleted OR hash IS NOT NULL) ORDER BY version LIMIT $3"
+                )
+            };
+            let after = from.map_or(0, |p| p.cursor) as i64;
+            let rows = tx
+                .query(&sql, &[&scope, &after, &(limit as i64 + 1)])
+                .await?;
+            let changes = rows.iter().map(row_change).collect::<Result<Vec<_>, _>>()?;
+            tx.commit().await?;
+            Ok(PullAnswer::Page(finish_page(
+                changes,
+                from,
+                limit as usize,
+                s.seq,
+                s.totals,
+            )))
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        scope: &'a str,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'a, Vec<MutationResult>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_scope(&tx, scope).await?;
+            let get = tx
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS}, deleted FROM records
+                     WHERE scope = $1 AND collection = $2 AND id = $3"
+                ))
+                .await?;
+            let put = tx
+                .prepare_cached(
+                    "INSERT INTO records (scope, collection, id, data, hash, deleted)
+                     VALUES ($1, $2, $3, $4::text::jsonb, $5, $6)
+                     ON CONFLICT (scope, collection, id) DO UPDATE SET data = EXCLUDED.data,
+                       hash = EXCLUDED.hash, deleted = EXCLUDED.deleted
+                     RETURNING version, updated_at",
+                )
+                .await?;
+            let mut results = Vec::with_capacity(writes.len());
+            for w in writes {
+                let (c, i) = (&w.key.collection, &w.key.id);
+                let current = tx.query_opt(&get, &[&scope, c, i]).await?;
+                let live = current
+                    .as_ref()
+                    .filter(|r| !r.get::<_, bool>(6))
+                    .map(|r| r.get::<_, i64>(2) as u64);
+                let base = w.check.unwrap_or(live);
+                if live != base {
+                    let current = current.as_ref().map(row_change).transpose()?;
+                    results.push(MutationResult::Rejected { current });
+                    continue;
+                }
+                if w.state.is_none() && live.is_none() && w.check.is_none() {
+                    let version = current.as_ref().map_or(0, |r| r.get::<_, i64>(2) as u64);
+                    results.push(MutationResult::Accepted {
+                        version,
+                        updated_at: current.map_or_else(String::new, |r| r.get(3)),
+                    });
+                    continue;
+                }
+                let (data, hash) = match &w.state {
+                    Some((d, h)) => (
+                        Some(
+                            serde_json::to_string(d)
+                                .map_err(|e| StorageError::Corrupt(e.to_string()))?,
+                        ),
+                        Some(h.to_string()),
+                    ),
+                    None => (None, None),
+                };
+                let row = tx
+                    .query_one(&put, &[&scope, c, i, &data, &hash, &w.state.is_none()])
+                    .await?;
+                results.push(MutationResult::Accepted {
+                    version: row.get::<_, i64>(0) as u64,
+                    updated_at: row.get(1),
+                });
+            }
+            tx.commit().await?;
+            Ok(results)
+        })
+    }
+
+    fn admin_write<'a>(
+        &'a self,
+        scope: &'a str,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'a, WriteSummary> {
+        Box::pin(async move {
+            // Last write of a key wins; upserts go first, then deletes, each as one statement.
+            let mut upserts: BTreeMap<Key, (String, String)> = BTreeMap::new();
+            let mut deletes: BTreeMap<Key, ()> = BTreeMap::new();
+            for w in writes {
+                match w.state {
+                    Some((d, h)) => {
+                        deletes.remove(&w.key);
+                        let text = serde_json::to_string(&d)
+                            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                        upserts.insert(w.key, (text, h.to_string()));
+                    }
+                    None => {
+                        upserts.remove(&w.key);
+                        deletes.insert(w.key, ());
+                    }
+                }
+            }
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_scope(&tx, scope).await?;
+            let mut summary = WriteSummary::default();
+            if !upserts.is_empty() {
+                let (mut cs, mut is, mut ds, mut hs) = (vec![], vec![], vec![], vec![]);
+                for (k, (d, h)) in upserts {
+                    cs.push(k.collection);
+                    is.push(k.id);
+                    ds.push(d);
+                    hs.push(h);
+                }
+                summary.upserted = tx
+                    .execute(
+                        "INSERT INTO records (scope, collection, id, data, hash, deleted)
+                         SELECT $1, c, i, d::jsonb, h, false
+                         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(c, i, d, h)
+                         ON CONFLICT (scope, collection, id) DO UPDATE SET data = EXCLUDED.data,
+                           hash = EXCLUDED.hash, deleted = false",
+                        &[&scope, &cs, &is, &ds, &hs],
+                    )
+                    .await?;
+            }
+            if !deletes.is_empty() {
+                let (cs, is): (Vec<String>, Vec<String>) =
+                    deletes.into_keys().map(|k| (k.collection, k.id)).unzip();
+                summary.deleted = tx
+                    .execute(
+                        "UPDATE records SET deleted = true WHERE scope = $1 AND NOT deleted
+                         AND (collection, id) IN
+                           (SELECT c, i FROM unnest($2::text[], $3::text[]) AS u(c, i))",
+                        &[&scope, &cs, &is],
+                    )
+                    .await?;
+            }
+            summary.version = scope_row(&*tx, scope).await?.seq;
+            tx.commit().await?;
+            Ok(summary)
+        })
+    }
+
+    fn status<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, RemoteStatus> {
+        Box::pin(async move {
+            self.fix_hashes(scope).await?;
+            let client = self.client().await?;
+            let s = scope_row(&**client, scope).await?;
+            Ok(RemoteStatus {
+                count: s.totals.count,
+                digest: s.totals.digest,
+                version: s.seq,
+                updated_at: s.updated_at,
+            })
+        })
+    }
+
+    fn range_digest<'a>(&'a self, scope: &'a str, range: &'a KeyRange) -> BoxFuture<'a, Snapshot> {
+        Box::pin(async move {
+            self.fix_hashes(scope).await?;
+            let client = self.client().await?;
+            if range.from.is_none() && range.to.is_none() {
+                return Ok(scope_row(&**client, scope).await?.totals);
+            }
+            let (cond, args) = range_sql(range, 2);
+            let sql = format!(
+                "SELECT collection, id, hash FROM records
+                 WHERE scope = $1 AND NOT deleted AND hash IS NOT NULL{cond}"
+            );
+            let rows = client.query(&sql, &params(&scope, &args)).await?;
+            let mut snap = Snapshot::default();
+            for r in rows {
+                let (c, i, h): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+                snap.insert(&leaf_of(&c, &i, &h)?);
+            }
+            Ok(snap)
+        })
+    }
+
+    fn range_records<'a>(
+        &'a self,
+        scope: &'a str,
+        range: &'a KeyRange,
+        max: usize,
+    ) -> BoxFuture<'a, Option<Vec<Change>>> {
+        Box::pin(async move {
+            self.fix_hashes(scope).await?;
+            let client = self.client().await?;
+            let (cond, args) = range_sql(range, 2);
+            let sql = format!(
+                "SELECT {COLUMNS} FROM records WHERE scope = $1 AND NOT deleted
+                 AND hash IS NOT NULL{cond} ORDER BY collection, id LIMIT {}",
+                max as u64 + 1
+            );
+            let rows = client.query(&sql, &params(&scope, &args)).await?;
+            if rows.len() > max {
+                return Ok(None);
+            }
+            rows.iter()
+                .map(row_change)
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        })
+    }
+
+    fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, u64> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let scopes: Vec<String> = match &purge.scope {
+                Some(s) => vec![s.clone()],
+                None => client
+                    .query("SELECT scope FROM scopes", &[])
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect(),
+            };
+            drop(client);
+            let before = purge.before.clone().unwrap_or_else(|| "\u{10FFFF}".into());
+            let mut purged = 0;
+            for scope in scopes {
+                let mut client = self.client().await?;
+                let tx = client.transaction().await?;
+                lock_scope(&tx, &scope).await?;
+                let row = tx
+                    .query_one(
+                        "WITH gone AS (DELETE FROM records WHERE scope = $1 AND deleted
+                           AND updated_at < $2 RETURNING version)
+                         SELECT count(*), max(version) FROM gone",
+                        &[&scope, &before],
+                    )
+                    .await?;
+                let (n, top): (i64, Option<i64>) = (row.get(0), row.get(1));
+                if let Some(top) = top {
+                    tx.execute(
+                        "UPDATE scopes SET horizon = greatest(horizon, $2) WHERE scope = $1",
+                        &[&scope, &top],
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                purged += n as u64;
+            }
+            Ok(purged)
+        })
+    }
+}

@@ -1,0 +1,131 @@
+-- Tether's PostgreSQL schema. Applied at server start (idempotent). Keys use the "C" collation
+-- so that they order by UTF-8 bytes, the protocol's key order. The database must be UTF8.
+
+CREATE TABLE IF NOT EXISTS scopes (
+    scope      text COLLATE "C" PRIMARY KEY,
+    seq        bigint NOT NULL DEFAULT 0,
+    count      bigint NOT NULL DEFAULT 0,
+    digest     bytea NOT NULL DEFAULT decode(repeat('00', 32), 'hex'),
+    horizon    bigint NOT NULL DEFAULT 0,
+    updated_at text
+);
+
+CREATE TABLE IF NOT EXISTS records (
+    scope      text COLLATE "C" NOT NULL,
+    collection text COLLATE "C" NOT NULL,
+    id         text COLLATE "C" NOT NULL,
+    version    bigint NOT NULL DEFAULT 0,
+    updated_at text NOT NULL DEFAULT '',
+    deleted    boolean NOT NULL DEFAULT false,
+    data       jsonb,
+    hash       text,
+    PRIMARY KEY (scope, collection, id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_feed ON records (scope, version);
+CREATE INDEX IF NOT EXISTS records_tombstones ON records (scope, updated_at) WHERE deleted;
+CREATE INDEX IF NOT EXISTS records_unhashed ON records (scope) WHERE hash IS NULL AND NOT deleted;
+
+CREATE OR REPLACE FUNCTION tether_now() RETURNS text LANGUAGE sql VOLATILE AS $$
+    SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+$$;
+
+CREATE OR REPLACE FUNCTION tether_u32le(n integer) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+    SELECT set_byte(set_byte(set_byte(set_byte('\x00000000'::bytea,
+        0, n & 255), 1, (n >> 8) & 255), 2, (n >> 16) & 255), 3, (n >> 24) & 255)
+$$;
+
+-- The leaf of a record in the scope digest (DESIGN.md, "Data model").
+CREATE OR REPLACE FUNCTION tether_leaf(c text, i text, h text) RETURNS bytea
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT sha256(tether_u32le(octet_length(c)) || convert_to(c, 'UTF8')
+        || tether_u32le(octet_length(i)) || convert_to(i, 'UTF8') || decode(h, 'hex'))
+$$;
+
+-- a + sign * b modulo 2^256, both 32-byte little-endian.
+CREATE OR REPLACE FUNCTION tether_add(a bytea, b bytea, sign integer) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    r bytea := a;
+    carry integer := 0;
+    s integer;
+BEGIN
+    FOR k IN 0..31 LOOP
+        s := get_byte(a, k) + sign * get_byte(b, k) + carry;
+        IF s < 0 THEN s := s + 256; carry := -1;
+        ELSIF s > 255 THEN s := s - 256; carry := 1;
+        ELSE carry := 0;
+        END IF;
+        r := set_byte(r, k, s);
+    END LOOP;
+    RETURN r;
+END $$;
+
+-- BEFORE row trigger: assigns the version under the scope's lock (the UPDATE of the scope row
+-- holds its row lock until the transaction ends, so versions follow commit order), stamps
+-- updated_at, turns a DELETE of a live record into a tombstone, and clears the hash when a
+-- writer changed the data without supplying its hash (the server computes it before serving).
+CREATE OR REPLACE FUNCTION tether_records_before() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF OLD.deleted THEN
+            RETURN OLD; -- purging a tombstone
+        END IF;
+        UPDATE records SET deleted = true
+            WHERE scope = OLD.scope AND collection = OLD.collection AND id = OLD.id;
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND (NEW.scope, NEW.collection, NEW.id)
+            IS DISTINCT FROM (OLD.scope, OLD.collection, OLD.id) THEN
+        RAISE EXCEPTION 'tether: the key of a record cannot change; delete it and insert another';
+    END IF;
+    IF NEW.collection = '' OR NEW.id = '' THEN
+        RAISE EXCEPTION 'tether: collection and id must not be empty';
+    END IF;
+    IF NEW.deleted THEN
+        NEW.data := NULL;
+        NEW.hash := NULL;
+    ELSIF NEW.data IS NULL OR jsonb_typeof(NEW.data) <> 'object' THEN
+        RAISE EXCEPTION 'tether: the data of a live record must be a JSON object';
+    ELSIF TG_OP = 'UPDATE' AND NEW.hash IS NOT DISTINCT FROM OLD.hash
+            AND NEW.data IS DISTINCT FROM OLD.data THEN
+        NEW.hash := NULL;
+    END IF;
+    IF NEW.hash IS NOT NULL AND NEW.hash !~ '^[0-9a-f]{64}$' THEN
+        RAISE EXCEPTION 'tether: hash must be 64 lowercase hex digits';
+    END IF;
+    INSERT INTO scopes (scope) VALUES (NEW.scope) ON CONFLICT DO NOTHING;
+    NEW.updated_at := tether_now();
+    UPDATE scopes SET seq = seq + 1, updated_at = NEW.updated_at
+        WHERE scope = NEW.scope RETURNING seq INTO v;
+    NEW.version := v;
+    RETURN NEW;
+END $$;
+
+-- AFTER row trigger: keeps the scope's live count and digest. A live row without a hash is not
+-- counted until the server has computed its hash.
+CREATE OR REPLACE FUNCTION tether_records_after() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    d bytea;
+    n bigint := 0;
+BEGIN
+    SELECT digest INTO d FROM scopes WHERE scope = NEW.scope;
+    IF TG_OP = 'UPDATE' AND NOT OLD.deleted AND OLD.hash IS NOT NULL THEN
+        d := tether_add(d, tether_leaf(OLD.collection, OLD.id, OLD.hash), -1);
+        n := n - 1;
+    END IF;
+    IF NOT NEW.deleted AND NEW.hash IS NOT NULL THEN
+        d := tether_add(d, tether_leaf(NEW.collection, NEW.id, NEW.hash), 1);
+        n := n + 1;
+    END IF;
+    UPDATE scopes SET digest = d, count = count + n WHERE scope = NEW.scope;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS tether_records_before ON records;
+CREATE TRIGGER tether_records_before BEFORE INSERT OR UPDATE OR DELETE ON records
+    FOR EACH ROW EXECUTE FUNCTION tether_records_before();
+DROP TRIGGER IF EXISTS tether_records_after ON records;
+CREATE TRIGGER tether_records_after AFTER INSERT OR UPDATE ON records
+    FOR EACH ROW EXECUTE FUNCTION tether_records_after();

@@ -1,0 +1,325 @@
+//! Test harness: a tether server on loopback over SQLite or PostgreSQL storage, plus admin and
+//! raw HTTP helpers. Every test runs against both storages (see `both!`).
+
+#![allow(dead_code)]
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tether_engine::{RemoteStatus, ScopeId};
+use tether_native::dataset::Dataset;
+use tether_native::http::{HttpOptions, HttpRemote};
+use tether_server::{Config, Server, StorageConfig, Tokens};
+
+/// Token with admin rights on every scope.
+pub const ADMIN: &str = "admin-token";
+/// Token that reads every scope.
+pub const READER: &str = "reader-token";
+/// Token that reads scope `s1` only.
+pub const S1_ONLY: &str = "s1-token";
+
+/// Which storage the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file in a temp dir.
+    Sqlite,
+    /// A fresh schema in the database of `TETHER_TEST_PG`.
+    Postgres,
+}
+
+/// Runs a test body against each storage. The PostgreSQL variant fails (never skips) in CI
+/// when `TETHER_TEST_PG` is missing.
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                if $crate::common::pg_url().is_some() {
+                    super::$name($crate::common::Backend::Postgres)
+                }
+            }
+        })*
+    };
+}
+
+/// The PostgreSQL URL, or `None` outside CI; panics in CI without one.
+pub fn pg_url() -> Option<String> {
+    match std::env::var("TETHER_TEST_PG") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but TETHER_TEST_PG is not: the PostgreSQL tests must run in CI")
+        }
+        _ => {
+            eprintln!("TETHER_TEST_PG is not set: skipping the PostgreSQL variant");
+            None
+        }
+    }
+}
+
+/// A server on loopback plus what it needs to be restarted on the same storage.
+pub struct Harness {
+    pub rt: tokio::runtime::Runtime,
+    pub backend: Backend,
+    server: Mutex<Option<Server>>,
+    url: Mutex<String>,
+    storage: StorageConfig,
+    tune: fn(&mut Config),
+    _dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+impl Harness {
+    /// A server with default limits.
+    pub fn start(backend: Backend) -> Harness {
+        Self::start_with(backend, |_| {})
+    }
+
+    /// A server whose config `tune` adjusts.
+    pub fn start_with(backend: Backend, tune: fn(&mut Config)) -> Harness {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, schema) = match backend {
+            Backend::Sqlite => (
+                StorageConfig::Sqlite {
+                    path: dir.path().join("cloud.db"),
+                },
+                None,
+            ),
+            Backend::Postgres => {
+                let schema = unique_schema();
+                (
+                    StorageConfig::Postgres {
+                        url: pg_url().expect("checked by both!"),
+                        schema: Some(schema.clone()),
+                        pool_size: 4,
+                    },
+                    Some(schema),
+                )
+            }
+        };
+        let h = Harness {
+            rt,
+            backend,
+            server: Mutex::new(None),
+            url: Mutex::new(String::new()),
+            storage,
+            tune,
+            _dir: dir,
+            schema,
+        };
+        h.restart();
+        h
+    }
+
+    /// Starts a server (again) on the same storage, on a new port.
+    pub fn restart(&self) {
+        let mut config = Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            self.storage.clone(),
+            tokens(),
+        );
+        config.tombstone_retention = None;
+        (self.tune)(&mut config);
+        let server = self.rt.block_on(tether_server::serve(config)).unwrap();
+        *self.url.lock().unwrap() = server.url();
+        *self.server.lock().unwrap() = Some(server);
+    }
+
+    /// Stops the server; returns its counters.
+    pub fn stop(&self) -> tether_server::Stats {
+        let server = self.server.lock().unwrap().take().expect("server running");
+        let stats = server.stats();
+        self.rt.block_on(server.shutdown());
+        stats
+    }
+
+    /// The PostgreSQL schema of this test.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Counters of the running server.
+    pub fn stats(&self) -> tether_server::Stats {
+        self.server.lock().unwrap().as_ref().unwrap().stats()
+    }
+
+    /// Base URL of the running server.
+    pub fn url(&self) -> String {
+        self.url.lock().unwrap().clone()
+    }
+
+    /// An HTTP remote with fast retries.
+    pub fn remote(&self, token: &str) -> HttpRemote {
+        HttpRemote::with_options(
+            &self.url(),
+            token,
+            HttpOptions {
+                retries: 2,
+                backoff: Duration::from_millis(20),
+                connect_timeout: Duration::from_secs(5),
+                read_timeout: Duration::from_secs(30),
+                ..HttpOptions::default()
+            },
+        )
+    }
+
+    /// POST to the admin write endpoint.
+    pub fn admin(&self, scope: &str, body: Value) -> Value {
+        let resp = ureq::post(&format!("{}/v1/admin/scopes/{scope}/records", self.url()))
+            .set("authorization", &format!("Bearer {ADMIN}"))
+            .send_json(body)
+            .unwrap_or_else(|e| panic!("admin write failed: {e:?}"));
+        resp.into_json().unwrap()
+    }
+
+    /// Upserts records.
+    pub fn upsert(&self, scope: &str, records: &[(&str, &str, Value)]) {
+        let upserts: Vec<Value> = records
+            .iter()
+            .map(|(c, i, d)| json!({"collection": c, "id": i, "data": d}))
+            .collect();
+        self.admin(scope, json!({ "upserts": upserts }));
+    }
+
+    /// Deletes records.
+    pub fn delete(&self, scope: &str, keys: &[(&str, &str)]) {
+        let deletes: Vec<Value> = keys
+            .iter()
+            .map(|(c, i)| json!({"collection": c, "id": i}))
+            .collect();
+        self.admin(scope, json!({ "deletes": deletes }));
+    }
+
+    /// Loads records `range` of the generated dataset (seed 7) into `scope`.
+    pub fn seed(&self, scope: &str, range: std::ops::Range<u64>) {
+        let ds = Dataset::new(7, range.end);
+        let mut batch = Vec::new();
+        for i in range {
+            let r = ds.record(i);
+            batch.push(json!({"collection": r.collection, "id": r.id, "data": r.data}));
+            if batch.len() == 2000 {
+                self.admin(scope, json!({ "upserts": std::mem::take(&mut batch) }));
+            }
+        }
+        if !batch.is_empty() {
+            self.admin(scope, json!({ "upserts": batch }));
+        }
+    }
+
+    /// Purges every tombstone of the scope.
+    pub fn purge(&self, scope: &str) -> u64 {
+        let resp = ureq::post(&format!("{}/v1/admin/scopes/{scope}/purge", self.url()))
+            .set("authorization", &format!("Bearer {ADMIN}"))
+            .send_string("")
+            .unwrap();
+        resp.into_json::<Value>().unwrap()["purged"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// The cloud's status of a scope.
+    pub fn status(&self, scope: &str) -> RemoteStatus {
+        ureq::get(&format!("{}/v1/scopes/{scope}/status", self.url()))
+            .set("authorization", &format!("Bearer {READER}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    }
+
+    /// A raw request; returns status and JSON body (`Null` when empty).
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = ureq::request(method, &format!("{}{path}", self.url()));
+        if let Some(t) = token {
+            req = req.set("authorization", &format!("Bearer {t}"));
+        }
+        let result = match body {
+            Some(b) => req.set("content-type", "application/json").send_string(b),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.lock().unwrap().take() {
+            self.rt.block_on(server.shutdown());
+        }
+        if let (Some(schema), Some(url)) = (&self.schema, pg_url()) {
+            let schema = schema.clone();
+            self.rt.block_on(async move {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                }
+            });
+        }
+    }
+}
+
+fn tokens() -> Tokens {
+    Tokens::default()
+        .grant(ADMIN, &["*"], true)
+        .grant(READER, &["*"], false)
+        .grant(S1_ONLY, &["s1"], false)
+}
+
+fn unique_schema() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The scope id.
+pub fn sid(name: &str) -> ScopeId {
+    ScopeId::new(name).unwrap()
+}

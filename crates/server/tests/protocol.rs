@@ -1,0 +1,352 @@
+//! The HTTP surface: auth, bad requests, ETag, gzip, and (PostgreSQL) plain SQL writes.
+
+mod common;
+
+use std::io::Read;
+
+use common::{sid, Backend, Harness, ADMIN, READER, S1_ONLY};
+use serde_json::{json, Value};
+use tether_engine::{Error, SyncOptions};
+use tether_native::Replica;
+
+both!(
+    auth_and_scope_isolation,
+    bad_requests_change_nothing,
+    etag_and_gzip,
+    sql_writes
+);
+
+fn auth_and_scope_isolation(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "one", json!({"n": 1}))]);
+    h.upsert("s2", &[("objects", "secret", json!({"n": 2}))]);
+
+    let (status, body) = h.raw("GET", "/v1/scopes/s1/changes", None, None);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+    let (status, _) = h.raw("GET", "/v1/scopes/s1/status", Some("wrong"), None);
+    assert_eq!(status, 401);
+    let (status, body) = h.raw("GET", "/v1/scopes/s2/changes", Some(S1_ONLY), None);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    for path in ["status", "digest", "records"] {
+        let (status, _) = h.raw("GET", &format!("/v1/scopes/s2/{path}"), Some(S1_ONLY), None);
+        assert_eq!(status, 403, "{path}");
+    }
+    let (status, _) = h.raw(
+        "POST",
+        "/v1/scopes/s2/mutations",
+        Some(S1_ONLY),
+        Some(r#"{"mutations":[]}"#),
+    );
+    assert_eq!(status, 403);
+    // Reading tokens cannot use the admin API.
+    let (status, _) = h.raw(
+        "POST",
+        "/v1/admin/scopes/s1/records",
+        Some(READER),
+        Some("{}"),
+    );
+    assert_eq!(status, 403);
+
+    // The engine sees typed errors.
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let err = replica
+        .scope("s2")
+        .unwrap()
+        .sync(&h.remote(S1_ONLY), SyncOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Auth {
+                status: Some(403),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = replica
+        .scope("s1")
+        .unwrap()
+        .sync(&h.remote("nope"), SyncOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Auth {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // A granted scope shows only its own data.
+    let s1 = replica.scope("s1").unwrap();
+    let report = s1.sync(&h.remote(S1_ONLY), SyncOptions::default()).unwrap();
+    assert_eq!(report.snapshot.count, 1);
+    assert!(s1.get("objects", "secret").unwrap().is_none());
+    let (_, page) = h.raw("GET", "/v1/scopes/s1/changes", Some(S1_ONLY), None);
+    assert!(!page.to_string().contains("secret"));
+}
+
+fn bad_requests_change_nothing(backend: Backend) {
+    let h = Harness::start_with(backend, |c| {
+        c.max_page = 50;
+        c.max_body_bytes = 64 * 1024;
+    });
+    let records: Vec<_> = (0..60)
+        .map(|i| ("objects", format!("o{i:03}"), json!({"i": i})))
+        .collect();
+    let records: Vec<_> = records
+        .iter()
+        .map(|(c, i, d)| (*c, i.as_str(), d.clone()))
+        .collect();
+    h.upsert("s1", &records);
+    let before = h.status("s1");
+
+    let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
+        (
+            "GET",
+            "/v1/scopes/s1/changes?checkpoint=abc",
+            None,
+            400,
+            "bad_checkpoint",
+        ),
+        (
+            "GET",
+            "/v1/scopes/s1/changes?checkpoint=-5",
+            None,
+            400,
+            "bad_checkpoint",
+        ),
+        (
+            "GET",
+            "/v1/scopes/s1/changes?checkpoint=9:3",
+            None,
+            400,
+            "bad_checkpoint",
+        ),
+        (
+            "GET",
+            "/v1/scopes/s1/changes?limit=-1",
+            None,
+            400,
+            "bad_limit",
+        ),
+        (
+            "GET",
+            "/v1/scopes/s1/changes?limit=0",
+            None,
+            400,
+            "bad_limit",
+        ),
+        (
+            "GET",
+            "/v1/scopes/s1/changes?limit=ten",
+            None,
+            400,
+            "bad_limit",
+        ),
+        (
+            "GET",
+            "/v1/scopes/s1/changes?limit=99999999999999999999999",
+            None,
+            400,
+            "bad_limit",
+        ),
+        (
+            "GET",
+            "/v1/scopes/s1/digest?from_collection=objects",
+            None,
+            400,
+            "bad_key_range",
+        ),
+        (
+            "GET",
+            "/v1/scopes/s1/records?from=x",
+            None,
+            400,
+            "bad_key_range",
+        ),
+        (
+            "POST",
+            "/v1/scopes/s1/mutations",
+            Some("{not json"),
+            400,
+            "bad_json",
+        ),
+        (
+            "POST",
+            "/v1/scopes/s1/mutations",
+            Some(r#"{"mutations":[{"collection":"","id":"x","op":"put","data":{}}]}"#),
+            400,
+            "bad_mutation",
+        ),
+        (
+            "POST",
+            "/v1/scopes/s1/mutations",
+            Some(r#"{"mutations":[{"collection":"c","id":"x","op":"put"}]}"#),
+            400,
+            "bad_mutation",
+        ),
+        (
+            "POST",
+            "/v1/scopes/s1/mutations",
+            Some(r#"{"mutations":[{"collection":"c","id":"x","op":"put","data":[1]}]}"#),
+            400,
+            "bad_json",
+        ),
+        ("GET", "/v1/scopes/%01bad/changes", None, 400, "bad_scope"),
+        (
+            "GET",
+            "/v1/scopes/unknown/changes",
+            Some(S1_ONLY),
+            403,
+            "forbidden",
+        ),
+        ("GET", "/v1/nothing", None, 404, "not_found"),
+    ];
+    for (method, path, body, want, code) in cases {
+        let token = if *code == "forbidden" {
+            S1_ONLY
+        } else {
+            READER
+        };
+        let (status, answer) = h.raw(method, path, Some(token), *body);
+        assert_eq!(status, *want, "{method} {path}: {answer}");
+        assert_eq!(
+            answer["code"].as_str(),
+            Some(*code),
+            "{method} {path}: {answer}"
+        );
+        assert!(!answer["message"].as_str().unwrap().is_empty());
+    }
+
+    // Oversized body: 413.
+    let big = format!(
+        r#"{{"mutations":[{{"collection":"c","id":"x","op":"put","data":{{"s":"{}"}}}}]}}"#,
+        "x".repeat(100 * 1024)
+    );
+    let (status, answer) = h.raw("POST", "/v1/scopes/s1/mutations", Some(READER), Some(&big));
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{answer}"
+    );
+
+    // A huge but numeric limit is clamped to the maximum page.
+    let (status, page) = h.raw(
+        "GET",
+        "/v1/scopes/s1/changes?limit=1000000",
+        Some(READER),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(page["changes"].as_array().unwrap().len(), 50);
+    assert_eq!(page["has_more"], json!(true));
+
+    let after = h.status("s1");
+    assert_eq!(after, before, "bad requests changed nothing");
+}
+
+fn etag_and_gzip(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..500);
+    let url = format!("{}/v1/scopes/s1/status", h.url());
+    let resp = ureq::get(&url)
+        .set("authorization", &format!("Bearer {READER}"))
+        .call()
+        .unwrap();
+    let etag = resp.header("etag").unwrap().to_string();
+    let status: Value = resp.into_json().unwrap();
+    assert_eq!(status["count"], 500);
+    let resp = ureq::get(&url)
+        .set("authorization", &format!("Bearer {READER}"))
+        .set("if-none-match", &etag)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 304);
+    h.upsert("s1", &[("objects", "new", json!({}))]);
+    let resp = ureq::get(&url)
+        .set("authorization", &format!("Bearer {READER}"))
+        .set("if-none-match", &etag)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "changed scope, new ETag");
+    assert_ne!(resp.header("etag").unwrap(), etag);
+
+    // gzip when asked: read the raw stream through a plain TCP socket so nothing decompresses.
+    use std::io::Write;
+    let mut sock = std::net::TcpStream::connect(h.url().trim_start_matches("http://")).unwrap();
+    write!(
+        sock,
+        "GET /v1/scopes/s1/changes?limit=500 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READER}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    sock.read_to_end(&mut raw).unwrap();
+    let head = String::from_utf8_lossy(&raw[..raw.len().min(400)]).to_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+}
+
+/// The backend writing its own PostgreSQL database with plain SQL: the trigger assigns the
+/// version under the scope lock, a missing hash is computed by the server, `DELETE` leaves a
+/// tombstone, and replicas sync all of it. (SQLite storage has no trigger path.)
+fn sql_writes(backend: Backend) {
+    if backend != Backend::Postgres {
+        return;
+    }
+    let h = Harness::start(backend);
+    h.seed("s1", 0..100);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    scope
+        .sync(&h.remote(READER), SyncOptions::default())
+        .unwrap();
+    let schema = h.schema().unwrap();
+    h.rt.block_on(async {
+        let (client, conn) =
+            tokio_postgres::connect(&common::pg_url().unwrap(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "SET search_path = {schema};
+                 INSERT INTO records (scope, collection, id, data)
+                   VALUES ('s1', 'objects', 'sql_new', '{{\"name\": \"from sql\", \"n\": 1.50}}');
+                 UPDATE records SET data = data || '{{\"touched\": true}}'
+                   WHERE scope = 's1' AND collection = 'repositories';
+                 DELETE FROM records WHERE scope = 's1' AND collection = 'lineage';"
+            ))
+            .await
+            .unwrap();
+    });
+    let report = scope
+        .sync(&h.remote(READER), SyncOptions::default())
+        .unwrap();
+    let cloud = h.status("s1");
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+    assert_eq!(cloud.count, 100 + 1 - 10);
+    let new = scope.get("objects", "sql_new").unwrap().unwrap();
+    assert_eq!(new.data["name"], "from sql");
+    let repo = scope.get("repositories", "repo_000000").unwrap().unwrap();
+    assert_eq!(repo.data["touched"], true);
+    assert_eq!(scope.count(Some("lineage")).unwrap(), 0);
+    let verified = scope.verify(&h.remote(READER), false).unwrap();
+    assert!(verified.matched, "{verified:?}");
+    let _ = (ADMIN, sid("s1"));
+}

@@ -1,0 +1,363 @@
+//! End-to-end sync over real HTTP on loopback: tether-native's `Replica` (SQLite file) and
+//! `HttpRemote` against the server, on SQLite and on PostgreSQL storage.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Backend, Harness, READER};
+use serde_json::json;
+use tether_engine::{Error, Phase, Progress, RunKind, SyncOptions};
+use tether_native::Replica;
+
+both!(
+    initial_then_incremental,
+    reset_behind_the_horizon,
+    cloud_wins_and_accepted_pushes,
+    interrupted_initial_sync_resumes,
+    replicas_converge_under_writes,
+    range_repair_fixes_a_corrupted_replica,
+);
+
+fn opts(page_size: u32) -> SyncOptions<'static> {
+    SyncOptions {
+        page_size,
+        ..SyncOptions::default()
+    }
+}
+
+fn initial_then_incremental(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+
+    let report = scope.sync(&remote, opts(1000)).unwrap();
+    assert_eq!(report.run.kind, RunKind::Initial);
+    assert_eq!(report.run.counts.inserted, 10_000);
+    assert_eq!(report.run.pages, 10);
+    assert!(
+        report.run.bytes_received > 1_000_000,
+        "{}",
+        report.run.bytes_received
+    );
+    let cloud = h.status("s1");
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+
+    // 300 updates, 200 deletes, 100 new records.
+    let ds = tether_native::dataset::Dataset::new(7, 10_100);
+    let mut upserts = Vec::new();
+    for i in 0..300 {
+        let r = ds.version_of(i * 3, 1);
+        upserts.push(json!({"collection": r.collection, "id": r.id, "data": r.data}));
+    }
+    for i in 10_000..10_100 {
+        let r = ds.record(i);
+        upserts.push(json!({"collection": r.collection, "id": r.id, "data": r.data}));
+    }
+    let deletes: Vec<_> = (5000..5200)
+        .map(|i| {
+            let r = ds.record(i);
+            json!({"collection": r.collection, "id": r.id})
+        })
+        .collect();
+    h.admin("s1", json!({"upserts": upserts, "deletes": deletes}));
+
+    let report = scope.sync(&remote, opts(1000)).unwrap();
+    assert_eq!(report.run.kind, RunKind::Incremental);
+    let c = report.run.counts;
+    assert_eq!((c.inserted, c.updated, c.deleted), (100, 300, 200), "{c:?}");
+    let cloud = h.status("s1");
+    assert_eq!(cloud.count, 9_900);
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+    assert_eq!(scope.count(None).unwrap(), 9_900);
+    let updated = ds.version_of(3, 1);
+    assert_eq!(
+        scope
+            .get(updated.collection, &updated.id)
+            .unwrap()
+            .unwrap()
+            .data,
+        updated.data
+    );
+    let gone = ds.record(5100);
+    assert!(scope.get(gone.collection, &gone.id).unwrap().is_none());
+}
+
+fn reset_behind_the_horizon(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..1000);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(300)).unwrap();
+    let checkpoint = scope.status().unwrap().checkpoint.unwrap();
+
+    let ds = tether_native::dataset::Dataset::new(7, 1000);
+    let keys: Vec<_> = (100..200).map(|i| ds.record(i)).collect();
+    let keys: Vec<_> = keys.iter().map(|r| (r.collection, r.id.as_str())).collect();
+    h.delete("s1", &keys);
+    h.upsert("s1", &[("objects", "new_1", json!({"n": 1}))]);
+    assert_eq!(h.purge("s1"), 100);
+
+    // The old checkpoint is now behind the horizon: 410 with {"reset": true}.
+    let (status, body) = h.raw(
+        "GET",
+        &format!("/v1/scopes/s1/changes?checkpoint={}", checkpoint.as_str()),
+        Some(READER),
+        None,
+    );
+    assert_eq!((status, &body["reset"]), (410, &json!(true)), "{body}");
+
+    let report = scope.sync(&remote, opts(300)).unwrap();
+    assert_eq!(report.run.kind, RunKind::FullResync);
+    assert_eq!(
+        report.run.counts.deleted, 100,
+        "stale rows swept: {:?}",
+        report.run.counts
+    );
+    assert_eq!(scope.count(None).unwrap(), 901);
+    for (c, i) in &keys {
+        assert!(scope.get(c, i).unwrap().is_none(), "stale row {c}/{i} left");
+    }
+    let cloud = h.status("s1");
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+
+    // A multi-page initial sync right after a purge must not loop on resets: the first page's
+    // checkpoint carries the sequence it was read at.
+    let dir2 = tempfile::tempdir().unwrap();
+    let fresh = Replica::open(dir2.path().join("r.db")).unwrap();
+    let report = fresh.scope("s1").unwrap().sync(&remote, opts(100)).unwrap();
+    assert_eq!(report.run.kind, RunKind::Initial);
+    assert_eq!(report.snapshot.digest, cloud.digest);
+}
+
+fn cloud_wins_and_accepted_pushes(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert(
+        "s1",
+        &[
+            ("objects", "a", json!({"name": "a0"})),
+            ("objects", "b", json!({"name": "b0"})),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(100)).unwrap();
+
+    // Local edit of a and cloud edit of a: the cloud wins, the local edit is journaled.
+    scope.put("objects", "a", json!({"name": "local"})).unwrap();
+    h.upsert("s1", &[("objects", "a", json!({"name": "cloud"}))]);
+    // Local edit of b that nobody else touches: accepted, no conflict.
+    scope.put("objects", "b", json!({"name": "b1"})).unwrap();
+    // A local create.
+    scope.put("objects", "c", json!({"name": "c1"})).unwrap();
+
+    let report = scope.sync(&remote, opts(100)).unwrap();
+    assert_eq!(report.run.counts.conflicts, 1, "{:?}", report.run.counts);
+    assert_eq!(
+        scope.get("objects", "a").unwrap().unwrap().data["name"],
+        "cloud"
+    );
+    let conflicts = scope.conflicts().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].record_id, "a");
+    assert_eq!(conflicts[0].local_data.as_ref().unwrap()["name"], "local");
+
+    // The accepted edits are in the cloud and were not reported as conflicts.
+    let (_, records) = h.raw("GET", "/v1/scopes/s1/records", Some(READER), None);
+    let names: Vec<_> = records["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["data"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["cloud", "b1", "c1"]);
+    let b = scope.get("objects", "b").unwrap().unwrap();
+    assert!(!b.pending && b.version > 0);
+    assert_eq!(scope.status().unwrap().pending_edits, 0);
+
+    // Another sync changes nothing and reports no conflict.
+    let again = scope.sync(&remote, opts(100)).unwrap();
+    assert_eq!(again.run.counts.conflicts, 0);
+    assert_eq!(again.snapshot.digest, h.status("s1").digest);
+}
+
+fn interrupted_initial_sync_resumes(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+
+    // Stop the server once the third page is committed.
+    let (stopped_tx, stopped_rx) = mpsc::channel();
+    let stopper = |p: &Progress| {
+        if p.phase == Phase::Apply && p.done == 3000 {
+            stopped_tx.send(h.stop()).unwrap();
+        }
+    };
+    let err = scope
+        .sync(
+            &h.remote(READER),
+            SyncOptions {
+                page_size: 1000,
+                progress: Some(&stopper),
+                ..SyncOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Network { .. }), "{err:?}");
+    let first = stopped_rx.recv().unwrap();
+    assert_eq!((first.pulls, first.changes_sent), (3, 3000));
+    assert_eq!(
+        scope.count(None).unwrap(),
+        3000,
+        "every committed page is kept"
+    );
+    let checkpoint = scope.status().unwrap().checkpoint;
+    assert!(checkpoint.is_some());
+
+    h.restart();
+    let report = scope.sync(&h.remote(READER), opts(1000)).unwrap();
+    assert_eq!(report.run.counts.inserted, 7000);
+    let second = h.stats();
+    assert_eq!(
+        (second.pulls, second.changes_sent),
+        (7, 7000),
+        "the resumed sync downloads nothing it already committed"
+    );
+    let cloud = h.status("s1");
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+}
+
+fn replicas_converge_under_writes(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..2000);
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let ds = tether_native::dataset::Dataset::new(7, 3000);
+            for round in 1..=30u64 {
+                let mut upserts = Vec::new();
+                for k in 0..20 {
+                    let r = ds.version_of((round * 37 + k * 101) % 2000, round);
+                    upserts.push(json!({"collection": r.collection, "id": r.id, "data": r.data}));
+                }
+                let created = ds.record(2000 + round);
+                upserts.push(json!({"collection": created.collection, "id": created.id, "data": created.data}));
+                let gone = ds.record(round * 13);
+                h.admin(
+                    "s1",
+                    json!({"upserts": upserts, "deletes": [{"collection": gone.collection, "id": gone.id}]}),
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        for dir in &dirs {
+            s.spawn(|| {
+                let replica = Replica::open(dir.path().join("r.db")).unwrap();
+                let scope = replica.scope("s1").unwrap();
+                let remote = h.remote(READER);
+                for _ in 0..20 {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    scope.sync(&remote, opts(250)).unwrap();
+                }
+            });
+        }
+        writer.join().unwrap();
+    });
+    let cloud = h.status("s1");
+    for dir in &dirs {
+        let replica = Replica::open(dir.path().join("r.db")).unwrap();
+        let scope = replica.scope("s1").unwrap();
+        let report = scope.sync(&h.remote(READER), opts(250)).unwrap();
+        assert_eq!(
+            (report.snapshot.count, report.snapshot.digest),
+            (cloud.count, cloud.digest)
+        );
+        assert_eq!(scope.count(None).unwrap(), cloud.count);
+        let verified = scope.verify(&h.remote(READER), false).unwrap();
+        assert!(verified.matched, "{verified:?}");
+    }
+}
+
+fn range_repair_fixes_a_corrupted_replica(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..3000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let replica = Replica::open(&path).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(1000)).unwrap();
+
+    let ds = tether_native::dataset::Dataset::new(7, 3000);
+    let (changed, removed) = (ds.record(1234), ds.record(2222));
+    {
+        // Behind the engine's back: one row's data changed, another row removed.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let n = conn
+            .execute(
+                "UPDATE records SET data = '{\"tampered\":true}' WHERE collection = ?1 AND id = ?2",
+                [changed.collection, changed.id.as_str()],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        let n = conn
+            .execute(
+                "DELETE FROM records WHERE collection = ?1 AND id = ?2",
+                [removed.collection, removed.id.as_str()],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let before = h.stats();
+    let check = scope.verify(&remote, false).unwrap();
+    assert!(!check.matched && !check.matches_now, "{check:?}");
+
+    let fixed = scope.verify(&remote, true).unwrap();
+    assert!(fixed.matches_now, "{fixed:?}");
+    assert_eq!(fixed.repaired, 2, "{fixed:?}");
+    assert_eq!(
+        scope
+            .get(changed.collection, &changed.id)
+            .unwrap()
+            .unwrap()
+            .data,
+        changed.data
+    );
+    assert!(scope
+        .get(removed.collection, &removed.id)
+        .unwrap()
+        .is_some());
+    let after = h.stats();
+    assert_eq!(after.pulls, before.pulls, "repaired in place, no resync");
+
+    // The maintained totals agree too: the next sync verifies without any download.
+    let report = scope.sync(&remote, opts(1000)).unwrap();
+    assert_eq!(report.run.kind, RunKind::Incremental);
+    assert_eq!(report.run.counts.inserted + report.run.counts.updated, 0);
+    assert_eq!(report.snapshot.digest, h.status("s1").digest);
+}
