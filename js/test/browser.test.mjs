@@ -1,0 +1,252 @@
+// The packed npm package in headless Chromium, loaded by a plain ES-module page: sync over the
+// fetch remote (from an in-process cloud behind the test server, which can fail on demand or go
+// down), reads, local edits, conflicts, reset, offline reads after a reload, the preloaded
+// entry, two tabs, and IndexedDB quota exhaustion.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { installPackedPackage, launch, serve, openPage } from './fixtures/harness.mjs';
+import { Cloud } from './fixtures/cloud.mjs';
+
+let app;
+let browser;
+let server;
+
+test.before(async () => {
+  app = installPackedPackage();
+  browser = await launch();
+  server = await serve(app);
+});
+
+test.after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function seed(cloud, n) {
+  for (let i = 0; i < n; i++) {
+    await cloud.put('objects', `obj_${String(i).padStart(4, '0')}`, { name: `table_${i}`, schema: i % 3 ? 'sales' : 'hr' });
+  }
+}
+
+test('packed package: sync, read, edit, conflict, reset, offline reload, recovery', async () => {
+  const cloud = new Cloud();
+  await seed(cloud, 300);
+  server.setBackend({ cloud, token: 'secret' });
+  const context = await browser.newContext();
+  let page = await openPage(context, server);
+
+  const first = await page.evaluate(async () => {
+    const replica = await tether.Replica.open('e2e');
+    const scope = replica.scope('org-1');
+    const phases = new Set();
+    const report = await scope.sync({
+      remote: { url: location.origin, token: 'secret' },
+      pageSize: 100,
+      onProgress: (p) => phases.add(p.phase),
+    });
+    return {
+      report,
+      phases: [...phases],
+      count: await scope.count('objects'),
+      rec: await scope.get('objects', 'obj_0007'),
+      status: await scope.status(),
+    };
+  });
+  assert.equal(first.report.run.kind, 'initial');
+  assert.equal(first.report.run.inserted, 300);
+  assert.equal(first.report.run.pages, 3);
+  assert.deepEqual(first.report.snapshot, cloud.snapshot());
+  assert.ok(first.phases.includes('apply') && first.phases.includes('verify'));
+  assert.equal(first.count, 300);
+  assert.deepEqual(first.rec.data, { name: 'table_7', schema: 'sales' });
+  assert.equal(first.status.digest, cloud.snapshot().digest);
+
+  // Local edits: one the cloud accepts, one the cloud overwrote meanwhile (cloud wins).
+  await page.evaluate(async () => {
+    const scope = (await tether.Replica.open('e2e')).scope('org-1');
+    await scope.put('objects', 'obj_0001', { name: 'renamed locally' });
+    await scope.put('objects', 'obj_0002', { name: 'mine' });
+  });
+  await cloud.put('objects', 'obj_0002', { name: 'theirs' });
+  await cloud.delete('objects', 'obj_0003');
+  const second = await page.evaluate(async () => {
+    const scope = (await tether.Replica.open('e2e')).scope('org-1');
+    const report = await scope.sync({ remote: { url: location.origin, token: 'secret' } });
+    return {
+      report,
+      one: await scope.get('objects', 'obj_0001'),
+      two: await scope.get('objects', 'obj_0002'),
+      three: await scope.get('objects', 'obj_0003'),
+      conflicts: await scope.conflicts(),
+    };
+  });
+  assert.equal(second.report.run.kind, 'incremental');
+  assert.equal(second.report.run.conflicts, 1);
+  assert.equal(second.report.run.deleted, 1);
+  assert.deepEqual(second.one.data, { name: 'renamed locally' });
+  assert.equal(second.one.pending, false);
+  assert.deepEqual(second.two.data, { name: 'theirs' });
+  assert.equal(second.three, null);
+  assert.equal(second.conflicts.length, 1);
+  assert.equal(second.conflicts[0].recordId, 'obj_0002');
+  assert.deepEqual(second.conflicts[0].localData, { name: 'mine' });
+  assert.deepEqual(second.report.snapshot, cloud.snapshot());
+
+  // Reset: the cloud forgot its tombstones; the replica's checkpoint gets 410 and resyncs.
+  await cloud.delete('objects', 'obj_0004');
+  await cloud.put('objects', 'obj_0005', { name: 'changed before the reset' });
+  cloud.purge();
+  const third = await page.evaluate(async () => {
+    const scope = (await tether.Replica.open('e2e')).scope('org-1');
+    const report = await scope.sync({ remote: { url: location.origin, token: 'secret' }, pageSize: 100 });
+    return { report, four: await scope.get('objects', 'obj_0004'), count: await scope.count() };
+  });
+  assert.equal(third.report.run.kind, 'full-resync');
+  assert.equal(third.four, null);
+  assert.equal(third.count, cloud.snapshot().count);
+  assert.deepEqual(third.report.snapshot, cloud.snapshot());
+
+  // Retries: 503 and 429 (Retry-After: 0) are retried; 401 is not.
+  server.fail(503);
+  server.fail(429, { 'retry-after': '0' });
+  const before = server.log.length;
+  const fourth = await page.evaluate(async () => {
+    const scope = (await tether.Replica.open('e2e')).scope('org-1');
+    return scope.sync({ remote: { url: location.origin, token: 'secret' } });
+  });
+  assert.equal(fourth.run.status, 'completed');
+  assert.equal(server.log.length - before, 3);
+  const denied = await page.evaluate(async () => {
+    const scope = (await tether.Replica.open('e2e')).scope('org-1');
+    return scope.sync({ remote: { url: location.origin, token: 'wrong' } }).catch((e) => ({ name: e.name, code: e.code, status: e.status }));
+  });
+  assert.deepEqual(denied, { name: 'AuthError', code: 'Auth', status: 401 });
+
+  // The server goes down: reload the page and read offline; a sync fails with NetworkError.
+  server.setBackend(null);
+  await page.reload();
+  await page.waitForFunction(() => window.loaded === true);
+  const offline = await page.evaluate(async () => {
+    const scope = (await tether.Replica.open('e2e')).scope('org-1');
+    const err = await scope
+      .sync({ remote: { url: location.origin, token: 'secret', retries: 1 } })
+      .then(() => null, (e) => ({ name: e.name, code: e.code, retryable: e.retryable }));
+    return {
+      count: await scope.count(),
+      rec: await scope.get('objects', 'obj_0001'),
+      list: (await scope.list('objects', { limit: 3 })).map((r) => r.id),
+      err,
+      status: await scope.status(),
+    };
+  });
+  assert.equal(offline.count, cloud.snapshot().count);
+  assert.deepEqual(offline.rec.data, { name: 'renamed locally' });
+  assert.deepEqual(offline.list, ['obj_0000', 'obj_0001', 'obj_0002']);
+  assert.deepEqual(offline.err, { name: 'NetworkError', code: 'Network', retryable: true });
+  assert.equal(offline.status.lastError.kind, 'Network');
+  assert.equal(offline.status.syncRecommended, true);
+
+  // Back online: the next sync succeeds.
+  await cloud.put('objects', 'obj_9999', { name: 'new while offline' });
+  server.setBackend({ cloud, token: 'secret' });
+  const back = await page.evaluate(async () => {
+    const scope = (await tether.Replica.open('e2e')).scope('org-1');
+    const report = await scope.sync({ remote: { url: location.origin, token: () => Promise.resolve('secret') } });
+    return { report, status: await scope.status(), history: await scope.history() };
+  });
+  assert.equal(back.report.run.inserted, 1);
+  assert.equal(back.status.digest, cloud.snapshot().digest);
+  assert.equal(back.status.lastError, null);
+  assert.deepEqual(back.history.slice(0, 3).map((r) => r.status), ['completed', 'failed', 'failed']);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('preloaded entry takes a compiled WebAssembly.Module (strict-CSP pages)', async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context, server);
+  const result = await page.evaluate(async () => {
+    const bytes = await (await fetch('/node_modules/tether-sync/pkg/tether_wasm_bg.wasm')).arrayBuffer();
+    const module = await WebAssembly.compile(bytes);
+    const pre = await import('tether-sync/preloaded');
+    await pre.init(module);
+    const replica = await pre.Replica.openInMemory();
+    const scope = replica.scope('s');
+    await scope.put('c', '1', { a: 1 });
+    return { count: await scope.count(), kind: replica.kind };
+  });
+  assert.deepEqual(result, { count: 1, kind: 'memory' });
+  await context.close();
+});
+
+test('two tabs: one syncs a scope at a time, the other sees the result', async () => {
+  const cloud = new Cloud();
+  await seed(cloud, 200);
+  server.setBackend({ cloud });
+  const context = await browser.newContext();
+  const [a, b] = [await openPage(context, server), await openPage(context, server)];
+  const run = (page, delay) =>
+    page.evaluate(async (delay) => {
+      const scope = (await tether.Replica.open('tabs')).scope('org-1');
+      const remote = {
+        pull: async ({ checkpoint, limit }) => {
+          await new Promise((r) => setTimeout(r, delay));
+          const res = await fetch(`/v1/scopes/org-1/changes?limit=${limit}${checkpoint ? `&checkpoint=${checkpoint}` : ''}`);
+          return res.json();
+        },
+      };
+      const started = performance.timeOrigin + performance.now();
+      const report = await scope.sync({ remote, pageSize: 20 });
+      return { started, finished: report.run.finishedAt, startedRun: report.run.startedAt, inserted: report.run.inserted, kind: report.run.kind };
+    }, delay);
+  const first = run(a, 30);
+  await new Promise((r) => setTimeout(r, 100));
+  const [ra, rb] = await Promise.all([first, run(b, 0)]);
+  // Tab b asked while tab a held the lock: its run started after a's ended, found nothing new.
+  assert.equal(ra.inserted, 200);
+  assert.ok(rb.startedRun >= ra.finished, `b started ${rb.startedRun} before a finished ${ra.finished}`);
+  assert.equal(rb.inserted, 0);
+  assert.equal(rb.kind, 'incremental');
+  const seen = await b.evaluate(async () => (await tether.Replica.open('tabs')).scope('org-1').count());
+  assert.equal(seen, 200);
+  await context.close();
+});
+
+test('QuotaExceededError is a StorageError that keeps the last committed page', async () => {
+  const cloud = new Cloud();
+  // Incompressible data: Chromium compresses IndexedDB values.
+  for (let i = 0; i < 1500; i++) {
+    await cloud.put('objects', `obj_${String(i).padStart(5, '0')}`, { i, big: randomBytes(2000).toString('hex') });
+  }
+  server.setBackend({ cloud });
+  const context = await browser.newContext();
+  const page = await openPage(context, server);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: 2 * 1024 * 1024 });
+  const failed = await page.evaluate(async () => {
+    const scope = (await tether.Replica.open('quota')).scope('org-1');
+    const err = await scope
+      .sync({ remote: { url: location.origin }, pageSize: 100 })
+      .then(() => null, (e) => ({ name: e.name, code: e.code, message: e.message }));
+    const status = await scope.status();
+    return { err, status, count: await scope.count() };
+  });
+  assert.equal(failed.err?.name, 'StorageError', JSON.stringify(failed));
+  assert.match(failed.err.message, /quota/i);
+  // Whole pages only: the committed count matches the stored checkpoint.
+  assert.ok(failed.count > 0 && failed.count < 1500, `count ${failed.count}`);
+  assert.equal(failed.count % 100, 0);
+  assert.equal(failed.status.checkpoint, `i${failed.count}`);
+  // Space is freed (quota raised): the sync resumes from the checkpoint and completes.
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url });
+  const resumed = await page.evaluate(async () => {
+    const scope = (await tether.Replica.open('quota')).scope('org-1');
+    const report = await scope.sync({ remote: { url: location.origin }, pageSize: 100 });
+    return { report, count: await scope.count() };
+  });
+  assert.equal(resumed.count, 1500);
+  assert.equal(resumed.report.run.inserted, 1500 - failed.count);
+  assert.deepEqual(resumed.report.snapshot, cloud.snapshot());
+  await context.close();
+});
