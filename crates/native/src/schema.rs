@@ -12,8 +12,9 @@
 //!   so a key lookup or upsert touches one B-tree and range scans come out in key order (the
 //!   default `BINARY` collation compares TEXT as UTF-8 bytes, which is the protocol's order).
 //!   `data` is the JSON text of the visible data (NULL while a local delete is pending); `hash`
-//!   and `cloud_hash` are 32-byte BLOBs; `pending` is the outbox sequence number of an unpushed
-//!   local edit.
+//!   is a 32-byte BLOB; `cloud_hash` is NULL when equal to `hash` (every row without a pending
+//!   edit), an empty BLOB when the cloud has no such record, else 32 bytes; `pending` is the
+//!   outbox sequence number of an unpushed local edit.
 //! - `outbox`: the pending-edit queue, `(scope_id, seq) -> key`. The edit itself (op and data)
 //!   is the record row: the outbox orders it and finds it without scanning `records`. The store
 //!   keeps `outbox` and `records.pending` equal inside every transaction.

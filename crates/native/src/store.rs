@@ -194,7 +194,10 @@ impl SqliteStore {
                         let data = sql::parse_data(&text)?;
                         Some(record_hash_with(&data, &mut buf))
                     }
-                    _ => sql::opt_hash(r.get_ref(3).map_err(storage)?)?,
+                    _ => {
+                        let own = sql::opt_hash(r.get_ref(2).map_err(storage)?)?;
+                        sql::cloud_hash_of(own, r.get_ref(3).map_err(storage)?)?
+                    }
                 };
                 if let Some(h) = hash {
                     snap.insert(&leaf(&collection, &id, &h));

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The native part: tether-native's tests (SQLite store conformance, durability under SIGKILL,
+# bad input, Replica facade), the `tether demo` end to end, and a smoke run of the benchmark.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+cd "$ROOT"
+
+log "tether-native tests"
+cargo test -p tether-native --locked
+
+log "tether demo (20,000 records)"
+demo_dir="$(mktemp -d)"
+trap 'rm -rf "$demo_dir"' EXIT
+out="$(cargo run -q -p tether-native --locked --bin tether -- demo --records 20000 --dir "$demo_dir")"
+printf '%s\n' "$out"
+if ! grep -Eq '^verified: count [0-9]+ digest [0-9a-f]{64}$' <<<"$out"; then
+  echo "tether demo did not end with a verified digest" >&2
+  exit 1
+fi
+cargo run -q -p tether-native --locked --bin tether -- status --db "$demo_dir/replica.db" --json >/dev/null
+
+log "sync benchmark (smoke size)"
+TETHER_BENCH_RECORDS="${TETHER_BENCH_RECORDS:-20000}" TETHER_BENCH_ROUNDS=1 \
+  cargo bench -p tether-native --locked --bench sync
