@@ -8,6 +8,7 @@
 mod demo;
 mod inspect;
 mod progress;
+mod remote;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,22 @@ enum Command {
     History(inspect::HistoryArgs),
     /// Show the local edits the cloud overwrote.
     Conflicts(inspect::Target),
+    /// Run a tether server (SQLite by default, --database-url for PostgreSQL).
+    Serve(remote::ServeArgs),
+    /// Sync a scope of a replica file with a server, with a progress bar.
+    Sync(remote::SyncArgs),
+    /// Compare a replica with the server's digest; --repair fixes differing ranges.
+    Verify(remote::VerifyArgs),
+    /// Load a generated metadata dataset into a server through its admin API.
+    Seed(remote::SeedArgs),
+    /// Print a record of the replica.
+    Get(remote::KeyArgs),
+    /// List records of a collection in the replica.
+    List(remote::ListArgs),
+    /// Create or replace a record locally (pushed by the next sync).
+    Put(remote::PutArgs),
+    /// Delete a record locally (pushed by the next sync).
+    Delete(remote::KeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +65,14 @@ fn main() -> ExitCode {
         Command::Status(t) => inspect::status(&t),
         Command::History(h) => inspect::history(&h),
         Command::Conflicts(t) => inspect::conflicts(&t),
+        Command::Serve(a) => remote::serve(&a),
+        Command::Sync(a) => remote::sync(&a),
+        Command::Verify(a) => remote::verify(&a),
+        Command::Seed(a) => remote::seed(&a),
+        Command::Get(a) => remote::get(&a),
+        Command::List(a) => remote::list(&a),
+        Command::Put(a) => remote::put(&a),
+        Command::Delete(a) => remote::delete(&a),
     };
     match result {
         Ok(code) => code,
