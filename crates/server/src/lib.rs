@@ -106,7 +106,9 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
     if let Some(dir) = &config.demo_dir {
         app = app.nest_service("/demo", tower_http::services::ServeDir::new(dir));
     }
-    let app = app.layer(CompressionLayer::new());
+    // Fastest gzip: pages are JSON with much repetition, so level 1 already shrinks them ~4x,
+    // at a third of the CPU of the default level (see docs/server.md, benchmark).
+    let app = app.layer(CompressionLayer::new().quality(tower_http::CompressionLevel::Fastest));
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
