@@ -19,6 +19,7 @@ if ! grep -Eq '^verified: count [0-9]+ digest [0-9a-f]{64}$' <<<"$out"; then
 fi
 cargo run -q -p tether-native --locked --bin tether -- status --db "$demo_dir/replica.db" --json >/dev/null
 
-log "sync benchmark (smoke size)"
+# A smoke run only proves the benchmark works; the dev profile spares a release build.
+log "sync benchmark (smoke size, unoptimized)"
 TETHER_BENCH_RECORDS="${TETHER_BENCH_RECORDS:-20000}" TETHER_BENCH_ROUNDS=1 \
-  cargo bench -p tether-native --locked --bench sync
+  cargo bench -p tether-native --locked --bench sync --profile dev

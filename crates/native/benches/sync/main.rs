@@ -49,6 +49,9 @@ fn main() {
         "tether sync benchmark: pages of {PAGE}, {} core(s)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if cfg!(debug_assertions) {
+        println!("unoptimized build (smoke run): the numbers below are not meaningful");
+    }
     let mut failed = false;
     for &n in &sizes {
         // The machine may be shared: run raw and engine alternately, each in a fresh
