@@ -1,16 +1,20 @@
-//! `tether demo`: the whole life of a replica in one command.
+//! `tether demo`: the whole life of a replica in one command, over real HTTP: a tether server
+//! starts in-process on `127.0.0.1:0` over a fresh SQLite database, the generated dataset is
+//! loaded through its admin API, and the replica syncs from it with the HTTP remote.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tether_engine::cloud::Cloud;
-use tether_engine::{Error, Result, ScopeId, SyncOptions, SyncReport};
+use tether_engine::{Error, Result, SyncOptions, SyncReport};
 use tether_native::dataset::Dataset;
+use tether_native::http::HttpRemote;
 use tether_native::{Replica, ScopeRef};
+use tether_server::config::{Config, StorageConfig, Tokens};
 
 use crate::progress::Bar;
+use crate::remote::admin_write;
 
 /// Options of `tether demo`.
 #[derive(clap::Args)]
@@ -32,8 +36,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     if args.records == 0 {
         return Err(Error::invalid("--records must be at least 1"));
     }
-    let db = fresh_replica_path(&args.dir)?;
-    let scope_id = ScopeId::new(SCOPE)?;
+    let db = fresh_file(&args.dir, "replica.db")?;
+    let cloud_db = fresh_file(&args.dir, "cloud.db")?;
     let now = tether_engine::cloud::rfc3339(clock());
 
     println!(
@@ -42,49 +46,73 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         db.display()
     );
     let started = Instant::now();
-    let cloud = Cloud::new();
-    let ds = Dataset::new(args.seed, args.records);
-    ds.load_into(&cloud, &scope_id, clock());
+    let token = "demo-token";
+    let rt = tokio::runtime::Runtime::new().map_err(Error::storage)?;
+    let config = Config::new(
+        ([127, 0, 0, 1], 0).into(),
+        StorageConfig::Sqlite {
+            path: cloud_db.clone(),
+        },
+        Tokens::default().grant(token, &[SCOPE], true),
+    );
+    let server = rt
+        .block_on(tether_server::serve(config))
+        .map_err(|e| Error::storage(format!("starting the demo server: {e}")))?;
+    let url = server.url();
     println!(
-        "  cloud ready: {} records in 6 collections ({:.1} s)",
+        "  server listening on {url} (SQLite at {})",
+        cloud_db.display()
+    );
+    let write = |upserts: Vec<Value>, deletes: Vec<Value>| {
+        admin_write(&url, token, SCOPE, upserts, deletes)
+    };
+    let upsert = |r: &tether_native::dataset::GenRecord| json!({"collection": r.collection, "id": r.id, "data": r.data});
+
+    let ds = Dataset::new(args.seed, args.records);
+    let mut batch = Vec::with_capacity(5000);
+    for i in 0..args.records {
+        batch.push(upsert(&ds.record(i)));
+        if batch.len() == 5000 || i + 1 == args.records {
+            write(std::mem::take(&mut batch), Vec::new())?;
+        }
+    }
+    println!(
+        "  cloud ready: {} records in 6 collections, loaded over HTTP ({:.1} s)",
         args.records,
         started.elapsed().as_secs_f64()
     );
 
+    let remote = HttpRemote::new(&url, token);
     let replica = Replica::open(&db)?;
     let scope = replica.scope(SCOPE)?;
-    let first = sync(&scope, &cloud, "initial")?;
+    let first = sync(&scope, &remote, "initial")?;
     print_run("initial sync", &first);
 
     // The cloud moves on: about 2% of records change, 0.5% are deleted, 1% are new.
     let n = args.records;
-    let (mut changed, mut deleted, mut added) = (0, 0, 0);
-    for i in (0..n).step_by(50) {
-        let r = ds.version_of(i, 1);
-        cloud.put(
-            &scope_id,
-            r.collection,
-            &r.id,
-            Value::Object(r.data),
-            clock(),
-        );
-        changed += 1;
+    let changed: Vec<Value> = (0..n)
+        .step_by(50)
+        .map(|i| upsert(&ds.version_of(i, 1)))
+        .collect();
+    let deleted: Vec<Value> = (25..n)
+        .step_by(200)
+        .map(|i| {
+            let r = ds.record(i);
+            json!({"collection": r.collection, "id": r.id})
+        })
+        .collect();
+    let added: Vec<Value> = (n..n + (n / 100).max(1))
+        .map(|i| upsert(&ds.record(i)))
+        .collect();
+    let counts = (changed.len(), deleted.len(), added.len());
+    for chunk in changed.chunks(5000) {
+        write(chunk.to_vec(), Vec::new())?;
     }
-    for i in (25..n).step_by(200) {
-        let r = ds.record(i);
-        cloud.delete(&scope_id, r.collection, &r.id, clock());
-        deleted += 1;
+    for chunk in deleted.chunks(5000) {
+        write(Vec::new(), chunk.to_vec())?;
     }
-    for i in n..n + (n / 100).max(1) {
-        let r = ds.record(i);
-        cloud.put(
-            &scope_id,
-            r.collection,
-            &r.id,
-            Value::Object(r.data),
-            clock(),
-        );
-        added += 1;
+    for chunk in added.chunks(5000) {
+        write(chunk.to_vec(), Vec::new())?;
     }
     // A local edit that the cloud overwrites before it is pushed: a conflict, kept in the
     // journal. And one that goes through.
@@ -96,24 +124,20 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     )?;
     let mut cloud_side = victim.data.clone();
     cloud_side.insert("owners".into(), json!(["@platform"]));
-    cloud.put(
-        &scope_id,
-        victim.collection,
-        &victim.id,
-        Value::Object(cloud_side),
-        clock(),
-    );
+    write(
+        vec![json!({"collection": victim.collection, "id": victim.id, "data": cloud_side})],
+        Vec::new(),
+    )?;
     let kept = ds.record(2);
     let mut edited = kept.data.clone();
     edited.insert("reviewed_at".into(), json!(now));
     scope.put(kept.collection, &kept.id, Value::Object(edited))?;
     println!(
-        "  cloud changes: {changed} updated, {deleted} deleted, {added} added; 2 local edits \
-         ({}/{} will conflict)",
-        victim.collection, victim.id
+        "  cloud changes: {} updated, {} deleted, {} added; 2 local edits ({}/{} will conflict)",
+        counts.0, counts.1, counts.2, victim.collection, victim.id
     );
 
-    let second = sync(&scope, &cloud, "incremental")?;
+    let second = sync(&scope, &remote, "incremental")?;
     print_run("incremental sync", &second);
 
     let conflicts = scope.conflicts()?;
@@ -132,7 +156,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             c.cloud_version
         );
     }
-    let verify = scope.verify(&cloud, false)?;
+    let verify = scope.verify(&remote, false)?;
+    rt.block_on(server.shutdown());
     println!(
         "  total {:.1} s; replica {}",
         started.elapsed().as_secs_f64(),
@@ -153,12 +178,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     }
 }
 
-/// Removes the replica file of an earlier run (only the files Tether writes, never the
+/// Removes a database file of an earlier run (only the files Tether writes, never the
 /// directory's other contents) so that the demo starts from scratch every time.
-fn fresh_replica_path(dir: &Path) -> Result<PathBuf> {
+fn fresh_file(dir: &Path, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::invalid(format!("cannot create {}: {e}", dir.display())))?;
-    let db = dir.join("replica.db");
+    let db = dir.join(name);
     for suffix in ["", "-wal", "-shm"] {
         let mut p = db.clone().into_os_string();
         p.push(suffix);
@@ -171,7 +196,7 @@ fn fresh_replica_path(dir: &Path) -> Result<PathBuf> {
     Ok(db)
 }
 
-fn sync(scope: &ScopeRef<'_>, cloud: &Cloud, label: &str) -> Result<(SyncReport, f64)> {
+fn sync(scope: &ScopeRef<'_>, remote: &HttpRemote, label: &str) -> Result<(SyncReport, f64)> {
     let bar = Bar::new(label);
     let sink = |p: &tether_engine::Progress| bar.event(p);
     let opts = SyncOptions {
@@ -180,7 +205,7 @@ fn sync(scope: &ScopeRef<'_>, cloud: &Cloud, label: &str) -> Result<(SyncReport,
     };
     let started = Instant::now();
     let _span = tracing::info_span!("sync", scope = SCOPE, label).entered();
-    let report = scope.sync(cloud, opts);
+    let report = scope.sync(remote, opts);
     bar.finish();
     Ok((report?, started.elapsed().as_secs_f64()))
 }

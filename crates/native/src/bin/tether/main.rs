@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sync a generated metadata catalog from an in-process cloud into a local replica, change
+    /// Start a server in-process, load a generated metadata catalog, sync it into a replica, change
     /// it on both sides, sync again, and verify the replica equals the cloud.
     Demo(demo::Args),
     /// Show a scope's status: checkpoint, counts, digest, pending edits, conflicts.

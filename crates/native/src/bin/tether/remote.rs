@@ -238,30 +238,48 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
 
 pub fn seed(a: &SeedArgs) -> Result<ExitCode> {
     let ds = Dataset::new(a.seed, a.records);
-    let url = format!(
-        "{}/v1/admin/scopes/{}/records",
-        a.remote.trim_end_matches('/'),
-        a.scope
-    );
     let mut batch = Vec::new();
     for i in 0..a.records {
         let r = ds.record(i);
         batch.push(serde_json::json!({"collection": r.collection, "id": r.id, "data": r.data}));
         if batch.len() == 5000 || i + 1 == a.records {
-            ureq::post(&url)
-                .set("authorization", &format!("Bearer {}", a.token))
-                .send_json(serde_json::json!({ "upserts": std::mem::take(&mut batch) }))
-                .map_err(|e| match e {
-                    ureq::Error::Status(s @ (401 | 403), _) => Error::Auth {
-                        message: format!("seeding {url}: HTTP {s}"),
-                        status: Some(s),
-                    },
-                    e => Error::network(format!("seeding {url}: {e}")),
-                })?;
+            admin_write(
+                &a.remote,
+                &a.token,
+                &a.scope,
+                std::mem::take(&mut batch),
+                Vec::new(),
+            )?;
         }
     }
     println!("seeded {} records into scope {}", a.records, a.scope);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the cloud's own data through the server's admin API: `upserts` are
+/// `{collection, id, data}` objects, `deletes` `{collection, id}` objects.
+pub fn admin_write(
+    base: &str,
+    token: &str,
+    scope: &str,
+    upserts: Vec<serde_json::Value>,
+    deletes: Vec<serde_json::Value>,
+) -> Result<()> {
+    let url = format!(
+        "{}/v1/admin/scopes/{scope}/records",
+        base.trim_end_matches('/')
+    );
+    ureq::post(&url)
+        .set("authorization", &format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "upserts": upserts, "deletes": deletes }))
+        .map_err(|e| match e {
+            ureq::Error::Status(s @ (401 | 403), _) => Error::Auth {
+                message: format!("writing to {url}: HTTP {s}"),
+                status: Some(s),
+            },
+            e => Error::network(format!("writing to {url}: {e}")),
+        })?;
+    Ok(())
 }
 
 fn local(l: &LocalArgs) -> Result<Replica> {
