@@ -127,16 +127,31 @@ fn parse_hex(s: &str, what: &str) -> Result<[u8; 32], Error> {
             bytes.len()
         )));
     }
+    // Runs for every incoming record: a table lookup per digit, one branch per byte.
+    const BAD: u8 = 0xff;
+    const NIBBLE: [u8; 256] = {
+        let mut t = [BAD; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
     let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let nib = |c: u8| match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            _ => Err(Error::protocol(format!(
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
+        if hi == BAD || lo == BAD {
+            return Err(Error::protocol(format!(
                 "{what} {s:?} is not lowercase hex"
-            ))),
-        };
-        out[i] = nib(pair[0])? << 4 | nib(pair[1])?;
+            )));
+        }
+        *o = hi << 4 | lo;
     }
     Ok(out)
 }
