@@ -1,6 +1,6 @@
 //! The [`Store`] implementation of [`IdbStore`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use js_sys::Array;
 use tether_engine::memory::interrupted;
@@ -433,12 +433,22 @@ async fn update_in(
     let rows_os = object_store(tx, ROWS)?;
     let meta_req = call(object_store(tx, META)?.get(&scope_js))?;
     let key_js: Vec<JsValue> = keys.iter().map(|k| row_key(&scope_js, k)).collect();
+    let present = probe(&rows_os, &scope_js, keys).await?;
     // Issue every read at once; requests complete in order, so awaiting the last suffices.
     let reqs = key_js
         .iter()
-        .map(|k| call(rows_os.get(k)))
+        .zip(keys)
+        .map(|(k, key)| match &present {
+            Some(p) if !p.contains(key) => Ok(None),
+            _ => call(rows_os.get(k)).map(Some),
+        })
         .collect::<Result<Vec<_>>>()?;
-    wait(reqs.last().unwrap_or(&meta_req)).await?;
+    // The meta request completed before the probe's answer, if there was a probe.
+    match reqs.iter().rev().flatten().next() {
+        Some(last) => drop(wait(last).await?),
+        None if present.is_none() => drop(wait(&meta_req).await?),
+        None => {}
+    }
     let meta = ScopeMeta::decode(&result_of(&meta_req)?)?;
     let mut read = ReadRows {
         keys: keys.to_vec(),
@@ -447,7 +457,10 @@ async fn update_in(
         data: Vec::with_capacity(keys.len()),
     };
     for (req, key) in reqs.iter().zip(keys) {
-        let value = result_of(req)?;
+        let value = match req {
+            Some(r) => result_of(r)?,
+            None => JsValue::UNDEFINED,
+        };
         if value.is_undefined() {
             read.rows.push(None);
             read.data.push(JsValue::UNDEFINED);
@@ -458,6 +471,38 @@ async fn update_in(
         }
     }
     write(tx, scope, &scope_js, meta, read, planner).await
+}
+
+/// Which of `keys` exist, found with one `getAllKeys` over the span of the keys when that span
+/// holds few rows (at most twice as many as keys), so that a download of new records does not
+/// pay a `get` per record. `None` means "unknown, read every key": few keys (then nothing was
+/// awaited), or a wide span.
+async fn probe(
+    rows: &IdbObjectStore,
+    scope_js: &JsValue,
+    keys: &[Key],
+) -> Result<Option<HashSet<Key>>> {
+    const MIN_KEYS: usize = 16;
+    let (Some(lo), Some(hi)) = (keys.iter().min(), keys.iter().max()) else {
+        return Ok(None);
+    };
+    if keys.len() < MIN_KEYS {
+        return Ok(None);
+    }
+    let limit = u32::try_from(keys.len() * 2).unwrap_or(u32::MAX);
+    let range = IdbKeyRange::bound(&row_key(scope_js, lo), &row_key(scope_js, hi))
+        .map_err(|e| js_storage_error("building a key range", &e))?;
+    let found: Array = wait(&call(rows.get_all_keys_with_key_and_limit(&range, limit))?)
+        .await?
+        .unchecked_into();
+    if found.length() >= limit {
+        return Ok(None);
+    }
+    found
+        .iter()
+        .map(|k| decode_key(&k))
+        .collect::<Result<_>>()
+        .map(Some)
 }
 
 async fn update_stale_in(
