@@ -14,3 +14,11 @@ wasm-bindgen --target web --no-typescript --remove-name-section --remove-produce
 raw=$(wc -c < "$JS/pkg/tether_wasm_bg.wasm")
 gz=$(gzip -9 -c "$JS/pkg/tether_wasm_bg.wasm" | wc -c)
 echo "wasm: $raw bytes, $gz bytes gzipped"
+
+# The example app (examples/browser) imports the package from ./vendor so that
+# `tether serve --demo-dir examples/browser` serves it as is.
+VENDOR="$ROOT/examples/browser/vendor/tether-sync"
+rm -rf "$VENDOR"
+mkdir -p "$VENDOR/pkg"
+cp -r "$JS/src" "$JS/package.json" "$VENDOR/"
+cp "$JS/pkg/tether_wasm.js" "$JS/pkg/tether_wasm_bg.wasm" "$VENDOR/pkg/"

@@ -1,0 +1,195 @@
+// End to end against the real reference server (`tether serve`) and the native CLI: the packed
+// package syncs in Chromium, edits, meets a conflict and a reset, reads offline while the
+// server is down, recovers; a native replica of the same scope ends with the same digest; the
+// example app is served at /demo and screenshotted after a sync (target/browser-example.png).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { installPackedPackage, launch, serve, openPage, REPO } from './fixtures/harness.mjs';
+
+const BIN = process.env.TETHER_BIN ?? [
+  path.join(REPO, 'target/release/tether'),
+  path.join(REPO, 'target/debug/tether'),
+].find(existsSync);
+const TOKEN = 'secret';
+const SCOPE = 'org-1';
+const skip = BIN ? false : 'the tether CLI is not built (cargo build --release -p tether-native --bin tether)';
+
+let dir;
+let app;
+let browser;
+let proxy;
+let cloud; // the running `tether serve`: {url, child}
+
+async function startCloud(bind = '127.0.0.1:0') {
+  const child = spawn(BIN, ['serve', '--bind', bind, '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN,
+    '--demo-dir', path.join(REPO, 'examples/browser')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = await new Promise((resolve, reject) => {
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+      const m = err.match(/listening on (http:\/\/[\d.:]+)/);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`tether serve exited with ${code}: ${err}`)));
+  });
+  return { url, child };
+}
+
+async function stopCloud() {
+  const { child } = cloud;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGINT');
+  await exited;
+}
+
+function cli(...args) {
+  return execFileSync(BIN, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+async function api(method, p, body) {
+  const res = await fetch(cloud.url + p, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: body && JSON.stringify(body),
+  });
+  assert.ok(res.ok, `${method} ${p}: ${res.status} ${await res.clone().text()}`);
+  return res.json();
+}
+
+test.before(async () => {
+  if (skip) return;
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tether-e2e-'));
+  app = installPackedPackage();
+  cloud = await startCloud();
+  cli('seed', '--remote', cloud.url, '--token', TOKEN, '--scope', SCOPE, '--records', '3000');
+  browser = await launch();
+  // The page and /v1 share the test server's origin; /v1 is proxied to `tether serve`.
+  proxy = await serve(app);
+  proxy.setBackend({ proxy: cloud.url });
+});
+
+test.after(async () => {
+  await browser?.close();
+  await proxy?.close();
+  if (cloud?.child.exitCode === null) await stopCloud();
+});
+
+const inPage = (page, fn, arg) => page.evaluate(fn, arg);
+
+test('browser replica against tether serve: sync, edit, conflict, reset, offline, native digest', { skip }, async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context, proxy);
+  const sync = (opts = {}) =>
+    inPage(page, async ([scopeId, token, opts]) => {
+      const scope = (await tether.Replica.open('e2e-server')).scope(scopeId);
+      const report = await scope.sync({ remote: { url: location.origin, token, ...opts }, pageSize: 500 });
+      return { report, status: await scope.status() };
+    }, [SCOPE, TOKEN, opts]);
+
+  const first = await sync();
+  const status = await api('GET', `/v1/scopes/${SCOPE}/status`);
+  assert.equal(first.report.run.kind, 'initial');
+  assert.equal(first.report.run.inserted, 3000);
+  assert.equal(first.status.count, status.count);
+  assert.equal(first.status.digest, status.digest);
+
+  // A local edit that the cloud accepts, and one it overwrote meanwhile (cloud wins, journal).
+  const [a, b] = await inPage(page, async (scopeId) => {
+    const scope = (await tether.Replica.open('e2e-server')).scope(scopeId);
+    const [a, b] = await scope.list('objects', { limit: 2 });
+    await scope.put('objects', a.id, { ...a.data, description: 'edited in the browser' });
+    await scope.put('objects', b.id, { ...b.data, description: 'mine' });
+    return [a, b];
+  }, SCOPE);
+  await api('POST', `/v1/admin/scopes/${SCOPE}/records`, {
+    upserts: [{ collection: 'objects', id: b.id, data: { ...b.data, description: 'theirs' } }],
+  });
+  const second = await sync();
+  assert.equal(second.report.run.conflicts, 1);
+  const after = await inPage(page, async ([scopeId, ids]) => {
+    const scope = (await tether.Replica.open('e2e-server')).scope(scopeId);
+    return {
+      a: await scope.get('objects', ids[0]),
+      b: await scope.get('objects', ids[1]),
+      conflicts: await scope.conflicts(),
+    };
+  }, [SCOPE, [a.id, b.id]]);
+  assert.equal(after.a.data.description, 'edited in the browser');
+  assert.equal(after.a.pending, false);
+  assert.equal(after.b.data.description, 'theirs');
+  assert.equal(after.conflicts.length, 1);
+  assert.equal(after.conflicts[0].localData.description, 'mine');
+
+  // Reset: deletes, then the cloud purges its tombstones; the replica gets 410 and resyncs.
+  const [c] = await inPage(page, async (scopeId) =>
+    (await tether.Replica.open('e2e-server')).scope(scopeId).list('columns', { limit: 1 }), SCOPE);
+  await api('POST', `/v1/admin/scopes/${SCOPE}/records`, { deletes: [{ collection: 'columns', id: c.id }] });
+  await api('POST', `/v1/admin/scopes/${SCOPE}/purge`, {});
+  const third = await sync();
+  assert.equal(third.report.run.kind, 'full-resync');
+  const cloudStatus = await api('GET', `/v1/scopes/${SCOPE}/status`);
+  assert.equal(third.status.digest, cloudStatus.digest);
+  assert.equal(third.status.count, 2999);
+
+  // A native replica of the same scope ends with the same digest.
+  const replicaDb = path.join(dir, 'native.db');
+  cli('sync', '--remote', cloud.url, '--token', TOKEN, '--scope', SCOPE, '--db', replicaDb);
+  const native = JSON.parse(cli('status', '--db', replicaDb, '--scope', SCOPE, '--json'));
+  assert.equal(native.digest, third.status.digest);
+  assert.equal(native.count, third.status.count);
+
+  // The server stops: reload, read offline; a sync fails with NetworkError.
+  await stopCloud();
+  await page.reload();
+  await page.waitForFunction(() => window.loaded === true);
+  const offline = await inPage(page, async ([scopeId, token]) => {
+    const scope = (await tether.Replica.open('e2e-server')).scope(scopeId);
+    const err = await scope.sync({ remote: { url: location.origin, token, retries: 1 } })
+      .then(() => null, (e) => ({ name: e.name, code: e.code }));
+    return { err, count: await scope.count(), first: (await scope.list('objects', { limit: 1 }))[0] };
+  }, [SCOPE, TOKEN]);
+  assert.deepEqual(offline.err, { name: 'NetworkError', code: 'Network' });
+  assert.equal(offline.count, 2999);
+  assert.ok(offline.first.data);
+
+  // The server is back: the next sync succeeds.
+  cloud = await startCloud();
+  proxy.setBackend({ proxy: cloud.url });
+  await api('POST', `/v1/admin/scopes/${SCOPE}/records`, {
+    upserts: [{ collection: 'objects', id: 'obj_new', data: { name: 'added while the replica was offline' } }],
+  });
+  const back = await sync();
+  assert.equal(back.report.run.status, 'completed');
+  assert.equal(back.report.run.inserted, 1);
+  assert.equal(back.status.lastError, null);
+  assert.equal(back.status.digest, (await api('GET', `/v1/scopes/${SCOPE}/status`)).digest);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('example app at /demo syncs and shows the count and status (screenshot)', { skip }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  await page.goto(`${cloud.url}/demo/?autosync&token=${TOKEN}&scope=${SCOPE}`);
+  await page.waitForSelector('body[data-synced="true"]', { timeout: 60_000 });
+  const status = await api('GET', `/v1/scopes/${SCOPE}/status`);
+  assert.equal(await page.textContent('#status-records'), status.count.toLocaleString('en-US'));
+  assert.match(await page.textContent('#status-sync-now-'), /up to date/);
+  assert.match(await page.textContent('#message'), /verified/);
+  assert.ok((await page.$$('#records tbody tr')).length > 0);
+  // Offline search over the local replica.
+  await page.fill('#search', 'obj_new');
+  await page.waitForFunction(() => document.querySelectorAll('#records tbody tr').length === 1);
+  await page.fill('#search', '');
+  await page.waitForFunction(() => document.querySelectorAll('#records tbody tr').length > 1);
+  mkdirSync(path.join(REPO, 'target'), { recursive: true });
+  await page.screenshot({ path: path.join(REPO, 'target/browser-example.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
