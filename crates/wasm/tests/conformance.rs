@@ -1,5 +1,6 @@
 //! The engine's store conformance suite against IdbStore, in headless Chromium. Each case gets
 //! a database of its own, deleted afterwards.
+#![cfg(target_family = "wasm")]
 
 use tether_wasm::IdbStore;
 use wasm_bindgen_test::*;

@@ -1,6 +1,7 @@
 //! IdbStore in headless Chromium: a differential test against the engine's reference
 //! `MemoryStore` (same operations, same answers to every read), plus the IndexedDB-specific
 //! behaviours: key order by UTF-8 bytes, `versionchange`, aborted writes, quota mapping.
+#![cfg(target_family = "wasm")]
 
 use serde_json::json;
 use tether_engine::cloud::{Cloud, Faults};
