@@ -435,7 +435,21 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > st.max_body_bytes as u64) {
+    if let Some(n) = declared.filter(|n| *n > st.max_body_bytes as u64) {
+        // Answering before the client has written its body makes its write fail with a broken
+        // pipe, and it never sees the 413. So a body up to 4x the limit is read and thrown
+        // away first; a larger one is refused at once (that much is not worth reading).
+        if n <= 4 * st.max_body_bytes as u64 {
+            use futures_util::StreamExt;
+            let mut stream = body.into_data_stream();
+            let mut read = 0u64;
+            while let Some(Ok(chunk)) = stream.next().await {
+                read += chunk.len() as u64;
+                if read > n {
+                    break;
+                }
+            }
+        }
         return Err(too_large());
     }
     axum::body::to_bytes(body, st.max_body_bytes)
