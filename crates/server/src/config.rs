@@ -31,6 +31,11 @@ pub struct Config {
     pub tombstone_retention: Option<Duration>,
     /// Serve the files of this directory at `/demo` (the browser example).
     pub demo_dir: Option<PathBuf>,
+    /// Origins allowed to call the API from a browser page (CORS), e.g.
+    /// `https://app.example.com`; `"*"` allows any origin. Empty: no CORS headers, so only
+    /// same-origin pages (like `/demo`) can call it. Tokens travel in the `Authorization`
+    /// header, never in cookies, so no credentials mode is needed.
+    pub cors_origins: Vec<String>,
 }
 
 impl Config {
@@ -46,6 +51,7 @@ impl Config {
             max_range_records: 10_000,
             tombstone_retention: Some(Duration::from_secs(30 * 24 * 3600)),
             demo_dir: None,
+            cors_origins: Vec::new(),
         }
     }
 }

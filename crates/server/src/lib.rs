@@ -106,6 +106,9 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
     if let Some(dir) = &config.demo_dir {
         app = app.nest_service("/demo", tower_http::services::ServeDir::new(dir));
     }
+    if let Some(cors) = cors_layer(&config.cors_origins)? {
+        app = app.layer(cors);
+    }
     // Fastest gzip: pages are JSON with much repetition, so level 1 already shrinks them ~4x,
     // at a third of the CPU of the default level (see docs/server.md, benchmark).
     let app = app.layer(CompressionLayer::new().quality(tower_http::CompressionLevel::Fastest));
@@ -133,6 +136,39 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
         task,
         purger,
     })
+}
+
+/// The CORS layer for the configured origins; `None` when there are none.
+fn cors_layer(origins: &[String]) -> Result<Option<tower_http::cors::CorsLayer>, ServerError> {
+    use axum::http::{header, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o)
+                    .map_err(|_| ServerError::Config(format!("bad CORS origin {o:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(list)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_NONE_MATCH,
+            ])
+            .expose_headers([header::ETAG, header::RETRY_AFTER])
+            .max_age(std::time::Duration::from_secs(600)),
+    ))
 }
 
 /// Opens the configured storage.

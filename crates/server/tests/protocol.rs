@@ -13,6 +13,7 @@ both!(
     auth_and_scope_isolation,
     bad_requests_change_nothing,
     etag_and_gzip,
+    cors,
     sql_writes
 );
 
@@ -296,6 +297,53 @@ fn etag_and_gzip(backend: Backend) {
     sock.read_to_end(&mut raw).unwrap();
     let head = String::from_utf8_lossy(&raw[..raw.len().min(400)]).to_lowercase();
     assert!(head.contains("content-encoding: gzip"), "{head}");
+}
+
+/// Browser pages of a configured origin (a web app, a VS Code webview) may call the API; other
+/// origins get no CORS headers, and without configured origins none are sent at all.
+fn cors(backend: Backend) {
+    let h = Harness::start_with(backend, |c| {
+        c.cors_origins = vec!["https://app.example".into(), "vscode-webview://abc".into()];
+    });
+    let url = format!("{}/v1/scopes/s1/changes", h.url());
+    let preflight = ureq::request("OPTIONS", &url)
+        .set("origin", "vscode-webview://abc")
+        .set("access-control-request-method", "GET")
+        .set("access-control-request-headers", "authorization")
+        .call()
+        .unwrap();
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("vscode-webview://abc")
+    );
+    let allowed = preflight
+        .header("access-control-allow-headers")
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    let get = ureq::get(&url)
+        .set("origin", "https://app.example")
+        .set("authorization", &format!("Bearer {READER}"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        get.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let foreign = ureq::get(&url)
+        .set("origin", "https://evil.example")
+        .set("authorization", &format!("Bearer {READER}"))
+        .call()
+        .unwrap();
+    assert_eq!(foreign.header("access-control-allow-origin"), None);
+
+    let plain = Harness::start(backend);
+    let resp = ureq::get(&format!("{}/v1/scopes/s1/changes", plain.url()))
+        .set("origin", "https://app.example")
+        .set("authorization", &format!("Bearer {READER}"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.header("access-control-allow-origin"), None);
 }
 
 /// The backend writing its own PostgreSQL database with plain SQL: the trigger assigns the

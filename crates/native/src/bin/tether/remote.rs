@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// Serve this directory's files at /demo.
     #[arg(long)]
     demo_dir: Option<PathBuf>,
+    /// Allow browser pages of this origin to call the API (CORS); repeatable; `*` for any.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
 }
 
 /// Which server, token, scope and replica.
@@ -162,6 +165,7 @@ pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
     };
     let mut config = Config::new(a.bind, storage, tokens);
     config.demo_dir = a.demo_dir.clone();
+    config.cors_origins = a.cors_origins.clone();
     let rt = tokio::runtime::Runtime::new().map_err(Error::storage)?;
     rt.block_on(async {
         let server = tether_server::serve(config)
