@@ -26,4 +26,4 @@ for part in native server browser; do
     "scripts/ci/$part.sh"
   fi
 done
-log "all tests passed"
+log "all tests passed in ${SECONDS} s"
