@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ci/setup.sh
 
+# Keep a copy of everything printed, to count the tests at the end.
+LOG="$(mktemp)"
+exec > >(tee "$LOG") 2>&1
+
 log "formatting and lints"
 cargo fmt --all --check
 cargo clippy --workspace --exclude tether-wasm --all-targets --all-features --locked -- -D warnings
@@ -27,3 +31,7 @@ for part in native server browser; do
   fi
 done
 log "all tests passed in ${SECONDS} s"
+# Every runner above stops the script on a failure, so reaching here means none failed.
+cargo_passed=$(grep -oE "test result: ok\. [0-9]+ passed" "$LOG" | awk '{s += $4} END {print s + 0}')
+node_passed=$(grep -E "^# pass [0-9]+" "$LOG" | awk '{s += $3} END {print s + 0}')
+echo "tests: $((cargo_passed + node_passed)) passed, 0 failed"
