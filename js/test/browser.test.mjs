@@ -228,12 +228,14 @@ test('QuotaExceededError is a StorageError that keeps the last committed page', 
     const scope = (await tether.Replica.open('quota')).scope('org-1');
     const err = await scope
       .sync({ remote: { url: location.origin }, pageSize: 100 })
-      .then(() => null, (e) => ({ name: e.name, code: e.code, message: e.message }));
+      .then(() => null, (e) => ({ name: e.name, code: e.code, detail: e.detail, message: e.message }));
     const status = await scope.status();
     return { err, status, count: await scope.count() };
   });
   assert.equal(failed.err?.name, 'StorageError', JSON.stringify(failed));
   assert.match(failed.err.message, /quota/i);
+  assert.equal(failed.err.detail, 'Quota', 'a full quota is told by its detail, not its message');
+  assert.equal(failed.status.lastError?.detail, 'Quota');
   // Whole pages only: the committed count matches the stored checkpoint.
   assert.ok(failed.count > 0 && failed.count < 1500, `count ${failed.count}`);
   assert.equal(failed.count % 100, 0);

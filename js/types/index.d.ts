@@ -12,10 +12,44 @@ export type ErrorCode =
   | 'Cancelled'
   | 'InvalidInput';
 
-/** Every error Tether throws or rejects with. Narrow on `code` (or `name`). */
+/**
+ * Finer, stable reasons below the code, where one is known: Network `Timeout`, `Unreachable`,
+ * `RateLimited`, `ServerError`; Protocol `Malformed`, `HashMismatch`, `VersionBackwards`,
+ * `CheckpointMissing`, `SnapshotMissing`, `NoProgress`, `BodyTooLarge`, `UnexpectedStatus`,
+ * `NotSupported`; Storage `Quota`, `Busy`, `Corrupt`.
+ */
+export type ErrorDetail =
+  | 'Timeout'
+  | 'Unreachable'
+  | 'RateLimited'
+  | 'ServerError'
+  | 'Malformed'
+  | 'HashMismatch'
+  | 'VersionBackwards'
+  | 'CheckpointMissing'
+  | 'SnapshotMissing'
+  | 'NoProgress'
+  | 'BodyTooLarge'
+  | 'UnexpectedStatus'
+  | 'NotSupported'
+  | 'Quota'
+  | 'Busy'
+  | 'Corrupt';
+
+/**
+ * Every error Tether throws or rejects with. Narrow on `code` (or `name`), then on `detail`:
+ *
+ * ```ts
+ * try { await scope.sync({ remote }); } catch (e) {
+ *   if (isTetherError(e) && e.code === 'Storage' && e.detail === 'Quota') showFreeSpaceHint();
+ * }
+ * ```
+ */
 export interface TetherError extends Error {
   name: `${ErrorCode}Error`;
   code: ErrorCode;
+  /** The finer reason, when one is known (e.g. `'Quota'` for a full IndexedDB). */
+  detail?: ErrorDetail;
   /** Network errors: retrying later may succeed. */
   retryable?: boolean;
   /** HTTP status, when there was a response (Network, Auth). */
@@ -84,7 +118,7 @@ export interface Run {
   conflicts: number;
   repaired: number;
   bytesReceived: number;
-  error: { kind: ErrorCode; message: string } | null;
+  error: { kind: ErrorCode; detail?: ErrorDetail; message: string } | null;
 }
 
 export interface SyncReport {
@@ -123,7 +157,7 @@ export interface ScopeStatus {
   visible: number;
   pendingEdits: number;
   openConflicts: number;
-  lastError: { kind: ErrorCode; message: string } | null;
+  lastError: { kind: ErrorCode; detail?: ErrorDetail; message: string } | null;
   fullSyncInProgress: boolean;
   syncRecommended: boolean;
   reason: string | null;

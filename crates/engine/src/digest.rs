@@ -22,7 +22,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
-use crate::error::Error;
+use crate::error::{Detail, Error};
 
 /// SHA-256 of a record's canonical JSON data, written as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,7 +125,8 @@ fn parse_hex(s: &str, what: &str) -> Result<[u8; 32], Error> {
         return Err(Error::protocol(format!(
             "{what} must be 64 lowercase hex digits, got {} characters",
             bytes.len()
-        )));
+        ))
+        .with_detail(Detail::Malformed));
     }
     // Runs for every incoming record: a table lookup per digit, one branch per byte.
     const BAD: u8 = 0xff;
@@ -147,9 +148,10 @@ fn parse_hex(s: &str, what: &str) -> Result<[u8; 32], Error> {
     for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
         let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
         if hi == BAD || lo == BAD {
-            return Err(Error::protocol(format!(
-                "{what} {s:?} is not lowercase hex"
-            )));
+            return Err(
+                Error::protocol(format!("{what} {s:?} is not lowercase hex"))
+                    .with_detail(Detail::Malformed),
+            );
         }
         *o = hi << 4 | lo;
     }

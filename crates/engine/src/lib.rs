@@ -46,7 +46,7 @@ pub mod testing;
 pub mod types;
 
 pub use digest::{Digest, RecordHash, Snapshot};
-pub use error::{Error, ErrorKind, Result, RunError};
+pub use error::{Detail, Error, ErrorKind, Result, RunError};
 pub use memory::MemoryStore;
 pub use remote::{Pulled, Remote};
 pub use rules::{Row, ScopeState};

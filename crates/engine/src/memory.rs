@@ -390,6 +390,7 @@ impl Store for MemoryStore {
 pub fn interrupted() -> crate::error::RunError {
     crate::error::RunError {
         kind: crate::error::ErrorKind::Cancelled,
+        detail: None,
         message: "interrupted: the process stopped before the run ended".into(),
     }
 }

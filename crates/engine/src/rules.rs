@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{leaf, record_hash_with, RecordHash, Snapshot};
-use crate::error::{Error, Result};
+use crate::error::{Detail, Error, Result};
 use crate::types::{
     Change, Checkpoint, Conflict, Counts, Data, Key, Millis, Mutation, MutationResult, Op, Page,
 };
@@ -184,14 +184,16 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
         return Err(Error::protocol(format!(
             "change has an empty collection or id: {:?}/{:?}",
             key.collection, key.id
-        )));
+        ))
+        .with_detail(Detail::Malformed));
     }
     let state = if deleted {
         if data.as_ref().is_some_and(|d| !d.is_null()) {
             return Err(Error::protocol(format!(
                 "{}/{}: a tombstone must have null data",
                 key.collection, key.id
-            )));
+            ))
+            .with_detail(Detail::Malformed));
         }
         None
     } else {
@@ -209,18 +211,21 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
                 return Err(Error::protocol(format!(
                     "{}/{}: data must be a JSON object, got {got}",
                     key.collection, key.id
-                )));
+                ))
+                .with_detail(Detail::Malformed));
             }
         };
         let claimed: RecordHash = match hash {
             Some(h) => h.parse().map_err(|e: Error| {
                 Error::protocol(format!("{}/{}: {e}", key.collection, key.id))
+                    .with_detail(Detail::Malformed)
             })?,
             None => {
                 return Err(Error::protocol(format!(
                     "{}/{}: a live record must carry its hash",
                     key.collection, key.id
-                )))
+                ))
+                .with_detail(Detail::Malformed))
             }
         };
         let actual = record_hash_with(&data, buf);
@@ -228,7 +233,7 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
             return Err(Error::protocol(format!(
                 "{}/{} version {version}: hash mismatch, page says {claimed}, data hashes to {actual}",
                 key.collection, key.id
-            )));
+            )).with_detail(Detail::HashMismatch));
         }
         Some((data, actual))
     };
@@ -245,12 +250,17 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
 pub fn validate_page(page: Page) -> Result<ValidPage> {
     let checkpoint = match page.checkpoint {
         Some(c) if !c.0.is_empty() => c,
-        _ => return Err(Error::protocol("page has no checkpoint")),
+        _ => {
+            return Err(
+                Error::protocol("page has no checkpoint").with_detail(Detail::CheckpointMissing)
+            )
+        }
     };
     if !page.has_more && page.snapshot.is_none() {
-        return Err(Error::protocol(
-            "the last page (has_more: false) carries no snapshot",
-        ));
+        return Err(
+            Error::protocol("the last page (has_more: false) carries no snapshot")
+                .with_detail(Detail::SnapshotMissing),
+        );
     }
     let mut buf = Vec::with_capacity(512);
     let mut changes = page
@@ -265,7 +275,8 @@ pub fn validate_page(page: Page) -> Result<ValidPage> {
             return Err(Error::protocol(format!(
                 "{}/{}: two different states with version {} in one page",
                 w[0].key.collection, w[0].key.id, w[0].version
-            )));
+            ))
+            .with_detail(Detail::VersionBackwards));
         }
     }
     changes.dedup_by(|later, first| later.key == first.key);
@@ -330,13 +341,15 @@ fn check_version(row: &Row, inc: &Incoming) -> Result<()> {
         return Err(Error::protocol(format!(
             "{}/{}: version went backwards from {} to {}",
             inc.key.collection, inc.key.id, row.version, inc.version
-        )));
+        ))
+        .with_detail(Detail::VersionBackwards));
     }
     if inc.version == row.version && inc.hash() != row.cloud_hash {
         return Err(Error::protocol(format!(
             "{}/{}: version {} came with a different state than the replica holds",
             inc.key.collection, inc.key.id, inc.version
-        )));
+        ))
+        .with_detail(Detail::VersionBackwards));
     }
     Ok(())
 }
@@ -553,7 +566,8 @@ pub fn validate_push(pushed: Vec<Row>, results: Vec<MutationResult>) -> Result<V
             "pushed {} mutations, got {} results",
             pushed.len(),
             results.len()
-        )));
+        ))
+        .with_detail(Detail::Malformed));
     }
     let mut buf = Vec::new();
     pushed
@@ -576,7 +590,8 @@ pub fn validate_push(pushed: Vec<Row>, results: Vec<MutationResult>) -> Result<V
                         return Err(Error::protocol(format!(
                             "push result for {}/{} names {}/{}",
                             row.key.collection, row.key.id, c.collection, c.id
-                        )));
+                        ))
+                        .with_detail(Detail::Malformed));
                     }
                     PushResult::Rejected(Some(validate_change(c, &mut buf)?))
                 }

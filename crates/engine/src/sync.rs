@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::digest::Snapshot;
-use crate::error::{Error, IntegrityMismatch, Result, RunError};
+use crate::error::{Detail, Error, IntegrityMismatch, Result, RunError};
 use crate::remote::{Pulled, Remote};
 use crate::rules::{
     plan_page, plan_push, plan_repair, plan_sweep, validate_change, validate_page, validate_push,
@@ -341,13 +341,15 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 Pulled::Reset if state.checkpoint.is_none() => {
                     return Err(Error::protocol(
                         "the remote answered reset to a pull from the start",
-                    ))
+                    )
+                    .with_detail(Detail::NoProgress))
                 }
                 Pulled::Reset => {
                     if *resynced {
-                        return Err(Error::protocol(
-                            "the remote answered reset twice in one run",
-                        ));
+                        return Err(
+                            Error::protocol("the remote answered reset twice in one run")
+                                .with_detail(Detail::NoProgress),
+                        );
                     }
                     *state = self.begin_full(scope).await?;
                     run.kind = RunKind::FullResync;
@@ -365,7 +367,8 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             {
                 return Err(Error::protocol(
                     "the remote said has_more but sent no changes and the same checkpoint",
-                ));
+                )
+                .with_detail(Detail::NoProgress));
             }
             let mode = if state.full_sync {
                 Mode::Full
@@ -412,7 +415,10 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             self.emit_counts(opts, scope, Phase::Apply, done, total);
             if !has_more {
                 // validate_page guarantees the last page carries its snapshot.
-                return snapshot.ok_or_else(|| Error::protocol("last page without snapshot"));
+                return snapshot.ok_or_else(|| {
+                    Error::protocol("last page without snapshot")
+                        .with_detail(Detail::SnapshotMissing)
+                });
             }
         }
     }
@@ -544,7 +550,10 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             .remote
             .range_records(scope, range)
             .await?
-            .ok_or_else(|| Error::protocol("the remote answers range digests but not records"))?;
+            .ok_or_else(|| {
+                Error::protocol("the remote answers range digests but not records")
+                    .with_detail(Detail::NotSupported)
+            })?;
         let mut buf = Vec::new();
         let mut cloud = HashMap::with_capacity(records.len());
         for change in records {
@@ -553,7 +562,8 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 return Err(Error::protocol(format!(
                     "range records answer holds {}/{}, outside the range asked for",
                     inc.key.collection, inc.key.id
-                )));
+                ))
+                .with_detail(Detail::Malformed));
             }
             cloud.insert(inc.key.clone(), inc);
         }

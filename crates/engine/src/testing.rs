@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::cloud::{Cloud, Faults};
 use crate::digest::{record_hash, Snapshot};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Detail, Error, ErrorKind, RunError};
 use crate::rules::{Changeset, Row, RowWrite, ScopeState};
 use crate::scope::ScopeHandle;
 use crate::store::{snapshot_of, Store};
@@ -654,6 +654,19 @@ pub async fn runs_are_recorded_newest_first<S: Store>(store: &S) {
     );
     assert_eq!(store.runs_since(&s, NOW + 5).await.unwrap(), vec![done]);
     assert_eq!(store.runs_since(&s, NOW).await.unwrap().len(), 2);
+
+    // A failed run keeps its error's kind, detail and message.
+    let failed = store.start_run(&new_run("t")).await.unwrap();
+    let error = Error::protocol("bad page").with_detail(Detail::HashMismatch);
+    let failed = Run {
+        id: failed,
+        finished_at: Some(NOW + 1),
+        status: RunStatus::Failed,
+        error: Some(RunError::from(&error)),
+        ..new_run("t")
+    };
+    store.finish_run(&failed).await.unwrap();
+    assert_eq!(store.runs(&sid("t"), 1).await.unwrap(), vec![failed]);
 }
 
 /// Data comes back exactly: unicode, nesting, numbers, empty objects.

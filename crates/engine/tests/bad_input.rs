@@ -53,7 +53,7 @@ fn setup() -> (Cloud, MemoryStore, ScopeId) {
     (cloud, store, scope)
 }
 
-fn rejects(name: &str, tamper: impl FnMut(&mut Page) + Send + 'static, want: &str) {
+fn rejects(name: &str, tamper: impl FnMut(&mut Page) + Send + 'static, want: &str, detail: Detail) {
     let (cloud, store, scope) = setup();
     let before_state = block_on(store.scope_state(&scope)).unwrap();
     let before_rows = store.export();
@@ -64,6 +64,7 @@ fn rejects(name: &str, tamper: impl FnMut(&mut Page) + Send + 'static, want: &st
     let err = block_on(Syncer::new(&store, &remote, &clock).sync(&scope, SyncOptions::default()))
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Protocol, "{name}: {err}");
+    assert_eq!(err.detail(), Some(detail), "{name}: {err}");
     assert!(
         err.to_string().contains(want),
         "{name}: {err:?} should mention {want:?}"
@@ -80,6 +81,7 @@ fn rejects(name: &str, tamper: impl FnMut(&mut Page) + Send + 'static, want: &st
         ErrorKind::Protocol,
         "{name}"
     );
+    assert_eq!(runs[0].error.as_ref().unwrap().detail, Some(detail));
     // Only the run history may differ: rows, conflicts and scope state are untouched.
     let strip = |s: &str| {
         let mut v: serde_json::Value = serde_json::from_str(s).unwrap();
@@ -104,6 +106,7 @@ fn hash_that_does_not_match_its_data() {
         "hash",
         |p| p.changes[1].data = Some(json!({"i": "evil"})),
         "hash mismatch",
+        Detail::HashMismatch,
     );
 }
 
@@ -113,16 +116,19 @@ fn malformed_record() {
         "empty id",
         |p| p.changes[2].id.clear(),
         "empty collection or id",
+        Detail::Malformed,
     );
     rejects(
         "bad hash text",
         |p| p.changes[0].hash = Some("not-hex".into()),
         "hash must be 64",
+        Detail::Malformed,
     );
     rejects(
         "tombstone with data",
         |p| p.changes[0].deleted = true,
         "tombstone must have null data",
+        Detail::Malformed,
     );
 }
 
@@ -132,26 +138,35 @@ fn data_that_is_not_an_object() {
         "array",
         |p| p.changes[3].data = Some(json!([1, 2, 3])),
         "must be a JSON object",
+        Detail::Malformed,
     );
     rejects(
         "null",
         |p| p.changes[3].data = None,
         "must be a JSON object",
+        Detail::Malformed,
     );
 }
 
 #[test]
 fn missing_checkpoint() {
-    rejects("no checkpoint", |p| p.checkpoint = None, "no checkpoint");
+    rejects(
+        "no checkpoint",
+        |p| p.checkpoint = None,
+        "no checkpoint",
+        Detail::CheckpointMissing,
+    );
     rejects(
         "empty checkpoint",
         |p| p.checkpoint = Some(Checkpoint(String::new())),
         "no checkpoint",
+        Detail::CheckpointMissing,
     );
     rejects(
         "last page without snapshot",
         |p| p.snapshot = None,
         "snapshot",
+        Detail::SnapshotMissing,
     );
 }
 
@@ -167,6 +182,7 @@ fn version_going_backwards() {
             p.changes[0].data = Some(data);
         },
         "backwards",
+        Detail::VersionBackwards,
     );
 }
 
@@ -211,6 +227,7 @@ fn a_remote_that_makes_no_progress_is_a_protocol_error() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("same checkpoint"), "{err}");
+    assert_eq!(err.detail(), Some(Detail::NoProgress));
 }
 
 #[test]

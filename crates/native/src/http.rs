@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use tether_engine::{
-    Change, Checkpoint, Error, KeyRange, Mutation, Page, Pulled, PushRequest, PushResponse, Remote,
-    RemoteStatus, Result, ScopeId, Snapshot,
+    Change, Checkpoint, Detail, Error, KeyRange, Mutation, Page, Pulled, PushRequest, PushResponse,
+    Remote, RemoteStatus, Result, ScopeId, Snapshot,
 };
 
 /// Largest response body read (a page of 5,000 large records fits many times over).
@@ -143,6 +143,12 @@ impl HttpRemote {
                             ),
                             status: Some(status),
                             retry_after_ms: retry_after,
+                            detail: Some(if status == 429 {
+                                Detail::RateLimited
+                            } else {
+                                Detail::ServerError
+                            }),
+                            source: None,
                         },
                         retry_after,
                     )
@@ -330,6 +336,12 @@ fn status_error(status: u16, url: &str, body: &[u8]) -> Error {
             message,
             status: Some(status),
             retry_after_ms: None,
+            detail: Some(if status == 429 {
+                Detail::RateLimited
+            } else {
+                Detail::ServerError
+            }),
+            source: None,
         },
         _ => Error::protocol(message),
     }
@@ -406,7 +418,10 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(status_error(400, "u", body), Error::Protocol(_)));
+        assert!(matches!(
+            status_error(400, "u", body),
+            Error::Protocol { .. }
+        ));
         assert!(matches!(
             status_error(502, "u", b"x"),
             Error::Network {

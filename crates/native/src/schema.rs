@@ -23,7 +23,7 @@
 //!   initial sync), without an index on `records.generation` that every write would pay for.
 //! - `conflicts`: the conflict journal. Dismissing marks an entry (`dismissed = 1`) rather than
 //!   deleting it: overwritten edits are never lost, even after the user dismissed them.
-//! - `runs`: sync history.
+//! - `runs`: sync history (`error_detail` since version 2).
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tether_engine::{Error, Result};
@@ -31,13 +31,14 @@ use tether_engine::{Error, Result};
 use crate::store::storage;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The value of the `format` marker in `tether_meta`.
 const FORMAT: &str = "tether-replica";
 
 /// Migrations: `MIGRATIONS[i]` brings a file from version `i` to version `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tether_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -120,7 +121,12 @@ CREATE TABLE runs (
     error_message  TEXT
 );
 CREATE INDEX runs_by_scope ON runs (scope, id);
-"#];
+"#,
+    // Version 2: the error detail of a run (tether_engine::Detail), NULL before it existed.
+    r#"
+ALTER TABLE runs ADD COLUMN error_detail TEXT;
+"#,
+];
 
 /// Checks that `conn` is a Tether replica (or an empty file) and brings its schema to
 /// [`SCHEMA_VERSION`]. `what` names the file in error messages.

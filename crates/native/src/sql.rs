@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tether_engine::digest::{Digest, RecordHash, Snapshot};
 use tether_engine::{
-    Checkpoint, Conflict, Counts, Data, Error, ErrorKind, Key, KeyRange, Result, Row, Run,
+    Checkpoint, Conflict, Counts, Data, Detail, Error, ErrorKind, Key, KeyRange, Result, Row, Run,
     RunError, RunStatus, ScopeId, ScopeState,
 };
 
@@ -586,8 +586,8 @@ pub fn dismiss_conflict(conn: &Connection, scope: &ScopeId, id: u64) -> Result<b
 pub fn start_run(conn: &Connection, run: &Run) -> Result<u64> {
     let gone = tether_engine::memory::interrupted();
     conn.prepare_cached(
-        "UPDATE runs SET status = ?2, error_kind = ?3, error_message = ?4 \
-         WHERE scope = ?1 AND status = ?5",
+        "UPDATE runs SET status = ?2, error_kind = ?3, error_message = ?4, \
+         error_detail = NULL WHERE scope = ?1 AND status = ?5",
     )
     .map_err(storage)?
     .execute(params![
@@ -601,8 +601,8 @@ pub fn start_run(conn: &Connection, run: &Run) -> Result<u64> {
     conn.prepare_cached(
         "INSERT INTO runs (scope, kind, trigger, started_at, finished_at, status, pages, \
          inserted, updated, deleted, unchanged, conflicts, repaired, bytes_received, \
-         error_kind, error_message) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         error_kind, error_message, error_detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )
     .map_err(storage)?
     .execute(rusqlite::params_from_iter(run_values(run)?))
@@ -618,7 +618,8 @@ pub fn finish_run(conn: &Connection, run: &Run) -> Result<()> {
             "UPDATE runs SET scope = ?1, kind = ?2, trigger = ?3, started_at = ?4, \
              finished_at = ?5, status = ?6, pages = ?7, inserted = ?8, updated = ?9, \
              deleted = ?10, unchanged = ?11, conflicts = ?12, repaired = ?13, \
-             bytes_received = ?14, error_kind = ?15, error_message = ?16 WHERE id = ?17",
+             bytes_received = ?14, error_kind = ?15, error_message = ?16, \
+             error_detail = ?17 WHERE id = ?18",
         )
         .map_err(storage)?
         .execute(rusqlite::params_from_iter(values))
@@ -640,7 +641,7 @@ pub fn runs(
         .prepare_cached(
             "SELECT id, scope, kind, trigger, started_at, finished_at, status, pages, \
              inserted, updated, deleted, unchanged, conflicts, repaired, bytes_received, \
-             error_kind, error_message FROM runs \
+             error_kind, error_message, error_detail FROM runs \
              WHERE scope = ?1 AND started_at >= ?2 ORDER BY id DESC LIMIT ?3",
         )
         .map_err(storage)?;
@@ -658,6 +659,11 @@ pub fn runs(
         let error = match error_kind {
             Some(kind) => Some(RunError {
                 kind: parse_name::<ErrorKind>(kind)?,
+                detail: r
+                    .get::<_, Option<String>>(17)
+                    .map_err(storage)?
+                    .map(parse_name::<Detail>)
+                    .transpose()?,
                 message: r
                     .get::<_, Option<String>>(16)
                     .map_err(storage)?
@@ -714,6 +720,10 @@ fn run_values(run: &Run) -> Result<Vec<Value>> {
         run.error
             .as_ref()
             .map_or(Value::Null, |e| text(e.message.clone())),
+        match run.error.as_ref().and_then(|e| e.detail) {
+            Some(d) => text(name_of(&d)?),
+            None => Value::Null,
+        },
     ])
 }
 

@@ -14,7 +14,7 @@ use tether_engine::digest::{leaf, record_hash_with, Snapshot};
 use tether_engine::rules::{Changeset, RowWrite};
 use tether_engine::store::{Applied, Planner};
 use tether_engine::{
-    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
+    Conflict, Detail, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
 };
 
 use crate::schema;
@@ -551,7 +551,20 @@ impl Store for SqliteStore {
     }
 }
 
-/// Maps a SQLite failure to the engine's [`Error::Storage`].
+/// Maps a SQLite failure to the engine's [`Error::Storage`], keeping the `rusqlite::Error` as
+/// its source and naming a full disk, a lock held too long and a damaged file in its detail.
 pub(crate) fn storage(e: rusqlite::Error) -> Error {
-    Error::storage(format!("sqlite: {e}"))
+    use rusqlite::ErrorCode as C;
+    let detail = match e.sqlite_error_code() {
+        Some(C::DiskFull) => Some(Detail::Quota),
+        Some(C::DatabaseBusy | C::DatabaseLocked) => Some(Detail::Busy),
+        Some(C::DatabaseCorrupt | C::NotADatabase) => Some(Detail::Corrupt),
+        _ => None,
+    };
+    let err = Error::storage(format!("sqlite: {e}"));
+    let err = match detail {
+        Some(d) => err.with_detail(d),
+        None => err,
+    };
+    err.with_source(e)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tether_engine::cloud::Cloud;
-use tether_engine::{ErrorKind, RunKind, RunStatus, ScopeId};
+use tether_engine::{Detail, ErrorKind, RunKind, RunStatus, ScopeId};
 use tether_native::{Replica, SyncOptions, SCHEMA_VERSION};
 
 fn sid(s: &str) -> ScopeId {
@@ -222,4 +222,62 @@ fn two_syncs_of_one_scope_never_overlap() {
         runs.iter().all(|r| r.status == RunStatus::Completed),
         "{runs:#?}"
     );
+}
+
+#[test]
+fn a_version_1_file_is_migrated_in_place_and_keeps_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let cloud = Cloud::new();
+    let s = sid("org-1");
+    cloud.put(&s, "objects", "obj_1", json!({"n": 1}), 1_000);
+    {
+        let replica = Replica::open(&path).unwrap();
+        replica
+            .scope("org-1")
+            .unwrap()
+            .sync(&cloud, SyncOptions::default())
+            .unwrap();
+    }
+    // Turn the file back into what version 1 wrote: no `runs.error_detail`.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("ALTER TABLE runs DROP COLUMN error_detail; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let replica = Replica::open(&path).unwrap();
+    let scope = replica.scope("org-1").unwrap();
+    assert_eq!(
+        scope.history(10).unwrap().len(),
+        1,
+        "runs of version 1 are kept"
+    );
+    assert_eq!(scope.count(None).unwrap(), 1);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    // A failure's detail is stored from now on.
+    let err = scope
+        .sync(&Unreachable, SyncOptions::default())
+        .unwrap_err();
+    assert_eq!(err.detail(), Some(Detail::NotSupported));
+    let last = scope.history(1).unwrap().remove(0);
+    assert_eq!(last.status, RunStatus::Failed);
+    assert_eq!(last.error.unwrap().detail, Some(Detail::NotSupported));
+}
+
+/// A remote whose every pull fails with a detail, to see it recorded.
+struct Unreachable;
+
+impl tether_engine::Remote for Unreachable {
+    async fn pull(
+        &self,
+        _: &ScopeId,
+        _: Option<&tether_engine::Checkpoint>,
+        _: u32,
+    ) -> tether_engine::Result<tether_engine::Pulled> {
+        Err(tether_engine::Error::protocol("no changes endpoint").with_detail(Detail::NotSupported))
+    }
 }

@@ -3,7 +3,7 @@
 
 use js_sys::{Function, Object, Promise, Reflect};
 use serde::Serialize;
-use tether_engine::{Error, ErrorKind};
+use tether_engine::{Detail, Error, ErrorKind};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -17,14 +17,33 @@ extern "C" {
     pub(crate) fn global_fetch(url: &str, init: &web_sys::RequestInit) -> Promise;
 }
 
+/// A JS exception (a `DOMException`, an `Error` thrown by user code) reduced to its name and
+/// message, so it can be kept as the [`std::error::Error::source`] of an engine error, which
+/// must be `Send`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsFailure {
+    /// The exception's `name`, e.g. `"QuotaExceededError"`.
+    pub name: String,
+    /// The exception's `message`.
+    pub message: String,
+}
+
+impl std::fmt::Display for JsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+impl std::error::Error for JsFailure {}
+
 /// The JS `name` of an error kind, e.g. `"NetworkError"`.
 pub fn error_name(kind: ErrorKind) -> String {
     format!("{}Error", kind.as_str())
 }
 
 /// Converts an engine error into a JS `Error` with `name` (e.g. `"IntegrityError"`), `code`
-/// (the stable kind, e.g. `"Integrity"`) and, where they exist, `status`, `retryAfterMs`,
-/// `expected` and `actual`.
+/// (the stable kind, e.g. `"Integrity"`), `detail` (the stable finer reason, e.g. `"Quota"`,
+/// or `undefined`) and, where they exist, `status`, `retryAfterMs`, `expected` and `actual`.
 pub fn to_js_error(e: &Error) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     err.set_name(&error_name(e.kind()));
@@ -33,6 +52,9 @@ pub fn to_js_error(e: &Error) -> JsValue {
         let _ = Reflect::set(&err, &k.into(), v);
     };
     set("code", &e.kind().as_str().into());
+    if let Some(d) = e.detail() {
+        set("detail", &d.as_str().into());
+    }
     match e {
         Error::Network {
             status,
@@ -77,12 +99,12 @@ pub fn from_js_error(v: &JsValue) -> Error {
     if field("name").as_deref() == Some("AbortError") {
         return Error::Cancelled;
     }
-    match field("code").as_deref() {
-        Some("Auth") => Error::Auth { message, status },
-        Some("Protocol") => Error::Protocol(message),
-        Some("Storage") => Error::Storage(message),
-        Some("Cancelled") => Error::Cancelled,
-        Some("InvalidInput") => Error::InvalidInput(message),
+    let err = match field("code").as_deref() {
+        Some("Auth") => return Error::Auth { message, status },
+        Some("Cancelled") => return Error::Cancelled,
+        Some("InvalidInput") => return Error::InvalidInput(message),
+        Some("Protocol") => Error::protocol(message),
+        Some("Storage") => Error::storage(message),
         _ => Error::Network {
             message,
             status,
@@ -90,8 +112,21 @@ pub fn from_js_error(v: &JsValue) -> Error {
                 .ok()
                 .and_then(|s| s.as_f64())
                 .map(|s| s as u64),
+            detail: None,
+            source: None,
         },
-    }
+    };
+    // A `detail` naming one of ours is kept too, so a JS transport can say "Timeout".
+    let detail = field("detail")
+        .and_then(|d| serde_json::from_value::<Detail>(serde_json::Value::String(d)).ok());
+    let err = match detail {
+        Some(d) => err.with_detail(d),
+        None => err,
+    };
+    err.with_source(JsFailure {
+        name: field("name").unwrap_or_else(|| "Error".into()),
+        message: field("message").unwrap_or_default(),
+    })
 }
 
 /// Serializes to a plain JS value with camelCase keys (record data kept as is), through JSON:

@@ -5,7 +5,7 @@ use js_sys::{Function, Reflect};
 use serde::de::DeserializeOwned;
 use tether_engine::schedule::Schedule;
 use tether_engine::{
-    Change, Checkpoint, Error, Key, KeyRange, Mutation, Page, Pulled, PushResponse, Remote,
+    Change, Checkpoint, Detail, Error, Key, KeyRange, Mutation, Page, Pulled, PushResponse, Remote,
     RemoteStatus, Result, ScopeId, Snapshot,
 };
 use wasm_bindgen::{JsCast, JsValue};
@@ -100,6 +100,12 @@ impl HttpRemote {
                     message: format!("{method} {url}: HTTP {}: {}", a.status, excerpt(&a.body)),
                     status: Some(a.status),
                     retry_after_ms: a.retry_after_ms,
+                    detail: Some(if a.status == 429 {
+                        Detail::RateLimited
+                    } else {
+                        Detail::ServerError
+                    }),
+                    source: None,
                 },
                 Ok(a) => return Ok(a),
                 Err(e) if e.is_retryable() => e,

@@ -300,6 +300,9 @@ async fn versionchange_closes_and_reopens() {
 fn quota_exceeded_is_a_storage_error() {
     let e = tether_wasm::idb::storage_error_named("transaction", "QuotaExceededError", "full");
     assert_eq!(e.kind(), ErrorKind::Storage);
+    assert_eq!(e.detail(), Some(tether_engine::Detail::Quota));
+    let source = std::error::Error::source(&e).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("QuotaExceededError: full"));
     assert!(e.to_string().contains("quota exceeded"), "{e}");
     assert!(e.to_string().contains("checkpoint"), "{e}");
 }

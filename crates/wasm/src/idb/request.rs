@@ -6,10 +6,12 @@
 //! event, while the transaction is still active, so further requests can be issued in it.
 
 use js_sys::{Array, Promise};
-use tether_engine::{Error, Result};
+use tether_engine::{Detail, Error, Result};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DomException, IdbRequest, IdbTransaction};
+
+use crate::js::JsFailure;
 
 /// Waits for a request to succeed and returns its result.
 pub(crate) async fn wait(req: &IdbRequest) -> Result<JsValue> {
@@ -61,14 +63,22 @@ pub(crate) fn dom_error(what: &str, ex: Option<DomException>) -> Error {
 }
 
 /// The storage error for a DOMException name and message.
+/// The exception's name and message are kept as the error's source, and a full quota is
+/// [`Detail::Quota`].
 pub fn storage_error_named(what: &str, name: &str, message: &str) -> Error {
+    let source = JsFailure {
+        name: name.to_owned(),
+        message: message.to_owned(),
+    };
     if name == "QuotaExceededError" {
         Error::storage(format!(
             "IndexedDB quota exceeded during {what} ({message}); nothing of this write was kept, \
              the last committed page and its checkpoint are intact: free space and sync again"
         ))
+        .with_detail(Detail::Quota)
+        .with_source(source)
     } else {
-        Error::storage(format!("IndexedDB {what} failed: {name}: {message}"))
+        Error::storage(format!("IndexedDB {what} failed: {name}: {message}")).with_source(source)
     }
 }
 
