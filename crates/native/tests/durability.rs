@@ -14,7 +14,7 @@ use tether_engine::{
     Checkpoint, KeyRange, Phase, Progress, Pulled, Remote, Result, RunKind, RunStatus, ScopeId,
     Store,
 };
-use tether_native::dataset::Dataset;
+use tether_dataset::Dataset;
 use tether_native::{Replica, SyncOptions};
 
 const CHILD_ENV: &str = "TETHER_DURABILITY_CHILD";

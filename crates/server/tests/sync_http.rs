@@ -51,7 +51,7 @@ fn initial_then_incremental(backend: Backend) {
     );
 
     // 300 updates, 200 deletes, 100 new records.
-    let ds = tether_native::dataset::Dataset::new(7, 10_100);
+    let ds = tether_dataset::Dataset::new(7, 10_100);
     let mut upserts = Vec::new();
     for i in 0..300 {
         let r = ds.version_of(i * 3, 1);
@@ -103,7 +103,7 @@ fn reset_behind_the_horizon(backend: Backend) {
     scope.sync(&remote, opts(300)).unwrap();
     let checkpoint = scope.status().unwrap().checkpoint.unwrap();
 
-    let ds = tether_native::dataset::Dataset::new(7, 1000);
+    let ds = tether_dataset::Dataset::new(7, 1000);
     let keys: Vec<_> = (100..200).map(|i| ds.record(i)).collect();
     let keys: Vec<_> = keys.iter().map(|r| (r.collection, r.id.as_str())).collect();
     h.delete("s1", &keys);
@@ -256,7 +256,7 @@ fn replicas_converge_under_writes(backend: Backend) {
     let deadline = Instant::now() + Duration::from_secs(60);
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
-            let ds = tether_native::dataset::Dataset::new(7, 3000);
+            let ds = tether_dataset::Dataset::new(7, 3000);
             for round in 1..=30u64 {
                 let mut upserts = Vec::new();
                 for k in 0..20 {
@@ -313,7 +313,7 @@ fn range_repair_fixes_a_corrupted_replica(backend: Backend) {
     let remote = h.remote(READER);
     scope.sync(&remote, opts(1000)).unwrap();
 
-    let ds = tether_native::dataset::Dataset::new(7, 3000);
+    let ds = tether_dataset::Dataset::new(7, 3000);
     let (changed, removed) = (ds.record(1234), ds.record(2222));
     {
         // Behind the engine's back: one row's data changed, another row removed.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 use tether_engine::{ScopeId, Store, SyncOptions, Syncer};
-use tether_native::dataset::Dataset;
+use tether_dataset::Dataset;
 use tether_native::SqliteStore;
 
 use source::Source;

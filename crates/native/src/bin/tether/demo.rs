@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use tether_engine::{Error, Result, SyncOptions, SyncReport};
-use tether_native::dataset::Dataset;
+use tether_dataset::Dataset;
 use tether_native::http::HttpRemote;
 use tether_native::{Replica, ScopeRef};
 use tether_server::config::{Config, StorageConfig, Tokens};
@@ -66,7 +66,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let write = |upserts: Vec<Value>, deletes: Vec<Value>| {
         admin_write(&url, token, SCOPE, upserts, deletes)
     };
-    let upsert = |r: &tether_native::dataset::GenRecord| json!({"collection": r.collection, "id": r.id, "data": r.data});
+    let upsert = |r: &tether_dataset::GenRecord| json!({"collection": r.collection, "id": r.id, "data": r.data});
 
     let ds = Dataset::new(args.seed, args.records);
     let mut batch = Vec::with_capacity(5000);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tether_engine::{Error, Result, SyncOptions};
-use tether_native::dataset::Dataset;
+use tether_dataset::Dataset;
 use tether_native::http::HttpRemote;
 use tether_native::Replica;
 use tether_server::{Config, StorageConfig, Tokens};
