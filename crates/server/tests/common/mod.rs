@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tether_engine::{RemoteStatus, ScopeId};
 use tether_dataset::Dataset;
+use tether_engine::{RemoteStatus, ScopeId};
 use tether_native::http::{HttpOptions, HttpRemote};
 use tether_server::{Config, Server, StorageConfig, Tokens};
 
