@@ -25,7 +25,7 @@ mod schema;
 mod sql;
 mod store;
 
-pub use replica::{Replica, ScopeRef};
+pub use replica::{now, Replica, ScopeRef};
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 pub use tether_engine::{SyncOptions, SyncReport};
