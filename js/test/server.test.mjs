@@ -16,7 +16,7 @@ const BIN = process.env.TETHER_BIN ?? [
 ].find(existsSync);
 const TOKEN = 'secret';
 const SCOPE = 'org-1';
-const skip = BIN ? false : 'the tether CLI is not built (cargo build --release -p tether-native --bin tether)';
+const skip = BIN ? false : 'the tether CLI is not built (cargo build --release -p tether-cli --bin tether)';
 
 let dir;
 let app;

@@ -22,8 +22,8 @@ cargo test -p tether-wasm --target wasm32-unknown-unknown --locked
 log "browser: npm package (wasm-release profile, wasm-bindgen --target web)"
 js/build.sh
 
-log "browser: the tether CLI (server and native replica for the end-to-end tests)"
-cargo build -p tether-native --bin tether --locked
+log "browser: the tether CLI, tether-cli (server and native replica for the end-to-end tests)"
+cargo build -p tether-cli --bin tether --locked
 export TETHER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tether"
 
 log "browser: hand-written TypeScript types"

@@ -49,7 +49,8 @@ ensure_chromium() {
 }
 
 # Starts PostgreSQL on 127.0.0.1:5432 if it is not running and exports TETHER_TEST_PG, a URL of
-# an empty-able test database owned by a password role.
+# an empty-able test database owned by a password role, and TETHER_REQUIRE_POSTGRES=1: from here
+# on a PostgreSQL test variant that finds no database fails instead of being skipped.
 ensure_postgres() {
   if ! pg_isready -h 127.0.0.1 -q 2>/dev/null; then
     log "starting PostgreSQL"
@@ -66,6 +67,7 @@ ensure_postgres() {
   su postgres -c "psql -q -tc \"SELECT 1 FROM pg_database WHERE datname = 'tether_test'\"" \
     | grep -q 1 || su postgres -c "createdb -O tether tether_test"
   export TETHER_TEST_PG="postgres://tether:tether@127.0.0.1:5432/tether_test"
+  export TETHER_REQUIRE_POSTGRES=1
 }
 
 ensure_node_deps() {

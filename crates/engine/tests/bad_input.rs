@@ -1,6 +1,5 @@
 //! Bad input: a bad page is rejected whole with a typed Protocol error (nothing applied, the
 //! checkpoint does not move, the run is recorded as failed); bad arguments are InvalidInput.
-#![cfg(feature = "testing")]
 
 use std::sync::Mutex;
 

@@ -1,5 +1,4 @@
 //! The store conformance suite on the reference [`MemoryStore`].
-#![cfg(feature = "testing")]
 
 macro_rules! case {
     ($name:ident) => {

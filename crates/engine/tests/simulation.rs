@@ -3,7 +3,6 @@
 //! restarts from its persisted snapshot, tombstones are purged (resets), and local edits race
 //! with cloud edits. For every seed, a final clean sync must converge: equal digests, every row
 //! rehashing to the cloud's digest, and every local edit either in the cloud or in the journal.
-#![cfg(feature = "testing")]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

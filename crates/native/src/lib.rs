@@ -1,5 +1,5 @@
 //! Tether's native replica: [`SqliteStore`] (the engine's store over one SQLite file), the
-//! blocking [`Replica`] facade, the demo [`dataset`] generator, and the `tether` CLI.
+//! blocking [`Replica`] facade, and the HTTP remote ([`http::HttpRemote`]).
 //!
 //! ```
 //! use tether_engine::cloud::Cloud;
@@ -19,14 +19,13 @@
 
 #![forbid(unsafe_code)]
 
-pub mod dataset;
 pub mod http;
 mod replica;
 mod schema;
 mod sql;
 mod store;
 
-pub use replica::{Replica, ScopeRef};
+pub use replica::{now, Replica, ScopeRef};
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 pub use tether_engine::{SyncOptions, SyncReport};

@@ -9,12 +9,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use tether_dataset::Dataset;
 use tether_engine::cloud::Cloud;
 use tether_engine::{
     Checkpoint, KeyRange, Phase, Progress, Pulled, Remote, Result, RunKind, RunStatus, ScopeId,
     Store,
 };
-use tether_native::dataset::Dataset;
 use tether_native::{Replica, SyncOptions};
 
 const CHILD_ENV: &str = "TETHER_DURABILITY_CHILD";

@@ -20,8 +20,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
+use tether_dataset::Dataset;
 use tether_engine::{ScopeId, Store, SyncOptions, Syncer};
-use tether_native::dataset::Dataset;
 use tether_native::SqliteStore;
 
 use source::Source;

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tether_dataset::{Dataset, GenRecord};
 use tether_engine::digest::{leaf, record_hash, Snapshot};
 use tether_engine::{Change, Checkpoint, Error, Page, Pulled, Remote, Result, ScopeId};
-use tether_native::dataset::{Dataset, GenRecord};
 
 /// 2026-01-01T00:00:00Z, the cloud's `updated_at` of every generated record.
 const UPDATED_AT: &str = "2026-01-01T00:00:00.000Z";

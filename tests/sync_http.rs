@@ -1,14 +1,16 @@
 //! End-to-end sync over real HTTP on loopback: tether-native's `Replica` (SQLite file) and
 //! `HttpRemote` against the server, on SQLite and on PostgreSQL storage.
 
+#[path = "../crates/server/tests/common/mod.rs"]
 mod common;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Harness, READER};
+use common::{Backend, Harness, READER, S1_ONLY};
 use serde_json::json;
 use tether_engine::{Error, Phase, Progress, RunKind, SyncOptions};
+use tether_native::http::{HttpOptions, HttpRemote};
 use tether_native::Replica;
 
 both!(
@@ -18,7 +20,32 @@ both!(
     interrupted_initial_sync_resumes,
     replicas_converge_under_writes,
     range_repair_fixes_a_corrupted_replica,
+    auth_errors_are_typed,
 );
+
+postgres_only!(sql_writes);
+
+/// The client side of the harness's server.
+trait Client {
+    /// An HTTP remote of the running server, with fast retries.
+    fn remote(&self, token: &str) -> HttpRemote;
+}
+
+impl Client for Harness {
+    fn remote(&self, token: &str) -> HttpRemote {
+        HttpRemote::with_options(
+            &self.url(),
+            token,
+            HttpOptions {
+                retries: 2,
+                backoff: Duration::from_millis(20),
+                connect_timeout: Duration::from_secs(5),
+                read_timeout: Duration::from_secs(30),
+                ..HttpOptions::default()
+            },
+        )
+    }
+}
 
 fn opts(page_size: u32) -> SyncOptions<'static> {
     SyncOptions {
@@ -51,7 +78,7 @@ fn initial_then_incremental(backend: Backend) {
     );
 
     // 300 updates, 200 deletes, 100 new records.
-    let ds = tether_native::dataset::Dataset::new(7, 10_100);
+    let ds = tether_dataset::Dataset::new(7, 10_100);
     let mut upserts = Vec::new();
     for i in 0..300 {
         let r = ds.version_of(i * 3, 1);
@@ -103,7 +130,7 @@ fn reset_behind_the_horizon(backend: Backend) {
     scope.sync(&remote, opts(300)).unwrap();
     let checkpoint = scope.status().unwrap().checkpoint.unwrap();
 
-    let ds = tether_native::dataset::Dataset::new(7, 1000);
+    let ds = tether_dataset::Dataset::new(7, 1000);
     let keys: Vec<_> = (100..200).map(|i| ds.record(i)).collect();
     let keys: Vec<_> = keys.iter().map(|r| (r.collection, r.id.as_str())).collect();
     h.delete("s1", &keys);
@@ -256,7 +283,7 @@ fn replicas_converge_under_writes(backend: Backend) {
     let deadline = Instant::now() + Duration::from_secs(60);
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
-            let ds = tether_native::dataset::Dataset::new(7, 3000);
+            let ds = tether_dataset::Dataset::new(7, 3000);
             for round in 1..=30u64 {
                 let mut upserts = Vec::new();
                 for k in 0..20 {
@@ -313,7 +340,7 @@ fn range_repair_fixes_a_corrupted_replica(backend: Backend) {
     let remote = h.remote(READER);
     scope.sync(&remote, opts(1000)).unwrap();
 
-    let ds = tether_native::dataset::Dataset::new(7, 3000);
+    let ds = tether_dataset::Dataset::new(7, 3000);
     let (changed, removed) = (ds.record(1234), ds.record(2222));
     {
         // Behind the engine's back: one row's data changed, another row removed.
@@ -360,4 +387,99 @@ fn range_repair_fixes_a_corrupted_replica(backend: Backend) {
     assert_eq!(report.run.kind, RunKind::Incremental);
     assert_eq!(report.run.counts.inserted + report.run.counts.updated, 0);
     assert_eq!(report.snapshot.digest, h.status("s1").digest);
+}
+
+/// The server's 401 and 403 reach the engine as typed errors, and a scope-limited token syncs
+/// only its scope.
+fn auth_errors_are_typed(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "one", json!({"n": 1}))]);
+    h.upsert("s2", &[("objects", "secret", json!({"n": 2}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let err = replica
+        .scope("s2")
+        .unwrap()
+        .sync(&h.remote(S1_ONLY), SyncOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Auth {
+                status: Some(403),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = replica
+        .scope("s1")
+        .unwrap()
+        .sync(&h.remote("nope"), SyncOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Auth {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // A granted scope shows only its own data.
+    let s1 = replica.scope("s1").unwrap();
+    let report = s1.sync(&h.remote(S1_ONLY), SyncOptions::default()).unwrap();
+    assert_eq!(report.snapshot.count, 1);
+    assert!(s1.get("objects", "secret").unwrap().is_none());
+}
+
+/// The backend writing its own PostgreSQL database with plain SQL: the trigger assigns the
+/// version under the scope lock, a missing hash is computed by the server, `DELETE` leaves a
+/// tombstone, and replicas sync all of it. (SQLite storage has no trigger path.)
+fn sql_writes(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..100);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    scope
+        .sync(&h.remote(READER), SyncOptions::default())
+        .unwrap();
+    let schema = h.schema().unwrap();
+    h.rt.block_on(async {
+        let (client, conn) =
+            tokio_postgres::connect(&common::pg_url().unwrap(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "SET search_path = {schema};
+                 INSERT INTO records (scope, collection, id, data)
+                   VALUES ('s1', 'objects', 'sql_new', '{{\"name\": \"from sql\", \"n\": 1.50}}');
+                 UPDATE records SET data = data || '{{\"touched\": true}}'
+                   WHERE scope = 's1' AND collection = 'repositories';
+                 DELETE FROM records WHERE scope = 's1' AND collection = 'lineage';"
+            ))
+            .await
+            .unwrap();
+    });
+    let report = scope
+        .sync(&h.remote(READER), SyncOptions::default())
+        .unwrap();
+    let cloud = h.status("s1");
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+    assert_eq!(cloud.count, 100 + 1 - 10);
+    let new = scope.get("objects", "sql_new").unwrap().unwrap();
+    assert_eq!(new.data["name"], "from sql");
+    let repo = scope.get("repositories", "repo_000000").unwrap().unwrap();
+    assert_eq!(repo.data["touched"], true);
+    assert_eq!(scope.count(Some("lineage")).unwrap(), 0);
+    let verified = scope.verify(&h.remote(READER), false).unwrap();
+    assert!(verified.matched, "{verified:?}");
 }

@@ -1,14 +1,21 @@
 //! The `tether` command-line tool: `tether demo` syncs a generated metadata catalog from an
-//! in-process cloud into a local SQLite replica; `status`, `history` and `conflicts` inspect a
-//! replica file (`--json` for scripts).
+//! in-process server into a local SQLite replica; `serve` runs a server, `seed` loads it,
+//! `sync` and `verify` a replica with it; `status`, `history` and `conflicts` inspect a
+//! replica file (`--json` for scripts); `get`, `list`, `put`, `delete` read and edit it.
 //!
-//! Each command group lives in its own module with its own clap `Args`; adding a subcommand
-//! is one variant in [`Command`] and one module.
+//! Every command that takes a replica takes `--db` (default [`args::DEFAULT_REPLICA`]) and
+//! `--scope` (default `org-1`). Each command group lives in its own module with its own clap
+//! `Args`; adding a subcommand is one variant in [`Command`] and one module.
 
+mod admin;
+mod args;
 mod demo;
+mod error;
 mod inspect;
 mod progress;
+mod records;
 mod remote;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -34,7 +41,7 @@ enum Command {
     /// Show the local edits the cloud overwrote.
     Conflicts(inspect::Target),
     /// Run a tether server (SQLite by default, --database-url for PostgreSQL).
-    Serve(remote::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Sync a scope of a replica file with a server, with a progress bar.
     Sync(remote::SyncArgs),
     /// Compare a replica with the server's digest; --repair fixes differing ranges.
@@ -42,13 +49,13 @@ enum Command {
     /// Load a generated metadata dataset into a server through its admin API.
     Seed(remote::SeedArgs),
     /// Print a record of the replica.
-    Get(remote::KeyArgs),
+    Get(records::KeyArgs),
     /// List records of a collection in the replica.
-    List(remote::ListArgs),
+    List(records::ListArgs),
     /// Create or replace a record locally (pushed by the next sync).
-    Put(remote::PutArgs),
+    Put(records::PutArgs),
     /// Delete a record locally (pushed by the next sync).
-    Delete(remote::KeyArgs),
+    Delete(records::KeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,19 +72,19 @@ fn main() -> ExitCode {
         Command::Status(t) => inspect::status(&t),
         Command::History(h) => inspect::history(&h),
         Command::Conflicts(t) => inspect::conflicts(&t),
-        Command::Serve(a) => remote::serve(&a),
+        Command::Serve(a) => serve::serve(&a),
         Command::Sync(a) => remote::sync(&a),
         Command::Verify(a) => remote::verify(&a),
         Command::Seed(a) => remote::seed(&a),
-        Command::Get(a) => remote::get(&a),
-        Command::List(a) => remote::list(&a),
-        Command::Put(a) => remote::put(&a),
-        Command::Delete(a) => remote::delete(&a),
+        Command::Get(a) => records::get(&a),
+        Command::List(a) => records::list(&a),
+        Command::Put(a) => records::put(&a),
+        Command::Delete(a) => records::delete(&a),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error [{}]: {e}", e.kind().as_str());
+            eprintln!("error [{}]: {e}", e.kind());
             ExitCode::FAILURE
         }
     }

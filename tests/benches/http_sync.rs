@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tether_dataset::Dataset;
 use tether_engine::SyncOptions;
-use tether_native::dataset::Dataset;
 use tether_native::http::{HttpOptions, HttpRemote};
 use tether_native::Replica;
 use tether_server::{Config, StorageConfig, Tokens};

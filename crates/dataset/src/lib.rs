@@ -5,7 +5,7 @@
 //! from one seed is identical.
 //!
 //! ```
-//! use tether_native::dataset::Dataset;
+//! use tether_dataset::Dataset;
 //! let ds = Dataset::new(42, 1_000);
 //! let r = ds.record(17);
 //! assert_eq!(r, ds.record(17));

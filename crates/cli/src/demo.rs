@@ -7,14 +7,16 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tether_engine::{Error, Result, SyncOptions, SyncReport};
-use tether_native::dataset::Dataset;
+use tether_dataset::Dataset;
+use tether_engine::{SyncOptions, SyncReport};
 use tether_native::http::HttpRemote;
 use tether_native::{Replica, ScopeRef};
 use tether_server::config::{Config, StorageConfig, Tokens};
 
+use crate::admin::{self, Admin};
+use crate::error::{CliError, Result};
 use crate::progress::Bar;
-use crate::remote::admin_write;
+use crate::serve::runtime;
 
 /// Options of `tether demo`.
 #[derive(clap::Args)]
@@ -22,7 +24,8 @@ pub struct Args {
     /// Records in the generated cloud dataset.
     #[arg(long, default_value_t = 100_000)]
     records: u64,
-    /// Directory of the replica file (`<dir>/replica.db`, replaced on every run).
+    /// Directory of the demo's files, `<dir>/replica.db` and `<dir>/cloud.db`, both replaced
+    /// on every run.
     #[arg(long, default_value = "./tether-demo")]
     dir: PathBuf,
     /// Seed of the generated dataset.
@@ -34,11 +37,11 @@ const SCOPE: &str = "org-1";
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     if args.records == 0 {
-        return Err(Error::invalid("--records must be at least 1"));
+        return Err(CliError::Usage("--records must be at least 1".into()));
     }
     let db = fresh_file(&args.dir, "replica.db")?;
     let cloud_db = fresh_file(&args.dir, "cloud.db")?;
-    let now = tether_engine::cloud::rfc3339(clock());
+    let now = tether_engine::cloud::rfc3339(tether_native::now());
 
     println!(
         "Tether demo: {} records, replica {}",
@@ -47,7 +50,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     );
     let started = Instant::now();
     let token = "demo-token";
-    let rt = tokio::runtime::Runtime::new().map_err(Error::storage)?;
+    let rt = runtime()?;
     let config = Config::new(
         ([127, 0, 0, 1], 0).into(),
         StorageConfig::Sqlite {
@@ -55,27 +58,15 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         },
         Tokens::default().grant(token, &[SCOPE], true),
     );
-    let server = rt
-        .block_on(tether_server::serve(config))
-        .map_err(|e| Error::storage(format!("starting the demo server: {e}")))?;
+    let server = rt.block_on(tether_server::serve(config))?;
     let url = server.url();
     println!(
         "  server listening on {url} (SQLite at {})",
         cloud_db.display()
     );
-    let write = |upserts: Vec<Value>, deletes: Vec<Value>| {
-        admin_write(&url, token, SCOPE, upserts, deletes)
-    };
-    let upsert = |r: &tether_native::dataset::GenRecord| json!({"collection": r.collection, "id": r.id, "data": r.data});
-
+    let cloud = Admin::new(&url, token);
     let ds = Dataset::new(args.seed, args.records);
-    let mut batch = Vec::with_capacity(5000);
-    for i in 0..args.records {
-        batch.push(upsert(&ds.record(i)));
-        if batch.len() == 5000 || i + 1 == args.records {
-            write(std::mem::take(&mut batch), Vec::new())?;
-        }
-    }
+    cloud.seed(SCOPE, &ds)?;
     println!(
         "  cloud ready: {} records in 6 collections, loaded over HTTP ({:.1} s)",
         args.records,
@@ -92,28 +83,19 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let n = args.records;
     let changed: Vec<Value> = (0..n)
         .step_by(50)
-        .map(|i| upsert(&ds.version_of(i, 1)))
+        .map(|i| admin::upsert(&ds.version_of(i, 1)))
         .collect();
     let deleted: Vec<Value> = (25..n)
         .step_by(200)
-        .map(|i| {
-            let r = ds.record(i);
-            json!({"collection": r.collection, "id": r.id})
-        })
+        .map(|i| admin::delete(&ds.record(i)))
         .collect();
     let added: Vec<Value> = (n..n + (n / 100).max(1))
-        .map(|i| upsert(&ds.record(i)))
+        .map(|i| admin::upsert(&ds.record(i)))
         .collect();
     let counts = (changed.len(), deleted.len(), added.len());
-    for chunk in changed.chunks(5000) {
-        write(chunk.to_vec(), Vec::new())?;
-    }
-    for chunk in deleted.chunks(5000) {
-        write(Vec::new(), chunk.to_vec())?;
-    }
-    for chunk in added.chunks(5000) {
-        write(chunk.to_vec(), Vec::new())?;
-    }
+    cloud.upsert_all(SCOPE, &changed)?;
+    cloud.delete_all(SCOPE, &deleted)?;
+    cloud.upsert_all(SCOPE, &added)?;
     // A local edit that the cloud overwrites before it is pushed: a conflict, kept in the
     // journal. And one that goes through.
     let victim = ds.record(1);
@@ -124,9 +106,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     )?;
     let mut cloud_side = victim.data.clone();
     cloud_side.insert("owners".into(), json!(["@platform"]));
-    write(
-        vec![json!({"collection": victim.collection, "id": victim.id, "data": cloud_side})],
-        Vec::new(),
+    cloud.write(
+        SCOPE,
+        &[json!({"collection": victim.collection, "id": victim.id, "data": cloud_side})],
+        &[],
     )?;
     let kept = ds.record(2);
     let mut edited = kept.data.clone();
@@ -159,7 +142,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let verify = scope.verify(&remote, false)?;
     rt.block_on(server.shutdown());
     println!(
-        "  total {:.1} s; replica {}",
+        "  total {:.1} s; inspect the replica with `tether status --db {}`",
         started.elapsed().as_secs_f64(),
         db.display()
     );
@@ -181,8 +164,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
 /// Removes a database file of an earlier run (only the files Tether writes, never the
 /// directory's other contents) so that the demo starts from scratch every time.
 fn fresh_file(dir: &Path, name: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::invalid(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|source| CliError::File {
+        path: dir.to_owned(),
+        source,
+    })?;
     let db = dir.join(name);
     for suffix in ["", "-wal", "-shm"] {
         let mut p = db.clone().into_os_string();
@@ -190,7 +175,12 @@ fn fresh_file(dir: &Path, name: &str) -> Result<PathBuf> {
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::storage(format!("cannot remove {p:?}: {e}"))),
+            Err(source) => {
+                return Err(CliError::File {
+                    path: p.into(),
+                    source,
+                })
+            }
         }
     }
     Ok(db)
@@ -225,10 +215,4 @@ fn print_run(label: &str, (report, secs): &(SyncReport, f64)) {
         secs,
         rows as f64 / secs.max(1e-9)
     );
-}
-
-fn clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -1,21 +1,17 @@
 //! `tether status`, `tether history`, `tether conflicts`: read-only views of a replica file.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tether_engine::cloud::rfc3339;
-use tether_engine::{Error, Result};
-use tether_native::Replica;
+
+use crate::args::ReplicaArgs;
+use crate::error::{CliError, Result};
 
 /// Which replica file and scope to look at.
 #[derive(clap::Args)]
 pub struct Target {
-    /// The replica file.
-    #[arg(long, default_value = "./tether-demo/replica.db")]
-    db: PathBuf,
-    /// The scope.
-    #[arg(long, default_value = "org-1")]
-    scope: String,
+    #[command(flatten)]
+    replica: ReplicaArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -31,19 +27,8 @@ pub struct HistoryArgs {
     limit: usize,
 }
 
-fn open(t: &Target) -> Result<Replica> {
-    // Opening creates a missing file; an inspection command must not.
-    if !t.db.exists() {
-        return Err(Error::invalid(format!(
-            "no replica at {} (run `tether demo` or pass --db)",
-            t.db.display()
-        )));
-    }
-    Replica::open(&t.db)
-}
-
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| Error::storage(format!("json: {e}")))?;
+    let text = serde_json::to_string_pretty(v).map_err(CliError::Output)?;
     println!("{text}");
     Ok(())
 }
@@ -53,8 +38,8 @@ fn time(ms: Option<i64>) -> String {
 }
 
 pub fn status(t: &Target) -> Result<ExitCode> {
-    let replica = open(t)?;
-    let s = replica.scope(&t.scope)?.status()?;
+    let replica = t.replica.open_existing()?;
+    let s = replica.scope(&t.replica.scope)?.status()?;
     if t.json {
         print_json(&s)?;
         return Ok(ExitCode::SUCCESS);
@@ -87,8 +72,8 @@ pub fn status(t: &Target) -> Result<ExitCode> {
 }
 
 pub fn history(h: &HistoryArgs) -> Result<ExitCode> {
-    let replica = open(&h.target)?;
-    let runs = replica.scope(&h.target.scope)?.history(h.limit)?;
+    let replica = h.target.replica.open_existing()?;
+    let runs = replica.scope(&h.target.replica.scope)?.history(h.limit)?;
     if h.target.json {
         print_json(&runs)?;
         return Ok(ExitCode::SUCCESS);
@@ -131,8 +116,8 @@ pub fn history(h: &HistoryArgs) -> Result<ExitCode> {
 }
 
 pub fn conflicts(t: &Target) -> Result<ExitCode> {
-    let replica = open(t)?;
-    let conflicts = replica.scope(&t.scope)?.conflicts()?;
+    let replica = t.replica.open_existing()?;
+    let conflicts = replica.scope(&t.replica.scope)?.conflicts()?;
     if t.json {
         print_json(&conflicts)?;
         return Ok(ExitCode::SUCCESS);

@@ -1,0 +1,52 @@
+//! Options shared by several commands.
+
+use std::path::PathBuf;
+
+use tether_native::Replica;
+
+use crate::error::{CliError, Result};
+
+/// The replica file every command uses unless `--db` says otherwise. `tether demo` writes its
+/// own replica under `--dir` (default `./tether-demo/replica.db`) and prints the `--db` to
+/// inspect it with.
+pub const DEFAULT_REPLICA: &str = "./replica.db";
+
+/// Which replica file, and which scope of it.
+#[derive(clap::Args)]
+pub struct ReplicaArgs {
+    /// The replica file (a SQLite database).
+    #[arg(long, default_value = DEFAULT_REPLICA)]
+    pub db: PathBuf,
+    /// The scope.
+    #[arg(long, default_value = "org-1")]
+    pub scope: String,
+}
+
+impl ReplicaArgs {
+    /// Opens the replica, creating the file if it is missing (for `sync` and `put`).
+    pub fn open(&self) -> Result<Replica> {
+        Ok(Replica::open(&self.db)?)
+    }
+
+    /// Opens an existing replica: reading a file that is not there must not create it.
+    pub fn open_existing(&self) -> Result<Replica> {
+        if !self.db.exists() {
+            return Err(CliError::Usage(format!(
+                "no replica at {} (run `tether sync`, or pass --db)",
+                self.db.display()
+            )));
+        }
+        self.open()
+    }
+}
+
+/// Which server, with which token.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Base URL of the server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub remote: String,
+    /// Bearer token.
+    #[arg(long)]
+    pub token: String,
+}

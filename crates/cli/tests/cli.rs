@@ -1,0 +1,125 @@
+//! The `tether` binary as a user runs it: the demo end to end, then the inspection and local
+//! record commands on the replica it leaves, and the errors of a missing replica.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tether(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(args)
+        .output()
+        .expect("run tether")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "tether failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn demo_then_inspect_and_edit_its_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let out = stdout(&tether(&["demo", "--records", "500", "--dir", dir_arg]));
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("verified: count "), "{out}");
+    // 500 records, 2% changed, 0.5% deleted (3 of 500: ids 25, 225, 425), 1% added.
+    assert!(last.contains("count 502 digest "), "{out}");
+
+    let db = dir.path().join("replica.db");
+    let db_arg = db.to_str().unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&tether(&["status", "--db", db_arg, "--json"]))).unwrap();
+    assert_eq!(status["count"], 502, "{status}");
+    assert_eq!(status["open_conflicts"], 1, "{status}");
+    let history = stdout(&tether(&["history", "--db", db_arg]));
+    assert_eq!(history.lines().count(), 3, "header and two runs: {history}");
+
+    stdout(&tether(&[
+        "put",
+        "--db",
+        db_arg,
+        "objects",
+        "cli_1",
+        r#"{"n": 1}"#,
+    ]));
+    let got = stdout(&tether(&["get", "--db", db_arg, "objects", "cli_1"]));
+    assert_eq!(got.trim(), r#"{"n":1}"#);
+    let listed = stdout(&tether(&[
+        "list", "--db", db_arg, "objects", "--limit", "500",
+    ]));
+    assert!(listed.lines().any(|l| l.starts_with("cli_1\t")), "{listed}");
+}
+
+#[test]
+fn reading_a_missing_replica_fails_without_creating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nothing.db");
+    for cmd in ["status", "history", "conflicts", "list"] {
+        let mut args = vec![cmd, "--db", db.to_str().unwrap()];
+        if cmd == "list" {
+            args.push("objects");
+        }
+        let out = tether(&args);
+        assert!(!out.status.success(), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error [Usage]: no replica at "),
+            "{cmd}: {err}"
+        );
+        assert!(!Path::new(&db).exists(), "{cmd} created the file");
+    }
+}
+
+#[test]
+fn bad_input_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let out = tether(&[
+        "put",
+        "--db",
+        db.to_str().unwrap(),
+        "objects",
+        "x",
+        "{not json",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error [Usage]: data is not JSON"), "{err}");
+    let out = tether(&[
+        "demo",
+        "--records",
+        "0",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error [Usage]: --records"));
+}
+
+#[test]
+fn a_server_that_cannot_bind_is_not_a_storage_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = dir.path().join("cloud.db");
+    let out = tether(&[
+        "serve",
+        "--bind",
+        &addr,
+        "--db",
+        cloud.to_str().unwrap(),
+        "--dev-token",
+        "t",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error [Server]: cannot start the server: cannot listen"),
+        "{err}"
+    );
+}

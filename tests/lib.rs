@@ -1,0 +1,12 @@
+//! Cross-crate scenarios of Tether, kept out of the crates they exercise so that no library
+//! depends on another only for its tests:
+//!
+//! - `sync_http.rs`: tether-native's `Replica` and `HttpRemote` against tether-server on
+//!   loopback, on SQLite and on PostgreSQL storage (`TETHER_TEST_PG`; `CI=1` or
+//!   `TETHER_REQUIRE_POSTGRES=1` make a missing database a failure). The server harness is
+//!   the server's own test harness, `crates/server/tests/common`, included by path.
+//! - `benches/http_sync.rs`: an initial sync over HTTP, records/s, server CPU and bytes on
+//!   the wire (`cargo bench -p tether-tests --bench http_sync`).
+//!
+//! The browser and Node scenarios against the server live with the npm package, in
+//! `js/test` (they drive the `tether` binary of tether-cli). This library itself is empty.
