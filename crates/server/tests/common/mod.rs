@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tether_engine::{RemoteStatus, ScopeId};
 use tether_native::dataset::Dataset;
-use tether_native::http::{HttpOptions, HttpRemote};
+use tether_native::http::{HttpOptions, HttpRemote, RetryPolicy};
 use tether_server::{Config, Server, StorageConfig, Tokens};
 
 /// Token with admin rights on every scope.
@@ -171,8 +171,11 @@ impl Harness {
             &self.url(),
             token,
             HttpOptions {
-                retries: 2,
-                backoff: Duration::from_millis(20),
+                retry: RetryPolicy {
+                    retries: 2,
+                    backoff_base_ms: 20,
+                    ..RetryPolicy::default()
+                },
                 connect_timeout: Duration::from_secs(5),
                 read_timeout: Duration::from_secs(30),
                 ..HttpOptions::default()
