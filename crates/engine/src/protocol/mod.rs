@@ -58,8 +58,8 @@
 //!   connection was never established ([`Failure::NotSent`]), 408 (the server did not receive
 //!   the whole request), 429 and 503 (refused before processing). A push timed out or answered
 //!   500/502/504 may have been applied: it fails at once (a `Network` error; the outbox keeps
-//!   the mutations, so the next sync pushes them again). (Native retried pushes on 429/503,
-//!   the browser on any 5xx.)
+//!   the mutations, so the next sync pushes them again). (Native retried pushes not sent and
+//!   on 429/503, the browser after any network error, 429 or 5xx.)
 //! - **Backoff** ([`RetryPolicy`]): the engine's [`Schedule`] with "equal jitter", 500 ms
 //!   doubling to 8 s, 4 retries. (Native had its own 200 ms / 10 s formula, the browser
 //!   `Schedule` with 500 ms / 15 s.) The random sample is the driver's.
