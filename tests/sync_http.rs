@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Backend, Harness, READER, S1_ONLY};
 use serde_json::json;
 use tether_engine::{Error, Phase, Progress, RunKind, SyncOptions};
-use tether_native::http::{HttpOptions, HttpRemote};
+use tether_native::http::{HttpOptions, HttpRemote, RetryPolicy};
 use tether_native::Replica;
 
 both!(
@@ -37,8 +37,11 @@ impl Client for Harness {
             &self.url(),
             token,
             HttpOptions {
-                retries: 2,
-                backoff: Duration::from_millis(20),
+                retry: RetryPolicy {
+                    retries: 2,
+                    backoff_base_ms: 20,
+                    ..RetryPolicy::default()
+                },
                 connect_timeout: Duration::from_secs(5),
                 read_timeout: Duration::from_secs(30),
                 ..HttpOptions::default()

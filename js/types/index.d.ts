@@ -203,7 +203,8 @@ export interface HttpRemote {
   token?: string | (() => string | Promise<string>);
   /** A `fetch` to use instead of the global one. */
   fetch?: (url: string, init: RequestInit) => Promise<Response>;
-  /** Retries after network errors, 5xx and 429 (default 4); 4xx are never retried. */
+  /** Retries per request (default 4): reads after network errors, 408, 429 and 5xx; pushes
+   * only when they cannot have been applied (408, 429, 503, offline). Other 4xx never. */
   retries?: number;
 }
 

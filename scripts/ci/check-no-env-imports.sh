@@ -37,6 +37,20 @@ pub extern "C" fn run(n: u32) -> u64 {
         r.map(|r| r.snapshot.count).unwrap_or(0)
     })
 }
+
+/// The protocol's decoding and retry policy (Retry-After dates included) must not reach for a
+/// clock either.
+#[no_mangle]
+pub extern "C" fn retry(code: u16, now_ms: i64) -> u64 {
+    use tether_engine::protocol::*;
+    let scope = tether_engine::ScopeId::new("s").unwrap();
+    let mut pull = pull(&scope, None, 10);
+    let answer = Answer::new(code, b"{}".to_vec()).retry_after("Sun, 06 Nov 1994 08:49:37 GMT");
+    match pull.handle(&RetryPolicy::default(), Ok(answer), now_ms, 0.5) {
+        Step::Wait(ms) => ms,
+        Step::Done(r) => r.is_ok() as u64,
+    }
+}
 RS
 cp "$ROOT/Cargo.lock" "$dir/Cargo.lock" 2>/dev/null || true
 CARGO_TARGET_DIR="$ROOT/target" cargo build --quiet --manifest-path "$dir/Cargo.toml" \

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 use tether_dataset::{Dataset, GenRecord};
+use tether_engine::protocol;
 
 use crate::error::{CliError, Result};
 
@@ -30,10 +31,10 @@ impl Admin {
         let url = format!(
             "{}/v1/admin/scopes/{}/records",
             self.base,
-            encode_segment(scope)
+            protocol::encode(scope)
         );
         ureq::post(&url)
-            .set("authorization", &format!("Bearer {}", self.token))
+            .set("authorization", &protocol::bearer(&self.token))
             .send_json(json!({ "upserts": upserts, "deletes": deletes }))
             .map_err(|e| match e {
                 ureq::Error::Status(status, _) => CliError::Admin {
@@ -92,33 +93,9 @@ pub fn delete(r: &GenRecord) -> Value {
     json!({"collection": r.collection, "id": r.id})
 }
 
-/// Percent-encodes one URL path segment: RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`)
-/// stay, every other byte of the UTF-8 text becomes `%XX`, so a scope named `a/b` or `é`
-/// stays one segment.
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segments_keep_unreserved_characters_and_encode_the_rest() {
-        assert_eq!(encode_segment("org-1.a_b~c"), "org-1.a_b~c");
-        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
-        assert_eq!(encode_segment("?#%+"), "%3F%23%25%2B");
-        assert_eq!(encode_segment("é"), "%C3%A9");
-        assert_eq!(encode_segment(""), "");
-    }
 
     /// Against a real server: a scope that needs encoding stays one scope, and a seed of
     /// more than one batch arrives whole.

@@ -17,9 +17,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
 
+use crate::any_remote::AnyRemote;
 use crate::any_store::AnyStore;
 use crate::js::{json_of, now, prop, to_js, to_js_error};
-use crate::remote::AnyRemote;
 use crate::IdbStore;
 
 /// Default age after which `status()` recommends a sync (the default background interval).

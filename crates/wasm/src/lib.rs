@@ -1,6 +1,6 @@
 //! Tether in the browser: the replica store over IndexedDB ([`IdbStore`]), remotes over `fetch`
-//! and over user JavaScript functions ([`remote`]), and the `#[wasm_bindgen]` API that the npm
-//! package in `js/` wraps ([`api`]).
+//! ([`remote`]) and over user JavaScript functions ([`any_remote`]), and the `#[wasm_bindgen]`
+//! API that the npm package in `js/` wraps ([`api`]).
 //!
 //! All sync logic lives in `tether-engine`; this crate only moves bytes between the engine and
 //! the browser. Futures here are single-threaded (`!Send`), which the engine allows on wasm.
@@ -9,6 +9,7 @@
 //! types hold JS values, which are not `Send`, as native stores must be.
 #![cfg(target_family = "wasm")]
 
+pub mod any_remote;
 pub mod any_store;
 pub mod api;
 pub mod idb;

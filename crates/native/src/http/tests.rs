@@ -1,0 +1,220 @@
+//! The protocol's case table end to end: the real ureq `HttpRemote` against a loopback server
+//! that answers each case's canned replies in turn.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tether_engine::protocol::cases::{self, Call, Case, Reply};
+use tether_engine::{Detail, Error};
+
+use super::*;
+
+/// A server on 127.0.0.1 that answers `replies` in order (an extra request gets a 599), one
+/// connection per request, until told to stop or 10 s have passed.
+struct Loopback {
+    base: String,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<Seen>>,
+}
+
+/// A request as the server saw it.
+struct Seen {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Loopback {
+    fn start(replies: &'static [Reply]) -> Loopback {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut seen = Vec::new();
+            while !stopped.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        seen.push(read_request(&mut stream));
+                        answer(&mut stream, replies.get(seen.len() - 1));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+            seen
+        });
+        Loopback { base, stop, thread }
+    }
+
+    fn finish(self) -> Vec<Seen> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+fn read_request(stream: &mut TcpStream) -> Seen {
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed inside the request head");
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8(data[..end].to_vec()).unwrap();
+    let length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap());
+    let mut body = data[end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed inside the request body");
+        body.extend_from_slice(&buf[..n]);
+    }
+    Seen { head, body }
+}
+
+fn answer(stream: &mut TcpStream, reply: Option<&Reply>) {
+    let (status, retry_after, body) = match reply {
+        Some(Reply::Answer {
+            status,
+            retry_after,
+            body,
+        }) => (*status, *retry_after, *body),
+        Some(Reply::Fail(f)) => panic!("a loopback server cannot fake {f:?}"),
+        None => (599, None, "no more canned answers"),
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} Canned\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    if let Some(v) = retry_after {
+        head.push_str(&format!("retry-after: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+}
+
+fn options() -> HttpOptions {
+    HttpOptions {
+        connect_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_secs(5),
+        retry: cases::policy(),
+        ..HttpOptions::default()
+    }
+}
+
+fn run_case(case: &'static Case) -> Vec<String> {
+    let server = Loopback::start(case.answers);
+    let remote = HttpRemote::with_options(&server.base, cases::TOKEN, options());
+    let result = futures_executor::block_on(cases::check(&remote, case));
+    let seen = server.finish();
+    let mut failures: Vec<String> = result.err().into_iter().collect();
+    if seen.len() != case.answers.len() {
+        failures.push(format!(
+            "{}: {} requests, expected {}",
+            case.name,
+            seen.len(),
+            case.answers.len()
+        ));
+    }
+    let line = format!("{} {} HTTP/1.1", case.method, case.target);
+    let auth = format!("authorization: Bearer {}", cases::TOKEN);
+    for s in &seen {
+        let lower = s.head.to_ascii_lowercase();
+        if !s.head.starts_with(&line) || !lower.contains(&auth.to_ascii_lowercase()) {
+            failures.push(format!("{}: sent {:?}", case.name, s.head));
+        }
+        if case.method == "POST" {
+            let body: serde_json::Value = serde_json::from_slice(&s.body).unwrap();
+            let sent = body["mutations"].as_array().map_or(0, Vec::len);
+            let Call::Push(n) = case.call else {
+                panic!("{}: a POST that is not a push", case.name)
+            };
+            if sent != n || !lower.contains("content-type: application/json") {
+                failures.push(format!(
+                    "{}: pushed {sent} of {n} in {:?}",
+                    case.name, s.head
+                ));
+            }
+        }
+    }
+    failures
+}
+
+#[test]
+fn every_protocol_case_over_loopback() {
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for case in cases::cases().iter().filter(|c| !c.has_failures()) {
+        failures.extend(run_case(case));
+        ran += 1;
+    }
+    assert!(ran >= 30, "only {ran} cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn unreachable_server_is_unreachable_after_retries() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let r = HttpRemote::with_options("http://127.0.0.1:1", "t", options());
+    let scope = ScopeId::new("s").unwrap();
+    let err = futures_executor::block_on(r.pull(&scope, None, 10)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Network {
+                status: None,
+                detail: Some(Detail::Unreachable),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+}
+
+#[test]
+fn a_slow_answer_is_a_timeout() {
+    // Accepts and reads the request, then says nothing until the client gives up.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        read_request(&mut stream);
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let options = HttpOptions {
+        read_timeout: Duration::from_millis(100),
+        ..options()
+    };
+    let r = HttpRemote::with_options(&base, "t", options);
+    let scope = ScopeId::new("s").unwrap();
+    let err = futures_executor::block_on(r.push(&scope, &cases::mutations(1))).unwrap_err();
+    assert_eq!(err.detail(), Some(Detail::Timeout), "{err:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn jitter_spreads_in_the_unit_interval() {
+    let samples: Vec<f64> = (0..64).map(|_| jitter()).collect();
+    assert!(samples.iter().all(|s| (0.0..1.0).contains(s)));
+    assert!(samples.iter().any(|s| *s < 0.5) && samples.iter().any(|s| *s >= 0.5));
+}

@@ -1,0 +1,208 @@
+//! Remotes built from a JavaScript description: [`FnRemote`] calls the user's JavaScript
+//! functions (their own transport and auth), [`AnyRemote`] is either it or the fetch transport
+//! ([`HttpRemote`]).
+
+use js_sys::{Function, Reflect};
+use serde::de::DeserializeOwned;
+use tether_engine::{
+    Change, Checkpoint, Error, KeyRange, Mutation, Page, Pulled, PushResponse, Remote,
+    RemoteStatus, Result, ScopeId, Snapshot,
+};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::AbortSignal;
+
+use crate::js::{from_js_error, json_of, object, prop, resolve};
+use crate::remote::{HttpRemote, Token};
+
+/// A remote made of the user's JavaScript functions:
+/// `pull({scope, checkpoint, limit, signal}) => page | {reset: true}` and optionally
+/// `push({scope, mutations, signal}) => {results}` and `status({scope, signal}) => status`.
+/// Pages and results use the wire format of DESIGN.md; a thrown error with a `code` naming an
+/// error kind keeps that kind, anything else counts as a (retryable) network error.
+pub struct FnRemote {
+    pull: Function,
+    push: Option<Function>,
+    status: Option<Function>,
+    signal: JsValue,
+}
+
+impl FnRemote {
+    /// A remote over the functions of `obj` (`pull` required).
+    pub fn from_object(obj: &JsValue, signal: JsValue) -> Result<FnRemote> {
+        let func = |name: &str| prop(obj, name).and_then(|f| f.dyn_into::<Function>().ok());
+        Ok(FnRemote {
+            pull: func("pull")
+                .ok_or_else(|| Error::invalid("a remote needs a url or a pull function"))?,
+            push: func("push"),
+            status: func("status"),
+            signal,
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        f: &Function,
+        arg: JsValue,
+        what: &str,
+    ) -> Result<(T, usize)> {
+        let v = f
+            .call1(&JsValue::NULL, &arg)
+            .map_err(|e| from_js_error(&e))?;
+        let v = resolve(v).await.map_err(|e| from_js_error(&e))?;
+        let text = json_of(&v, what)?;
+        let parsed = serde_json::from_str(&text)
+            .map_err(|e| Error::protocol(format!("{what}: malformed answer: {e}")))?;
+        Ok((parsed, text.len()))
+    }
+}
+
+impl Remote for FnRemote {
+    async fn pull(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<Pulled> {
+        let arg = object(&[
+            ("scope", scope.as_str().into()),
+            (
+                "checkpoint",
+                checkpoint.map_or(JsValue::NULL, |c| c.as_str().into()),
+            ),
+            ("limit", limit.into()),
+            ("signal", self.signal.clone()),
+        ]);
+        let (value, bytes) = self
+            .call::<serde_json::Value>(&self.pull, arg, "pull")
+            .await?;
+        if value.get("reset") == Some(&serde_json::Value::Bool(true)) {
+            return Ok(Pulled::Reset);
+        }
+        let page: Page = serde_json::from_value(value)
+            .map_err(|e| Error::protocol(format!("pull: malformed page: {e}")))?;
+        Ok(Pulled::Page {
+            page,
+            bytes: bytes as u64,
+        })
+    }
+
+    fn can_push(&self) -> bool {
+        self.push.is_some()
+    }
+
+    async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
+        let Some(push) = &self.push else {
+            return Err(Error::invalid("this remote does not accept pushes"));
+        };
+        let text = serde_json::to_string(mutations)
+            .map_err(|e| Error::invalid(format!("cannot encode mutations: {e}")))?;
+        let mutations =
+            js_sys::JSON::parse(&text).map_err(|_| Error::invalid("cannot encode mutations"))?;
+        let arg = object(&[
+            ("scope", scope.as_str().into()),
+            ("mutations", mutations),
+            ("signal", self.signal.clone()),
+        ]);
+        Ok(self.call(push, arg, "push").await?.0)
+    }
+
+    async fn status(&self, scope: &ScopeId) -> Result<Option<RemoteStatus>> {
+        let Some(status) = &self.status else {
+            return Ok(None);
+        };
+        let arg = object(&[
+            ("scope", scope.as_str().into()),
+            ("signal", self.signal.clone()),
+        ]);
+        Ok(Some(self.call(status, arg, "status").await?.0))
+    }
+}
+
+/// Whether `v` has a property (used to tell remote kinds apart).
+pub(crate) fn has(v: &JsValue, name: &str) -> bool {
+    Reflect::has(v, &name.into()).unwrap_or(false)
+}
+
+/// Either remote, built from the JS description of one.
+pub enum AnyRemote {
+    /// `{url, token, fetch, retries}`.
+    Http(HttpRemote),
+    /// `{pull, push, status}`.
+    Fn(FnRemote),
+}
+
+impl AnyRemote {
+    /// Builds the remote described by `v`: an object with a `url` (HTTP) or a `pull` function.
+    pub fn from_js(v: &JsValue, signal: Option<AbortSignal>) -> Result<AnyRemote> {
+        if let Some(url) = prop(v, "url") {
+            let url = url
+                .as_string()
+                .ok_or_else(|| Error::invalid("remote url must be a string"))?;
+            let token = match prop(v, "token") {
+                None => Token::None,
+                Some(t) => match t.as_string() {
+                    Some(s) => Token::Fixed(s),
+                    None => Token::Provider(t.dyn_into::<Function>().map_err(|_| {
+                        Error::invalid("remote token must be a string or a function")
+                    })?),
+                },
+            };
+            let mut remote = HttpRemote::new(&url, token)?
+                .with_fetch(prop(v, "fetch").and_then(|f| f.dyn_into::<Function>().ok()))
+                .with_signal(signal);
+            if let Some(n) = prop(v, "retries").and_then(|n| n.as_f64()) {
+                remote = remote.with_retries(n.clamp(0.0, 20.0) as u32);
+            }
+            return Ok(AnyRemote::Http(remote));
+        }
+        if !has(v, "pull") {
+            return Err(Error::invalid(
+                "a remote is {url, token} or {pull, push?, status?}",
+            ));
+        }
+        let signal = signal.map_or(JsValue::UNDEFINED, JsValue::from);
+        Ok(AnyRemote::Fn(FnRemote::from_object(v, signal)?))
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident . $m:ident ( $($a:expr),* )) => {
+        match $self {
+            AnyRemote::Http(r) => r.$m($($a),*).await,
+            AnyRemote::Fn(r) => r.$m($($a),*).await,
+        }
+    };
+}
+
+impl Remote for AnyRemote {
+    async fn pull(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<Pulled> {
+        delegate!(self.pull(scope, checkpoint, limit))
+    }
+    fn can_push(&self) -> bool {
+        match self {
+            AnyRemote::Http(r) => r.can_push(),
+            AnyRemote::Fn(r) => r.can_push(),
+        }
+    }
+    async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
+        delegate!(self.push(scope, mutations))
+    }
+    async fn status(&self, scope: &ScopeId) -> Result<Option<RemoteStatus>> {
+        delegate!(self.status(scope))
+    }
+    async fn range_digest(&self, scope: &ScopeId, range: &KeyRange) -> Result<Option<Snapshot>> {
+        delegate!(self.range_digest(scope, range))
+    }
+    async fn range_records(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+    ) -> Result<Option<Vec<Change>>> {
+        delegate!(self.range_records(scope, range))
+    }
+}

@@ -1,0 +1,169 @@
+//! The protocol's case table end to end in headless Chromium: the fetch `HttpRemote` over a fake
+//! `fetch` that answers each case's canned replies with real `Response` objects.
+#![cfg(target_family = "wasm")]
+
+use js_sys::{Function, Reflect};
+use serde_json::{json, Value};
+use tether_engine::protocol::cases::{self, Call, Reply};
+use tether_engine::{Detail, Error, ErrorKind, Remote, ScopeId};
+use tether_wasm::any_remote::AnyRemote;
+use tether_wasm::remote::{HttpRemote, Token};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(inline_js = r#"
+export function canned(replies, fail) {
+  const seen = [];
+  const fetch = async (url, init) => {
+    const headers = {};
+    new Headers(init.headers).forEach((v, k) => { headers[k] = v; });
+    const body = init.body ? new TextDecoder().decode(init.body) : null;
+    seen.push({ url, method: init.method, headers, body });
+    if (fail === "abort") throw new DOMException("The user aborted a request.", "AbortError");
+    if (fail) throw new TypeError("Failed to fetch");
+    const r = replies[seen.length - 1] ?? { status: 599, body: "no more canned answers" };
+    const h = { "content-type": "application/json" };
+    if (r.retryAfter != null) h["retry-after"] = r.retryAfter;
+    return new Response(r.body, { status: r.status, headers: h });
+  };
+  return { fetch, seen: () => JSON.stringify(seen) };
+}
+"#)]
+extern "C" {
+    fn canned(replies: JsValue, fail: JsValue) -> JsValue;
+}
+
+const BASE: &str = "https://sync.example";
+
+/// A fake fetch over `replies`, and a function returning what it saw.
+fn fake(replies: &[Reply], fail: Option<&str>) -> (Function, Function) {
+    let replies: Vec<Value> = replies
+        .iter()
+        .map(|r| match r {
+            Reply::Answer {
+                status,
+                retry_after,
+                body,
+            } => json!({"status": status, "retryAfter": retry_after, "body": body}),
+            Reply::Fail(f) => panic!("a fake fetch cannot fake {f:?}"),
+        })
+        .collect();
+    let replies = js_sys::JSON::parse(&Value::from(replies).to_string()).unwrap();
+    let fake = canned(replies, fail.map_or(JsValue::UNDEFINED, JsValue::from));
+    let get = |k: &str| Reflect::get(&fake, &k.into()).unwrap().dyn_into().unwrap();
+    (get("fetch"), get("seen"))
+}
+
+fn seen(f: &Function) -> Vec<Value> {
+    let text = f.call0(&JsValue::NULL).unwrap().as_string().unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn remote(fetch: Function) -> HttpRemote {
+    HttpRemote::new(BASE, Token::Fixed(cases::TOKEN.into()))
+        .unwrap()
+        .with_fetch(Some(fetch))
+        .with_policy(cases::policy())
+}
+
+#[wasm_bindgen_test]
+async fn every_protocol_case_through_fetch() {
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for case in cases::cases().iter().filter(|c| !c.has_failures()) {
+        ran += 1;
+        let (fetch, seen_by) = fake(case.answers, None);
+        if let Err(e) = cases::check(&remote(fetch), case).await {
+            failures.push(e);
+        }
+        let seen = seen(&seen_by);
+        if seen.len() != case.answers.len() {
+            failures.push(format!(
+                "{}: {} requests, expected {}",
+                case.name,
+                seen.len(),
+                case.answers.len()
+            ));
+        }
+        let url = format!("{BASE}{}", case.target);
+        let auth = format!("Bearer {}", cases::TOKEN);
+        for s in &seen {
+            if s["url"] != url.as_str() || s["method"] != case.method {
+                failures.push(format!("{}: sent {s}", case.name));
+            }
+            if s["headers"]["authorization"] != auth.as_str() {
+                failures.push(format!("{}: headers {}", case.name, s["headers"]));
+            }
+            if let Call::Push(n) = case.call {
+                let body: Value = serde_json::from_str(s["body"].as_str().unwrap_or("")).unwrap();
+                let sent = body["mutations"].as_array().map_or(0, Vec::len);
+                if sent != n || s["headers"]["content-type"] != "application/json" {
+                    failures.push(format!("{}: pushed {s}", case.name));
+                }
+            }
+        }
+    }
+    assert!(ran >= 30, "only {ran} cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[wasm_bindgen_test]
+async fn a_rejected_fetch_retries_gets_but_not_pushes() {
+    let scope = ScopeId::new("s").unwrap();
+    let (fetch, seen_by) = fake(&[], Some("network"));
+    let err = remote(fetch).pull(&scope, None, 10).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network, "{err:?}");
+    assert_eq!(seen(&seen_by).len(), 3, "2 retries");
+    assert!(err.to_string().contains("Failed to fetch"), "{err}");
+
+    let (fetch, seen_by) = fake(&[], Some("network"));
+    let err = remote(fetch)
+        .push(&scope, &cases::mutations(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Network { detail: None, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        seen(&seen_by).len(),
+        1,
+        "a push that may have left is not retried"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn an_aborted_fetch_is_cancelled() {
+    let scope = ScopeId::new("s").unwrap();
+    let (fetch, seen_by) = fake(&[], Some("abort"));
+    let err = remote(fetch).status(&scope).await.unwrap_err();
+    assert_eq!(err, Error::Cancelled);
+    assert_eq!(seen(&seen_by).len(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn js_options_url_token_fetch_retries_still_work() {
+    let case = cases::cases()
+        .iter()
+        .find(|c| c.name == "pull: 503 is retried")
+        .unwrap();
+    let (fetch, seen_by) = fake(case.answers, None);
+    let options = js_sys::Object::new();
+    for (k, v) in [
+        ("url", JsValue::from(BASE)),
+        ("token", JsValue::from(cases::TOKEN)),
+        ("fetch", fetch.into()),
+        ("retries", JsValue::from(0)),
+    ] {
+        Reflect::set(&options, &k.into(), &v).unwrap();
+    }
+    let remote = AnyRemote::from_js(&options, None).unwrap();
+    let scope = ScopeId::new(cases::SCOPE).unwrap();
+    let err = remote.pull(&scope, None, cases::LIMIT).await.unwrap_err();
+    assert_eq!(err.detail(), Some(Detail::ServerError), "{err:?}");
+    let seen = seen(&seen_by);
+    assert_eq!(seen.len(), 1, "retries: 0");
+    assert_eq!(seen[0]["headers"]["authorization"], "Bearer t0ken");
+}
