@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Snapshot;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunError};
 use crate::rules::{Row, RowWrite, ScopeState};
 use crate::store::{snapshot_of, Applied, Planner, Store};
 use crate::types::{Conflict, Key, KeyRange, Millis, Run, RunStatus, ScopeId};
@@ -298,7 +298,7 @@ impl Store for MemoryStore {
         for r in guard.runs.values_mut() {
             if r.scope == run.scope && r.status == RunStatus::Running {
                 r.status = RunStatus::Failed;
-                r.error = Some(interrupted());
+                r.error = Some(RunError::interrupted());
             }
         }
         guard.next_run += 1;
@@ -383,14 +383,5 @@ impl Store for MemoryStore {
 
     async fn scopes(&self) -> Result<Vec<ScopeId>> {
         Ok(self.lock().scopes.keys().cloned().collect())
-    }
-}
-
-/// The error recorded on a run found still running when the next one starts.
-pub fn interrupted() -> crate::error::RunError {
-    crate::error::RunError {
-        kind: crate::error::ErrorKind::Cancelled,
-        detail: None,
-        message: "interrupted: the process stopped before the run ended".into(),
     }
 }

@@ -584,7 +584,7 @@ pub fn dismiss_conflict(conn: &Connection, scope: &ScopeId, id: u64) -> Result<b
 
 /// Marks runs of the scope still running as interrupted, then inserts the new one.
 pub fn start_run(conn: &Connection, run: &Run) -> Result<u64> {
-    let gone = tether_engine::memory::interrupted();
+    let gone = RunError::interrupted();
     conn.prepare_cached(
         "UPDATE runs SET status = ?2, error_kind = ?3, error_message = ?4, \
          error_detail = NULL WHERE scope = ?1 AND status = ?5",

@@ -3,12 +3,11 @@
 use std::collections::{HashMap, HashSet};
 
 use js_sys::Array;
-use tether_engine::memory::interrupted;
 use tether_engine::rules::RowWrite;
 use tether_engine::store::{snapshot_of, Applied, Planner};
 use tether_engine::{
-    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, RunStatus, ScopeId, ScopeState,
-    Snapshot, Store,
+    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, RunError, RunStatus, ScopeId,
+    ScopeState, Snapshot, Store,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
@@ -662,7 +661,7 @@ async fn start_run_in(tx: &IdbTransaction, run: &Run) -> Result<u64> {
     for i in 0..keys.length() {
         let mut stale = run_of(&keys.get(i), &values.get(i))?;
         stale.status = RunStatus::Failed;
-        stale.error = Some(interrupted());
+        stale.error = Some(RunError::interrupted());
         call(runs.put_with_key(&encode_tagged(&stale.scope, &stale, false)?, &keys.get(i)))?;
     }
     let running = run.status == RunStatus::Running;
