@@ -109,14 +109,14 @@ fn range_iter<'a>(rows: &'a BTreeMap<Key, Row>, range: &KeyRange) -> impl Iterat
 impl Inner {
     /// Plans and writes one transaction. The plan is pure and every write is checked before the
     /// first one is made, so a failure leaves the store as it was.
-    fn commit(&mut self, scope: &ScopeId, keys: &[Key], planner: &dyn Planner) -> Result<Applied> {
+    fn commit(&mut self, scope: &ScopeId, keys: &[Key], planner: impl Planner) -> Result<Applied> {
         let existing = self.scopes.get(scope);
         let state = existing.map(|d| d.state.clone()).unwrap_or_default();
         let rows: Vec<Option<Row>> = keys
             .iter()
             .map(|k| existing.and_then(|d| d.rows.get(k).cloned()))
             .collect();
-        let changes = planner.plan(&state, &rows)?;
+        let changes = planner(&state, &rows)?;
         for w in &changes.rows {
             if let RowWrite::Touch { key, .. } = w {
                 if !existing.is_some_and(|d| d.rows.contains_key(key)) {
@@ -179,7 +179,7 @@ impl Store for MemoryStore {
         scope: &ScopeId,
         keys: &[Key],
         _with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.lock().commit(scope, keys, planner)
     }
@@ -188,7 +188,7 @@ impl Store for MemoryStore {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         let keys: Vec<Key> = {
             let guard = self.lock();

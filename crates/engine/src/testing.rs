@@ -39,6 +39,7 @@ macro_rules! for_each_conformance_case {
         $m!(unknown_scope_has_default_state);
         $m!(update_writes_rows_state_and_conflicts);
         $m!(failed_plan_writes_nothing);
+        $m!(planner_is_called_once);
         $m!(touch_keeps_data_and_remove_deletes);
         $m!(list_count_and_pending_follow_visibility);
         $m!(keys_order_as_utf8_bytes);
@@ -90,28 +91,23 @@ fn row(collection: &str, id: &str, data: serde_json::Value, version: u64, genera
 async fn put_rows<S: Store>(store: &S, scope: &ScopeId, rows: Vec<Row>) {
     let keys: Vec<Key> = rows.iter().map(|r| r.key.clone()).collect();
     store
-        .update(
-            scope,
-            &keys,
-            false,
-            &|st: &ScopeState, _: &[Option<Row>]| {
-                let mut scope_state = st.clone();
-                for r in &rows {
-                    if let Some(h) = &r.cloud_hash {
-                        scope_state.totals.insert(&crate::digest::leaf(
-                            &r.key.collection,
-                            &r.key.id,
-                            h,
-                        ));
-                    }
+        .update(scope, &keys, false, |st: &ScopeState, _: &[Option<Row>]| {
+            let mut scope_state = st.clone();
+            for r in &rows {
+                if let Some(h) = &r.cloud_hash {
+                    scope_state.totals.insert(&crate::digest::leaf(
+                        &r.key.collection,
+                        &r.key.id,
+                        h,
+                    ));
                 }
-                Ok(Changeset {
-                    scope: scope_state,
-                    rows: rows.iter().cloned().map(RowWrite::Put).collect(),
-                    ..Changeset::default()
-                })
-            },
-        )
+            }
+            Ok(Changeset {
+                scope: scope_state,
+                rows: rows.iter().cloned().map(RowWrite::Put).collect(),
+                ..Changeset::default()
+            })
+        })
         .await
         .expect("update");
 }
@@ -181,37 +177,32 @@ pub async fn update_writes_rows_state_and_conflicts<S: Store>(store: &S) {
         at: NOW,
     };
     let applied = store
-        .update(
-            &s,
-            &keys,
-            false,
-            &|st: &ScopeState, rows: &[Option<Row>]| {
-                *seen.lock().unwrap() = Some((
-                    st.clone(),
-                    rows.iter()
-                        .map(|r| r.as_ref().map(|r| (r.key.clone(), r.version, r.cloud_hash)))
-                        .collect::<Vec<_>>(),
-                ));
-                let mut scope = st.clone();
-                scope.checkpoint = Some(crate::Checkpoint("cp-7".into()));
-                scope.next_seq = 9;
-                Ok(Changeset {
-                    scope,
-                    rows: vec![RowWrite::Put(row("t", "b", json!({"y": "é"}), 2, 1))],
-                    conflicts: vec![
-                        conflict.clone(),
-                        Conflict {
-                            record_id: "b".into(),
-                            ..conflict.clone()
-                        },
-                    ],
-                    counts: Counts {
-                        inserted: 1,
-                        ..Counts::default()
+        .update(&s, &keys, false, |st: &ScopeState, rows: &[Option<Row>]| {
+            *seen.lock().unwrap() = Some((
+                st.clone(),
+                rows.iter()
+                    .map(|r| r.as_ref().map(|r| (r.key.clone(), r.version, r.cloud_hash)))
+                    .collect::<Vec<_>>(),
+            ));
+            let mut scope = st.clone();
+            scope.checkpoint = Some(crate::Checkpoint("cp-7".into()));
+            scope.next_seq = 9;
+            Ok(Changeset {
+                scope,
+                rows: vec![RowWrite::Put(row("t", "b", json!({"y": "é"}), 2, 1))],
+                conflicts: vec![
+                    conflict.clone(),
+                    Conflict {
+                        record_id: "b".into(),
+                        ..conflict.clone()
                     },
-                })
-            },
-        )
+                ],
+                counts: Counts {
+                    inserted: 1,
+                    ..Counts::default()
+                },
+            })
+        })
         .await
         .unwrap();
     assert_eq!(applied.counts.inserted, 1);
@@ -263,7 +254,7 @@ pub async fn failed_plan_writes_nothing<S: Store>(store: &S) {
             &s,
             &[Key::new("t", "a")],
             false,
-            &|_: &ScopeState, _: &[Option<Row>]| Err(Error::protocol("planner says no")),
+            |_: &ScopeState, _: &[Option<Row>]| Err(Error::protocol("planner says no")),
         )
         .await
         .unwrap_err();
@@ -274,6 +265,43 @@ pub async fn failed_plan_writes_nothing<S: Store>(store: &S) {
     );
     assert_eq!(store.scope_state(&s).await.unwrap(), before);
     assert_eq!(store.count(&s, None).await.unwrap(), 1);
+}
+
+/// The store calls the planner exactly once per transaction, so a planner may move what it
+/// owns (here the rows to write) into its changeset.
+pub async fn planner_is_called_once<S: Store>(store: &S) {
+    let s = sid("s");
+    let owned = vec![row("t", "a", json!({"v": 1}), 1, 1)];
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    store
+        .update(
+            &s,
+            &[Key::new("t", "a")],
+            false,
+            |st: &ScopeState, _: &[Option<Row>]| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut scope = st.clone();
+                for r in &owned {
+                    if let Some(h) = &r.cloud_hash {
+                        scope
+                            .totals
+                            .insert(&crate::digest::leaf(&r.key.collection, &r.key.id, h));
+                    }
+                }
+                Ok(Changeset {
+                    scope,
+                    rows: owned.into_iter().map(RowWrite::Put).collect(),
+                    ..Changeset::default()
+                })
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls.into_inner(), 1, "one call per transaction");
+    assert_eq!(
+        store.row(&s, &Key::new("t", "a")).await.unwrap(),
+        Some(row("t", "a", json!({"v": 1}), 1, 1))
+    );
 }
 
 /// `Touch` changes the cloud fields and keeps data and hash; `Remove` deletes the row.
@@ -294,7 +322,7 @@ pub async fn touch_keeps_data_and_remove_deletes<S: Store>(store: &S) {
             &s,
             &[Key::new("t", "a"), Key::new("t", "b")],
             false,
-            &|st: &ScopeState, _: &[Option<Row>]| {
+            |st: &ScopeState, _: &[Option<Row>]| {
                 Ok(Changeset {
                     scope: st.clone(),
                     rows: vec![
@@ -520,7 +548,7 @@ pub async fn update_stale_sees_older_generations<S: Store>(store: &S) {
     .await;
     let seen = std::sync::Mutex::new(Vec::new());
     store
-        .update_stale(&s, 2, &|st: &ScopeState, rows: &[Option<Row>]| {
+        .update_stale(&s, 2, |st: &ScopeState, rows: &[Option<Row>]| {
             let mut out = Changeset {
                 scope: st.clone(),
                 ..Changeset::default()

@@ -124,7 +124,7 @@ impl SqliteStore {
         scope: &ScopeId,
         keys: &[Key],
         with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.write(|tx| {
             let (scope_id, state) = sql::scope_state(tx, scope)?;
@@ -136,7 +136,7 @@ impl SqliteStore {
                 // nothing to read.
                 _ => vec![None; keys.len()],
             };
-            let changes = planner.plan(&state, &rows)?;
+            let changes = planner(&state, &rows)?;
             write_changes(tx, scope, scope_id, keys, &rows, &changes)?;
             Ok(Applied::of(&changes))
         })
@@ -146,7 +146,7 @@ impl SqliteStore {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.write(|tx| {
             let (scope_id, state) = sql::scope_state(tx, scope)?;
@@ -156,7 +156,7 @@ impl SqliteStore {
                 }
                 _ => (Vec::new(), Vec::new()),
             };
-            let changes = planner.plan(&state, &rows)?;
+            let changes = planner(&state, &rows)?;
             write_changes(tx, scope, scope_id, &keys, &rows, &changes)?;
             Ok(Applied::of(&changes))
         })
@@ -432,7 +432,7 @@ impl Store for SqliteStore {
         scope: &ScopeId,
         keys: &[Key],
         with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.update_now(scope, keys, with_data, planner)
     }
@@ -441,7 +441,7 @@ impl Store for SqliteStore {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.update_stale_now(scope, generation, planner)
     }

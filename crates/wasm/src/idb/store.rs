@@ -51,7 +51,7 @@ impl Store for IdbStore {
         scope: &ScopeId,
         keys: &[Key],
         with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         let tx = self.transaction(&[ROWS, META, CONFLICTS], RW).await?;
         let result = update_in(&tx, scope, keys, with_data, planner).await;
@@ -65,7 +65,7 @@ impl Store for IdbStore {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         let tx = self.transaction(&[ROWS, META, CONFLICTS], RW).await?;
         let result = update_stale_in(&tx, scope, generation, planner).await;
@@ -426,7 +426,7 @@ async fn update_in(
     scope: &ScopeId,
     keys: &[Key],
     with_data: bool,
-    planner: &dyn Planner,
+    planner: impl Planner,
 ) -> Result<Applied> {
     let scope_js = JsValue::from_str(scope.as_str());
     let rows_os = object_store(tx, ROWS)?;
@@ -508,7 +508,7 @@ async fn update_stale_in(
     tx: &IdbTransaction,
     scope: &ScopeId,
     generation: u64,
-    planner: &dyn Planner,
+    planner: impl Planner,
 ) -> Result<Applied> {
     let scope_js = JsValue::from_str(scope.as_str());
     let rows_os = object_store(tx, ROWS)?;
@@ -559,9 +559,9 @@ async fn write(
     scope_js: &JsValue,
     mut meta: ScopeMeta,
     read: ReadRows,
-    planner: &dyn Planner,
+    planner: impl Planner,
 ) -> Result<Applied> {
-    let changes = planner.plan(&meta.state, &read.rows)?;
+    let changes = planner(&meta.state, &read.rows)?;
     let position: HashMap<&Key, usize> = if changes.rows.is_empty() {
         HashMap::new()
     } else {
