@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Snapshot;
 use crate::error::{Error, Result, RunError};
-use crate::rules::{Row, RowWrite, ScopeState};
+use crate::rules::{Prior, Row, RowWrite, ScopeState};
 use crate::store::{snapshot_of, Applied, Planner, Store};
 use crate::types::{Conflict, Key, KeyRange, Millis, Run, RunStatus, ScopeId};
 
@@ -107,8 +107,8 @@ fn range_iter<'a>(rows: &'a BTreeMap<Key, Row>, range: &KeyRange) -> impl Iterat
 }
 
 impl Inner {
-    /// Plans and writes one transaction. The plan is pure and every write is checked before the
-    /// first one is made, so a failure leaves the store as it was.
+    /// Plans and writes one transaction. The plan is pure and the writes that follow cannot
+    /// fail, so a failure leaves the store as it was.
     fn commit(&mut self, scope: &ScopeId, keys: &[Key], planner: impl Planner) -> Result<Applied> {
         let existing = self.scopes.get(scope);
         let state = existing.map(|d| d.state.clone()).unwrap_or_default();
@@ -117,21 +117,23 @@ impl Inner {
             .map(|k| existing.and_then(|d| d.rows.get(k).cloned()))
             .collect();
         let changes = planner(&state, &rows)?;
-        for w in &changes.rows {
-            if let RowWrite::Touch { key, .. } = w {
-                if !existing.is_some_and(|d| d.rows.contains_key(key)) {
-                    return Err(Error::storage(format!(
-                        "touch of a missing row {}/{}",
-                        key.collection, key.id
-                    )));
-                }
-            }
-        }
+        // The reference store checks the planner's side of the contract (in debug builds):
+        // every write names the row it replaces, as it was handed to the planner.
+        debug_assert!(
+            changes.rows.iter().all(|w| match w.prior() {
+                Some(p) => rows
+                    .get(p.slot)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|r| &r.key == w.key() && Prior::of(p.slot, r) == *p),
+                None => !existing.is_some_and(|d| d.rows.contains_key(w.key())),
+            }),
+            "a write's prior is not the row it replaces"
+        );
         let data = self.scopes.entry(scope.clone()).or_default();
         data.state = changes.scope.clone();
         for w in &changes.rows {
             match w {
-                RowWrite::Put(row) => {
+                RowWrite::Put { row, .. } => {
                     data.rows.insert(row.key.clone(), row.clone());
                 }
                 RowWrite::Touch {
@@ -141,6 +143,7 @@ impl Inner {
                     cloud_hash,
                     generation,
                     pending,
+                    ..
                 } => {
                     if let Some(row) = data.rows.get_mut(key) {
                         row.version = *version;
@@ -150,7 +153,7 @@ impl Inner {
                         row.pending = *pending;
                     }
                 }
-                RowWrite::Remove(key) => {
+                RowWrite::Remove { key, .. } => {
                     data.rows.remove(key);
                 }
             }

@@ -89,15 +89,54 @@ pub struct ScopeState {
     pub synced_at: Option<Millis>,
 }
 
-/// A write to one row.
+/// What a write replaces: the row of its key as the store handed it to the planner.
+///
+/// A planner copies it from the row it was given ([`Prior::of`]), so a store learns from the
+/// changeset alone what each write moves: the old generation (for per-generation row counts),
+/// the old outbox sequence number (for an outbox kept beside the rows) and the visible hash a
+/// [`RowWrite::Touch`] keeps. Stores never look a row up again to find out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prior {
+    /// Position of the row among the rows handed to the planner (`rows[slot]`), so a store can
+    /// find whatever it kept of the row it read (IndexedDB: the stored key and data string).
+    pub slot: usize,
+    /// Its full-sync generation.
+    pub generation: u64,
+    /// Its outbox sequence number.
+    pub pending: Option<u64>,
+    /// Its visible hash (`None` while a local delete is pending).
+    pub hash: Option<RecordHash>,
+}
+
+impl Prior {
+    /// The prior of `row`, handed to the planner as `rows[slot]`.
+    pub fn of(slot: usize, row: &Row) -> Self {
+        Prior {
+            slot,
+            generation: row.generation,
+            pending: row.pending,
+            hash: row.hash,
+        }
+    }
+}
+
+/// A write to one row. Only a [`RowWrite::Put`] may write a key that has no row: a touch or a
+/// remove names the row it changes, so "touch of a missing row" cannot be expressed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowWrite {
     /// Replace the whole row.
-    Put(Row),
+    Put {
+        /// The new row.
+        row: Row,
+        /// The row it replaces; `None` when the key has none.
+        prior: Option<Prior>,
+    },
     /// Keep the row's data and hash; set the other fields.
     Touch {
         /// Key.
         key: Key,
+        /// The row touched.
+        prior: Prior,
         /// New cloud version.
         version: u64,
         /// New cloud timestamp.
@@ -110,7 +149,48 @@ pub enum RowWrite {
         pending: Option<u64>,
     },
     /// Delete the row.
-    Remove(Key),
+    Remove {
+        /// Key.
+        key: Key,
+        /// The row deleted.
+        prior: Prior,
+    },
+}
+
+impl RowWrite {
+    /// The key written.
+    pub fn key(&self) -> &Key {
+        match self {
+            RowWrite::Put { row, .. } => &row.key,
+            RowWrite::Touch { key, .. } | RowWrite::Remove { key, .. } => key,
+        }
+    }
+
+    /// The row replaced, if the key had one.
+    pub fn prior(&self) -> Option<&Prior> {
+        match self {
+            RowWrite::Put { prior, .. } => prior.as_ref(),
+            RowWrite::Touch { prior, .. } | RowWrite::Remove { prior, .. } => Some(prior),
+        }
+    }
+
+    /// The generation of the row after the write (`None`: no row).
+    pub fn generation(&self) -> Option<u64> {
+        match self {
+            RowWrite::Put { row, .. } => Some(row.generation),
+            RowWrite::Touch { generation, .. } => Some(*generation),
+            RowWrite::Remove { .. } => None,
+        }
+    }
+
+    /// The outbox sequence number of the row after the write.
+    pub fn pending(&self) -> Option<u64> {
+        match self {
+            RowWrite::Put { row, .. } => row.pending,
+            RowWrite::Touch { pending, .. } => *pending,
+            RowWrite::Remove { .. } => None,
+        }
+    }
 }
 
 /// Everything one store transaction writes.
@@ -124,6 +204,34 @@ pub struct Changeset {
     pub conflicts: Vec<Conflict>,
     /// What happened, for the run's counters.
     pub counts: Counts,
+}
+
+impl Changeset {
+    /// Net change of the number of rows of each generation, nonzero entries only, for stores
+    /// that count rows per generation (so the sweep at the end of a full download knows
+    /// without a scan whether any row is stale).
+    pub fn generation_deltas(&self) -> Vec<(u64, i64)> {
+        let mut out: Vec<(u64, i64)> = Vec::new();
+        let mut add =
+            |generation: u64, delta: i64| match out.iter_mut().find(|(g, _)| *g == generation) {
+                Some((_, d)) => *d += delta,
+                None => out.push((generation, delta)),
+            };
+        for w in &self.rows {
+            let (from, to) = (w.prior().map(|p| p.generation), w.generation());
+            if from == to {
+                continue;
+            }
+            if let Some(g) = from {
+                add(g, -1);
+            }
+            if let Some(g) = to {
+                add(g, 1);
+            }
+        }
+        out.retain(|&(_, d)| d != 0);
+        out
+    }
 }
 
 /// A validated incoming change: hash checked, data an object.
@@ -329,8 +437,9 @@ pub fn plan_page(
             }
         }
     }
-    for (inc, row) in page.changes.into_iter().zip(rows) {
-        apply_one(scope_name, &mut out, inc, row.as_ref(), generation, now);
+    for (slot, (inc, row)) in page.changes.into_iter().zip(rows).enumerate() {
+        let row = row.as_ref().map(|r| (Prior::of(slot, r), r));
+        apply_one(scope_name, &mut out, inc, row, generation, now);
     }
     out.scope.checkpoint = Some(page.checkpoint);
     Ok(out)
@@ -359,13 +468,13 @@ fn apply_one(
     scope_name: &str,
     out: &mut Changeset,
     inc: Incoming,
-    row: Option<&Row>,
+    row: Option<(Prior, &Row)>,
     generation: u64,
     now: Millis,
 ) {
     let new_hash = inc.hash();
-    let old_leaf = row.and_then(Row::leaf);
-    let cloud_unchanged = row.is_some_and(|r| r.cloud_hash == new_hash);
+    let old_leaf = row.and_then(|(_, r)| r.leaf());
+    let cloud_unchanged = row.is_some_and(|(_, r)| r.cloud_hash == new_hash);
     if !cloud_unchanged {
         if let Some(l) = &old_leaf {
             out.scope.totals.remove(l);
@@ -382,35 +491,40 @@ fn apply_one(
         updated_at,
         state,
     } = inc;
-    let touch = |key, updated_at, pending| RowWrite::Touch {
+    let touch = |key, prior, updated_at, pending| RowWrite::Touch {
         key,
+        prior,
         version,
         updated_at,
         cloud_hash: new_hash,
         generation,
         pending,
     };
-    let write = |key, updated_at, state: Option<(Data, RecordHash)>| match state {
-        Some((data, hash)) => RowWrite::Put(Row {
-            key,
-            data: Some(data),
-            hash: Some(hash),
-            version,
-            updated_at,
-            cloud_hash: Some(hash),
-            generation,
-            pending: None,
-        }),
-        None => RowWrite::Remove(key),
+    let cloud_row = |key, updated_at, data, hash| Row {
+        key,
+        data: Some(data),
+        hash: Some(hash),
+        version,
+        updated_at,
+        cloud_hash: Some(hash),
+        generation,
+        pending: None,
+    };
+    let replace = |key, prior, updated_at, state: Option<(Data, RecordHash)>| match state {
+        Some((data, hash)) => RowWrite::Put {
+            row: cloud_row(key, updated_at, data, hash),
+            prior: Some(prior),
+        },
+        None => RowWrite::Remove { key, prior },
     };
     match row {
-        Some(r) if r.pending.is_some() => {
+        Some((prior, r)) if r.pending.is_some() => {
             if r.hash == new_hash {
                 // The cloud holds exactly our edit: it was accepted.
                 out.counts.unchanged += 1;
                 out.rows.push(match new_hash {
-                    Some(_) => touch(key, updated_at, None),
-                    None => RowWrite::Remove(key),
+                    Some(_) => touch(key, prior, updated_at, None),
+                    None => RowWrite::Remove { key, prior },
                 });
             } else {
                 out.conflicts
@@ -421,26 +535,30 @@ fn apply_one(
                     (false, true) => out.counts.inserted += 1,
                     _ => out.counts.updated += 1,
                 }
-                out.rows.push(write(key, updated_at, state));
+                out.rows.push(replace(key, prior, updated_at, state));
             }
         }
-        None if new_hash.is_some() => {
-            out.counts.inserted += 1;
-            out.rows.push(write(key, updated_at, state));
+        None => {
+            if let Some((data, hash)) = state {
+                out.counts.inserted += 1;
+                out.rows.push(RowWrite::Put {
+                    row: cloud_row(key, updated_at, data, hash),
+                    prior: None,
+                });
+            } // else a tombstone for a record we never had
         }
-        None => {} // a tombstone for a record we never had
-        Some(r) => match new_hash {
+        Some((prior, r)) => match new_hash {
             Some(h) if r.hash == Some(h) => {
                 out.counts.unchanged += 1;
-                out.rows.push(touch(key, updated_at, None));
+                out.rows.push(touch(key, prior, updated_at, None));
             }
             Some(_) => {
                 out.counts.updated += 1;
-                out.rows.push(write(key, updated_at, state));
+                out.rows.push(replace(key, prior, updated_at, state));
             }
             None => {
                 out.counts.deleted += 1;
-                out.rows.push(RowWrite::Remove(key));
+                out.rows.push(RowWrite::Remove { key, prior });
             }
         },
     }
@@ -484,7 +602,7 @@ pub struct LocalEdit {
 /// (a delete of an absent record, or a put of the data already there).
 ///
 /// An edit that brings the row back to its cloud state drops the pending entry: there is
-/// nothing to push any more.
+/// nothing to push any more. `row` is the only row handed to the planner (`rows[0]`).
 pub fn plan_local_edit(
     state: &ScopeState,
     row: Option<&Row>,
@@ -500,39 +618,39 @@ pub fn plan_local_edit(
     if visible == hash {
         return Ok(out);
     }
+    let prior = row.map(|r| Prior::of(0, r));
     let (version, updated_at, cloud_hash, generation) = match row {
         Some(r) => (r.version, r.updated_at.clone(), r.cloud_hash, r.generation),
         None => (0, String::new(), None, state.generation),
     };
-    if hash == cloud_hash {
+    let pending = if hash == cloud_hash {
         // Back to the cloud's state. For a delete of a local create, the row goes entirely.
-        out.rows.push(match hash {
-            None => RowWrite::Remove(edit.key.clone()),
-            Some(_) => RowWrite::Put(Row {
+        if let (None, Some(prior)) = (hash, prior) {
+            out.rows.push(RowWrite::Remove {
                 key: edit.key.clone(),
-                data: edit.data.clone(),
-                hash,
-                version,
-                updated_at,
-                cloud_hash,
-                generation,
-                pending: None,
-            }),
-        });
-        return Ok(out);
-    }
-    let seq = state.next_seq;
-    out.scope.next_seq = seq + 1;
-    out.rows.push(RowWrite::Put(Row {
-        key: edit.key.clone(),
-        data: edit.data.clone(),
-        hash,
-        version,
-        updated_at,
-        cloud_hash,
-        generation,
-        pending: Some(seq),
-    }));
+                prior,
+            });
+            return Ok(out);
+        }
+        None
+    } else {
+        let seq = state.next_seq;
+        out.scope.next_seq = seq + 1;
+        Some(seq)
+    };
+    out.rows.push(RowWrite::Put {
+        row: Row {
+            key: edit.key.clone(),
+            data: edit.data.clone(),
+            hash,
+            version,
+            updated_at,
+            cloud_hash,
+            generation,
+            pending,
+        },
+        prior,
+    });
     Ok(out)
 }
 
@@ -617,12 +735,13 @@ pub fn plan_push(
         scope: state.clone(),
         ..Changeset::default()
     };
-    for (o, current) in outcomes.iter().zip(rows) {
+    for (slot, (o, current)) in outcomes.iter().zip(rows).enumerate() {
         let key = &o.pushed.key;
         let Some(current) = current else {
             // The row vanished (a local create deleted again); nothing left to reconcile.
             continue;
         };
+        let prior = Prior::of(slot, current);
         let edited_again = current.pending != o.pushed.pending;
         let (version, updated_at, cloud_state) = match &o.result {
             PushResult::Accepted {
@@ -667,6 +786,7 @@ pub fn plan_push(
             // Keep the newer edit pending, now resting on the cloud's latest state.
             RowWrite::Touch {
                 key: key.clone(),
+                prior,
                 version,
                 updated_at,
                 cloud_hash,
@@ -675,17 +795,23 @@ pub fn plan_push(
             }
         } else {
             match cloud_state {
-                Some((data, hash)) => RowWrite::Put(Row {
+                Some((data, hash)) => RowWrite::Put {
+                    row: Row {
+                        key: key.clone(),
+                        data: Some(data),
+                        hash: Some(hash),
+                        version,
+                        updated_at,
+                        cloud_hash: Some(hash),
+                        generation: current.generation,
+                        pending: None,
+                    },
+                    prior: Some(prior),
+                },
+                None => RowWrite::Remove {
                     key: key.clone(),
-                    data: Some(data),
-                    hash: Some(hash),
-                    version,
-                    updated_at,
-                    cloud_hash: Some(hash),
-                    generation: current.generation,
-                    pending: None,
-                }),
-                None => RowWrite::Remove(key.clone()),
+                    prior,
+                },
             }
         };
         out.rows.push(write);
@@ -706,10 +832,13 @@ pub fn plan_sweep(
         scope: state.clone(),
         ..Changeset::default()
     };
-    for row in stale.iter().flatten() {
+    for (slot, row) in stale.iter().enumerate() {
+        let Some(row) = row else { continue };
+        let prior = Prior::of(slot, row);
         if row.cloud_hash.is_none() && row.pending.is_some() {
             out.rows.push(RowWrite::Touch {
                 key: row.key.clone(),
+                prior,
                 version: row.version,
                 updated_at: row.updated_at.clone(),
                 cloud_hash: None,
@@ -727,7 +856,10 @@ pub fn plan_sweep(
             out.counts.conflicts += 1;
         }
         out.counts.deleted += 1;
-        out.rows.push(RowWrite::Remove(row.key.clone()));
+        out.rows.push(RowWrite::Remove {
+            key: row.key.clone(),
+            prior,
+        });
     }
     out.scope.full_sync = false;
     out
@@ -751,34 +883,40 @@ pub fn plan_repair(
         ..Changeset::default()
     };
     let mut buf = Vec::new();
-    for (key, row) in keys.iter().zip(rows) {
+    for (slot, (key, row)) in keys.iter().zip(rows).enumerate() {
         let inc = cloud.get(key).filter(|i| i.state.is_some());
+        let row = row.as_ref().map(|r| (Prior::of(slot, r), r));
         let write = match (row, inc) {
             (None, None) => None,
-            (Some(r), None) if r.cloud_hash.is_none() => None,
-            (Some(r), None) if r.pending.is_some() => Some(RowWrite::Touch {
+            (Some((_, r)), None) if r.cloud_hash.is_none() => None,
+            (Some((prior, r)), None) if r.pending.is_some() => Some(RowWrite::Touch {
                 key: key.clone(),
+                prior,
                 version: r.version,
                 updated_at: r.updated_at.clone(),
                 cloud_hash: None,
                 generation: state.generation,
                 pending: r.pending,
             }),
-            (Some(_), None) => Some(RowWrite::Remove(key.clone())),
+            (Some((prior, _)), None) => Some(RowWrite::Remove {
+                key: key.clone(),
+                prior,
+            }),
             (row, Some(i)) => {
                 let Some((data, hash)) = i.state.as_ref().map(|(d, h)| (d.clone(), *h)) else {
                     continue;
                 };
                 match row {
-                    Some(r) if r.pending.is_some() => Some(RowWrite::Touch {
+                    Some((prior, r)) if r.pending.is_some() => Some(RowWrite::Touch {
                         key: key.clone(),
+                        prior,
                         version: i.version,
                         updated_at: i.updated_at.clone(),
                         cloud_hash: Some(hash),
                         generation: state.generation,
                         pending: r.pending,
                     }),
-                    Some(r)
+                    Some((_, r))
                         if r.cloud_hash == Some(hash)
                             && r.hash == Some(hash)
                             && r.version == i.version
@@ -787,16 +925,19 @@ pub fn plan_repair(
                     {
                         None
                     }
-                    _ => Some(RowWrite::Put(Row {
-                        key: key.clone(),
-                        data: Some(data),
-                        hash: Some(hash),
-                        version: i.version,
-                        updated_at: i.updated_at.clone(),
-                        cloud_hash: Some(hash),
-                        generation: state.generation,
-                        pending: None,
-                    })),
+                    _ => Some(RowWrite::Put {
+                        row: Row {
+                            key: key.clone(),
+                            data: Some(data),
+                            hash: Some(hash),
+                            version: i.version,
+                            updated_at: i.updated_at.clone(),
+                            cloud_hash: Some(hash),
+                            generation: state.generation,
+                            pending: None,
+                        },
+                        prior: row.map(|(prior, _)| prior),
+                    }),
                 }
             }
         };

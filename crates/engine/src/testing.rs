@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::cloud::{Cloud, Faults};
 use crate::digest::{record_hash, Snapshot};
 use crate::error::{Detail, Error, ErrorKind, RunError};
-use crate::rules::{Changeset, Row, RowWrite, ScopeState};
+use crate::rules::{Changeset, Prior, Row, RowWrite, ScopeState};
 use crate::scope::ScopeHandle;
 use crate::store::{snapshot_of, Store};
 use crate::sync::{SyncOptions, Syncer};
@@ -87,27 +87,44 @@ fn row(collection: &str, id: &str, data: serde_json::Value, version: u64, genera
     }
 }
 
+/// Puts of `rows` over `read`, the rows the store handed the planner for the same keys.
+fn puts(rows: impl IntoIterator<Item = Row>, read: &[Option<Row>]) -> Vec<RowWrite> {
+    rows.into_iter()
+        .zip(read)
+        .enumerate()
+        .map(|(slot, (row, old))| RowWrite::Put {
+            row,
+            prior: old.as_ref().map(|o| Prior::of(slot, o)),
+        })
+        .collect()
+}
+
 /// Writes rows through `update`, adding their leaves to the totals.
 async fn put_rows<S: Store>(store: &S, scope: &ScopeId, rows: Vec<Row>) {
     let keys: Vec<Key> = rows.iter().map(|r| r.key.clone()).collect();
     store
-        .update(scope, &keys, false, |st: &ScopeState, _: &[Option<Row>]| {
-            let mut scope_state = st.clone();
-            for r in &rows {
-                if let Some(h) = &r.cloud_hash {
-                    scope_state.totals.insert(&crate::digest::leaf(
-                        &r.key.collection,
-                        &r.key.id,
-                        h,
-                    ));
+        .update(
+            scope,
+            &keys,
+            false,
+            |st: &ScopeState, read: &[Option<Row>]| {
+                let mut scope_state = st.clone();
+                for r in &rows {
+                    if let Some(h) = &r.cloud_hash {
+                        scope_state.totals.insert(&crate::digest::leaf(
+                            &r.key.collection,
+                            &r.key.id,
+                            h,
+                        ));
+                    }
                 }
-            }
-            Ok(Changeset {
-                scope: scope_state,
-                rows: rows.iter().cloned().map(RowWrite::Put).collect(),
-                ..Changeset::default()
-            })
-        })
+                Ok(Changeset {
+                    scope: scope_state,
+                    rows: puts(rows.iter().cloned(), read),
+                    ..Changeset::default()
+                })
+            },
+        )
         .await
         .expect("update");
 }
@@ -189,7 +206,10 @@ pub async fn update_writes_rows_state_and_conflicts<S: Store>(store: &S) {
             scope.next_seq = 9;
             Ok(Changeset {
                 scope,
-                rows: vec![RowWrite::Put(row("t", "b", json!({"y": "é"}), 2, 1))],
+                rows: vec![RowWrite::Put {
+                    row: row("t", "b", json!({"y": "é"}), 2, 1),
+                    prior: None,
+                }],
                 conflicts: vec![
                     conflict.clone(),
                     Conflict {
@@ -278,7 +298,7 @@ pub async fn planner_is_called_once<S: Store>(store: &S) {
             &s,
             &[Key::new("t", "a")],
             false,
-            |st: &ScopeState, _: &[Option<Row>]| {
+            |st: &ScopeState, read: &[Option<Row>]| {
                 calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let mut scope = st.clone();
                 for r in &owned {
@@ -290,7 +310,7 @@ pub async fn planner_is_called_once<S: Store>(store: &S) {
                 }
                 Ok(Changeset {
                     scope,
-                    rows: owned.into_iter().map(RowWrite::Put).collect(),
+                    rows: puts(owned, read),
                     ..Changeset::default()
                 })
             },
@@ -322,19 +342,27 @@ pub async fn touch_keeps_data_and_remove_deletes<S: Store>(store: &S) {
             &s,
             &[Key::new("t", "a"), Key::new("t", "b")],
             false,
-            |st: &ScopeState, _: &[Option<Row>]| {
+            |st: &ScopeState, read: &[Option<Row>]| {
+                let prior = |slot: usize| read[slot].as_ref().map(|r| Prior::of(slot, r));
+                let (Some(a), Some(b)) = (prior(0), prior(1)) else {
+                    return Err(Error::storage("the rows put are not handed to the planner"));
+                };
                 Ok(Changeset {
                     scope: st.clone(),
                     rows: vec![
                         RowWrite::Touch {
                             key: Key::new("t", "a"),
+                            prior: a,
                             version: 5,
                             updated_at: "later".into(),
                             cloud_hash: Some(other),
                             generation: 3,
                             pending: Some(4),
                         },
-                        RowWrite::Remove(Key::new("t", "b")),
+                        RowWrite::Remove {
+                            key: Key::new("t", "b"),
+                            prior: b,
+                        },
                     ],
                     ..Changeset::default()
                 })
@@ -553,11 +581,15 @@ pub async fn update_stale_sees_older_generations<S: Store>(store: &S) {
                 scope: st.clone(),
                 ..Changeset::default()
             };
-            for r in rows.iter().flatten() {
+            for (slot, r) in rows.iter().enumerate() {
+                let Some(r) = r else { continue };
                 seen.lock()
                     .unwrap()
                     .push((r.key.id.clone(), r.data.clone()));
-                out.rows.push(RowWrite::Remove(r.key.clone()));
+                out.rows.push(RowWrite::Remove {
+                    key: r.key.clone(),
+                    prior: Prior::of(slot, r),
+                });
             }
             Ok(out)
         })

@@ -235,29 +235,8 @@ pub fn read_rows(
     Ok(out)
 }
 
-/// Generation and pending sequence number of one row.
-pub fn row_meta(conn: &Connection, scope_id: i64, key: &Key) -> Result<Option<(u64, Option<u64>)>> {
-    let meta: Option<(i64, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT generation, pending FROM records \
-             WHERE scope_id = ?1 AND collection = ?2 AND id = ?3",
-        )
-        .map_err(storage)?
-        .query_row(params![scope_id, key.collection, key.id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()
-        .map_err(storage)?;
-    meta.map(|(g, p)| Ok((to_u64(g)?, p.map(to_u64).transpose()?)))
-        .transpose()
-}
-
 /// Rows of generations older than `generation`, with their data, in key order.
-pub fn stale_rows(
-    conn: &Connection,
-    scope_id: i64,
-    generation: u64,
-) -> Result<(Vec<Key>, Vec<Option<Row>>)> {
+pub fn stale_rows(conn: &Connection, scope_id: i64, generation: u64) -> Result<Vec<Option<Row>>> {
     let q = format!(
         "SELECT collection, id, {ROW_COLUMNS} FROM records \
          WHERE scope_id = ?1 AND generation < ?2 ORDER BY collection, id"
@@ -266,16 +245,15 @@ pub fn stale_rows(
     let mut rows = stmt
         .query(params![scope_id, int(generation)?])
         .map_err(storage)?;
-    let (mut keys, mut out) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(storage)? {
         let key = Key::new(
             r.get::<_, String>(0).map_err(storage)?,
             r.get::<_, String>(1).map_err(storage)?,
         );
-        keys.push(key.clone());
         out.push(Some(row_from(key, r, 2)?));
     }
-    Ok((keys, out))
+    Ok(out)
 }
 
 /// Upserts a whole row (parameters as [`put_row`] binds them).
@@ -317,7 +295,7 @@ pub const TOUCH_ROW: &str = "UPDATE records SET version = ?4, updated_at = ?5, \
      cloud_hash = CASE WHEN ?6 IS hash THEN NULL WHEN ?6 IS NULL THEN X'' ELSE ?6 END, \
      generation = ?7, pending = ?8 WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
 
-/// Runs [`TOUCH_ROW`]; a missing row is an error.
+/// Runs [`TOUCH_ROW`] (on a row the planner was handed: [`RowWrite::Touch`] names it).
 #[allow(clippy::too_many_arguments)]
 pub fn touch_row(
     stmt: &mut Statement<'_>,
@@ -329,24 +307,17 @@ pub fn touch_row(
     generation: u64,
     pending: Option<u64>,
 ) -> Result<()> {
-    let n = stmt
-        .execute(params![
-            scope_id,
-            key.collection,
-            key.id,
-            int(version)?,
-            updated_at,
-            cloud_hash.map(|h| &h.0[..]),
-            int(generation)?,
-            pending.map(int).transpose()?,
-        ])
-        .map_err(storage)?;
-    if n == 0 {
-        return Err(Error::storage(format!(
-            "touch of a missing row {}/{}",
-            key.collection, key.id
-        )));
-    }
+    stmt.execute(params![
+        scope_id,
+        key.collection,
+        key.id,
+        int(version)?,
+        updated_at,
+        cloud_hash.map(|h| &h.0[..]),
+        int(generation)?,
+        pending.map(int).transpose()?,
+    ])
+    .map_err(storage)?;
     Ok(())
 }
 

@@ -5,7 +5,6 @@
 //! lets the blocking [`Replica`](crate::Replica) drive the engine with `block_on` on the
 //! caller's thread. The schema is described in the `schema` module.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -137,7 +136,7 @@ impl SqliteStore {
                 _ => vec![None; keys.len()],
             };
             let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, keys, &rows, &changes)?;
+            write_changes(tx, scope, scope_id, &changes)?;
             Ok(Applied::of(&changes))
         })
     }
@@ -150,14 +149,14 @@ impl SqliteStore {
     ) -> Result<Applied> {
         self.write(|tx| {
             let (scope_id, state) = sql::scope_state(tx, scope)?;
-            let (keys, rows) = match scope_id {
+            let rows = match scope_id {
                 Some(id) if sql::rows_older_than(tx, id, generation)? > 0 => {
                     sql::stale_rows(tx, id, generation)?
                 }
-                _ => (Vec::new(), Vec::new()),
+                _ => Vec::new(),
             };
             let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &keys, &rows, &changes)?;
+            write_changes(tx, scope, scope_id, &changes)?;
             Ok(Applied::of(&changes))
         })
     }
@@ -209,27 +208,22 @@ impl SqliteStore {
 }
 
 /// Writes a changeset: the scope state, the row writes (keeping `outbox` and
-/// `generation_rows` in step), and the conflicts.
+/// `generation_rows` in step, from what each write says it replaces), and the conflicts.
 fn write_changes(
     tx: &Connection,
     scope: &ScopeId,
     scope_id: Option<i64>,
-    keys: &[Key],
-    rows: &[Option<Row>],
     changes: &Changeset,
 ) -> Result<()> {
     let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
     if !changes.rows.is_empty() {
-        let mut before = Before::new(keys, rows);
-        let mut gens = GenerationDeltas::default();
         // Prepared once per transaction rather than looked up in the statement cache per row
         // (the cache hashes the SQL text on every lookup).
         let (mut put, mut touch, mut remove) = (None, None, None);
         let mut text = String::with_capacity(512);
         for w in &changes.rows {
             match w {
-                RowWrite::Put(row) => {
-                    let old = before.of(tx, scope_id, &row.key)?;
+                RowWrite::Put { row, .. } => {
                     text.clear();
                     if let Some(data) = &row.data {
                         sql::write_data(data, &mut text)?;
@@ -237,14 +231,6 @@ fn write_changes(
                     let data = row.data.as_ref().map(|_| text.as_str());
                     let stmt = statement(tx, &mut put, sql::PUT_ROW)?;
                     sql::put_row(stmt, scope_id, row, data)?;
-                    gens.moved(old.map(|o| o.generation), Some(row.generation));
-                    sync_outbox(
-                        tx,
-                        scope_id,
-                        &row.key,
-                        old.and_then(|o| o.pending),
-                        row.pending,
-                    )?;
                 }
                 RowWrite::Touch {
                     key,
@@ -253,13 +239,8 @@ fn write_changes(
                     cloud_hash,
                     generation,
                     pending,
+                    ..
                 } => {
-                    let Some(old) = before.of(tx, scope_id, key)? else {
-                        return Err(Error::storage(format!(
-                            "touch of a missing row {}/{}",
-                            key.collection, key.id
-                        )));
-                    };
                     sql::touch_row(
                         statement(tx, &mut touch, sql::TOUCH_ROW)?,
                         scope_id,
@@ -270,23 +251,17 @@ fn write_changes(
                         *generation,
                         *pending,
                     )?;
-                    gens.moved(Some(old.generation), Some(*generation));
-                    sync_outbox(tx, scope_id, key, old.pending, *pending)?;
                 }
-                RowWrite::Remove(key) => {
-                    if let Some(old) = before.of(tx, scope_id, key)? {
-                        sql::remove_row(
-                            statement(tx, &mut remove, sql::REMOVE_ROW)?,
-                            scope_id,
-                            key,
-                        )?;
-                        gens.moved(Some(old.generation), None);
-                        sync_outbox(tx, scope_id, key, old.pending, None)?;
-                    }
+                RowWrite::Remove { key, .. } => {
+                    sql::remove_row(statement(tx, &mut remove, sql::REMOVE_ROW)?, scope_id, key)?;
                 }
             }
+            let old = w.prior().and_then(|p| p.pending);
+            sync_outbox(tx, scope_id, w.key(), old, w.pending())?;
         }
-        gens.write(tx, scope_id)?;
+        for (generation, delta) in changes.generation_deltas() {
+            sql::add_generation_rows(tx, scope_id, generation, delta)?;
+        }
     }
     for c in &changes.conflicts {
         sql::insert_conflict(tx, c)?;
@@ -322,104 +297,6 @@ fn sync_outbox(
         sql::outbox_insert(tx, scope_id, seq, key)?;
     }
     Ok(())
-}
-
-/// What a write needs to know of a row as it was before the transaction's writes.
-#[derive(Clone, Copy)]
-struct OldRow {
-    generation: u64,
-    pending: Option<u64>,
-}
-
-/// The rows read for the planner, so each write knows what it replaces. Planners write in the
-/// order of the keys they were given (skipping some), so a forward cursor finds almost every
-/// key at once; a key behind the cursor goes through a map built on first need, and a key that
-/// was not read at all is looked up in the file.
-struct Before<'a> {
-    keys: &'a [Key],
-    rows: &'a [Option<Row>],
-    cursor: usize,
-    by_key: Option<HashMap<&'a Key, usize>>,
-}
-
-impl<'a> Before<'a> {
-    fn new(keys: &'a [Key], rows: &'a [Option<Row>]) -> Self {
-        Before {
-            keys,
-            rows,
-            cursor: 0,
-            by_key: None,
-        }
-    }
-
-    fn of(&mut self, tx: &Connection, scope_id: i64, key: &Key) -> Result<Option<OldRow>> {
-        let ahead = match &self.by_key {
-            // Writes came out of order once; the map answers from now on.
-            Some(_) => None,
-            None => self.keys[self.cursor.min(self.keys.len())..]
-                .iter()
-                .position(|k| k == key),
-        };
-        let found = match ahead {
-            Some(off) => {
-                self.cursor += off + 1;
-                Some(self.cursor - 1)
-            }
-            None => {
-                let keys = self.keys;
-                let map = self
-                    .by_key
-                    .get_or_insert_with(|| keys.iter().enumerate().map(|(i, k)| (k, i)).collect());
-                map.get(key).copied()
-            }
-        };
-        match found {
-            Some(i) => Ok(self.rows.get(i).and_then(Option::as_ref).map(|r| OldRow {
-                generation: r.generation,
-                pending: r.pending,
-            })),
-            None => Ok(
-                sql::row_meta(tx, scope_id, key)?.map(|(generation, pending)| OldRow {
-                    generation,
-                    pending,
-                }),
-            ),
-        }
-    }
-}
-
-/// Net change of the row count of each generation within one transaction.
-#[derive(Default)]
-struct GenerationDeltas(Vec<(u64, i64)>);
-
-impl GenerationDeltas {
-    fn moved(&mut self, from: Option<u64>, to: Option<u64>) {
-        if from == to {
-            return;
-        }
-        if let Some(g) = from {
-            self.add(g, -1);
-        }
-        if let Some(g) = to {
-            self.add(g, 1);
-        }
-    }
-
-    fn add(&mut self, generation: u64, delta: i64) {
-        match self.0.iter_mut().find(|(g, _)| *g == generation) {
-            Some((_, d)) => *d += delta,
-            None => self.0.push((generation, delta)),
-        }
-    }
-
-    fn write(&self, tx: &Connection, scope_id: i64) -> Result<()> {
-        for &(generation, delta) in &self.0 {
-            if delta != 0 {
-                sql::add_generation_rows(tx, scope_id, generation, delta)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Store for SqliteStore {
