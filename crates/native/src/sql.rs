@@ -11,50 +11,93 @@ use tether_engine::{
     RunError, RunStatus, ScopeId, ScopeState,
 };
 
-use crate::store::storage;
+/// A failure inside the SQLite store: SQLite's own error, or an engine error (a stored value
+/// that does not decode, a planner's error). Functions that run SQL return it, so `?` works on
+/// both; it becomes the engine's [`Error`] once, where a [`Store`](tether_engine::Store)
+/// method (or [`SqliteStore::open`](crate::SqliteStore::open)) returns.
+#[derive(Debug)]
+pub(crate) enum SqlError {
+    /// SQLite failed.
+    Sqlite(rusqlite::Error),
+    /// The engine's error, passed through as it is.
+    Engine(Error),
+}
+
+/// The result of a function that runs SQL.
+pub(crate) type SqlResult<T> = std::result::Result<T, SqlError>;
+
+impl From<rusqlite::Error> for SqlError {
+    fn from(e: rusqlite::Error) -> Self {
+        SqlError::Sqlite(e)
+    }
+}
+
+impl From<Error> for SqlError {
+    fn from(e: Error) -> Self {
+        SqlError::Engine(e)
+    }
+}
+
+impl From<SqlError> for Error {
+    /// A SQLite failure is an [`Error::Storage`] keeping the `rusqlite::Error` as its source and
+    /// naming a full disk, a lock held too long and a damaged file in its detail.
+    fn from(e: SqlError) -> Self {
+        use rusqlite::ErrorCode as C;
+        let e = match e {
+            SqlError::Engine(e) => return e,
+            SqlError::Sqlite(e) => e,
+        };
+        let detail = match e.sqlite_error_code() {
+            Some(C::DiskFull) => Some(Detail::Quota),
+            Some(C::DatabaseBusy | C::DatabaseLocked) => Some(Detail::Busy),
+            Some(C::DatabaseCorrupt | C::NotADatabase) => Some(Detail::Corrupt),
+            _ => None,
+        };
+        let err = Error::storage(format!("sqlite: {e}"));
+        let err = match detail {
+            Some(d) => err.with_detail(d),
+            None => err,
+        };
+        err.with_source(e)
+    }
+}
 
 /// The row columns every row query selects after its key columns, in this order.
 const ROW_COLUMNS: &str = "hash, version, updated_at, cloud_hash, generation, pending, data";
 
-pub fn scope_id(conn: &Connection, scope: &ScopeId) -> Result<Option<i64>> {
-    conn.prepare_cached("SELECT scope_id FROM scopes WHERE name = ?1")
-        .map_err(storage)?
+pub fn scope_id(conn: &Connection, scope: &ScopeId) -> SqlResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT scope_id FROM scopes WHERE name = ?1")?
         .query_row([scope.as_str()], |r| r.get(0))
-        .optional()
-        .map_err(storage)
+        .optional()?)
 }
 
 /// The scope's id (if it has a row) and state (the default state if not).
-pub fn scope_state(conn: &Connection, scope: &ScopeId) -> Result<(Option<i64>, ScopeState)> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT scope_id, checkpoint, count, digest, generation, full_sync, next_seq, \
+pub fn scope_state(conn: &Connection, scope: &ScopeId) -> SqlResult<(Option<i64>, ScopeState)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT scope_id, checkpoint, count, digest, generation, full_sync, next_seq, \
              synced_at FROM scopes WHERE name = ?1",
-        )
-        .map_err(storage)?;
-    let mut rows = stmt.query([scope.as_str()]).map_err(storage)?;
-    let Some(r) = rows.next().map_err(storage)? else {
+    )?;
+    let mut rows = stmt.query([scope.as_str()])?;
+    let Some(r) = rows.next()? else {
         return Ok((None, ScopeState::default()));
     };
-    let digest = match r.get_ref(3).map_err(storage)? {
+    let digest = match r.get_ref(3)? {
         ValueRef::Blob(b) => Digest(bytes32(b, "digest")?),
         _ => Digest::ZERO,
     };
     let state = ScopeState {
-        checkpoint: r
-            .get::<_, Option<String>>(1)
-            .map_err(storage)?
-            .map(Checkpoint),
+        checkpoint: r.get::<_, Option<String>>(1)?.map(Checkpoint),
         totals: Snapshot {
-            count: to_u64(r.get(2).map_err(storage)?)?,
+            count: to_u64(r.get(2)?)?,
             digest,
         },
-        generation: to_u64(r.get(4).map_err(storage)?)?,
-        full_sync: r.get(5).map_err(storage)?,
-        next_seq: to_u64(r.get(6).map_err(storage)?)?,
-        synced_at: r.get(7).map_err(storage)?,
+        generation: to_u64(r.get(4)?)?,
+        full_sync: r.get(5)?,
+        next_seq: to_u64(r.get(6)?)?,
+        synced_at: r.get(7)?,
     };
-    Ok((Some(r.get(0).map_err(storage)?), state))
+    Ok((Some(r.get(0)?), state))
 }
 
 /// Writes the scope state, creating the scope's row if needed; returns its id.
@@ -63,7 +106,7 @@ pub fn write_scope_state(
     scope: &ScopeId,
     id: Option<i64>,
     st: &ScopeState,
-) -> Result<i64> {
+) -> SqlResult<i64> {
     let checkpoint = st.checkpoint.as_ref().map(Checkpoint::as_str);
     let (count, generation, next_seq) = (
         int(st.totals.count)?,
@@ -76,8 +119,7 @@ pub fn write_scope_state(
             conn.prepare_cached(
                 "UPDATE scopes SET checkpoint = ?2, count = ?3, digest = ?4, generation = ?5, \
                  full_sync = ?6, next_seq = ?7, synced_at = ?8 WHERE scope_id = ?1",
-            )
-            .map_err(storage)?
+            )?
             .execute(params![
                 id,
                 checkpoint,
@@ -87,16 +129,14 @@ pub fn write_scope_state(
                 st.full_sync,
                 next_seq,
                 st.synced_at
-            ])
-            .map_err(storage)?;
+            ])?;
             Ok(id)
         }
         None => {
             conn.prepare_cached(
                 "INSERT INTO scopes (name, checkpoint, count, digest, generation, full_sync, \
                  next_seq, synced_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .map_err(storage)?
+            )?
             .execute(params![
                 scope.as_str(),
                 checkpoint,
@@ -106,48 +146,41 @@ pub fn write_scope_state(
                 st.full_sync,
                 next_seq,
                 st.synced_at
-            ])
-            .map_err(storage)?;
+            ])?;
             Ok(conn.last_insert_rowid())
         }
     }
 }
 
-pub fn scopes(conn: &Connection) -> Result<Vec<ScopeId>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT name FROM scopes ORDER BY name")
-        .map_err(storage)?;
-    let names = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(storage)?;
+pub fn scopes(conn: &Connection) -> SqlResult<Vec<ScopeId>> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM scopes ORDER BY name")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
     names
         .map(|n| {
-            let n = n.map_err(storage)?;
-            ScopeId::new(n).map_err(|e| Error::storage(format!("stored scope name: {e}")))
+            let n = n?;
+            ScopeId::new(n).map_err(|e| Error::storage(format!("stored scope name: {e}")).into())
         })
         .collect()
 }
 
 /// Rows in the scope (all generations), from the per-generation counts.
-pub fn row_total(conn: &Connection, scope_id: i64) -> Result<u64> {
+pub fn row_total(conn: &Connection, scope_id: i64) -> SqlResult<u64> {
     sum_generation_rows(conn, scope_id, i64::MAX)
 }
 
 /// Rows of generations older than `generation`.
-pub fn rows_older_than(conn: &Connection, scope_id: i64, generation: u64) -> Result<u64> {
+pub fn rows_older_than(conn: &Connection, scope_id: i64, generation: u64) -> SqlResult<u64> {
     sum_generation_rows(conn, scope_id, int(generation)?)
 }
 
-fn sum_generation_rows(conn: &Connection, scope_id: i64, below: i64) -> Result<u64> {
+fn sum_generation_rows(conn: &Connection, scope_id: i64, below: i64) -> SqlResult<u64> {
     let n: i64 = conn
         .prepare_cached(
             "SELECT COALESCE(SUM(rows), 0) FROM generation_rows \
              WHERE scope_id = ?1 AND generation < ?2",
-        )
-        .map_err(storage)?
-        .query_row(params![scope_id, below], |r| r.get(0))
-        .map_err(storage)?;
-    to_u64(n)
+        )?
+        .query_row(params![scope_id, below], |r| r.get(0))?;
+    Ok(to_u64(n)?)
 }
 
 pub fn add_generation_rows(
@@ -155,21 +188,17 @@ pub fn add_generation_rows(
     scope_id: i64,
     generation: u64,
     delta: i64,
-) -> Result<()> {
+) -> SqlResult<()> {
     let generation = int(generation)?;
     conn.prepare_cached(
         "INSERT INTO generation_rows (scope_id, generation, rows) VALUES (?1, ?2, ?3) \
          ON CONFLICT (scope_id, generation) DO UPDATE SET rows = rows + excluded.rows",
-    )
-    .map_err(storage)?
-    .execute(params![scope_id, generation, delta])
-    .map_err(storage)?;
+    )?
+    .execute(params![scope_id, generation, delta])?;
     conn.prepare_cached(
         "DELETE FROM generation_rows WHERE scope_id = ?1 AND generation = ?2 AND rows = 0",
-    )
-    .map_err(storage)?
-    .execute(params![scope_id, generation])
-    .map_err(storage)?;
+    )?
+    .execute(params![scope_id, generation])?;
     Ok(())
 }
 
@@ -185,22 +214,18 @@ pub fn read_rows(
     scope_id: i64,
     keys: &[Key],
     with_data: bool,
-) -> Result<Vec<Option<Row>>> {
+) -> SqlResult<Vec<Option<Row>>> {
     /// Shorter runs are looked up directly: a probe would not save enough to pay for itself.
     const MIN_PROBED_RUN: usize = 8;
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT hash, version, updated_at, cloud_hash, generation, pending, \
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, version, updated_at, cloud_hash, generation, pending, \
              CASE WHEN ?4 OR pending IS NOT NULL THEN data END \
              FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3",
-        )
-        .map_err(storage)?;
-    let mut probe = conn
-        .prepare_cached(
-            "SELECT 1 FROM records \
+    )?;
+    let mut probe = conn.prepare_cached(
+        "SELECT 1 FROM records \
              WHERE scope_id = ?1 AND collection = ?2 AND id >= ?3 AND id <= ?4 LIMIT 1",
-        )
-        .map_err(storage)?;
+    )?;
     let mut out = vec![None; keys.len()];
     let mut i = 0;
     while i < keys.len() {
@@ -214,19 +239,15 @@ pub fn read_rows(
         }
         if j - i >= MIN_PROBED_RUN {
             let last = &keys[j - 1];
-            let any = probe
-                .exists(params![scope_id, first.collection, first.id, last.id])
-                .map_err(storage)?;
+            let any = probe.exists(params![scope_id, first.collection, first.id, last.id])?;
             if !any {
                 i = j;
                 continue;
             }
         }
         for (key, slot) in keys[i..j].iter().zip(&mut out[i..j]) {
-            let mut rows = stmt
-                .query(params![scope_id, key.collection, key.id, with_data])
-                .map_err(storage)?;
-            if let Some(r) = rows.next().map_err(storage)? {
+            let mut rows = stmt.query(params![scope_id, key.collection, key.id, with_data])?;
+            if let Some(r) = rows.next()? {
                 *slot = Some(row_from(key.clone(), r, 0)?);
             }
         }
@@ -236,21 +257,20 @@ pub fn read_rows(
 }
 
 /// Rows of generations older than `generation`, with their data, in key order.
-pub fn stale_rows(conn: &Connection, scope_id: i64, generation: u64) -> Result<Vec<Option<Row>>> {
+pub fn stale_rows(
+    conn: &Connection,
+    scope_id: i64,
+    generation: u64,
+) -> SqlResult<Vec<Option<Row>>> {
     let q = format!(
         "SELECT collection, id, {ROW_COLUMNS} FROM records \
          WHERE scope_id = ?1 AND generation < ?2 ORDER BY collection, id"
     );
-    let mut stmt = conn.prepare_cached(&q).map_err(storage)?;
-    let mut rows = stmt
-        .query(params![scope_id, int(generation)?])
-        .map_err(storage)?;
+    let mut stmt = conn.prepare_cached(&q)?;
+    let mut rows = stmt.query(params![scope_id, int(generation)?])?;
     let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(storage)? {
-        let key = Key::new(
-            r.get::<_, String>(0).map_err(storage)?,
-            r.get::<_, String>(1).map_err(storage)?,
-        );
+    while let Some(r) = rows.next()? {
+        let key = Key::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?);
         out.push(Some(row_from(key, r, 2)?));
     }
     Ok(out)
@@ -272,7 +292,7 @@ pub fn put_row(
     scope_id: i64,
     row: &Row,
     data: Option<&str>,
-) -> Result<()> {
+) -> SqlResult<()> {
     stmt.execute(params![
         scope_id,
         row.key.collection,
@@ -284,8 +304,7 @@ pub fn put_row(
         stored_cloud_hash(row.hash.as_ref(), row.cloud_hash.as_ref()),
         int(row.generation)?,
         row.pending.map(int).transpose()?,
-    ])
-    .map_err(storage)?;
+    ])?;
     Ok(())
 }
 
@@ -306,7 +325,7 @@ pub fn touch_row(
     cloud_hash: Option<&RecordHash>,
     generation: u64,
     pending: Option<u64>,
-) -> Result<()> {
+) -> SqlResult<()> {
     stmt.execute(params![
         scope_id,
         key.collection,
@@ -316,8 +335,7 @@ pub fn touch_row(
         cloud_hash.map(|h| &h.0[..]),
         int(generation)?,
         pending.map(int).transpose()?,
-    ])
-    .map_err(storage)?;
+    ])?;
     Ok(())
 }
 
@@ -326,27 +344,22 @@ pub const REMOVE_ROW: &str =
     "DELETE FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
 
 /// Runs [`REMOVE_ROW`].
-pub fn remove_row(stmt: &mut Statement<'_>, scope_id: i64, key: &Key) -> Result<()> {
-    stmt.execute(params![scope_id, key.collection, key.id])
-        .map_err(storage)?;
+pub fn remove_row(stmt: &mut Statement<'_>, scope_id: i64, key: &Key) -> SqlResult<()> {
+    stmt.execute(params![scope_id, key.collection, key.id])?;
     Ok(())
 }
 
-pub fn outbox_insert(conn: &Connection, scope_id: i64, seq: u64, key: &Key) -> Result<()> {
+pub fn outbox_insert(conn: &Connection, scope_id: i64, seq: u64, key: &Key) -> SqlResult<()> {
     conn.prepare_cached(
         "INSERT INTO outbox (scope_id, seq, collection, id) VALUES (?1, ?2, ?3, ?4)",
-    )
-    .map_err(storage)?
-    .execute(params![scope_id, int(seq)?, key.collection, key.id])
-    .map_err(storage)?;
+    )?
+    .execute(params![scope_id, int(seq)?, key.collection, key.id])?;
     Ok(())
 }
 
-pub fn outbox_remove(conn: &Connection, scope_id: i64, seq: u64) -> Result<()> {
-    conn.prepare_cached("DELETE FROM outbox WHERE scope_id = ?1 AND seq = ?2")
-        .map_err(storage)?
-        .execute(params![scope_id, int(seq)?])
-        .map_err(storage)?;
+pub fn outbox_remove(conn: &Connection, scope_id: i64, seq: u64) -> SqlResult<()> {
+    conn.prepare_cached("DELETE FROM outbox WHERE scope_id = ?1 AND seq = ?2")?
+        .execute(params![scope_id, int(seq)?])?;
     Ok(())
 }
 
@@ -357,35 +370,31 @@ pub fn list(
     collection: &str,
     after: Option<&str>,
     limit: usize,
-) -> Result<Vec<Row>> {
+) -> SqlResult<Vec<Row>> {
     let q = format!(
         "SELECT collection, id, {ROW_COLUMNS} FROM records WHERE scope_id = ?1 \
          AND collection = ?2 AND id {} ?3 AND data IS NOT NULL ORDER BY id LIMIT ?4",
         if after.is_some() { ">" } else { ">=" }
     );
-    let mut stmt = conn.prepare_cached(&q).map_err(storage)?;
-    let rows = stmt
-        .query(params![
-            scope_id,
-            collection,
-            after.unwrap_or(""),
-            limit_of(limit)
-        ])
-        .map_err(storage)?;
+    let mut stmt = conn.prepare_cached(&q)?;
+    let rows = stmt.query(params![
+        scope_id,
+        collection,
+        after.unwrap_or(""),
+        limit_of(limit)
+    ])?;
     collect_rows(rows)
 }
 
 /// Visible rows of the scope or of one collection.
-pub fn count(conn: &Connection, scope_id: i64, collection: Option<&str>) -> Result<u64> {
+pub fn count(conn: &Connection, scope_id: i64, collection: Option<&str>) -> SqlResult<u64> {
     let n: i64 = match collection {
         Some(c) => conn
             .prepare_cached(
                 "SELECT COUNT(*) FROM records \
                  WHERE scope_id = ?1 AND collection = ?2 AND data IS NOT NULL",
-            )
-            .map_err(storage)?
-            .query_row(params![scope_id, c], |r| r.get(0))
-            .map_err(storage)?,
+            )?
+            .query_row(params![scope_id, c], |r| r.get(0))?,
         None => {
             // Every row is visible except a pending local delete, and pending rows are few:
             // no scan of a large scope.
@@ -394,14 +403,12 @@ pub fn count(conn: &Connection, scope_id: i64, collection: Option<&str>) -> Resu
                     "SELECT COUNT(*) FROM outbox o JOIN records r ON r.scope_id = o.scope_id \
                      AND r.collection = o.collection AND r.id = o.id \
                      WHERE o.scope_id = ?1 AND r.data IS NULL",
-                )
-                .map_err(storage)?
-                .query_row([scope_id], |r| r.get(0))
-                .map_err(storage)?;
+                )?
+                .query_row([scope_id], |r| r.get(0))?;
             int(row_total(conn, scope_id)?)? - hidden
         }
     };
-    to_u64(n)
+    Ok(to_u64(n)?)
 }
 
 /// Rows with a pending edit, by sequence number.
@@ -410,29 +417,25 @@ pub fn pending(
     scope_id: i64,
     after_seq: Option<u64>,
     limit: usize,
-) -> Result<Vec<Row>> {
+) -> SqlResult<Vec<Row>> {
     let q = "SELECT r.collection, r.id, r.hash, r.version, r.updated_at, r.cloud_hash, \
              r.generation, r.pending, r.data FROM outbox o JOIN records r \
              ON r.scope_id = o.scope_id AND r.collection = o.collection AND r.id = o.id \
              WHERE o.scope_id = ?1 AND o.seq > ?2 ORDER BY o.seq LIMIT ?3";
-    let mut stmt = conn.prepare_cached(q).map_err(storage)?;
+    let mut stmt = conn.prepare_cached(q)?;
     let after = match after_seq {
         Some(s) => int(s)?,
         None => -1,
     };
-    let rows = stmt
-        .query(params![scope_id, after, limit_of(limit)])
-        .map_err(storage)?;
+    let rows = stmt.query(params![scope_id, after, limit_of(limit)])?;
     collect_rows(rows)
 }
 
-pub fn pending_count(conn: &Connection, scope_id: i64) -> Result<u64> {
+pub fn pending_count(conn: &Connection, scope_id: i64) -> SqlResult<u64> {
     let n: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM outbox WHERE scope_id = ?1")
-        .map_err(storage)?
-        .query_row([scope_id], |r| r.get(0))
-        .map_err(storage)?;
-    to_u64(n)
+        .prepare_cached("SELECT COUNT(*) FROM outbox WHERE scope_id = ?1")?
+        .query_row([scope_id], |r| r.get(0))?;
+    Ok(to_u64(n)?)
 }
 
 /// Keys in a range, in order, skipping `offset`, at most `limit`.
@@ -442,7 +445,7 @@ pub fn range_keys(
     range: &KeyRange,
     limit: usize,
     offset: u64,
-) -> Result<Vec<Key>> {
+) -> SqlResult<Vec<Key>> {
     let (clause, mut args) = range_clause(scope_id, range);
     args.push(Value::Integer(limit_of(limit)));
     args.push(Value::Integer(int(offset)?));
@@ -452,13 +455,11 @@ pub fn range_keys(
          LIMIT ?{} OFFSET ?{n}",
         n - 1
     );
-    let mut stmt = conn.prepare_cached(&q).map_err(storage)?;
-    let keys = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok(Key::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .map_err(storage)?;
-    keys.map(|k| k.map_err(storage)).collect()
+    let mut stmt = conn.prepare_cached(&q)?;
+    let keys = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        Ok(Key::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    Ok(keys.collect::<rusqlite::Result<_>>()?)
 }
 
 /// A `WHERE` clause (numbered parameters) selecting the rows of a key range. Row-value
@@ -481,7 +482,7 @@ pub fn range_clause(scope_id: i64, range: &KeyRange) -> (String, Vec<Value>) {
     (clause, args)
 }
 
-pub fn insert_conflict(conn: &Connection, c: &Conflict) -> Result<()> {
+pub fn insert_conflict(conn: &Connection, c: &Conflict) -> SqlResult<()> {
     let data = match &c.local_data {
         Some(d) => {
             let mut s = String::new();
@@ -493,8 +494,7 @@ pub fn insert_conflict(conn: &Connection, c: &Conflict) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO conflicts (scope, collection, record_id, local_op, local_data, \
          base_version, cloud_version, cloud_hash, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .map_err(storage)?
+    )?
     .execute(params![
         c.scope,
         c.collection,
@@ -505,83 +505,70 @@ pub fn insert_conflict(conn: &Connection, c: &Conflict) -> Result<()> {
         int(c.cloud_version)?,
         c.cloud_hash.as_ref().map(|h| &h.0[..]),
         c.at,
-    ])
-    .map_err(storage)?;
+    ])?;
     Ok(())
 }
 
-pub fn conflicts(conn: &Connection, scope: &ScopeId) -> Result<Vec<Conflict>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, scope, collection, record_id, local_op, local_data, base_version, \
+pub fn conflicts(conn: &Connection, scope: &ScopeId) -> SqlResult<Vec<Conflict>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, scope, collection, record_id, local_op, local_data, base_version, \
              cloud_version, cloud_hash, at FROM conflicts \
              WHERE scope = ?1 AND dismissed = 0 ORDER BY id",
-        )
-        .map_err(storage)?;
-    let mut rows = stmt.query([scope.as_str()]).map_err(storage)?;
+    )?;
+    let mut rows = stmt.query([scope.as_str()])?;
     let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(storage)? {
-        let data: Option<String> = r.get(5).map_err(storage)?;
+    while let Some(r) = rows.next()? {
+        let data: Option<String> = r.get(5)?;
         out.push(Conflict {
-            id: to_u64(r.get(0).map_err(storage)?)?,
-            scope: r.get(1).map_err(storage)?,
-            collection: r.get(2).map_err(storage)?,
-            record_id: r.get(3).map_err(storage)?,
-            local_op: parse_name(r.get(4).map_err(storage)?)?,
+            id: to_u64(r.get(0)?)?,
+            scope: r.get(1)?,
+            collection: r.get(2)?,
+            record_id: r.get(3)?,
+            local_op: parse_name(r.get(4)?)?,
             local_data: data.as_deref().map(parse_data).transpose()?,
-            base_version: r
-                .get::<_, Option<i64>>(6)
-                .map_err(storage)?
-                .map(to_u64)
-                .transpose()?,
-            cloud_version: to_u64(r.get(7).map_err(storage)?)?,
-            cloud_hash: opt_hash(r.get_ref(8).map_err(storage)?)?,
-            at: r.get(9).map_err(storage)?,
+            base_version: r.get::<_, Option<i64>>(6)?.map(to_u64).transpose()?,
+            cloud_version: to_u64(r.get(7)?)?,
+            cloud_hash: opt_hash(r.get_ref(8)?)?,
+            at: r.get(9)?,
         });
     }
     Ok(out)
 }
 
-pub fn dismiss_conflict(conn: &Connection, scope: &ScopeId, id: u64) -> Result<bool> {
+pub fn dismiss_conflict(conn: &Connection, scope: &ScopeId, id: u64) -> SqlResult<bool> {
     let n = conn
         .prepare_cached(
             "UPDATE conflicts SET dismissed = 1 WHERE scope = ?1 AND id = ?2 AND dismissed = 0",
-        )
-        .map_err(storage)?
-        .execute(params![scope.as_str(), int(id)?])
-        .map_err(storage)?;
+        )?
+        .execute(params![scope.as_str(), int(id)?])?;
     Ok(n > 0)
 }
 
 /// Marks runs of the scope still running as interrupted, then inserts the new one.
-pub fn start_run(conn: &Connection, run: &Run) -> Result<u64> {
+pub fn start_run(conn: &Connection, run: &Run) -> SqlResult<u64> {
     let gone = RunError::interrupted();
     conn.prepare_cached(
         "UPDATE runs SET status = ?2, error_kind = ?3, error_message = ?4, \
          error_detail = NULL WHERE scope = ?1 AND status = ?5",
-    )
-    .map_err(storage)?
+    )?
     .execute(params![
         run.scope,
         name_of(&RunStatus::Failed)?,
         name_of(&gone.kind)?,
         gone.message,
         name_of(&RunStatus::Running)?,
-    ])
-    .map_err(storage)?;
+    ])?;
     conn.prepare_cached(
         "INSERT INTO runs (scope, kind, trigger, started_at, finished_at, status, pages, \
          inserted, updated, deleted, unchanged, conflicts, repaired, bytes_received, \
          error_kind, error_message, error_detail) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )
-    .map_err(storage)?
-    .execute(rusqlite::params_from_iter(run_values(run)?))
-    .map_err(storage)?;
-    to_u64(conn.last_insert_rowid())
+    )?
+    .execute(rusqlite::params_from_iter(run_values(run)?))?;
+    Ok(to_u64(conn.last_insert_rowid())?)
 }
 
-pub fn finish_run(conn: &Connection, run: &Run) -> Result<()> {
+pub fn finish_run(conn: &Connection, run: &Run) -> SqlResult<()> {
     let mut values = run_values(run)?;
     values.push(Value::Integer(int(run.id)?));
     let n = conn
@@ -591,12 +578,10 @@ pub fn finish_run(conn: &Connection, run: &Run) -> Result<()> {
              deleted = ?10, unchanged = ?11, conflicts = ?12, repaired = ?13, \
              bytes_received = ?14, error_kind = ?15, error_message = ?16, \
              error_detail = ?17 WHERE id = ?18",
-        )
-        .map_err(storage)?
-        .execute(rusqlite::params_from_iter(values))
-        .map_err(storage)?;
+        )?
+        .execute(rusqlite::params_from_iter(values))?;
     if n == 0 {
-        return Err(Error::storage(format!("no run with id {}", run.id)));
+        return Err(Error::storage(format!("no run with id {}", run.id)).into());
     }
     Ok(())
 }
@@ -607,49 +592,41 @@ pub fn runs(
     scope: &ScopeId,
     since: Option<i64>,
     limit: usize,
-) -> Result<Vec<Run>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, scope, kind, trigger, started_at, finished_at, status, pages, \
+) -> SqlResult<Vec<Run>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, scope, kind, trigger, started_at, finished_at, status, pages, \
              inserted, updated, deleted, unchanged, conflicts, repaired, bytes_received, \
              error_kind, error_message, error_detail FROM runs \
              WHERE scope = ?1 AND started_at >= ?2 ORDER BY id DESC LIMIT ?3",
-        )
-        .map_err(storage)?;
-    let mut rows = stmt
-        .query(params![
-            scope.as_str(),
-            since.unwrap_or(i64::MIN),
-            limit_of(limit)
-        ])
-        .map_err(storage)?;
+    )?;
+    let mut rows = stmt.query(params![
+        scope.as_str(),
+        since.unwrap_or(i64::MIN),
+        limit_of(limit)
+    ])?;
     let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(storage)? {
-        let n = |i: usize| -> Result<u64> { to_u64(r.get(i).map_err(storage)?) };
-        let error_kind: Option<String> = r.get(15).map_err(storage)?;
+    while let Some(r) = rows.next()? {
+        let n = |i: usize| -> SqlResult<u64> { Ok(to_u64(r.get(i)?)?) };
+        let error_kind: Option<String> = r.get(15)?;
         let error = match error_kind {
             Some(kind) => Some(RunError {
                 kind: parse_name::<ErrorKind>(kind)?,
                 detail: r
-                    .get::<_, Option<String>>(17)
-                    .map_err(storage)?
+                    .get::<_, Option<String>>(17)?
                     .map(parse_name::<Detail>)
                     .transpose()?,
-                message: r
-                    .get::<_, Option<String>>(16)
-                    .map_err(storage)?
-                    .unwrap_or_default(),
+                message: r.get::<_, Option<String>>(16)?.unwrap_or_default(),
             }),
             None => None,
         };
         out.push(Run {
             id: n(0)?,
-            scope: r.get(1).map_err(storage)?,
-            kind: parse_name(r.get(2).map_err(storage)?)?,
-            trigger: parse_name(r.get(3).map_err(storage)?)?,
-            started_at: r.get(4).map_err(storage)?,
-            finished_at: r.get(5).map_err(storage)?,
-            status: parse_name(r.get(6).map_err(storage)?)?,
+            scope: r.get(1)?,
+            kind: parse_name(r.get(2)?)?,
+            trigger: parse_name(r.get(3)?)?,
+            started_at: r.get(4)?,
+            finished_at: r.get(5)?,
+            status: parse_name(r.get(6)?)?,
             pages: n(7)?,
             counts: Counts {
                 inserted: n(8)?,
@@ -666,7 +643,7 @@ pub fn runs(
     Ok(out)
 }
 
-fn run_values(run: &Run) -> Result<Vec<Value>> {
+fn run_values(run: &Run) -> SqlResult<Vec<Value>> {
     let c = &run.counts;
     let text = |s: String| Value::Text(s);
     Ok(vec![
@@ -698,35 +675,28 @@ fn run_values(run: &Run) -> Result<Vec<Value>> {
     ])
 }
 
-fn collect_rows(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Row>> {
+fn collect_rows(mut rows: rusqlite::Rows<'_>) -> SqlResult<Vec<Row>> {
     let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(storage)? {
-        let key = Key::new(
-            r.get::<_, String>(0).map_err(storage)?,
-            r.get::<_, String>(1).map_err(storage)?,
-        );
+    while let Some(r) = rows.next()? {
+        let key = Key::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?);
         out.push(row_from(key, r, 2)?);
     }
     Ok(out)
 }
 
 /// Decodes the [`ROW_COLUMNS`] starting at column `at`.
-fn row_from(key: Key, r: &SqlRow<'_>, at: usize) -> Result<Row> {
-    let data: Option<String> = r.get(at + 6).map_err(storage)?;
-    let hash = opt_hash(r.get_ref(at).map_err(storage)?)?;
+fn row_from(key: Key, r: &SqlRow<'_>, at: usize) -> SqlResult<Row> {
+    let data: Option<String> = r.get(at + 6)?;
+    let hash = opt_hash(r.get_ref(at)?)?;
     Ok(Row {
         key,
         data: data.as_deref().map(parse_data).transpose()?,
         hash,
-        version: to_u64(r.get(at + 1).map_err(storage)?)?,
-        updated_at: r.get(at + 2).map_err(storage)?,
-        cloud_hash: cloud_hash_of(hash, r.get_ref(at + 3).map_err(storage)?)?,
-        generation: to_u64(r.get(at + 4).map_err(storage)?)?,
-        pending: r
-            .get::<_, Option<i64>>(at + 5)
-            .map_err(storage)?
-            .map(to_u64)
-            .transpose()?,
+        version: to_u64(r.get(at + 1)?)?,
+        updated_at: r.get(at + 2)?,
+        cloud_hash: cloud_hash_of(hash, r.get_ref(at + 3)?)?,
+        generation: to_u64(r.get(at + 4)?)?,
+        pending: r.get::<_, Option<i64>>(at + 5)?.map(to_u64).transpose()?,
     })
 }
 

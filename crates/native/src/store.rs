@@ -13,11 +13,11 @@ use tether_engine::digest::{leaf, record_hash_with, Snapshot};
 use tether_engine::rules::{Changeset, RowWrite};
 use tether_engine::store::{Applied, Planner};
 use tether_engine::{
-    Conflict, Detail, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
+    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
 };
 
 use crate::schema;
-use crate::sql;
+use crate::sql::{self, SqlError, SqlResult};
 
 /// How long a writer waits for another connection's write lock before failing with a
 /// `Storage` error (another process syncing the same file).
@@ -65,25 +65,24 @@ impl SqliteStore {
 
     /// A store in memory (nothing persisted), for tests and throwaway replicas.
     pub fn open_in_memory() -> Result<Self> {
-        let conn = Connection::open_in_memory().map_err(storage)?;
+        let conn = Connection::open_in_memory().map_err(SqlError::from)?;
         Self::setup(conn, "in-memory replica")
     }
 
-    fn setup(mut conn: Connection, what: &str) -> Result<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(storage)?;
+    fn setup(conn: Connection, what: &str) -> Result<Self> {
+        Ok(Self::setup_sql(conn, what)?)
+    }
+
+    fn setup_sql(mut conn: Connection, what: &str) -> SqlResult<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         schema::prepare(&mut conn, what)?;
         // journal_mode answers with the mode it set; an in-memory database stays "memory".
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(storage)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(storage)?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Larger than the 2 MB default so the inner B-tree pages of a million-record replica
         // stay cached between pages; the bound keeps peak memory flat whatever the size.
-        conn.pragma_update(None, "cache_size", -16_000)
-            .map_err(storage)?;
-        conn.pragma_update(None, "foreign_keys", false)
-            .map_err(storage)?;
+        conn.pragma_update(None, "cache_size", -16_000)?;
+        conn.pragma_update(None, "foreign_keys", false)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -99,23 +98,30 @@ impl SqliteStore {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if `f` succeeds and rolled back
     /// otherwise. Immediate, so that a concurrent writer (another process) is waited for at the
     /// start rather than failing the commit.
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+    ///
+    /// This and [`SqliteStore::read`] are the store's error boundary: everything below returns
+    /// [`SqlResult`], converted here, once, into the engine's [`Error`].
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> SqlResult<T>) -> Result<T> {
         let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(storage)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(storage)?;
-        Ok(out)
+        let run = || {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e: SqlError| e.into())
     }
 
     /// Runs `f` in a read transaction, so multi-statement reads see one state.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> SqlResult<T>) -> Result<T> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(storage)?;
-        let out = f(&tx)?;
-        tx.finish().map_err(storage)?;
-        Ok(out)
+        let run = || {
+            let tx = conn.transaction()?;
+            let out = f(&tx)?;
+            tx.finish()?;
+            Ok(out)
+        };
+        run().map_err(|e: SqlError| e.into())
     }
 
     fn update_now(
@@ -176,26 +182,24 @@ impl SqliteStore {
                 "SELECT collection, id, hash, cloud_hash, pending, data FROM records \
                  WHERE {clause} ORDER BY collection, id"
             );
-            let mut stmt = conn.prepare_cached(&q).map_err(storage)?;
-            let mut rows = stmt
-                .query(rusqlite::params_from_iter(args.iter()))
-                .map_err(storage)?;
+            let mut stmt = conn.prepare_cached(&q)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
             let mut snap = Snapshot::default();
             let mut buf = Vec::with_capacity(512);
             // Streams the rows: a verify of a large scope never holds them all in memory.
-            while let Some(r) = rows.next().map_err(storage)? {
-                let collection: String = r.get(0).map_err(storage)?;
-                let id: String = r.get(1).map_err(storage)?;
-                let pending: Option<i64> = r.get(4).map_err(storage)?;
-                let data: Option<String> = r.get(5).map_err(storage)?;
+            while let Some(r) = rows.next()? {
+                let collection: String = r.get(0)?;
+                let id: String = r.get(1)?;
+                let pending: Option<i64> = r.get(4)?;
+                let data: Option<String> = r.get(5)?;
                 let hash = match (data, pending) {
                     (Some(text), None) if rehash => {
                         let data = sql::parse_data(&text)?;
                         Some(record_hash_with(&data, &mut buf))
                     }
                     _ => {
-                        let own = sql::opt_hash(r.get_ref(2).map_err(storage)?)?;
-                        sql::cloud_hash_of(own, r.get_ref(3).map_err(storage)?)?
+                        let own = sql::opt_hash(r.get_ref(2)?)?;
+                        sql::cloud_hash_of(own, r.get_ref(3)?)?
                     }
                 };
                 if let Some(h) = hash {
@@ -214,7 +218,7 @@ fn write_changes(
     scope: &ScopeId,
     scope_id: Option<i64>,
     changes: &Changeset,
-) -> Result<()> {
+) -> SqlResult<()> {
     let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
     if !changes.rows.is_empty() {
         // Prepared once per transaction rather than looked up in the statement cache per row
@@ -273,10 +277,10 @@ fn statement<'c, 's>(
     tx: &'c Connection,
     slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
     sql: &str,
-) -> Result<&'s mut rusqlite::CachedStatement<'c>> {
+) -> SqlResult<&'s mut rusqlite::CachedStatement<'c>> {
     match slot {
         Some(s) => Ok(s),
-        None => Ok(slot.insert(tx.prepare_cached(sql).map_err(storage)?)),
+        None => Ok(slot.insert(tx.prepare_cached(sql)?)),
     }
 }
 
@@ -286,7 +290,7 @@ fn sync_outbox(
     key: &Key,
     old: Option<u64>,
     new: Option<u64>,
-) -> Result<()> {
+) -> SqlResult<()> {
     if old == new {
         return Ok(());
     }
@@ -426,22 +430,4 @@ impl Store for SqliteStore {
     async fn scopes(&self) -> Result<Vec<ScopeId>> {
         self.read(sql::scopes)
     }
-}
-
-/// Maps a SQLite failure to the engine's [`Error::Storage`], keeping the `rusqlite::Error` as
-/// its source and naming a full disk, a lock held too long and a damaged file in its detail.
-pub(crate) fn storage(e: rusqlite::Error) -> Error {
-    use rusqlite::ErrorCode as C;
-    let detail = match e.sqlite_error_code() {
-        Some(C::DiskFull) => Some(Detail::Quota),
-        Some(C::DatabaseBusy | C::DatabaseLocked) => Some(Detail::Busy),
-        Some(C::DatabaseCorrupt | C::NotADatabase) => Some(Detail::Corrupt),
-        _ => None,
-    };
-    let err = Error::storage(format!("sqlite: {e}"));
-    let err = match detail {
-        Some(d) => err.with_detail(d),
-        None => err,
-    };
-    err.with_source(e)
 }
