@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::*;
 use crate::digest::{leaf, record_hash};
-use crate::types::Checkpoint;
+use crate::error::Result;
+use crate::types::{Change, Checkpoint, MutationResult, Page};
 
 /// Applies a changeset to an in-memory table, as a store would, checking that every write
 /// names the row it replaces as it is in the table.
