@@ -256,7 +256,7 @@ pub const TOUCH_ROW: &str = "UPDATE records SET version = ?4, updated_at = ?5, \
      cloud_hash = CASE WHEN ?6 IS hash THEN NULL WHEN ?6 IS NULL THEN X'' ELSE ?6 END, \
      generation = ?7, pending = ?8 WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
 
-/// Runs [`TOUCH_ROW`] (on a row the planner was handed: [`RowWrite::Touch`] names it).
+/// Runs [`TOUCH_ROW`] (on a row the planner was handed: [`RowWrite::Touch`](tether_engine::rules::RowWrite::Touch) names it).
 #[allow(clippy::too_many_arguments)]
 pub fn touch_row(
     stmt: &mut Statement<'_>,
