@@ -41,7 +41,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     }
     let db = fresh_file(&args.dir, "replica.db")?;
     let cloud_db = fresh_file(&args.dir, "cloud.db")?;
-    let now = tether_engine::cloud::rfc3339(tether_native::now());
+    let now = tether_engine::time::rfc3339(tether_native::now());
 
     println!(
         "Tether demo: {} records, replica {}",

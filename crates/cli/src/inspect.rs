@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use tether_engine::cloud::rfc3339;
+use tether_engine::time::rfc3339;
 
 use crate::args::ReplicaArgs;
 use crate::error::{CliError, Result};

@@ -15,7 +15,8 @@
 //! ```
 
 use serde_json::{json, Value};
-use tether_engine::cloud::{rfc3339, Cloud};
+use tether_engine::cloud::Cloud;
+use tether_engine::time::rfc3339;
 use tether_engine::{Data, Millis, ScopeId};
 
 /// Every collection the dataset writes, in the order they appear within a block.

@@ -363,6 +363,18 @@ pub struct RunError {
     pub message: String,
 }
 
+impl RunError {
+    /// The error recorded on a run found still running when the next run of its scope starts:
+    /// the process stopped before the run ended (runs of one scope never overlap).
+    pub fn interrupted() -> Self {
+        RunError {
+            kind: ErrorKind::Cancelled,
+            detail: None,
+            message: "interrupted: the process stopped before the run ended".into(),
+        }
+    }
+}
+
 impl From<&Error> for RunError {
     fn from(e: &Error) -> Self {
         RunError {

@@ -44,6 +44,7 @@ pub mod store;
 pub mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time;
 pub mod types;
 
 pub use digest::{Digest, RecordHash, Snapshot};

@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Snapshot;
-use crate::error::{Error, Result};
-use crate::rules::{Row, RowWrite, ScopeState};
+use crate::error::{Error, Result, RunError};
+use crate::rules::{Prior, Row, RowWrite, ScopeState};
 use crate::store::{snapshot_of, Applied, Planner, Store};
 use crate::types::{Conflict, Key, KeyRange, Millis, Run, RunStatus, ScopeId};
 
@@ -107,31 +107,33 @@ fn range_iter<'a>(rows: &'a BTreeMap<Key, Row>, range: &KeyRange) -> impl Iterat
 }
 
 impl Inner {
-    /// Plans and writes one transaction. The plan is pure and every write is checked before the
-    /// first one is made, so a failure leaves the store as it was.
-    fn commit(&mut self, scope: &ScopeId, keys: &[Key], planner: &dyn Planner) -> Result<Applied> {
+    /// Plans and writes one transaction. The plan is pure and the writes that follow cannot
+    /// fail, so a failure leaves the store as it was.
+    fn commit(&mut self, scope: &ScopeId, keys: &[Key], planner: impl Planner) -> Result<Applied> {
         let existing = self.scopes.get(scope);
         let state = existing.map(|d| d.state.clone()).unwrap_or_default();
         let rows: Vec<Option<Row>> = keys
             .iter()
             .map(|k| existing.and_then(|d| d.rows.get(k).cloned()))
             .collect();
-        let changes = planner.plan(&state, &rows)?;
-        for w in &changes.rows {
-            if let RowWrite::Touch { key, .. } = w {
-                if !existing.is_some_and(|d| d.rows.contains_key(key)) {
-                    return Err(Error::storage(format!(
-                        "touch of a missing row {}/{}",
-                        key.collection, key.id
-                    )));
-                }
-            }
-        }
+        let changes = planner(&state, &rows)?;
+        // The reference store checks the planner's side of the contract (in debug builds):
+        // every write names the row it replaces, as it was handed to the planner.
+        debug_assert!(
+            changes.rows.iter().all(|w| match w.prior() {
+                Some(p) => rows
+                    .get(p.slot)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|r| &r.key == w.key() && Prior::of(p.slot, r) == *p),
+                None => !existing.is_some_and(|d| d.rows.contains_key(w.key())),
+            }),
+            "a write's prior is not the row it replaces"
+        );
         let data = self.scopes.entry(scope.clone()).or_default();
         data.state = changes.scope.clone();
         for w in &changes.rows {
             match w {
-                RowWrite::Put(row) => {
+                RowWrite::Put { row, .. } => {
                     data.rows.insert(row.key.clone(), row.clone());
                 }
                 RowWrite::Touch {
@@ -141,6 +143,7 @@ impl Inner {
                     cloud_hash,
                     generation,
                     pending,
+                    ..
                 } => {
                     if let Some(row) = data.rows.get_mut(key) {
                         row.version = *version;
@@ -150,7 +153,7 @@ impl Inner {
                         row.pending = *pending;
                     }
                 }
-                RowWrite::Remove(key) => {
+                RowWrite::Remove { key, .. } => {
                     data.rows.remove(key);
                 }
             }
@@ -179,7 +182,7 @@ impl Store for MemoryStore {
         scope: &ScopeId,
         keys: &[Key],
         _with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.lock().commit(scope, keys, planner)
     }
@@ -188,7 +191,7 @@ impl Store for MemoryStore {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         let keys: Vec<Key> = {
             let guard = self.lock();
@@ -298,7 +301,7 @@ impl Store for MemoryStore {
         for r in guard.runs.values_mut() {
             if r.scope == run.scope && r.status == RunStatus::Running {
                 r.status = RunStatus::Failed;
-                r.error = Some(interrupted());
+                r.error = Some(RunError::interrupted());
             }
         }
         guard.next_run += 1;
@@ -383,14 +386,5 @@ impl Store for MemoryStore {
 
     async fn scopes(&self) -> Result<Vec<ScopeId>> {
         Ok(self.lock().scopes.keys().cloned().collect())
-    }
-}
-
-/// The error recorded on a run found still running when the next one starts.
-pub fn interrupted() -> crate::error::RunError {
-    crate::error::RunError {
-        kind: crate::error::ErrorKind::Cancelled,
-        detail: None,
-        message: "interrupted: the process stopped before the run ended".into(),
     }
 }

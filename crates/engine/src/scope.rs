@@ -182,7 +182,7 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
                 &self.scope,
                 std::slice::from_ref(&edit.key),
                 true,
-                &|st: &ScopeState, rows: &[Option<Row>]| {
+                |st: &ScopeState, rows: &[Option<Row>]| {
                     plan_local_edit(st, rows.first().and_then(Option::as_ref), &edit)
                 },
             )

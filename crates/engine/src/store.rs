@@ -40,19 +40,14 @@ impl<T: ?Sized> MaybeSync for T {}
 
 /// The pure part of a write: from the scope state and the rows read, the changeset to write.
 /// Returning an error aborts the transaction with nothing written.
-pub trait Planner: MaybeSend + MaybeSync {
-    /// Plans the write. `rows[i]` is the row of the i-th key passed to [`Store::update`].
-    fn plan(&self, state: &ScopeState, rows: &[Option<Row>]) -> Result<Changeset>;
-}
+///
+/// `rows[i]` is the row of the i-th key passed to [`Store::update`]. A planner is `FnOnce`: a
+/// store calls it exactly once per transaction, so it may move what it owns (a page's records)
+/// into the changeset instead of cloning it. Any closure
+/// `FnOnce(&ScopeState, &[Option<Row>]) -> Result<Changeset>` is a planner.
+pub trait Planner: FnOnce(&ScopeState, &[Option<Row>]) -> Result<Changeset> + MaybeSend {}
 
-impl<F> Planner for F
-where
-    F: Fn(&ScopeState, &[Option<Row>]) -> Result<Changeset> + MaybeSend + MaybeSync,
-{
-    fn plan(&self, state: &ScopeState, rows: &[Option<Row>]) -> Result<Changeset> {
-        self(state, rows)
-    }
-}
+impl<F> Planner for F where F: FnOnce(&ScopeState, &[Option<Row>]) -> Result<Changeset> + MaybeSend {}
 
 /// What a committed [`Store::update`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,7 +75,7 @@ pub trait Store: MaybeSend + MaybeSync {
     fn scope_state(&self, scope: &ScopeId) -> impl Future<Output = Result<ScopeState>> + MaybeSend;
 
     /// One transaction: read the scope state and the rows of `keys` (in order; absent rows are
-    /// `None`), call `planner`, and write its changeset: the scope state, the row writes, the
+    /// `None`), call `planner` (once), and write its changeset: the scope state, the row writes, the
     /// conflicts (assigning their ids). If `with_data` is false, rows without a pending edit
     /// may be handed to the planner without their data. Nothing is written if the planner
     /// or any write fails.
@@ -89,7 +84,7 @@ pub trait Store: MaybeSend + MaybeSync {
         scope: &ScopeId,
         keys: &[Key],
         with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> impl Future<Output = Result<Applied>> + MaybeSend;
 
     /// Like [`Store::update`], over the rows whose generation is older than `generation`
@@ -98,7 +93,7 @@ pub trait Store: MaybeSend + MaybeSync {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> impl Future<Output = Result<Applied>> + MaybeSend;
 
     /// The row of a key, including a pending local delete (`data: None`).

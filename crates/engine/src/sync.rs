@@ -204,7 +204,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         }
         if result.is_ok() {
             self.store
-                .update(scope, &[], false, &|st: &ScopeState, _: &[Option<Row>]| {
+                .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
                     Ok(Changeset {
                         scope: ScopeState {
                             synced_at: Some(now),
@@ -249,7 +249,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     .update_stale(
                         scope,
                         state.generation,
-                        &|st: &ScopeState, rows: &[Option<Row>]| {
+                        |st: &ScopeState, rows: &[Option<Row>]| {
                             Ok(plan_sweep(scope_name, st, rows, now))
                         },
                     )
@@ -305,7 +305,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     scope,
                     &keys,
                     false,
-                    &|st: &ScopeState, rows: &[Option<Row>]| {
+                    |st: &ScopeState, rows: &[Option<Row>]| {
                         plan_push(scope_name, st, &outcomes, rows, now)
                     },
                 )
@@ -385,23 +385,14 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 page.snapshot,
                 page.changes.len() as u64,
             );
-            // The planner moves the records out of the page instead of cloning them; a store
-            // calls it once per transaction.
-            let page = std::sync::Mutex::new(Some(page));
+            // The planner is called once: it moves the records out of the page, no clone.
             let applied = self
                 .store
                 .update(
                     scope,
                     &keys,
                     false,
-                    &|st: &ScopeState, rows: &[Option<Row>]| {
-                        let page = page
-                            .lock()
-                            .map_err(|_| Error::storage("page planner poisoned"))?
-                            .take()
-                            .ok_or_else(|| {
-                                Error::storage("the store called the page planner twice")
-                            })?;
+                    move |st: &ScopeState, rows: &[Option<Row>]| {
                         plan_page(scope_name, st, page, rows, mode, now)
                     },
                 )
@@ -425,7 +416,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
 
     async fn begin_full(&self, scope: &ScopeId) -> Result<ScopeState> {
         self.store
-            .update(scope, &[], false, &|st: &ScopeState, _: &[Option<Row>]| {
+            .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
                 Ok(Changeset {
                     scope: ScopeState {
                         checkpoint: None,
@@ -531,7 +522,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             .range_snapshot(scope, &KeyRange::all(), false)
             .await?;
         self.store
-            .update(scope, &[], false, &|st: &ScopeState, _: &[Option<Row>]| {
+            .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
                 Ok(Changeset {
                     scope: ScopeState {
                         totals,
@@ -577,7 +568,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 scope,
                 &keys,
                 true,
-                &|st: &ScopeState, rows: &[Option<Row>]| Ok(plan_repair(st, &keys, rows, &cloud)),
+                |st: &ScopeState, rows: &[Option<Row>]| Ok(plan_repair(st, &keys, rows, &cloud)),
             )
             .await?;
         Ok(applied.counts.repaired)

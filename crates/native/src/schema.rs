@@ -26,9 +26,9 @@
 //! - `runs`: sync history (`error_detail` since version 2).
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
-use tether_engine::{Error, Result};
+use tether_engine::Error;
 
-use crate::store::storage;
+use crate::sql::{SqlError, SqlResult};
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -130,14 +130,15 @@ ALTER TABLE runs ADD COLUMN error_detail TEXT;
 
 /// Checks that `conn` is a Tether replica (or an empty file) and brings its schema to
 /// [`SCHEMA_VERSION`]. `what` names the file in error messages.
-pub fn prepare(conn: &mut Connection, what: &str) -> Result<()> {
+pub fn prepare(conn: &mut Connection, what: &str) -> SqlResult<()> {
     // The first read of the header is where SQLite notices a file that is not a database.
     let version = user_version(conn).map_err(|e| not_a_database(e, what))?;
     if version > SCHEMA_VERSION {
         return Err(Error::invalid(format!(
             "{what} has replica schema version {version}, newer than the {SCHEMA_VERSION} this \
              build of Tether understands; upgrade Tether to open it"
-        )));
+        ))
+        .into());
     }
     if version == SCHEMA_VERSION {
         return check_format(conn, what);
@@ -146,16 +147,15 @@ pub fn prepare(conn: &mut Connection, what: &str) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| not_a_database(e, what))?;
-    let version = user_version(&tx).map_err(storage)?;
+    let version = user_version(&tx)?;
     if version == 0 {
-        let tables: i64 = tx
-            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(storage)?;
+        let tables: i64 = tx.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
         if tables > 0 {
             return Err(Error::invalid(format!(
                 "{what} is a SQLite database of another application (it has tables but no \
                  Tether schema version); refusing to write into it"
-            )));
+            ))
+            .into());
         }
     } else if version == SCHEMA_VERSION {
         drop(tx);
@@ -165,11 +165,10 @@ pub fn prepare(conn: &mut Connection, what: &str) -> Result<()> {
     }
     let from = usize::try_from(version).map_err(|_| Error::invalid("negative schema version"))?;
     for sql in &MIGRATIONS[from..] {
-        tx.execute_batch(sql).map_err(storage)?;
+        tx.execute_batch(sql)?;
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(storage)?;
-    tx.commit().map_err(storage)
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(tx.commit()?)
 }
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -178,7 +177,7 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// A file with a Tether schema version must also carry the Tether marker: another application
 /// may use `user_version` for its own numbering.
-fn check_format(conn: &Connection, what: &str) -> Result<()> {
+fn check_format(conn: &Connection, what: &str) -> SqlResult<()> {
     let format: Option<String> = conn
         .query_row(
             "SELECT value FROM tether_meta WHERE key = 'format'",
@@ -192,15 +191,17 @@ fn check_format(conn: &Connection, what: &str) -> Result<()> {
     } else {
         Err(Error::invalid(format!(
             "{what} is a SQLite database but not a Tether replica (no {FORMAT:?} marker)"
-        )))
+        ))
+        .into())
     }
 }
 
-fn not_a_database(e: rusqlite::Error, what: &str) -> Error {
+fn not_a_database(e: rusqlite::Error, what: &str) -> SqlError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => Error::invalid(format!(
             "{what} is not a SQLite database (and so not a Tether replica)"
-        )),
-        _ => storage(e),
+        ))
+        .into(),
+        _ => e.into(),
     }
 }

@@ -5,7 +5,6 @@
 //! lets the blocking [`Replica`](crate::Replica) drive the engine with `block_on` on the
 //! caller's thread. The schema is described in the `schema` module.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -14,11 +13,11 @@ use tether_engine::digest::{leaf, record_hash_with, Snapshot};
 use tether_engine::rules::{Changeset, RowWrite};
 use tether_engine::store::{Applied, Planner};
 use tether_engine::{
-    Conflict, Detail, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
+    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
 };
 
 use crate::schema;
-use crate::sql;
+use crate::sql::{self, SqlError, SqlResult};
 
 /// How long a writer waits for another connection's write lock before failing with a
 /// `Storage` error (another process syncing the same file).
@@ -66,25 +65,24 @@ impl SqliteStore {
 
     /// A store in memory (nothing persisted), for tests and throwaway replicas.
     pub fn open_in_memory() -> Result<Self> {
-        let conn = Connection::open_in_memory().map_err(storage)?;
+        let conn = Connection::open_in_memory().map_err(SqlError::from)?;
         Self::setup(conn, "in-memory replica")
     }
 
-    fn setup(mut conn: Connection, what: &str) -> Result<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(storage)?;
+    fn setup(conn: Connection, what: &str) -> Result<Self> {
+        Ok(Self::setup_sql(conn, what)?)
+    }
+
+    fn setup_sql(mut conn: Connection, what: &str) -> SqlResult<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         schema::prepare(&mut conn, what)?;
         // journal_mode answers with the mode it set; an in-memory database stays "memory".
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(storage)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(storage)?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Larger than the 2 MB default so the inner B-tree pages of a million-record replica
         // stay cached between pages; the bound keeps peak memory flat whatever the size.
-        conn.pragma_update(None, "cache_size", -16_000)
-            .map_err(storage)?;
-        conn.pragma_update(None, "foreign_keys", false)
-            .map_err(storage)?;
+        conn.pragma_update(None, "cache_size", -16_000)?;
+        conn.pragma_update(None, "foreign_keys", false)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -100,23 +98,30 @@ impl SqliteStore {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if `f` succeeds and rolled back
     /// otherwise. Immediate, so that a concurrent writer (another process) is waited for at the
     /// start rather than failing the commit.
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+    ///
+    /// This and [`SqliteStore::read`] are the store's error boundary: everything below returns
+    /// [`SqlResult`], converted here, once, into the engine's [`Error`].
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> SqlResult<T>) -> Result<T> {
         let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(storage)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(storage)?;
-        Ok(out)
+        let run = || {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e: SqlError| e.into())
     }
 
     /// Runs `f` in a read transaction, so multi-statement reads see one state.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> SqlResult<T>) -> Result<T> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(storage)?;
-        let out = f(&tx)?;
-        tx.finish().map_err(storage)?;
-        Ok(out)
+        let run = || {
+            let tx = conn.transaction()?;
+            let out = f(&tx)?;
+            tx.finish()?;
+            Ok(out)
+        };
+        run().map_err(|e: SqlError| e.into())
     }
 
     fn update_now(
@@ -124,7 +129,7 @@ impl SqliteStore {
         scope: &ScopeId,
         keys: &[Key],
         with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.write(|tx| {
             let (scope_id, state) = sql::scope_state(tx, scope)?;
@@ -136,8 +141,8 @@ impl SqliteStore {
                 // nothing to read.
                 _ => vec![None; keys.len()],
             };
-            let changes = planner.plan(&state, &rows)?;
-            write_changes(tx, scope, scope_id, keys, &rows, &changes)?;
+            let changes = planner(&state, &rows)?;
+            write_changes(tx, scope, scope_id, &changes)?;
             Ok(Applied::of(&changes))
         })
     }
@@ -146,18 +151,18 @@ impl SqliteStore {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.write(|tx| {
             let (scope_id, state) = sql::scope_state(tx, scope)?;
-            let (keys, rows) = match scope_id {
+            let rows = match scope_id {
                 Some(id) if sql::rows_older_than(tx, id, generation)? > 0 => {
                     sql::stale_rows(tx, id, generation)?
                 }
-                _ => (Vec::new(), Vec::new()),
+                _ => Vec::new(),
             };
-            let changes = planner.plan(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &keys, &rows, &changes)?;
+            let changes = planner(&state, &rows)?;
+            write_changes(tx, scope, scope_id, &changes)?;
             Ok(Applied::of(&changes))
         })
     }
@@ -177,26 +182,24 @@ impl SqliteStore {
                 "SELECT collection, id, hash, cloud_hash, pending, data FROM records \
                  WHERE {clause} ORDER BY collection, id"
             );
-            let mut stmt = conn.prepare_cached(&q).map_err(storage)?;
-            let mut rows = stmt
-                .query(rusqlite::params_from_iter(args.iter()))
-                .map_err(storage)?;
+            let mut stmt = conn.prepare_cached(&q)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
             let mut snap = Snapshot::default();
             let mut buf = Vec::with_capacity(512);
             // Streams the rows: a verify of a large scope never holds them all in memory.
-            while let Some(r) = rows.next().map_err(storage)? {
-                let collection: String = r.get(0).map_err(storage)?;
-                let id: String = r.get(1).map_err(storage)?;
-                let pending: Option<i64> = r.get(4).map_err(storage)?;
-                let data: Option<String> = r.get(5).map_err(storage)?;
+            while let Some(r) = rows.next()? {
+                let collection: String = r.get(0)?;
+                let id: String = r.get(1)?;
+                let pending: Option<i64> = r.get(4)?;
+                let data: Option<String> = r.get(5)?;
                 let hash = match (data, pending) {
                     (Some(text), None) if rehash => {
                         let data = sql::parse_data(&text)?;
                         Some(record_hash_with(&data, &mut buf))
                     }
                     _ => {
-                        let own = sql::opt_hash(r.get_ref(2).map_err(storage)?)?;
-                        sql::cloud_hash_of(own, r.get_ref(3).map_err(storage)?)?
+                        let own = sql::opt_hash(r.get_ref(2)?)?;
+                        sql::cloud_hash_of(own, r.get_ref(3)?)?
                     }
                 };
                 if let Some(h) = hash {
@@ -209,27 +212,22 @@ impl SqliteStore {
 }
 
 /// Writes a changeset: the scope state, the row writes (keeping `outbox` and
-/// `generation_rows` in step), and the conflicts.
+/// `generation_rows` in step, from what each write says it replaces), and the conflicts.
 fn write_changes(
     tx: &Connection,
     scope: &ScopeId,
     scope_id: Option<i64>,
-    keys: &[Key],
-    rows: &[Option<Row>],
     changes: &Changeset,
-) -> Result<()> {
+) -> SqlResult<()> {
     let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
     if !changes.rows.is_empty() {
-        let mut before = Before::new(keys, rows);
-        let mut gens = GenerationDeltas::default();
         // Prepared once per transaction rather than looked up in the statement cache per row
         // (the cache hashes the SQL text on every lookup).
         let (mut put, mut touch, mut remove) = (None, None, None);
         let mut text = String::with_capacity(512);
         for w in &changes.rows {
             match w {
-                RowWrite::Put(row) => {
-                    let old = before.of(tx, scope_id, &row.key)?;
+                RowWrite::Put { row, .. } => {
                     text.clear();
                     if let Some(data) = &row.data {
                         sql::write_data(data, &mut text)?;
@@ -237,14 +235,6 @@ fn write_changes(
                     let data = row.data.as_ref().map(|_| text.as_str());
                     let stmt = statement(tx, &mut put, sql::PUT_ROW)?;
                     sql::put_row(stmt, scope_id, row, data)?;
-                    gens.moved(old.map(|o| o.generation), Some(row.generation));
-                    sync_outbox(
-                        tx,
-                        scope_id,
-                        &row.key,
-                        old.and_then(|o| o.pending),
-                        row.pending,
-                    )?;
                 }
                 RowWrite::Touch {
                     key,
@@ -253,13 +243,8 @@ fn write_changes(
                     cloud_hash,
                     generation,
                     pending,
+                    ..
                 } => {
-                    let Some(old) = before.of(tx, scope_id, key)? else {
-                        return Err(Error::storage(format!(
-                            "touch of a missing row {}/{}",
-                            key.collection, key.id
-                        )));
-                    };
                     sql::touch_row(
                         statement(tx, &mut touch, sql::TOUCH_ROW)?,
                         scope_id,
@@ -270,23 +255,17 @@ fn write_changes(
                         *generation,
                         *pending,
                     )?;
-                    gens.moved(Some(old.generation), Some(*generation));
-                    sync_outbox(tx, scope_id, key, old.pending, *pending)?;
                 }
-                RowWrite::Remove(key) => {
-                    if let Some(old) = before.of(tx, scope_id, key)? {
-                        sql::remove_row(
-                            statement(tx, &mut remove, sql::REMOVE_ROW)?,
-                            scope_id,
-                            key,
-                        )?;
-                        gens.moved(Some(old.generation), None);
-                        sync_outbox(tx, scope_id, key, old.pending, None)?;
-                    }
+                RowWrite::Remove { key, .. } => {
+                    sql::remove_row(statement(tx, &mut remove, sql::REMOVE_ROW)?, scope_id, key)?;
                 }
             }
+            let old = w.prior().and_then(|p| p.pending);
+            sync_outbox(tx, scope_id, w.key(), old, w.pending())?;
         }
-        gens.write(tx, scope_id)?;
+        for (generation, delta) in changes.generation_deltas() {
+            sql::add_generation_rows(tx, scope_id, generation, delta)?;
+        }
     }
     for c in &changes.conflicts {
         sql::insert_conflict(tx, c)?;
@@ -298,10 +277,10 @@ fn statement<'c, 's>(
     tx: &'c Connection,
     slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
     sql: &str,
-) -> Result<&'s mut rusqlite::CachedStatement<'c>> {
+) -> SqlResult<&'s mut rusqlite::CachedStatement<'c>> {
     match slot {
         Some(s) => Ok(s),
-        None => Ok(slot.insert(tx.prepare_cached(sql).map_err(storage)?)),
+        None => Ok(slot.insert(tx.prepare_cached(sql)?)),
     }
 }
 
@@ -311,7 +290,7 @@ fn sync_outbox(
     key: &Key,
     old: Option<u64>,
     new: Option<u64>,
-) -> Result<()> {
+) -> SqlResult<()> {
     if old == new {
         return Ok(());
     }
@@ -324,104 +303,6 @@ fn sync_outbox(
     Ok(())
 }
 
-/// What a write needs to know of a row as it was before the transaction's writes.
-#[derive(Clone, Copy)]
-struct OldRow {
-    generation: u64,
-    pending: Option<u64>,
-}
-
-/// The rows read for the planner, so each write knows what it replaces. Planners write in the
-/// order of the keys they were given (skipping some), so a forward cursor finds almost every
-/// key at once; a key behind the cursor goes through a map built on first need, and a key that
-/// was not read at all is looked up in the file.
-struct Before<'a> {
-    keys: &'a [Key],
-    rows: &'a [Option<Row>],
-    cursor: usize,
-    by_key: Option<HashMap<&'a Key, usize>>,
-}
-
-impl<'a> Before<'a> {
-    fn new(keys: &'a [Key], rows: &'a [Option<Row>]) -> Self {
-        Before {
-            keys,
-            rows,
-            cursor: 0,
-            by_key: None,
-        }
-    }
-
-    fn of(&mut self, tx: &Connection, scope_id: i64, key: &Key) -> Result<Option<OldRow>> {
-        let ahead = match &self.by_key {
-            // Writes came out of order once; the map answers from now on.
-            Some(_) => None,
-            None => self.keys[self.cursor.min(self.keys.len())..]
-                .iter()
-                .position(|k| k == key),
-        };
-        let found = match ahead {
-            Some(off) => {
-                self.cursor += off + 1;
-                Some(self.cursor - 1)
-            }
-            None => {
-                let keys = self.keys;
-                let map = self
-                    .by_key
-                    .get_or_insert_with(|| keys.iter().enumerate().map(|(i, k)| (k, i)).collect());
-                map.get(key).copied()
-            }
-        };
-        match found {
-            Some(i) => Ok(self.rows.get(i).and_then(Option::as_ref).map(|r| OldRow {
-                generation: r.generation,
-                pending: r.pending,
-            })),
-            None => Ok(
-                sql::row_meta(tx, scope_id, key)?.map(|(generation, pending)| OldRow {
-                    generation,
-                    pending,
-                }),
-            ),
-        }
-    }
-}
-
-/// Net change of the row count of each generation within one transaction.
-#[derive(Default)]
-struct GenerationDeltas(Vec<(u64, i64)>);
-
-impl GenerationDeltas {
-    fn moved(&mut self, from: Option<u64>, to: Option<u64>) {
-        if from == to {
-            return;
-        }
-        if let Some(g) = from {
-            self.add(g, -1);
-        }
-        if let Some(g) = to {
-            self.add(g, 1);
-        }
-    }
-
-    fn add(&mut self, generation: u64, delta: i64) {
-        match self.0.iter_mut().find(|(g, _)| *g == generation) {
-            Some((_, d)) => *d += delta,
-            None => self.0.push((generation, delta)),
-        }
-    }
-
-    fn write(&self, tx: &Connection, scope_id: i64) -> Result<()> {
-        for &(generation, delta) in &self.0 {
-            if delta != 0 {
-                sql::add_generation_rows(tx, scope_id, generation, delta)?;
-            }
-        }
-        Ok(())
-    }
-}
-
 impl Store for SqliteStore {
     async fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState> {
         self.read(|c| sql::scope_state(c, scope).map(|(_, s)| s))
@@ -432,7 +313,7 @@ impl Store for SqliteStore {
         scope: &ScopeId,
         keys: &[Key],
         with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.update_now(scope, keys, with_data, planner)
     }
@@ -441,7 +322,7 @@ impl Store for SqliteStore {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         self.update_stale_now(scope, generation, planner)
     }
@@ -549,22 +430,4 @@ impl Store for SqliteStore {
     async fn scopes(&self) -> Result<Vec<ScopeId>> {
         self.read(sql::scopes)
     }
-}
-
-/// Maps a SQLite failure to the engine's [`Error::Storage`], keeping the `rusqlite::Error` as
-/// its source and naming a full disk, a lock held too long and a damaged file in its detail.
-pub(crate) fn storage(e: rusqlite::Error) -> Error {
-    use rusqlite::ErrorCode as C;
-    let detail = match e.sqlite_error_code() {
-        Some(C::DiskFull) => Some(Detail::Quota),
-        Some(C::DatabaseBusy | C::DatabaseLocked) => Some(Detail::Busy),
-        Some(C::DatabaseCorrupt | C::NotADatabase) => Some(Detail::Corrupt),
-        _ => None,
-    };
-    let err = Error::storage(format!("sqlite: {e}"));
-    let err = match detail {
-        Some(d) => err.with_detail(d),
-        None => err,
-    };
-    err.with_source(e)
 }

@@ -312,7 +312,7 @@ async fn admin_purge(
     };
     let before = req
         .older_than_ms
-        .map(|ms| tether_engine::cloud::rfc3339(crate::now_ms() - ms.min(i64::MAX as u64) as i64));
+        .map(|ms| tether_engine::time::rfc3339(crate::now_ms() - ms.min(i64::MAX as u64) as i64));
     let purged = st
         .storage
         .purge(&Purge {

@@ -197,7 +197,7 @@ async fn purge_loop(storage: Arc<dyn Storage>, keep: Duration) {
     let every = (keep / 10).max(Duration::from_secs(60));
     loop {
         tokio::time::sleep(every).await;
-        let before = tether_engine::cloud::rfc3339(now_ms() - keep.as_millis() as i64);
+        let before = tether_engine::time::rfc3339(now_ms() - keep.as_millis() as i64);
         let purge = storage::Purge {
             scope: None,
             before: Some(before),

@@ -35,7 +35,7 @@ impl Store for AnyStore {
         scope: &ScopeId,
         keys: &[Key],
         with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         delegate!(self.update(scope, keys, with_data, planner))
     }
@@ -43,7 +43,7 @@ impl Store for AnyStore {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         delegate!(self.update_stale(scope, generation, planner))
     }

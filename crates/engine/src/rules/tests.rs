@@ -7,14 +7,24 @@ use serde_json::json;
 
 use super::*;
 use crate::digest::{leaf, record_hash};
-use crate::types::Checkpoint;
+use crate::error::Result;
+use crate::types::{Change, Checkpoint, MutationResult, Page};
 
-/// Applies a changeset to an in-memory table, as a store would.
+/// Applies a changeset to an in-memory table, as a store would, checking that every write
+/// names the row it replaces as it is in the table.
 fn commit(rows: &mut BTreeMap<Key, Row>, state: &mut ScopeState, cs: Changeset) -> Vec<Conflict> {
     *state = cs.scope;
     for w in cs.rows {
+        let prior = rows.get(w.key()).map(|r| Prior::of(0, r));
+        let claimed = w.prior().map(|p| Prior { slot: 0, ..*p });
+        assert_eq!(
+            claimed,
+            prior,
+            "the prior of {:?} is the row replaced",
+            w.key()
+        );
         match w {
-            RowWrite::Put(r) => {
+            RowWrite::Put { row: r, .. } => {
                 rows.insert(r.key.clone(), r);
             }
             RowWrite::Touch {
@@ -24,6 +34,7 @@ fn commit(rows: &mut BTreeMap<Key, Row>, state: &mut ScopeState, cs: Changeset) 
                 cloud_hash,
                 generation,
                 pending,
+                ..
             } => {
                 let r = rows.get_mut(&key).expect("touch of an existing row");
                 r.version = version;
@@ -32,7 +43,7 @@ fn commit(rows: &mut BTreeMap<Key, Row>, state: &mut ScopeState, cs: Changeset) 
                 r.generation = generation;
                 r.pending = pending;
             }
-            RowWrite::Remove(key) => {
+            RowWrite::Remove { key, .. } => {
                 rows.remove(&key);
             }
         }
@@ -52,6 +63,12 @@ fn apply_page(
         .map(|c| rows.get(&c.key).cloned())
         .collect();
     let cs = plan_page("s", state, page.clone(), &local, mode, 7)?;
+    for w in &cs.rows {
+        if let Some(p) = w.prior() {
+            let read = local[p.slot].as_ref().map(|r| &r.key);
+            assert_eq!(read, Some(w.key()), "a prior's slot is the row of its key");
+        }
+    }
     let counts = cs.counts;
     Ok((counts, commit(rows, state, cs)))
 }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
-use tether_engine::cloud::rfc3339;
 use tether_engine::digest::Snapshot;
+use tether_engine::time::rfc3339;
 use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus};
 
 use super::{

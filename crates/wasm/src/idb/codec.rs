@@ -68,8 +68,9 @@ pub(crate) struct ScopeMeta {
     /// Rows per generation. Maintained with every write in the same transaction.
     #[serde(default)]
     pub generations: BTreeMap<u64, u64>,
-    /// False if a write ever touched a row whose generation was not known; the sweep then
-    /// scans instead of trusting `generations`.
+    /// False in a database where a write once touched a row whose generation was not known
+    /// (stores before every write named the row it replaces); the sweep then scans instead of
+    /// trusting `generations`. Never set false any more, still honoured when read.
     #[serde(default = "yes")]
     pub exact: bool,
 }
@@ -97,19 +98,16 @@ impl ScopeMeta {
         json(self).map(|s| JsValue::from_str(&s))
     }
 
-    /// Counts a row leaving generation `g`.
-    pub fn remove_gen(&mut self, g: u64) {
-        if let Some(n) = self.generations.get_mut(&g) {
-            *n = n.saturating_sub(1);
+    /// Applies a changeset's net row counts per generation
+    /// ([`Changeset::generation_deltas`](tether_engine::rules::Changeset::generation_deltas)).
+    pub fn add_rows(&mut self, deltas: &[(u64, i64)]) {
+        for &(g, delta) in deltas {
+            let n = self.generations.entry(g).or_default();
+            *n = n.saturating_add_signed(delta);
             if *n == 0 {
                 self.generations.remove(&g);
             }
         }
-    }
-
-    /// Counts a row entering generation `g`.
-    pub fn add_gen(&mut self, g: u64) {
-        *self.generations.entry(g).or_default() += 1;
     }
 
     /// Whether some row may have a generation older than `g`.

@@ -1,14 +1,13 @@
 //! The [`Store`] implementation of [`IdbStore`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use js_sys::Array;
-use tether_engine::memory::interrupted;
 use tether_engine::rules::RowWrite;
 use tether_engine::store::{snapshot_of, Applied, Planner};
 use tether_engine::{
-    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, RunStatus, ScopeId, ScopeState,
-    Snapshot, Store,
+    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, RunError, RunStatus, ScopeId,
+    ScopeState, Snapshot, Store,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
@@ -30,9 +29,9 @@ const RW: IdbTransactionMode = IdbTransactionMode::Readwrite;
 /// Rows read per request when scanning a range (bounds memory on large scopes).
 const SCAN_BATCH: u32 = 2000;
 
-/// Rows read for a write, in the order of the keys asked for.
+/// Rows read for a write, in the order of the keys asked for. A write finds what was read of
+/// its row at its prior's slot.
 struct ReadRows {
-    keys: Vec<Key>,
     key_js: Vec<JsValue>,
     rows: Vec<Option<Row>>,
     /// The stored data string of each row (undefined when absent), kept for metadata-only
@@ -52,7 +51,7 @@ impl Store for IdbStore {
         scope: &ScopeId,
         keys: &[Key],
         with_data: bool,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         let tx = self.transaction(&[ROWS, META, CONFLICTS], RW).await?;
         let result = update_in(&tx, scope, keys, with_data, planner).await;
@@ -66,7 +65,7 @@ impl Store for IdbStore {
         &self,
         scope: &ScopeId,
         generation: u64,
-        planner: &dyn Planner,
+        planner: impl Planner,
     ) -> Result<Applied> {
         let tx = self.transaction(&[ROWS, META, CONFLICTS], RW).await?;
         let result = update_stale_in(&tx, scope, generation, planner).await;
@@ -427,7 +426,7 @@ async fn update_in(
     scope: &ScopeId,
     keys: &[Key],
     with_data: bool,
-    planner: &dyn Planner,
+    planner: impl Planner,
 ) -> Result<Applied> {
     let scope_js = JsValue::from_str(scope.as_str());
     let rows_os = object_store(tx, ROWS)?;
@@ -451,7 +450,6 @@ async fn update_in(
     }
     let meta = ScopeMeta::decode(&result_of(&meta_req)?)?;
     let mut read = ReadRows {
-        keys: keys.to_vec(),
         key_js,
         rows: Vec::with_capacity(keys.len()),
         data: Vec::with_capacity(keys.len()),
@@ -509,14 +507,13 @@ async fn update_stale_in(
     tx: &IdbTransaction,
     scope: &ScopeId,
     generation: u64,
-    planner: &dyn Planner,
+    planner: impl Planner,
 ) -> Result<Applied> {
     let scope_js = JsValue::from_str(scope.as_str());
     let rows_os = object_store(tx, ROWS)?;
     let meta_req = call(object_store(tx, META)?.get(&scope_js))?;
     let meta = ScopeMeta::decode(&wait(&meta_req).await?)?;
     let mut read = ReadRows {
-        keys: Vec::new(),
         key_js: Vec::new(),
         rows: Vec::new(),
         data: Vec::new(),
@@ -536,8 +533,7 @@ async fn update_stale_in(
                 let value = values.get(i);
                 let key = decode_key(&key_js)?;
                 if decode_row(key.clone(), &value, false)?.row.generation < generation {
-                    let stored = decode_row(key.clone(), &value, true)?;
-                    read.keys.push(key);
+                    let stored = decode_row(key, &value, true)?;
                     read.key_js.push(key_js);
                     read.rows.push(Some(stored.row));
                     read.data.push(stored.data);
@@ -560,82 +556,53 @@ async fn write(
     scope_js: &JsValue,
     mut meta: ScopeMeta,
     read: ReadRows,
-    planner: &dyn Planner,
+    planner: impl Planner,
 ) -> Result<Applied> {
-    let changes = planner.plan(&meta.state, &read.rows)?;
-    let position: HashMap<&Key, usize> = if changes.rows.is_empty() {
-        HashMap::new()
-    } else {
-        read.keys.iter().enumerate().map(|(i, k)| (k, i)).collect()
-    };
-    let existing = |key: &Key| {
-        position
-            .get(key)
-            .and_then(|&i| read.rows[i].as_ref().map(|r| (i, r)))
-    };
-    // Check every write before the first one, as the memory store does.
-    for w in &changes.rows {
-        if let RowWrite::Touch { key, .. } = w {
-            if existing(key).is_none() {
-                return Err(Error::storage(format!(
-                    "touch of a missing row {}/{}",
-                    key.collection, key.id
-                )));
-            }
-        }
-    }
+    let changes = planner(&meta.state, &read.rows)?;
     let rows_os = object_store(tx, ROWS)?;
-    let key_of = |key: &Key| match position.get(key) {
-        Some(&i) => read.key_js[i].clone(),
-        None => row_key(scope_js, key),
+    // The stored key of a row that was read is reused; a new key is built.
+    let key_of = |w: &RowWrite| match w.prior().and_then(|p| read.key_js.get(p.slot)) {
+        Some(k) => k.clone(),
+        None => row_key(scope_js, w.key()),
     };
     for w in &changes.rows {
-        let key = match w {
-            RowWrite::Put(row) => &row.key,
-            RowWrite::Touch { key, .. } | RowWrite::Remove(key) => key,
-        };
-        match existing(key) {
-            Some((_, old)) => meta.remove_gen(old.generation),
-            // A key the planner was not given: its old generation is unknown.
-            None if !position.contains_key(key) => meta.exact = false,
-            None => {}
-        }
         match w {
-            RowWrite::Put(row) => {
-                meta.add_gen(row.generation);
+            RowWrite::Put { row, .. } => {
                 let value = encode_row(scope_js, row, &encode_data(row.data.as_ref())?)?;
-                call(rows_os.put_with_key(&value, &key_of(key)))?;
+                call(rows_os.put_with_key(&value, &key_of(w)))?;
             }
             RowWrite::Touch {
                 key,
+                prior,
                 version,
                 updated_at,
                 cloud_hash,
                 generation,
                 pending,
             } => {
-                let Some((i, old)) = existing(key) else {
-                    continue; // checked above
-                };
-                meta.add_gen(*generation);
+                // The stored data string is kept as it is: never decoded, never encoded again.
+                let data = read
+                    .data
+                    .get(prior.slot)
+                    .ok_or_else(|| Error::storage("a touch names a row that was not read"))?;
                 let row = Row {
                     key: key.clone(),
                     data: None,
-                    hash: old.hash,
+                    hash: prior.hash,
                     version: *version,
                     updated_at: updated_at.clone(),
                     cloud_hash: *cloud_hash,
                     generation: *generation,
                     pending: *pending,
                 };
-                let value = encode_row(scope_js, &row, &read.data[i])?;
-                call(rows_os.put_with_key(&value, &read.key_js[i]))?;
+                call(rows_os.put_with_key(&encode_row(scope_js, &row, data)?, &key_of(w)))?;
             }
-            RowWrite::Remove(_) => {
-                call(rows_os.delete(&key_of(key)))?;
+            RowWrite::Remove { .. } => {
+                call(rows_os.delete(&key_of(w)))?;
             }
         }
     }
+    meta.add_rows(&changes.generation_deltas());
     meta.state = changes.scope.clone();
     call(object_store(tx, META)?.put_with_key(&meta.encode()?, scope_js))?;
     if !changes.conflicts.is_empty() {
@@ -662,7 +629,7 @@ async fn start_run_in(tx: &IdbTransaction, run: &Run) -> Result<u64> {
     for i in 0..keys.length() {
         let mut stale = run_of(&keys.get(i), &values.get(i))?;
         stale.status = RunStatus::Failed;
-        stale.error = Some(interrupted());
+        stale.error = Some(RunError::interrupted());
         call(runs.put_with_key(&encode_tagged(&stale.scope, &stale, false)?, &keys.get(i)))?;
     }
     let running = run.status == RunStatus::Running;

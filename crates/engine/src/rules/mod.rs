@@ -1,0 +1,244 @@
+//! The pure apply rules: plain functions from the replica's rows and an incoming page (or push
+//! result, local edit, sweep) to a [`Changeset`] that a store writes in one transaction.
+//!
+//! Rules for one incoming change (DESIGN.md, "Applying a page"), first match wins:
+//!
+//! | incoming | local | result |
+//! |---|---|---|
+//! | live or delete | pending, incoming equals the pending edit | clear pending, take cloud version |
+//! | live or delete | pending, otherwise | cloud wins; local edit to the conflict journal |
+//! | live | absent | insert |
+//! | live | same hash | version and updated_at refreshed (unchanged) |
+//! | live | other hash | update |
+//! | delete | present | delete |
+//! | delete | absent | skip |
+//!
+//! The digest is kept over the *cloud* state of every key (a row's `cloud_hash`), so pending
+//! local edits never make the replica's digest differ from the cloud's.
+//!
+//! Two halves: `validate` checks what the remote sent (hashes, shape, one state per key and
+//! version) and turns it into [`Incoming`] changes ([`validate_page`], [`validate_push`]);
+//! `plan` decides from those and the rows read what to write ([`plan_page`], [`plan_push`],
+//! [`plan_local_edit`], [`plan_sweep`], [`plan_repair`]). The types a store sees live here.
+
+mod plan;
+mod validate;
+
+pub use plan::*;
+pub use validate::*;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{leaf, RecordHash, Snapshot};
+use crate::types::{Checkpoint, Conflict, Counts, Data, Key, Millis, Mutation, Op};
+
+/// One key's row in the replica: the visible state plus the cloud state it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// Key.
+    pub key: Key,
+    /// Visible data; `None` while a local delete is pending. Stores may leave it out of the rows
+    /// they hand to a planner when `pending` is `None` (planners never read it then).
+    pub data: Option<Data>,
+    /// Hash of the visible data; `None` while a local delete is pending.
+    pub hash: Option<RecordHash>,
+    /// Cloud version of the cloud state (0 when the cloud does not have the record).
+    pub version: u64,
+    /// When the cloud wrote that state (RFC 3339); empty when it has none.
+    pub updated_at: String,
+    /// Hash of the cloud state; `None` when the cloud does not have the record (a local create).
+    pub cloud_hash: Option<RecordHash>,
+    /// Full-sync generation that last confirmed this row.
+    pub generation: u64,
+    /// Outbox sequence number of the unpushed local edit, if any.
+    pub pending: Option<u64>,
+}
+
+impl Row {
+    fn leaf(&self) -> Option<crate::digest::Digest> {
+        self.cloud_hash
+            .map(|h| leaf(&self.key.collection, &self.key.id, &h))
+    }
+
+    /// The pending local edit as a mutation, if there is one.
+    pub fn mutation(&self) -> Option<Mutation> {
+        self.pending?;
+        Some(Mutation {
+            collection: self.key.collection.clone(),
+            id: self.key.id.clone(),
+            op: if self.data.is_some() {
+                Op::Put
+            } else {
+                Op::Delete
+            },
+            data: self.data.clone(),
+            base_version: self.cloud_hash.map(|_| self.version),
+        })
+    }
+}
+
+/// Per-scope state, written atomically with the rows it describes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ScopeState {
+    /// Position in the remote's change feed; `None` before the first page.
+    pub checkpoint: Option<Checkpoint>,
+    /// Count and digest of the cloud state held.
+    pub totals: Snapshot,
+    /// Current full-sync generation (0 before the first one).
+    pub generation: u64,
+    /// A full download at `generation` is under way (rows of older generations are swept when
+    /// its last page lands).
+    pub full_sync: bool,
+    /// Next outbox sequence number.
+    pub next_seq: u64,
+    /// When the last run completed.
+    pub synced_at: Option<Millis>,
+}
+
+/// What a write replaces: the row of its key as the store handed it to the planner.
+///
+/// A planner copies it from the row it was given ([`Prior::of`]), so a store learns from the
+/// changeset alone what each write moves: the old generation (for per-generation row counts),
+/// the old outbox sequence number (for an outbox kept beside the rows) and the visible hash a
+/// [`RowWrite::Touch`] keeps. Stores never look a row up again to find out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prior {
+    /// Position of the row among the rows handed to the planner (`rows[slot]`), so a store can
+    /// find whatever it kept of the row it read (IndexedDB: the stored key and data string).
+    pub slot: usize,
+    /// Its full-sync generation.
+    pub generation: u64,
+    /// Its outbox sequence number.
+    pub pending: Option<u64>,
+    /// Its visible hash (`None` while a local delete is pending).
+    pub hash: Option<RecordHash>,
+}
+
+impl Prior {
+    /// The prior of `row`, handed to the planner as `rows[slot]`.
+    pub fn of(slot: usize, row: &Row) -> Self {
+        Prior {
+            slot,
+            generation: row.generation,
+            pending: row.pending,
+            hash: row.hash,
+        }
+    }
+}
+
+/// A write to one row. Only a [`RowWrite::Put`] may write a key that has no row: a touch or a
+/// remove names the row it changes, so "touch of a missing row" cannot be expressed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowWrite {
+    /// Replace the whole row.
+    Put {
+        /// The new row.
+        row: Row,
+        /// The row it replaces; `None` when the key has none.
+        prior: Option<Prior>,
+    },
+    /// Keep the row's data and hash; set the other fields.
+    Touch {
+        /// Key.
+        key: Key,
+        /// The row touched.
+        prior: Prior,
+        /// New cloud version.
+        version: u64,
+        /// New cloud timestamp.
+        updated_at: String,
+        /// New cloud hash.
+        cloud_hash: Option<RecordHash>,
+        /// New generation.
+        generation: u64,
+        /// New outbox sequence number.
+        pending: Option<u64>,
+    },
+    /// Delete the row.
+    Remove {
+        /// Key.
+        key: Key,
+        /// The row deleted.
+        prior: Prior,
+    },
+}
+
+impl RowWrite {
+    /// The key written.
+    pub fn key(&self) -> &Key {
+        match self {
+            RowWrite::Put { row, .. } => &row.key,
+            RowWrite::Touch { key, .. } | RowWrite::Remove { key, .. } => key,
+        }
+    }
+
+    /// The row replaced, if the key had one.
+    pub fn prior(&self) -> Option<&Prior> {
+        match self {
+            RowWrite::Put { prior, .. } => prior.as_ref(),
+            RowWrite::Touch { prior, .. } | RowWrite::Remove { prior, .. } => Some(prior),
+        }
+    }
+
+    /// The generation of the row after the write (`None`: no row).
+    pub fn generation(&self) -> Option<u64> {
+        match self {
+            RowWrite::Put { row, .. } => Some(row.generation),
+            RowWrite::Touch { generation, .. } => Some(*generation),
+            RowWrite::Remove { .. } => None,
+        }
+    }
+
+    /// The outbox sequence number of the row after the write.
+    pub fn pending(&self) -> Option<u64> {
+        match self {
+            RowWrite::Put { row, .. } => row.pending,
+            RowWrite::Touch { pending, .. } => *pending,
+            RowWrite::Remove { .. } => None,
+        }
+    }
+}
+
+/// Everything one store transaction writes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Changeset {
+    /// The scope's new state.
+    pub scope: ScopeState,
+    /// Row writes, at most one per key.
+    pub rows: Vec<RowWrite>,
+    /// New conflict journal entries (ids are assigned by the store).
+    pub conflicts: Vec<Conflict>,
+    /// What happened, for the run's counters.
+    pub counts: Counts,
+}
+
+impl Changeset {
+    /// Net change of the number of rows of each generation, nonzero entries only, for stores
+    /// that count rows per generation (so the sweep at the end of a full download knows
+    /// without a scan whether any row is stale).
+    pub fn generation_deltas(&self) -> Vec<(u64, i64)> {
+        let mut out: Vec<(u64, i64)> = Vec::new();
+        let mut add =
+            |generation: u64, delta: i64| match out.iter_mut().find(|(g, _)| *g == generation) {
+                Some((_, d)) => *d += delta,
+                None => out.push((generation, delta)),
+            };
+        for w in &self.rows {
+            let (from, to) = (w.prior().map(|p| p.generation), w.generation());
+            if from == to {
+                continue;
+            }
+            if let Some(g) = from {
+                add(g, -1);
+            }
+            if let Some(g) = to {
+                add(g, 1);
+            }
+        }
+        out.retain(|&(_, d)| d != 0);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

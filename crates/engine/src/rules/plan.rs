@@ -1,0 +1,497 @@
+//! Planning: from the rows a store read and a validated page (or push answer, local edit,
+//! stale rows, repair records), the [`Changeset`] it writes. Pure: the result depends only on
+//! the arguments.
+
+use std::collections::HashMap;
+
+use crate::digest::{leaf, record_hash_with, RecordHash};
+use crate::error::{Detail, Error, Result};
+use crate::types::{Conflict, Data, Key, Millis, Op};
+
+use super::{
+    Changeset, Incoming, Prior, PushOutcome, PushResult, Row, RowWrite, ScopeState, ValidPage,
+};
+
+/// How strictly versions are checked while applying a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// From a checkpoint: a version going backwards is a protocol error.
+    Incremental,
+    /// A full download under `generation`: the cloud's state is taken as it comes (after a reset
+    /// the cloud may legitimately have gone back, e.g. restored from a backup).
+    Full,
+}
+
+/// Plans the application of a validated page to the rows of its keys (`rows[i]` belongs to
+/// `page.changes[i]`). Pure: the result depends only on the arguments.
+pub fn plan_page(
+    scope_name: &str,
+    state: &ScopeState,
+    page: ValidPage,
+    rows: &[Option<Row>],
+    mode: Mode,
+    now: Millis,
+) -> Result<Changeset> {
+    if rows.len() != page.changes.len() {
+        return Err(Error::storage(format!(
+            "store returned {} rows for {} keys",
+            rows.len(),
+            page.changes.len()
+        )));
+    }
+    let mut out = Changeset {
+        scope: state.clone(),
+        ..Changeset::default()
+    };
+    out.rows.reserve(page.changes.len());
+    let generation = state.generation;
+    if mode == Mode::Incremental {
+        for (inc, row) in page.changes.iter().zip(rows) {
+            if let Some(row) = row.as_ref().filter(|r| r.cloud_hash.is_some()) {
+                check_version(row, inc)?;
+            }
+        }
+    }
+    for (slot, (inc, row)) in page.changes.into_iter().zip(rows).enumerate() {
+        let row = row.as_ref().map(|r| (Prior::of(slot, r), r));
+        apply_one(scope_name, &mut out, inc, row, generation, now);
+    }
+    out.scope.checkpoint = Some(page.checkpoint);
+    Ok(out)
+}
+
+fn check_version(row: &Row, inc: &Incoming) -> Result<()> {
+    if inc.version < row.version {
+        return Err(Error::protocol(format!(
+            "{}/{}: version went backwards from {} to {}",
+            inc.key.collection, inc.key.id, row.version, inc.version
+        ))
+        .with_detail(Detail::VersionBackwards));
+    }
+    if inc.version == row.version && inc.hash() != row.cloud_hash {
+        return Err(Error::protocol(format!(
+            "{}/{}: version {} came with a different state than the replica holds",
+            inc.key.collection, inc.key.id, inc.version
+        ))
+        .with_detail(Detail::VersionBackwards));
+    }
+    Ok(())
+}
+
+/// Applies one incoming cloud state to a key, updating totals, counters and conflicts.
+fn apply_one(
+    scope_name: &str,
+    out: &mut Changeset,
+    inc: Incoming,
+    row: Option<(Prior, &Row)>,
+    generation: u64,
+    now: Millis,
+) {
+    let new_hash = inc.hash();
+    let old_leaf = row.and_then(|(_, r)| r.leaf());
+    let cloud_unchanged = row.is_some_and(|(_, r)| r.cloud_hash == new_hash);
+    if !cloud_unchanged {
+        if let Some(l) = &old_leaf {
+            out.scope.totals.remove(l);
+        }
+        if let Some(h) = &new_hash {
+            out.scope
+                .totals
+                .insert(&leaf(&inc.key.collection, &inc.key.id, h));
+        }
+    }
+    let Incoming {
+        key,
+        version,
+        updated_at,
+        state,
+    } = inc;
+    let touch = |key, prior, updated_at, pending| RowWrite::Touch {
+        key,
+        prior,
+        version,
+        updated_at,
+        cloud_hash: new_hash,
+        generation,
+        pending,
+    };
+    let cloud_row = |key, updated_at, data, hash| Row {
+        key,
+        data: Some(data),
+        hash: Some(hash),
+        version,
+        updated_at,
+        cloud_hash: Some(hash),
+        generation,
+        pending: None,
+    };
+    let replace = |key, prior, updated_at, state: Option<(Data, RecordHash)>| match state {
+        Some((data, hash)) => RowWrite::Put {
+            row: cloud_row(key, updated_at, data, hash),
+            prior: Some(prior),
+        },
+        None => RowWrite::Remove { key, prior },
+    };
+    match row {
+        Some((prior, r)) if r.pending.is_some() => {
+            if r.hash == new_hash {
+                // The cloud holds exactly our edit: it was accepted.
+                out.counts.unchanged += 1;
+                out.rows.push(match new_hash {
+                    Some(_) => touch(key, prior, updated_at, None),
+                    None => RowWrite::Remove { key, prior },
+                });
+            } else {
+                out.conflicts
+                    .push(conflict_of(scope_name, r, version, new_hash, now));
+                out.counts.conflicts += 1;
+                match (r.hash.is_some(), new_hash.is_some()) {
+                    (_, false) if r.hash.is_some() => out.counts.deleted += 1,
+                    (false, true) => out.counts.inserted += 1,
+                    _ => out.counts.updated += 1,
+                }
+                out.rows.push(replace(key, prior, updated_at, state));
+            }
+        }
+        None => {
+            if let Some((data, hash)) = state {
+                out.counts.inserted += 1;
+                out.rows.push(RowWrite::Put {
+                    row: cloud_row(key, updated_at, data, hash),
+                    prior: None,
+                });
+            } // else a tombstone for a record we never had
+        }
+        Some((prior, r)) => match new_hash {
+            Some(h) if r.hash == Some(h) => {
+                out.counts.unchanged += 1;
+                out.rows.push(touch(key, prior, updated_at, None));
+            }
+            Some(_) => {
+                out.counts.updated += 1;
+                out.rows.push(replace(key, prior, updated_at, state));
+            }
+            None => {
+                out.counts.deleted += 1;
+                out.rows.push(RowWrite::Remove { key, prior });
+            }
+        },
+    }
+}
+
+fn conflict_of(
+    scope_name: &str,
+    row: &Row,
+    cloud_version: u64,
+    cloud_hash: Option<RecordHash>,
+    now: Millis,
+) -> Conflict {
+    Conflict {
+        id: 0,
+        scope: scope_name.to_owned(),
+        collection: row.key.collection.clone(),
+        record_id: row.key.id.clone(),
+        local_op: if row.data.is_some() {
+            Op::Put
+        } else {
+            Op::Delete
+        },
+        local_data: row.data.clone(),
+        base_version: row.cloud_hash.map(|_| row.version),
+        cloud_version,
+        cloud_hash,
+        at: now,
+    }
+}
+
+/// A local edit: put data (already validated as an object) or delete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalEdit {
+    /// Key.
+    pub key: Key,
+    /// `Some` to put, `None` to delete.
+    pub data: Option<Data>,
+}
+
+/// Plans a local edit on a key's row. Returns an empty changeset when the edit changes nothing
+/// (a delete of an absent record, or a put of the data already there).
+///
+/// An edit that brings the row back to its cloud state drops the pending entry: there is
+/// nothing to push any more. `row` is the only row handed to the planner (`rows[0]`).
+pub fn plan_local_edit(
+    state: &ScopeState,
+    row: Option<&Row>,
+    edit: &LocalEdit,
+) -> Result<Changeset> {
+    edit.key.validate()?;
+    let mut out = Changeset {
+        scope: state.clone(),
+        ..Changeset::default()
+    };
+    let hash = edit.data.as_ref().map(crate::digest::record_hash);
+    let visible = row.and_then(|r| r.hash);
+    if visible == hash {
+        return Ok(out);
+    }
+    let prior = row.map(|r| Prior::of(0, r));
+    let (version, updated_at, cloud_hash, generation) = match row {
+        Some(r) => (r.version, r.updated_at.clone(), r.cloud_hash, r.generation),
+        None => (0, String::new(), None, state.generation),
+    };
+    let pending = if hash == cloud_hash {
+        // Back to the cloud's state. For a delete of a local create, the row goes entirely.
+        if let (None, Some(prior)) = (hash, prior) {
+            out.rows.push(RowWrite::Remove {
+                key: edit.key.clone(),
+                prior,
+            });
+            return Ok(out);
+        }
+        None
+    } else {
+        let seq = state.next_seq;
+        out.scope.next_seq = seq + 1;
+        Some(seq)
+    };
+    out.rows.push(RowWrite::Put {
+        row: Row {
+            key: edit.key.clone(),
+            data: edit.data.clone(),
+            hash,
+            version,
+            updated_at,
+            cloud_hash,
+            generation,
+            pending,
+        },
+        prior,
+    });
+    Ok(out)
+}
+
+/// Plans the effect of push results on the current rows (`rows[i]` is the current row of
+/// `outcomes[i]`'s key, re-read inside the transaction: the user may have edited again since).
+pub fn plan_push(
+    scope_name: &str,
+    state: &ScopeState,
+    outcomes: &[PushOutcome],
+    rows: &[Option<Row>],
+    now: Millis,
+) -> Result<Changeset> {
+    let mut out = Changeset {
+        scope: state.clone(),
+        ..Changeset::default()
+    };
+    for (slot, (o, current)) in outcomes.iter().zip(rows).enumerate() {
+        let key = &o.pushed.key;
+        let Some(current) = current else {
+            // The row vanished (a local create deleted again); nothing left to reconcile.
+            continue;
+        };
+        let prior = Prior::of(slot, current);
+        let edited_again = current.pending != o.pushed.pending;
+        let (version, updated_at, cloud_state) = match &o.result {
+            PushResult::Accepted {
+                version,
+                updated_at,
+            } => (
+                *version,
+                updated_at.clone(),
+                o.pushed.data.clone().zip(o.pushed.hash),
+            ),
+            PushResult::Rejected(inc) if inc.as_ref().and_then(Incoming::hash) == o.pushed.hash => {
+                // The cloud already holds exactly our edit: an earlier push of it went through
+                // but its answer was lost. Not a conflict.
+                match inc {
+                    Some(i) => (i.version, i.updated_at.clone(), i.state.clone()),
+                    None => (0, String::new(), None),
+                }
+            }
+            PushResult::Rejected(inc) => {
+                out.conflicts.push(conflict_of(
+                    scope_name,
+                    &o.pushed,
+                    inc.as_ref().map_or(0, |i| i.version),
+                    inc.as_ref().and_then(Incoming::hash),
+                    now,
+                ));
+                out.counts.conflicts += 1;
+                match inc {
+                    Some(i) => (i.version, i.updated_at.clone(), i.state.clone()),
+                    None => (0, String::new(), None),
+                }
+            }
+        };
+        let cloud_hash = cloud_state.as_ref().map(|(_, h)| *h);
+        if let Some(l) = current.leaf() {
+            out.scope.totals.remove(&l);
+        }
+        if let Some(h) = &cloud_hash {
+            out.scope.totals.insert(&leaf(&key.collection, &key.id, h));
+        }
+        let write = if edited_again {
+            // Keep the newer edit pending, now resting on the cloud's latest state.
+            RowWrite::Touch {
+                key: key.clone(),
+                prior,
+                version,
+                updated_at,
+                cloud_hash,
+                generation: current.generation,
+                pending: current.pending,
+            }
+        } else {
+            match cloud_state {
+                Some((data, hash)) => RowWrite::Put {
+                    row: Row {
+                        key: key.clone(),
+                        data: Some(data),
+                        hash: Some(hash),
+                        version,
+                        updated_at,
+                        cloud_hash: Some(hash),
+                        generation: current.generation,
+                        pending: None,
+                    },
+                    prior: Some(prior),
+                },
+                None => RowWrite::Remove {
+                    key: key.clone(),
+                    prior,
+                },
+            }
+        };
+        out.rows.push(write);
+    }
+    Ok(out)
+}
+
+/// Plans the end of a full download: rows of generations older than the current one are gone
+/// from the cloud. A local create (no cloud state) is kept; a pending edit on a record the cloud
+/// no longer has goes to the conflict journal.
+pub fn plan_sweep(
+    scope_name: &str,
+    state: &ScopeState,
+    stale: &[Option<Row>],
+    now: Millis,
+) -> Changeset {
+    let mut out = Changeset {
+        scope: state.clone(),
+        ..Changeset::default()
+    };
+    for (slot, row) in stale.iter().enumerate() {
+        let Some(row) = row else { continue };
+        let prior = Prior::of(slot, row);
+        if row.cloud_hash.is_none() && row.pending.is_some() {
+            out.rows.push(RowWrite::Touch {
+                key: row.key.clone(),
+                prior,
+                version: row.version,
+                updated_at: row.updated_at.clone(),
+                cloud_hash: None,
+                generation: state.generation,
+                pending: row.pending,
+            });
+            continue;
+        }
+        if let Some(l) = row.leaf() {
+            out.scope.totals.remove(&l);
+        }
+        if row.pending.is_some() {
+            out.conflicts
+                .push(conflict_of(scope_name, row, 0, None, now));
+            out.counts.conflicts += 1;
+        }
+        out.counts.deleted += 1;
+        out.rows.push(RowWrite::Remove {
+            key: row.key.clone(),
+            prior,
+        });
+    }
+    out.scope.full_sync = false;
+    out
+}
+
+/// Plans a range repair: `cloud` holds the cloud's live records of a key range (validated),
+/// `rows[i]` the replica's row of `keys[i]` *with its data*, where `keys` is the union of both
+/// sides' keys. Cloud wins: every row whose cloud state or data differs from the cloud's is
+/// rewritten, a row the cloud does not have is removed (a local create is kept), and a pending
+/// edit is left pending on the cloud's state. Totals are not touched: the caller recomputes them
+/// from the rows afterwards, since a corrupted row's stored hash cannot be trusted for an
+/// incremental update.
+pub fn plan_repair(
+    state: &ScopeState,
+    keys: &[Key],
+    rows: &[Option<Row>],
+    cloud: &HashMap<Key, Incoming>,
+) -> Changeset {
+    let mut out = Changeset {
+        scope: state.clone(),
+        ..Changeset::default()
+    };
+    let mut buf = Vec::new();
+    for (slot, (key, row)) in keys.iter().zip(rows).enumerate() {
+        let inc = cloud.get(key).filter(|i| i.state.is_some());
+        let row = row.as_ref().map(|r| (Prior::of(slot, r), r));
+        let write = match (row, inc) {
+            (None, None) => None,
+            (Some((_, r)), None) if r.cloud_hash.is_none() => None,
+            (Some((prior, r)), None) if r.pending.is_some() => Some(RowWrite::Touch {
+                key: key.clone(),
+                prior,
+                version: r.version,
+                updated_at: r.updated_at.clone(),
+                cloud_hash: None,
+                generation: state.generation,
+                pending: r.pending,
+            }),
+            (Some((prior, _)), None) => Some(RowWrite::Remove {
+                key: key.clone(),
+                prior,
+            }),
+            (row, Some(i)) => {
+                let Some((data, hash)) = i.state.as_ref().map(|(d, h)| (d.clone(), *h)) else {
+                    continue;
+                };
+                match row {
+                    Some((prior, r)) if r.pending.is_some() => Some(RowWrite::Touch {
+                        key: key.clone(),
+                        prior,
+                        version: i.version,
+                        updated_at: i.updated_at.clone(),
+                        cloud_hash: Some(hash),
+                        generation: state.generation,
+                        pending: r.pending,
+                    }),
+                    Some((_, r))
+                        if r.cloud_hash == Some(hash)
+                            && r.hash == Some(hash)
+                            && r.version == i.version
+                            && r.data.as_ref().map(|d| record_hash_with(d, &mut buf))
+                                == Some(hash) =>
+                    {
+                        None
+                    }
+                    _ => Some(RowWrite::Put {
+                        row: Row {
+                            key: key.clone(),
+                            data: Some(data),
+                            hash: Some(hash),
+                            version: i.version,
+                            updated_at: i.updated_at.clone(),
+                            cloud_hash: Some(hash),
+                            generation: state.generation,
+                            pending: None,
+                        },
+                        prior: row.map(|(prior, _)| prior),
+                    }),
+                }
+            }
+        };
+        if let Some(w) = write {
+            out.counts.repaired += 1;
+            out.rows.push(w);
+        }
+    }
+    out
+}

@@ -1,0 +1,240 @@
+//! Validation of what the remote sent: every change's hash and shape, a page's checkpoint and
+//! snapshot, one state per key and version, and push answers matched to the mutations sent.
+//! Nothing is applied if anything is wrong.
+
+use crate::digest::{record_hash_with, RecordHash, Snapshot};
+use crate::error::{Detail, Error, Result};
+use crate::types::{Change, Checkpoint, Data, Key, MutationResult, Page};
+
+use super::Row;
+
+/// A validated incoming change: hash checked, data an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    /// Key.
+    pub key: Key,
+    /// Cloud version.
+    pub version: u64,
+    /// Cloud timestamp.
+    pub updated_at: String,
+    /// Data and hash; `None` for a tombstone.
+    pub state: Option<(Data, RecordHash)>,
+}
+
+impl Incoming {
+    pub(crate) fn hash(&self) -> Option<RecordHash> {
+        self.state.as_ref().map(|(_, h)| *h)
+    }
+}
+
+/// A validated page: changes deduplicated to the highest version per key and sorted by key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPage {
+    /// The changes, one per key, in key order.
+    pub changes: Vec<Incoming>,
+    /// Position after this page.
+    pub checkpoint: Checkpoint,
+    /// More pages follow.
+    pub has_more: bool,
+    /// Estimated changes still to come.
+    pub remaining: Option<u64>,
+    /// The cloud's count and digest, on the last page.
+    pub snapshot: Option<Snapshot>,
+}
+
+impl ValidPage {
+    /// The page's keys, in order.
+    pub fn keys(&self) -> Vec<Key> {
+        self.changes.iter().map(|c| c.key.clone()).collect()
+    }
+}
+
+/// Validates one wire change: data is an object for live records, null for tombstones, and the
+/// hash matches the canonical data.
+pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
+    let Change {
+        collection,
+        id,
+        version,
+        updated_at,
+        deleted,
+        data,
+        hash,
+    } = change;
+    let key = Key { collection, id };
+    if key.collection.is_empty() || key.id.is_empty() {
+        return Err(Error::protocol(format!(
+            "change has an empty collection or id: {:?}/{:?}",
+            key.collection, key.id
+        ))
+        .with_detail(Detail::Malformed));
+    }
+    let state = if deleted {
+        if data.as_ref().is_some_and(|d| !d.is_null()) {
+            return Err(Error::protocol(format!(
+                "{}/{}: a tombstone must have null data",
+                key.collection, key.id
+            ))
+            .with_detail(Detail::Malformed));
+        }
+        None
+    } else {
+        let data = match data {
+            Some(serde_json::Value::Object(map)) => map,
+            other => {
+                let got = match other {
+                    None | Some(serde_json::Value::Null) => "null",
+                    Some(serde_json::Value::Array(_)) => "an array",
+                    Some(serde_json::Value::String(_)) => "a string",
+                    Some(serde_json::Value::Number(_)) => "a number",
+                    Some(serde_json::Value::Bool(_)) => "a boolean",
+                    Some(serde_json::Value::Object(_)) => "an object",
+                };
+                return Err(Error::protocol(format!(
+                    "{}/{}: data must be a JSON object, got {got}",
+                    key.collection, key.id
+                ))
+                .with_detail(Detail::Malformed));
+            }
+        };
+        let claimed: RecordHash = match hash {
+            Some(h) => h.parse().map_err(|e: Error| {
+                Error::protocol(format!("{}/{}: {e}", key.collection, key.id))
+                    .with_detail(Detail::Malformed)
+            })?,
+            None => {
+                return Err(Error::protocol(format!(
+                    "{}/{}: a live record must carry its hash",
+                    key.collection, key.id
+                ))
+                .with_detail(Detail::Malformed))
+            }
+        };
+        let actual = record_hash_with(&data, buf);
+        if actual != claimed {
+            return Err(Error::protocol(format!(
+                "{}/{} version {version}: hash mismatch, page says {claimed}, data hashes to {actual}",
+                key.collection, key.id
+            )).with_detail(Detail::HashMismatch));
+        }
+        Some((data, actual))
+    };
+    Ok(Incoming {
+        key,
+        version,
+        updated_at,
+        state,
+    })
+}
+
+/// Validates a page: every change (see [`validate_change`]), a checkpoint present, and within the
+/// page only the highest version of each key kept. Nothing is applied if anything is wrong.
+pub fn validate_page(page: Page) -> Result<ValidPage> {
+    let checkpoint = match page.checkpoint {
+        Some(c) if !c.0.is_empty() => c,
+        _ => {
+            return Err(
+                Error::protocol("page has no checkpoint").with_detail(Detail::CheckpointMissing)
+            )
+        }
+    };
+    if !page.has_more && page.snapshot.is_none() {
+        return Err(
+            Error::protocol("the last page (has_more: false) carries no snapshot")
+                .with_detail(Detail::SnapshotMissing),
+        );
+    }
+    let mut buf = Vec::with_capacity(512);
+    let mut changes = page
+        .changes
+        .into_iter()
+        .map(|c| validate_change(c, &mut buf))
+        .collect::<Result<Vec<_>>>()?;
+    // Key order, highest version first within a key; then keep the first of each key.
+    changes.sort_unstable_by(|a, b| a.key.cmp(&b.key).then(b.version.cmp(&a.version)));
+    for w in changes.windows(2) {
+        if w[0].key == w[1].key && w[0].version == w[1].version && w[0].hash() != w[1].hash() {
+            return Err(Error::protocol(format!(
+                "{}/{}: two different states with version {} in one page",
+                w[0].key.collection, w[0].key.id, w[0].version
+            ))
+            .with_detail(Detail::VersionBackwards));
+        }
+    }
+    changes.dedup_by(|later, first| later.key == first.key);
+    Ok(ValidPage {
+        changes,
+        checkpoint,
+        has_more: page.has_more,
+        remaining: page.remaining,
+        snapshot: page.snapshot,
+    })
+}
+
+/// One pushed edit and the cloud's answer to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushOutcome {
+    /// The row as it was when pushed (its `pending` is the pushed sequence number).
+    pub pushed: Row,
+    /// The cloud's answer; a rejected mutation's `current` is already validated.
+    pub result: PushResult,
+}
+
+/// A validated [`MutationResult`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushResult {
+    /// The cloud applied the edit at this version.
+    Accepted {
+        /// New cloud version.
+        version: u64,
+        /// Cloud timestamp.
+        updated_at: String,
+    },
+    /// The cloud refused it; this is its current state.
+    Rejected(Option<Incoming>),
+}
+
+/// Validates a push answer against the mutations sent.
+pub fn validate_push(pushed: Vec<Row>, results: Vec<MutationResult>) -> Result<Vec<PushOutcome>> {
+    if pushed.len() != results.len() {
+        return Err(Error::protocol(format!(
+            "pushed {} mutations, got {} results",
+            pushed.len(),
+            results.len()
+        ))
+        .with_detail(Detail::Malformed));
+    }
+    let mut buf = Vec::new();
+    pushed
+        .into_iter()
+        .zip(results)
+        .map(|(row, res)| {
+            let result = match res {
+                MutationResult::Accepted {
+                    version,
+                    updated_at,
+                } => PushResult::Accepted {
+                    version,
+                    updated_at,
+                },
+                MutationResult::Rejected { current: None } => PushResult::Rejected(None),
+                MutationResult::Rejected { current: Some(c) } => {
+                    if (c.collection.as_str(), c.id.as_str())
+                        != (row.key.collection.as_str(), row.key.id.as_str())
+                    {
+                        return Err(Error::protocol(format!(
+                            "push result for {}/{} names {}/{}",
+                            row.key.collection, row.key.id, c.collection, c.id
+                        ))
+                        .with_detail(Detail::Malformed));
+                    }
+                    PushResult::Rejected(Some(validate_change(c, &mut buf)?))
+                }
+            };
+            Ok(PushOutcome {
+                pushed: row,
+                result,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,164 @@
+//! The store conformance suite (feature `testing`), written once and run against every store:
+//! [`MemoryStore`](crate::MemoryStore) here, `SqliteStore` in tether-native and `IdbStore` in
+//! tether-wasm (headless Chromium).
+//!
+//! Each case is an `async fn(&S)` taking a fresh, empty store. A store crate instantiates all of
+//! them with [`for_each_conformance_case!`](crate::for_each_conformance_case), passing a macro
+//! of its own that turns one case name into a test of its harness:
+//!
+//! ```ignore
+//! macro_rules! case {
+//!     ($name:ident) => {
+//!         #[test]
+//!         fn $name() {
+//!             let store = tether_engine::MemoryStore::new();
+//!             futures_executor::block_on(tether_engine::testing::$name(&store));
+//!         }
+//!     };
+//! }
+//! tether_engine::for_each_conformance_case!(case);
+//! ```
+//!
+//! The cases come in two sets, both re-exported here: the store contract cases
+//! (`store_cases`, from [`unknown_scope_has_default_state`] to [`data_round_trips_exactly`])
+//! check one [`Store`] operation at a time on hand-written changesets; the sync scenarios
+//! (`scenarios`, from [`sync_initial_incremental_and_deletes`] to
+//! [`divergence_is_repaired_in_place`]) drive whole runs of the [`Syncer`] against an
+//! in-process [`Cloud`] with faults.
+
+mod scenarios;
+mod store_cases;
+
+pub use scenarios::*;
+pub use store_cases::*;
+
+use serde_json::json;
+
+use crate::cloud::Cloud;
+use crate::digest::record_hash;
+use crate::rules::{Changeset, Prior, Row, RowWrite, ScopeState};
+use crate::store::Store;
+use crate::sync::{SyncOptions, Syncer};
+use crate::types::{Data, Key, ScopeId};
+
+/// Calls `$m!(case)` for every conformance case.
+#[macro_export]
+macro_rules! for_each_conformance_case {
+    ($m:ident) => {
+        $m!(unknown_scope_has_default_state);
+        $m!(update_writes_rows_state_and_conflicts);
+        $m!(failed_plan_writes_nothing);
+        $m!(planner_is_called_once);
+        $m!(touch_keeps_data_and_remove_deletes);
+        $m!(list_count_and_pending_follow_visibility);
+        $m!(keys_order_as_utf8_bytes);
+        $m!(range_queries_cover_half_open_ranges);
+        $m!(update_stale_sees_older_generations);
+        $m!(scopes_are_independent);
+        $m!(runs_are_recorded_newest_first);
+        $m!(data_round_trips_exactly);
+        $m!(sync_initial_incremental_and_deletes);
+        $m!(bad_page_is_rejected_whole);
+        $m!(interrupted_sync_resumes_from_checkpoint);
+        $m!(local_edits_push_and_conflicts);
+        $m!(reset_resyncs_and_sweeps);
+        $m!(divergence_is_repaired_in_place);
+    };
+}
+
+const NOW: i64 = 1_767_225_600_000;
+
+fn clock() -> i64 {
+    NOW
+}
+
+fn sid(name: &str) -> ScopeId {
+    ScopeId::new(name).expect("valid scope name")
+}
+
+fn obj(v: serde_json::Value) -> Data {
+    v.as_object().cloned().expect("an object")
+}
+
+/// A cloud-confirmed row.
+fn row(collection: &str, id: &str, data: serde_json::Value, version: u64, generation: u64) -> Row {
+    let data = obj(data);
+    let hash = record_hash(&data);
+    Row {
+        key: Key::new(collection, id),
+        data: Some(data),
+        hash: Some(hash),
+        version,
+        updated_at: "2026-01-01T00:00:00.000Z".into(),
+        cloud_hash: Some(hash),
+        generation,
+        pending: None,
+    }
+}
+
+/// Puts of `rows` over `read`, the rows the store handed the planner for the same keys.
+fn puts(rows: impl IntoIterator<Item = Row>, read: &[Option<Row>]) -> Vec<RowWrite> {
+    rows.into_iter()
+        .zip(read)
+        .enumerate()
+        .map(|(slot, (row, old))| RowWrite::Put {
+            row,
+            prior: old.as_ref().map(|o| Prior::of(slot, o)),
+        })
+        .collect()
+}
+
+/// Writes rows through `update`, adding their leaves to the totals.
+async fn put_rows<S: Store>(store: &S, scope: &ScopeId, rows: Vec<Row>) {
+    let keys: Vec<Key> = rows.iter().map(|r| r.key.clone()).collect();
+    store
+        .update(
+            scope,
+            &keys,
+            false,
+            |st: &ScopeState, read: &[Option<Row>]| {
+                let mut scope_state = st.clone();
+                for r in &rows {
+                    if let Some(h) = &r.cloud_hash {
+                        scope_state.totals.insert(&crate::digest::leaf(
+                            &r.key.collection,
+                            &r.key.id,
+                            h,
+                        ));
+                    }
+                }
+                Ok(Changeset {
+                    scope: scope_state,
+                    rows: puts(rows.iter().cloned(), read),
+                    ..Changeset::default()
+                })
+            },
+        )
+        .await
+        .expect("update");
+}
+
+async fn sync<S: Store>(
+    store: &S,
+    cloud: &Cloud,
+    scope: &ScopeId,
+    page: u32,
+) -> crate::Result<crate::SyncReport> {
+    let opts = SyncOptions {
+        page_size: page,
+        ..SyncOptions::default()
+    };
+    Syncer::new(store, cloud, &clock).sync(scope, opts).await
+}
+
+fn seed(cloud: &Cloud, scope: &ScopeId, n: usize) {
+    for i in 0..n {
+        cloud.put(
+            scope,
+            if i % 3 == 0 { "tables" } else { "columns" },
+            &format!("id-{i:05}"),
+            json!({ "name": format!("n{i}"), "i": i, "tags": ["a", i % 7], "nested": { "ok": i % 2 == 0 } }),
+            NOW,
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! Replica state: scope rows, record rows, and how many rows each generation holds.
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension, Statement};
+use tether_engine::digest::{Digest, RecordHash, Snapshot};
+use tether_engine::{Checkpoint, Error, Key, KeyRange, Row, ScopeId, ScopeState};
+
+use super::*;
+
+pub fn scope_id(conn: &Connection, scope: &ScopeId) -> SqlResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT scope_id FROM scopes WHERE name = ?1")?
+        .query_row([scope.as_str()], |r| r.get(0))
+        .optional()?)
+}
+
+/// The scope's id (if it has a row) and state (the default state if not).
+pub fn scope_state(conn: &Connection, scope: &ScopeId) -> SqlResult<(Option<i64>, ScopeState)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT scope_id, checkpoint, count, digest, generation, full_sync, next_seq, \
+             synced_at FROM scopes WHERE name = ?1",
+    )?;
+    let mut rows = stmt.query([scope.as_str()])?;
+    let Some(r) = rows.next()? else {
+        return Ok((None, ScopeState::default()));
+    };
+    let digest = match r.get_ref(3)? {
+        ValueRef::Blob(b) => Digest(bytes32(b, "digest")?),
+        _ => Digest::ZERO,
+    };
+    let state = ScopeState {
+        checkpoint: r.get::<_, Option<String>>(1)?.map(Checkpoint),
+        totals: Snapshot {
+            count: to_u64(r.get(2)?)?,
+            digest,
+        },
+        generation: to_u64(r.get(4)?)?,
+        full_sync: r.get(5)?,
+        next_seq: to_u64(r.get(6)?)?,
+        synced_at: r.get(7)?,
+    };
+    Ok((Some(r.get(0)?), state))
+}
+
+/// Writes the scope state, creating the scope's row if needed; returns its id.
+pub fn write_scope_state(
+    conn: &Connection,
+    scope: &ScopeId,
+    id: Option<i64>,
+    st: &ScopeState,
+) -> SqlResult<i64> {
+    let checkpoint = st.checkpoint.as_ref().map(Checkpoint::as_str);
+    let (count, generation, next_seq) = (
+        int(st.totals.count)?,
+        int(st.generation)?,
+        int(st.next_seq)?,
+    );
+    let digest = &st.totals.digest.0[..];
+    match id {
+        Some(id) => {
+            conn.prepare_cached(
+                "UPDATE scopes SET checkpoint = ?2, count = ?3, digest = ?4, generation = ?5, \
+                 full_sync = ?6, next_seq = ?7, synced_at = ?8 WHERE scope_id = ?1",
+            )?
+            .execute(params![
+                id,
+                checkpoint,
+                count,
+                digest,
+                generation,
+                st.full_sync,
+                next_seq,
+                st.synced_at
+            ])?;
+            Ok(id)
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO scopes (name, checkpoint, count, digest, generation, full_sync, \
+                 next_seq, synced_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                scope.as_str(),
+                checkpoint,
+                count,
+                digest,
+                generation,
+                st.full_sync,
+                next_seq,
+                st.synced_at
+            ])?;
+            Ok(conn.last_insert_rowid())
+        }
+    }
+}
+
+pub fn scopes(conn: &Connection) -> SqlResult<Vec<ScopeId>> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM scopes ORDER BY name")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    names
+        .map(|n| {
+            let n = n?;
+            ScopeId::new(n).map_err(|e| Error::storage(format!("stored scope name: {e}")).into())
+        })
+        .collect()
+}
+
+/// Rows in the scope (all generations), from the per-generation counts.
+pub fn row_total(conn: &Connection, scope_id: i64) -> SqlResult<u64> {
+    sum_generation_rows(conn, scope_id, i64::MAX)
+}
+
+/// Rows of generations older than `generation`.
+pub fn rows_older_than(conn: &Connection, scope_id: i64, generation: u64) -> SqlResult<u64> {
+    sum_generation_rows(conn, scope_id, int(generation)?)
+}
+
+fn sum_generation_rows(conn: &Connection, scope_id: i64, below: i64) -> SqlResult<u64> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(rows), 0) FROM generation_rows \
+             WHERE scope_id = ?1 AND generation < ?2",
+        )?
+        .query_row(params![scope_id, below], |r| r.get(0))?;
+    Ok(to_u64(n)?)
+}
+
+pub fn add_generation_rows(
+    conn: &Connection,
+    scope_id: i64,
+    generation: u64,
+    delta: i64,
+) -> SqlResult<()> {
+    let generation = int(generation)?;
+    conn.prepare_cached(
+        "INSERT INTO generation_rows (scope_id, generation, rows) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (scope_id, generation) DO UPDATE SET rows = rows + excluded.rows",
+    )?
+    .execute(params![scope_id, generation, delta])?;
+    conn.prepare_cached(
+        "DELETE FROM generation_rows WHERE scope_id = ?1 AND generation = ?2 AND rows = 0",
+    )?
+    .execute(params![scope_id, generation])?;
+    Ok(())
+}
+
+/// The rows of `keys`, in order. Without `with_data`, the data of rows without a pending edit
+/// is left out (never read from the file, never parsed): planners do not look at it.
+///
+/// Runs of keys of one collection in ascending id order are first probed as a whole: when no
+/// row lies between their first and last id, none of them exists and the point lookups are
+/// skipped. That is the common case of an initial download from a cloud whose ids grow over
+/// time; with random ids the probe finds rows and costs one extra seek per run.
+pub fn read_rows(
+    conn: &Connection,
+    scope_id: i64,
+    keys: &[Key],
+    with_data: bool,
+) -> SqlResult<Vec<Option<Row>>> {
+    /// Shorter runs are looked up directly: a probe would not save enough to pay for itself.
+    const MIN_PROBED_RUN: usize = 8;
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, version, updated_at, cloud_hash, generation, pending, \
+             CASE WHEN ?4 OR pending IS NOT NULL THEN data END \
+             FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3",
+    )?;
+    let mut probe = conn.prepare_cached(
+        "SELECT 1 FROM records \
+             WHERE scope_id = ?1 AND collection = ?2 AND id >= ?3 AND id <= ?4 LIMIT 1",
+    )?;
+    let mut out = vec![None; keys.len()];
+    let mut i = 0;
+    while i < keys.len() {
+        let first = &keys[i];
+        let mut j = i + 1;
+        while j < keys.len()
+            && keys[j].collection == first.collection
+            && keys[j].id > keys[j - 1].id
+        {
+            j += 1;
+        }
+        if j - i >= MIN_PROBED_RUN {
+            let last = &keys[j - 1];
+            let any = probe.exists(params![scope_id, first.collection, first.id, last.id])?;
+            if !any {
+                i = j;
+                continue;
+            }
+        }
+        for (key, slot) in keys[i..j].iter().zip(&mut out[i..j]) {
+            let mut rows = stmt.query(params![scope_id, key.collection, key.id, with_data])?;
+            if let Some(r) = rows.next()? {
+                *slot = Some(row_from(key.clone(), r, 0)?);
+            }
+        }
+        i = j;
+    }
+    Ok(out)
+}
+
+/// Rows of generations older than `generation`, with their data, in key order.
+pub fn stale_rows(
+    conn: &Connection,
+    scope_id: i64,
+    generation: u64,
+) -> SqlResult<Vec<Option<Row>>> {
+    let q = format!(
+        "SELECT collection, id, {ROW_COLUMNS} FROM records \
+         WHERE scope_id = ?1 AND generation < ?2 ORDER BY collection, id"
+    );
+    let mut stmt = conn.prepare_cached(&q)?;
+    let mut rows = stmt.query(params![scope_id, int(generation)?])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let key = Key::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?);
+        out.push(Some(row_from(key, r, 2)?));
+    }
+    Ok(out)
+}
+
+/// Upserts a whole row (parameters as [`put_row`] binds them).
+pub const PUT_ROW: &str =
+    "INSERT INTO records (scope_id, collection, id, data, hash, version, updated_at, \
+         cloud_hash, generation, pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (scope_id, collection, id) DO UPDATE SET data = excluded.data, \
+         hash = excluded.hash, version = excluded.version, updated_at = excluded.updated_at, \
+         cloud_hash = excluded.cloud_hash, generation = excluded.generation, \
+         pending = excluded.pending";
+
+/// Writes a whole row with the [`PUT_ROW`] statement. `data` is the row's data already
+/// serialized as JSON text.
+pub fn put_row(
+    stmt: &mut Statement<'_>,
+    scope_id: i64,
+    row: &Row,
+    data: Option<&str>,
+) -> SqlResult<()> {
+    stmt.execute(params![
+        scope_id,
+        row.key.collection,
+        row.key.id,
+        data,
+        row.hash.as_ref().map(|h| &h.0[..]),
+        int(row.version)?,
+        row.updated_at,
+        stored_cloud_hash(row.hash.as_ref(), row.cloud_hash.as_ref()),
+        int(row.generation)?,
+        row.pending.map(int).transpose()?,
+    ])?;
+    Ok(())
+}
+
+/// Sets a row's cloud fields, keeping its data and hash.
+/// `cloud_hash` is stored as in [`stored_cloud_hash`], comparing with the row's own hash.
+pub const TOUCH_ROW: &str = "UPDATE records SET version = ?4, updated_at = ?5, \
+     cloud_hash = CASE WHEN ?6 IS hash THEN NULL WHEN ?6 IS NULL THEN X'' ELSE ?6 END, \
+     generation = ?7, pending = ?8 WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
+
+/// Runs [`TOUCH_ROW`] (on a row the planner was handed: [`RowWrite::Touch`](tether_engine::rules::RowWrite::Touch) names it).
+#[allow(clippy::too_many_arguments)]
+pub fn touch_row(
+    stmt: &mut Statement<'_>,
+    scope_id: i64,
+    key: &Key,
+    version: u64,
+    updated_at: &str,
+    cloud_hash: Option<&RecordHash>,
+    generation: u64,
+    pending: Option<u64>,
+) -> SqlResult<()> {
+    stmt.execute(params![
+        scope_id,
+        key.collection,
+        key.id,
+        int(version)?,
+        updated_at,
+        cloud_hash.map(|h| &h.0[..]),
+        int(generation)?,
+        pending.map(int).transpose()?,
+    ])?;
+    Ok(())
+}
+
+/// Deletes a row.
+pub const REMOVE_ROW: &str =
+    "DELETE FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
+
+/// Runs [`REMOVE_ROW`].
+pub fn remove_row(stmt: &mut Statement<'_>, scope_id: i64, key: &Key) -> SqlResult<()> {
+    stmt.execute(params![scope_id, key.collection, key.id])?;
+    Ok(())
+}
+
+/// Visible rows of a collection after `after`, by id.
+pub fn list(
+    conn: &Connection,
+    scope_id: i64,
+    collection: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> SqlResult<Vec<Row>> {
+    let q = format!(
+        "SELECT collection, id, {ROW_COLUMNS} FROM records WHERE scope_id = ?1 \
+         AND collection = ?2 AND id {} ?3 AND data IS NOT NULL ORDER BY id LIMIT ?4",
+        if after.is_some() { ">" } else { ">=" }
+    );
+    let mut stmt = conn.prepare_cached(&q)?;
+    let rows = stmt.query(params![
+        scope_id,
+        collection,
+        after.unwrap_or(""),
+        limit_of(limit)
+    ])?;
+    collect_rows(rows)
+}
+
+/// Visible rows of the scope or of one collection.
+pub fn count(conn: &Connection, scope_id: i64, collection: Option<&str>) -> SqlResult<u64> {
+    let n: i64 = match collection {
+        Some(c) => conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM records \
+                 WHERE scope_id = ?1 AND collection = ?2 AND data IS NOT NULL",
+            )?
+            .query_row(params![scope_id, c], |r| r.get(0))?,
+        None => {
+            // Every row is visible except a pending local delete, and pending rows are few:
+            // no scan of a large scope.
+            let hidden: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM outbox o JOIN records r ON r.scope_id = o.scope_id \
+                     AND r.collection = o.collection AND r.id = o.id \
+                     WHERE o.scope_id = ?1 AND r.data IS NULL",
+                )?
+                .query_row([scope_id], |r| r.get(0))?;
+            int(row_total(conn, scope_id)?)? - hidden
+        }
+    };
+    Ok(to_u64(n)?)
+}
+
+/// Keys in a range, in order, skipping `offset`, at most `limit`.
+pub fn range_keys(
+    conn: &Connection,
+    scope_id: i64,
+    range: &KeyRange,
+    limit: usize,
+    offset: u64,
+) -> SqlResult<Vec<Key>> {
+    let (clause, mut args) = range_clause(scope_id, range);
+    args.push(Value::Integer(limit_of(limit)));
+    args.push(Value::Integer(int(offset)?));
+    let n = args.len();
+    let q = format!(
+        "SELECT collection, id FROM records WHERE {clause} ORDER BY collection, id \
+         LIMIT ?{} OFFSET ?{n}",
+        n - 1
+    );
+    let mut stmt = conn.prepare_cached(&q)?;
+    let keys = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        Ok(Key::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    Ok(keys.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A `WHERE` clause (numbered parameters) selecting the rows of a key range. Row-value
+/// comparisons on `(collection, id)` follow the primary key, so SQLite seeks instead of scans.
+pub fn range_clause(scope_id: i64, range: &KeyRange) -> (String, Vec<Value>) {
+    let mut clause = String::from("scope_id = ?1");
+    let mut args = vec![Value::Integer(scope_id)];
+    for (bound, op) in [(&range.from, ">="), (&range.to, "<")] {
+        if let Some(k) = bound {
+            let n = args.len();
+            clause.push_str(&format!(
+                " AND (collection, id) {op} (?{}, ?{})",
+                n + 1,
+                n + 2
+            ));
+            args.push(Value::Text(k.collection.clone()));
+            args.push(Value::Text(k.id.clone()));
+        }
+    }
+    (clause, args)
+}
