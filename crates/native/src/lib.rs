@@ -29,3 +29,8 @@ pub use replica::{now, Replica, ScopeRef};
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 pub use tether_engine::{SyncOptions, SyncReport};
+
+/// The README's Rust snippet, compiled as a doctest so that it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
