@@ -11,7 +11,7 @@
 //! ```
 
 use std::io::Read;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use tether_engine::protocol::RetryPolicy;
 use tether_engine::protocol::{
@@ -78,7 +78,7 @@ impl HttpRemote {
     fn run<T>(&self, mut exchange: Exchange<T>) -> Result<T> {
         loop {
             let outcome = self.send(exchange.request());
-            match exchange.handle(&self.options.retry, outcome, now_ms(), jitter()) {
+            match exchange.handle(&self.options.retry, outcome, crate::now(), jitter()) {
                 Step::Wait(ms) => {
                     tracing::debug!(attempts = exchange.attempts(), wait_ms = ms, "retrying");
                     std::thread::sleep(Duration::from_millis(ms));
@@ -178,12 +178,6 @@ fn transport_error(t: ureq::Transport) -> TransportError {
         _ => Failure::Other,
     };
     TransportError::new(failure, t.to_string()).with_source(t)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A number in `[0, 1)` that differs between calls and processes. Jitter needs no quality,
