@@ -200,11 +200,10 @@ fn engine_child(n: u64, dir: &Path) -> String {
     let secs = (wall - source.building()).as_secs_f64();
     let peak = peak_rss_kib();
 
-    // Incremental: CHANGES records spread over the replica, changed in round 1.
-    let step = (n / CHANGES).max(1);
-    let indices: Vec<u64> = (0..CHANGES.min(n))
-        .map(|j| (j * step + j % 7) % n)
-        .collect();
+    // Incremental: CHANGES records spread evenly over the replica, changed in round 1. The
+    // indices are distinct for any n (j * n / c strictly increases when n >= c).
+    let c = CHANGES.min(n);
+    let indices: Vec<u64> = (0..c).map(|j| j * n / c).collect();
     source.set_changes(1, indices);
     let before = source.building();
     let started = Instant::now();
