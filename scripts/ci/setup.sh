@@ -46,6 +46,10 @@ ensure_chromium() {
   fi
   export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
   export CHROME_BIN="${CHROME_BIN:-$(command -v chromium)}"
+  # wasm-bindgen-test-runner gives chromedriver 5 s to start and a test 20 s by default: a busy
+  # 2-core machine (parallel builds) misses the first ("driver failed to bind port").
+  export WASM_BINDGEN_TEST_DRIVER_TIMEOUT="${WASM_BINDGEN_TEST_DRIVER_TIMEOUT:-60}"
+  export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
 }
 
 # Starts PostgreSQL on 127.0.0.1:5432 if it is not running and exports TETHER_TEST_PG, a URL of
