@@ -75,7 +75,8 @@
 //!   sync: a sync is many calls, and one that keeps getting answers is making progress and
 //!   should not be failed by a clock; what must be bounded is the time spent without progress,
 //!   which is what one call's retries measure. (A per-sync budget would need the `Syncer` to
-//!   tell the remote that a run started.)
+//!   tell the remote that a run started.) With the transport's deadline per attempt (natively
+//!   `HttpOptions::timeout`, the whole answer) one call ends within 2 × deadline + budget.
 //! - **Transport failures** come in as a [`TransportError`]: not sent → `Network`
 //!   [`Detail::Unreachable`], timed out → `Network` [`Detail::Timeout`], other (reset mid-way,
 //!   a browser's opaque `TypeError`) → `Network` without detail.
