@@ -43,7 +43,7 @@ impl Client for Harness {
                     ..RetryPolicy::default()
                 },
                 connect_timeout: Duration::from_secs(5),
-                read_timeout: Duration::from_secs(30),
+                timeout: Duration::from_secs(30),
                 ..HttpOptions::default()
             },
         )

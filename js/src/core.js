@@ -54,6 +54,20 @@ export const ERROR_CODES = Object.freeze([
 
 const DEFAULT_INTERVAL_MS = 15 * 60_000;
 
+/**
+ * Longest delay `setTimeout` keeps: it stores the delay as a signed 32-bit integer, and fires at
+ * once for anything above (or NaN), which would turn a huge `intervalMs` or a remote's huge
+ * `Retry-After` into a tight loop.
+ */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** `ms` as a delay `setTimeout` honours: in `[0, MAX_TIMEOUT_MS]`, NaN as the longest. */
+export function timerDelay(ms) {
+  const n = Number(ms);
+  if (Number.isNaN(n)) return MAX_TIMEOUT_MS;
+  return Math.min(Math.max(0, n), MAX_TIMEOUT_MS);
+}
+
 /** A local replica: one IndexedDB database (or an in-memory store) holding many scopes. */
 export class Replica {
   #raw;
@@ -304,7 +318,7 @@ export class BackgroundSync {
 
   #schedule(ms) {
     clearTimeout(this.#timer);
-    if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), ms);
+    if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), timerDelay(ms));
   }
 
   async #tick() {

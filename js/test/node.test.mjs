@@ -144,3 +144,42 @@ test('background sync runs, backs off on network errors, and stops', async () =>
   assert.equal(synced[0].run.trigger, 'background');
   assert.equal(await scope.count(), 5);
 });
+
+// setTimeout keeps its delay as a signed 32-bit integer and fires at once above 2^31 - 1 ms: a
+// huge intervalMs or Retry-After must not become a tight loop.
+test('background sync clamps huge intervals and Retry-After to what setTimeout keeps', async () => {
+  const { MAX_TIMEOUT_MS } = await import('../src/core.js');
+  assert.equal(MAX_TIMEOUT_MS, 2 ** 31 - 1);
+  const replica = await Replica.openInMemory();
+  const scope = replica.scope('s');
+  const delays = [];
+  const realSetTimeout = globalThis.setTimeout;
+  globalThis.setTimeout = (f, ms, ...args) => {
+    delays.push(ms);
+    return realSetTimeout(f, ms, ...args);
+  };
+  let pulls = 0;
+  const errors = [];
+  const slowDown = {
+    pull: async () => {
+      pulls += 1;
+      throw Object.assign(new Error('slow down'), { code: 'Network', retryAfterMs: 2 ** 40 });
+    },
+  };
+  try {
+    // intervalMs far above the limit, no run now: one timer, clamped.
+    const idle = scope.startBackgroundSync({ remote: slowDown, intervalMs: 2 ** 40, runNow: false });
+    await idle.stop();
+    // A run that fails with a huge Retry-After: the next timer is clamped too.
+    const bg = scope.startBackgroundSync({ remote: slowDown, onError: (e) => errors.push(e) });
+    while (errors.length < 1) await new Promise((r) => realSetTimeout(r, 5));
+    await new Promise((r) => realSetTimeout(r, 50));
+    await bg.stop();
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+  }
+  assert.equal(pulls, 1, 'no tight loop');
+  const long = delays.filter((d) => d > 1000);
+  assert.ok(long.length >= 2, `timers: ${delays}`);
+  assert.ok(long.every((d) => d === MAX_TIMEOUT_MS), `timers: ${delays}`);
+});

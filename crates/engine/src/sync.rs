@@ -31,7 +31,8 @@ use crate::rules::{
 };
 use crate::store::{MaybeSend, MaybeSync, Store};
 use crate::types::{
-    Key, KeyRange, Millis, Phase, Progress, Run, RunKind, RunStatus, ScopeId, Trigger,
+    Change, Key, KeyRange, Millis, MutationResult, Phase, Progress, Run, RunKind, RunStatus,
+    ScopeId, Trigger,
 };
 
 /// A source of the current time, in milliseconds since the Unix epoch.
@@ -133,6 +134,17 @@ pub struct VerifyReport {
 
 /// Ranges with at most this many records on either side are fetched whole during repair.
 const REPAIR_LEAF: u64 = 64;
+
+/// Pages in a row that may say `has_more` and carry no changes; the next such page ends the
+/// pull as [`Detail::NoProgress`]. A page that only moves the checkpoint is not wrong in itself
+/// (a cloud may page over a log whose entries it filters), but a hundred in a row is a remote
+/// that spins, not one that pages (docs/engine.md, "Bounded remotes").
+pub const MAX_EMPTY_PAGES: u32 = 100;
+
+/// Highest version a replica accepts: stores keep versions as SQLite `INTEGER` (`i64`), so a
+/// larger one is the remote's fault, reported as `Protocol` [`Detail::Malformed`] before any
+/// store sees it.
+pub const MAX_VERSION: u64 = i64::MAX as u64;
 
 /// Drives syncs of a [`Store`] from a [`Remote`].
 ///
@@ -295,6 +307,17 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             self.emit_counts(opts, scope, Phase::Push, done, Some(total));
             let mutations: Vec<_> = rows.iter().filter_map(Row::mutation).collect();
             let response = self.remote.push(scope, &mutations).await?;
+            for result in &response.results {
+                match result {
+                    MutationResult::Accepted { version, .. } => {
+                        check_version("an accepted mutation", *version)?
+                    }
+                    MutationResult::Rejected { current: Some(c) } => {
+                        check_versions(std::iter::once(c))?
+                    }
+                    MutationResult::Rejected { current: None } => {}
+                }
+            }
             let outcomes = validate_push(rows, response.results)?;
             let keys: Vec<Key> = outcomes.iter().map(|o| o.pushed.key.clone()).collect();
             let now = self.clock.now();
@@ -330,6 +353,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
     ) -> Result<Snapshot> {
         let mut done = 0u64;
         let mut total = None;
+        let mut empty_pages = 0u32;
         loop {
             check_cancel(opts)?;
             self.emit_counts(opts, scope, Phase::Pull, done, total);
@@ -359,16 +383,25 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 }
                 Pulled::Page { page, bytes } => (page, bytes),
             };
-            run.bytes_received += bytes;
+            run.bytes_received = run.bytes_received.saturating_add(bytes);
+            check_versions(&page.changes)?;
             let page = validate_page(page)?;
-            if page.has_more
-                && page.changes.is_empty()
-                && Some(&page.checkpoint) == state.checkpoint.as_ref()
-            {
-                return Err(Error::protocol(
-                    "the remote said has_more but sent no changes and the same checkpoint",
-                )
-                .with_detail(Detail::NoProgress));
+            if page.has_more && page.changes.is_empty() {
+                if Some(&page.checkpoint) == state.checkpoint.as_ref() {
+                    return Err(Error::protocol(
+                        "the remote said has_more but sent no changes and the same checkpoint",
+                    )
+                    .with_detail(Detail::NoProgress));
+                }
+                empty_pages += 1;
+                if empty_pages > MAX_EMPTY_PAGES {
+                    return Err(Error::protocol(format!(
+                        "the remote said has_more but sent no changes {empty_pages} pages in a row"
+                    ))
+                    .with_detail(Detail::NoProgress));
+                }
+            } else {
+                empty_pages = 0;
             }
             let mode = if state.full_sync {
                 Mode::Full
@@ -401,8 +434,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             state.totals = applied.totals;
             run.pages += 1;
             run.counts += applied.counts;
-            done += n;
-            total = remaining.map(|r| done + r);
+            // `remaining` is the remote's number: any value must give a sane total.
+            done = done.saturating_add(n);
+            total = remaining.map(|r| done.saturating_add(r));
             self.emit_counts(opts, scope, Phase::Apply, done, total);
             if !has_more {
                 // validate_page guarantees the last page carries its snapshot.
@@ -545,6 +579,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 Error::protocol("the remote answers range digests but not records")
                     .with_detail(Detail::NotSupported)
             })?;
+        check_versions(&records)?;
         let mut buf = Vec::new();
         let mut cloud = HashMap::with_capacity(records.len());
         for change in records {
@@ -612,6 +647,23 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             });
         }
     }
+}
+
+/// Every version the remote sent fits a store ([`MAX_VERSION`]).
+fn check_versions<'c>(changes: impl IntoIterator<Item = &'c Change>) -> Result<()> {
+    changes
+        .into_iter()
+        .try_for_each(|c| check_version(format_args!("{}/{}", c.collection, c.id), c.version))
+}
+
+fn check_version(what: impl std::fmt::Display, version: u64) -> Result<()> {
+    if version > MAX_VERSION {
+        return Err(Error::protocol(format!(
+            "{what} has version {version}, above the largest a replica stores ({MAX_VERSION})"
+        ))
+        .with_detail(Detail::Malformed));
+    }
+    Ok(())
 }
 
 fn check_cancel(opts: &SyncOptions<'_>) -> Result<()> {

@@ -270,3 +270,153 @@ fn bad_arguments_are_invalid_input() {
         ErrorKind::InvalidInput
     );
 }
+
+/// Pages with `has_more`, no changes and a new checkpoint each time: the pull is stopped after
+/// `MAX_EMPTY_PAGES` of them. (Before, only an unchanged checkpoint was caught and this remote
+/// was pulled forever; the test's own bound of 10,000 pulls turns that into a failure.)
+#[test]
+fn a_remote_that_moves_the_checkpoint_but_sends_nothing_is_stopped() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    struct Spinning(AtomicU32);
+    impl Remote for Spinning {
+        async fn pull(&self, _: &ScopeId, _: Option<&Checkpoint>, _: u32) -> Result<Pulled> {
+            let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+            if n > 10_000 {
+                return Err(Error::invalid("the test's bound: 10,000 pulls"));
+            }
+            let page = Page {
+                changes: Vec::new(),
+                checkpoint: Some(Checkpoint(format!("c{n}"))),
+                has_more: true,
+                remaining: Some(1),
+                snapshot: None,
+            };
+            Ok(Pulled::Page { page, bytes: 64 })
+        }
+    }
+    let (_, store, scope) = setup();
+    let remote = Spinning(AtomicU32::new(0));
+    let err = block_on(Syncer::new(&store, &remote, &clock).sync(&scope, SyncOptions::default()))
+        .unwrap_err();
+    assert_eq!(err.detail(), Some(Detail::NoProgress), "{err}");
+    assert!(err.to_string().contains("pages in a row"), "{err}");
+    let pulls = remote.0.load(Ordering::Relaxed);
+    assert_eq!(pulls, sync::MAX_EMPTY_PAGES + 1, "pulls before it stopped");
+}
+
+/// A page with changes in between resets the count: a slow trickle of real pages among empty
+/// ones is progress.
+#[test]
+fn empty_pages_between_real_ones_are_not_a_stall() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    struct Sparse<'a>(&'a Cloud, AtomicU32);
+    impl Remote for Sparse<'_> {
+        async fn pull(&self, scope: &ScopeId, cp: Option<&Checkpoint>, _: u32) -> Result<Pulled> {
+            let n = self.1.fetch_add(1, Ordering::Relaxed) + 1;
+            // Every 80th pull is one real change of the cloud's; the others only move on.
+            if n % 80 != 0 {
+                let page = Page {
+                    changes: Vec::new(),
+                    checkpoint: Some(Checkpoint(format!("{}+{n}", cp.map_or("", |c| c.as_str())))),
+                    has_more: true,
+                    remaining: None,
+                    snapshot: None,
+                };
+                return Ok(Pulled::Page { page, bytes: 0 });
+            }
+            let real = cp.map(|c| Checkpoint(c.as_str().split('+').next().unwrap().to_owned()));
+            let real = real.filter(|c| !c.as_str().is_empty());
+            self.0.pull_now(scope, real.as_ref(), 1)
+        }
+    }
+    let (cloud, store, scope) = setup();
+    let remote = Sparse(&cloud, AtomicU32::new(0));
+    let report =
+        block_on(Syncer::new(&store, &remote, &clock).sync(&scope, SyncOptions::default()))
+            .unwrap();
+    assert_eq!(report.snapshot, cloud.snapshot(&scope));
+    assert!(remote.1.load(Ordering::Relaxed) > sync::MAX_EMPTY_PAGES);
+}
+
+/// `remaining: u64::MAX` is the remote's number: progress saturates instead of overflowing
+/// (a panic in debug builds before).
+#[test]
+fn a_huge_remaining_does_not_overflow_progress() {
+    struct Huge<'a>(&'a Cloud);
+    impl Remote for Huge<'_> {
+        async fn pull(&self, scope: &ScopeId, cp: Option<&Checkpoint>, _: u32) -> Result<Pulled> {
+            let mut pulled = self.0.pull_now(scope, cp, 2)?;
+            if let Pulled::Page { page, .. } = &mut pulled {
+                page.remaining = Some(u64::MAX);
+            }
+            Ok(pulled)
+        }
+    }
+    let (cloud, store, scope) = setup();
+    let seen = Mutex::new(Vec::new());
+    let sink = |p: &Progress| seen.lock().unwrap().push((p.total, p.percent));
+    let opts = SyncOptions {
+        progress: Some(&sink),
+        ..SyncOptions::default()
+    };
+    let report = block_on(Syncer::new(&store, &Huge(&cloud), &clock).sync(&scope, opts)).unwrap();
+    assert_eq!(report.snapshot, cloud.snapshot(&scope));
+    let seen = seen.into_inner().unwrap();
+    let totals: Vec<_> = seen.iter().filter_map(|(t, p)| t.zip(*p)).collect();
+    assert!(!totals.is_empty(), "{seen:?}");
+    assert!(
+        totals.iter().all(|&(t, p)| t == u64::MAX && p < 1e-9),
+        "{seen:?}"
+    );
+}
+
+/// A version above `i64::MAX` cannot be stored (SQLite integers are signed 64-bit): it is the
+/// remote's fault, a `Protocol` error, not a `Storage` one, on every path a version comes in.
+#[test]
+fn a_version_above_i64_max_is_malformed() {
+    rejects(
+        "version 2^63",
+        |p| p.changes[0].version = 1 << 63,
+        "above the largest a replica stores",
+        Detail::Malformed,
+    );
+}
+
+#[test]
+fn a_push_accepted_at_a_version_above_i64_max_is_malformed() {
+    struct Accepting<'a>(&'a Cloud);
+    impl Remote for Accepting<'_> {
+        async fn pull(&self, scope: &ScopeId, cp: Option<&Checkpoint>, n: u32) -> Result<Pulled> {
+            self.0.pull_now(scope, cp, n)
+        }
+        fn can_push(&self) -> bool {
+            true
+        }
+        async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
+            let mut response = self.0.push_now(scope, mutations, 0)?;
+            for r in &mut response.results {
+                if let MutationResult::Accepted { version, .. } = r {
+                    *version = u64::MAX;
+                }
+            }
+            Ok(response)
+        }
+    }
+    let (cloud, store, scope) = setup();
+    let handle = ScopeHandle::new(&store, scope.clone());
+    block_on(handle.put("objects", "o10", json!({"local": true}))).unwrap();
+    let err = block_on(
+        Syncer::new(&store, &Accepting(&cloud), &clock).sync(&scope, SyncOptions::default()),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.detail()),
+        (ErrorKind::Protocol, Some(Detail::Malformed)),
+        "{err}"
+    );
+    assert_eq!(
+        block_on(store.pending_count(&scope)).unwrap(),
+        1,
+        "still pending"
+    );
+}

@@ -22,13 +22,19 @@ use tether_engine::{
     ScopeId, Snapshot,
 };
 
-/// Timeouts, compression and retry policy of an [`HttpRemote`].
+/// Timeouts, limits, compression and retry policy of an [`HttpRemote`].
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Time allowed to open a connection.
+    /// Time allowed to open a connection (within [`HttpOptions::timeout`]).
     pub connect_timeout: Duration,
-    /// Time allowed between bytes of an answer.
-    pub read_timeout: Duration,
+    /// Deadline of one attempt, from sending the request to the last byte of the answer,
+    /// on a new or a reused connection: an answer that stalls or trickles is a timeout when
+    /// it passes (default 60 s). One call, with its retries, ends within twice this plus
+    /// [`RetryPolicy::budget_ms`].
+    pub timeout: Duration,
+    /// Largest answer accepted, counted in inflated bytes while they stream in (default
+    /// [`protocol::MAX_BODY`], 64 MiB); memory per answer stays under it.
+    pub max_body: usize,
     /// Ask for gzip-compressed answers.
     pub gzip: bool,
     /// Retries, backoff, longest wait and budget (the protocol's one policy).
@@ -39,7 +45,8 @@ impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+            max_body: MAX_BODY,
             gzip: true,
             retry: RetryPolicy::default(),
         }
@@ -63,9 +70,13 @@ impl HttpRemote {
 
     /// A remote with explicit options.
     pub fn with_options(base_url: &str, token: &str, options: HttpOptions) -> Self {
+        // ureq 2's `timeout` is a deadline for the whole request, checked before every read
+        // of the head and of the body, on pooled connections too. Its `timeout_read` is set only
+        // on a freshly opened socket, so a reused keep-alive connection would wait forever, and
+        // it bounds the gap between reads, not the answer: neither is used.
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(options.connect_timeout)
-            .timeout_read(options.read_timeout)
+            .timeout(options.timeout)
             .build();
         HttpRemote {
             base: base_url.trim_end_matches('/').to_string(),
@@ -75,9 +86,10 @@ impl HttpRemote {
         }
     }
 
-    fn run<T>(&self, mut exchange: Exchange<T>) -> Result<T> {
+    fn run<T>(&self, exchange: Exchange<T>) -> Result<T> {
+        let mut exchange = exchange.with_max_body(self.options.max_body);
         loop {
-            let outcome = self.send(exchange.request());
+            let outcome = self.send(exchange.request(), exchange.max_body());
             match exchange.handle(&self.options.retry, outcome, crate::now(), jitter()) {
                 Step::Wait(ms) => {
                     tracing::debug!(attempts = exchange.attempts(), wait_ms = ms, "retrying");
@@ -88,7 +100,7 @@ impl HttpRemote {
         }
     }
 
-    fn send(&self, r: &Request) -> std::result::Result<Answer, TransportError> {
+    fn send(&self, r: &Request, max_body: usize) -> std::result::Result<Answer, TransportError> {
         let mut req = self
             .agent
             .request(r.method.as_str(), &r.url(&self.base))
@@ -109,9 +121,11 @@ impl HttpRemote {
         };
         let status = resp.status();
         let retry_after = resp.header("retry-after").map(str::to_owned);
+        // The reader inflates as it goes: taking one byte past the limit bounds the memory of a
+        // gzip bomb by the limit, whatever it would inflate to.
         let mut body = Vec::new();
         resp.into_reader()
-            .take(MAX_BODY as u64 + 1)
+            .take(max_body as u64 + 1)
             .read_to_end(&mut body)
             .map_err(|e| {
                 let failure = match e.kind() {

@@ -331,6 +331,14 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive and
+/// followed by one or more spaces (RFC 7235 §2.1); an empty token is none.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Checks the bearer token and its grant for the scope in the path.
 fn authorize(
     st: &AppState,
@@ -341,8 +349,7 @@ fn authorize(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     let Some(grant) = token.and_then(|t| st.tokens.lookup(t)) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

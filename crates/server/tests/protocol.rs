@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 both!(
     auth_and_scope_isolation,
+    the_bearer_scheme_is_case_insensitive,
     bad_requests_change_nothing,
     etag_and_gzip,
     cors,
@@ -61,6 +62,31 @@ fn auth_and_scope_isolation(backend: Backend) {
     assert_eq!(changes.len(), 1, "{page}");
     assert_eq!(changes[0]["id"], "one", "{page}");
     assert!(!page.to_string().contains("secret"));
+}
+
+/// RFC 7235 §2.1: the auth scheme is case-insensitive, and one or more spaces separate it from
+/// the credentials. Other schemes, and no token, stay 401.
+fn the_bearer_scheme_is_case_insensitive(backend: Backend) {
+    let h = Harness::start(backend);
+    let url = format!("{}/v1/scopes/s1/status", h.url());
+    let status = |value: &str| match ureq::get(&url).set("authorization", value).call() {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(s, _)) => s,
+        Err(e) => panic!("{e}"),
+    };
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        assert_eq!(status(&format!("{scheme} {READER}")), 200, "{scheme}");
+    }
+    assert_eq!(status(&format!("Bearer   {READER}")), 200, "several spaces");
+    for bad in [
+        format!("Basic {READER}"),
+        format!("Bearer{READER}"),
+        format!("Bearers {READER}"),
+        "Bearer ".to_string(),
+        READER.to_string(),
+    ] {
+        assert_eq!(status(&bad), 401, "{bad:?}");
+    }
 }
 
 fn bad_requests_change_nothing(backend: Backend) {

@@ -208,11 +208,21 @@ pub async fn resolve(v: JsValue) -> Result<JsValue, JsValue> {
 
 /// Sleeps `ms` milliseconds on the event loop.
 pub async fn sleep(ms: u64) {
-    let promise = Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, ms as f64);
-    });
-    // The promise only ever resolves.
-    let _ = JsFuture::from(promise).await;
+    // `setTimeout` keeps its delay as an i32 and fires at once above it: sleep in steps.
+    const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
+    let mut left = ms;
+    loop {
+        let step = left.min(MAX_TIMEOUT_MS);
+        let promise = Promise::new(&mut |resolve, _| {
+            set_timeout(&resolve, step as f64);
+        });
+        // The promise only ever resolves.
+        let _ = JsFuture::from(promise).await;
+        left -= step;
+        if left == 0 {
+            break;
+        }
+    }
 }
 
 /// Milliseconds since the epoch.

@@ -9,8 +9,9 @@
 //! 1. builds an [`Exchange`] with [`pull`], [`push`], [`status`], [`range_digest`] or
 //!    [`range_records`];
 //! 2. sends [`Exchange::request`]: its method, [`Request::url`], its headers plus its own
-//!    `authorization: Bearer <token>` ([`bearer`]), and its body (at most [`MAX_BODY`] + 1
-//!    bytes of the answer need to be read);
+//!    `authorization: Bearer <token>` ([`bearer`]), and its body, under one deadline for the
+//!    whole answer; at most [`Exchange::max_body`] + 1 bytes of the (inflated) answer are read,
+//!    as they stream in, never more;
 //! 3. hands what came back (an [`Answer`], or a [`TransportError`] when no answer came) to
 //!    [`Exchange::handle`] with the current time in ms and a random number in `[0, 1)`;
 //! 4. on [`Step::Wait`] sleeps that long and goes back to 2; on [`Step::Done`] returns it.
@@ -74,11 +75,17 @@
 //!   sync: a sync is many calls, and one that keeps getting answers is making progress and
 //!   should not be failed by a clock; what must be bounded is the time spent without progress,
 //!   which is what one call's retries measure. (A per-sync budget would need the `Syncer` to
-//!   tell the remote that a run started.)
+//!   tell the remote that a run started.) With the transport's deadline per attempt (natively
+//!   `HttpOptions::timeout`, the whole answer) one call ends within 2 × deadline + budget.
 //! - **Transport failures** come in as a [`TransportError`]: not sent → `Network`
 //!   [`Detail::Unreachable`], timed out → `Network` [`Detail::Timeout`], other (reset mid-way,
 //!   a browser's opaque `TypeError`) → `Network` without detail.
-//! - **Body size**: answers above [`MAX_BODY`] are `Protocol` [`Detail::BodyTooLarge`].
+//! - **Body size**: answers above [`Exchange::max_body`] (default [`MAX_BODY`], 64 MiB) are
+//!   `Protocol` [`Detail::BodyTooLarge`]. The limit counts inflated bytes and the transport
+//!   stops reading one byte past it, so a gzip bomb costs at most the limit in memory. The
+//!   largest answer a server sends is a page of 5,000 records (the reference server's page
+//!   cap); at a few KB each that is about 20 MB of JSON, a third of the limit. (It was 512 MiB,
+//!   read whole before it was compared: half a gigabyte of memory per hostile answer.)
 
 use serde::de::DeserializeOwned;
 
@@ -99,9 +106,10 @@ pub use crate::schedule::Schedule;
 /// Statuses by which a server says it does not implement an optional endpoint.
 pub const NOT_SUPPORTED: [u16; 3] = [404, 405, 501];
 
-/// Largest answer body accepted (a page of 5,000 large records fits many times over).
-/// Transports read at most one byte more, so the excess is seen without reading it all.
-pub const MAX_BODY: usize = 512 << 20;
+/// Default largest answer body, inflated: 64 MiB, about three times a page of 5,000 records of
+/// 4 KB. Transports read at most one byte more, so the excess is seen without reading it all;
+/// [`Exchange::with_max_body`] changes it per call.
+pub const MAX_BODY: usize = 64 << 20;
 
 /// The endpoints of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +208,7 @@ pub struct Answer {
     pub status: u16,
     /// The `Retry-After` header, as sent.
     pub retry_after: Option<String>,
-    /// The body, decompressed (at most [`MAX_BODY`] + 1 bytes need be read).
+    /// The body, decompressed (at most [`Exchange::max_body`] + 1 bytes need be read).
     pub body: Vec<u8>,
 }
 
@@ -277,12 +285,25 @@ pub struct Exchange<T> {
     decode: fn(&Request, &Answer) -> Option<Result<T>>,
     attempts: u32,
     first_ms: Option<i64>,
+    max_body: usize,
 }
 
 impl<T> Exchange<T> {
     /// The request to send (the same on every attempt).
     pub fn request(&self) -> &Request {
         &self.request
+    }
+
+    /// Largest answer body accepted, inflated ([`MAX_BODY`] unless changed). A transport reads
+    /// at most one byte more and hands that over: the excess is refused without reading it all.
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    /// The same call with another body limit.
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     /// Attempts handled so far.
@@ -304,10 +325,11 @@ impl<T> Exchange<T> {
         let first_ms = *self.first_ms.get_or_insert(now_ms);
         let endpoint = self.request.endpoint;
         let err = match outcome {
-            Ok(a) if a.body.len() > MAX_BODY => {
+            Ok(a) if a.body.len() > self.max_body => {
                 return Step::Done(Err(Error::protocol(format!(
-                    "{}: answer larger than {MAX_BODY} bytes",
-                    self.what()
+                    "{}: answer larger than {} bytes",
+                    self.what(),
+                    self.max_body
                 ))
                 .with_detail(Detail::BodyTooLarge)))
             }
@@ -445,6 +467,7 @@ fn exchange<T>(
         decode,
         attempts: 0,
         first_ms: None,
+        max_body: MAX_BODY,
     }
 }
 

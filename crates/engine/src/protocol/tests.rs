@@ -250,6 +250,39 @@ fn oversized_answers_are_rejected_without_decoding() {
 }
 
 #[test]
+fn the_body_limit_is_per_call() {
+    let scope = ScopeId::new("s").unwrap();
+    let page = br#"{"changes":[],"checkpoint":"1","has_more":false,"snapshot":{"count":0,"digest":"0000000000000000000000000000000000000000000000000000000000000000"}}"#;
+    let mut x = pull(&scope, None, 10).with_max_body(page.len() - 1);
+    assert_eq!(x.max_body(), page.len() - 1);
+    let Step::Done(Err(e)) = x.handle(
+        &RetryPolicy::none(),
+        Ok(Answer::new(200, page.to_vec())),
+        0,
+        0.5,
+    ) else {
+        panic!("expected an error");
+    };
+    assert_eq!(e.detail(), Some(Detail::BodyTooLarge));
+    assert!(
+        e.to_string()
+            .contains(&format!("larger than {} bytes", page.len() - 1)),
+        "{e}"
+    );
+    let mut x = pull(&scope, None, 10).with_max_body(page.len());
+    let step = x.handle(
+        &RetryPolicy::none(),
+        Ok(Answer::new(200, page.to_vec())),
+        0,
+        0.5,
+    );
+    assert!(
+        matches!(step, Step::Done(Ok(Pulled::Page { .. }))),
+        "{step:?}"
+    );
+}
+
+#[test]
 fn transport_sources_are_kept() {
     let scope = ScopeId::new("s").unwrap();
     let mut x = status(&scope);

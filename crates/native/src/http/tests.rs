@@ -115,7 +115,7 @@ fn answer(stream: &mut TcpStream, reply: Option<&Reply>) {
 fn options() -> HttpOptions {
     HttpOptions {
         connect_timeout: Duration::from_secs(2),
-        read_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(5),
         retry: cases::policy(),
         ..HttpOptions::default()
     }
@@ -202,7 +202,7 @@ fn a_slow_answer_is_a_timeout() {
         std::thread::sleep(Duration::from_millis(500));
     });
     let options = HttpOptions {
-        read_timeout: Duration::from_millis(100),
+        timeout: Duration::from_millis(100),
         ..options()
     };
     let r = HttpRemote::with_options(&base, "t", options);
@@ -217,4 +217,166 @@ fn jitter_spreads_in_the_unit_interval() {
     let samples: Vec<f64> = (0..64).map(|_| jitter()).collect();
     assert!(samples.iter().all(|s| (0.0..1.0).contains(s)));
     assert!(samples.iter().any(|s| *s < 0.5) && samples.iter().any(|s| *s >= 0.5));
+}
+
+/// What the hostile servers below send when they do answer.
+const PAGE: &str = r#"{"changes":[],"checkpoint":"1","has_more":true}"#;
+
+fn page_answer() -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{PAGE}",
+        PAGE.len()
+    )
+}
+
+/// The head at once, then one byte of the body every 20 ms: no gap between reads is long, the
+/// answer as a whole never ends. The server gives up by itself after 3 s.
+#[test]
+fn a_trickling_answer_is_timed_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        read_request(&mut stream);
+        let head =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n";
+        stream.write_all(head.as_bytes()).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) && stream.write_all(b" ").is_ok() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let options = HttpOptions {
+        timeout: Duration::from_millis(300),
+        retry: RetryPolicy::none(),
+        ..options()
+    };
+    let r = HttpRemote::with_options(&base, "t", options);
+    let scope = ScopeId::new("s").unwrap();
+    let start = Instant::now();
+    let err = futures_executor::block_on(r.pull(&scope, None, 10)).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(err.detail(), Some(Detail::Timeout), "{err:?}");
+    assert!(took < Duration::from_millis(1000), "stopped after {took:?}");
+    eprintln!("trickling answer stopped after {took:?}");
+    server.join().unwrap();
+}
+
+/// Two answers on one keep-alive connection, then every request stalls (each connection is
+/// held open, silent, for 3 s at most). The third call is timed out on the reused connection
+/// and its retries end within the budget: 2 x timeout + budget.
+#[test]
+fn a_stall_on_a_reused_connection_is_timed_out_and_its_retries_are_bounded() {
+    use std::sync::atomic::AtomicUsize;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (req, conns) = (requests.clone(), connections.clone());
+    let server = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(3);
+        let mut handlers = Vec::new();
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    conns.fetch_add(1, Ordering::SeqCst);
+                    let req = req.clone();
+                    handlers.push(std::thread::spawn(move || {
+                        while Instant::now() < until {
+                            read_request(&mut stream);
+                            if req.fetch_add(1, Ordering::SeqCst) >= 2 {
+                                // Silent until the test's bound; the client must not wait it out.
+                                let rest = until.saturating_duration_since(Instant::now());
+                                std::thread::sleep(rest);
+                                return;
+                            }
+                            stream.write_all(page_answer().as_bytes()).unwrap();
+                        }
+                    }));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        handlers.into_iter().for_each(|h| h.join().unwrap());
+    });
+    let policy = RetryPolicy {
+        retries: 10,
+        backoff_base_ms: 10,
+        backoff_cap_ms: 20,
+        max_wait_ms: 20,
+        budget_ms: 400,
+    };
+    let timeout = Duration::from_millis(200);
+    let options = HttpOptions {
+        timeout,
+        retry: policy,
+        ..options()
+    };
+    let r = HttpRemote::with_options(&base, "t", options);
+    let scope = ScopeId::new("s").unwrap();
+    for _ in 0..2 {
+        futures_executor::block_on(r.pull(&scope, None, 10)).unwrap();
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one keep-alive connection"
+    );
+    let start = Instant::now();
+    let err = futures_executor::block_on(r.pull(&scope, None, 10)).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(err.detail(), Some(Detail::Timeout), "{err:?}");
+    assert!(err.to_string().contains("attempts"), "retried: {err}");
+    let bound = timeout * 2 + Duration::from_millis(policy.budget_ms);
+    assert!(took >= timeout, "{took:?}");
+    assert!(
+        took < bound + Duration::from_millis(300),
+        "stopped after {took:?}, bound {bound:?}"
+    );
+    eprintln!(
+        "stalled keep-alive call stopped after {took:?} ({})",
+        err.to_string().rsplit('(').next().unwrap_or_default()
+    );
+    server.join().unwrap();
+}
+
+/// A page at version 2^63 from a real HTTP remote into SQLite: the remote's fault (`Protocol`
+/// `Malformed`), where it used to surface as a `Storage` error from the INSERT.
+#[test]
+fn a_version_above_i64_max_from_the_remote_is_a_protocol_error() {
+    let data = serde_json::json!({"name": "orders"});
+    let hash = tether_engine::digest::record_hash(data.as_object().unwrap());
+    let body = serde_json::json!({
+        "changes": [{"collection": "objects", "id": "o1", "version": 1u64 << 63,
+                     "updated_at": "2026-01-15T12:00:00.000Z", "deleted": false,
+                     "data": data, "hash": hash.to_string()}],
+        "checkpoint": "1", "has_more": false,
+        "snapshot": {"count": 1, "digest": tether_engine::Digest::default().to_string()},
+    })
+    .to_string();
+    let reply: &'static [Reply] = Box::leak(Box::new([Reply::Answer {
+        status: 200,
+        retry_after: None,
+        body: Box::leak(body.into_boxed_str()),
+    }]));
+    let server = Loopback::start(reply);
+    let remote = HttpRemote::with_options(&server.base, "t", options());
+    let store = crate::SqliteStore::open_in_memory().unwrap();
+    let scope = ScopeId::new("s").unwrap();
+    let clock = || 1_000;
+    let err = futures_executor::block_on(
+        tether_engine::Syncer::new(&store, &remote, &clock)
+            .sync(&scope, tether_engine::SyncOptions::default()),
+    )
+    .unwrap_err();
+    server.finish();
+    assert_eq!(
+        (err.kind(), err.detail()),
+        (tether_engine::ErrorKind::Protocol, Some(Detail::Malformed)),
+        "{err}"
+    );
 }
