@@ -31,7 +31,7 @@ use crate::rules::{
 };
 use crate::store::{MaybeSend, MaybeSync, Store};
 use crate::types::{
-    Key, KeyRange, Millis, Phase, Progress, Run, RunKind, RunStatus, ScopeId, Trigger,
+    Counts, Key, KeyRange, Millis, Phase, Progress, Run, RunKind, RunStatus, ScopeId, Trigger,
 };
 
 /// A source of the current time, in milliseconds since the Unix epoch.
@@ -261,16 +261,22 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             if state.totals == snapshot {
                 return Ok(snapshot);
             }
+            let mut expected = snapshot;
             if self.repair(scope, run).await?.is_some() {
                 state = self.store.scope_state(scope).await?;
-                if state.totals == snapshot {
-                    return Ok(snapshot);
+                // The cloud may have moved on since the last page: the repaired ranges hold
+                // what it answered during the repair, so compare with what it says now.
+                if let Some(fresh) = self.cloud_snapshot(scope).await? {
+                    expected = fresh;
+                }
+                if state.totals == expected {
+                    return Ok(expected);
                 }
             }
             if resynced {
                 return Err(Error::Integrity(Box::new(IntegrityMismatch {
                     scope: scope.to_string(),
-                    expected: snapshot,
+                    expected,
                     actual: state.totals,
                 })));
             }
@@ -304,7 +310,8 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .update(
                     scope,
                     &keys,
-                    false,
+                    // With data: an edit made during the push may have to be journaled.
+                    true,
                     |st: &ScopeState, rows: &[Option<Row>]| {
                         plan_push(scope_name, st, &outcomes, rows, now)
                     },
@@ -451,6 +458,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         let matched = local == cloud;
         let mut repaired = 0;
         let mut now_local = local;
+        let mut now_cloud = cloud;
         if !matched && repair {
             let mut run = Run {
                 id: 0,
@@ -473,13 +481,17 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .store
                 .range_snapshot(scope, &KeyRange::all(), true)
                 .await?;
+            // Compared with what the cloud says after the repair, not before it.
+            if let Some(fresh) = self.cloud_snapshot(scope).await? {
+                now_cloud = fresh;
+            }
         }
         Ok(VerifyReport {
             cloud,
             local,
             matched,
             repaired,
-            matches_now: now_local == cloud,
+            matches_now: now_local == now_cloud,
         })
     }
 
@@ -499,7 +511,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 continue;
             }
             if cloud.count.max(local.count) <= REPAIR_LEAF {
-                repaired += self.repair_range(scope, &range).await?;
+                let counts = self.repair_range(scope, &range).await?;
+                repaired += counts.repaired;
+                run.counts.conflicts += counts.conflicts;
                 continue;
             }
             if local.count < 2 {
@@ -536,7 +550,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         Ok(Some(repaired))
     }
 
-    async fn repair_range(&self, scope: &ScopeId, range: &KeyRange) -> Result<u64> {
+    async fn repair_range(&self, scope: &ScopeId, range: &KeyRange) -> Result<Counts> {
         let records = self
             .remote
             .range_records(scope, range)
@@ -562,16 +576,31 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         keys.extend(cloud.keys().cloned());
         keys.sort_unstable();
         keys.dedup();
+        let now = self.clock.now();
+        let scope_name = scope.as_str();
         let applied = self
             .store
             .update(
                 scope,
                 &keys,
                 true,
-                |st: &ScopeState, rows: &[Option<Row>]| Ok(plan_repair(st, &keys, rows, &cloud)),
+                |st: &ScopeState, rows: &[Option<Row>]| {
+                    Ok(plan_repair(scope_name, st, &keys, rows, &cloud, now))
+                },
             )
             .await?;
-        Ok(applied.counts.repaired)
+        Ok(applied.counts)
+    }
+
+    /// The cloud's count and digest now: its status, or the digest of the whole key range.
+    async fn cloud_snapshot(&self, scope: &ScopeId) -> Result<Option<Snapshot>> {
+        if let Some(st) = self.remote.status(scope).await? {
+            return Ok(Some(Snapshot {
+                count: st.count,
+                digest: st.digest,
+            }));
+        }
+        self.remote.range_digest(scope, &KeyRange::all()).await
     }
 
     fn emit(

@@ -95,6 +95,15 @@ pub struct ScopeState {
     pub synced_at: Option<Millis>,
 }
 
+impl ScopeState {
+    /// Takes the next outbox sequence number.
+    pub fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+}
+
 /// What a write replaces: the row of its key as the store handed it to the planner.
 ///
 /// A planner copies it from the row it was given ([`Prior::of`]), so a store learns from the
