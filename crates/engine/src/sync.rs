@@ -11,8 +11,9 @@
 //!    reset starts a full download under a new generation; the rows of older generations stay
 //!    readable until its last page lands and they are swept;
 //! 4. verify the maintained count and digest against the last page's snapshot. On a mismatch,
-//!    repair differing key ranges if the remote answers range queries, else (or if that fails)
-//!    download in full once more; a mismatch after that is an [`Error::Integrity`];
+//!    repair differing key ranges if the remote answers range queries and compare with a fresh
+//!    cloud answer, else (or if that fails) download in full once more; a mismatch after that
+//!    is an [`Error::Integrity`];
 //! 5. record the run's outcome and counters.
 //!
 //! The driver never reads a clock: the [`Clock`] is passed in. Cancellation is checked between

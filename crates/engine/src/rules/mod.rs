@@ -6,6 +6,7 @@
 //! | incoming | local | result |
 //! |---|---|---|
 //! | live or delete | pending, incoming equals the pending edit | clear pending, take cloud version |
+//! | live or delete | pending, incoming is the edit's base (same version and hash; or a tombstone and the edit is a create) | edit stays pending |
 //! | live or delete | pending, otherwise | cloud wins; local edit to the conflict journal |
 //! | live | absent | insert |
 //! | live | same hash | version and updated_at refreshed (unchanged) |
