@@ -4,12 +4,16 @@
 #[path = "../crates/server/tests/common/mod.rs"]
 mod common;
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Backend, Harness, READER, S1_ONLY};
 use serde_json::json;
-use tether_engine::{Error, Phase, Progress, RunKind, SyncOptions};
+use tether_engine::{
+    Checkpoint, Error, Mutation, Phase, Progress, Pulled, PushResponse, Remote, RunKind,
+    ScopeHandle, ScopeId, SyncOptions,
+};
 use tether_native::http::{HttpOptions, HttpRemote, RetryPolicy};
 use tether_native::Replica;
 
@@ -21,6 +25,8 @@ both!(
     replicas_converge_under_writes,
     range_repair_fixes_a_corrupted_replica,
     auth_errors_are_typed,
+    edits_during_a_push_end_in_one_place,
+    old_tombstones_keep_a_local_create,
 );
 
 postgres_only!(sql_writes);
@@ -485,4 +491,148 @@ fn sql_writes(backend: Backend) {
     assert_eq!(scope.count(Some("lineage")).unwrap(), 0);
     let verified = scope.verify(&h.remote(READER), false).unwrap();
     assert!(verified.matched, "{verified:?}");
+}
+
+/// A local edit of `objects/<id>`: data, or `None` to delete.
+type Edit = (&'static str, Option<serde_json::Value>);
+
+/// The server's remote with the user editing in the middle of a sync, through the replica's
+/// store (the `Replica` facade's own methods block, and would nest inside the sync's executor).
+struct Meddler<'a> {
+    remote: HttpRemote,
+    store: &'a tether_native::SqliteStore,
+    /// Edits made once the server has applied the next push, before its answer is applied.
+    after_push: Mutex<Vec<Edit>>,
+    /// Edits made before the pull with this index (0-based) is sent.
+    before_pull: Mutex<Option<(u32, Vec<Edit>)>>,
+    pulls: AtomicU32,
+}
+
+impl<'a> Meddler<'a> {
+    fn new(remote: HttpRemote, replica: &'a Replica) -> Self {
+        Meddler {
+            remote,
+            store: replica.store(),
+            after_push: Mutex::default(),
+            before_pull: Mutex::default(),
+            pulls: AtomicU32::new(0),
+        }
+    }
+
+    async fn edit(&self, scope: &ScopeId, edits: Vec<Edit>) {
+        let local = ScopeHandle::new(self.store, scope.clone());
+        for (id, data) in edits {
+            match data {
+                Some(d) => local.put("objects", id, d).await.unwrap(),
+                None => local.delete("objects", id).await.unwrap(),
+            }
+        }
+    }
+}
+
+impl Remote for Meddler<'_> {
+    async fn pull(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> tether_engine::Result<Pulled> {
+        let n = self.pulls.fetch_add(1, Ordering::SeqCst);
+        let due = {
+            let mut hook = self.before_pull.lock().unwrap();
+            match hook.take() {
+                Some((at, edits)) if at == n => edits,
+                other => {
+                    *hook = other;
+                    Vec::new()
+                }
+            }
+        };
+        self.edit(scope, due).await;
+        self.remote.pull(scope, checkpoint, limit).await
+    }
+
+    fn can_push(&self) -> bool {
+        true
+    }
+
+    async fn push(
+        &self,
+        scope: &ScopeId,
+        mutations: &[Mutation],
+    ) -> tether_engine::Result<PushResponse> {
+        let answer = self.remote.push(scope, mutations).await;
+        let edits = std::mem::take(&mut *self.after_push.lock().unwrap());
+        self.edit(scope, edits).await;
+        answer
+    }
+}
+
+/// The server's live data of `objects/<id>`.
+fn cloud_data(h: &Harness, id: &str) -> Option<serde_json::Value> {
+    let (_, body) = h.raw("GET", "/v1/scopes/s1/records", Some(READER), None);
+    body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["collection"] == "objects" && r["id"] == id)
+        .map(|r| r["data"].clone())
+}
+
+/// Edits made while the push of the previous edit of the same key is in flight: a revert to
+/// the cloud state, and a delete of a local create being pushed. Both end in the cloud.
+fn edits_during_a_push_end_in_one_place(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"v": "A"}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(100)).unwrap();
+
+    scope.put("objects", "a", json!({"v": "B"})).unwrap();
+    scope.put("objects", "c", json!({"v": "new"})).unwrap();
+    let meddler = Meddler::new(h.remote(READER), &replica);
+    *meddler.after_push.lock().unwrap() = vec![("a", Some(json!({"v": "A"}))), ("c", None)];
+    scope.sync(&meddler, opts(100)).unwrap();
+    assert_eq!(scope.get("objects", "a").unwrap().unwrap().data["v"], "A");
+    assert!(
+        scope.get("objects", "c").unwrap().is_none(),
+        "not resurrected"
+    );
+
+    let report = scope.sync(&remote, opts(100)).unwrap();
+    assert_eq!(report.run.counts.conflicts, 0);
+    assert_eq!(cloud_data(&h, "a"), Some(json!({"v": "A"})));
+    assert_eq!(cloud_data(&h, "c"), None);
+    assert!(scope.conflicts().unwrap().is_empty());
+    assert_eq!(scope.status().unwrap().pending_edits, 0);
+    assert_eq!(report.snapshot.digest, h.status("s1").digest);
+}
+
+/// After its first page the server's initial download carries the tombstones of records
+/// deleted before it started. One of them for a key created locally during the download does
+/// not touch the create: no conflict, the create is pushed by the next sync.
+fn old_tombstones_keep_a_local_create(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..300);
+    h.upsert("s1", &[("objects", "gone", json!({"v": "old"}))]);
+    h.delete("s1", &[("objects", "gone")]);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let meddler = Meddler::new(h.remote(READER), &replica);
+    *meddler.before_pull.lock().unwrap() = Some((1, vec![("gone", Some(json!({"v": "new"})))]));
+
+    let report = scope.sync(&meddler, opts(100)).unwrap();
+    assert_eq!(report.run.kind, RunKind::Initial);
+    assert!(report.run.pages >= 4, "the tombstone came after page 1");
+    assert_eq!(report.run.counts.conflicts, 0, "{:?}", report.run.counts);
+    assert!(scope.conflicts().unwrap().is_empty());
+    let gone = scope.get("objects", "gone").unwrap().unwrap();
+    assert!(gone.pending && gone.data["v"] == "new");
+
+    scope.sync(&h.remote(READER), opts(100)).unwrap();
+    assert_eq!(cloud_data(&h, "gone"), Some(json!({"v": "new"})));
+    assert_eq!(scope.status().unwrap().pending_edits, 0);
 }

@@ -216,11 +216,14 @@ impl Cloud {
         let mut changes = Vec::with_capacity(limit.min(s.feed.len()));
         let (mut next, mut has_more) = (cursor, false);
         if let Cursor::Initial { head, after } = cursor {
-            // The initial download streams the live records of the snapshot at `head`.
+            // The initial download streams the live records of the snapshot at `head`. Like
+            // the reference server, only its first page leaves tombstones out: later pages
+            // carry the tombstones of records deleted before the download started, which a
+            // replica must take as the no-ops they are.
             let mut last = after;
             for (v, key) in s.feed.range(after + 1..=head) {
                 let r = &s.records[key];
-                if r.state.is_none() {
+                if r.state.is_none() && after == 0 {
                     continue;
                 }
                 if changes.len() == limit {

@@ -11,8 +11,9 @@
 //!    reset starts a full download under a new generation; the rows of older generations stay
 //!    readable until its last page lands and they are swept;
 //! 4. verify the maintained count and digest against the last page's snapshot. On a mismatch,
-//!    repair differing key ranges if the remote answers range queries, else (or if that fails)
-//!    download in full once more; a mismatch after that is an [`Error::Integrity`];
+//!    repair differing key ranges if the remote answers range queries and compare with a fresh
+//!    cloud answer, else (or if that fails) download in full once more; a mismatch after that
+//!    is an [`Error::Integrity`];
 //! 5. record the run's outcome and counters.
 //!
 //! The driver never reads a clock: the [`Clock`] is passed in. Cancellation is checked between
@@ -31,8 +32,8 @@ use crate::rules::{
 };
 use crate::store::{MaybeSend, MaybeSync, Store};
 use crate::types::{
-    Change, Key, KeyRange, Millis, MutationResult, Phase, Progress, Run, RunKind, RunStatus,
-    ScopeId, Trigger,
+    Change, Counts, Key, KeyRange, Millis, MutationResult, Phase, Progress, Run, RunKind,
+    RunStatus, ScopeId, Trigger,
 };
 
 /// A source of the current time, in milliseconds since the Unix epoch.
@@ -273,16 +274,22 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             if state.totals == snapshot {
                 return Ok(snapshot);
             }
+            let mut expected = snapshot;
             if self.repair(scope, run).await?.is_some() {
                 state = self.store.scope_state(scope).await?;
-                if state.totals == snapshot {
-                    return Ok(snapshot);
+                // The cloud may have moved on since the last page: the repaired ranges hold
+                // what it answered during the repair, so compare with what it says now.
+                if let Some(fresh) = self.cloud_snapshot(scope).await? {
+                    expected = fresh;
+                }
+                if state.totals == expected {
+                    return Ok(expected);
                 }
             }
             if resynced {
                 return Err(Error::Integrity(Box::new(IntegrityMismatch {
                     scope: scope.to_string(),
-                    expected: snapshot,
+                    expected,
                     actual: state.totals,
                 })));
             }
@@ -327,7 +334,8 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .update(
                     scope,
                     &keys,
-                    false,
+                    // With data: an edit made during the push may have to be journaled.
+                    true,
                     |st: &ScopeState, rows: &[Option<Row>]| {
                         plan_push(scope_name, st, &outcomes, rows, now)
                     },
@@ -485,6 +493,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         let matched = local == cloud;
         let mut repaired = 0;
         let mut now_local = local;
+        let mut now_cloud = cloud;
         if !matched && repair {
             let mut run = Run {
                 id: 0,
@@ -507,13 +516,17 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .store
                 .range_snapshot(scope, &KeyRange::all(), true)
                 .await?;
+            // Compared with what the cloud says after the repair, not before it.
+            if let Some(fresh) = self.cloud_snapshot(scope).await? {
+                now_cloud = fresh;
+            }
         }
         Ok(VerifyReport {
             cloud,
             local,
             matched,
             repaired,
-            matches_now: now_local == cloud,
+            matches_now: now_local == now_cloud,
         })
     }
 
@@ -533,7 +546,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 continue;
             }
             if cloud.count.max(local.count) <= REPAIR_LEAF {
-                repaired += self.repair_range(scope, &range).await?;
+                let counts = self.repair_range(scope, &range).await?;
+                repaired += counts.repaired;
+                run.counts.conflicts += counts.conflicts;
                 continue;
             }
             if local.count < 2 {
@@ -570,7 +585,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         Ok(Some(repaired))
     }
 
-    async fn repair_range(&self, scope: &ScopeId, range: &KeyRange) -> Result<u64> {
+    async fn repair_range(&self, scope: &ScopeId, range: &KeyRange) -> Result<Counts> {
         let records = self
             .remote
             .range_records(scope, range)
@@ -597,16 +612,31 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         keys.extend(cloud.keys().cloned());
         keys.sort_unstable();
         keys.dedup();
+        let now = self.clock.now();
+        let scope_name = scope.as_str();
         let applied = self
             .store
             .update(
                 scope,
                 &keys,
                 true,
-                |st: &ScopeState, rows: &[Option<Row>]| Ok(plan_repair(st, &keys, rows, &cloud)),
+                |st: &ScopeState, rows: &[Option<Row>]| {
+                    Ok(plan_repair(scope_name, st, &keys, rows, &cloud, now))
+                },
             )
             .await?;
-        Ok(applied.counts.repaired)
+        Ok(applied.counts)
+    }
+
+    /// The cloud's count and digest now: its status, or the digest of the whole key range.
+    async fn cloud_snapshot(&self, scope: &ScopeId) -> Result<Option<Snapshot>> {
+        if let Some(st) = self.remote.status(scope).await? {
+            return Ok(Some(Snapshot {
+                count: st.count,
+                digest: st.digest,
+            }));
+        }
+        self.remote.range_digest(scope, &KeyRange::all()).await
     }
 
     fn emit(

@@ -6,6 +6,7 @@
 //! | incoming | local | result |
 //! |---|---|---|
 //! | live or delete | pending, incoming equals the pending edit | clear pending, take cloud version |
+//! | live or delete | pending, incoming is the edit's base (same version and hash; or a tombstone and the edit is a create) | edit stays pending |
 //! | live or delete | pending, otherwise | cloud wins; local edit to the conflict journal |
 //! | live | absent | insert |
 //! | live | same hash | version and updated_at refreshed (unchanged) |
@@ -93,6 +94,15 @@ pub struct ScopeState {
     pub next_seq: u64,
     /// When the last run completed.
     pub synced_at: Option<Millis>,
+}
+
+impl ScopeState {
+    /// Takes the next outbox sequence number.
+    pub fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
 }
 
 /// What a write replaces: the row of its key as the store handed it to the planner.

@@ -141,6 +141,14 @@ fn apply_one(
                     Some(_) => touch(key, prior, updated_at, None),
                     None => RowWrite::Remove { key, prior },
                 });
+            } else if rests_on(r, version, new_hash) {
+                // The cloud still holds the state the edit was made on: the change of a push
+                // already applied, a page delivered again, a full download, or the tombstone
+                // of a record the edit creates. Nothing to decide: the edit stays pending.
+                if new_hash.is_some() {
+                    out.counts.unchanged += 1;
+                    out.rows.push(touch(key, prior, updated_at, r.pending));
+                }
             } else {
                 out.conflicts
                     .push(conflict_of(scope_name, r, version, new_hash, now));
@@ -179,6 +187,17 @@ fn apply_one(
     }
 }
 
+/// Whether the cloud state `(version, hash)` is the one `row`'s pending edit was made on, so
+/// that pushing the edit overwrites nothing the user has not seen. "Absent" is one state
+/// whatever the tombstone's version: a create made on it is accepted by the cloud.
+fn rests_on(row: &Row, version: u64, hash: Option<RecordHash>) -> bool {
+    match (row.cloud_hash, hash) {
+        (None, None) => true,
+        (Some(base), Some(h)) => base == h && row.version == version,
+        _ => false,
+    }
+}
+
 fn conflict_of(
     scope_name: &str,
     row: &Row,
@@ -214,10 +233,13 @@ pub struct LocalEdit {
 }
 
 /// Plans a local edit on a key's row. Returns an empty changeset when the edit changes nothing
-/// (a delete of an absent record, or a put of the data already there).
+/// visible (a delete of an absent record, or a put of the data already there).
 ///
-/// An edit that brings the row back to its cloud state drops the pending entry: there is
-/// nothing to push any more. `row` is the only row handed to the planner (`rows[0]`).
+/// Every other edit is pending, even one that brings the row back to its cloud state, or that
+/// deletes a record created only locally: the edit before it may be in flight (or its answer
+/// lost), and if the cloud applies it, only a pending entry can still say what the user wants
+/// in the end. The price is one redundant mutation when nothing was in flight. `row` is the
+/// only row handed to the planner (`rows[0]`).
 pub fn plan_local_edit(
     state: &ScopeState,
     row: Option<&Row>,
@@ -238,21 +260,6 @@ pub fn plan_local_edit(
         Some(r) => (r.version, r.updated_at.clone(), r.cloud_hash, r.generation),
         None => (0, String::new(), None, state.generation),
     };
-    let pending = if hash == cloud_hash {
-        // Back to the cloud's state. For a delete of a local create, the row goes entirely.
-        if let (None, Some(prior)) = (hash, prior) {
-            out.rows.push(RowWrite::Remove {
-                key: edit.key.clone(),
-                prior,
-            });
-            return Ok(out);
-        }
-        None
-    } else {
-        let seq = state.next_seq;
-        out.scope.next_seq = seq + 1;
-        Some(seq)
-    };
     out.rows.push(RowWrite::Put {
         row: Row {
             key: edit.key.clone(),
@@ -262,7 +269,7 @@ pub fn plan_local_edit(
             updated_at,
             cloud_hash,
             generation,
-            pending,
+            pending: Some(out.scope.take_seq()),
         },
         prior,
     });
@@ -270,7 +277,15 @@ pub fn plan_local_edit(
 }
 
 /// Plans the effect of push results on the current rows (`rows[i]` is the current row of
-/// `outcomes[i]`'s key, re-read inside the transaction: the user may have edited again since).
+/// `outcomes[i]`'s key with its data, re-read inside the transaction: the user may have edited
+/// again while the push was in flight).
+///
+/// The pushed edit is accepted (the row takes the cloud's new state), or rejected (journaled;
+/// the row takes the cloud's current state). An edit made while the push was in flight is
+/// judged on the same answer: after an accepted push it stays pending on the cloud's new
+/// version (the user's own write), unless it equals it; after a rejection it was made on the
+/// version the other writer replaced as well, so it loses too and is journaled, unless it
+/// equals the cloud's state.
 pub fn plan_push(
     scope_name: &str,
     state: &ScopeState,
@@ -284,13 +299,25 @@ pub fn plan_push(
     };
     for (slot, (o, current)) in outcomes.iter().zip(rows).enumerate() {
         let key = &o.pushed.key;
-        let Some(current) = current else {
-            // The row vanished (a local create deleted again); nothing left to reconcile.
-            continue;
+        let prior = current.as_ref().map(|c| Prior::of(slot, c));
+        // The row as the user left it, if it is not the row pushed. No row, or a row without
+        // pending entry, is an edit too (a delete of a local create, a revert, as replicas
+        // wrote them before every edit stayed pending).
+        let newer = match current {
+            Some(c) if c.pending == o.pushed.pending => None,
+            Some(c) => Some(c.clone()),
+            None => Some(Row {
+                key: key.clone(),
+                data: None,
+                hash: None,
+                version: 0,
+                updated_at: String::new(),
+                cloud_hash: None,
+                generation: state.generation,
+                pending: None,
+            }),
         };
-        let prior = Prior::of(slot, current);
-        let edited_again = current.pending != o.pushed.pending;
-        let (version, updated_at, cloud_state) = match &o.result {
+        let (version, updated_at, cloud_state, ours) = match &o.result {
             PushResult::Accepted {
                 version,
                 updated_at,
@@ -298,77 +325,99 @@ pub fn plan_push(
                 *version,
                 updated_at.clone(),
                 o.pushed.data.clone().zip(o.pushed.hash),
+                true,
             ),
-            PushResult::Rejected(inc) if inc.as_ref().and_then(Incoming::hash) == o.pushed.hash => {
-                // The cloud already holds exactly our edit: an earlier push of it went through
-                // but its answer was lost. Not a conflict.
-                match inc {
-                    Some(i) => (i.version, i.updated_at.clone(), i.state.clone()),
-                    None => (0, String::new(), None),
-                }
-            }
+            // The cloud already holds exactly our edit: an earlier push of it went through but
+            // its answer was lost. Not a conflict.
             PushResult::Rejected(inc) => {
-                out.conflicts.push(conflict_of(
-                    scope_name,
-                    &o.pushed,
-                    inc.as_ref().map_or(0, |i| i.version),
-                    inc.as_ref().and_then(Incoming::hash),
-                    now,
-                ));
-                out.counts.conflicts += 1;
+                let ours = inc.as_ref().and_then(Incoming::hash) == o.pushed.hash;
+                if !ours {
+                    out.conflicts.push(conflict_of(
+                        scope_name,
+                        &o.pushed,
+                        inc.as_ref().map_or(0, |i| i.version),
+                        inc.as_ref().and_then(Incoming::hash),
+                        now,
+                    ));
+                    out.counts.conflicts += 1;
+                }
                 match inc {
-                    Some(i) => (i.version, i.updated_at.clone(), i.state.clone()),
-                    None => (0, String::new(), None),
+                    Some(i) => (i.version, i.updated_at.clone(), i.state.clone(), ours),
+                    None => (0, String::new(), None, ours),
                 }
             }
         };
         let cloud_hash = cloud_state.as_ref().map(|(_, h)| *h);
-        if let Some(l) = current.leaf() {
+        if let Some(l) = current.as_ref().and_then(Row::leaf) {
             out.scope.totals.remove(&l);
         }
         if let Some(h) = &cloud_hash {
             out.scope.totals.insert(&leaf(&key.collection, &key.id, h));
         }
-        let write = if edited_again {
-            // Keep the newer edit pending, now resting on the cloud's latest state.
-            RowWrite::Touch {
+        let generation = current.as_ref().map_or(state.generation, |c| c.generation);
+        let newer = newer.filter(|n| n.hash != cloud_hash);
+        let write = match (newer, prior) {
+            // Keep the newer edit pending, now resting on our own accepted write.
+            (Some(n), Some(prior)) if ours => Some(RowWrite::Touch {
                 key: key.clone(),
                 prior,
                 version,
                 updated_at,
                 cloud_hash,
-                generation: current.generation,
-                pending: current.pending,
-            }
-        } else {
-            match cloud_state {
-                Some((data, hash)) => RowWrite::Put {
-                    row: Row {
-                        key: key.clone(),
-                        data: Some(data),
-                        hash: Some(hash),
-                        version,
-                        updated_at,
-                        cloud_hash: Some(hash),
-                        generation: current.generation,
-                        pending: None,
-                    },
-                    prior: Some(prior),
-                },
-                None => RowWrite::Remove {
+                generation,
+                pending: Some(n.pending.unwrap_or_else(|| out.scope.take_seq())),
+            }),
+            // A local create deleted during its push: delete it again from the cloud.
+            (Some(_), None) if ours => Some(RowWrite::Put {
+                row: Row {
                     key: key.clone(),
-                    prior,
+                    data: None,
+                    hash: None,
+                    version,
+                    updated_at,
+                    cloud_hash,
+                    generation,
+                    pending: Some(out.scope.take_seq()),
                 },
+                prior: None,
+            }),
+            (newer, prior) => {
+                if let Some(n) = newer {
+                    out.conflicts
+                        .push(conflict_of(scope_name, &n, version, cloud_hash, now));
+                    out.counts.conflicts += 1;
+                }
+                match (cloud_state, prior) {
+                    (Some((data, hash)), prior) => Some(RowWrite::Put {
+                        row: Row {
+                            key: key.clone(),
+                            data: Some(data),
+                            hash: Some(hash),
+                            version,
+                            updated_at,
+                            cloud_hash: Some(hash),
+                            generation,
+                            pending: None,
+                        },
+                        prior,
+                    }),
+                    (None, Some(prior)) => Some(RowWrite::Remove {
+                        key: key.clone(),
+                        prior,
+                    }),
+                    (None, None) => None,
+                }
             }
         };
-        out.rows.push(write);
+        out.rows.extend(write);
     }
     Ok(out)
 }
 
 /// Plans the end of a full download: rows of generations older than the current one are gone
-/// from the cloud. A local create (no cloud state) is kept; a pending edit on a record the cloud
-/// no longer has goes to the conflict journal.
+/// from the cloud. A local create (no cloud state) is kept; a pending delete is settled (the
+/// cloud agrees); a pending put on a record the cloud no longer has goes to the conflict
+/// journal.
 pub fn plan_sweep(
     scope_name: &str,
     state: &ScopeState,
@@ -382,7 +431,7 @@ pub fn plan_sweep(
     for (slot, row) in stale.iter().enumerate() {
         let Some(row) = row else { continue };
         let prior = Prior::of(slot, row);
-        if row.cloud_hash.is_none() && row.pending.is_some() {
+        if row.cloud_hash.is_none() && row.hash.is_some() && row.pending.is_some() {
             out.rows.push(RowWrite::Touch {
                 key: row.key.clone(),
                 prior,
@@ -397,12 +446,14 @@ pub fn plan_sweep(
         if let Some(l) = row.leaf() {
             out.scope.totals.remove(&l);
         }
-        if row.pending.is_some() {
+        if row.pending.is_some() && row.hash.is_some() {
             out.conflicts
                 .push(conflict_of(scope_name, row, 0, None, now));
             out.counts.conflicts += 1;
         }
-        out.counts.deleted += 1;
+        if row.cloud_hash.is_some() {
+            out.counts.deleted += 1;
+        }
         out.rows.push(RowWrite::Remove {
             key: row.key.clone(),
             prior,
@@ -415,15 +466,21 @@ pub fn plan_sweep(
 /// Plans a range repair: `cloud` holds the cloud's live records of a key range (validated),
 /// `rows[i]` the replica's row of `keys[i]` *with its data*, where `keys` is the union of both
 /// sides' keys. Cloud wins: every row whose cloud state or data differs from the cloud's is
-/// rewritten, a row the cloud does not have is removed (a local create is kept), and a pending
-/// edit is left pending on the cloud's state. Totals are not touched: the caller recomputes them
-/// from the rows afterwards, since a corrupted row's stored hash cannot be trusted for an
-/// incremental update.
+/// rewritten, and a row the cloud does not have is removed (a local create is kept).
+///
+/// A pending edit never moves to another base: it was made on its row's cloud state, and
+/// pushing it on a newer one would overwrite a change the user never saw (or resurrect a
+/// delete). If the cloud still holds that state the edit stays as it is; if the cloud holds
+/// the edit itself it is settled; otherwise it loses like on a pull, into the conflict
+/// journal. Totals are not touched: the caller recomputes them from the rows afterwards, since
+/// a corrupted row's stored hash cannot be trusted for an incremental update.
 pub fn plan_repair(
+    scope_name: &str,
     state: &ScopeState,
     keys: &[Key],
     rows: &[Option<Row>],
     cloud: &HashMap<Key, Incoming>,
+    now: Millis,
 ) -> Changeset {
     let mut out = Changeset {
         scope: state.clone(),
@@ -432,59 +489,68 @@ pub fn plan_repair(
     let mut buf = Vec::new();
     for (slot, (key, row)) in keys.iter().zip(rows).enumerate() {
         let inc = cloud.get(key).filter(|i| i.state.is_some());
-        let row = row.as_ref().map(|r| (Prior::of(slot, r), r));
+        let cloud_row = |i: &Incoming, prior| {
+            let (data, hash) = i.state.clone()?;
+            Some(RowWrite::Put {
+                row: Row {
+                    key: key.clone(),
+                    data: Some(data),
+                    hash: Some(hash),
+                    version: i.version,
+                    updated_at: i.updated_at.clone(),
+                    cloud_hash: Some(hash),
+                    generation: state.generation,
+                    pending: None,
+                },
+                prior,
+            })
+        };
         let write = match (row, inc) {
             (None, None) => None,
-            (Some((_, r)), None) if r.cloud_hash.is_none() => None,
-            (Some((prior, r)), None) if r.pending.is_some() => Some(RowWrite::Touch {
-                key: key.clone(),
-                prior,
-                version: r.version,
-                updated_at: r.updated_at.clone(),
-                cloud_hash: None,
-                generation: state.generation,
-                pending: r.pending,
-            }),
-            (Some((prior, _)), None) => Some(RowWrite::Remove {
-                key: key.clone(),
-                prior,
-            }),
-            (row, Some(i)) => {
-                let Some((data, hash)) = i.state.as_ref().map(|(d, h)| (d.clone(), *h)) else {
-                    continue;
-                };
-                match row {
-                    Some((prior, r)) if r.pending.is_some() => Some(RowWrite::Touch {
-                        key: key.clone(),
-                        prior,
-                        version: i.version,
-                        updated_at: i.updated_at.clone(),
-                        cloud_hash: Some(hash),
-                        generation: state.generation,
-                        pending: r.pending,
-                    }),
-                    Some((_, r))
-                        if r.cloud_hash == Some(hash)
-                            && r.hash == Some(hash)
-                            && r.version == i.version
-                            && r.data.as_ref().map(|d| record_hash_with(d, &mut buf))
-                                == Some(hash) =>
-                    {
-                        None
-                    }
-                    _ => Some(RowWrite::Put {
-                        row: Row {
+            (None, Some(i)) => cloud_row(i, None),
+            (Some(r), inc) if r.pending.is_some() => {
+                let prior = Prior::of(slot, r);
+                let cloud_hash = inc.and_then(Incoming::hash);
+                let version = inc.map_or(0, |i| i.version);
+                if r.hash == cloud_hash {
+                    // The cloud holds the edit itself.
+                    match inc {
+                        Some(i) => cloud_row(i, Some(prior)),
+                        None => Some(RowWrite::Remove {
                             key: key.clone(),
-                            data: Some(data),
-                            hash: Some(hash),
-                            version: i.version,
-                            updated_at: i.updated_at.clone(),
-                            cloud_hash: Some(hash),
-                            generation: state.generation,
-                            pending: None,
-                        },
-                        prior: row.map(|(prior, _)| prior),
-                    }),
+                            prior,
+                        }),
+                    }
+                } else if rests_on(r, version, cloud_hash) {
+                    None
+                } else {
+                    out.conflicts
+                        .push(conflict_of(scope_name, r, version, cloud_hash, now));
+                    out.counts.conflicts += 1;
+                    match inc {
+                        Some(i) => cloud_row(i, Some(prior)),
+                        None => Some(RowWrite::Remove {
+                            key: key.clone(),
+                            prior,
+                        }),
+                    }
+                }
+            }
+            (Some(r), None) if r.cloud_hash.is_none() => None,
+            (Some(r), None) => Some(RowWrite::Remove {
+                key: key.clone(),
+                prior: Prior::of(slot, r),
+            }),
+            (Some(r), Some(i)) => {
+                let hash = i.hash();
+                let intact = r.cloud_hash == hash
+                    && r.hash == hash
+                    && r.version == i.version
+                    && r.data.as_ref().map(|d| record_hash_with(d, &mut buf)) == hash;
+                if intact {
+                    None
+                } else {
+                    cloud_row(i, Some(Prior::of(slot, r)))
                 }
             }
         };

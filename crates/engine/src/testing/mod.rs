@@ -24,11 +24,16 @@
 //! check one [`Store`] operation at a time on hand-written changesets; the sync scenarios
 //! (`scenarios`, from [`sync_initial_incremental_and_deletes`] to
 //! [`divergence_is_repaired_in_place`]) drive whole runs of the [`Syncer`] against an
-//! in-process [`Cloud`] with faults.
+//! in-process [`Cloud`] with faults; the edit scenarios (`edits`, from
+//! [`edits_during_a_push_end_in_one_place`] to [`repair_is_checked_against_a_fresh_cloud_answer`])
+//! check that every local edit ends in one place while the user and other writers act in the
+//! middle of a sync.
 
+mod edits;
 mod scenarios;
 mod store_cases;
 
+pub use edits::*;
 pub use scenarios::*;
 pub use store_cases::*;
 
@@ -63,6 +68,11 @@ macro_rules! for_each_conformance_case {
         $m!(local_edits_push_and_conflicts);
         $m!(reset_resyncs_and_sweeps);
         $m!(divergence_is_repaired_in_place);
+        $m!(edits_during_a_push_end_in_one_place);
+        $m!(repair_never_moves_a_pending_base);
+        $m!(sweep_takes_a_pending_delete_the_cloud_agrees_with);
+        $m!(old_tombstones_keep_a_create_made_during_the_download);
+        $m!(repair_is_checked_against_a_fresh_cloud_answer);
     };
 }
 
