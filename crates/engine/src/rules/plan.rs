@@ -446,6 +446,25 @@ pub fn plan_sweep(
         if let Some(l) = row.leaf() {
             out.scope.totals.remove(&l);
         }
+        if row.pending.is_some() && row.hash.is_none() && row.cloud_hash.is_some() {
+            // A pending delete of a record the download did not bring. The cloud most likely
+            // deleted it too, but a download can miss a record (a truncated page, found only
+            // by the digest afterwards), and settling the delete here would lose it to the
+            // repair. It stays pending on no cloud state until the cloud answers for it: a
+            // delete of a record it does not have is accepted, one of a record it still has
+            // is journaled.
+            out.rows.push(RowWrite::Touch {
+                key: row.key.clone(),
+                prior,
+                version: 0,
+                updated_at: String::new(),
+                cloud_hash: None,
+                generation: state.generation,
+                pending: row.pending,
+            });
+            out.counts.deleted += 1;
+            continue;
+        }
         if row.pending.is_some() && row.hash.is_some() {
             out.conflicts
                 .push(conflict_of(scope_name, row, 0, None, now));

@@ -482,14 +482,15 @@ fn sweep_keeps_local_creates_and_journals_lost_edits() {
     let conflicts = commit(&mut rows, &mut st, cs);
     assert_eq!(
         rows.keys().map(|k| k.id.as_str()).collect::<Vec<_>>(),
-        ["created"]
+        ["created", "deleted"]
     );
     assert_eq!(rows[&Key::new("c", "created")].generation, 2);
-    assert_eq!(
-        conflicts.len(),
-        1,
-        "a pending delete the cloud agrees with is settled"
+    let deleted = &rows[&Key::new("c", "deleted")];
+    assert!(
+        deleted.pending.is_some() && deleted.cloud_hash.is_none() && deleted.hash.is_none(),
+        "a pending delete of a record the download did not bring stays pending on no cloud state"
     );
+    assert_eq!(conflicts.len(), 1, "only the lost put is journaled");
     assert_eq!(conflicts[0].record_id, "edited");
     assert_eq!(st.totals, Snapshot::default());
     assert!(!st.full_sync);

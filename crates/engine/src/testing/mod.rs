@@ -71,6 +71,7 @@ macro_rules! for_each_conformance_case {
         $m!(edits_during_a_push_end_in_one_place);
         $m!(repair_never_moves_a_pending_base);
         $m!(sweep_takes_a_pending_delete_the_cloud_agrees_with);
+        $m!(sweep_keeps_a_pending_delete_a_truncated_download_missed);
         $m!(old_tombstones_keep_a_create_made_during_the_download);
         $m!(repair_is_checked_against_a_fresh_cloud_answer);
     };
