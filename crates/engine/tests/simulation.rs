@@ -1,7 +1,7 @@
 //! A seeded simulation of a replica and a cloud: the cloud keeps changing, pages are dropped,
 //! duplicated within, reordered within and truncated, syncs crash between steps, the replica
 //! restarts from its persisted snapshot, tombstones are purged (resets), and local edits race
-//! with cloud edits. For every seed, a final clean sync must converge: equal digests, every row
+//! with cloud edits (one replica; `sim/` has several). For every seed, a final clean sync must converge: equal digests, every row
 //! rehashing to the cloud's digest, and every local edit either in the cloud or in the journal.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -242,4 +242,14 @@ fn converges_for_every_seed() {
         let n = seen.iter().filter(|s| **s == what).count();
         assert!(n > 0, "no {what} in 60 seeds");
     }
+}
+
+mod sim;
+
+/// Seeds that once failed the multi-replica simulation, run first.
+const REGRESSIONS: &[u64] = &[2228];
+
+#[test]
+fn replicas_keep_every_edit() {
+    sim::drive(REGRESSIONS);
 }
