@@ -19,7 +19,7 @@ pub const KEYS: u64 = 6;
 /// Keys the other writer touches (`k4`, `k5` are created by replicas only).
 const CLOUD_KEYS: u64 = 4;
 /// Steps per seed.
-pub const STEPS: usize = 30;
+pub const STEPS: usize = 24;
 
 /// One local edit, as the user made it.
 pub struct Edit {
