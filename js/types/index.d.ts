@@ -206,6 +206,10 @@ export interface HttpRemote {
   /** Retries per request (default 4): reads after network errors, 408, 429 and 5xx; pushes
    * only when they cannot have been applied (408, 429, 503, offline). Other 4xx never. */
   retries?: number;
+  /** Time allowed for one attempt, the whole answer included (default 60,000 ms): a server
+   * that stalls or trickles fails the attempt as a `Network` error with `detail: 'Timeout'`,
+   * retried like the others. */
+  timeoutMs?: number;
 }
 
 /** One change of a pull page (wire format). */

@@ -125,7 +125,7 @@ pub(crate) fn has(v: &JsValue, name: &str) -> bool {
 
 /// Either remote, built from the JS description of one.
 pub enum AnyRemote {
-    /// `{url, token, fetch, retries}`.
+    /// `{url, token, fetch, retries, timeoutMs}`.
     Http(HttpRemote),
     /// `{pull, push, status}`.
     Fn(FnRemote),
@@ -152,6 +152,10 @@ impl AnyRemote {
                 .with_signal(signal);
             if let Some(n) = prop(v, "retries").and_then(|n| n.as_f64()) {
                 remote = remote.with_retries(n.clamp(0.0, 20.0) as u32);
+            }
+            if let Some(ms) = prop(v, "timeoutMs").and_then(|n| n.as_f64()) {
+                // NaN and negatives clamp to the shortest; setTimeout keeps an i32.
+                remote = remote.with_timeout(ms.clamp(1.0, i32::MAX as f64) as u64);
             }
             return Ok(AnyRemote::Http(remote));
         }

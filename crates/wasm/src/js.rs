@@ -12,6 +12,9 @@ extern "C" {
     /// `setTimeout` of the global scope.
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(handler: &Function, ms: f64) -> JsValue;
+    /// `clearTimeout` of the global scope.
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
     /// `fetch` of the global scope.
     #[wasm_bindgen(js_name = fetch)]
     pub(crate) fn global_fetch(url: &str, init: &web_sys::RequestInit) -> Promise;
@@ -222,6 +225,39 @@ pub async fn sleep(ms: u64) {
         if left == 0 {
             break;
         }
+    }
+}
+
+/// A promise that resolves to `undefined` after `ms` (clamped to what `setTimeout` keeps), to
+/// race against other awaits; the timer is cleared when the `Deadline` is dropped, so no timer
+/// outlives the attempt it bounds (a pending timer keeps Node's event loop alive).
+pub struct Deadline {
+    promise: Promise,
+    timer: JsValue,
+}
+
+impl Deadline {
+    /// Starts the timer.
+    pub fn after(ms: u64) -> Deadline {
+        let mut timer = JsValue::UNDEFINED;
+        let promise = Promise::new(&mut |resolve, _| {
+            timer = set_timeout(&resolve, ms.min(i32::MAX as u64) as f64);
+        });
+        Deadline { promise, timer }
+    }
+
+    /// Awaits `p` unless the deadline passes first: `Ok(None)` then. Only for promises that
+    /// never resolve to `undefined` (a `Response`, a stream read's `{done, value}`).
+    pub async fn race(&self, p: Promise) -> Result<Option<JsValue>, JsValue> {
+        let both = js_sys::Array::of2(&p, &self.promise);
+        let v = JsFuture::from(Promise::race(&both)).await?;
+        Ok((!v.is_undefined()).then_some(v))
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        clear_timeout(&self.timer);
     }
 }
 

@@ -11,10 +11,11 @@ use tether_engine::{
     Result, ScopeId, Snapshot,
 };
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, RequestInit, Response};
+use web_sys::{
+    AbortController, AbortSignal, Headers, ReadableStreamDefaultReader, RequestInit, Response,
+};
 
-use crate::js::{from_js_error, global_fetch, now, prop, resolve, sleep, JsFailure};
+use crate::js::{from_js_error, global_fetch, now, prop, resolve, sleep, Deadline, JsFailure};
 
 /// The sync protocol (DESIGN.md, v1) over `fetch`, with the retry policy of
 /// [`tether_engine::protocol`].
@@ -24,7 +25,12 @@ pub struct HttpRemote {
     fetch: Option<Function>,
     signal: Option<AbortSignal>,
     policy: RetryPolicy,
+    timeout_ms: u64,
+    max_body: usize,
 }
+
+/// Time allowed for one attempt, the whole answer included (as natively).
+const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 
 /// Where the bearer token comes from.
 pub enum Token {
@@ -55,6 +61,8 @@ impl HttpRemote {
             fetch,
             signal,
             policy,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_body: protocol::MAX_BODY,
         })
     }
 
@@ -76,13 +84,29 @@ impl HttpRemote {
         self
     }
 
+    /// Time allowed for one attempt, from sending to the last byte of the answer (default
+    /// 60 s): a server that stalls or trickles is a `Network` [`Detail::Timeout`]
+    /// (`tether_engine::Detail`), retried by the policy.
+    pub fn with_timeout(mut self, ms: u64) -> Self {
+        self.timeout_ms = ms.max(1);
+        self
+    }
+
+    /// Largest answer read (default [`protocol::MAX_BODY`]); counted on the inflated bytes
+    /// while they stream in, so memory stays under it whatever the server sends.
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
     /// The whole retry policy (backoff, longest wait, budget).
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
         self
     }
 
-    async fn run<T>(&self, mut exchange: Exchange<T>) -> Result<T> {
+    async fn run<T>(&self, exchange: Exchange<T>) -> Result<T> {
+        let mut exchange = exchange.with_max_body(self.max_body);
         loop {
             let outcome = self.send(exchange.request()).await?;
             let sample = js_sys::Math::random();
@@ -117,7 +141,18 @@ impl HttpRemote {
         if r.method == Method::Post {
             init.set_body(&Uint8Array::from(&r.body[..]));
         }
-        init.set_signal(self.signal.as_ref());
+        // Our own controller aborts the request when the deadline passes; the caller's signal
+        // aborts it too where the platform can combine signals (AbortSignal.any).
+        let ours = AbortController::new().ok();
+        init.set_signal(signal_of(self.signal.as_ref(), ours.as_ref()).as_ref());
+        let deadline = Deadline::after(self.timeout_ms);
+        let timed_out = || {
+            if let Some(c) = &ours {
+                c.abort();
+            }
+            let message = format!("no whole answer within {} ms", self.timeout_ms);
+            Ok(Err(TransportError::new(Failure::TimedOut, message)))
+        };
         let url = r.url(&self.base);
         let promise = match &self.fetch {
             Some(f) => match f.call2(&JsValue::NULL, &url.as_str().into(), &init) {
@@ -126,25 +161,49 @@ impl HttpRemote {
             },
             None => global_fetch(&url, &init),
         };
-        let response: Response = match JsFuture::from(promise).await {
-            Ok(v) => v
+        let response: Response = match deadline.race(promise).await {
+            Ok(Some(v)) => v
                 .dyn_into()
                 .map_err(|_| Error::protocol("fetch did not return a Response"))?,
+            Ok(None) => return timed_out(),
             Err(e) => return self.failed(&e),
         };
         let retry_after = response.headers().get("retry-after").ok().flatten();
-        let body = match response.array_buffer() {
-            Ok(p) => JsFuture::from(p).await,
-            Err(e) => Err(e),
-        };
-        match body {
-            Ok(b) => Ok(Ok(Answer {
-                status: response.status(),
-                retry_after,
-                body: Uint8Array::new(&b).to_vec(),
-            })),
-            Err(e) => self.failed(&e),
+        // Read the (inflated) body chunk by chunk, at most max_body + 1 bytes: the protocol
+        // refuses a longer one, and a gzip bomb never fills memory.
+        let mut body = Vec::new();
+        if let Some(stream) = response.body() {
+            let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+            let room = self.max_body.saturating_add(1);
+            while body.len() < room {
+                let chunk = match deadline.race(reader.read()).await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => {
+                        let _ = reader.cancel();
+                        return timed_out();
+                    }
+                    Err(e) => return self.failed(&e),
+                };
+                if prop(&chunk, "done").and_then(|d| d.as_bool()) == Some(true) {
+                    break;
+                }
+                let Some(bytes) =
+                    prop(&chunk, "value").and_then(|v| v.dyn_into::<Uint8Array>().ok())
+                else {
+                    break;
+                };
+                let take = (bytes.length() as usize).min(room - body.len());
+                body.extend(bytes.subarray(0, take as u32).to_vec());
+            }
+            if body.len() >= room {
+                let _ = reader.cancel();
+            }
         }
+        Ok(Ok(Answer {
+            status: response.status(),
+            retry_after,
+            body,
+        }))
     }
 
     /// A rejected `fetch` says nothing of whether the request left (an opaque `TypeError`),
@@ -154,6 +213,10 @@ impl HttpRemote {
         let name = field("name").unwrap_or_else(|| "Error".into());
         if self.aborted() || name == "AbortError" {
             return Err(Error::Cancelled);
+        }
+        if name == "TimeoutError" {
+            let message = field("message").unwrap_or_else(|| "timed out".into());
+            return Ok(Err(TransportError::new(Failure::TimedOut, message)));
         }
         let message = field("message").unwrap_or_else(|| "fetch failed".into());
         let online = prop(&js_sys::global(), "navigator").and_then(|n| prop(&n, "onLine"));
@@ -226,4 +289,23 @@ impl Remote for HttpRemote {
     ) -> Result<Option<Vec<Change>>> {
         self.run(protocol::range_records(scope, range)).await
     }
+}
+
+/// The signal for one attempt: ours and the caller's combined with `AbortSignal.any` where the
+/// platform has it (Chromium 116, Node 20.3), else the caller's alone (then a timed-out request
+/// is abandoned rather than aborted; the deadline still ends the attempt).
+fn signal_of(caller: Option<&AbortSignal>, ours: Option<&AbortController>) -> Option<AbortSignal> {
+    let ours = ours.map(AbortController::signal);
+    let (Some(caller), Some(mine)) = (caller, &ours) else {
+        return ours.or_else(|| caller.cloned());
+    };
+    let any = prop(&js_sys::global(), "AbortSignal").and_then(|c| prop(&c, "any").map(|f| (c, f)));
+    let combined = any.and_then(|(class, f)| {
+        let f: Function = f.dyn_into().ok()?;
+        f.call1(&class, &js_sys::Array::of2(caller, mine))
+            .ok()?
+            .dyn_into()
+            .ok()
+    });
+    Some(combined.unwrap_or_else(|| caller.clone()))
 }

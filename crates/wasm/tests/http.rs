@@ -167,3 +167,99 @@ async fn js_options_url_token_fetch_retries_still_work() {
     assert_eq!(seen.len(), 1, "retries: 0");
     assert_eq!(seen[0]["headers"]["authorization"], "Bearer t0ken");
 }
+
+#[wasm_bindgen(inline_js = r#"
+export function hostile(kind, bytes) {
+  let pulled = 0;
+  const fetch = async (url, init) => {
+    if (kind === "hang") return new Promise(() => {});
+    const body = new ReadableStream({
+      async pull(c) {
+        if (kind === "trickle") {
+          await new Promise((r) => setTimeout(r, 40));
+          pulled += 1;
+          c.enqueue(new Uint8Array([32]));
+          return;
+        }
+        // "bomb": 64 KiB chunks without end.
+        pulled += 65536;
+        c.enqueue(new Uint8Array(65536));
+        if (pulled >= bytes) c.close();
+      },
+    });
+    return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
+  };
+  return { fetch, pulled: () => pulled };
+}
+"#)]
+extern "C" {
+    fn hostile(kind: &str, bytes: f64) -> JsValue;
+}
+
+fn hostile_remote(kind: &str, bytes: f64) -> (HttpRemote, Function) {
+    let h = hostile(kind, bytes);
+    let get = |k: &str| {
+        Reflect::get(&h, &k.into())
+            .unwrap()
+            .dyn_into::<Function>()
+            .unwrap()
+    };
+    let mut policy = cases::policy();
+    policy.retries = 1;
+    let remote = HttpRemote::new(BASE, Token::None)
+        .unwrap()
+        .with_fetch(Some(get("fetch")))
+        .with_policy(policy)
+        .with_timeout(150);
+    (remote, get("pulled"))
+}
+
+#[wasm_bindgen_test]
+async fn a_fetch_that_never_answers_is_a_timeout() {
+    let (remote, _) = hostile_remote("hang", 0.0);
+    let started = js_sys::Date::now();
+    let err = remote
+        .status(&ScopeId::new("s").unwrap())
+        .await
+        .unwrap_err();
+    let took = js_sys::Date::now() - started;
+    assert_eq!(
+        (err.kind(), err.detail()),
+        (ErrorKind::Network, Some(Detail::Timeout)),
+        "{err}"
+    );
+    assert!(took < 5_000.0, "two attempts of 150 ms took {took} ms");
+}
+
+#[wasm_bindgen_test]
+async fn a_trickling_body_is_a_timeout() {
+    let (remote, pulled) = hostile_remote("trickle", 0.0);
+    let err = remote
+        .status(&ScopeId::new("s").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.detail(), Some(Detail::Timeout), "{err}");
+    let n = pulled.call0(&JsValue::NULL).unwrap().as_f64().unwrap();
+    assert!(n >= 1.0, "the body did start to trickle ({n} bytes)");
+}
+
+#[wasm_bindgen_test]
+async fn a_body_over_the_limit_is_refused_while_it_streams() {
+    let (remote, pulled) = hostile_remote("bomb", 64.0 * 1024.0 * 1024.0);
+    let remote = remote.with_max_body(1 << 20).with_timeout(30_000);
+    let err = remote
+        .status(&ScopeId::new("s").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.detail()),
+        (ErrorKind::Protocol, Some(Detail::BodyTooLarge)),
+        "{err}"
+    );
+    // The reader stopped at the limit: not the 64 MiB on offer (a chunk or two of read-ahead).
+    let n = pulled.call0(&JsValue::NULL).unwrap().as_f64().unwrap();
+    assert!(
+        n < 4.0 * 1024.0 * 1024.0,
+        "{n} bytes were pulled for a 1 MiB limit"
+    );
+}
