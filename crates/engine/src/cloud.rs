@@ -76,6 +76,8 @@ pub struct Faults {
     pub reset_next: bool,
     /// Fail the next push with a network error after applying it (the answer is lost).
     pub lose_push_answer: bool,
+    /// Fail this many next pushes with a network error before applying anything.
+    pub fail_pushes: u32,
 }
 
 impl Cloud {
@@ -295,6 +297,11 @@ impl Cloud {
         at: Millis,
     ) -> Result<PushResponse> {
         let mut inner = self.lock();
+        #[cfg(feature = "testing")]
+        if inner.faults.fail_pushes > 0 {
+            inner.faults.fail_pushes -= 1;
+            return Err(Error::network("injected fault: push failed"));
+        }
         for m in mutations {
             Key::new(&m.collection, &m.id).validate()?;
             if m.op == Op::Put && m.data.is_none() {

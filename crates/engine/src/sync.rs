@@ -5,7 +5,9 @@
 //! 1. record the run as started ([`Store::start_run`]);
 //! 2. push the outbox, if the remote accepts pushes, in sequence order, applying each batch's
 //!    results in one transaction (accepted edits take the cloud's version; rejected ones go to
-//!    the conflict journal and the cloud's state is written);
+//!    the conflict journal and the cloud's state is written). A push that fails does not stop
+//!    the run, except with [`Error::Auth`] or [`Error::Cancelled`]: the pull runs, and the run
+//!    then fails with the push's error (the unanswered edits stay pending);
 //! 3. pull pages from the stored checkpoint until `has_more` is false, validating each page
 //!    (every record's hash) and applying it with its checkpoint in one transaction. A `410`
 //!    reset starts a full download under a new generation; the rows of older generations stay
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::digest::Snapshot;
-use crate::error::{Detail, Error, IntegrityMismatch, Result, RunError};
+use crate::error::{Detail, Error, ErrorKind, IntegrityMismatch, Result, RunError};
 use crate::remote::{Pulled, Remote};
 use crate::rules::{
     plan_page, plan_push, plan_repair, plan_sweep, validate_change, validate_page, validate_push,
@@ -240,9 +242,31 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         opts: &SyncOptions<'_>,
         run: &mut Run,
     ) -> Result<Snapshot> {
-        if self.remote.can_push() {
-            self.push(scope, opts, run).await?;
+        let pushed = if self.remote.can_push() {
+            self.push(scope, opts, run).await
+        } else {
+            Ok(())
+        };
+        match pushed {
+            // Pulling with a token the cloud refuses, or after the caller asked to stop, is
+            // pointless; any other push failure must not stop the replica from receiving.
+            Err(e) if matches!(e.kind(), ErrorKind::Auth | ErrorKind::Cancelled) => Err(e),
+            pushed => {
+                let snapshot = self.pull_and_verify(scope, opts, run).await?;
+                // The pull completed; the run still fails with the push's error, the edits
+                // that were not answered stay pending for the next run.
+                pushed.map(|()| snapshot)
+            }
         }
+    }
+
+    /// Steps 3 and 4 of the module docs: pull to the last page, sweep, verify and repair.
+    async fn pull_and_verify(
+        &self,
+        scope: &ScopeId,
+        opts: &SyncOptions<'_>,
+        run: &mut Run,
+    ) -> Result<Snapshot> {
         let mut state = self.store.scope_state(scope).await?;
         let mut resynced = false;
         if opts.full || (state.checkpoint.is_none() && !state.full_sync) {
