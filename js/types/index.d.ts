@@ -191,6 +191,11 @@ export interface Conflict {
   cloudVersion: number;
   cloudHash: string | null;
   at: number;
+  /**
+   * Why the cloud can never accept the edit (`'too_large'`, `'invalid_data'`); absent for an
+   * edit that lost to another writer.
+   */
+  reason?: string;
 }
 
 // ---- remotes -------------------------------------------------------------------------------
@@ -281,6 +286,11 @@ export interface SyncOptions {
   pageSize?: number;
   /** Local edits pushed per request (default 500). */
   pushBatch?: number;
+  /**
+   * Most bytes of a push request's body (default 4 MiB); an edit larger than that alone is
+   * journaled as `'too_large'`, never sent.
+   */
+  pushBytes?: number;
   /** Download the scope in full under a new generation. */
   full?: boolean;
 }

@@ -76,6 +76,11 @@ pub struct Faults {
     pub reset_next: bool,
     /// Fail the next push with a network error after applying it (the answer is lost).
     pub lose_push_answer: bool,
+    /// Fail this many next pushes with a network error before applying anything.
+    pub fail_pushes: u32,
+    /// Refuse every push whose body is larger, as the reference server does (413, a
+    /// `Protocol` error `BodyTooLarge`), until the faults are replaced.
+    pub max_push_bytes: Option<usize>,
 }
 
 impl Cloud {
@@ -295,6 +300,25 @@ impl Cloud {
         at: Millis,
     ) -> Result<PushResponse> {
         let mut inner = self.lock();
+        #[cfg(feature = "testing")]
+        if inner.faults.fail_pushes > 0 {
+            inner.faults.fail_pushes -= 1;
+            return Err(Error::network("injected fault: push failed"));
+        }
+        #[cfg(feature = "testing")]
+        if let Some(max) = inner.faults.max_push_bytes {
+            let body = serde_json::to_vec(&crate::types::PushRequest {
+                mutations: mutations.to_vec(),
+            })
+            .map_err(|e| Error::invalid(e.to_string()))?;
+            if body.len() > max {
+                return Err(Error::protocol(format!(
+                    "injected limit: a push body of {} bytes is over {max}",
+                    body.len()
+                ))
+                .with_detail(crate::error::Detail::BodyTooLarge));
+            }
+        }
         for m in mutations {
             Key::new(&m.collection, &m.id).validate()?;
             if m.op == Op::Put && m.data.is_none() {

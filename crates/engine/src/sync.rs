@@ -5,7 +5,9 @@
 //! 1. record the run as started ([`Store::start_run`]);
 //! 2. push the outbox, if the remote accepts pushes, in sequence order, applying each batch's
 //!    results in one transaction (accepted edits take the cloud's version; rejected ones go to
-//!    the conflict journal and the cloud's state is written);
+//!    the conflict journal and the cloud's state is written). A push that fails does not stop
+//!    the run, except with [`Error::Auth`] or [`Error::Cancelled`]: the pull runs, and the run
+//!    then fails with the push's error (the unanswered edits stay pending);
 //! 3. pull pages from the stored checkpoint until `has_more` is false, validating each page
 //!    (every record's hash) and applying it with its checkpoint in one transaction. A `410`
 //!    reset starts a full download under a new generation; the rows of older generations stay
@@ -24,11 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::digest::Snapshot;
-use crate::error::{Detail, Error, IntegrityMismatch, Result, RunError};
+use crate::error::{Detail, Error, ErrorKind, IntegrityMismatch, Result, RunError};
 use crate::remote::{Pulled, Remote};
 use crate::rules::{
     plan_page, plan_push, plan_repair, plan_sweep, validate_change, validate_page, validate_push,
-    Changeset, Mode, Row, ScopeState,
+    Changeset, Mode, PushOutcome, PushResult, Row, ScopeState,
 };
 use crate::store::{MaybeSend, MaybeSync, Store};
 use crate::types::{
@@ -88,6 +90,11 @@ pub struct SyncOptions<'a> {
     pub page_size: u32,
     /// Local edits pushed per request.
     pub push_batch: usize,
+    /// Most bytes of a push request's body (the serialized mutations): a batch is cut before
+    /// the mutation that would take it over, and an edit that alone exceeds it is never sent but
+    /// journaled with reason `too_large`. Keep it under the server's body limit (the reference
+    /// server's `max_body_bytes` is 8 MiB by default).
+    pub push_bytes: usize,
     /// Download the scope in full under a new generation, whatever the checkpoint.
     pub full: bool,
     /// Progress events go here.
@@ -102,6 +109,7 @@ impl Default for SyncOptions<'_> {
             trigger: Trigger::Manual,
             page_size: 1000,
             push_batch: 500,
+            push_bytes: PUSH_BYTES,
             full: false,
             progress: None,
             cancel: None,
@@ -132,6 +140,12 @@ pub struct VerifyReport {
     /// Whether they match now.
     pub matches_now: bool,
 }
+
+/// Default [`SyncOptions::push_bytes`]: 4 MiB, half the reference server's default body limit.
+pub const PUSH_BYTES: usize = 4 << 20;
+
+/// Bytes of a push body around its mutations: `{"mutations":[` and `]}`.
+const PUSH_ENVELOPE: usize = r#"{"mutations":[]}"#.len();
 
 /// Ranges with at most this many records on either side are fetched whole during repair.
 const REPAIR_LEAF: u64 = 64;
@@ -240,9 +254,31 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         opts: &SyncOptions<'_>,
         run: &mut Run,
     ) -> Result<Snapshot> {
-        if self.remote.can_push() {
-            self.push(scope, opts, run).await?;
+        let pushed = if self.remote.can_push() {
+            self.push(scope, opts, run).await
+        } else {
+            Ok(())
+        };
+        match pushed {
+            // Pulling with a token the cloud refuses, or after the caller asked to stop, is
+            // pointless; any other push failure must not stop the replica from receiving.
+            Err(e) if matches!(e.kind(), ErrorKind::Auth | ErrorKind::Cancelled) => Err(e),
+            pushed => {
+                let snapshot = self.pull_and_verify(scope, opts, run).await?;
+                // The pull completed; the run still fails with the push's error, the edits
+                // that were not answered stay pending for the next run.
+                pushed.map(|()| snapshot)
+            }
         }
+    }
+
+    /// Steps 3 and 4 of the module docs: pull to the last page, sweep, verify and repair.
+    async fn pull_and_verify(
+        &self,
+        scope: &ScopeId,
+        opts: &SyncOptions<'_>,
+        run: &mut Run,
+    ) -> Result<Snapshot> {
         let mut state = self.store.scope_state(scope).await?;
         let mut resynced = false;
         if opts.full || (state.checkpoint.is_none() && !state.full_sync) {
@@ -309,23 +345,58 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .store
                 .pending(scope, after, opts.push_batch.max(1))
                 .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.pending;
-            self.emit_counts(opts, scope, Phase::Push, done, Some(total));
-            let mutations: Vec<_> = rows.iter().filter_map(Row::mutation).collect();
-            let response = self.remote.push(scope, &mutations).await?;
-            for result in &response.results {
-                match result {
-                    MutationResult::Accepted { version, .. } => {
-                        check_version("an accepted mutation", *version)?
-                    }
-                    MutationResult::Rejected { current: Some(c) } => {
-                        check_versions(std::iter::once(c))?
-                    }
-                    MutationResult::Rejected { current: None } => {}
-                }
+            if rows.is_empty() {
+                break;
             }
-            let outcomes = validate_push(rows, response.results)?;
+            self.emit_counts(opts, scope, Phase::Push, done, Some(total));
+            // Cut the batch by bytes as well: it ends before the mutation that would take the
+            // body over the limit (the rest is read again next round). An edit over the limit
+            // on its own is refused here, never sent: the cloud would answer 413 every time.
+            let limit = opts.push_bytes.max(1);
+            let (mut sent, mut mutations, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+            let mut bytes = PUSH_ENVELOPE;
+            for row in rows {
+                let Some(m) = row.mutation() else { continue };
+                let size = json_len(&m)?;
+                if PUSH_ENVELOPE + size > limit {
+                    after = row.pending;
+                    refused.push(row);
+                    continue;
+                }
+                // One byte for the comma after the previous mutation.
+                if !mutations.is_empty() && bytes + 1 + size > limit {
+                    break;
+                }
+                bytes += size + usize::from(!mutations.is_empty());
+                after = row.pending;
+                sent.push(row);
+                mutations.push(m);
+            }
+            let mut outcomes = if mutations.is_empty() {
+                Vec::new()
+            } else {
+                let response = self.remote.push(scope, &mutations).await?;
+                for result in &response.results {
+                    match result {
+                        MutationResult::Accepted { version, .. } => {
+                            check_version("an accepted mutation", *version)?
+                        }
+                        MutationResult::Rejected { current }
+                        | MutationResult::Invalid { current, .. } => check_versions(current)?,
+                    }
+                }
+                validate_push(sent, response.results)?
+            };
+            // The replica does not hold the cloud's data under a pending edit, so the row goes
+            // (its leaf leaves the totals) and the verification at the end of this run repairs
+            // it from the cloud; a local create simply goes.
+            outcomes.extend(refused.into_iter().map(|pushed| PushOutcome {
+                pushed,
+                result: PushResult::Invalid {
+                    reason: "too_large".into(),
+                    current: None,
+                },
+            }));
             let keys: Vec<Key> = outcomes.iter().map(|o| o.pushed.key.clone()).collect();
             let now = self.clock.now();
             let scope_name = scope.as_str();
@@ -694,6 +765,24 @@ fn check_version(what: impl std::fmt::Display, version: u64) -> Result<()> {
         .with_detail(Detail::Malformed));
     }
     Ok(())
+}
+
+/// Length of `value`'s JSON encoding, without building it.
+fn json_len(value: &impl serde::Serialize) -> Result<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value)
+        .map_err(|e| Error::invalid(format!("cannot encode a mutation: {e}")))?;
+    Ok(count.0)
 }
 
 fn check_cancel(opts: &SyncOptions<'_>) -> Result<()> {

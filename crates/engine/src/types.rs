@@ -242,6 +242,17 @@ pub enum MutationResult {
         /// The cloud's current state of the record; `None` when it never existed.
         current: Option<Change>,
     },
+    /// The cloud can never accept this mutation as it is (too large, data its storage cannot
+    /// hold): it is not retried. `current` is the cloud's record, as for a rejection.
+    Invalid {
+        /// Stable reason: `"too_large"` or `"invalid_data"`.
+        reason: String,
+        /// What was wrong, for people.
+        message: String,
+        /// The cloud's current state of the record; `None` when it never existed.
+        #[serde(default)]
+        current: Option<Change>,
+    },
 }
 
 /// The body of a push request.
@@ -295,6 +306,11 @@ pub struct Conflict {
     pub cloud_hash: Option<RecordHash>,
     /// When the conflict was recorded.
     pub at: Millis,
+    /// Why the edit was refused when the cloud can never accept it (`"too_large"`,
+    /// `"invalid_data"`: [`MutationResult::Invalid`]); `None` for an edit that lost to another
+    /// writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What kind of run a sync was.

@@ -414,9 +414,15 @@ fn a_push_accepted_at_a_version_above_i64_max_is_malformed() {
         (ErrorKind::Protocol, Some(Detail::Malformed)),
         "{err}"
     );
+    // The answer was refused, so the edit stayed pending; the pull that follows a failed push
+    // brings the cloud's record, which is the edit itself: settled, not journaled.
+    assert_eq!(block_on(store.pending_count(&scope)).unwrap(), 0);
+    assert!(block_on(handle.conflicts()).unwrap().is_empty());
     assert_eq!(
-        block_on(store.pending_count(&scope)).unwrap(),
-        1,
-        "still pending"
+        block_on(handle.get("objects", "o10"))
+            .unwrap()
+            .unwrap()
+            .data["local"],
+        true
     );
 }

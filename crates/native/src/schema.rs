@@ -23,6 +23,7 @@
 //!   initial sync), without an index on `records.generation` that every write would pay for.
 //! - `conflicts`: the conflict journal. Dismissing marks an entry (`dismissed = 1`) rather than
 //!   deleting it: overwritten edits are never lost, even after the user dismissed them.
+//!   `reason` (since version 3) says why the cloud can never accept the edit, if so.
 //! - `runs`: sync history (`error_detail` since version 2).
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -31,7 +32,7 @@ use tether_engine::Error;
 use crate::sql::{SqlError, SqlResult};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The value of the `format` marker in `tether_meta`.
 const FORMAT: &str = "tether-replica";
@@ -125,6 +126,11 @@ CREATE INDEX runs_by_scope ON runs (scope, id);
     // Version 2: the error detail of a run (tether_engine::Detail), NULL before it existed.
     r#"
 ALTER TABLE runs ADD COLUMN error_detail TEXT;
+"#,
+    // Version 3: why the cloud can never accept a journaled edit (`Conflict::reason`), NULL for
+    // an edit that lost to another writer and for every entry written before.
+    r#"
+ALTER TABLE conflicts ADD COLUMN reason TEXT;
 "#,
 ];
 

@@ -239,11 +239,15 @@ fn a_version_1_file_is_migrated_in_place_and_keeps_its_history() {
             .sync(&cloud, SyncOptions::default())
             .unwrap();
     }
-    // Turn the file back into what version 1 wrote: no `runs.error_detail`.
+    // Turn the file back into what version 1 wrote: no `runs.error_detail`, no
+    // `conflicts.reason`.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("ALTER TABLE runs DROP COLUMN error_detail; PRAGMA user_version = 1;")
-            .unwrap();
+        c.execute_batch(
+            "ALTER TABLE runs DROP COLUMN error_detail; ALTER TABLE conflicts DROP COLUMN reason; \
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     let replica = Replica::open(&path).unwrap();
     let scope = replica.scope("org-1").unwrap();
@@ -266,6 +270,48 @@ fn a_version_1_file_is_migrated_in_place_and_keeps_its_history() {
     let last = scope.history(1).unwrap().remove(0);
     assert_eq!(last.status, RunStatus::Failed);
     assert_eq!(last.error.unwrap().detail, Some(Detail::NotSupported));
+}
+
+#[test]
+fn a_version_2_file_is_migrated_in_place_and_keeps_its_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let cloud = Cloud::new();
+    let s = sid("org-1");
+    cloud.put(&s, "objects", "obj_1", json!({"n": 1}), 1_000);
+    {
+        let replica = Replica::open(&path).unwrap();
+        let scope = replica.scope("org-1").unwrap();
+        scope.sync(&cloud, SyncOptions::default()).unwrap();
+        scope.put("objects", "obj_1", json!({"n": "mine"})).unwrap();
+        cloud.put(&s, "objects", "obj_1", json!({"n": "cloud's"}), 2_000);
+        scope.sync(&cloud, SyncOptions::default()).unwrap();
+        assert_eq!(scope.conflicts().unwrap().len(), 1);
+    }
+    // Turn the file back into what version 2 wrote: no `conflicts.reason`.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("ALTER TABLE conflicts DROP COLUMN reason; PRAGMA user_version = 2;")
+            .unwrap();
+    }
+    let replica = Replica::open(&path).unwrap();
+    let scope = replica.scope("org-1").unwrap();
+    let conflicts = scope.conflicts().unwrap();
+    assert_eq!(conflicts.len(), 1, "conflicts of version 2 are kept");
+    assert_eq!(conflicts[0].local_data.as_ref().unwrap()["n"], "mine");
+    assert_eq!(
+        conflicts[0].reason, None,
+        "an edit that lost to another writer"
+    );
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let reasons: i64 = c
+        .query_row("SELECT COUNT(reason) FROM conflicts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(reasons, 0, "the column exists, NULL for old entries");
 }
 
 /// A remote whose every pull fails with a detail, to see it recorded.

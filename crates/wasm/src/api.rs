@@ -312,6 +312,7 @@ async fn sync(store: &AnyStore, scope: &ScopeId, options: &JsValue) -> Result<Js
         trigger,
         page_size: number(options, "pageSize").map_or(defaults.page_size, |n| n as u32),
         push_batch: number(options, "pushBatch").map_or(defaults.push_batch, |n| n as usize),
+        push_bytes: number(options, "pushBytes").map_or(defaults.push_bytes, |n| n as usize),
         full: prop(options, "full").is_some_and(|f| f.is_truthy()),
         progress: progress.as_ref().map(|p| p as &dyn ProgressSink),
         cancel: Some(&cancel),

@@ -220,6 +220,7 @@ fn conflict_of(
         cloud_version,
         cloud_hash,
         at: now,
+        reason: None,
     }
 }
 
@@ -285,7 +286,9 @@ pub fn plan_local_edit(
 /// judged on the same answer: after an accepted push it stays pending on the cloud's new
 /// version (the user's own write), unless it equals it; after a rejection it was made on the
 /// version the other writer replaced as well, so it loses too and is journaled, unless it
-/// equals the cloud's state.
+/// equals the cloud's state. An invalid edit (the cloud can never accept it) is journaled with
+/// its reason like a rejected one; an edit made during its push stays pending if the cloud
+/// still holds the state both rest on.
 pub fn plan_push(
     scope_name: &str,
     state: &ScopeState,
@@ -329,16 +332,23 @@ pub fn plan_push(
             ),
             // The cloud already holds exactly our edit: an earlier push of it went through but
             // its answer was lost. Not a conflict.
-            PushResult::Rejected(inc) => {
+            // An invalid mutation is journaled like a rejected one, with its reason.
+            PushResult::Rejected(inc) | PushResult::Invalid { current: inc, .. } => {
                 let ours = inc.as_ref().and_then(Incoming::hash) == o.pushed.hash;
                 if !ours {
-                    out.conflicts.push(conflict_of(
-                        scope_name,
-                        &o.pushed,
-                        inc.as_ref().map_or(0, |i| i.version),
-                        inc.as_ref().and_then(Incoming::hash),
-                        now,
-                    ));
+                    out.conflicts.push(Conflict {
+                        reason: match &o.result {
+                            PushResult::Invalid { reason, .. } => Some(reason.clone()),
+                            _ => None,
+                        },
+                        ..conflict_of(
+                            scope_name,
+                            &o.pushed,
+                            inc.as_ref().map_or(0, |i| i.version),
+                            inc.as_ref().and_then(Incoming::hash),
+                            now,
+                        )
+                    });
                     out.counts.conflicts += 1;
                 }
                 match inc {
@@ -348,6 +358,11 @@ pub fn plan_push(
             }
         };
         let cloud_hash = cloud_state.as_ref().map(|(_, h)| *h);
+        // An edit made during the push of an invalid one lost to nobody if the cloud still
+        // holds the state both were made on: it replaces the invalid edit and stays pending.
+        let keep_newer = ours
+            || matches!(o.result, PushResult::Invalid { .. })
+                && rests_on(&o.pushed, version, cloud_hash);
         if let Some(l) = current.as_ref().and_then(Row::leaf) {
             out.scope.totals.remove(&l);
         }
@@ -358,7 +373,7 @@ pub fn plan_push(
         let newer = newer.filter(|n| n.hash != cloud_hash);
         let write = match (newer, prior) {
             // Keep the newer edit pending, now resting on our own accepted write.
-            (Some(n), Some(prior)) if ours => Some(RowWrite::Touch {
+            (Some(n), Some(prior)) if keep_newer => Some(RowWrite::Touch {
                 key: key.clone(),
                 prior,
                 version,

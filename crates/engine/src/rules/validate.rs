@@ -192,6 +192,13 @@ pub enum PushResult {
     },
     /// The cloud refused it; this is its current state.
     Rejected(Option<Incoming>),
+    /// The cloud can never accept it (`reason`, e.g. `"too_large"`); this is its current state.
+    Invalid {
+        /// Stable reason, kept in the conflict journal.
+        reason: String,
+        /// The cloud's current state.
+        current: Option<Incoming>,
+    },
 }
 
 /// Validates a push answer against the mutations sent.
@@ -217,19 +224,15 @@ pub fn validate_push(pushed: Vec<Row>, results: Vec<MutationResult>) -> Result<V
                     version,
                     updated_at,
                 },
-                MutationResult::Rejected { current: None } => PushResult::Rejected(None),
-                MutationResult::Rejected { current: Some(c) } => {
-                    if (c.collection.as_str(), c.id.as_str())
-                        != (row.key.collection.as_str(), row.key.id.as_str())
-                    {
-                        return Err(Error::protocol(format!(
-                            "push result for {}/{} names {}/{}",
-                            row.key.collection, row.key.id, c.collection, c.id
-                        ))
-                        .with_detail(Detail::Malformed));
-                    }
-                    PushResult::Rejected(Some(validate_change(c, &mut buf)?))
+                MutationResult::Rejected { current } => {
+                    PushResult::Rejected(current_of(&row, current, &mut buf)?)
                 }
+                MutationResult::Invalid {
+                    reason, current, ..
+                } => PushResult::Invalid {
+                    reason,
+                    current: current_of(&row, current, &mut buf)?,
+                },
             };
             Ok(PushOutcome {
                 pushed: row,
@@ -237,4 +240,18 @@ pub fn validate_push(pushed: Vec<Row>, results: Vec<MutationResult>) -> Result<V
             })
         })
         .collect()
+}
+
+/// The cloud's current state in a push result, which must name the pushed key.
+fn current_of(row: &Row, current: Option<Change>, buf: &mut Vec<u8>) -> Result<Option<Incoming>> {
+    let Some(c) = current else { return Ok(None) };
+    if (c.collection.as_str(), c.id.as_str()) != (row.key.collection.as_str(), row.key.id.as_str())
+    {
+        return Err(Error::protocol(format!(
+            "push result for {}/{} names {}/{}",
+            row.key.collection, row.key.id, c.collection, c.id
+        ))
+        .with_detail(Detail::Malformed));
+    }
+    Ok(Some(validate_change(c, buf)?))
 }

@@ -30,10 +30,12 @@
 //! middle of a sync.
 
 mod edits;
+mod push;
 mod scenarios;
 mod store_cases;
 
 pub use edits::*;
+pub use push::*;
 pub use scenarios::*;
 pub use store_cases::*;
 
@@ -74,6 +76,9 @@ macro_rules! for_each_conformance_case {
         $m!(sweep_keeps_a_pending_delete_a_truncated_download_missed);
         $m!(old_tombstones_keep_a_create_made_during_the_download);
         $m!(repair_is_checked_against_a_fresh_cloud_answer);
+        $m!(failed_push_does_not_block_the_pull);
+        $m!(push_batches_are_cut_by_bytes);
+        $m!(an_edit_over_the_push_limit_is_journaled_as_too_large);
     };
 }
 

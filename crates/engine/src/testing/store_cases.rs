@@ -49,6 +49,7 @@ pub async fn update_writes_rows_state_and_conflicts<S: Store>(store: &S) {
         cloud_version: 2,
         cloud_hash: None,
         at: NOW,
+        reason: None,
     };
     let applied = store
         .update(&s, &keys, false, |st: &ScopeState, rows: &[Option<Row>]| {
@@ -71,6 +72,7 @@ pub async fn update_writes_rows_state_and_conflicts<S: Store>(store: &S) {
                     conflict.clone(),
                     Conflict {
                         record_id: "b".into(),
+                        reason: Some("too_large".into()),
                         ..conflict.clone()
                     },
                 ],
@@ -106,6 +108,21 @@ pub async fn update_writes_rows_state_and_conflicts<S: Store>(store: &S) {
     );
     assert_eq!(conflicts[0].record_id, "a", "oldest first");
     assert_eq!(conflicts[0].local_data, conflict.local_data);
+    assert_eq!(
+        conflicts
+            .iter()
+            .map(|c| Conflict { id: 0, ..c.clone() })
+            .collect::<Vec<_>>(),
+        [
+            conflict.clone(),
+            Conflict {
+                record_id: "b".into(),
+                reason: Some("too_large".into()),
+                ..conflict.clone()
+            }
+        ],
+        "every field round-trips, the reason too"
+    );
     assert!(store.dismiss_conflict(&s, conflicts[0].id).await.unwrap());
     assert!(
         !store.dismiss_conflict(&s, conflicts[0].id).await.unwrap(),

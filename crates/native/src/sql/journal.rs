@@ -61,7 +61,8 @@ pub fn insert_conflict(conn: &Connection, c: &Conflict) -> SqlResult<()> {
     };
     conn.prepare_cached(
         "INSERT INTO conflicts (scope, collection, record_id, local_op, local_data, \
-         base_version, cloud_version, cloud_hash, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         base_version, cloud_version, cloud_hash, at, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         c.scope,
@@ -73,6 +74,7 @@ pub fn insert_conflict(conn: &Connection, c: &Conflict) -> SqlResult<()> {
         int(c.cloud_version)?,
         c.cloud_hash.as_ref().map(|h| &h.0[..]),
         c.at,
+        c.reason,
     ])?;
     Ok(())
 }
@@ -80,7 +82,7 @@ pub fn insert_conflict(conn: &Connection, c: &Conflict) -> SqlResult<()> {
 pub fn conflicts(conn: &Connection, scope: &ScopeId) -> SqlResult<Vec<Conflict>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, scope, collection, record_id, local_op, local_data, base_version, \
-             cloud_version, cloud_hash, at FROM conflicts \
+             cloud_version, cloud_hash, at, reason FROM conflicts \
              WHERE scope = ?1 AND dismissed = 0 ORDER BY id",
     )?;
     let mut rows = stmt.query([scope.as_str()])?;
@@ -98,6 +100,7 @@ pub fn conflicts(conn: &Connection, scope: &ScopeId) -> SqlResult<Vec<Conflict>>
             cloud_version: to_u64(r.get(7)?)?,
             cloud_hash: opt_hash(r.get_ref(8)?)?,
             at: r.get(9)?,
+            reason: r.get(10)?,
         });
     }
     Ok(out)
