@@ -38,6 +38,10 @@ fn push_recorded(sh: &Shared<'_>, me: usize, m: &[Mutation]) -> Result<PushRespo
                 m.base_version,
                 current.as_ref().map(|c| c.version)
             )),
+            MutationResult::Invalid { reason, .. } => b.note(format!(
+                "  cloud: r{me} {:?} {} refused as {reason}",
+                m.op, m.id
+            )),
         }
     }
     Ok(answer)
