@@ -461,13 +461,14 @@ pub fn plan_sweep(
         if let Some(l) = row.leaf() {
             out.scope.totals.remove(&l);
         }
-        if row.pending.is_some() && row.hash.is_none() && row.cloud_hash.is_some() {
+        if row.pending.is_some() && row.hash.is_none() {
             // A pending delete of a record the download did not bring. The cloud most likely
             // deleted it too, but a download can miss a record (a truncated page, found only
             // by the digest afterwards), and settling the delete here would lose it to the
             // repair. It stays pending on no cloud state until the cloud answers for it: a
             // delete of a record it does not have is accepted, one of a record it still has
-            // is journaled.
+            // is journaled. The same holds for a deleted local create: its create may have
+            // reached the cloud with its answer lost, so the delete must still be pushed.
             out.rows.push(RowWrite::Touch {
                 key: row.key.clone(),
                 prior,
@@ -477,7 +478,9 @@ pub fn plan_sweep(
                 generation: state.generation,
                 pending: row.pending,
             });
-            out.counts.deleted += 1;
+            if row.cloud_hash.is_some() {
+                out.counts.deleted += 1;
+            }
             continue;
         }
         if row.pending.is_some() && row.hash.is_some() {

@@ -468,6 +468,10 @@ fn sweep_keeps_local_creates_and_journals_lost_edits() {
         ("edited", Some(json!({"mine": 1}))),
         ("created", Some(json!({"new": 1}))),
         ("deleted", None),
+        // A local create, then its delete: the create may have reached the cloud (its push
+        // answer lost), so the delete must stay to be pushed, not vanish in the sweep.
+        ("undone", Some(json!({"brief": 1}))),
+        ("undone", None),
     ] {
         let e = LocalEdit {
             key: Key::new("c", id),
@@ -482,8 +486,10 @@ fn sweep_keeps_local_creates_and_journals_lost_edits() {
     let conflicts = commit(&mut rows, &mut st, cs);
     assert_eq!(
         rows.keys().map(|k| k.id.as_str()).collect::<Vec<_>>(),
-        ["created", "deleted"]
+        ["created", "deleted", "undone"]
     );
+    let undone = &rows[&Key::new("c", "undone")];
+    assert!(undone.pending.is_some() && undone.hash.is_none() && undone.cloud_hash.is_none());
     assert_eq!(rows[&Key::new("c", "created")].generation, 2);
     let deleted = &rows[&Key::new("c", "deleted")];
     assert!(
