@@ -29,7 +29,10 @@ both!(
     old_tombstones_keep_a_local_create,
 );
 
-postgres_only!(sql_writes);
+postgres_only!(
+    sql_writes,
+    a_sql_update_without_hash_does_not_stop_a_pushing_replica,
+);
 
 /// The client side of the harness's server.
 trait Client {
@@ -635,4 +638,38 @@ fn old_tombstones_keep_a_local_create(backend: Backend) {
     scope.sync(&h.remote(READER), opts(100)).unwrap();
     assert_eq!(cloud_data(&h, "gone"), Some(json!({"v": "new"})));
     assert_eq!(scope.status().unwrap().pending_edits, 0);
+}
+
+/// Issue 8 item 5: a plain-SQL `UPDATE ... SET data` without `hash` while a replica holds a
+/// pending edit of that record. The push (stale base) is rejected; its answer carries the
+/// hash, so the sync completes, the cloud wins and the local edit is journaled with its data.
+fn a_sql_update_without_hash_does_not_stop_a_pushing_replica(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"name": "a0"}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(100)).unwrap();
+
+    scope.put("objects", "a", json!({"name": "local"})).unwrap();
+    h.sql(
+        "UPDATE records SET data = '{\"name\": \"sql\"}'
+           WHERE scope = 's1' AND collection = 'objects' AND id = 'a';",
+    );
+    let report = scope.sync(&remote, opts(100)).unwrap();
+    assert_eq!(report.run.counts.conflicts, 1, "{:?}", report.run.counts);
+    assert_eq!(
+        scope.get("objects", "a").unwrap().unwrap().data["name"],
+        "sql"
+    );
+    let conflicts = scope.conflicts().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].local_data.as_ref().unwrap()["name"], "local");
+    let cloud = h.status("s1");
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+    assert!(scope.verify(&remote, false).unwrap().matched);
 }

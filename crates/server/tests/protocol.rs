@@ -16,6 +16,8 @@ both!(
     cors,
 );
 
+postgres_only!(a_rejected_push_carries_the_hash_of_a_sql_update,);
+
 fn auth_and_scope_isolation(backend: Backend) {
     let h = Harness::start(backend);
     h.upsert("s1", &[("objects", "one", json!({"n": 1}))]);
@@ -334,4 +336,44 @@ fn cors(backend: Backend) {
         .call()
         .unwrap();
     assert_eq!(resp.header("access-control-allow-origin"), None);
+}
+
+/// A documented plain-SQL `UPDATE` without `hash` leaves the row pending (hash NULL). A push
+/// on the version before it is rejected, and the rejection's `current` must carry the hash of
+/// the live record, filled in on the push path itself: no other request comes first here.
+fn a_rejected_push_carries_the_hash_of_a_sql_update(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
+    let (_, page) = h.raw("GET", "/v1/scopes/s1/changes", Some(READER), None);
+    let v1 = page["changes"][0]["version"].as_u64().unwrap();
+    h.sql(
+        "UPDATE records SET data = '{\"n\": 2, \"by\": \"sql\"}'
+           WHERE scope = 's1' AND collection = 'objects' AND id = 'a';",
+    );
+    let push = json!({"mutations": [
+        {"collection": "objects", "id": "a", "op": "put", "data": {"n": 3}, "base_version": v1},
+        {"collection": "objects", "id": "a", "op": "put", "data": {"n": 4}, "base_version": null},
+    ]})
+    .to_string();
+    let (status, body) = h.raw("POST", "/v1/scopes/s1/mutations", Some(READER), Some(&push));
+    assert_eq!(status, 200, "{body}");
+    let expected = json!({"n": 2, "by": "sql"});
+    let hash = tether_engine::digest::record_hash(expected.as_object().unwrap()).to_string();
+    for result in body["results"].as_array().unwrap() {
+        assert_eq!(result["status"], "rejected", "{body}");
+        let current = &result["current"];
+        assert_eq!(current["data"], expected, "{body}");
+        assert_eq!(current["hash"].as_str(), Some(hash.as_str()), "{body}");
+        assert!(current["version"].as_u64().unwrap() > v1, "{body}");
+    }
+    // The filled-in row is counted and served like any other.
+    let status = h.status("s1");
+    assert_eq!(status.count, 1);
+    let (_, page) = h.raw("GET", "/v1/scopes/s1/changes", Some(READER), None);
+    assert_eq!(
+        page["changes"][0]["hash"].as_str(),
+        Some(hash.as_str()),
+        "{page}"
+    );
+    assert_eq!(page["snapshot"]["digest"], json!(status.digest), "{page}");
 }
