@@ -32,6 +32,7 @@ both!(
 postgres_only!(
     sql_writes,
     a_sql_update_without_hash_does_not_stop_a_pushing_replica,
+    a_row_the_server_cannot_read_does_not_stop_sync,
 );
 
 /// The client side of the harness's server.
@@ -672,4 +673,47 @@ fn a_sql_update_without_hash_does_not_stop_a_pushing_replica(backend: Backend) {
         (cloud.count, cloud.digest)
     );
     assert!(scope.verify(&remote, false).unwrap().matched);
+}
+
+/// Issue 8 item 6: rows written by plain SQL that the server cannot read back (`1e400`, deep
+/// nesting; one of them a record replicas already hold) no longer stop every sync of the
+/// scope. The row is quarantined: replicas drop their copy, and their digest still matches.
+fn a_row_the_server_cannot_read_does_not_stop_sync(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..200);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(100)).unwrap();
+    let victim = tether_dataset::Dataset::new(7, 200).record(17);
+    let deep = format!("{{\"d\": {}{}}}", "[".repeat(300), "]".repeat(300));
+    h.sql(&format!(
+        "INSERT INTO records (scope, collection, id, data)
+           VALUES ('s1', 'objects', 'huge', '{{\"x\": 1e400}}');
+         INSERT INTO records (scope, collection, id, data) VALUES ('s1', 'objects', 'deep', '{deep}');
+         UPDATE records SET data = '{{\"x\": 1e400}}'
+           WHERE scope = 's1' AND collection = '{}' AND id = '{}';",
+        victim.collection, victim.id
+    ));
+    let report = scope.sync(&remote, opts(100)).unwrap();
+    let cloud = h.status("s1");
+    assert_eq!(cloud.count, 199);
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+    assert!(scope.get(victim.collection, &victim.id).unwrap().is_none());
+    assert_eq!(scope.count(None).unwrap(), 199);
+    assert!(scope.verify(&remote, false).unwrap().matched);
+
+    // A new replica's initial sync gets the same.
+    let fresh = Replica::open(dir.path().join("fresh.db")).unwrap();
+    let fresh = fresh.scope("s1").unwrap();
+    let report = fresh.sync(&remote, opts(50)).unwrap();
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+    assert!(fresh.verify(&remote, false).unwrap().matched);
 }

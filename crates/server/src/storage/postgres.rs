@@ -15,8 +15,8 @@ use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus}
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
-    change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge, Storage,
-    StorageError, Write, WriteSummary,
+    change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge, Quarantined,
+    Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -90,7 +90,7 @@ impl PgStorage {
             let pending = client
                 .query_opt(
                     "SELECT 1 FROM records WHERE scope = $1 AND hash IS NULL AND NOT deleted
-                     LIMIT 1",
+                     AND quarantine IS NULL LIMIT 1",
                     &[&scope],
                 )
                 .await?;
@@ -128,7 +128,7 @@ async fn settle(
                 .prepare_cached(
                     "SELECT collection, id, version, data::text FROM records
                      WHERE scope = $1 AND collection = $2 AND id = $3
-                     AND hash IS NULL AND NOT deleted",
+                     AND hash IS NULL AND NOT deleted AND quarantine IS NULL",
                 )
                 .await?;
             tx.query(&select, &[&scope, &k.collection, &k.id]).await?
@@ -137,7 +137,8 @@ async fn settle(
             let select = tx
                 .prepare_cached(
                     "SELECT collection, id, version, data::text FROM records
-                     WHERE scope = $1 AND hash IS NULL AND NOT deleted LIMIT $2",
+                     WHERE scope = $1 AND hash IS NULL AND NOT deleted AND quarantine IS NULL
+                     LIMIT $2",
                 )
                 .await?;
             tx.query(&select, &[&scope, &(SETTLE_BATCH as i64)]).await?
@@ -149,7 +150,15 @@ async fn settle(
     let update = tx
         .prepare_cached(
             "UPDATE records SET hash = $5 WHERE scope = $1 AND collection = $2
-             AND id = $3 AND version = $4 AND hash IS NULL AND NOT deleted",
+             AND id = $3 AND version = $4 AND hash IS NULL AND NOT deleted
+             AND quarantine IS NULL",
+        )
+        .await?;
+    let quarantine = tx
+        .prepare_cached(
+            "UPDATE records SET quarantine = $5 WHERE scope = $1 AND collection = $2
+             AND id = $3 AND version = $4 AND hash IS NULL AND NOT deleted
+             AND quarantine IS NULL RETURNING version",
         )
         .await?;
     let mut buf = Vec::new();
@@ -157,12 +166,36 @@ async fn settle(
     for r in &rows {
         let (c, i, v, text): (String, String, i64, String) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
-        let data = super::data_of(&text)?;
-        let Some(map) = data.as_object() else {
-            continue;
-        };
-        let hash = record_hash_with(map, &mut buf).to_string();
-        handled += tx.execute(&update, &[&scope, &c, &i, &v, &hash]).await?;
+        let readable = Key::new(c.as_str(), i.as_str())
+            .validate()
+            .map_err(|e| e.to_string())
+            .and_then(|()| super::data_of(&text).map_err(|e| e.to_string()));
+        match readable {
+            Ok(data) => {
+                let Some(map) = data.as_object() else {
+                    continue;
+                };
+                let hash = record_hash_with(map, &mut buf).to_string();
+                handled += tx.execute(&update, &[&scope, &c, &i, &v, &hash]).await?;
+            }
+            Err(reason) => {
+                // Not served and not counted; replicas see a tombstone at the new version.
+                if let Some(q) = tx
+                    .query_opt(&quarantine, &[&scope, &c, &i, &v, &reason])
+                    .await?
+                {
+                    tracing::warn!(
+                        scope,
+                        collection = c.as_str(),
+                        id = i.as_str(),
+                        version = q.get::<_, i64>(0),
+                        reason = reason.as_str(),
+                        "quarantined a row written by plain SQL that the server cannot read"
+                    );
+                    handled += 1;
+                }
+            }
+        }
     }
     Ok(handled)
 }
@@ -181,6 +214,9 @@ async fn lock_scope(
         &[&scope],
     )
     .await?;
+    // The trigger trusts the hash of this transaction's writes (see schema.sql).
+    tx.execute("SELECT set_config('tether.writer', 'server', true)", &[])
+        .await?;
     Ok(())
 }
 
@@ -224,7 +260,9 @@ async fn scope_row(
     })
 }
 
-const COLUMNS: &str = "collection, id, version, updated_at, data::text, hash";
+/// A stored row as a change; a quarantined row reads as a tombstone (no data, no hash).
+const COLUMNS: &str = "collection, id, version, updated_at,
+    CASE WHEN quarantine IS NULL THEN data::text END, hash";
 
 fn row_change(r: &Row) -> Result<Change, StorageError> {
     let data: Option<String> = r.get(4);
@@ -291,7 +329,8 @@ impl Storage for PgStorage {
             } else {
                 format!(
                     "SELECT {COLUMNS} FROM records WHERE scope = $1 AND version > $2
-                     AND (deleted OR hash IS NOT NULL) ORDER BY version LIMIT $3"
+                     AND (deleted OR hash IS NOT NULL OR quarantine IS NOT NULL)
+                     ORDER BY version LIMIT $3"
                 )
             };
             let after = from.map_or(0, |p| p.cursor) as i64;
@@ -321,7 +360,7 @@ impl Storage for PgStorage {
             lock_scope(&tx, scope).await?;
             let get = tx
                 .prepare_cached(&format!(
-                    "SELECT {COLUMNS}, deleted FROM records
+                    "SELECT {COLUMNS}, deleted OR quarantine IS NOT NULL FROM records
                      WHERE scope = $1 AND collection = $2 AND id = $3"
                 ))
                 .await?;
@@ -510,6 +549,29 @@ impl Storage for PgStorage {
                 .map(row_change)
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some)
+        })
+    }
+
+    fn quarantine<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Vec<Quarantined>> {
+        Box::pin(async move {
+            self.fix_hashes(scope).await?;
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT collection, id, version, quarantine FROM records
+                     WHERE scope = $1 AND quarantine IS NOT NULL ORDER BY collection, id",
+                    &[&scope],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Quarantined {
+                    collection: r.get(0),
+                    id: r.get(1),
+                    version: r.get::<_, i64>(2) as u64,
+                    reason: r.get(3),
+                })
+                .collect())
         })
     }
 
