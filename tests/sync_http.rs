@@ -29,7 +29,11 @@ both!(
     old_tombstones_keep_a_local_create,
 );
 
-postgres_only!(sql_writes);
+postgres_only!(
+    sql_writes,
+    a_sql_update_without_hash_does_not_stop_a_pushing_replica,
+    a_row_the_server_cannot_read_does_not_stop_sync,
+);
 
 /// The client side of the harness's server.
 trait Client {
@@ -635,4 +639,81 @@ fn old_tombstones_keep_a_local_create(backend: Backend) {
     scope.sync(&h.remote(READER), opts(100)).unwrap();
     assert_eq!(cloud_data(&h, "gone"), Some(json!({"v": "new"})));
     assert_eq!(scope.status().unwrap().pending_edits, 0);
+}
+
+/// Issue 8 item 5: a plain-SQL `UPDATE ... SET data` without `hash` while a replica holds a
+/// pending edit of that record. The push (stale base) is rejected; its answer carries the
+/// hash, so the sync completes, the cloud wins and the local edit is journaled with its data.
+fn a_sql_update_without_hash_does_not_stop_a_pushing_replica(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"name": "a0"}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(100)).unwrap();
+
+    scope.put("objects", "a", json!({"name": "local"})).unwrap();
+    h.sql(
+        "UPDATE records SET data = '{\"name\": \"sql\"}'
+           WHERE scope = 's1' AND collection = 'objects' AND id = 'a';",
+    );
+    let report = scope.sync(&remote, opts(100)).unwrap();
+    assert_eq!(report.run.counts.conflicts, 1, "{:?}", report.run.counts);
+    assert_eq!(
+        scope.get("objects", "a").unwrap().unwrap().data["name"],
+        "sql"
+    );
+    let conflicts = scope.conflicts().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].local_data.as_ref().unwrap()["name"], "local");
+    let cloud = h.status("s1");
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+    assert!(scope.verify(&remote, false).unwrap().matched);
+}
+
+/// Issue 8 item 6: rows written by plain SQL that the server cannot read back (`1e400`, deep
+/// nesting; one of them a record replicas already hold) no longer stop every sync of the
+/// scope. The row is quarantined: replicas drop their copy, and their digest still matches.
+fn a_row_the_server_cannot_read_does_not_stop_sync(backend: Backend) {
+    let h = Harness::start(backend);
+    h.seed("s1", 0..200);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(100)).unwrap();
+    let victim = tether_dataset::Dataset::new(7, 200).record(17);
+    let deep = format!("{{\"d\": {}{}}}", "[".repeat(300), "]".repeat(300));
+    h.sql(&format!(
+        "INSERT INTO records (scope, collection, id, data)
+           VALUES ('s1', 'objects', 'huge', '{{\"x\": 1e400}}');
+         INSERT INTO records (scope, collection, id, data) VALUES ('s1', 'objects', 'deep', '{deep}');
+         UPDATE records SET data = '{{\"x\": 1e400}}'
+           WHERE scope = 's1' AND collection = '{}' AND id = '{}';",
+        victim.collection, victim.id
+    ));
+    let report = scope.sync(&remote, opts(100)).unwrap();
+    let cloud = h.status("s1");
+    assert_eq!(cloud.count, 199);
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+    assert!(scope.get(victim.collection, &victim.id).unwrap().is_none());
+    assert_eq!(scope.count(None).unwrap(), 199);
+    assert!(scope.verify(&remote, false).unwrap().matched);
+
+    // A new replica's initial sync gets the same.
+    let fresh = Replica::open(dir.path().join("fresh.db")).unwrap();
+    let fresh = fresh.scope("s1").unwrap();
+    let report = fresh.sync(&remote, opts(50)).unwrap();
+    assert_eq!(
+        (report.snapshot.count, report.snapshot.digest),
+        (cloud.count, cloud.digest)
+    );
+    assert!(fresh.verify(&remote, false).unwrap().matched);
 }

@@ -68,6 +68,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/scopes/{scope}/records", get(records))
         .route("/v1/admin/scopes/{scope}/records", post(admin_records))
         .route("/v1/admin/scopes/{scope}/purge", post(admin_purge))
+        .route("/v1/admin/scopes/{scope}/quarantine", get(admin_quarantine))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -321,6 +322,19 @@ async fn admin_purge(
         })
         .await?;
     Ok(Json(serde_json::json!({ "purged": purged })).into_response())
+}
+
+/// The rows of the scope the server cannot read back (written by plain SQL), which it neither
+/// serves nor counts: `{"quarantine": [{collection, id, version, reason}]}`.
+async fn admin_quarantine(
+    State(st): State<Arc<AppState>>,
+    scope: Scope,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&st, &headers, scope, true)?;
+    let rows = st.storage.quarantine(scope.as_str()).await?;
+    tracing::Span::current().record("changes", rows.len());
+    Ok(Json(serde_json::json!({ "quarantine": rows })).into_response())
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -14,6 +14,12 @@ both!(
     bad_requests_change_nothing,
     etag_and_gzip,
     cors,
+    the_quarantine_endpoint_is_admin_only,
+);
+
+postgres_only!(
+    a_rejected_push_carries_the_hash_of_a_sql_update,
+    rows_the_server_cannot_read_are_quarantined,
 );
 
 fn auth_and_scope_isolation(backend: Backend) {
@@ -334,4 +340,197 @@ fn cors(backend: Backend) {
         .call()
         .unwrap();
     assert_eq!(resp.header("access-control-allow-origin"), None);
+}
+
+/// A documented plain-SQL `UPDATE` without `hash` leaves the row pending (hash NULL). A push
+/// on the version before it is rejected, and the rejection's `current` must carry the hash of
+/// the live record, filled in on the push path itself: no other request comes first here.
+fn a_rejected_push_carries_the_hash_of_a_sql_update(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
+    let (_, page) = h.raw("GET", "/v1/scopes/s1/changes", Some(READER), None);
+    let v1 = page["changes"][0]["version"].as_u64().unwrap();
+    h.sql(
+        "UPDATE records SET data = '{\"n\": 2, \"by\": \"sql\"}'
+           WHERE scope = 's1' AND collection = 'objects' AND id = 'a';",
+    );
+    let push = json!({"mutations": [
+        {"collection": "objects", "id": "a", "op": "put", "data": {"n": 3}, "base_version": v1},
+        {"collection": "objects", "id": "a", "op": "put", "data": {"n": 4}, "base_version": null},
+    ]})
+    .to_string();
+    let (status, body) = h.raw("POST", "/v1/scopes/s1/mutations", Some(READER), Some(&push));
+    assert_eq!(status, 200, "{body}");
+    let expected = json!({"n": 2, "by": "sql"});
+    let hash = tether_engine::digest::record_hash(expected.as_object().unwrap()).to_string();
+    for result in body["results"].as_array().unwrap() {
+        assert_eq!(result["status"], "rejected", "{body}");
+        let current = &result["current"];
+        assert_eq!(current["data"], expected, "{body}");
+        assert_eq!(current["hash"].as_str(), Some(hash.as_str()), "{body}");
+        assert!(current["version"].as_u64().unwrap() > v1, "{body}");
+    }
+    // The filled-in row is counted and served like any other.
+    let status = h.status("s1");
+    assert_eq!(status.count, 1);
+    let (_, page) = h.raw("GET", "/v1/scopes/s1/changes", Some(READER), None);
+    assert_eq!(
+        page["changes"][0]["hash"].as_str(),
+        Some(hash.as_str()),
+        "{page}"
+    );
+    assert_eq!(page["snapshot"]["digest"], json!(status.digest), "{page}");
+}
+
+fn the_quarantine_endpoint_is_admin_only(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
+    let path = "/v1/admin/scopes/s1/quarantine";
+    let (status, body) = h.raw("GET", path, Some(common::ADMIN), None);
+    assert_eq!((status, &body), (200, &json!({"quarantine": []})));
+    assert_eq!(h.raw("GET", path, Some(READER), None).0, 403);
+    assert_eq!(h.raw("GET", path, None, None).0, 401);
+}
+
+/// Issue 8 item 6: rows written by plain SQL that the server cannot read back (a number beyond
+/// f64, nesting deeper than its JSON parser allows; with or without a supplied hash; a new row
+/// or a good row rewritten) no longer make the scope answer 500. They are quarantined: not
+/// served, not counted (count and digest stay those of what is served), listed by the admin
+/// endpoint, and carried as tombstones by incremental feeds. New data lifts the quarantine.
+fn rows_the_server_cannot_read_are_quarantined(backend: Backend) {
+    use tether_engine::digest::{leaf, record_hash, Snapshot};
+    let h = Harness::start(backend);
+    h.upsert(
+        "s1",
+        &[
+            ("objects", "a", json!({"n": 1})),
+            ("objects", "b", json!({"n": 2})),
+        ],
+    );
+    let (_, page) = h.raw("GET", "/v1/scopes/s1/changes", Some(READER), None);
+    let checkpoint = page["checkpoint"].as_str().unwrap().to_string();
+    let b_version = page["changes"][1]["version"].as_u64().unwrap();
+    let deep = format!("{{\"d\": {}{}}}", "[".repeat(300), "]".repeat(300));
+    h.sql(&format!(
+        "INSERT INTO records (scope, collection, id, data)
+           VALUES ('s1', 'objects', 'huge', '{{\"x\": 1e400}}');
+         INSERT INTO records (scope, collection, id, data, hash)
+           VALUES ('s1', 'objects', 'hashed', '{{\"x\": 1e400}}', '{}');
+         INSERT INTO records (scope, collection, id, data) VALUES ('s1', 'objects', 'deep', '{deep}');
+         UPDATE records SET data = '{{\"x\": -1e400}}'
+           WHERE scope = 's1' AND collection = 'objects' AND id = 'b';",
+        "a".repeat(64)
+    ));
+
+    // Only `a` is served and counted, by every read endpoint.
+    let a = json!({"n": 1});
+    let mut only_a = Snapshot::default();
+    only_a.insert(&leaf("objects", "a", &record_hash(a.as_object().unwrap())));
+    let (status, body) = h.raw("GET", "/v1/scopes/s1/status", Some(READER), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["count"], 1, "{body}");
+    assert_eq!(body["digest"], json!(only_a.digest), "{body}");
+    let (status, body) = h.raw("GET", "/v1/scopes/s1/digest", Some(READER), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["count"].clone(), body["digest"].clone()),
+        (json!(1), json!(only_a.digest))
+    );
+    let (status, body) = h.raw(
+        "GET",
+        "/v1/scopes/s1/digest?from_collection=objects&from_id=a&to_collection=objects&to_id=z",
+        Some(READER),
+        None,
+    );
+    assert_eq!((status, body["count"].clone()), (200, json!(1)), "{body}");
+    let (status, body) = h.raw("GET", "/v1/scopes/s1/records", Some(READER), None);
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<_> = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("a")], "{body}");
+    let (status, page) = h.raw("GET", "/v1/scopes/s1/changes", Some(READER), None);
+    assert_eq!(status, 200, "{page}");
+    let ids: Vec<_> = page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("a")], "{page}");
+    assert_eq!(page["snapshot"]["digest"], json!(only_a.digest), "{page}");
+    // Incremental: the rewritten `b` (and the new rows) arrive as tombstones, without data.
+    let (status, page) = h.raw(
+        "GET",
+        &format!("/v1/scopes/s1/changes?checkpoint={checkpoint}"),
+        Some(READER),
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    let changes = page["changes"].as_array().unwrap();
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["deleted"] == true && c["data"].is_null()),
+        "{page}"
+    );
+    assert!(changes.iter().any(|c| c["id"] == "b"), "{page}");
+    assert_eq!(page["snapshot"]["count"], 1, "{page}");
+
+    // The admin endpoint lists them, with a reason.
+    let (status, body) = h.raw(
+        "GET",
+        "/v1/admin/scopes/s1/quarantine",
+        Some(common::ADMIN),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let rows = body["quarantine"].as_array().unwrap();
+    let ids: Vec<_> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["b", "deep", "hashed", "huge"], "{body}");
+    for r in rows {
+        assert_eq!(r["collection"], "objects", "{body}");
+        assert!(r["version"].as_u64().unwrap() > b_version, "{body}");
+        assert!(!r["reason"].as_str().unwrap().is_empty(), "{body}");
+    }
+
+    // A push on the old version of `b` is rejected: to clients it is gone.
+    let push = json!({"mutations": [
+        {"collection": "objects", "id": "b", "op": "put", "data": {"n": 3}, "base_version": b_version},
+        {"collection": "objects", "id": "huge", "op": "put", "data": {"n": 4}, "base_version": null},
+    ]})
+    .to_string();
+    let (status, body) = h.raw("POST", "/v1/scopes/s1/mutations", Some(READER), Some(&push));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "rejected", "{body}");
+    assert_eq!(body["results"][0]["current"]["deleted"], true, "{body}");
+    // A create over a quarantined row replaces it, as new SQL data does.
+    assert_eq!(body["results"][1]["status"], "accepted", "{body}");
+    h.sql("UPDATE records SET data = '{\"fixed\": true}' WHERE scope = 's1' AND id = 'deep';");
+    let (_, body) = h.raw(
+        "GET",
+        "/v1/admin/scopes/s1/quarantine",
+        Some(common::ADMIN),
+        None,
+    );
+    let ids: Vec<_> = body["quarantine"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("b"), json!("hashed")], "{body}");
+    let (_, page) = h.raw("GET", "/v1/scopes/s1/changes", Some(READER), None);
+    let ids: Vec<_> = page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 3, "{page}");
+    assert_eq!(page["snapshot"]["count"], 3, "{page}");
+    assert_eq!(h.status("s1").count, 3);
 }

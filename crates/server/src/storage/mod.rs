@@ -117,6 +117,19 @@ pub struct WriteSummary {
     pub version: u64,
 }
 
+/// A stored row the server cannot read back, kept out of what it serves and counts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Quarantined {
+    /// Collection.
+    pub collection: String,
+    /// Id.
+    pub id: String,
+    /// The row's version (the quarantine itself wrote it).
+    pub version: u64,
+    /// Why the server cannot read it.
+    pub reason: String,
+}
+
 /// Which tombstones to purge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Purge {
@@ -162,6 +175,10 @@ pub trait Storage: Send + Sync + 'static {
         range: &'a KeyRange,
         max: usize,
     ) -> BoxFuture<'a, Option<Vec<Change>>>;
+
+    /// The rows of a scope the server cannot read back (written behind its back), in key
+    /// order. They are neither served nor counted.
+    fn quarantine<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Vec<Quarantined>>;
 
     /// Purges tombstones; returns how many were removed. Raises each touched scope's horizon
     /// to the highest purged version.

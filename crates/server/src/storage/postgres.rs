@@ -15,8 +15,8 @@ use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus}
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
-    change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge, Storage,
-    StorageError, Write, WriteSummary,
+    change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge, Quarantined,
+    Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -79,45 +79,125 @@ impl PgStorage {
             .map_err(|e| StorageError::Pool(e.to_string()))
     }
 
-    /// Computes the hash of live rows a SQL writer left without one, in batches, each in its
-    /// own transaction under the scope lock. The update gives each row a new version (so a
-    /// cursor already past the SQL write still sees it) and the trigger counts it in the digest.
+    /// Settles the rows a SQL writer left without a hash, in batches, each in its own
+    /// transaction under the scope lock (see [`settle`]). Every read path calls it before it
+    /// answers; the push path settles the rows it reads inside its own transaction instead.
     pub async fn fix_hashes(&self, scope: &str) -> Result<u64, StorageError> {
         let mut fixed = 0;
-        let mut buf = Vec::new();
         loop {
             let mut client = self.client().await?;
-            let rows = client
-                .query(
-                    "SELECT collection, id, version, data::text FROM records
-                     WHERE scope = $1 AND hash IS NULL AND NOT deleted LIMIT 500",
+            // The common case, nothing pending, costs one indexed lookup and no lock.
+            let pending = client
+                .query_opt(
+                    "SELECT 1 FROM records WHERE scope = $1 AND hash IS NULL AND NOT deleted
+                     AND quarantine IS NULL LIMIT 1",
                     &[&scope],
                 )
                 .await?;
-            if rows.is_empty() {
+            if pending.is_none() {
                 return Ok(fixed);
             }
             let tx = client.transaction().await?;
             lock_scope(&tx, scope).await?;
-            let update = tx
+            let n = settle(&tx, scope, None).await?;
+            tx.commit().await?;
+            fixed += n;
+            if n < SETTLE_BATCH {
+                return Ok(fixed);
+            }
+        }
+    }
+}
+
+/// Most rows one [`settle`] call handles.
+const SETTLE_BATCH: u64 = 500;
+
+/// The one place where the server fills in the hash of live rows a SQL writer left without one
+/// (RFC 8785 + SHA-256 in Rust): those of `key` only, or up to [`SETTLE_BATCH`] of the scope.
+/// The caller holds the scope lock in `tx`. The update gives each row a new version (so a
+/// cursor already past the SQL write still sees it) and the trigger counts it in the digest.
+/// Returns how many rows it handled.
+async fn settle(
+    tx: &deadpool_postgres::Transaction<'_>,
+    scope: &str,
+    key: Option<&Key>,
+) -> Result<u64, StorageError> {
+    let rows = match key {
+        Some(k) => {
+            let select = tx
                 .prepare_cached(
-                    "UPDATE records SET hash = $5 WHERE scope = $1 AND collection = $2
-                     AND id = $3 AND version = $4 AND hash IS NULL AND NOT deleted",
+                    "SELECT collection, id, version, data::text FROM records
+                     WHERE scope = $1 AND collection = $2 AND id = $3
+                     AND hash IS NULL AND NOT deleted AND quarantine IS NULL",
                 )
                 .await?;
-            for r in &rows {
-                let (c, i, v, text): (String, String, i64, String) =
-                    (r.get(0), r.get(1), r.get(2), r.get(3));
-                let data = super::data_of(&text)?;
+            tx.query(&select, &[&scope, &k.collection, &k.id]).await?
+        }
+        None => {
+            let select = tx
+                .prepare_cached(
+                    "SELECT collection, id, version, data::text FROM records
+                     WHERE scope = $1 AND hash IS NULL AND NOT deleted AND quarantine IS NULL
+                     LIMIT $2",
+                )
+                .await?;
+            tx.query(&select, &[&scope, &(SETTLE_BATCH as i64)]).await?
+        }
+    };
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let update = tx
+        .prepare_cached(
+            "UPDATE records SET hash = $5 WHERE scope = $1 AND collection = $2
+             AND id = $3 AND version = $4 AND hash IS NULL AND NOT deleted
+             AND quarantine IS NULL",
+        )
+        .await?;
+    let quarantine = tx
+        .prepare_cached(
+            "UPDATE records SET quarantine = $5 WHERE scope = $1 AND collection = $2
+             AND id = $3 AND version = $4 AND hash IS NULL AND NOT deleted
+             AND quarantine IS NULL RETURNING version",
+        )
+        .await?;
+    let mut buf = Vec::new();
+    let mut handled = 0;
+    for r in &rows {
+        let (c, i, v, text): (String, String, i64, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let readable = Key::new(c.as_str(), i.as_str())
+            .validate()
+            .map_err(|e| e.to_string())
+            .and_then(|()| super::data_of(&text).map_err(|e| e.to_string()));
+        match readable {
+            Ok(data) => {
                 let Some(map) = data.as_object() else {
                     continue;
                 };
                 let hash = record_hash_with(map, &mut buf).to_string();
-                fixed += tx.execute(&update, &[&scope, &c, &i, &v, &hash]).await?;
+                handled += tx.execute(&update, &[&scope, &c, &i, &v, &hash]).await?;
             }
-            tx.commit().await?;
+            Err(reason) => {
+                // Not served and not counted; replicas see a tombstone at the new version.
+                if let Some(q) = tx
+                    .query_opt(&quarantine, &[&scope, &c, &i, &v, &reason])
+                    .await?
+                {
+                    tracing::warn!(
+                        scope,
+                        collection = c.as_str(),
+                        id = i.as_str(),
+                        version = q.get::<_, i64>(0),
+                        reason = reason.as_str(),
+                        "quarantined a row written by plain SQL that the server cannot read"
+                    );
+                    handled += 1;
+                }
+            }
         }
     }
+    Ok(handled)
 }
 
 async fn lock_scope(
@@ -134,6 +214,9 @@ async fn lock_scope(
         &[&scope],
     )
     .await?;
+    // The trigger trusts the hash of this transaction's writes (see schema.sql).
+    tx.execute("SELECT set_config('tether.writer', 'server', true)", &[])
+        .await?;
     Ok(())
 }
 
@@ -177,7 +260,9 @@ async fn scope_row(
     })
 }
 
-const COLUMNS: &str = "collection, id, version, updated_at, data::text, hash";
+/// A stored row as a change; a quarantined row reads as a tombstone (no data, no hash).
+const COLUMNS: &str = "collection, id, version, updated_at,
+    CASE WHEN quarantine IS NULL THEN data::text END, hash";
 
 fn row_change(r: &Row) -> Result<Change, StorageError> {
     let data: Option<String> = r.get(4);
@@ -244,7 +329,8 @@ impl Storage for PgStorage {
             } else {
                 format!(
                     "SELECT {COLUMNS} FROM records WHERE scope = $1 AND version > $2
-                     AND (deleted OR hash IS NOT NULL) ORDER BY version LIMIT $3"
+                     AND (deleted OR hash IS NOT NULL OR quarantine IS NOT NULL)
+                     ORDER BY version LIMIT $3"
                 )
             };
             let after = from.map_or(0, |p| p.cursor) as i64;
@@ -274,7 +360,7 @@ impl Storage for PgStorage {
             lock_scope(&tx, scope).await?;
             let get = tx
                 .prepare_cached(&format!(
-                    "SELECT {COLUMNS}, deleted FROM records
+                    "SELECT {COLUMNS}, deleted OR quarantine IS NOT NULL FROM records
                      WHERE scope = $1 AND collection = $2 AND id = $3"
                 ))
                 .await?;
@@ -290,7 +376,15 @@ impl Storage for PgStorage {
             let mut results = Vec::with_capacity(writes.len());
             for w in writes {
                 let (c, i) = (&w.key.collection, &w.key.id);
-                let current = tx.query_opt(&get, &[&scope, c, i]).await?;
+                let mut current = tx.query_opt(&get, &[&scope, c, i]).await?;
+                // A live row a SQL writer left without a hash gets it now: the answer to a
+                // push (`current` of a rejection) must carry the hash of a live record.
+                if current.as_ref().is_some_and(|r| {
+                    !r.get::<_, bool>(6) && r.get::<_, Option<String>>(5).is_none()
+                }) && settle(&tx, scope, Some(&w.key)).await? > 0
+                {
+                    current = tx.query_opt(&get, &[&scope, c, i]).await?;
+                }
                 let live = current
                     .as_ref()
                     .filter(|r| !r.get::<_, bool>(6))
@@ -455,6 +549,29 @@ impl Storage for PgStorage {
                 .map(row_change)
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some)
+        })
+    }
+
+    fn quarantine<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Vec<Quarantined>> {
+        Box::pin(async move {
+            self.fix_hashes(scope).await?;
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT collection, id, version, quarantine FROM records
+                     WHERE scope = $1 AND quarantine IS NOT NULL ORDER BY collection, id",
+                    &[&scope],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Quarantined {
+                    collection: r.get(0),
+                    id: r.get(1),
+                    version: r.get::<_, i64>(2) as u64,
+                    reason: r.get(3),
+                })
+                .collect())
         })
     }
 

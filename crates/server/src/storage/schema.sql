@@ -23,7 +23,16 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS records_feed ON records (scope, version);
 CREATE INDEX IF NOT EXISTS records_tombstones ON records (scope, updated_at) WHERE deleted;
-CREATE INDEX IF NOT EXISTS records_unhashed ON records (scope) WHERE hash IS NULL AND NOT deleted;
+-- A live row the server could not read back (a number beyond f64, nesting deeper than its JSON
+-- parser allows, a key it refuses): why, or NULL. Such a row has no hash, so it is neither
+-- counted nor served; incremental feeds carry it as a tombstone (docs/server.md).
+ALTER TABLE records ADD COLUMN IF NOT EXISTS quarantine text;
+DROP INDEX IF EXISTS records_unhashed;
+-- Rows waiting for the server: live, no hash, not quarantined.
+CREATE INDEX IF NOT EXISTS records_pending ON records (scope)
+    WHERE hash IS NULL AND NOT deleted AND quarantine IS NULL;
+CREATE INDEX IF NOT EXISTS records_quarantined ON records (scope, collection, id)
+    WHERE quarantine IS NOT NULL;
 
 CREATE OR REPLACE FUNCTION tether_now() RETURNS text LANGUAGE sql VOLATILE AS $$
     SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
@@ -62,8 +71,10 @@ END $$;
 
 -- BEFORE row trigger: assigns the version under the scope's lock (the UPDATE of the scope row
 -- holds its row lock until the transaction ends, so versions follow commit order), stamps
--- updated_at, turns a DELETE of a live record into a tombstone, and clears the hash when a
--- writer changed the data without supplying its hash (the server computes it before serving).
+-- updated_at, turns a DELETE of a live record into a tombstone, and clears the hash whenever
+-- a writer other than the server itself (which sets tether.writer = 'server' in its
+-- transactions) writes data: the server reads every such row in Rust before it is counted or
+-- served, computes its hash, or quarantines it. New data lifts a quarantine.
 CREATE OR REPLACE FUNCTION tether_records_before() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     v bigint;
@@ -86,10 +97,16 @@ BEGIN
     IF NEW.deleted THEN
         NEW.data := NULL;
         NEW.hash := NULL;
+        NEW.quarantine := NULL;
     ELSIF NEW.data IS NULL OR jsonb_typeof(NEW.data) <> 'object' THEN
         RAISE EXCEPTION 'tether: the data of a live record must be a JSON object';
-    ELSIF TG_OP = 'UPDATE' AND NEW.hash IS NOT DISTINCT FROM OLD.hash
-            AND NEW.data IS DISTINCT FROM OLD.data THEN
+    ELSIF TG_OP = 'INSERT' OR NEW.data IS DISTINCT FROM OLD.data OR OLD.deleted THEN
+        NEW.quarantine := NULL;
+        IF current_setting('tether.writer', true) IS DISTINCT FROM 'server' THEN
+            NEW.hash := NULL;
+        END IF;
+    END IF;
+    IF NEW.quarantine IS NOT NULL THEN
         NEW.hash := NULL;
     END IF;
     IF NEW.hash IS NOT NULL AND NEW.hash !~ '^[0-9a-f]{64}$' THEN

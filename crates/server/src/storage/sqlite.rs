@@ -16,8 +16,8 @@ use tether_engine::time::rfc3339;
 use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus};
 
 use super::{
-    change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge, Storage,
-    StorageError, Write, WriteSummary,
+    change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge, Quarantined,
+    Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = "
@@ -235,6 +235,12 @@ impl Storage for SqliteStorage {
             }
             Ok(Some(out))
         })
+    }
+
+    /// Nothing to quarantine: only the server writes this database (there is no documented
+    /// plain-SQL path), and what it writes is JSON it produced itself, so it reads back.
+    fn quarantine<'a>(&'a self, _scope: &'a str) -> BoxFuture<'a, Vec<Quarantined>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, u64> {

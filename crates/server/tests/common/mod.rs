@@ -276,6 +276,23 @@ impl Harness {
             .unwrap()
     }
 
+    /// Runs plain SQL statements in this test's PostgreSQL schema, as a backend writing its
+    /// own database would.
+    pub fn sql(&self, statements: &str) {
+        let schema = self.schema().expect("a PostgreSQL test").to_string();
+        let statements = format!("SET search_path = {schema};\n{statements}");
+        self.rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&pg_url().unwrap(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .batch_execute(&statements)
+                .await
+                .unwrap_or_else(|e| panic!("{statements}: {e}"));
+        });
+    }
+
     /// A raw request; returns status and JSON body (`Null` when empty).
     pub fn raw(
         &self,
