@@ -27,6 +27,8 @@ both!(
     auth_errors_are_typed,
     edits_during_a_push_end_in_one_place,
     old_tombstones_keep_a_local_create,
+    an_edit_the_cloud_cannot_store_is_journaled_alone,
+    a_push_over_the_body_limit_goes_in_batches,
 );
 
 postgres_only!(
@@ -716,4 +718,68 @@ fn a_row_the_server_cannot_read_does_not_stop_sync(backend: Backend) {
         (cloud.count, cloud.digest)
     );
     assert!(fresh.verify(&remote, false).unwrap().matched);
+}
+
+/// Issue 8, item 5: an edit with U+0000 in a string (valid JSON; PostgreSQL's jsonb refuses
+/// it) used to fail the whole push with 500 on every attempt, and so every sync. Now the server
+/// refuses that mutation alone (`invalid_data`), the replica journals it with its data and the
+/// reason, the other edits of the batch land, and cloud changes keep arriving.
+fn an_edit_the_cloud_cannot_store_is_journaled_alone(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"name": "a0"}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(100)).unwrap();
+
+    scope
+        .put("objects", "a", json!({"name": "a\u{0}b"}))
+        .unwrap();
+    scope.put("objects", "b", json!({"name": "b1"})).unwrap();
+    h.upsert("s1", &[("objects", "c", json!({"name": "from the cloud"}))]);
+    let report = scope.sync(&remote, opts(100)).unwrap();
+    assert_eq!(report.run.counts.conflicts, 1, "{:?}", report.run.counts);
+
+    let conflicts = scope.conflicts().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].record_id, "a");
+    assert_eq!(conflicts[0].reason.as_deref(), Some("invalid_data"));
+    assert_eq!(conflicts[0].local_data.as_ref().unwrap()["name"], "a\u{0}b");
+    // The cloud's record is back, the other edit landed, the cloud's change arrived.
+    assert_eq!(
+        scope.get("objects", "a").unwrap().unwrap().data["name"],
+        "a0"
+    );
+    assert!(!scope.get("objects", "b").unwrap().unwrap().pending);
+    assert_eq!(
+        scope.get("objects", "c").unwrap().unwrap().data["name"],
+        "from the cloud"
+    );
+    assert_eq!(scope.status().unwrap().pending_edits, 0);
+    assert_eq!(report.snapshot.digest, h.status("s1").digest);
+    assert!(scope.verify(&remote, false).unwrap().matched);
+}
+
+/// Issue 8, item 5: 500 edits of 17 KB (8.5 MB, over the server's 8 MiB body limit) used to be
+/// one push answered 413 every time. Batches are cut by bytes now: all are accepted.
+fn a_push_over_the_body_limit_goes_in_batches(backend: Backend) {
+    let h = Harness::start(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let remote = h.remote(READER);
+    scope.sync(&remote, opts(100)).unwrap();
+    let filler = "x".repeat(17 * 1024);
+    for i in 0..500 {
+        let id = format!("big_{i:03}");
+        scope
+            .put("objects", &id, json!({"i": i, "filler": filler}))
+            .unwrap();
+    }
+    let report = scope.sync(&remote, opts(1000)).unwrap();
+    assert_eq!(report.run.counts.conflicts, 0, "{:?}", report.run.counts);
+    assert_eq!(scope.status().unwrap().pending_edits, 0);
+    assert_eq!(h.status("s1").count, 500);
+    assert_eq!(report.snapshot.digest, h.status("s1").digest);
 }

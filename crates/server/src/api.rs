@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tether_engine::digest::record_hash;
-use tether_engine::{Data, Key, KeyRange, Op, PushRequest, PushResponse, ScopeId};
+use tether_engine::{Data, Key, KeyRange, MutationResult, Op, PushRequest, PushResponse, ScopeId};
 use tracing::Instrument;
 
 use crate::config::Tokens;
@@ -151,10 +151,24 @@ async fn mutations(
         ));
     }
     let mut writes = Vec::with_capacity(req.mutations.len());
+    // Per mutation: `Some` when it is refused on its own (data no storage of ours can hold),
+    // `None` when it goes to storage. Both storages refuse alike, so a replica behaves the
+    // same against either.
+    let mut refused = Vec::with_capacity(req.mutations.len());
     for m in req.mutations {
         let key = valid_key(&m.collection, &m.id)?;
         let state = match (m.op, m.data) {
-            (Op::Put, Some(d)) => Some(hashed(d)),
+            (Op::Put, Some(d)) => {
+                if holds_nul(&serde_json::Value::Object(d.clone())) {
+                    let message = format!(
+                        "{}/{}: data holds U+0000, which PostgreSQL's jsonb cannot store",
+                        key.collection, key.id
+                    );
+                    refused.push(Some((key, message)));
+                    continue;
+                }
+                Some(hashed(d))
+            }
             (Op::Put, None) => {
                 return Err(ApiError::bad(
                     "bad_mutation",
@@ -163,6 +177,7 @@ async fn mutations(
             }
             (Op::Delete, _) => None,
         };
+        refused.push(None);
         writes.push(Write {
             key,
             state,
@@ -170,8 +185,54 @@ async fn mutations(
         });
     }
     tracing::Span::current().record("page_size", writes.len());
-    let results = st.storage.apply(scope.as_str(), writes).await?;
+    let mut applied = if writes.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        st.storage.apply(scope.as_str(), writes).await?.into_iter()
+    };
+    let mut results = Vec::with_capacity(refused.len());
+    for r in refused {
+        let result = match r {
+            None => applied.next().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "storage answered fewer results than writes",
+                )
+            })?,
+            Some((key, message)) => {
+                // The record as it is, so the replica can put it back (as for a rejection).
+                // Ids hold no control character (`Key::validate`), so `[id, id + U+0001)` is
+                // this key alone (U+0000 itself cannot be sent to PostgreSQL as text).
+                let range = KeyRange {
+                    from: Some(key.clone()),
+                    to: Some(Key::new(&key.collection, format!("{}\u{1}", key.id))),
+                };
+                let current = st
+                    .storage
+                    .range_records(scope.as_str(), &range, 1)
+                    .await?
+                    .and_then(|v| v.into_iter().next());
+                MutationResult::Invalid {
+                    reason: "invalid_data".into(),
+                    message,
+                    current,
+                }
+            }
+        };
+        results.push(result);
+    }
     Ok(Json(PushResponse { results }))
+}
+
+/// Whether a JSON value holds U+0000 in a string or an object key.
+fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(holds_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 async fn status(
