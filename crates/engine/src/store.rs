@@ -69,7 +69,7 @@ impl Applied {
 }
 
 /// A replica store. See the module docs for the transaction rules; the conformance suite
-/// (feature `testing`, [`crate::testing`]) checks an implementation against them.
+/// (feature `testing`, the `testing` module) checks an implementation against them.
 pub trait Store: MaybeSend + MaybeSync {
     /// The scope's state; the default state for a scope never written.
     fn scope_state(&self, scope: &ScopeId) -> impl Future<Output = Result<ScopeState>> + MaybeSend;
