@@ -21,7 +21,6 @@
 //! The driver never reads a clock: the [`Clock`] is passed in. Cancellation is checked between
 //! pages; a cancelled run keeps every committed page.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -33,6 +32,9 @@ use crate::rules::{
     Changeset, Mode, PushOutcome, PushResult, Row, ScopeState,
 };
 use crate::store::{MaybeSend, MaybeSync, Store};
+
+mod push;
+mod repair;
 use crate::types::{
     Change, Counts, Key, KeyRange, Millis, MutationResult, Phase, Progress, Run, RunKind,
     RunStatus, ScopeId, Trigger,
@@ -145,10 +147,10 @@ pub struct VerifyReport {
 pub const PUSH_BYTES: usize = 4 << 20;
 
 /// Bytes of a push body around its mutations: `{"mutations":[` and `]}`.
-const PUSH_ENVELOPE: usize = r#"{"mutations":[]}"#.len();
+pub(crate) const PUSH_ENVELOPE: usize = r#"{"mutations":[]}"#.len();
 
 /// Ranges with at most this many records on either side are fetched whole during repair.
-const REPAIR_LEAF: u64 = 64;
+pub(crate) const REPAIR_LEAF: u64 = 64;
 
 /// Pages in a row that may say `has_more` and carry no changes; the next such page ends the
 /// pull as [`Detail::NoProgress`]. A page that only moves the checkpoint is not wrong in itself
@@ -335,92 +337,6 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         }
     }
 
-    async fn push(&self, scope: &ScopeId, opts: &SyncOptions<'_>, run: &mut Run) -> Result<()> {
-        let total = self.store.pending_count(scope).await?;
-        let mut after = None;
-        let mut done = 0;
-        loop {
-            check_cancel(opts)?;
-            let rows = self
-                .store
-                .pending(scope, after, opts.push_batch.max(1))
-                .await?;
-            if rows.is_empty() {
-                break;
-            }
-            self.emit_counts(opts, scope, Phase::Push, done, Some(total));
-            // Cut the batch by bytes as well: it ends before the mutation that would take the
-            // body over the limit (the rest is read again next round). An edit over the limit
-            // on its own is refused here, never sent: the cloud would answer 413 every time.
-            let limit = opts.push_bytes.max(1);
-            let (mut sent, mut mutations, mut refused) = (Vec::new(), Vec::new(), Vec::new());
-            let mut bytes = PUSH_ENVELOPE;
-            for row in rows {
-                let Some(m) = row.mutation() else { continue };
-                let size = json_len(&m)?;
-                if PUSH_ENVELOPE + size > limit {
-                    after = row.pending;
-                    refused.push(row);
-                    continue;
-                }
-                // One byte for the comma after the previous mutation.
-                if !mutations.is_empty() && bytes + 1 + size > limit {
-                    break;
-                }
-                bytes += size + usize::from(!mutations.is_empty());
-                after = row.pending;
-                sent.push(row);
-                mutations.push(m);
-            }
-            let mut outcomes = if mutations.is_empty() {
-                Vec::new()
-            } else {
-                let response = self.remote.push(scope, &mutations).await?;
-                for result in &response.results {
-                    match result {
-                        MutationResult::Accepted { version, .. } => {
-                            check_version("an accepted mutation", *version)?
-                        }
-                        MutationResult::Rejected { current }
-                        | MutationResult::Invalid { current, .. } => check_versions(current)?,
-                    }
-                }
-                validate_push(sent, response.results)?
-            };
-            // The replica does not hold the cloud's data under a pending edit, so the row goes
-            // (its leaf leaves the totals) and the verification at the end of this run repairs
-            // it from the cloud; a local create simply goes.
-            outcomes.extend(refused.into_iter().map(|pushed| PushOutcome {
-                pushed,
-                result: PushResult::Invalid {
-                    reason: "too_large".into(),
-                    current: None,
-                },
-            }));
-            let keys: Vec<Key> = outcomes.iter().map(|o| o.pushed.key.clone()).collect();
-            let now = self.clock.now();
-            let scope_name = scope.as_str();
-            let applied = self
-                .store
-                .update(
-                    scope,
-                    &keys,
-                    // With data: an edit made during the push may have to be journaled.
-                    true,
-                    |st: &ScopeState, rows: &[Option<Row>]| {
-                        plan_push(scope_name, st, &outcomes, rows, now)
-                    },
-                )
-                .await?;
-            run.counts.conflicts += applied.counts.conflicts;
-            done += keys.len() as u64;
-        }
-        if total > 0 {
-            self.emit_counts(opts, scope, Phase::Push, done, Some(total));
-        }
-        Ok(())
-    }
-
     /// Pulls and applies pages until the last one; returns the cloud's snapshot.
     async fn pull_all(
         &self,
@@ -544,172 +460,6 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         self.store.scope_state(scope).await
     }
 
-    /// Compares the replica's rows (data hashed again) with the cloud's status, and with
-    /// `repair` fixes differing key ranges in place (cloud wins).
-    pub async fn verify(&self, scope: &ScopeId, repair: bool) -> Result<VerifyReport> {
-        let cloud = match self.remote.range_digest(scope, &KeyRange::all()).await? {
-            Some(s) => s,
-            None => match self.remote.status(scope).await? {
-                Some(st) => Snapshot {
-                    count: st.count,
-                    digest: st.digest,
-                },
-                None => return Err(Error::invalid("this remote cannot report its digest")),
-            },
-        };
-        let local = self
-            .store
-            .range_snapshot(scope, &KeyRange::all(), true)
-            .await?;
-        let matched = local == cloud;
-        let mut repaired = 0;
-        let mut now_local = local;
-        let mut now_cloud = cloud;
-        if !matched && repair {
-            let mut run = Run {
-                id: 0,
-                scope: scope.to_string(),
-                kind: RunKind::Incremental,
-                trigger: Trigger::Manual,
-                started_at: self.clock.now(),
-                finished_at: None,
-                status: RunStatus::Running,
-                pages: 0,
-                counts: Default::default(),
-                bytes_received: 0,
-                error: None,
-            };
-            repaired = self
-                .repair(scope, &mut run)
-                .await?
-                .ok_or_else(|| Error::invalid("this remote does not answer range queries"))?;
-            now_local = self
-                .store
-                .range_snapshot(scope, &KeyRange::all(), true)
-                .await?;
-            // Compared with what the cloud says after the repair, not before it.
-            if let Some(fresh) = self.cloud_snapshot(scope).await? {
-                now_cloud = fresh;
-            }
-        }
-        Ok(VerifyReport {
-            cloud,
-            local,
-            matched,
-            repaired,
-            matches_now: now_local == now_cloud,
-        })
-    }
-
-    /// Bisects key ranges against the remote's range digests, rewrites the differing small
-    /// ranges from the remote's records, then recomputes the totals from the rows. Returns the
-    /// number of rows repaired, or `None` if the remote does not answer range queries or a
-    /// range is too lopsided to bisect (the caller then downloads in full).
-    async fn repair(&self, scope: &ScopeId, run: &mut Run) -> Result<Option<u64>> {
-        let mut stack = vec![KeyRange::all()];
-        let mut repaired = 0;
-        while let Some(range) = stack.pop() {
-            let Some(cloud) = self.remote.range_digest(scope, &range).await? else {
-                return Ok(None);
-            };
-            let local = self.store.range_snapshot(scope, &range, true).await?;
-            if local == cloud {
-                continue;
-            }
-            if cloud.count.max(local.count) <= REPAIR_LEAF {
-                let counts = self.repair_range(scope, &range).await?;
-                repaired += counts.repaired;
-                run.counts.conflicts += counts.conflicts;
-                continue;
-            }
-            if local.count < 2 {
-                return Ok(None);
-            }
-            let Some(mid) = self.store.nth_key(scope, &range, local.count / 2).await? else {
-                return Ok(None);
-            };
-            stack.push(KeyRange {
-                from: range.from.clone(),
-                to: Some(mid.clone()),
-            });
-            stack.push(KeyRange {
-                from: Some(mid),
-                to: range.to,
-            });
-        }
-        let totals = self
-            .store
-            .range_snapshot(scope, &KeyRange::all(), false)
-            .await?;
-        self.store
-            .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
-                Ok(Changeset {
-                    scope: ScopeState {
-                        totals,
-                        ..st.clone()
-                    },
-                    ..Changeset::default()
-                })
-            })
-            .await?;
-        run.counts.repaired += repaired;
-        Ok(Some(repaired))
-    }
-
-    async fn repair_range(&self, scope: &ScopeId, range: &KeyRange) -> Result<Counts> {
-        let records = self
-            .remote
-            .range_records(scope, range)
-            .await?
-            .ok_or_else(|| {
-                Error::protocol("the remote answers range digests but not records")
-                    .with_detail(Detail::NotSupported)
-            })?;
-        check_versions(&records)?;
-        let mut buf = Vec::new();
-        let mut cloud = HashMap::with_capacity(records.len());
-        for change in records {
-            let inc = validate_change(change, &mut buf)?;
-            if !range.contains(&inc.key) {
-                return Err(Error::protocol(format!(
-                    "range records answer holds {}/{}, outside the range asked for",
-                    inc.key.collection, inc.key.id
-                ))
-                .with_detail(Detail::Malformed));
-            }
-            cloud.insert(inc.key.clone(), inc);
-        }
-        let mut keys = self.store.range_keys(scope, range, usize::MAX).await?;
-        keys.extend(cloud.keys().cloned());
-        keys.sort_unstable();
-        keys.dedup();
-        let now = self.clock.now();
-        let scope_name = scope.as_str();
-        let applied = self
-            .store
-            .update(
-                scope,
-                &keys,
-                true,
-                |st: &ScopeState, rows: &[Option<Row>]| {
-                    Ok(plan_repair(scope_name, st, &keys, rows, &cloud, now))
-                },
-            )
-            .await?;
-        Ok(applied.counts)
-    }
-
-    /// The cloud's count and digest now: its status, or the digest of the whole key range.
-    async fn cloud_snapshot(&self, scope: &ScopeId) -> Result<Option<Snapshot>> {
-        if let Some(st) = self.remote.status(scope).await? {
-            return Ok(Some(Snapshot {
-                count: st.count,
-                digest: st.digest,
-            }));
-        }
-        self.remote.range_digest(scope, &KeyRange::all()).await
-    }
-
     fn emit(
         &self,
         opts: &SyncOptions<'_>,
@@ -751,13 +501,13 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
 }
 
 /// Every version the remote sent fits a store ([`MAX_VERSION`]).
-fn check_versions<'c>(changes: impl IntoIterator<Item = &'c Change>) -> Result<()> {
+pub(crate) fn check_versions<'c>(changes: impl IntoIterator<Item = &'c Change>) -> Result<()> {
     changes
         .into_iter()
         .try_for_each(|c| check_version(format_args!("{}/{}", c.collection, c.id), c.version))
 }
 
-fn check_version(what: impl std::fmt::Display, version: u64) -> Result<()> {
+pub(crate) fn check_version(what: impl std::fmt::Display, version: u64) -> Result<()> {
     if version > MAX_VERSION {
         return Err(Error::protocol(format!(
             "{what} has version {version}, above the largest a replica stores ({MAX_VERSION})"
@@ -767,25 +517,7 @@ fn check_version(what: impl std::fmt::Display, version: u64) -> Result<()> {
     Ok(())
 }
 
-/// Length of `value`'s JSON encoding, without building it.
-fn json_len(value: &impl serde::Serialize) -> Result<usize> {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, value)
-        .map_err(|e| Error::invalid(format!("cannot encode a mutation: {e}")))?;
-    Ok(count.0)
-}
-
-fn check_cancel(opts: &SyncOptions<'_>) -> Result<()> {
+pub(crate) fn check_cancel(opts: &SyncOptions<'_>) -> Result<()> {
     match opts.cancel {
         Some(c) if c.is_cancelled() => Err(Error::Cancelled),
         _ => Ok(()),
