@@ -397,23 +397,8 @@ pub async fn old_tombstones_keep_a_create_made_during_the_download<S: Store>(sto
 /// cloud, not the last page's snapshot. That is a success (compared with a fresh answer), not
 /// a full download, and after a reset not an `Integrity` error.
 pub async fn repair_is_checked_against_a_fresh_cloud_answer<S: Store>(store: &S) {
-    let s = sid("s");
-    let cloud = Cloud::new();
-    seed(&cloud, &s, 600);
-    sync(store, &cloud, &s, 1000).await.unwrap();
-    for i in 0..5 {
-        cloud.put(
-            &s,
-            "columns",
-            &format!("id-{:05}", i * 3 + 1),
-            json!({"v": i}),
-            NOW,
-        );
-    }
-    cloud.inject(Faults {
-        truncate_next: true,
-        ..Faults::default()
-    });
+    let (s, cloud) = synced(store, 600).await;
+    miss_a_change(&cloud, &s);
     let meddler = Meddler::new(&cloud, store).write_during_repair();
     let report = Syncer::new(store, &meddler, &clock)
         .sync(&s, SyncOptions::default())

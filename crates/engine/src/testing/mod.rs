@@ -167,6 +167,33 @@ async fn sync<S: Store>(
     Syncer::new(store, cloud, &clock).sync(scope, opts).await
 }
 
+/// A fresh cloud whose scope `s` holds `n` seeded records, synced into `store`.
+async fn synced<S: Store>(store: &S, n: usize) -> (ScopeId, Cloud) {
+    let s = sid("s");
+    let cloud = Cloud::new();
+    seed(&cloud, &s, n);
+    sync(store, &cloud, &s, 1000).await.unwrap();
+    (s, cloud)
+}
+
+/// Changes five records of a seeded scope in the cloud and truncates the next page, so the
+/// replica's next pull silently misses one of them (found only by the digest).
+fn miss_a_change(cloud: &Cloud, s: &ScopeId) {
+    for i in 0..5 {
+        cloud.put(
+            s,
+            "columns",
+            &format!("id-{:05}", i * 3 + 1),
+            json!({"v": i}),
+            NOW,
+        );
+    }
+    cloud.inject(crate::cloud::Faults {
+        truncate_next: true,
+        ..crate::cloud::Faults::default()
+    });
+}
+
 fn seed(cloud: &Cloud, scope: &ScopeId, n: usize) {
     for i in 0..n {
         cloud.put(

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::cloud::{Cloud, Faults};
+use crate::cloud::Faults;
 use crate::error::ErrorKind;
 use crate::scope::ScopeHandle;
 use crate::store::Store;
@@ -16,10 +16,7 @@ use super::*;
 /// arrive, the edit stays pending (not journaled), the run fails with the push's error, and
 /// the next sync pushes the edit.
 pub async fn failed_push_does_not_block_the_pull<S: Store>(store: &S) {
-    let s = sid("s");
-    let cloud = Cloud::new();
-    seed(&cloud, &s, 10);
-    sync(store, &cloud, &s, 1000).await.unwrap();
+    let (s, cloud) = synced(store, 10).await;
     let local = ScopeHandle::new(store, s.clone());
     local
         .put("tables", "id-00000", json!({"name": "mine"}))
@@ -75,10 +72,7 @@ pub async fn failed_push_does_not_block_the_pull<S: Store>(store: &S) {
 /// Pushes are cut by bytes as well as by count: 30 edits of 1 KB under a 4 KB limit reach a
 /// cloud that refuses larger bodies (as the server answers 413), all of them accepted.
 pub async fn push_batches_are_cut_by_bytes<S: Store>(store: &S) {
-    let s = sid("s");
-    let cloud = Cloud::new();
-    seed(&cloud, &s, 3);
-    sync(store, &cloud, &s, 1000).await.unwrap();
+    let (s, cloud) = synced(store, 3).await;
     let local = ScopeHandle::new(store, s.clone());
     for i in 0..30 {
         local
@@ -112,10 +106,7 @@ pub async fn push_batches_are_cut_by_bytes<S: Store>(store: &S) {
 /// `too_large`, the row takes the cloud's state (a local create goes), and the other edits
 /// and the pull go on.
 pub async fn an_edit_over_the_push_limit_is_journaled_as_too_large<S: Store>(store: &S) {
-    let s = sid("s");
-    let cloud = Cloud::new();
-    seed(&cloud, &s, 10);
-    sync(store, &cloud, &s, 1000).await.unwrap();
+    let (s, cloud) = synced(store, 10).await;
     let local = ScopeHandle::new(store, s.clone());
     let big = json!({"text": "x".repeat(10_000)});
     local.put("tables", "id-00000", big.clone()).await.unwrap();

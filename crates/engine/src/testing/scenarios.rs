@@ -86,10 +86,7 @@ pub async fn sync_initial_incremental_and_deletes<S: Store>(store: &S) {
 /// A page with a bad hash is rejected whole: nothing applied, checkpoint unchanged, the run
 /// recorded as failed with a Protocol error.
 pub async fn bad_page_is_rejected_whole<S: Store>(store: &S) {
-    let s = sid("s");
-    let cloud = Cloud::new();
-    seed(&cloud, &s, 100);
-    sync(store, &cloud, &s, 1000).await.unwrap();
+    let (s, cloud) = synced(store, 100).await;
     let before = store.scope_state(&s).await.unwrap();
     for i in 0..10 {
         cloud.put(
@@ -184,10 +181,7 @@ pub async fn interrupted_sync_resumes_from_checkpoint<S: Store>(store: &S) {
 /// Local edits are visible at once, pushed by sync; the cloud wins over a conflicting edit,
 /// which goes to the journal; an accepted edit is not a conflict.
 pub async fn local_edits_push_and_conflicts<S: Store>(store: &S) {
-    let s = sid("s");
-    let cloud = Cloud::new();
-    seed(&cloud, &s, 30);
-    sync(store, &cloud, &s, 1000).await.unwrap();
+    let (s, cloud) = synced(store, 30).await;
     let local = ScopeHandle::new(store, s.clone());
     local
         .put("tables", "id-00000", json!({"name": "mine"}))
@@ -343,23 +337,8 @@ pub async fn reset_resyncs_and_sweeps<S: Store>(store: &S) {
 /// A replica that silently missed a change is repaired range by range, without a full
 /// download.
 pub async fn divergence_is_repaired_in_place<S: Store>(store: &S) {
-    let s = sid("s");
-    let cloud = Cloud::new();
-    seed(&cloud, &s, 600);
-    sync(store, &cloud, &s, 1000).await.unwrap();
-    for i in 0..5 {
-        cloud.put(
-            &s,
-            "columns",
-            &format!("id-{:05}", i * 3 + 1),
-            json!({"v": i}),
-            NOW,
-        );
-    }
-    cloud.inject(Faults {
-        truncate_next: true,
-        ..Faults::default()
-    });
+    let (s, cloud) = synced(store, 600).await;
+    miss_a_change(&cloud, &s);
     let report = sync(store, &cloud, &s, 1000).await.unwrap();
     assert_eq!(
         report.run.kind,
