@@ -159,7 +159,7 @@ async fn mutations(
         let key = valid_key(&m.collection, &m.id)?;
         let state = match (m.op, m.data) {
             (Op::Put, Some(d)) => {
-                if holds_nul(&serde_json::Value::Object(d.clone())) {
+                if d.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
                     let message = format!(
                         "{}/{}: data holds U+0000, which PostgreSQL's jsonb cannot store",
                         key.collection, key.id

@@ -193,7 +193,10 @@ impl HttpRemote {
                     break;
                 };
                 let take = (bytes.length() as usize).min(room - body.len());
-                body.extend(bytes.subarray(0, take as u32).to_vec());
+                // Copied straight into the body: no intermediate Vec per chunk.
+                let start = body.len();
+                body.resize(start + take, 0);
+                bytes.subarray(0, take as u32).copy_to(&mut body[start..]);
             }
             if body.len() >= room {
                 let _ = reader.cancel();
