@@ -5,6 +5,8 @@
 //!   loopback, on SQLite and on PostgreSQL storage (`TETHER_TEST_PG`; `CI=1` or
 //!   `TETHER_REQUIRE_POSTGRES=1` make a missing database a failure). The server harness is
 //!   the server's own test harness, `crates/server/tests/common`, included by path.
+//! - `lost_answers.rs`: push answers dropped by a loopback proxy after the server applied the
+//!   push; mutation ids make the retry and the next edit no conflict (both storages).
 //! - `benches/http_sync.rs`: an initial sync over HTTP, records/s, server CPU and bytes on
 //!   the wire (`cargo bench -p tether-tests --bench http_sync`).
 //!

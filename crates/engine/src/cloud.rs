@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::digest::{leaf, record_hash, RecordHash, Snapshot};
 use crate::error::{Error, Result};
+use crate::mutation::{judge, AppliedMutation, Judgement, MutationId};
 use crate::remote::{Pulled, Remote};
 use crate::types::{
     Change, Checkpoint, Data, Key, KeyRange, Millis, Mutation, MutationResult, Op, Page,
@@ -53,6 +54,8 @@ struct CloudScope {
     /// Tombstones at or below this version were purged; older checkpoints must reset.
     horizon: u64,
     updated_at: Option<String>,
+    /// The last mutation each client applied to each record (see [`crate::mutation`]).
+    applied: BTreeMap<(String, Key), AppliedMutation>,
 }
 
 #[derive(Clone)]
@@ -319,6 +322,7 @@ impl Cloud {
                 .with_detail(crate::error::Detail::BodyTooLarge));
             }
         }
+        let mut ids = Vec::with_capacity(mutations.len());
         for m in mutations {
             Key::new(&m.collection, &m.id).validate()?;
             if m.op == Op::Put && m.data.is_none() {
@@ -327,23 +331,61 @@ impl Cloud {
                     m.collection, m.id
                 )));
             }
+            ids.push(match &m.mutation_id {
+                Some(text) => Some(MutationId::parse(text).ok_or_else(|| {
+                    Error::invalid(format!("{text:?} is not a mutation id (client:seq)"))
+                })?),
+                None => None,
+            });
         }
         let s = inner.scope(scope);
         let mut results = Vec::with_capacity(mutations.len());
-        for m in mutations {
+        for (m, id) in mutations.iter().zip(ids) {
             let key = Key::new(&m.collection, &m.id);
+            let hash = match m.op {
+                Op::Put => m.data.as_ref().map(record_hash),
+                Op::Delete => None,
+            };
             let current = s.records.get(&key);
-            let live_version = current.filter(|r| r.state.is_some()).map(|r| r.version);
-            if live_version != m.base_version {
-                results.push(MutationResult::Rejected {
-                    current: current.map(|r| change_of(&key, r)),
-                });
-                continue;
+            let live = current.filter(|r| r.state.is_some()).map(|r| r.version);
+            let memory = id
+                .as_ref()
+                .and_then(|id| s.applied.get(&(id.client.clone(), key.clone())));
+            match judge(
+                id.as_ref(),
+                hash,
+                m.base_version,
+                live,
+                current.map(|r| r.version),
+                memory,
+            ) {
+                Judgement::Reject => {
+                    results.push(MutationResult::Rejected {
+                        current: current.map(|r| change_of(&key, r)),
+                    });
+                    continue;
+                }
+                Judgement::Repeat => {
+                    results.extend(memory.map(AppliedMutation::result));
+                    continue;
+                }
+                Judgement::Apply => {}
             }
             let version = match m.op {
-                Op::Put => s.write(key, m.data.clone(), at),
-                Op::Delete => s.write(key, None, at),
+                Op::Put => s.write(key.clone(), m.data.clone(), at),
+                Op::Delete => s.write(key.clone(), None, at),
             };
+            if let Some(id) = id {
+                s.applied.insert(
+                    (id.client, key),
+                    AppliedMutation {
+                        seq: id.seq,
+                        version,
+                        updated_at: rfc3339(at),
+                        hash,
+                    },
+                );
+            }
             results.push(MutationResult::Accepted {
                 version,
                 updated_at: rfc3339(at),

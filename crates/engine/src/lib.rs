@@ -35,6 +35,7 @@ pub mod cloud;
 pub mod digest;
 pub mod error;
 pub mod memory;
+pub mod mutation;
 pub mod protocol;
 pub mod remote;
 pub mod rules;

@@ -223,6 +223,10 @@ pub struct Mutation {
     /// Cloud version the edit was made on; `null` when the record did not exist.
     #[serde(default)]
     pub base_version: Option<u64>,
+    /// `"{client}:{seq}"`, stable across retries of the same edit (see
+    /// [`mutation`](crate::mutation)); absent from older replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutation_id: Option<String>,
 }
 
 /// The cloud's answer to one mutation.

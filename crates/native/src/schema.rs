@@ -32,7 +32,7 @@ use tether_engine::Error;
 use crate::sql::{SqlError, SqlResult};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The value of the `format` marker in `tether_meta`.
 const FORMAT: &str = "tether-replica";
@@ -131,6 +131,11 @@ ALTER TABLE runs ADD COLUMN error_detail TEXT;
     // an edit that lost to another writer and for every entry written before.
     r#"
 ALTER TABLE conflicts ADD COLUMN reason TEXT;
+"#,
+    // Version 4: the replica's client id in the scope, which names its mutations
+    // (`ScopeState::client`); NULL until its first push.
+    r#"
+ALTER TABLE scopes ADD COLUMN client TEXT;
 "#,
 ];
 

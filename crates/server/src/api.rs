@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tether_engine::digest::record_hash;
+use tether_engine::mutation::MutationId;
 use tether_engine::{Data, Key, KeyRange, MutationResult, Op, PushRequest, PushResponse, ScopeId};
 use tracing::Instrument;
 
@@ -157,6 +158,19 @@ async fn mutations(
     let mut refused = Vec::with_capacity(req.mutations.len());
     for m in req.mutations {
         let key = valid_key(&m.collection, &m.id)?;
+        let origin = match &m.mutation_id {
+            Some(text) => Some(MutationId::parse(text).ok_or_else(|| {
+                ApiError::bad(
+                    "bad_mutation",
+                    format!(
+                        "{}/{}: mutation_id {text:?} is not \"client:seq\" (a client of 1-64 \
+                         bytes without ':', a sequence number)",
+                        key.collection, key.id
+                    ),
+                )
+            })?),
+            None => None,
+        };
         let state = match (m.op, m.data) {
             (Op::Put, Some(d)) => {
                 if d.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
@@ -182,6 +196,7 @@ async fn mutations(
             key,
             state,
             check: Some(m.base_version),
+            origin,
         });
     }
     tracing::Span::current().record("page_size", writes.len());
@@ -336,6 +351,7 @@ async fn admin_records(
             key: valid_key(&u.collection, &u.id)?,
             state: Some(hashed(u.data)),
             check: None,
+            origin: None,
         });
     }
     for k in req.deletes {
@@ -343,6 +359,7 @@ async fn admin_records(
             key: valid_key(&k.collection, &k.id)?,
             state: None,
             check: None,
+            origin: None,
         });
     }
     tracing::Span::current().record("page_size", writes.len());

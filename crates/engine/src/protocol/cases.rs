@@ -64,8 +64,10 @@ impl Case {
 pub enum Call {
     /// `pull(scope, checkpoint, LIMIT)`.
     Pull(Option<&'static str>),
-    /// `push` of this many mutations (see [`mutations`]).
+    /// `push` of this many mutations without ids (an older replica; see [`mutations`]).
     Push(usize),
+    /// `push` of this many mutations with ids (see [`identified_mutations`]).
+    PushIdentified(usize),
     /// `status`.
     Status,
     /// `range_digest` of [`range`].
@@ -127,8 +129,18 @@ pub fn mutations(n: usize) -> Vec<Mutation> {
             op: Op::Put,
             data: Some(serde_json::Map::from_iter([("n".into(), i.into())])),
             base_version: None,
+            mutation_id: None,
         })
         .collect()
+}
+
+/// The mutations of [`Call::PushIdentified`]: [`mutations`] named `c0ffee:{i}`.
+pub fn identified_mutations(n: usize) -> Vec<Mutation> {
+    let mut all = mutations(n);
+    for (i, m) in all.iter_mut().enumerate() {
+        m.mutation_id = Some(format!("c0ffee:{i}"));
+    }
+    all
 }
 
 /// The range of [`Call::RangeDigest`]: `[("objects", "a b"), ("objects", "z&y"))`.
@@ -157,17 +169,23 @@ pub async fn check<R: Remote>(remote: &R, case: &Case) -> Result<(), String> {
                 Err(e) => Err(e),
             }
         }
-        Call::Push(n) => match remote.push(&scope, &mutations(n)).await {
-            Ok(r) if r.results.len() == n => Ok(Expect::Pushed),
-            Ok(r) => {
-                return Err(format!(
-                    "{}: {} results for {n}",
-                    case.name,
-                    r.results.len()
-                ))
+        Call::Push(n) | Call::PushIdentified(n) => {
+            let mutations = match case.call {
+                Call::PushIdentified(_) => identified_mutations(n),
+                _ => mutations(n),
+            };
+            match remote.push(&scope, &mutations).await {
+                Ok(r) if r.results.len() == n => Ok(Expect::Pushed),
+                Ok(r) => {
+                    return Err(format!(
+                        "{}: {} results for {n}",
+                        case.name,
+                        r.results.len()
+                    ))
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
         Call::Status => remote.status(&scope).await.map(found),
         Call::RangeDigest => remote.range_digest(&scope, &range()).await.map(found),
         Call::RangeRecords => remote
@@ -499,6 +517,17 @@ const CASES: &[Case] = &[
         ),
     },
     Case {
+        name: "push with ids: 500 is retried",
+        call: Call::PushIdentified(1),
+        method: "POST",
+        target: PUSH,
+        answers: &[
+            answer(500, r#"{"code":"storage_error","message":"disk"}"#),
+            answer(200, PUSHED),
+        ],
+        expect: Expect::Pushed,
+    },
+    Case {
         name: "push: 503 was not applied, retried",
         call: Call::Push(1),
         method: "POST",
@@ -646,6 +675,14 @@ const CASES: &[Case] = &[
         target: PUSH,
         answers: &[Reply::Fail(Failure::TimedOut)],
         expect: fails(Network, Some(Detail::Timeout), None),
+    },
+    Case {
+        name: "push with ids: a timeout is retried (a repeat gets the original answer)",
+        call: Call::PushIdentified(1),
+        method: "POST",
+        target: PUSH,
+        answers: &[Reply::Fail(Failure::TimedOut), answer(200, PUSHED)],
+        expect: Expect::Pushed,
     },
     Case {
         name: "push: another failure is not retried",

@@ -54,13 +54,14 @@
 //!   on a pull or a push are `Protocol` [`Detail::NotSupported`]. (Native took 404/410, the
 //!   browser 404/405/501; 410 only means "reset", and only on a pull.)
 //! - **What is retried** ([`is_retried`]). GETs are idempotent: every transport failure, 408,
-//!   429 and every 5xx but 501 (and 505) are retried. A push is not idempotent until mutations
-//!   carry ids (protocol v1.1), so it is retried only when it cannot have been applied: the
-//!   connection was never established ([`Failure::NotSent`]), 408 (the server did not receive
-//!   the whole request), 429 and 503 (refused before processing). A push timed out or answered
-//!   500/502/504 may have been applied: it fails at once (a `Network` error; the outbox keeps
-//!   the mutations, so the next sync pushes them again). (Native retried pushes not sent and
-//!   on 429/503, the browser after any network error, 429 or 5xx.)
+//!   429 and every 5xx but 501 (and 505) are retried. A push whose mutations all carry ids
+//!   (protocol v1.1, [`crate::mutation`]) is idempotent too: the cloud answers a repeat with
+//!   its original result, and a cloud that ignores ids rejects the repeat with the pushed state
+//!   as `current`, which the replica takes as its own write. A push with a mutation without id
+//!   is retried only when it cannot have been applied: the connection was never established
+//!   ([`Failure::NotSent`]), 408 (the server did not receive the whole request), 429 and 503
+//!   (refused before processing); timed out or answered 500/502/504 it fails at once (a
+//!   `Network` error; the outbox keeps the mutations, so the next sync pushes them again).
 //! - **Backoff** ([`RetryPolicy`]): the engine's [`Schedule`] with "equal jitter", 500 ms
 //!   doubling to 8 s, 4 retries. (Native had its own 200 ms / 10 s formula, the browser
 //!   `Schedule` with 500 ms / 15 s.) The random sample is the driver's.
@@ -120,6 +121,9 @@ pub enum Endpoint {
     Push {
         /// Mutations sent, hence results expected.
         mutations: usize,
+        /// Every mutation carries an id: the cloud answers a repeat with its original result,
+        /// so the push is idempotent.
+        identified: bool,
     },
     /// `GET /v1/scopes/{scope}/status`: optional.
     Status,
@@ -132,7 +136,10 @@ pub enum Endpoint {
 impl Endpoint {
     /// Whether sending the request twice has the effect of sending it once.
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, Endpoint::Push { .. })
+        match self {
+            Endpoint::Push { identified, .. } => identified,
+            _ => true,
+        }
     }
 
     /// Whether a server may lack the endpoint ([`NOT_SUPPORTED`] then means `Ok(None)`).
@@ -394,6 +401,7 @@ pub fn push(scope: &ScopeId, mutations: &[Mutation]) -> Result<Exchange<PushResp
         Request {
             endpoint: Endpoint::Push {
                 mutations: mutations.len(),
+                identified: mutations.iter().all(|m| m.mutation_id.is_some()),
             },
             method: Method::Post,
             path: scope_path(scope, "mutations"),
@@ -538,7 +546,7 @@ fn decode_push(r: &Request, a: &Answer) -> Option<Result<PushResponse>> {
         return None;
     }
     let sent = match r.endpoint {
-        Endpoint::Push { mutations } => mutations,
+        Endpoint::Push { mutations, .. } => mutations,
         _ => 0,
     };
     Some(json::<PushResponse>(r, a).and_then(|p| {

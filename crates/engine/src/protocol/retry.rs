@@ -86,8 +86,9 @@ impl RetryPolicy {
 }
 
 /// Whether an attempt at `endpoint` that ended with `outcome` (a status, or a transport
-/// failure) is retried. GETs: every failure, 408, 429 and 5xx but 501 and 505. A push only
-/// when it cannot have been applied: not sent, 408, 429, 503.
+/// failure) is retried. GETs and pushes of identified mutations: every failure, 408, 429 and
+/// 5xx but 501 and 505. Other pushes only when they cannot have been applied: not sent, 408,
+/// 429, 503.
 pub fn is_retried(endpoint: Endpoint, outcome: Result<u16, Failure>) -> bool {
     let idempotent = endpoint.is_idempotent();
     match outcome {

@@ -61,9 +61,10 @@ impl Row {
             .map(|h| leaf(&self.key.collection, &self.key.id, &h))
     }
 
-    /// The pending local edit as a mutation, if there is one.
-    pub fn mutation(&self) -> Option<Mutation> {
-        self.pending?;
+    /// The pending local edit as a mutation, if there is one, named `"{client}:{seq}"` when
+    /// the scope has a client id (see [`crate::mutation`]).
+    pub fn mutation(&self, client: Option<&str>) -> Option<Mutation> {
+        let seq = self.pending?;
         Some(Mutation {
             collection: self.key.collection.clone(),
             id: self.key.id.clone(),
@@ -74,6 +75,7 @@ impl Row {
             },
             data: self.data.clone(),
             base_version: self.cloud_hash.map(|_| self.version),
+            mutation_id: client.map(|c| format!("{c}:{seq}")),
         })
     }
 }
@@ -94,6 +96,10 @@ pub struct ScopeState {
     pub next_seq: u64,
     /// When the last run completed.
     pub synced_at: Option<Millis>,
+    /// This replica's client id in the scope, made at its first push; its mutations are named
+    /// `"{client}:{seq}"` (see [`crate::mutation`]).
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 impl ScopeState {

@@ -24,12 +24,17 @@ pub enum Mode {
 
 /// Plans the application of a validated page to the rows of its keys (`rows[i]` belongs to
 /// `page.changes[i]`). Pure: the result depends only on the arguments.
+///
+/// `unanswered` lists what a push of the same run sent and got no answer for (key and pushed
+/// hash, `None` for a delete): a change carrying exactly that state is the replica's own
+/// write, and an edit made since stays pending on it instead of being journaled.
 pub fn plan_page(
     scope_name: &str,
     state: &ScopeState,
     page: ValidPage,
     rows: &[Option<Row>],
     mode: Mode,
+    unanswered: &[(Key, Option<RecordHash>)],
     now: Millis,
 ) -> Result<Changeset> {
     if rows.len() != page.changes.len() {
@@ -54,7 +59,11 @@ pub fn plan_page(
     }
     for (slot, (inc, row)) in page.changes.into_iter().zip(rows).enumerate() {
         let row = row.as_ref().map(|r| (Prior::of(slot, r), r));
-        apply_one(scope_name, &mut out, inc, row, generation, now);
+        let ours = row.is_some_and(|(_, r)| r.pending.is_some())
+            && unanswered
+                .iter()
+                .any(|(k, h)| *k == inc.key && *h == inc.hash());
+        apply_one(scope_name, &mut out, inc, row, ours, generation, now);
     }
     out.scope.checkpoint = Some(page.checkpoint);
     Ok(out)
@@ -84,6 +93,7 @@ fn apply_one(
     out: &mut Changeset,
     inc: Incoming,
     row: Option<(Prior, &Row)>,
+    ours: bool,
     generation: u64,
     now: Millis,
 ) {
@@ -141,6 +151,11 @@ fn apply_one(
                     Some(_) => touch(key, prior, updated_at, None),
                     None => RowWrite::Remove { key, prior },
                 });
+            } else if ours {
+                // The cloud holds what an unanswered push of this run sent: our own write,
+                // whose answer was lost. The edit made since rests on it and stays pending.
+                out.counts.unchanged += 1;
+                out.rows.push(touch(key, prior, updated_at, r.pending));
             } else if rests_on(r, version, new_hash) {
                 // The cloud still holds the state the edit was made on: the change of a push
                 // already applied, a page delivered again, a full download, or the tombstone

@@ -62,7 +62,7 @@ fn apply_page(
         .iter()
         .map(|c| rows.get(&c.key).cloned())
         .collect();
-    let cs = plan_page("s", state, page.clone(), &local, mode, 7)?;
+    let cs = plan_page("s", state, page.clone(), &local, mode, &[], 7)?;
     for w in &cs.rows {
         if let Some(p) = w.prior() {
             let read = local[p.slot].as_ref().map(|r| &r.key);
@@ -249,7 +249,7 @@ fn local_edits_coalesce_and_stay_pending() {
         (gone.hash, gone.cloud_hash, gone.pending),
         (None, None, Some(4))
     );
-    assert_eq!(gone.mutation().unwrap().base_version, None);
+    assert_eq!(gone.mutation(None).unwrap().base_version, None);
     assert!(plan_local_edit(
         &st,
         None,

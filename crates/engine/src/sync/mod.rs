@@ -22,9 +22,9 @@
 //! pages; a cancelled run keeps every committed page.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::digest::Snapshot;
+use crate::digest::{RecordHash, Snapshot};
 use crate::error::{Detail, Error, ErrorKind, IntegrityMismatch, Result, RunError};
 use crate::remote::{Pulled, Remote};
 use crate::rules::{
@@ -181,6 +181,8 @@ pub struct Syncer<'a, S, R> {
     store: &'a S,
     remote: &'a R,
     clock: &'a dyn Clock,
+    /// What a push of the running sync sent without getting an answer: key and pushed hash.
+    unanswered: Mutex<Vec<(Key, Option<RecordHash>)>>,
 }
 
 impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
@@ -190,6 +192,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             store,
             remote,
             clock,
+            unanswered: Mutex::default(),
         }
     }
 
@@ -256,6 +259,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         opts: &SyncOptions<'_>,
         run: &mut Run,
     ) -> Result<Snapshot> {
+        if let Ok(mut unanswered) = self.unanswered.lock() {
+            unanswered.clear();
+        }
         let pushed = if self.remote.can_push() {
             self.push(scope, opts, run).await
         } else {
@@ -413,6 +419,11 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 page.snapshot,
                 page.changes.len() as u64,
             );
+            let unanswered = self
+                .unanswered
+                .lock()
+                .map(|u| u.clone())
+                .unwrap_or_default();
             // The planner is called once: it moves the records out of the page, no clone.
             let applied = self
                 .store
@@ -421,7 +432,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     &keys,
                     false,
                     move |st: &ScopeState, rows: &[Option<Row>]| {
-                        plan_page(scope_name, st, page, rows, mode, now)
+                        plan_page(scope_name, st, page, rows, mode, &unanswered, now)
                     },
                 )
                 .await?;

@@ -1,6 +1,8 @@
 //! The push step of a run: the outbox in sequence order, in batches cut by count and bytes,
 //! each batch's answer applied in one transaction.
 
+use sha2::{Digest as _, Sha256};
+
 use super::*;
 
 impl<S: Store, R: Remote> Syncer<'_, S, R> {
@@ -11,6 +13,10 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         run: &mut Run,
     ) -> Result<()> {
         let total = self.store.pending_count(scope).await?;
+        if total == 0 {
+            return Ok(());
+        }
+        let client = self.client_id(scope).await?;
         let mut after = None;
         let mut done = 0;
         loop {
@@ -30,7 +36,9 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             let (mut sent, mut mutations, mut refused) = (Vec::new(), Vec::new(), Vec::new());
             let mut bytes = PUSH_ENVELOPE;
             for row in rows {
-                let Some(m) = row.mutation() else { continue };
+                let Some(m) = row.mutation(Some(&client)) else {
+                    continue;
+                };
                 let size = json_len(&m)?;
                 if PUSH_ENVELOPE + size > limit {
                     after = row.pending;
@@ -49,7 +57,17 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             let mut outcomes = if mutations.is_empty() {
                 Vec::new()
             } else {
-                let response = self.remote.push(scope, &mutations).await?;
+                let response = match self.remote.push(scope, &mutations).await {
+                    Ok(response) => response,
+                    Err(e) => {
+                        // It may have been applied: the pull of this run must know what was
+                        // sent, to take the cloud's copy of it for the replica's own write.
+                        if let Ok(mut unanswered) = self.unanswered.lock() {
+                            unanswered.extend(sent.iter().map(|r| (r.key.clone(), r.hash)));
+                        }
+                        return Err(e);
+                    }
+                };
                 for result in &response.results {
                     match result {
                         MutationResult::Accepted { version, .. } => {
@@ -89,10 +107,49 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             run.counts.conflicts += applied.counts.conflicts;
             done += keys.len() as u64;
         }
-        if total > 0 {
-            self.emit_counts(opts, scope, Phase::Push, done, Some(total));
-        }
+        self.emit_counts(opts, scope, Phase::Push, done, Some(total));
         Ok(())
+    }
+
+    /// The scope's client id, made and stored at the first push. It is derived, not random
+    /// (the engine has no randomness): a hash of the scope, the time and the first pending
+    /// edits, so two replicas share one only if they push the same first edits of the same
+    /// scope in the same millisecond. Another tab that stored one first wins.
+    async fn client_id(&self, scope: &ScopeId) -> Result<String> {
+        if let Some(client) = self.store.scope_state(scope).await?.client {
+            return Ok(client);
+        }
+        let mut h = Sha256::new();
+        h.update(b"tether-client\0");
+        h.update(scope.as_str().as_bytes());
+        h.update(self.clock.now().to_le_bytes());
+        for row in self.store.pending(scope, None, 16).await? {
+            h.update(row.key.collection.as_bytes());
+            h.update([0]);
+            h.update(row.key.id.as_bytes());
+            h.update([0]);
+            h.update(row.hash.map_or([0; 32], |h| h.0));
+            h.update(row.pending.unwrap_or(0).to_le_bytes());
+        }
+        let made: String = h.finalize()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.store
+            .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
+                let mut scope = st.clone();
+                scope.client.get_or_insert(made);
+                Ok(Changeset {
+                    scope,
+                    ..Changeset::default()
+                })
+            })
+            .await?;
+        self.store
+            .scope_state(scope)
+            .await?
+            .client
+            .ok_or_else(|| Error::storage("the store did not keep the scope's client id"))
     }
 }
 

@@ -240,6 +240,88 @@ pub async fn edits_during_a_push_end_in_one_place<S: Store>(store: &S) {
     assert_eq!(report.snapshot, cloud.snapshot(&s));
 }
 
+/// A push applied by the cloud whose answer is lost, then a newer edit of the same record:
+/// the newer edit rests on the replica's own write, so it is no conflict, whether the pull of
+/// the same run brings that write back or the next run pushes the newer edit on the old base
+/// (the cloud recognises the mutation id). A write by someone else in between still is one.
+pub async fn a_lost_push_answer_then_a_newer_edit_is_no_conflict<S: Store>(store: &S) {
+    let s = sid("s");
+    let cloud = Cloud::new();
+    for id in ["same-run", "next-run", "deleted", "other-writer"] {
+        cloud.put(&s, "t", id, json!({"v": 0}), NOW);
+    }
+    sync(store, &cloud, &s, 100).await.unwrap();
+    let local = ScopeHandle::new(store, s.clone());
+    let lose_answer = |fail_pulls| Faults {
+        lose_push_answer: true,
+        fail_pulls,
+        ..Faults::default()
+    };
+
+    // The edit comes while the push is in flight; the pull of the same run brings v:1 back.
+    local.put("t", "same-run", json!({"v": 1})).await.unwrap();
+    cloud.inject(lose_answer(0));
+    let meddler =
+        Meddler::new(&cloud, store).after_push(vec![("t", "same-run", Some(json!({"v": 2})))]);
+    let err = Syncer::new(store, &meddler, &clock)
+        .sync(&s, SyncOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::Network);
+    assert_eq!(
+        journaled(&local, "same-run").await,
+        Vec::<Option<Value>>::new()
+    );
+    assert_eq!(
+        data_of(&local, "t", "same-run").await,
+        Some(json!({"v": 2}))
+    );
+
+    // The network is down for the pull as well; the user edits before the next run.
+    local.put("t", "next-run", json!({"v": 1})).await.unwrap();
+    local.delete("t", "deleted").await.unwrap();
+    local
+        .put("t", "other-writer", json!({"v": 1}))
+        .await
+        .unwrap();
+    cloud.inject(lose_answer(1));
+    sync(store, &cloud, &s, 100).await.unwrap_err();
+    assert_eq!(
+        cloud_data(&cloud, &s, "t", "next-run"),
+        Some(json!({"v": 1}))
+    );
+    assert_eq!(cloud_data(&cloud, &s, "t", "deleted"), None);
+    local.put("t", "next-run", json!({"v": 2})).await.unwrap();
+    local
+        .put("t", "deleted", json!({"v": "again"}))
+        .await
+        .unwrap();
+    cloud.put(&s, "t", "other-writer", json!({"v": "theirs"}), NOW);
+    local
+        .put("t", "other-writer", json!({"v": 2}))
+        .await
+        .unwrap();
+
+    let report = sync(store, &cloud, &s, 100).await.unwrap();
+    assert_eq!(report.run.counts.conflicts, 1, "only the other writer's");
+    for (id, v) in [
+        ("same-run", json!({"v": 2})),
+        ("next-run", json!({"v": 2})),
+        ("deleted", json!({"v": "again"})),
+        ("other-writer", json!({"v": "theirs"})),
+    ] {
+        assert_eq!(cloud_data(&cloud, &s, "t", id), Some(v.clone()), "{id}");
+        assert_eq!(data_of(&local, "t", id).await, Some(v), "{id}");
+    }
+    assert_eq!(
+        journaled(&local, "other-writer").await,
+        [Some(json!({"v": 2}))]
+    );
+    assert_eq!(local.conflicts().await.unwrap().len(), 1);
+    assert_eq!(store.pending_count(&s).await.unwrap(), 0);
+    assert_eq!(report.snapshot, cloud.snapshot(&s));
+}
+
 /// `verify` with repair while edits are pending on versions another writer has replaced or
 /// deleted: the repair does not move their base, so the edits lose (journaled) instead of
 /// overwriting the other writer or resurrecting the deleted record.

@@ -71,6 +71,7 @@ macro_rules! for_each_conformance_case {
         $m!(reset_resyncs_and_sweeps);
         $m!(divergence_is_repaired_in_place);
         $m!(edits_during_a_push_end_in_one_place);
+        $m!(a_lost_push_answer_then_a_newer_edit_is_no_conflict);
         $m!(repair_never_moves_a_pending_base);
         $m!(sweep_takes_a_pending_delete_the_cloud_agrees_with);
         $m!(sweep_keeps_a_pending_delete_a_truncated_download_missed);

@@ -18,7 +18,7 @@ pub fn scope_id(conn: &Connection, scope: &ScopeId) -> SqlResult<Option<i64>> {
 pub fn scope_state(conn: &Connection, scope: &ScopeId) -> SqlResult<(Option<i64>, ScopeState)> {
     let mut stmt = conn.prepare_cached(
         "SELECT scope_id, checkpoint, count, digest, generation, full_sync, next_seq, \
-             synced_at FROM scopes WHERE name = ?1",
+             synced_at, client FROM scopes WHERE name = ?1",
     )?;
     let mut rows = stmt.query([scope.as_str()])?;
     let Some(r) = rows.next()? else {
@@ -38,6 +38,7 @@ pub fn scope_state(conn: &Connection, scope: &ScopeId) -> SqlResult<(Option<i64>
         full_sync: r.get(5)?,
         next_seq: to_u64(r.get(6)?)?,
         synced_at: r.get(7)?,
+        client: r.get(8)?,
     };
     Ok((Some(r.get(0)?), state))
 }
@@ -60,7 +61,7 @@ pub fn write_scope_state(
         Some(id) => {
             conn.prepare_cached(
                 "UPDATE scopes SET checkpoint = ?2, count = ?3, digest = ?4, generation = ?5, \
-                 full_sync = ?6, next_seq = ?7, synced_at = ?8 WHERE scope_id = ?1",
+                 full_sync = ?6, next_seq = ?7, synced_at = ?8, client = ?9 WHERE scope_id = ?1",
             )?
             .execute(params![
                 id,
@@ -70,14 +71,15 @@ pub fn write_scope_state(
                 generation,
                 st.full_sync,
                 next_seq,
-                st.synced_at
+                st.synced_at,
+                st.client
             ])?;
             Ok(id)
         }
         None => {
             conn.prepare_cached(
                 "INSERT INTO scopes (name, checkpoint, count, digest, generation, full_sync, \
-                 next_seq, synced_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 next_seq, synced_at, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 scope.as_str(),
@@ -87,7 +89,8 @@ pub fn write_scope_state(
                 generation,
                 st.full_sync,
                 next_seq,
-                st.synced_at
+                st.synced_at,
+                st.client
             ])?;
             Ok(conn.last_insert_rowid())
         }

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use tether_engine::digest::{leaf, RecordHash, Snapshot};
+use tether_engine::mutation::{AppliedMutation, MutationId};
 use tether_engine::{Change, Data, Key, KeyRange, MutationResult, Page, RemoteStatus};
 
 pub mod postgres;
@@ -101,9 +102,32 @@ pub struct Write {
     pub key: Key,
     /// New data and its hash; `None` deletes.
     pub state: Option<(Data, RecordHash)>,
-    /// `Some(base)`: a push, applied only if the current live version equals `base`.
+    /// `Some(base)`: a push, applied only if the current live version equals `base` (or as
+    /// [`tether_engine::mutation::judge`] says for an identified one).
     /// `None`: an admin write, applied unconditionally (a delete of an absent record is a no-op).
     pub check: Option<Option<u64>>,
+    /// The pushed mutation's id: the storage remembers, per scope, client and record, the last
+    /// one it applied, and answers a repeat with its original result.
+    pub origin: Option<MutationId>,
+}
+
+/// What the storage remembers of a client's last mutation of a record, from its stored
+/// columns (`hash` as hex).
+pub(crate) fn applied_of(
+    seq: i64,
+    version: i64,
+    updated_at: String,
+    hash: Option<String>,
+) -> Result<AppliedMutation, StorageError> {
+    Ok(AppliedMutation {
+        seq: seq as u64,
+        version: version as u64,
+        updated_at,
+        hash: hash
+            .map(|h| h.parse())
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(format!("remembered mutation hash: {e}")))?,
+    })
 }
 
 /// What the admin write API did.

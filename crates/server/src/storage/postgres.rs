@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tether_engine::digest::{record_hash_with, Snapshot};
+use tether_engine::mutation::{judge, AppliedMutation, Judgement};
 use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
-    change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge, Quarantined,
-    Storage, StorageError, Write, WriteSummary,
+    applied_of, change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge,
+    Quarantined, Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -373,6 +374,21 @@ impl Storage for PgStorage {
                      RETURNING version, updated_at",
                 )
                 .await?;
+            let recall = tx
+                .prepare_cached(
+                    "SELECT seq, version, updated_at, hash FROM applied
+                     WHERE scope = $1 AND client = $2 AND collection = $3 AND id = $4",
+                )
+                .await?;
+            let remember = tx
+                .prepare_cached(
+                    "INSERT INTO applied (scope, client, collection, id, seq, version,
+                       updated_at, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (scope, client, collection, id) DO UPDATE SET
+                       seq = EXCLUDED.seq, version = EXCLUDED.version,
+                       updated_at = EXCLUDED.updated_at, hash = EXCLUDED.hash",
+                )
+                .await?;
             let mut results = Vec::with_capacity(writes.len());
             for w in writes {
                 let (c, i) = (&w.key.collection, &w.key.id);
@@ -389,11 +405,36 @@ impl Storage for PgStorage {
                     .as_ref()
                     .filter(|r| !r.get::<_, bool>(6))
                     .map(|r| r.get::<_, i64>(2) as u64);
-                let base = w.check.unwrap_or(live);
-                if live != base {
-                    let current = current.as_ref().map(row_change).transpose()?;
-                    results.push(MutationResult::Rejected { current });
-                    continue;
+                let last = match &w.origin {
+                    Some(id) => tx
+                        .query_opt(&recall, &[&scope, &id.client, c, i])
+                        .await?
+                        .map(|r| applied_of(r.get(0), r.get(1), r.get(2), r.get(3)))
+                        .transpose()?,
+                    None => None,
+                };
+                let judged = match w.check {
+                    Some(base) => judge(
+                        w.origin.as_ref(),
+                        w.state.as_ref().map(|(_, h)| *h),
+                        base,
+                        live,
+                        current.as_ref().map(|r| r.get::<_, i64>(2) as u64),
+                        last.as_ref(),
+                    ),
+                    None => Judgement::Apply,
+                };
+                match judged {
+                    Judgement::Reject => {
+                        let current = current.as_ref().map(row_change).transpose()?;
+                        results.push(MutationResult::Rejected { current });
+                        continue;
+                    }
+                    Judgement::Repeat => {
+                        results.extend(last.as_ref().map(AppliedMutation::result));
+                        continue;
+                    }
+                    Judgement::Apply => {}
                 }
                 if w.state.is_none() && live.is_none() && w.check.is_none() {
                     let version = current.as_ref().map_or(0, |r| r.get::<_, i64>(2) as u64);
@@ -416,9 +457,26 @@ impl Storage for PgStorage {
                 let row = tx
                     .query_one(&put, &[&scope, c, i, &data, &hash, &w.state.is_none()])
                     .await?;
+                let (version, updated_at): (i64, String) = (row.get(0), row.get(1));
+                if let Some(id) = &w.origin {
+                    tx.execute(
+                        &remember,
+                        &[
+                            &scope,
+                            &id.client,
+                            c,
+                            i,
+                            &(id.seq as i64),
+                            &version,
+                            &updated_at,
+                            &hash,
+                        ],
+                    )
+                    .await?;
+                }
                 results.push(MutationResult::Accepted {
-                    version: row.get::<_, i64>(0) as u64,
-                    updated_at: row.get(1),
+                    version: version as u64,
+                    updated_at,
                 });
             }
             tx.commit().await?;
@@ -594,6 +652,12 @@ impl Storage for PgStorage {
                 let mut client = self.client().await?;
                 let tx = client.transaction().await?;
                 lock_scope(&tx, &scope).await?;
+                // What clients' mutations did is remembered as long as tombstones are.
+                tx.execute(
+                    "DELETE FROM applied WHERE scope = $1 AND updated_at < $2",
+                    &[&scope, &before],
+                )
+                .await?;
                 let row = tx
                     .query_one(
                         "WITH gone AS (DELETE FROM records WHERE scope = $1 AND deleted

@@ -34,6 +34,22 @@ CREATE INDEX IF NOT EXISTS records_pending ON records (scope)
 CREATE INDEX IF NOT EXISTS records_quarantined ON records (scope, collection, id)
     WHERE quarantine IS NOT NULL;
 
+-- Per scope, client and record, the last mutation the server applied for that client (issue
+-- 8, protocol v1.1): a repeat is answered with this, not judged again. Kept as long as
+-- tombstones are (the purge removes older entries).
+CREATE TABLE IF NOT EXISTS applied (
+    scope      text COLLATE "C" NOT NULL,
+    client     text COLLATE "C" NOT NULL,
+    collection text COLLATE "C" NOT NULL,
+    id         text COLLATE "C" NOT NULL,
+    seq        bigint NOT NULL,
+    version    bigint NOT NULL,
+    updated_at text NOT NULL,
+    hash       text,
+    PRIMARY KEY (scope, client, collection, id)
+);
+CREATE INDEX IF NOT EXISTS applied_age ON applied (scope, updated_at);
+
 CREATE OR REPLACE FUNCTION tether_now() RETURNS text LANGUAGE sql VOLATILE AS $$
     SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $$;

@@ -15,9 +15,11 @@ use tether_engine::digest::Snapshot;
 use tether_engine::time::rfc3339;
 use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus};
 
+use tether_engine::mutation::{judge, AppliedMutation, Judgement};
+
 use super::{
-    change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge, Quarantined,
-    Storage, StorageError, Write, WriteSummary,
+    applied_of, change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge,
+    Quarantined, Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = "
@@ -42,6 +44,18 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS records_feed ON records (scope, version);
 CREATE INDEX IF NOT EXISTS records_tombstones ON records (scope, updated_at) WHERE deleted;
+CREATE TABLE IF NOT EXISTS applied (
+    scope      TEXT NOT NULL,
+    client     TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    version    INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    hash       TEXT,
+    PRIMARY KEY (scope, client, collection, id)
+);
+CREATE INDEX IF NOT EXISTS applied_age ON applied (scope, updated_at);
 ";
 
 /// SQLite storage over one database file.
@@ -260,6 +274,11 @@ impl Storage for SqliteStorage {
             let before = purge.before.clone().unwrap_or_else(|| "\u{10FFFF}".into());
             let mut purged = 0;
             for scope in scopes {
+                // What clients' mutations did is remembered as long as tombstones are.
+                tx.execute(
+                    "DELETE FROM applied WHERE scope = ?1 AND updated_at < ?2",
+                    params![scope, before],
+                )?;
                 let top: Option<i64> = tx.query_row(
                     "SELECT max(version) FROM records
                      WHERE scope = ?1 AND deleted AND updated_at < ?2",
@@ -374,6 +393,16 @@ fn apply_writes(
            updated_at = excluded.updated_at, deleted = excluded.deleted, data = excluded.data,
            hash = excluded.hash",
     )?;
+    let mut recall = tx.prepare_cached(
+        "SELECT seq, version, updated_at, hash FROM applied
+         WHERE scope = ?1 AND client = ?2 AND collection = ?3 AND id = ?4",
+    )?;
+    let mut remember = tx.prepare_cached(
+        "INSERT INTO applied (scope, client, collection, id, seq, version, updated_at, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (scope, client, collection, id) DO UPDATE SET seq = excluded.seq,
+           version = excluded.version, updated_at = excluded.updated_at, hash = excluded.hash",
+    )?;
     for w in writes {
         let key = &w.key;
         let current: Option<Current> = get
@@ -388,15 +417,39 @@ fn apply_writes(
             })
             .optional()?;
         let live = current.as_ref().filter(|c| !c.1);
-        match w.check {
-            Some(base) if live.map(|c| c.0) != base => {
+        let last = match &w.origin {
+            Some(id) => recall
+                .query_row(params![scope, id.client, key.collection, key.id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?
+                .map(|(seq, version, at, hash)| applied_of(seq, version, at, hash))
+                .transpose()?,
+            None => None,
+        };
+        let judged = w.check.map(|base| {
+            judge(
+                w.origin.as_ref(),
+                w.state.as_ref().map(|(_, h)| *h),
+                base,
+                live.map(|c| c.0),
+                current.as_ref().map(|c| c.0),
+                last.as_ref(),
+            )
+        });
+        match (judged, w.check) {
+            (Some(Judgement::Reject), _) => {
                 let current = current
                     .map(|(v, _, h, at, d)| change(key.clone(), v, at, d.as_deref(), h))
                     .transpose()?;
                 results.push(MutationResult::Rejected { current });
                 continue;
             }
-            None if w.state.is_none() && live.is_none() => {
+            (Some(Judgement::Repeat), _) => {
+                results.extend(last.as_ref().map(AppliedMutation::result));
+                continue;
+            }
+            (None, None) if w.state.is_none() && live.is_none() => {
                 // An admin delete of an absent record changes nothing.
                 results.push(MutationResult::Accepted {
                     version: current.map_or(s.seq, |c| c.0),
@@ -438,6 +491,18 @@ fn apply_writes(
             data,
             hash
         ])?;
+        if let Some(id) = &w.origin {
+            remember.execute(params![
+                scope,
+                id.client,
+                key.collection,
+                key.id,
+                id.seq as i64,
+                s.seq as i64,
+                now,
+                hash
+            ])?;
+        }
         results.push(MutationResult::Accepted {
             version: s.seq,
             updated_at: now.clone(),
