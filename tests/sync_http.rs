@@ -562,6 +562,10 @@ impl Remote for Meddler<'_> {
         true
     }
 
+    fn begin_run(&self) {
+        self.remote.begin_run()
+    }
+
     async fn push(
         &self,
         scope: &ScopeId,

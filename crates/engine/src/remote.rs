@@ -78,6 +78,12 @@ pub trait Remote: MaybeSend + MaybeSync {
         let _ = (scope, range);
         async { Ok(None) }
     }
+
+    /// A sync (or verify) begins: the [`Syncer`](crate::Syncer) calls this first. HTTP
+    /// transports reset their per-sync retry budget here
+    /// ([`RetryPolicy::run_budget_ms`](crate::protocol::RetryPolicy::run_budget_ms)); a remote
+    /// that wraps another must pass it on.
+    fn begin_run(&self) {}
 }
 
 impl<R: Remote> Remote for &R {
@@ -91,6 +97,9 @@ impl<R: Remote> Remote for &R {
     }
     fn can_push(&self) -> bool {
         (**self).can_push()
+    }
+    fn begin_run(&self) {
+        (**self).begin_run()
     }
     fn push(
         &self,

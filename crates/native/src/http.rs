@@ -15,7 +15,7 @@ use std::time::Duration;
 
 pub use tether_engine::protocol::RetryPolicy;
 use tether_engine::protocol::{
-    self, Answer, Exchange, Failure, Method, Request, Step, TransportError, MAX_BODY,
+    self, Answer, Exchange, Failure, Method, Request, RunBudget, Step, TransportError, MAX_BODY,
 };
 use tether_engine::{
     Change, Checkpoint, KeyRange, Mutation, Pulled, PushResponse, Remote, RemoteStatus, Result,
@@ -60,6 +60,7 @@ pub struct HttpRemote {
     token: String,
     agent: ureq::Agent,
     options: HttpOptions,
+    budget: RunBudget,
 }
 
 impl HttpRemote {
@@ -83,11 +84,14 @@ impl HttpRemote {
             token: token.to_string(),
             agent,
             options,
+            budget: RunBudget::default(),
         }
     }
 
     fn run<T>(&self, exchange: Exchange<T>) -> Result<T> {
-        let mut exchange = exchange.with_max_body(self.options.max_body);
+        let mut exchange = exchange
+            .with_max_body(self.options.max_body)
+            .with_run_spent(self.budget.spent_ms());
         loop {
             let outcome = self.send(exchange.request(), exchange.max_body());
             match exchange.handle(&self.options.retry, outcome, crate::now(), jitter()) {
@@ -95,7 +99,10 @@ impl HttpRemote {
                     tracing::debug!(attempts = exchange.attempts(), wait_ms = ms, "retrying");
                     std::thread::sleep(Duration::from_millis(ms));
                 }
-                Step::Done(result) => return result,
+                Step::Done(result) => {
+                    self.budget.spend(exchange.retry_ms());
+                    return result;
+                }
             }
         }
     }
@@ -157,6 +164,10 @@ impl Remote for HttpRemote {
 
     fn can_push(&self) -> bool {
         true
+    }
+
+    fn begin_run(&self) {
+        self.budget.reset();
     }
 
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {

@@ -193,6 +193,12 @@ impl Remote for AnyRemote {
             AnyRemote::Fn(r) => r.can_push(),
         }
     }
+    fn begin_run(&self) {
+        match self {
+            AnyRemote::Http(r) => r.begin_run(),
+            AnyRemote::Fn(r) => r.begin_run(),
+        }
+    }
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
         delegate!(self.push(scope, mutations))
     }

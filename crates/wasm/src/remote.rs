@@ -4,7 +4,7 @@
 
 use js_sys::{Function, Promise, Uint8Array};
 use tether_engine::protocol::{
-    self, Answer, Exchange, Failure, Method, Request, RetryPolicy, Step, TransportError,
+    self, Answer, Exchange, Failure, Method, Request, RetryPolicy, RunBudget, Step, TransportError,
 };
 use tether_engine::{
     Change, Checkpoint, Error, KeyRange, Mutation, Pulled, PushResponse, Remote, RemoteStatus,
@@ -27,6 +27,7 @@ pub struct HttpRemote {
     policy: RetryPolicy,
     timeout_ms: u64,
     max_body: usize,
+    budget: RunBudget,
 }
 
 /// Time allowed for one attempt, the whole answer included (as natively).
@@ -63,6 +64,7 @@ impl HttpRemote {
             policy,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_body: protocol::MAX_BODY,
+            budget: RunBudget::default(),
         })
     }
 
@@ -106,7 +108,9 @@ impl HttpRemote {
     }
 
     async fn run<T>(&self, exchange: Exchange<T>) -> Result<T> {
-        let mut exchange = exchange.with_max_body(self.max_body);
+        let mut exchange = exchange
+            .with_max_body(self.max_body)
+            .with_run_spent(self.budget.spent_ms());
         loop {
             let outcome = self.send(exchange.request()).await?;
             let sample = js_sys::Math::random();
@@ -117,7 +121,10 @@ impl HttpRemote {
                         return Err(Error::Cancelled);
                     }
                 }
-                Step::Done(result) => return result,
+                Step::Done(result) => {
+                    self.budget.spend(exchange.retry_ms());
+                    return result;
+                }
             }
         }
     }
@@ -271,6 +278,10 @@ impl Remote for HttpRemote {
 
     fn can_push(&self) -> bool {
         true
+    }
+
+    fn begin_run(&self) {
+        self.budget.reset();
     }
 
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {

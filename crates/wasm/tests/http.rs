@@ -96,7 +96,7 @@ async fn every_protocol_case_through_fetch() {
             if s["headers"]["authorization"] != auth.as_str() {
                 failures.push(format!("{}: headers {}", case.name, s["headers"]));
             }
-            if let Call::Push(n) = case.call {
+            if let Call::Push(n) | Call::PushIdentified(n) = case.call {
                 let body: Value = serde_json::from_str(s["body"].as_str().unwrap_or("")).unwrap();
                 let sent = body["mutations"].as_array().map_or(0, Vec::len);
                 if sent != n || s["headers"]["content-type"] != "application/json" {

@@ -32,6 +32,7 @@ pub fn policy() -> RetryPolicy {
         backoff_cap_ms: 4,
         max_wait_ms: 1_000,
         budget_ms: 10_000,
+        run_budget_ms: 10_000,
     }
 }
 

@@ -71,13 +71,17 @@
 //! - **Longest wait** inside one call: [`RetryPolicy::max_wait_ms`], 10 s. A `Retry-After`
 //!   above it is not waited out: the error goes back at once with `retry_after_ms`, and
 //!   background sync waits instead. (Native 10 s, the browser 30 s.)
-//! - **Budget**: [`RetryPolicy::budget_ms`], 30 s from the end of the first attempt of one
-//!   call; a retry that would end its wait later is not made. The budget is per call, not per
-//!   sync: a sync is many calls, and one that keeps getting answers is making progress and
-//!   should not be failed by a clock; what must be bounded is the time spent without progress,
-//!   which is what one call's retries measure. (A per-sync budget would need the `Syncer` to
-//!   tell the remote that a run started.) With the transport's deadline per attempt (natively
-//!   `HttpOptions::timeout`, the whole answer) one call ends within 2 × deadline + budget.
+//! - **Budgets**: [`RetryPolicy::budget_ms`], 30 s from the end of the first attempt of one
+//!   call; a retry that would end its wait later is not made. And per sync,
+//!   [`RetryPolicy::run_budget_ms`], 120 s: the retry time of all the sync's calls, summed in
+//!   the transport's [`RunBudget`] (reset by [`Remote::begin_run`](crate::Remote::begin_run),
+//!   which the `Syncer` calls when a sync or verify starts). Once it is spent, each further
+//!   call of that sync is made once, without retries: a sync whose calls keep failing and
+//!   recovering ends instead of retrying page after page. Time spent getting answers is not
+//!   counted: a long sync that makes progress is not failed by a clock. With the transport's
+//!   deadline per attempt (natively `HttpOptions::timeout`, the whole answer) one call ends
+//!   within 2 × deadline + budget, and a sync's retrying within `run_budget_ms` plus one
+//!   deadline per call.
 //! - **Transport failures** come in as a [`TransportError`]: not sent → `Network`
 //!   [`Detail::Unreachable`], timed out → `Network` [`Detail::Timeout`], other (reset mid-way,
 //!   a browser's opaque `TypeError`) → `Network` without detail.
@@ -99,7 +103,7 @@ use crate::types::{Change, Checkpoint, KeyRange, Mutation, PushResponse, RemoteS
 pub mod cases;
 mod retry;
 
-pub use retry::{is_retried, parse_http_date, retry_after_ms, RetryPolicy};
+pub use retry::{is_retried, parse_http_date, retry_after_ms, RetryPolicy, RunBudget};
 
 #[doc(no_inline)]
 pub use crate::schedule::Schedule;
@@ -292,6 +296,9 @@ pub struct Exchange<T> {
     decode: fn(&Request, &Answer) -> Option<Result<T>>,
     attempts: u32,
     first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    /// Retry time the sync had spent before this call.
+    run_spent_ms: u64,
     max_body: usize,
 }
 
@@ -305,6 +312,23 @@ impl<T> Exchange<T> {
     /// at most one byte more and hands that over: the excess is refused without reading it all.
     pub fn max_body(&self) -> usize {
         self.max_body
+    }
+
+    /// The same call, made when the sync has already spent `spent_ms` retrying (a transport
+    /// passes [`RunBudget::spent_ms`]): its retries stop where the sync's budget,
+    /// [`RetryPolicy::run_budget_ms`], ends.
+    pub fn with_run_spent(mut self, spent_ms: u64) -> Self {
+        self.run_spent_ms = spent_ms;
+        self
+    }
+
+    /// Time this call has spent retrying: from the end of its first attempt to the end of its
+    /// last (0 without a retry). A transport adds it to its [`RunBudget`] when the call ends.
+    pub fn retry_ms(&self) -> u64 {
+        match (self.first_ms, self.last_ms) {
+            (Some(first), Some(last)) => u64::try_from(last.saturating_sub(first)).unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// The same call with another body limit.
@@ -330,6 +354,7 @@ impl<T> Exchange<T> {
     ) -> Step<T> {
         self.attempts += 1;
         let first_ms = *self.first_ms.get_or_insert(now_ms);
+        self.last_ms = Some(now_ms);
         let endpoint = self.request.endpoint;
         let err = match outcome {
             Ok(a) if a.body.len() > self.max_body => {
@@ -363,14 +388,20 @@ impl<T> Exchange<T> {
                 err
             }
         };
+        let elapsed = u64::try_from(now_ms.saturating_sub(first_ms)).unwrap_or(0);
         match policy.wait(
             self.attempts,
             err.retry_after_ms(),
             now_ms - first_ms,
             sample,
         ) {
-            Some(ms) => Step::Wait(ms),
-            None => Step::Done(Err(after_attempts(err, self.attempts))),
+            Some(ms)
+                if self.run_spent_ms.saturating_add(elapsed).saturating_add(ms)
+                    <= policy.run_budget_ms =>
+            {
+                Step::Wait(ms)
+            }
+            _ => Step::Done(Err(after_attempts(err, self.attempts))),
         }
     }
 
@@ -475,6 +506,8 @@ fn exchange<T>(
         decode,
         attempts: 0,
         first_ms: None,
+        last_ms: None,
+        run_spent_ms: 0,
         max_body: MAX_BODY,
     }
 }

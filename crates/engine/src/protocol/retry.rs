@@ -1,5 +1,7 @@
 //! The retry policy: what is retried, how long to wait, and `Retry-After`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::{Endpoint, Failure};
 use crate::schedule::Schedule;
 
@@ -18,6 +20,11 @@ pub struct RetryPolicy {
     /// Time allowed from the end of the first attempt to the start of the last retry
     /// (default 30 s).
     pub budget_ms: u64,
+    /// Time all retrying calls of one sync may spend retrying, summed over the calls (each
+    /// call's share measured like `budget_ms`; default 120 s). Once it is spent, the rest of
+    /// the sync's calls are made once each. A transport keeps the sum in a [`RunBudget`],
+    /// reset by [`Remote::begin_run`](crate::Remote::begin_run).
+    pub run_budget_ms: u64,
 }
 
 impl Default for RetryPolicy {
@@ -28,6 +35,7 @@ impl Default for RetryPolicy {
             backoff_cap_ms: 8_000,
             max_wait_ms: 10_000,
             budget_ms: 30_000,
+            run_budget_ms: 120_000,
         }
     }
 }
@@ -82,6 +90,53 @@ impl RetryPolicy {
             .min(self.max_wait_ms);
         let elapsed = u64::try_from(elapsed_ms).unwrap_or(0);
         (elapsed.saturating_add(wait) <= self.budget_ms).then_some(wait)
+    }
+}
+
+/// The retry time a transport's calls have spent since the sync began (see
+/// [`RetryPolicy::run_budget_ms`]). Shared by the calls of one remote; thread-safe.
+///
+/// ```
+/// use tether_engine::protocol::RunBudget;
+/// let budget = RunBudget::default();
+/// budget.spend(1_500);
+/// budget.spend(500);
+/// assert_eq!(budget.spent_ms(), 2_000);
+/// budget.reset();
+/// assert_eq!(budget.spent_ms(), 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct RunBudget {
+    spent_ms: AtomicU64,
+}
+
+/// A clone counts on its own, from what the original had spent.
+impl Clone for RunBudget {
+    fn clone(&self) -> Self {
+        RunBudget {
+            spent_ms: AtomicU64::new(self.spent_ms()),
+        }
+    }
+}
+
+impl RunBudget {
+    /// Milliseconds spent retrying since the last [`RunBudget::reset`].
+    pub fn spent_ms(&self) -> u64 {
+        self.spent_ms.load(Ordering::Relaxed)
+    }
+
+    /// Adds the retry time of one call ([`Exchange::retry_ms`](super::Exchange::retry_ms)).
+    pub fn spend(&self, ms: u64) {
+        let _ = self
+            .spent_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some(s.saturating_add(ms))
+            });
+    }
+
+    /// A new sync begins.
+    pub fn reset(&self) {
+        self.spent_ms.store(0, Ordering::Relaxed);
     }
 }
 

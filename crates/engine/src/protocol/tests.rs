@@ -236,6 +236,33 @@ fn the_budget_ends_retries_even_with_retries_left() {
 }
 
 #[test]
+fn the_sync_budget_ends_retries_the_call_budget_allows() {
+    let policy = RetryPolicy::default();
+    let scope = ScopeId::new("s").unwrap();
+    let fail = || Err(TransportError::new(Failure::TimedOut, "read timed out"));
+    // Most of the sync's budget already spent: the first wait (250-500 ms) does not fit.
+    let mut x = pull(&scope, None, 10).with_run_spent(policy.run_budget_ms - 100);
+    assert!(matches!(
+        x.handle(&policy, fail(), 0, 0.5),
+        Step::Done(Err(_))
+    ));
+    assert_eq!(x.retry_ms(), 0);
+    // With room left, the call retries and reports the time it spent doing so.
+    let mut x = status(&scope).with_run_spent(policy.run_budget_ms - 5_000);
+    let Step::Wait(ms) = x.handle(&policy, fail(), 1_000, 0.5) else {
+        panic!("no retry")
+    };
+    let end = 1_000 + ms as i64 + 2_000;
+    // 404: the server has no status endpoint, a successful answer.
+    let answer = Answer::new(404, b"{}".to_vec());
+    assert!(matches!(
+        x.handle(&policy, Ok(answer), end, 0.5),
+        Step::Done(Ok(None))
+    ));
+    assert_eq!(x.retry_ms(), ms + 2_000);
+}
+
+#[test]
 fn oversized_answers_are_rejected_without_decoding() {
     let scope = ScopeId::new("s").unwrap();
     let mut x = pull(&scope, None, 10);

@@ -199,6 +199,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
     /// Runs one sync of `scope` (see the module docs). The run is recorded in history whatever
     /// the outcome; on failure the error is returned and the run is marked failed with it.
     pub async fn sync(&self, scope: &ScopeId, opts: SyncOptions<'_>) -> Result<SyncReport> {
+        self.remote.begin_run();
         let state = self.store.scope_state(scope).await?;
         let kind = if opts.full {
             RunKind::FullResync

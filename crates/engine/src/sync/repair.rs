@@ -9,6 +9,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
     /// Compares the replica's rows (data hashed again) with the cloud's status, and with
     /// `repair` fixes differing key ranges in place (cloud wins).
     pub async fn verify(&self, scope: &ScopeId, repair: bool) -> Result<VerifyReport> {
+        self.remote.begin_run();
         let cloud = match self.remote.range_digest(scope, &KeyRange::all()).await? {
             Some(s) => s,
             None => match self.remote.status(scope).await? {

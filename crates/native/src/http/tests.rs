@@ -145,7 +145,7 @@ fn run_case(case: &'static Case) -> Vec<String> {
         if case.method == "POST" {
             let body: serde_json::Value = serde_json::from_slice(&s.body).unwrap();
             let sent = body["mutations"].as_array().map_or(0, Vec::len);
-            let Call::Push(n) = case.call else {
+            let (Call::Push(n) | Call::PushIdentified(n)) = case.call else {
                 panic!("{}: a POST that is not a push", case.name)
             };
             if sent != n || !lower.contains("content-type: application/json") {
@@ -189,6 +189,43 @@ fn unreachable_server_is_unreachable_after_retries() {
         "{err:?}"
     );
     assert!(err.to_string().contains("after 3 attempts"), "{err}");
+}
+
+#[test]
+fn the_retry_budget_is_shared_by_the_calls_of_one_sync() {
+    let policy = RetryPolicy {
+        retries: 50,
+        backoff_base_ms: 40,
+        backoff_cap_ms: 40,
+        max_wait_ms: 40,
+        budget_ms: 10_000,
+        run_budget_ms: 200,
+    };
+    let r = HttpRemote::with_options(
+        "http://127.0.0.1:1",
+        "t",
+        HttpOptions {
+            retry: policy,
+            ..options()
+        },
+    );
+    let scope = ScopeId::new("s").unwrap();
+    let attempts = || {
+        let err = futures_executor::block_on(r.pull(&scope, None, 10)).unwrap_err();
+        let text = err.to_string();
+        match text.split_once("(after ") {
+            Some((_, rest)) => rest.split(' ').next().unwrap().parse::<u32>().unwrap(),
+            None => 1,
+        }
+    };
+    r.begin_run();
+    let first = attempts();
+    // Waits of 20-40 ms (longer on a busy machine) within 200 ms: at most 11 attempts, far
+    // from the 51 the call alone allows.
+    assert!((2..=11).contains(&first), "{first}");
+    assert_eq!(attempts(), 1, "the sync's budget is spent: no more retries");
+    r.begin_run();
+    assert!(attempts() >= 2, "a new sync retries again");
 }
 
 #[test]
@@ -309,6 +346,7 @@ fn a_stall_on_a_reused_connection_is_timed_out_and_its_retries_are_bounded() {
         backoff_cap_ms: 20,
         max_wait_ms: 20,
         budget_ms: 400,
+        run_budget_ms: 10_000,
     };
     let timeout = Duration::from_millis(200);
     let options = HttpOptions {
