@@ -14,8 +14,9 @@
 //!    readable until its last page lands and they are swept;
 //! 4. verify the maintained count and digest against the last page's snapshot. On a mismatch,
 //!    repair differing key ranges if the remote answers range queries and compare with a fresh
-//!    cloud answer, else (or if that fails) download in full once more; a mismatch after that
-//!    is an [`Error::Integrity`];
+//!    cloud answer; if that differs, pull once more from the checkpoint (a cloud write during
+//!    the repair, to a range it did not fix) and verify again; else (or if that fails) download
+//!    in full once more; a mismatch after that is an [`Error::Integrity`];
 //! 5. record the run's outcome and counters.
 //!
 //! The driver never reads a clock: the [`Clock`] is passed in. Cancellation is checked between
@@ -290,6 +291,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
     ) -> Result<Snapshot> {
         let mut state = self.store.scope_state(scope).await?;
         let mut resynced = false;
+        let mut caught_up = false;
         if opts.full || (state.checkpoint.is_none() && !state.full_sync) {
             state = self.begin_full(scope).await?;
             resynced = opts.full;
@@ -329,6 +331,13 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 }
                 if state.totals == expected {
                     return Ok(expected);
+                }
+                // A cloud write during the repair to a range it did not fix (one compared
+                // already, or one that matched) is missing only from the replica; the pages
+                // after the checkpoint bring it. Catch up once before downloading in full.
+                if !caught_up {
+                    caught_up = true;
+                    continue;
                 }
             }
             if resynced {

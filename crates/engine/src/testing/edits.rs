@@ -35,6 +35,9 @@ struct Meddler<'a, S> {
     before_pull: Mutex<Vec<(u32, Edit)>>,
     /// Rewrite one record of the range asked for before answering the next range records.
     write_during_repair: Mutex<bool>,
+    /// Rewrite one record outside the range asked for (a range already compared, or still to
+    /// be) before answering the next range records.
+    write_elsewhere_during_repair: Mutex<bool>,
     pulls: AtomicU32,
     can_push: bool,
 }
@@ -47,6 +50,7 @@ impl<'a, S: Store> Meddler<'a, S> {
             after_push: Mutex::default(),
             before_pull: Mutex::default(),
             write_during_repair: Mutex::default(),
+            write_elsewhere_during_repair: Mutex::default(),
             pulls: AtomicU32::new(0),
             can_push: true,
         }
@@ -64,6 +68,11 @@ impl<'a, S: Store> Meddler<'a, S> {
 
     fn write_during_repair(self) -> Self {
         *self.write_during_repair.lock().unwrap() = true;
+        self
+    }
+
+    fn write_elsewhere_during_repair(self) -> Self {
+        *self.write_elsewhere_during_repair.lock().unwrap() = true;
         self
     }
 
@@ -132,6 +141,24 @@ impl<S: Store> Remote for Meddler<'_, S> {
                 &first.collection,
                 &first.id,
                 json!({"written": "during the repair"}),
+                NOW,
+            );
+        }
+        if std::mem::take(&mut *self.write_elsewhere_during_repair.lock().unwrap()) {
+            let all = self
+                .cloud
+                .range_records(scope, &KeyRange::all())
+                .await?
+                .unwrap();
+            let other = all
+                .iter()
+                .find(|c| !range.contains(&crate::Key::new(&c.collection, &c.id)))
+                .expect("a record outside the range");
+            self.cloud.put(
+                scope,
+                &other.collection,
+                &other.id,
+                json!({"written": "elsewhere during the repair"}),
                 NOW,
             );
         }
@@ -506,6 +533,32 @@ pub async fn repair_is_checked_against_a_fresh_cloud_answer<S: Store>(store: &S)
         .await
         .unwrap();
     assert_eq!(report.run.kind, RunKind::FullResync);
+    assert_eq!(report.snapshot, cloud.snapshot(&s));
+    assert_eq!(
+        store
+            .range_snapshot(&s, &KeyRange::all(), true)
+            .await
+            .unwrap(),
+        cloud.snapshot(&s)
+    );
+
+    // A write during the repair to a range it does not fix: the repaired replica lacks only
+    // that write, which the next page brings. One catch-up pull, no full download.
+    for i in 0..5 {
+        let id = format!("id-{:05}", i * 3 + 2);
+        cloud.put(&s, "columns", &id, json!({"v": "third"}), NOW);
+    }
+    cloud.inject(Faults {
+        truncate_next: true,
+        ..Faults::default()
+    });
+    let meddler = Meddler::new(&cloud, store).write_elsewhere_during_repair();
+    let report = Syncer::new(store, &meddler, &clock)
+        .sync(&s, SyncOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.run.kind, RunKind::Incremental, "no full download");
+    assert!(report.run.counts.repaired > 0);
     assert_eq!(report.snapshot, cloud.snapshot(&s));
     assert_eq!(
         store
