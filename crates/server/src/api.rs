@@ -70,6 +70,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/scopes/{scope}/records", post(admin_records))
         .route("/v1/admin/scopes/{scope}/purge", post(admin_purge))
         .route("/v1/admin/scopes/{scope}/quarantine", get(admin_quarantine))
+        .route("/v1/admin/scopes/{scope}/recheck", post(admin_recheck))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -413,6 +414,32 @@ async fn admin_quarantine(
     let rows = st.storage.quarantine(scope.as_str()).await?;
     tracing::Span::current().record("changes", rows.len());
     Ok(Json(serde_json::json!({ "quarantine": rows })).into_response())
+}
+
+async fn admin_recheck(
+    State(st): State<Arc<AppState>>,
+    scope: Scope,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&st, &headers, scope, true)?;
+    match st.storage.recheck(scope.as_str()).await? {
+        Some(found) => {
+            tracing::info!(
+                scope = scope.as_str(),
+                checked = found.checked,
+                rehashed = found.rehashed,
+                quarantined = found.quarantined,
+                "rechecked stored rows"
+            );
+            Ok(Json(found).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_supported",
+            "only PostgreSQL storage takes writes from plain SQL; SQLite storage has nothing \
+             to re-check",
+        )),
+    }
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -154,6 +154,17 @@ pub struct Quarantined {
     pub reason: String,
 }
 
+/// What a re-check of stored rows found ([`Storage::recheck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Recheck {
+    /// Live hashed rows read and hashed again.
+    pub checked: u64,
+    /// Rows whose stored hash was wrong: hashed again under a new version.
+    pub rehashed: u64,
+    /// Rows the server cannot read: quarantined.
+    pub quarantined: u64,
+}
+
 /// Which tombstones to purge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Purge {
@@ -203,6 +214,12 @@ pub trait Storage: Send + Sync + 'static {
     /// The rows of a scope the server cannot read back (written behind its back), in key
     /// order. They are neither served nor counted.
     fn quarantine<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Vec<Quarantined>>;
+
+    /// Reads every live row of the scope that carries a hash and hashes it again: a row whose
+    /// hash is wrong is hashed again under a new version, one the server cannot read is
+    /// quarantined. For rows written by plain SQL before the server checked such writes
+    /// itself. `None`: the storage takes no writes but the server's (SQLite).
+    fn recheck<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Option<Recheck>>;
 
     /// Purges tombstones; returns how many were removed. Raises each touched scope's horizon
     /// to the highest purged version.

@@ -19,7 +19,7 @@ use tether_engine::mutation::{judge, AppliedMutation, Judgement};
 
 use super::{
     applied_of, change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge,
-    Quarantined, Storage, StorageError, Write, WriteSummary,
+    Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = "
@@ -255,6 +255,10 @@ impl Storage for SqliteStorage {
     /// plain-SQL path), and what it writes is JSON it produced itself, so it reads back.
     fn quarantine<'a>(&'a self, _scope: &'a str) -> BoxFuture<'a, Vec<Quarantined>> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn recheck<'a>(&'a self, _scope: &'a str) -> BoxFuture<'a, Option<Recheck>> {
+        Box::pin(async { Ok(None) })
     }
 
     fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, u64> {
