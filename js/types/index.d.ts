@@ -208,8 +208,9 @@ export interface HttpRemote {
   token?: string | (() => string | Promise<string>);
   /** A `fetch` to use instead of the global one. */
   fetch?: (url: string, init: RequestInit) => Promise<Response>;
-  /** Retries per request (default 4): reads after network errors, 408, 429 and 5xx; pushes
-   * only when they cannot have been applied (408, 429, 503, offline). Other 4xx never. */
+  /** Retries per request (default 4) after network errors, 408, 429 and 5xx, pushes included
+   * (each mutation carries an id, so a repeat gets its original answer). Other 4xx never. At
+   * most 30 s of retrying per request and 120 s per sync. */
   retries?: number;
   /** Time allowed for one attempt, the whole answer included (default 60,000 ms): a server
    * that stalls or trickles fails the attempt as a `Network` error with `detail: 'Timeout'`,
