@@ -41,7 +41,7 @@ enum Command {
     /// Show the local edits the cloud overwrote.
     Conflicts(inspect::Target),
     /// Run a tether server (SQLite by default, --database-url for PostgreSQL).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Sync a scope of a replica file with a server, with a progress bar.
     Sync(remote::SyncArgs),
     /// Compare a replica with the server's digest; --repair fixes differing ranges.

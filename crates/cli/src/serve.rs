@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use tether_server::auth::{Access, JwtConfig};
 use tether_server::{Config, ServerError, StorageConfig, Tokens};
 
 use crate::error::{CliError, Result};
@@ -32,17 +33,79 @@ pub struct ServeArgs {
     /// Allow browser pages of this origin to call the API (CORS); repeatable; `*` for any.
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
+    /// Accept HS256 JWT bearer tokens signed with the secret in this environment variable
+    /// (never on the command line, where other users can read it).
+    #[arg(long, value_name = "VAR", conflicts_with = "jwks")]
+    jwt_secret_env: Option<String>,
+    /// Accept RS256/ES256 JWT bearer tokens signed by the keys of this JWKS file.
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+    /// Required `iss` of JWTs.
+    #[arg(long)]
+    jwt_issuer: Option<String>,
+    /// Required `aud` of JWTs.
+    #[arg(long)]
+    jwt_audience: Option<String>,
+    /// The JWT claim naming the scopes (a string or a list).
+    #[arg(long, default_value = "scopes")]
+    jwt_scopes_claim: String,
+    /// The JWT claim naming the access, "read" or "write".
+    #[arg(long, default_value = "access")]
+    jwt_access_claim: String,
+    /// The access of a JWT without that claim.
+    #[arg(long, default_value = "read", value_parser = ["read", "write"])]
+    jwt_default_access: String,
+}
+
+/// The JWT configuration the options ask for, if any.
+fn jwt(a: &ServeArgs) -> Result<Option<JwtConfig>> {
+    let base = match (&a.jwt_secret_env, &a.jwks) {
+        (Some(var), _) => {
+            let secret = std::env::var(var).map_err(|_| {
+                ServerError::Config(format!("--jwt-secret-env {var}: the variable is not set"))
+            })?;
+            if secret.len() < 32 {
+                return Err(ServerError::Config(format!(
+                    "--jwt-secret-env {var}: an HS256 secret needs at least 32 bytes"
+                ))
+                .into());
+            }
+            JwtConfig::hs256(secret.as_bytes())
+        }
+        (None, Some(path)) => JwtConfig::jwks_file(path)?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(JwtConfig {
+        issuer: a.jwt_issuer.clone(),
+        audience: a.jwt_audience.clone(),
+        scopes_claim: a.jwt_scopes_claim.clone(),
+        access_claim: a.jwt_access_claim.clone(),
+        default_access: if a.jwt_default_access == "write" {
+            Access::Write
+        } else {
+            Access::Read
+        },
+        ..base
+    }))
 }
 
 pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
+    let jwt = jwt(a)?;
     let tokens = match (&a.tokens, &a.dev_token) {
         (Some(path), _) => Tokens::from_file(path)?,
         (None, Some(t)) => Tokens::default().grant(t, &["*"], true),
-        (None, None) => Tokens::from_env("TETHER_TOKENS")?.ok_or_else(|| {
-            ServerError::Config(
-                "no tokens: pass --tokens FILE, --dev-token T, or set TETHER_TOKENS".into(),
-            )
-        })?,
+        (None, None) => match Tokens::from_env("TETHER_TOKENS")? {
+            Some(tokens) => tokens,
+            None if jwt.is_some() => Tokens::default(),
+            None => {
+                return Err(ServerError::Config(
+                    "no tokens: pass --tokens FILE, --dev-token T, --jwks FILE or \
+                     --jwt-secret-env VAR, or set TETHER_TOKENS"
+                        .into(),
+                )
+                .into())
+            }
+        },
     };
     let storage = match &a.database_url {
         Some(url) => StorageConfig::Postgres {
@@ -57,6 +120,7 @@ pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let mut config = Config::new(a.bind, storage, tokens);
     config.demo_dir = a.demo_dir.clone();
     config.cors_origins = a.cors_origins.clone();
+    config.jwt = jwt;
     let rt = runtime()?;
     rt.block_on(async {
         let server = tether_server::serve(config).await?;

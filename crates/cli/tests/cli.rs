@@ -123,3 +123,37 @@ fn a_server_that_cannot_bind_is_not_a_storage_error() {
         "{err}"
     );
 }
+
+#[test]
+fn jwt_options_are_checked_before_the_server_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = dir.path().join("cloud.db");
+    let serve = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+        cmd.args([
+            "serve",
+            "--bind",
+            "127.0.0.1:1",
+            "--db",
+            cloud.to_str().unwrap(),
+        ])
+        .args(extra)
+        .env_remove("TETHER_TOKENS");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run tether");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = serve(&["--jwt-secret-env", "TETHER_TEST_NO_SUCH_VAR"], &[]);
+    assert!(err.contains("the variable is not set"), "{err}");
+    let err = serve(&["--jwt-secret-env", "S"], &[("S", "short")]);
+    assert!(err.contains("at least 32 bytes"), "{err}");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, r#"{"keys": []}"#).unwrap();
+    let err = serve(&["--jwks", jwks.to_str().unwrap()], &[]);
+    assert!(err.contains("no keys"), "{err}");
+    let err = serve(&[], &[]);
+    assert!(err.contains("no tokens"), "{err}");
+}

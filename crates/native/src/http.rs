@@ -11,6 +11,7 @@
 //! ```
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use tether_engine::protocol::RetryPolicy;
@@ -57,13 +58,53 @@ impl Default for HttpOptions {
 #[derive(Debug, Clone)]
 pub struct HttpRemote {
     base: String,
-    token: String,
+    token: Token,
     agent: ureq::Agent,
     options: HttpOptions,
     budget: RunBudget,
 }
 
+/// A function that returns the current bearer token (e.g. from an OAuth refresh).
+pub type TokenFn = Arc<dyn Fn() -> Result<String> + Send + Sync>;
+
+/// Where the bearer token comes from.
+#[derive(Clone)]
+enum Token {
+    Fixed(String),
+    Fn(TokenFn),
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Token::Fixed(_) => "Fixed(..)",
+            Token::Fn(_) => "Fn(..)",
+        })
+    }
+}
+
 impl HttpRemote {
+    /// A remote whose bearer token comes from `token`, called before every request; after a
+    /// `401` it is called once more and the request sent again (a token that expired since it
+    /// was handed out), then the `Auth` error stands. An error of the function is returned as
+    /// is (make it `Error::Auth` to stop background sync).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tether_native::http::{HttpOptions, HttpRemote};
+    /// let remote = HttpRemote::with_token_fn(
+    ///     "http://127.0.0.1:8080",
+    ///     Arc::new(|| Ok(std::env::var("TETHER_TOKEN").unwrap_or_default())),
+    ///     HttpOptions::default(),
+    /// );
+    /// # let _ = remote;
+    /// ```
+    pub fn with_token_fn(base_url: &str, token: TokenFn, options: HttpOptions) -> Self {
+        let mut remote = Self::with_options(base_url, "", options);
+        remote.token = Token::Fn(token);
+        remote
+    }
+
     /// A remote at `base_url` (e.g. `http://127.0.0.1:8080`) using `token`, default options.
     pub fn new(base_url: &str, token: &str) -> Self {
         Self::with_options(base_url, token, HttpOptions::default())
@@ -81,7 +122,7 @@ impl HttpRemote {
             .build();
         HttpRemote {
             base: base_url.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            token: Token::Fixed(token.to_string()),
             agent,
             options,
             budget: RunBudget::default(),
@@ -92,12 +133,26 @@ impl HttpRemote {
         let mut exchange = exchange
             .with_max_body(self.options.max_body)
             .with_run_spent(self.budget.spent_ms());
+        let mut refreshed = false;
         loop {
-            let outcome = self.send(exchange.request(), exchange.max_body());
+            let token = match &self.token {
+                Token::Fixed(t) => t.clone(),
+                Token::Fn(f) => f()?,
+            };
+            let outcome = self.send(exchange.request(), &token, exchange.max_body());
             match exchange.handle(&self.options.retry, outcome, crate::now(), jitter()) {
                 Step::Wait(ms) => {
                     tracing::debug!(attempts = exchange.attempts(), wait_ms = ms, "retrying");
                     std::thread::sleep(Duration::from_millis(ms));
+                }
+                // A 401 with a token function: the token may have expired since it was
+                // handed out; ask the function once more.
+                Step::Done(Err(e))
+                    if e.status() == Some(401)
+                        && matches!(self.token, Token::Fn(_))
+                        && !refreshed =>
+                {
+                    refreshed = true;
                 }
                 Step::Done(result) => {
                     self.budget.spend(exchange.retry_ms());
@@ -107,11 +162,16 @@ impl HttpRemote {
         }
     }
 
-    fn send(&self, r: &Request, max_body: usize) -> std::result::Result<Answer, TransportError> {
+    fn send(
+        &self,
+        r: &Request,
+        token: &str,
+        max_body: usize,
+    ) -> std::result::Result<Answer, TransportError> {
         let mut req = self
             .agent
             .request(r.method.as_str(), &r.url(&self.base))
-            .set("authorization", &protocol::bearer(&self.token));
+            .set("authorization", &protocol::bearer(token));
         for (name, value) in &r.headers {
             req = req.set(name, value);
         }

@@ -30,6 +30,7 @@ const MAX_WRITES: usize = 10_000;
 pub(crate) struct AppState {
     pub storage: Arc<dyn Storage>,
     pub tokens: Tokens,
+    pub jwt: Option<crate::auth::JwtConfig>,
     pub max_page: u32,
     pub default_page: u32,
     pub max_body_bytes: usize,
@@ -50,6 +51,7 @@ impl AppState {
         AppState {
             storage,
             tokens: config.tokens.clone(),
+            jwt: config.jwt.clone(),
             max_page: config.max_page.max(1),
             default_page: config.default_page.clamp(1, config.max_page.max(1)),
             max_body_bytes: config.max_body_bytes,
@@ -88,7 +90,7 @@ async fn changes(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, false)?;
+    let scope = authorize(&st, &headers, scope, Need::Read)?;
     let params = params
         .map_err(|e| ApiError::bad("bad_query", e.body_text()))?
         .0;
@@ -141,7 +143,7 @@ async fn mutations(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PushResponse>, ApiError> {
-    let scope = authorize(&st, &headers, scope, false)?;
+    let scope = authorize(&st, &headers, scope, Need::Write)?;
     let req: PushRequest = read_json(&st, &headers, body).await?;
     if req.mutations.len() > MAX_WRITES {
         return Err(ApiError::bad(
@@ -256,7 +258,7 @@ async fn status(
     scope: Scope,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, false)?;
+    let scope = authorize(&st, &headers, scope, Need::Read)?;
     let status = st.storage.status(scope.as_str()).await?;
     let etag = format!("\"{}-{}\"", status.version, status.digest);
     let fresh = headers
@@ -281,7 +283,7 @@ async fn digest(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, false)?;
+    let scope = authorize(&st, &headers, scope, Need::Read)?;
     let range = key_range(params)?;
     let snap = st.storage.range_digest(scope.as_str(), &range).await?;
     Ok(Json(snap).into_response())
@@ -293,7 +295,7 @@ async fn records(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, false)?;
+    let scope = authorize(&st, &headers, scope, Need::Read)?;
     let range = key_range(params)?;
     match st
         .storage
@@ -338,7 +340,7 @@ async fn admin_records(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, true)?;
+    let scope = authorize(&st, &headers, scope, Need::Admin)?;
     let req: AdminWrites = read_json(&st, &headers, body).await?;
     if req.upserts.len() + req.deletes.len() > MAX_WRITES {
         return Err(ApiError::bad(
@@ -383,7 +385,7 @@ async fn admin_purge(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, true)?;
+    let scope = authorize(&st, &headers, scope, Need::Admin)?;
     let bytes = read_body(&st, &headers, body).await?;
     let req: PurgeRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         PurgeRequest::default()
@@ -410,7 +412,7 @@ async fn admin_quarantine(
     scope: Scope,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, true)?;
+    let scope = authorize(&st, &headers, scope, Need::Admin)?;
     let rows = st.storage.quarantine(scope.as_str()).await?;
     tracing::Span::current().record("changes", rows.len());
     Ok(Json(serde_json::json!({ "quarantine": rows })).into_response())
@@ -421,7 +423,7 @@ async fn admin_recheck(
     scope: Scope,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, true)?;
+    let scope = authorize(&st, &headers, scope, Need::Admin)?;
     match st.storage.recheck(scope.as_str()).await? {
         Some(found) => {
             tracing::info!(
@@ -459,47 +461,67 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// Checks the bearer token and its grant for the scope in the path.
+/// What a request needs of its token's grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Pull, status, digest, records.
+    Read,
+    /// Push.
+    Write,
+    /// The admin API.
+    Admin,
+}
+
 fn authorize(
     st: &AppState,
     headers: &HeaderMap,
     scope: Scope,
-    admin: bool,
+    need: Need,
 ) -> Result<ScopeId, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
-    let Some(grant) = token.and_then(|t| st.tokens.lookup(t)) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            if token.is_some() {
-                "the bearer token is not valid"
-            } else {
-                "an Authorization: Bearer <token> header is required"
-            },
+    let unauthorized = |why: String| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why);
+    let Some(token) = token else {
+        return Err(unauthorized(
+            "an Authorization: Bearer <token> header is required".into(),
         ));
+    };
+    let jwt;
+    let grant = match (st.tokens.lookup(token), &st.jwt) {
+        (Some(grant), _) => grant,
+        (None, Some(config)) if crate::auth::looks_like_jwt(token) => {
+            jwt = config
+                .grant(token)
+                .map_err(|why| unauthorized(why.to_string()))?;
+            &jwt
+        }
+        (None, _) => return Err(unauthorized("the bearer token is not valid".into())),
     };
     let Path(name) = scope.map_err(|e| ApiError::bad("bad_scope", e.body_text()))?;
     let scope = ScopeId::new(name).map_err(|e| ApiError::bad("bad_scope", e.to_string()))?;
     tracing::Span::current().record("scope", scope.as_str());
+    let forbidden = |why: String| ApiError::new(StatusCode::FORBIDDEN, "forbidden", why);
     // The same answer for a scope that does not exist and one that is not granted, so a token
     // cannot probe which scopes exist.
-    if !grant.allows(scope.as_str()) || (admin && !grant.admin) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            if admin && grant.allows(scope.as_str()) {
-                format!(
-                    "the token does not grant admin writes to scope {:?}",
-                    scope.as_str()
-                )
-            } else {
-                format!("the token does not grant scope {:?}", scope.as_str())
-            },
-        ));
+    if !grant.allows(scope.as_str()) {
+        return Err(forbidden(format!(
+            "the token does not grant scope {:?}",
+            scope.as_str()
+        )));
     }
-    Ok(scope)
+    match need {
+        Need::Admin if !grant.admin => Err(forbidden(format!(
+            "the token does not grant admin writes to scope {:?}",
+            scope.as_str()
+        ))),
+        Need::Write if grant.read_only => Err(forbidden(format!(
+            "the token grants read-only access to scope {:?}: pushes are refused",
+            scope.as_str()
+        ))),
+        _ => Ok(scope),
+    }
 }
 
 /// `from_collection`/`from_id` and `to_collection`/`to_id`: both parts of a bound or neither.

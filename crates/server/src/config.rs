@@ -18,6 +18,9 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Bearer tokens and what they grant.
     pub tokens: Tokens,
+    /// JWT bearer tokens, checked when a token is not one of `tokens` (`None`: static tokens
+    /// only).
+    pub jwt: Option<crate::auth::JwtConfig>,
     /// Largest page a pull may ask for; larger `limit`s are clamped to it.
     pub max_page: u32,
     /// Page size when a pull gives no `limit`.
@@ -45,6 +48,7 @@ impl Config {
             bind,
             storage,
             tokens,
+            jwt: None,
             max_page: 5000,
             default_page: 1000,
             max_body_bytes: 8 << 20,
@@ -85,6 +89,10 @@ pub struct Grant {
     /// purging tombstones) on those scopes.
     #[serde(default)]
     pub admin: bool,
+    /// Read-only: pulls, status, digest and records, but a push is `403` (default false:
+    /// read-write).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 impl Grant {
@@ -133,6 +141,7 @@ impl Tokens {
             Grant {
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
                 admin,
+                read_only: false,
             },
         );
         self

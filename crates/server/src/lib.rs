@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod auth;
 pub mod config;
 mod error;
 pub mod storage;

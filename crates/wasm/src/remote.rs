@@ -111,6 +111,7 @@ impl HttpRemote {
         let mut exchange = exchange
             .with_max_body(self.max_body)
             .with_run_spent(self.budget.spent_ms());
+        let mut refreshed = false;
         loop {
             let outcome = self.send(exchange.request()).await?;
             let sample = js_sys::Math::random();
@@ -120,6 +121,15 @@ impl HttpRemote {
                     if self.aborted() {
                         return Err(Error::Cancelled);
                     }
+                }
+                // A 401 with a token function: the token may have expired since it was
+                // handed out. Ask the function once more (it runs before every request).
+                Step::Done(Err(e))
+                    if e.status() == Some(401)
+                        && matches!(self.token, Token::Provider(_))
+                        && !refreshed =>
+                {
+                    refreshed = true;
                 }
                 Step::Done(result) => {
                     self.budget.spend(exchange.retry_ms());

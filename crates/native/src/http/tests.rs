@@ -229,6 +229,50 @@ fn the_retry_budget_is_shared_by_the_calls_of_one_sync() {
 }
 
 #[test]
+fn a_token_function_is_asked_again_once_after_a_401() {
+    const EXPIRED: Reply = Reply::Answer {
+        status: 401,
+        retry_after: None,
+        body: r#"{"code":"unauthorized","message":"the token has expired"}"#,
+    };
+    const NO_STATUS: Reply = Reply::Answer {
+        status: 404,
+        retry_after: None,
+        body: "{}",
+    };
+    let scope = ScopeId::new("s").unwrap();
+    for (replies, refreshed) in [
+        (&[EXPIRED, NO_STATUS][..], true),
+        (&[EXPIRED, EXPIRED][..], false),
+    ] {
+        // Loopback takes 'static replies.
+        let replies: &'static [Reply] = Box::leak(replies.to_vec().into_boxed_slice());
+        let server = Loopback::start(replies);
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = calls.clone();
+        let remote = HttpRemote::with_token_fn(
+            &server.base,
+            Arc::new(move || Ok(format!("t{}", counter.fetch_add(1, Ordering::SeqCst) + 1))),
+            options(),
+        );
+        let result = futures_executor::block_on(remote.status(&scope));
+        let seen = server.finish();
+        assert_eq!(seen.len(), 2, "one more attempt, not more");
+        assert!(seen[0].head.contains("Bearer t1") && seen[1].head.contains("Bearer t2"));
+        match result {
+            Ok(None) => assert!(refreshed),
+            Err(e) => {
+                assert!(!refreshed);
+                assert_eq!(e.kind(), tether_engine::ErrorKind::Auth);
+                assert!(e.to_string().contains("expired"), "{e}");
+            }
+            Ok(Some(s)) => panic!("{s:?}"),
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[test]
 fn a_slow_answer_is_a_timeout() {
     // Accepts and reads the request, then says nothing until the client gives up.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
