@@ -55,9 +55,9 @@ export async function fetchWasm(url) {
   const missing = (what) =>
     tetherError(
       'InvalidInput',
-      `the Tether wasm is not at ${where} (${what}). A bundler that does not copy files referenced by ` +
-        "`new URL('…', import.meta.url)` (esbuild) needs node_modules/tether-sync/pkg/tether_wasm_bg.wasm " +
-        'copied there, or init(urlOfTheCopy) called first (docs/browser.md, "Bundlers")',
+      `the Tether wasm is not at ${where} (${what}): the bundler did not copy it. With esbuild, copy ` +
+        'node_modules/tether-sync/pkg/tether_wasm_bg.wasm there, or call init(urlOfTheCopy) first; in ' +
+        "Vite's dev server, set optimizeDeps: { exclude: ['tether-sync'] } (docs/browser.md, \"Bundlers\")",
       'WasmNotFound',
     );
   if (!res.ok) throw missing(`HTTP ${res.status}`);
@@ -123,6 +123,9 @@ export class Replica {
 
   /** An in-memory replica (Node, VS Code extension hosts), optionally from a snapshot. */
   static async openInMemory({ name = 'memory', snapshot } = {}) {
+    if (snapshot != null && typeof snapshot !== 'string') {
+      throw tetherError('InvalidInput', `a snapshot is the string exportSnapshot() returned, got ${typeof snapshot}`);
+    }
     await loaded();
     return new Replica(WasmReplica.openInMemory(String(name), snapshot ?? undefined));
   }
