@@ -32,7 +32,6 @@ async function wasmPlaces() {
   const places = [];
   const here = import.meta.url;
   if (typeof here === 'string' && here) places.push(new URL(`../pkg/${WASM}`, here));
-  // eslint-disable-next-line no-undef -- defined when this file was bundled into CommonJS
   const dir = typeof __dirname === 'string' ? __dirname : null;
   if (dir) {
     const path = await import('node:path');
