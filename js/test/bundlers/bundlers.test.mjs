@@ -1,6 +1,6 @@
 // The packed package in every build, unmodified: a tiny app (app/) built from the `npm pack`
-// tarball with Vite 6, Vite 8, webpack 5 (production and development) and esbuild, run in
-// headless Chromium against a real `tether serve` (initial sync, list, reload, incremental sync
+// tarball with Vite 6, Vite 8, webpack 5 (production and development) and esbuild, and served
+// by Vite 6's and Vite 8's dev servers, run in headless Chromium against a real `tether serve` (initial sync, list, reload, incremental sync
 // after a server-side change); and in Node 20: ES `import`, CommonJS `require`, and an
 // extension bundled by esbuild into CommonJS. Run from js/: node --test test/bundlers/
 import test from 'node:test';
@@ -110,7 +110,7 @@ async function changeOnServer() {
   return { collection: first.collection, id: first.id, data };
 }
 
-async function scenario(name) {
+async function scenario(name, pageUrl = `${web.url}/apps/${name}/index.html`) {
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
@@ -119,7 +119,7 @@ async function scenario(name) {
     const open = async () => {
       await page.waitForFunction(() => window.ready === true, null, { timeout: 20_000 });
     };
-    await page.goto(`${web.url}/apps/${name}/index.html`);
+    await page.goto(pageUrl);
     await open();
     const first = await page.evaluate(([n, t]) => window.app.sync(n, t), [name, TOKEN]);
     assert.equal(first.ok, true, `first sync failed: ${JSON.stringify(first)}`);
@@ -156,6 +156,54 @@ test('Vite 6 (vite build)', async () => {
 test('Vite 8 (vite build)', async () => {
   await vite('vite8', 'vite8');
   await scenario('vite8');
+});
+
+/** Vite's dev server on the app, /v1 proxied to `tether serve`; returns it. */
+async function viteDev(pkg, optimizeDeps = {}) {
+  const { createServer } = await import(pkg);
+  const server = await createServer({
+    configFile: false,
+    root: APP,
+    logLevel: 'error',
+    cacheDir: path.join(BUILDS, `${pkg}-dev-cache`),
+    optimizeDeps,
+    server: { host: '127.0.0.1', port: 0, strictPort: false, proxy: { '/v1': cloud.url } },
+  });
+  await server.listen();
+  return server;
+}
+
+test('Vite 8 dev server, as is', async () => {
+  const dev = await viteDev('vite8');
+  try {
+    await scenario('vite8-dev', `${dev.resolvedUrls.local[0]}index.html`);
+  } finally {
+    await dev.close();
+  }
+});
+
+test("Vite 6 dev server with optimizeDeps.exclude, and without: a coded error that says so", async () => {
+  const dev = await viteDev('vite6', { exclude: ['tether-sync'] });
+  try {
+    await scenario('vite6-dev', `${dev.resolvedUrls.local[0]}index.html`);
+  } finally {
+    await dev.close();
+  }
+  const bare = await viteDev('vite6');
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${bare.resolvedUrls.local[0]}index.html`);
+    await page.waitForFunction(() => window.ready === true, null, { timeout: 20_000 });
+    const r = await page.evaluate((t) => window.app.sync('vite6-dev-bare', t), TOKEN);
+    assert.equal(r.ok, false);
+    assert.equal(r.code, 'InvalidInput', JSON.stringify(r));
+    assert.equal(r.detail, 'WasmNotFound');
+    assert.match(r.message, /optimizeDeps: \{ exclude: \['tether-sync'\] \}/);
+  } finally {
+    await context.close();
+    await bare.close();
+  }
 });
 
 test('webpack 5, production', async () => {
