@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The packed npm package in every build, unmodified (js/test/bundlers): a tiny app built with
-# Vite 6, Vite 8, webpack 5 (production, development) and esbuild, and from Vite 6's and 8's
-# dev servers, run in headless Chromium
-# against `tether serve`; and Node 20 `import`, `require` and an esbuild CommonJS bundle. The
-# bundlers (pinned in js/test/bundlers/package-lock.json) are installed once and kept in that
-# folder's node_modules while the lockfile is unchanged.
+# Vite 6, Vite 8, webpack 5 (production, development) and esbuild, and served by Vite 6's and
+# Vite 8's dev servers, run in headless Chromium against `tether serve`; and Node 20 `import`,
+# `require` and an esbuild CommonJS bundle. The bundlers (pinned in
+# js/test/bundlers/package-lock.json) are installed once and kept in that folder's
+# node_modules while the lockfile is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/ci/setup.sh
