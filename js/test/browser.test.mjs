@@ -290,6 +290,7 @@ test('a bad configuration is a non-retryable InvalidInput, and background sync s
         neither: await attempt({ token: 'secret' }),
         cors: await attempt({ url: otherUrl, token: 'secret', retries: 0 }),
         down: await attempt({ url: closedUrl, token: 'secret', retries: 0 }),
+        noToken: await attempt({ url: location.origin, token: undefined }),
         ok: await attempt({ url: location.origin, token: 'secret' }),
         background: { errors, running: bg.running },
       };
@@ -306,6 +307,9 @@ test('a bad configuration is a non-retryable InvalidInput, and background sync s
     assert.equal(r.down.code, 'Network', JSON.stringify(r.down));
     assert.equal(r.down.retryable, true);
     assert.match(r.down.message, /unreachable, or this page's origin .* CORS/);
+    // No token for a server that wants one: Auth (not retried), and the message says why.
+    assert.equal(r.noToken.code, 'Auth', JSON.stringify(r.noToken));
+    assert.match(r.noToken.message, /remote\.token is missing/);
     assert.equal(r.ok, 'synced');
     // One round, one error, then stopped: a bad URL is not retried forever.
     assert.deepEqual(r.background, { errors: ['InvalidInput'], running: false });

@@ -47,6 +47,12 @@ pub enum Token {
 /// of the call that is not the transport's: cancelled, the token function failed.
 type Attempt = Result<std::result::Result<Answer, TransportError>>;
 
+impl Token {
+    fn is_none(&self) -> bool {
+        matches!(self, Token::None)
+    }
+}
+
 impl HttpRemote {
     /// A remote at `base_url` (e.g. `https://sync.example.com`).
     pub fn new(base_url: &str, token: Token) -> Result<HttpRemote> {
@@ -123,6 +129,15 @@ impl HttpRemote {
                     if self.aborted() {
                         return Err(Error::Cancelled);
                     }
+                }
+                Step::Done(Err(Error::Auth { message, status })) if self.token.is_none() => {
+                    // Most often a configuration slip (`token: undefined`): say so.
+                    return Err(Error::Auth {
+                        message: format!(
+                            "{message} (the remote has no token: remote.token is missing)"
+                        ),
+                        status,
+                    });
                 }
                 Step::Done(result) => return result,
             }
