@@ -13,6 +13,7 @@ let defaultSource = null;
 export function init(source) {
   if (!ready) {
     ready = Promise.resolve(source)
+      .then((s) => (typeof s === 'string' || s instanceof URL ? fetchWasm(s) : s))
       .then((s) => initWasm(s === undefined ? undefined : { module_or_path: s }))
       .then(() => undefined);
     ready.catch(() => {
@@ -35,11 +36,47 @@ function loaded() {
   );
 }
 
+const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d]; // "\0asm"
+
+/**
+ * Fetches the wasm at `url` for `init`, so that a wrong location is a coded, non-retryable
+ * `InvalidInput` error naming the URL (what a bundler that does not copy the file, such as
+ * esbuild, leads to) rather than a bare `TypeError` or `CompileError` from deep in the loader.
+ * An unreachable server stays a retryable `Network` error.
+ */
+export async function fetchWasm(url) {
+  const where = String(url);
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw tetherError('Network', `could not fetch the Tether wasm from ${where}: ${e?.message ?? e}`, 'Unreachable');
+  }
+  const missing = (what) =>
+    tetherError(
+      'InvalidInput',
+      `the Tether wasm is not at ${where} (${what}): the bundler did not copy it. With esbuild, copy ` +
+        'node_modules/tether-sync/pkg/tether_wasm_bg.wasm there, or call init(urlOfTheCopy) first; in ' +
+        "Vite's dev server, set optimizeDeps: { exclude: ['tether-sync'] } (docs/browser.md, \"Bundlers\")",
+      'WasmNotFound',
+    );
+  if (!res.ok) throw missing(`HTTP ${res.status}`);
+  if ((res.headers.get('content-type') ?? '').split(';')[0].trim() === 'application/wasm') return res;
+  // Not served as wasm: a dev server's HTML fallback looks like success. Check the bytes.
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  if (!WASM_MAGIC.every((b, i) => bytes[i] === b)) {
+    throw missing(`got ${res.headers.get('content-type') || 'a response'} that is not WebAssembly`);
+  }
+  return bytes;
+}
+
 /** An `Error` with Tether's stable `name` and `code`, like those thrown from wasm. */
-export function tetherError(code, message) {
+export function tetherError(code, message, detail) {
   const e = new Error(message);
   e.name = `${code}Error`;
   e.code = code;
+  if (detail) e.detail = detail;
+  if (code === 'Network') e.retryable = true;
   return e;
 }
 
@@ -86,6 +123,9 @@ export class Replica {
 
   /** An in-memory replica (Node, VS Code extension hosts), optionally from a snapshot. */
   static async openInMemory({ name = 'memory', snapshot } = {}) {
+    if (snapshot != null && typeof snapshot !== 'string') {
+      throw tetherError('InvalidInput', `a snapshot is the string exportSnapshot() returned, got ${typeof snapshot}`);
+    }
     await loaded();
     return new Replica(WasmReplica.openInMemory(String(name), snapshot ?? undefined));
   }
@@ -343,6 +383,13 @@ export class BackgroundSync {
         this.#failures = 0;
       }
       o.onError?.(e);
+      // A bad configuration (remote URL, token, the wasm's location) fails the same way every
+      // round: stop rather than retry it forever; `running` turns false.
+      if (e?.code === 'InvalidInput') {
+        this.#stopped = true;
+        if (this.#onOnline) globalThis.removeEventListener('online', this.#onOnline);
+        return;
+      }
     } finally {
       this.#current = null;
     }

@@ -1,6 +1,12 @@
 // Default entry (browsers, bundlers): loads the wasm next to this package on first use.
-import { setDefaultSource } from './core.js';
+//
+// The wasm's location is written as the literal `new URL('../pkg/…', import.meta.url)` because
+// that is the pattern Vite, webpack 5, Rollup and Parcel recognise: they copy the file into the
+// build and rewrite the URL. esbuild leaves it untouched; see docs/browser.md, "Bundlers".
+// This module must not be dropped as side-effect free (package.json `sideEffects` lists it):
+// registering the location is its whole job.
+import { setDefaultSource, fetchWasm } from './core.js';
 
-setDefaultSource(() => new URL('../pkg/tether_wasm_bg.wasm', import.meta.url));
+setDefaultSource(() => fetchWasm(new URL('../pkg/tether_wasm_bg.wasm', import.meta.url)));
 
 export { init, Replica, Scope, BackgroundSync, isTetherError, ERROR_CODES } from './core.js';

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { installPackedPackage, launch, serve, openPage } from './fixtures/harness.mjs';
 import { Cloud } from './fixtures/cloud.mjs';
+import { startServer } from './fixtures/server.mjs';
 
 let app;
 let browser;
@@ -252,4 +253,68 @@ test('QuotaExceededError is a StorageError that keeps the last committed page', 
   assert.equal(resumed.report.run.inserted, 1500 - failed.count);
   assert.deepEqual(resumed.report.snapshot, cloud.snapshot());
   await context.close();
+});
+
+test('a bad configuration is a non-retryable InvalidInput, and background sync stops on it', async () => {
+  const cloud = new Cloud();
+  await seed(cloud, 3);
+  server.setBackend({ cloud, token: 'secret' });
+  // Another origin that answers the protocol but sends no CORS headers, and a closed port.
+  const other = await startServer({});
+  other.setBackend({ cloud, token: 'secret' });
+  const closed = await startServer({});
+  const closedUrl = closed.url;
+  await closed.close();
+  const context = await browser.newContext();
+  try {
+    const page = await openPage(context, server);
+    const r = await page.evaluate(async ([otherUrl, closedUrl]) => {
+      const scope = (await tether.Replica.open('config')).scope('org-1');
+      const attempt = async (remote) => {
+        try {
+          await scope.sync({ remote });
+          return 'synced';
+        } catch (e) {
+          return { code: e.code, name: e.name, message: e.message, retryable: e.retryable ?? false };
+        }
+      };
+      const errors = [];
+      const bg = scope.startBackgroundSync({ remote: { url: 'not a url', token: 'secret' }, intervalMs: 20, onError: (e) => errors.push(e.code) });
+      await new Promise((r) => setTimeout(r, 400));
+      return {
+        notUrl: await attempt({ url: 'not a url', token: 'secret' }),
+        relative: await attempt({ url: '/sync', token: 'secret' }),
+        ftp: await attempt({ url: 'ftp://example.com', token: 'secret' }),
+        tokenPromise: await attempt({ url: location.origin, token: Promise.resolve('secret') }),
+        tokenNotString: await attempt({ url: location.origin, token: () => undefined }),
+        neither: await attempt({ token: 'secret' }),
+        cors: await attempt({ url: otherUrl, token: 'secret', retries: 0 }),
+        down: await attempt({ url: closedUrl, token: 'secret', retries: 0 }),
+        noToken: await attempt({ url: location.origin, token: undefined }),
+        ok: await attempt({ url: location.origin, token: 'secret' }),
+        background: { errors, running: bg.running },
+      };
+    }, [other.url, closedUrl]);
+    for (const k of ['notUrl', 'relative', 'ftp', 'tokenPromise', 'tokenNotString', 'neither', 'cors']) {
+      assert.equal(r[k].code, 'InvalidInput', `${k}: ${JSON.stringify(r[k])}`);
+      assert.equal(r[k].name, 'InvalidInputError');
+      assert.equal(r[k].retryable, false);
+    }
+    assert.match(r.notUrl.message, /absolute http\(s\) URL.*"not a url"/);
+    assert.match(r.tokenPromise.message, /string or a function/);
+    assert.match(r.cors.message, new RegExp(`CORS list of the server at ${other.url}.*--cors-origin ${server.url}`));
+    // A server that is down is still a retryable network error; the message names CORS too.
+    assert.equal(r.down.code, 'Network', JSON.stringify(r.down));
+    assert.equal(r.down.retryable, true);
+    assert.match(r.down.message, /unreachable, or this page's origin .* CORS/);
+    // No token for a server that wants one: Auth (not retried), and the message says why.
+    assert.equal(r.noToken.code, 'Auth', JSON.stringify(r.noToken));
+    assert.match(r.noToken.message, /remote\.token is missing/);
+    assert.equal(r.ok, 'synced');
+    // One round, one error, then stopped: a bad URL is not retried forever.
+    assert.deepEqual(r.background, { errors: ['InvalidInput'], running: false });
+  } finally {
+    await context.close();
+    await other.close();
+  }
 });

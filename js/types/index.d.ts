@@ -16,7 +16,8 @@ export type ErrorCode =
  * Finer, stable reasons below the code, where one is known: Network `Timeout`, `Unreachable`,
  * `RateLimited`, `ServerError`; Protocol `Malformed`, `HashMismatch`, `VersionBackwards`,
  * `CheckpointMissing`, `SnapshotMissing`, `NoProgress`, `BodyTooLarge`, `UnexpectedStatus`,
- * `NotSupported`; Storage `Quota`, `Busy`, `Corrupt`.
+ * `NotSupported`; Storage `Quota`, `Busy`, `Corrupt`; InvalidInput `WasmNotFound` (the wasm is
+ * not where the entry point looked: a bundler did not copy it, docs/browser.md "Bundlers").
  */
 export type ErrorDetail =
   | 'Timeout'
@@ -32,6 +33,7 @@ export type ErrorDetail =
   | 'BodyTooLarge'
   | 'UnexpectedStatus'
   | 'NotSupported'
+  | 'WasmNotFound'
   | 'Quota'
   | 'Busy'
   | 'Corrupt';
@@ -66,14 +68,25 @@ export declare const ERROR_CODES: readonly ErrorCode[];
 /** Whether `e` is a Tether error. */
 export declare function isTetherError(e: unknown): e is TetherError;
 
+// These types compile with or without the DOM lib (an extension host's tsconfig has
+// `lib: ["ES2022"]` and @types/node): browser-only globals are looked up on `globalThis`.
+type Globals = typeof globalThis;
+/** `WebAssembly.Module` where the lib declares it. */
+export type WasmModule = Globals extends { WebAssembly: { Module: { prototype: infer M } } } ? M : object;
+/** A fetch `Response` where the lib declares it. */
+export type WasmResponse = Globals extends { Response: { prototype: infer R } } ? R : never;
+
+/** What `init` loads the module from: a compiled module, its bytes, a `Response`, a URL. */
+export type WasmSource = WasmModule | ArrayBuffer | ArrayBufferView | WasmResponse | URL | string;
+
 /**
  * Loads the wasm module (once). Optional with the default entry, which loads the module next
- * to the package; required first with `tether-sync/preloaded`.
+ * to the package; required first with `tether-sync/preloaded`. A URL that does not hold the
+ * module rejects with `InvalidInput` / `WasmNotFound`.
  */
-export declare function init(
-  source?: WebAssembly.Module | BufferSource | Response | URL | string | Promise<unknown>,
-): Promise<void>;
+export declare function init(source?: WasmSource | Promise<WasmSource>): Promise<void>;
 
+/** A JSON object: the shape of every record's `data`. */
 export type JsonObject = { [key: string]: unknown };
 
 /** Count and digest of a scope (the digest is 64 hex digits). */
@@ -82,7 +95,11 @@ export interface Snapshot {
   digest: string;
 }
 
-export interface TetherRecord<T extends JsonObject = JsonObject> {
+/**
+ * A record; `T` is the type of its `data`, any object type (an `interface` too: records'
+ * data are JSON objects, which Tether does not check against `T`).
+ */
+export interface TetherRecord<T extends object = JsonObject> {
   collection: string;
   id: string;
   data: T;
@@ -323,8 +340,11 @@ export declare class Replica {
   private constructor();
   /** Opens (creating if needed) the IndexedDB replica `name`. */
   static open(name: string): Promise<Replica>;
-  /** An in-memory replica (Node, VS Code extension hosts), optionally from a snapshot. */
-  static openInMemory(options?: { name?: string; snapshot?: string }): Promise<Replica>;
+  /**
+   * An in-memory replica (Node, VS Code extension hosts), optionally from a snapshot that
+   * `exportSnapshot()` made; `null` or `undefined` opens an empty one.
+   */
+  static openInMemory(options?: { name?: string; snapshot?: string | null }): Promise<Replica>;
   readonly name: string;
   readonly kind: 'indexeddb' | 'memory';
   /** The scope `id` (the same object for the same id). */
@@ -345,16 +365,16 @@ export declare class Scope {
   readonly replica: Replica;
   /** Name of the Web Lock held while syncing. */
   readonly lockName: string;
-  get<T extends JsonObject = JsonObject>(collection: string, id: string): Promise<TetherRecord<T> | null>;
+  get<T extends object = JsonObject>(collection: string, id: string): Promise<TetherRecord<T> | null>;
   /** Records ordered by id (UTF-8 byte order), after `after`, at most `limit` (default 1000). */
-  list<T extends JsonObject = JsonObject>(
+  list<T extends object = JsonObject>(
     collection: string,
     options?: { after?: string; limit?: number },
   ): Promise<TetherRecord<T>[]>;
   /** Visible records of a collection, or of the whole scope. */
   count(collection?: string): Promise<number>;
   /** Creates or replaces a record locally; the next sync pushes it. */
-  put(collection: string, id: string, data: JsonObject): Promise<void>;
+  put<T extends object = JsonObject>(collection: string, id: string, data: T): Promise<void>;
   /** Deletes a record locally; the next sync pushes it. */
   delete(collection: string, id: string): Promise<void>;
   status(options?: { maxAgeMs?: number }): Promise<ScopeStatus>;

@@ -26,8 +26,9 @@ log "browser: the tether CLI, tether-cli (server and native replica for the end-
 cargo build -p tether-cli --bin tether --locked
 export TETHER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tether"
 
-log "browser: hand-written TypeScript types, and the README's js snippets against them"
-(cd js && node test/types/readme.mjs && npx --no-install tsc -p test/types)
+log "browser: hand-written TypeScript types, the docs' js snippets against them, and an extension's tsconfig (no DOM lib)"
+(cd js && node test/types/readme.mjs && npx --no-install tsc -p test/types \
+  && npx --no-install tsc -p test/types/node && npx --no-install tsc -p test/types/node/tsconfig.node16.json)
 
 log "browser: Node and Chromium tests of the packed package"
 (cd js && npm test)

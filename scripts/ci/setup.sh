@@ -78,3 +78,13 @@ ensure_node_deps() {
   # $1: a folder with package.json and package-lock.json.
   (cd "$1" && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)
 }
+
+# Like ensure_node_deps, but keeps node_modules while package-lock.json is unchanged (a stamp
+# of its hash inside node_modules), for fixtures whose dependencies are large (the bundlers).
+ensure_node_deps_cached() {
+  local stamp="$1/node_modules/.lock-sha256" want
+  want="$(sha256sum "$1/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  (cd "$1" && npm ci --no-audit --no-fund)
+  echo "$want" > "$stamp"
+}

@@ -2,7 +2,7 @@
 //! policy) is [`tether_engine::protocol`]; this file only moves bytes, sleeps when told to, and
 //! passes in the time and `Math.random()`.
 
-use js_sys::{Function, Promise, Uint8Array};
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use tether_engine::protocol::{
     self, Answer, Exchange, Failure, Method, Request, RetryPolicy, RunBudget, Step, TransportError,
 };
@@ -48,12 +48,25 @@ pub enum Token {
 /// of the call that is not the transport's: cancelled, the token function failed.
 type Attempt = Result<std::result::Result<Answer, TransportError>>;
 
+impl Token {
+    fn is_none(&self) -> bool {
+        matches!(self, Token::None)
+    }
+}
+
 impl HttpRemote {
     /// A remote at `base_url` (e.g. `https://sync.example.com`).
     pub fn new(base_url: &str, token: Token) -> Result<HttpRemote> {
         let base = base_url.trim_end_matches('/').to_owned();
         if base.is_empty() {
             return Err(Error::invalid("remote url must not be empty"));
+        }
+        // A configuration error, not a network one: retrying can never fix it.
+        if !is_absolute_http(&base) {
+            return Err(Error::invalid(format!(
+                "remote url must be an absolute http(s) URL such as https://sync.example.com, \
+                 got {base_url:?}"
+            )));
         }
         let (fetch, signal, policy) = (None, None, RetryPolicy::default());
         Ok(HttpRemote {
@@ -131,6 +144,16 @@ impl HttpRemote {
                 {
                     refreshed = true;
                 }
+                Step::Done(Err(Error::Auth { message, status })) if self.token.is_none() => {
+                    self.budget.spend(exchange.retry_ms());
+                    // Most often a configuration slip (`token: undefined`): say so.
+                    return Err(Error::Auth {
+                        message: format!(
+                            "{message} (the remote has no token: remote.token is missing)"
+                        ),
+                        status,
+                    });
+                }
                 Step::Done(result) => {
                     self.budget.spend(exchange.retry_ms());
                     return result;
@@ -183,7 +206,7 @@ impl HttpRemote {
                 .dyn_into()
                 .map_err(|_| Error::protocol("fetch did not return a Response"))?,
             Ok(None) => return timed_out(),
-            Err(e) => return self.failed(&e),
+            Err(e) => return self.fetch_failed(&url, &e).await,
         };
         let retry_after = response.headers().get("retry-after").ok().flatten();
         // Read the (inflated) body chunk by chunk, at most max_body + 1 bytes: the protocol
@@ -253,6 +276,48 @@ impl HttpRemote {
         ))
     }
 
+    /// A rejected `fetch` from a page to another origin: the browser says the same for a server
+    /// that is down and for one that does not allow this page's origin (CORS). A `no-cors`
+    /// request to the same URL tells them apart: the browser completes it (with an opaque
+    /// answer) only when the server answered. Then the failure is the server's CORS list, a
+    /// configuration error retrying never fixes; otherwise it stays a network error whose
+    /// message names both causes.
+    async fn fetch_failed(&self, url: &str, e: &JsValue) -> Attempt {
+        let mut attempt = self.failed(e);
+        let other = matches!(&attempt, Ok(Err(t)) if t.failure == Failure::Other);
+        // A caller's own fetch may go anywhere (a webview's proxy): no guess about it.
+        let (true, None, Some(page), Some(server)) =
+            (other, &self.fetch, page_origin(), origin_of(url))
+        else {
+            return attempt;
+        };
+        if page == server {
+            return attempt;
+        }
+        let cause = format!(
+            "this page's origin {page} may be missing from the CORS list of the server at \
+             {server} (`tether serve --cors-origin {page}`)"
+        );
+        let init = RequestInit::new();
+        let _ = Reflect::set(&init, &"mode".into(), &"no-cors".into());
+        if let Some(signal) = &self.signal {
+            init.set_signal(Some(signal));
+        }
+        let reached = Deadline::after(self.timeout_ms.min(10_000))
+            .race(global_fetch(url, &init))
+            .await;
+        if matches!(reached, Ok(Some(_))) {
+            return Err(Error::invalid(format!(
+                "the server at {server} answered, but the browser withheld the answer from this \
+                 page: {cause}"
+            )));
+        }
+        if let Ok(Err(t)) = &mut attempt {
+            t.message = format!("{}: the server is unreachable, or {cause}", t.message);
+        }
+        attempt
+    }
+
     fn aborted(&self) -> bool {
         self.signal.as_ref().is_some_and(AbortSignal::aborted)
     }
@@ -313,6 +378,39 @@ impl Remote for HttpRemote {
     ) -> Result<Option<Vec<Change>>> {
         self.run(protocol::range_records(scope, range)).await
     }
+}
+
+/// Whether `url` parses as an absolute `http:` or `https:` URL (the platform's `URL` decides;
+/// without one, anything non-empty passes).
+fn is_absolute_http(url: &str) -> bool {
+    let Some(ctor) = url_constructor() else {
+        return true;
+    };
+    match Reflect::construct(&ctor, &Array::of1(&url.into())) {
+        Ok(u) => matches!(
+            prop(&u, "protocol").and_then(|p| p.as_string()).as_deref(),
+            Some("http:" | "https:")
+        ),
+        Err(_) => false,
+    }
+}
+
+fn url_constructor() -> Option<Function> {
+    prop(&js_sys::global(), "URL").and_then(|c| c.dyn_into().ok())
+}
+
+/// The origin of an absolute URL (`https://host:port`).
+fn origin_of(url: &str) -> Option<String> {
+    let u = Reflect::construct(&url_constructor()?, &Array::of1(&url.into())).ok()?;
+    prop(&u, "origin").and_then(|o| o.as_string())
+}
+
+/// The origin of the page (or worker) this runs in; none in Node or an opaque origin.
+fn page_origin() -> Option<String> {
+    let location = prop(&js_sys::global(), "location")?;
+    prop(&location, "origin")
+        .and_then(|o| o.as_string())
+        .filter(|o| o != "null")
 }
 
 /// The signal for one attempt: ours and the caller's combined with `AbortSignal.any` where the

@@ -2,8 +2,8 @@
 import { init, isTetherError, Replica, type TetherError, type TetherRecord } from 'tether-sync';
 import * as preloaded from 'tether-sync/preloaded';
 
+// A record type as users declare it: an interface, no index signature.
 interface TableData {
-  [key: string]: unknown;
   name: string;
   schema: string;
 }
@@ -24,6 +24,11 @@ export async function example(module: WebAssembly.Module): Promise<number> {
   const name: string | undefined = rec?.data.name;
   const page = await scope.list<TableData>('objects', { after: 'obj_1', limit: 50 });
   await scope.put('objects', 'obj_2', { name: 'orders', schema: 'sales' });
+  const table: TableData = { name: 'orders', schema: 'sales' };
+  await scope.put('objects', 'obj_4', table);
+  await scope.put<TableData>('objects', 'obj_5', table);
+  // @ts-expect-error: data is an object
+  await scope.put('objects', 'obj_6', 'not an object');
   await scope.delete('objects', 'obj_3');
   const status = await scope.status({ maxAgeMs: 60_000 });
   const recommended: boolean = status.syncRecommended;

@@ -301,7 +301,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .pull_all(scope, opts, run, &mut state, &mut resynced)
                 .await?;
             if state.full_sync {
-                self.emit(opts, scope, Phase::Sweep, run, None);
+                self.emit_finished(opts, scope, Phase::Sweep, run);
                 let now = self.clock.now();
                 let scope_name = scope.as_str();
                 let applied = self
@@ -317,7 +317,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 run.counts += applied.counts;
                 state = self.store.scope_state(scope).await?;
             }
-            self.emit(opts, scope, Phase::Verify, run, None);
+            self.emit_finished(opts, scope, Phase::Verify, run);
             if state.totals == snapshot {
                 return Ok(snapshot);
             }
@@ -367,7 +367,6 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         let mut empty_pages = 0u32;
         loop {
             check_cancel(opts)?;
-            self.emit_counts(opts, scope, Phase::Pull, done, total);
             let pulled = self
                 .remote
                 .pull(scope, state.checkpoint.as_ref(), opts.page_size.max(1))
@@ -390,6 +389,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     run.kind = RunKind::FullResync;
                     *resynced = true;
                     done = 0;
+                    total = None;
                     continue;
                 }
                 Pulled::Page { page, bytes } => (page, bytes),
@@ -397,6 +397,14 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             run.bytes_received = run.bytes_received.saturating_add(bytes);
             check_versions(&page.changes)?;
             let page = validate_page(page)?;
+            // Announced once the page is here, so that even the first event carries the total
+            // the remote estimates (`remaining` counts what comes after this page).
+            let n = page.changes.len() as u64;
+            total = page
+                .remaining
+                .map(|r| done.saturating_add(n).saturating_add(r))
+                .or(total);
+            self.emit_counts(opts, scope, Phase::Pull, done, total);
             if page.has_more && page.changes.is_empty() {
                 if Some(&page.checkpoint) == state.checkpoint.as_ref() {
                     return Err(Error::protocol(
@@ -422,12 +430,11 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             let keys = page.keys();
             let now = self.clock.now();
             let scope_name = scope.as_str();
-            let (checkpoint, has_more, remaining, snapshot, n) = (
+            let (checkpoint, has_more, remaining, snapshot) = (
                 page.checkpoint.clone(),
                 page.has_more,
                 page.remaining,
                 page.snapshot,
-                page.changes.len() as u64,
             );
             let unanswered = self
                 .unanswered
@@ -452,7 +459,11 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             run.counts += applied.counts;
             // `remaining` is the remote's number: any value must give a sane total.
             done = done.saturating_add(n);
-            total = remaining.map(|r| done.saturating_add(r));
+            total = remaining.map(|r| done.saturating_add(r)).or(total);
+            if !has_more {
+                // The last page: whatever the estimate said, this is all there was.
+                total = Some(done);
+            }
             self.emit_counts(opts, scope, Phase::Apply, done, total);
             if !has_more {
                 // validate_page guarantees the last page carries its snapshot.
@@ -481,17 +492,12 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         self.store.scope_state(scope).await
     }
 
-    fn emit(
-        &self,
-        opts: &SyncOptions<'_>,
-        scope: &ScopeId,
-        phase: Phase,
-        run: &Run,
-        total: Option<u64>,
-    ) {
-        let done =
-            run.counts.inserted + run.counts.updated + run.counts.deleted + run.counts.unchanged;
-        self.emit_counts(opts, scope, phase, done, total);
+    /// An event of a phase after the last page (sweep, verify): every record of the run is in,
+    /// so the total is what was done and the percentage 100, the end of a progress bar.
+    fn emit_finished(&self, opts: &SyncOptions<'_>, scope: &ScopeId, phase: Phase, run: &Run) {
+        let c = &run.counts;
+        let done = c.inserted + c.updated + c.deleted + c.unchanged;
+        self.emit_counts(opts, scope, phase, done, Some(done));
     }
 
     fn emit_counts(

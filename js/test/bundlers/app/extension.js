@@ -1,0 +1,6 @@
+// A VS Code extension's source as usually written, bundled by esbuild into CommonJS for Node
+// (`--platform=node --format=cjs`), the package inlined into the bundle.
+import { Replica, isTetherError } from 'tether-sync';
+import { run } from './node-run.mjs';
+
+run({ Replica, isTetherError });

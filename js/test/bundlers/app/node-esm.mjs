@@ -1,0 +1,5 @@
+// Node ES module: `import` of the package (its `node` condition).
+import { Replica, isTetherError } from 'tether-sync';
+import { run } from './node-run.mjs';
+
+await run({ Replica, isTetherError });

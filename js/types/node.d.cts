@@ -1,0 +1,10 @@
+// Types of `require('tether-sync')` (src/node.cjs): the Node types, for CommonJS code under
+// `moduleResolution: node16`, where a CommonJS file may not import an ES module's types directly.
+export type * from './node.js' with { 'resolution-mode': 'import' };
+import type * as Tether from './node.js' with { 'resolution-mode': 'import' };
+export declare const init: typeof Tether.init;
+export declare const isTetherError: typeof Tether.isTetherError;
+export declare const ERROR_CODES: typeof Tether.ERROR_CODES;
+export declare const Replica: typeof Tether.Replica;
+export declare const Scope: typeof Tether.Scope;
+export declare const BackgroundSync: typeof Tether.BackgroundSync;
