@@ -31,6 +31,7 @@ pub(crate) struct AppState {
     pub storage: Arc<dyn Storage>,
     pub tokens: Tokens,
     pub jwt: Option<crate::auth::JwtConfig>,
+    pub hub: Arc<crate::live::ChangeHub>,
     pub max_page: u32,
     pub default_page: u32,
     pub max_body_bytes: usize,
@@ -47,11 +48,16 @@ pub(crate) struct Counters {
 }
 
 impl AppState {
-    pub fn new(storage: Arc<dyn Storage>, config: &crate::Config) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        hub: Arc<crate::live::ChangeHub>,
+        config: &crate::Config,
+    ) -> Self {
         AppState {
             storage,
             tokens: config.tokens.clone(),
             jwt: config.jwt.clone(),
+            hub,
             max_page: config.max_page.max(1),
             default_page: config.default_page.clamp(1, config.max_page.max(1)),
             max_body_bytes: config.max_body_bytes,
@@ -118,9 +124,45 @@ async fn changes(
             }
         },
     };
+    let wait = match params.get("wait") {
+        None => 0,
+        Some(w) => match w.parse::<u64>() {
+            Ok(n) if n <= crate::live::MAX_WAIT_S => n,
+            _ => {
+                return Err(ApiError::bad(
+                    "bad_wait",
+                    format!(
+                        "wait must be a whole number of seconds from 0 to {}, got {w:?}",
+                        crate::live::MAX_WAIT_S
+                    ),
+                ))
+            }
+        },
+    };
     tracing::Span::current().record("page_size", limit);
     st.stats.pulls.fetch_add(1, Ordering::Relaxed);
-    match st.storage.pull(scope.as_str(), from, limit).await? {
+    // Subscribed before the first pull: a change committed between that pull and the wait
+    // still wakes it.
+    let mut woken = (wait > 0).then(|| st.hub.subscribe(scope.as_str()));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let answer = loop {
+        if let Some(rx) = &mut woken {
+            rx.borrow_and_update();
+        }
+        let answer = st.storage.pull(scope.as_str(), from, limit).await?;
+        let (Some(rx), PullAnswer::Page(page)) = (&mut woken, &answer) else {
+            break answer;
+        };
+        if !page.changes.is_empty() || page.has_more || st.hub.is_closed() {
+            break answer;
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => continue,
+            // The time is up (or the hub is gone): the empty page, same checkpoint.
+            _ => break answer,
+        }
+    };
+    match answer {
         PullAnswer::Reset => Ok((
             StatusCode::GONE,
             Json(serde_json::json!({ "reset": true, "code": "reset",
@@ -206,7 +248,9 @@ async fn mutations(
     let mut applied = if writes.is_empty() {
         Vec::new().into_iter()
     } else {
-        st.storage.apply(scope.as_str(), writes).await?.into_iter()
+        let results = st.storage.apply(scope.as_str(), writes).await?;
+        st.hub.notify(scope.as_str());
+        results.into_iter()
     };
     let mut results = Vec::with_capacity(refused.len());
     for r in refused {
@@ -367,6 +411,7 @@ async fn admin_records(
     }
     tracing::Span::current().record("page_size", writes.len());
     let summary = st.storage.admin_write(scope.as_str(), writes).await?;
+    st.hub.notify(scope.as_str());
     Ok(Json(summary).into_response())
 }
 
@@ -426,6 +471,7 @@ async fn admin_recheck(
     let scope = authorize(&st, &headers, scope, Need::Admin)?;
     match st.storage.recheck(scope.as_str()).await? {
         Some(found) => {
+            st.hub.notify(scope.as_str());
             tracing::info!(
                 scope = scope.as_str(),
                 checked = found.checked,

@@ -24,6 +24,7 @@ mod api;
 pub mod auth;
 pub mod config;
 mod error;
+pub mod live;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -46,6 +47,8 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     purger: Option<JoinHandle<()>>,
+    /// PostgreSQL's change listener (live pulls), if the storage has one.
+    listener: Option<JoinHandle<()>>,
 }
 
 /// Counters since the server started.
@@ -87,8 +90,13 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // Waiting live pulls answer at once, so the graceful shutdown does not wait for them.
+        self.state.hub.close();
         if let Some(p) = self.purger.take() {
             p.abort();
+        }
+        if let Some(l) = self.listener.take() {
+            l.abort();
         }
         let _ = (&mut self.task).await;
     }
@@ -102,7 +110,9 @@ pub async fn serve(config: Config) -> Result<Server, ServerError> {
 
 /// Like [`serve`], over storage the caller opened.
 pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Server, ServerError> {
-    let state = Arc::new(api::AppState::new(storage.clone(), &config));
+    let hub = Arc::new(live::ChangeHub::default());
+    let listener_task = storage.listen(hub.clone());
+    let state = Arc::new(api::AppState::new(storage.clone(), hub.clone(), &config));
     let mut app = api::router(state.clone());
     if let Some(dir) = &config.demo_dir {
         app = app.nest_service("/demo", tower_http::services::ServeDir::new(dir));
@@ -136,6 +146,7 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
         stop: Some(stop),
         task,
         purger,
+        listener: listener_task,
     })
 }
 

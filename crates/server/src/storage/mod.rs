@@ -221,6 +221,16 @@ pub trait Storage: Send + Sync + 'static {
     /// itself. `None`: the storage takes no writes but the server's (SQLite).
     fn recheck<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Option<Recheck>>;
 
+    /// Starts passing commits that this instance does not see (other instances, plain SQL)
+    /// to `hub`, for live pulls; `None` when every write goes through this instance (SQLite).
+    fn listen(
+        &self,
+        hub: std::sync::Arc<crate::live::ChangeHub>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let _ = hub;
+        None
+    }
+
     /// Purges tombstones; returns how many were removed. Raises each touched scope's horizon
     /// to the highest purged version.
     fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, u64>;

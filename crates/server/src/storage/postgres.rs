@@ -8,12 +8,16 @@
 //! Rust) before it answers any request for the scope, see [`PgStorage::fix_hashes`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tether_engine::digest::{record_hash_with, Snapshot};
 use tether_engine::mutation::{judge, AppliedMutation, Judgement};
 use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
+
+use crate::live::ChangeHub;
 
 use super::{
     applied_of, change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge,
@@ -26,6 +30,10 @@ const SCHEMA: &str = include_str!("schema.sql");
 #[derive(Clone)]
 pub struct PgStorage {
     pool: Pool,
+    /// For the change listener's own connection.
+    config: tokio_postgres::Config,
+    /// The schema the tables live in.
+    schema: String,
 }
 
 impl PgStorage {
@@ -48,7 +56,7 @@ impl PgStorage {
             config.options(format!("-c search_path={schema}"));
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -58,7 +66,11 @@ impl PgStorage {
             .max_size(pool_size.max(1))
             .build()
             .map_err(|e| StorageError::Pool(e.to_string()))?;
-        let storage = PgStorage { pool };
+        let mut storage = PgStorage {
+            pool,
+            config,
+            schema: String::new(),
+        };
         let mut client = storage.client().await?;
         let tx = client.transaction().await?;
         // Two servers starting on one database must not interleave their DDL.
@@ -69,7 +81,10 @@ impl PgStorage {
                 .await?;
         }
         tx.batch_execute(SCHEMA).await?;
+        let schema: String = tx.query_one("SELECT current_schema()", &[]).await?.get(0);
         tx.commit().await?;
+        drop(client);
+        storage.schema = schema;
         Ok(storage)
     }
 
@@ -302,7 +317,70 @@ fn params<'a>(scope: &'a &'a str, args: &'a [String]) -> Vec<Param<'a>> {
     p
 }
 
+/// The channel the triggers notify on; the payload is `schema:scope`.
+const CHANNEL: &str = "tether_changes";
+
+/// Passes the triggers' notifications of this schema to `hub`, on its own connection,
+/// reconnecting with backoff; after a reconnect every waiter is woken (commits may have gone
+/// unseen meanwhile).
+async fn listen_loop(config: tokio_postgres::Config, schema: String, hub: Arc<ChangeHub>) {
+    use futures_util::StreamExt;
+    let prefix = format!("{schema}:");
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let mut messages =
+                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let statement = format!("LISTEN {CHANNEL}");
+                let listen = client.batch_execute(&statement);
+                tokio::pin!(listen);
+                let mut listening = false;
+                loop {
+                    tokio::select! {
+                        done = &mut listen, if !listening => match done {
+                            Ok(()) => {
+                                listening = true;
+                                backoff = Duration::from_millis(100);
+                                hub.notify_all();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "LISTEN failed");
+                                break;
+                            }
+                        },
+                        message = messages.next() => match message {
+                            Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                                if let Some(scope) = n.payload().strip_prefix(&prefix) {
+                                    hub.notify(scope);
+                                }
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "change listener connection lost");
+                                break;
+                            }
+                            None => break,
+                        },
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "change listener cannot connect"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 impl Storage for PgStorage {
+    fn listen(&self, hub: Arc<ChangeHub>) -> Option<tokio::task::JoinHandle<()>> {
+        Some(tokio::spawn(listen_loop(
+            self.config.clone(),
+            self.schema.clone(),
+            hub,
+        )))
+    }
+
     fn pull<'a>(
         &'a self,
         scope: &'a str,

@@ -153,6 +153,9 @@ BEGIN
         n := n + 1;
     END IF;
     UPDATE scopes SET digest = d, count = count + n WHERE scope = NEW.scope;
+    -- Wakes live pulls on every instance at commit (identical notifications of one
+    -- transaction are delivered once).
+    PERFORM pg_notify('tether_changes', TG_TABLE_SCHEMA || ':' || NEW.scope);
     RETURN NULL;
 END $$;
 

@@ -138,6 +138,9 @@ impl Harness {
             .try_init();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            // Blocking-pool threads (SQLite storage runs there) end soon after their work, so
+            // a test counting threads sees the steady state.
+            .thread_keep_alive(std::time::Duration::from_millis(200))
             .enable_all()
             .build()
             .unwrap();
@@ -187,6 +190,19 @@ impl Harness {
         let server = self.rt.block_on(tether_server::serve(config)).unwrap();
         *self.url.lock().unwrap() = server.url();
         *self.server.lock().unwrap() = Some(server);
+    }
+
+    /// Another server instance on the same storage (several stateless instances on one
+    /// PostgreSQL), on its own port; the caller shuts it down.
+    pub fn another_instance(&self) -> Server {
+        let mut config = Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            self.storage.clone(),
+            tokens(),
+        );
+        config.tombstone_retention = None;
+        (self.tune)(&mut config);
+        self.rt.block_on(tether_server::serve(config)).unwrap()
     }
 
     /// Stops the server; returns its counters.

@@ -1,0 +1,102 @@
+//! Idle long-polls under load: many waiting pulls held open, the threads and memory they cost,
+//! all answered by one write. Its own test binary, so that nothing else runs in the process
+//! while threads are counted; the two storages run one after the other.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Backend, Harness, READER};
+use serde_json::json;
+
+both!(many_idle_waiters_cost_no_threads);
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn head(h: &Harness) -> String {
+    let (_, page) = h.raw(
+        "GET",
+        "/v1/scopes/s1/changes?limit=5000",
+        Some(READER),
+        None,
+    );
+    page["checkpoint"].as_str().unwrap().to_string()
+}
+
+/// Threads of this process (the server runs in it).
+fn threads() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap()
+}
+
+/// 400 idle long-polls held open on raw sockets (each side of a connection is a descriptor in
+/// this process, and the default limit is 1,024): all are answered by one write, and the
+/// server's threads do not grow with them.
+fn many_idle_waiters_cost_no_threads(backend: Backend) {
+    const WAITERS: usize = 400;
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
+    let cp = head(&h);
+    let addr = h.url().trim_start_matches("http://").to_string();
+    let (threads_before, rss_before) = (threads(), rss_kib());
+    let mut sockets = Vec::with_capacity(WAITERS);
+    for _ in 0..WAITERS {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET /v1/scopes/s1/changes?checkpoint={cp}&wait=30 HTTP/1.1\r\nhost: x\r\n\
+             authorization: Bearer {READER}\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        sockets.push(s);
+    }
+    // Until every request is parked and the blocking threads that served the first pulls
+    // (SQLite storage) have ended.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (threads_waiting, rss_waiting) = (threads(), rss_kib());
+    eprintln!(
+        "{WAITERS} idle long-polls: threads {threads_before} -> {threads_waiting}, \
+         RSS {rss_before} -> {rss_waiting} KiB ({:.1} KiB per waiter, client sockets included)",
+        (rss_waiting.saturating_sub(rss_before)) as f64 / WAITERS as f64
+    );
+    assert!(
+        threads_waiting <= threads_before + 2,
+        "threads grew with waiters: {threads_before} -> {threads_waiting}"
+    );
+    let started = Instant::now();
+    h.upsert("s1", &[("objects", "b", json!({"n": 2}))]);
+    for mut s in sockets {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("\"id\":\"b\""), "{answer}");
+    }
+    eprintln!(
+        "all {WAITERS} answered {:?} after the write",
+        started.elapsed()
+    );
+}
