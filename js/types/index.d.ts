@@ -325,7 +325,8 @@ export declare class Replica {
   /** An in-memory replica (Node, VS Code extension hosts), optionally from a snapshot. */
   static openInMemory(options?: { name?: string; snapshot?: string }): Promise<Replica>;
   readonly name: string;
-  readonly kind: 'indexeddb' | 'memory';
+  /** `'sqlite'`: a file opened with the Node entry's `Replica.open(path)`. */
+  readonly kind: 'indexeddb' | 'sqlite' | 'memory';
   /** The scope `id` (the same object for the same id). */
   scope(id: string): Scope;
   /** Ids of the scopes with stored state. */
