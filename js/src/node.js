@@ -1,15 +1,17 @@
-// Node entry (VS Code extension hosts, scripts): Node has no IndexedDB, so use
-// `Replica.openInMemory({snapshot})` and persist `exportSnapshot()` wherever the host likes.
+// Node entry (VS Code extension hosts, scripts): `Replica.open(path)` keeps the replica in a
+// SQLite file through `node:sqlite` (Node >= 22.5), in the native replica's format; without
+// it, `Replica.openInMemory({snapshot})` and persist `exportSnapshot()` wherever the host likes.
 //
 // The wasm is read from disk: beside this file as published (`../pkg/`), or, when this module
 // was bundled into CommonJS (esbuild `--platform=node --format=cjs`, where `import.meta` is
 // empty), next to the bundle, then through the `tether-sync` package a `require` from the
 // bundle's folder finds. docs/browser.md, "Bundlers", says where the file goes.
-import { setDefaultSource, tetherError } from './core.js';
+import { init, setDefaultSource, tetherError, Replica as CoreReplica } from './core.js';
+import { WasmReplica } from '../pkg/tether_wasm.js';
 
 const WASM = 'tether_wasm_bg.wasm';
 
-setDefaultSource(async () => {
+const loadWasm = async () => {
   const { readFile } = await import('node:fs/promises');
   const tried = [];
   for (const place of await wasmPlaces()) {
@@ -26,7 +28,8 @@ setDefaultSource(async () => {
       `In a bundle, copy node_modules/tether-sync/pkg/${WASM} next to it, or call init(bytes) first`,
     'WasmNotFound',
   );
-});
+};
+setDefaultSource(loadWasm);
 
 async function wasmPlaces() {
   const places = [];
@@ -46,4 +49,39 @@ async function wasmPlaces() {
   return places;
 }
 
-export { init, Replica, Scope, BackgroundSync, isTetherError, ERROR_CODES } from './core.js';
+/** A local replica; in Node, `open(path)` is a SQLite file. */
+export class Replica extends CoreReplica {
+  /**
+   * Opens (creating if needed) the replica file at `path` (a path or `file:` URL) through
+   * `node:sqlite`: one SQLite transaction per store operation, WAL, the same file format as
+   * the native `tether` CLI. Throws a `StorageError` on a Node without `node:sqlite`.
+   */
+  static async open(path) {
+    const file = path instanceof URL ? path : String(path);
+    const DatabaseSync = await nodeSqlite();
+    await init(loadWasm());
+    let db;
+    try {
+      db = new DatabaseSync(file);
+    } catch (e) {
+      throw tetherError('Storage', `cannot open replica file ${file}: ${e?.message ?? e}`);
+    }
+    return new Replica(WasmReplica.openSqlite(String(file), db));
+  }
+}
+
+async function nodeSqlite() {
+  try {
+    return (await import('node:sqlite')).DatabaseSync;
+  } catch (e) {
+    throw tetherError(
+      'Storage',
+      `Replica.open needs node:sqlite, which this Node (${process.version}) does not have ` +
+        `(${e?.code ?? e?.message ?? e}): use Node 22.13 or later (22.5 to 22.12 with ` +
+        '--experimental-sqlite), or keep the replica in memory with Replica.openInMemory() ' +
+        'and persist exportSnapshot() yourself',
+    );
+  }
+}
+
+export { init, Scope, BackgroundSync, isTetherError, ERROR_CODES } from './core.js';

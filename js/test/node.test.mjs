@@ -2,6 +2,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Replica, isTetherError } from '../src/node.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Cloud } from './fixtures/cloud.mjs';
 
 async function seeded(n = 25) {
@@ -81,7 +84,8 @@ test('errors are Error objects with a stable name and code', async () => {
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(scope.sync({ remote: offline, signal: ac.signal }), { name: 'CancelledError' });
-  await assert.rejects(Replica.open('idb'), { name: 'StorageError' });
+  // A directory is no replica file (and Node 20 has no node:sqlite at all): a StorageError.
+  await assert.rejects(Replica.open(os.tmpdir()), { name: 'StorageError' });
   const [last] = await scope.history({ limit: 1 });
   assert.equal(last.status, 'failed');
   assert.equal(last.error.kind, 'Protocol');
@@ -182,4 +186,34 @@ test('background sync clamps huge intervals and Retry-After to what setTimeout k
   const long = delays.filter((d) => d > 1000);
   assert.ok(long.length >= 2, `timers: ${delays}`);
   assert.ok(long.every((d) => d === MAX_TIMEOUT_MS), `timers: ${delays}`);
+});
+
+// CI runs this file with the system Node 20 and sets TETHER_EXPECT_NODE_SQLITE=0: the error
+// branch must be the one taken there. (test/node24/ covers the store itself under Node 24.)
+test('Replica.open(path) needs node:sqlite, and says so clearly where it is missing', async () => {
+  const hasSqlite = await import('node:sqlite').then(() => true, () => false);
+  const expected = process.env.TETHER_EXPECT_NODE_SQLITE;
+  if (expected !== undefined) assert.equal(hasSqlite, expected === '1', `node:sqlite in ${process.version}`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-node-open-'));
+  try {
+    if (hasSqlite) {
+      const replica = await Replica.open(path.join(dir, 'replica.db'));
+      assert.equal(replica.kind, 'sqlite');
+      await replica.close();
+    } else {
+      await assert.rejects(Replica.open(path.join(dir, 'replica.db')), (e) => {
+        assert.ok(isTetherError(e));
+        assert.equal(e.name, 'StorageError');
+        assert.equal(e.code, 'Storage');
+        assert.ok(e.message.includes(process.version), e.message);
+        assert.match(e.message, /node:sqlite/);
+        assert.match(e.message, /openInMemory/);
+        return true;
+      });
+      // The in-memory replica still works on this Node.
+      assert.equal((await Replica.openInMemory()).kind, 'memory');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

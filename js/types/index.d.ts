@@ -346,7 +346,8 @@ export declare class Replica {
    */
   static openInMemory(options?: { name?: string; snapshot?: string | null }): Promise<Replica>;
   readonly name: string;
-  readonly kind: 'indexeddb' | 'memory';
+  /** `'sqlite'`: a file opened with the Node entry's `Replica.open(path)`. */
+  readonly kind: 'indexeddb' | 'sqlite' | 'memory';
   /** The scope `id` (the same object for the same id). */
   scope(id: string): Scope;
   /** Ids of the scopes with stored state. */

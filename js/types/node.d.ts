@@ -1,22 +1,38 @@
 // `tether-sync` under Node (the `node` export condition, `require` included) and
-// `tether-sync/node`: the same API, except that Node has no IndexedDB, so a replica is opened
-// in memory and persisted by the host through snapshots. Compiles without the DOM lib
+// `tether-sync/node`: the same API, except that Node has no IndexedDB: `Replica.open(path)`
+// keeps the replica in a SQLite file through `node:sqlite`, and `Replica.openInMemory` keeps
+// it in memory, persisted by the host through snapshots. Compiles without the DOM lib
 // (`lib: ["ES2022"]` and @types/node, as in an extension's tsconfig).
 import type { Scope } from './index.js';
 
 export * from './index.js';
 
-/** A local replica in Node: in memory, persisted by the host with `exportSnapshot()`. */
+/**
+ * A local replica in Node: a SQLite file ({@link Replica.open}), or in memory, persisted by the
+ * host with `exportSnapshot()`.
+ */
 export declare class Replica {
   private constructor();
+  /**
+   * Opens (creating if needed) the SQLite replica file at `path` through `node:sqlite` (Node
+   * >= 22.13, or 22.5 with `--experimental-sqlite`): one SQLite transaction per store
+   * operation, WAL, the same file format as the native `tether` CLI, so `tether status --db
+   * FILE` reads it. On a Node without `node:sqlite` it rejects with a `StorageError` naming the
+   * Node version; `Replica.openInMemory` still works there.
+   *
+   * ```ts
+   * const replica = await Replica.open('/path/to/replica.db');
+   * replica.kind; // 'sqlite'
+   * ```
+   */
+  static open(path: string | URL): Promise<Replica>;
   /**
    * An in-memory replica, optionally from a snapshot that `exportSnapshot()` made; `null` or
    * `undefined` opens an empty one.
    */
   static openInMemory(options?: { name?: string; snapshot?: string | null }): Promise<Replica>;
-  // File-backed `Replica.open(path)` (node:sqlite) is declared with the Node store.
   readonly name: string;
-  readonly kind: 'memory';
+  readonly kind: 'memory' | 'sqlite';
   /** The scope `id` (the same object for the same id). */
   scope(id: string): Scope;
   /** Ids of the scopes with stored state. */

@@ -6,8 +6,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$ROOT"
 
-log "tether-native tests"
-cargo test -p tether-native --locked
+log "tether-sqlite and tether-native tests (the SQLite store and its rusqlite binding)"
+cargo test -p tether-sqlite -p tether-native --locked
 
 log "tether-dataset and tether-cli tests"
 cargo test -p tether-dataset -p tether-cli --locked

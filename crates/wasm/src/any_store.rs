@@ -1,5 +1,5 @@
-//! [`AnyStore`]: the API's store, IndexedDB in browsers or memory where there is none (Node,
-//! VS Code extension hosts). An enum rather than `dyn`: the `Store` trait returns `impl Future`.
+//! [`AnyStore`]: the API's store: IndexedDB in browsers, a `node:sqlite` file in Node (VS Code
+//! extension hosts), or memory. An enum rather than `dyn`: the `Store` trait returns `impl Future`.
 
 use tether_engine::store::{Applied, Planner};
 use tether_engine::{
@@ -7,12 +7,15 @@ use tether_engine::{
     Store,
 };
 
+use crate::node_sqlite::NodeSqliteStore;
 use crate::IdbStore;
 
 /// A store of either kind.
 pub enum AnyStore {
     /// IndexedDB.
     Idb(IdbStore),
+    /// A SQLite file through `node:sqlite`, in the native replica's format.
+    Sqlite(NodeSqliteStore),
     /// In memory, exportable as a JSON snapshot.
     Memory(MemoryStore),
 }
@@ -21,6 +24,7 @@ macro_rules! delegate {
     ($self:ident . $m:ident ( $($a:expr),* )) => {
         match $self {
             AnyStore::Idb(s) => s.$m($($a),*).await,
+            AnyStore::Sqlite(s) => s.$m($($a),*).await,
             AnyStore::Memory(s) => s.$m($($a),*).await,
         }
     };

@@ -20,6 +20,7 @@ use web_sys::AbortSignal;
 use crate::any_remote::AnyRemote;
 use crate::any_store::AnyStore;
 use crate::js::{json_of, now, prop, to_js, to_js_error};
+use crate::node_sqlite::{DatabaseSync, NodeSqlite};
 use crate::IdbStore;
 
 /// Default age after which `status()` recommends a sync (the default background interval).
@@ -56,6 +57,22 @@ impl WasmReplica {
         })
     }
 
+    /// Opens the replica file `db` (a `node:sqlite` `DatabaseSync` the caller opened), checking
+    /// and migrating it as the native replica does; `name` is its path, for messages. The
+    /// database is closed again if it is not a usable replica.
+    #[wasm_bindgen(js_name = openSqlite)]
+    pub fn open_sqlite(name: String, db: JsValue) -> std::result::Result<WasmReplica, JsValue> {
+        let what = format!("replica file {name}");
+        let store = NodeSqlite::open_store(db.unchecked_into::<DatabaseSync>(), &what)
+            .map_err(|e| to_js_error(&e))?;
+        Ok(WasmReplica {
+            state: Rc::new(ReplicaState {
+                name,
+                store: AnyStore::Sqlite(store),
+            }),
+        })
+    }
+
     /// An in-memory replica, optionally restored from `exportSnapshot()`'s JSON.
     #[wasm_bindgen(js_name = openInMemory)]
     pub fn open_in_memory(
@@ -80,11 +97,12 @@ impl WasmReplica {
         self.state.name.clone()
     }
 
-    /// `"indexeddb"` or `"memory"`.
+    /// `"indexeddb"`, `"sqlite"` or `"memory"`.
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         match self.state.store {
             AnyStore::Idb(_) => "indexeddb".into(),
+            AnyStore::Sqlite(_) => "sqlite".into(),
             AnyStore::Memory(_) => "memory".into(),
         }
     }
@@ -94,8 +112,9 @@ impl WasmReplica {
     pub fn export_snapshot(&self) -> std::result::Result<String, JsValue> {
         match &self.state.store {
             AnyStore::Memory(m) => Ok(m.export()),
-            AnyStore::Idb(_) => Err(to_js_error(&Error::invalid(
-                "exportSnapshot is for in-memory replicas; IndexedDB replicas persist by themselves",
+            AnyStore::Idb(_) | AnyStore::Sqlite(_) => Err(to_js_error(&Error::invalid(
+                "exportSnapshot is for in-memory replicas; IndexedDB and SQLite replicas persist \
+                 by themselves",
             ))),
         }
     }
@@ -123,10 +142,13 @@ impl WasmReplica {
         })
     }
 
-    /// Closes the database connection (the next call reopens it).
+    /// Closes the database connection. IndexedDB: the next call reopens it; SQLite: the file
+    /// is closed for good, later calls fail with a `StorageError`.
     pub fn close(&self) {
-        if let AnyStore::Idb(s) = &self.state.store {
-            s.close();
+        match &self.state.store {
+            AnyStore::Idb(s) => s.close(),
+            AnyStore::Sqlite(s) => s.with_connection(NodeSqlite::close),
+            AnyStore::Memory(_) => {}
         }
     }
 }

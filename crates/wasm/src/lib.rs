@@ -1,4 +1,6 @@
-//! Tether in the browser: the replica store over IndexedDB ([`IdbStore`]), remotes over `fetch`
+//! Tether in the browser and in Node: the replica store over IndexedDB ([`IdbStore`]) or over
+//! Node's `node:sqlite` ([`node_sqlite::NodeSqliteStore`], the native replica's file format),
+//! remotes over `fetch`
 //! ([`remote`]) and over user JavaScript functions ([`any_remote`]), and the `#[wasm_bindgen]`
 //! API that the npm package in `js/` wraps ([`api`]).
 //!
@@ -14,6 +16,7 @@ pub mod any_store;
 pub mod api;
 pub mod idb;
 pub mod js;
+pub mod node_sqlite;
 pub mod remote;
 
 pub use idb::IdbStore;

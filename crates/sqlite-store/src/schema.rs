@@ -1,4 +1,5 @@
-//! The replica file's schema and its migrations, keyed on `PRAGMA user_version`.
+//! The replica file's schema and its migrations, keyed on `PRAGMA user_version`: the one place
+//! that defines the file format, shared by every binding (rusqlite, node:sqlite).
 //!
 //! Layout (version 1):
 //!
@@ -26,10 +27,9 @@
 //!   `reason` (since version 3) says why the cloud can never accept the edit, if so.
 //! - `runs`: sync history (`error_detail` since version 2).
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tether_engine::Error;
 
-use crate::sql::{SqlError, SqlResult};
+use crate::conn::{Connection, SqlError, SqlResult};
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = 4;
@@ -141,7 +141,7 @@ ALTER TABLE scopes ADD COLUMN client TEXT;
 
 /// Checks that `conn` is a Tether replica (or an empty file) and brings its schema to
 /// [`SCHEMA_VERSION`]. `what` names the file in error messages.
-pub fn prepare(conn: &mut Connection, what: &str) -> SqlResult<()> {
+pub fn prepare(conn: &impl Connection, what: &str) -> SqlResult<()> {
     // The first read of the header is where SQLite notices a file that is not a database.
     let version = user_version(conn).map_err(|e| not_a_database(e, what))?;
     if version > SCHEMA_VERSION {
@@ -155,13 +155,25 @@ pub fn prepare(conn: &mut Connection, what: &str) -> SqlResult<()> {
         return check_format(conn, what);
     }
     // Re-read the version under a write lock: another process may be migrating the same file.
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+    conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| not_a_database(e, what))?;
-    let version = user_version(&tx)?;
+    let migrated = migrate(conn, what);
+    let end = if migrated.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let ended = conn.execute_batch(end);
+    migrated.and(ended)
+}
+
+/// [`prepare`]'s migration, inside its transaction.
+fn migrate(conn: &impl Connection, what: &str) -> SqlResult<()> {
+    let version = user_version(conn)?;
     if version == 0 {
-        let tables: i64 = tx.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
-        if tables > 0 {
+        let tables: Option<i64> =
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master", &[], |r| r.get(0))?;
+        if tables.unwrap_or(0) > 0 {
             return Err(Error::invalid(format!(
                 "{what} is a SQLite database of another application (it has tables but no \
                  Tether schema version); refusing to write into it"
@@ -169,33 +181,31 @@ pub fn prepare(conn: &mut Connection, what: &str) -> SqlResult<()> {
             .into());
         }
     } else if version == SCHEMA_VERSION {
-        drop(tx);
         return check_format(conn, what);
     } else {
-        check_format(&tx, what)?;
+        check_format(conn, what)?;
     }
     let from = usize::try_from(version).map_err(|_| Error::invalid("negative schema version"))?;
     for sql in &MIGRATIONS[from..] {
-        tx.execute_batch(sql)?;
+        conn.execute_batch(sql)?;
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    Ok(tx.commit()?)
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
 }
 
-fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+fn user_version(conn: &impl Connection) -> SqlResult<i64> {
+    let v: Option<i64> = conn.query_row("PRAGMA user_version", &[], |r| r.get(0))?;
+    Ok(v.unwrap_or(0))
 }
 
 /// A file with a Tether schema version must also carry the Tether marker: another application
 /// may use `user_version` for its own numbering.
-fn check_format(conn: &Connection, what: &str) -> SqlResult<()> {
+fn check_format(conn: &impl Connection, what: &str) -> SqlResult<()> {
     let format: Option<String> = conn
         .query_row(
             "SELECT value FROM tether_meta WHERE key = 'format'",
-            [],
+            &[],
             |r| r.get(0),
         )
-        .optional()
         .unwrap_or(None);
     if format.as_deref() == Some(FORMAT) {
         Ok(())
@@ -207,12 +217,12 @@ fn check_format(conn: &Connection, what: &str) -> SqlResult<()> {
     }
 }
 
-fn not_a_database(e: rusqlite::Error, what: &str) -> SqlError {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => Error::invalid(format!(
+fn not_a_database(e: SqlError, what: &str) -> SqlError {
+    match e {
+        SqlError::Db(f) if f.is_not_a_database() => Error::invalid(format!(
             "{what} is not a SQLite database (and so not a Tether replica)"
         ))
         .into(),
-        _ => e.into(),
+        e => e,
     }
 }

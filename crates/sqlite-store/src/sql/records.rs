@@ -1,51 +1,54 @@
 //! Replica state: scope rows, record rows, and how many rows each generation holds.
 
-use rusqlite::types::{Value, ValueRef};
-use rusqlite::{params, Connection, OptionalExtension, Statement};
 use tether_engine::digest::{Digest, RecordHash, Snapshot};
 use tether_engine::{Checkpoint, Error, Key, KeyRange, Row, ScopeId, ScopeState};
 
 use super::*;
+use crate::params;
 
-pub fn scope_id(conn: &Connection, scope: &ScopeId) -> SqlResult<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT scope_id FROM scopes WHERE name = ?1")?
-        .query_row([scope.as_str()], |r| r.get(0))
-        .optional()?)
+pub fn scope_id(conn: &impl Connection, scope: &ScopeId) -> SqlResult<Option<i64>> {
+    conn.query_row(
+        "SELECT scope_id FROM scopes WHERE name = ?1",
+        params![scope.as_str()],
+        |r| r.get(0),
+    )
 }
 
 /// The scope's id (if it has a row) and state (the default state if not).
-pub fn scope_state(conn: &Connection, scope: &ScopeId) -> SqlResult<(Option<i64>, ScopeState)> {
-    let mut stmt = conn.prepare_cached(
+pub fn scope_state(
+    conn: &impl Connection,
+    scope: &ScopeId,
+) -> SqlResult<(Option<i64>, ScopeState)> {
+    let found = conn.query_row(
         "SELECT scope_id, checkpoint, count, digest, generation, full_sync, next_seq, \
              synced_at, client FROM scopes WHERE name = ?1",
-    )?;
-    let mut rows = stmt.query([scope.as_str()])?;
-    let Some(r) = rows.next()? else {
-        return Ok((None, ScopeState::default()));
-    };
-    let digest = match r.get_ref(3)? {
-        ValueRef::Blob(b) => Digest(bytes32(b, "digest")?),
-        _ => Digest::ZERO,
-    };
-    let state = ScopeState {
-        checkpoint: r.get::<_, Option<String>>(1)?.map(Checkpoint),
-        totals: Snapshot {
-            count: to_u64(r.get(2)?)?,
-            digest,
+        params![scope.as_str()],
+        |r| {
+            let digest = match r.value(3)? {
+                Value::Blob(b) => Digest(bytes32(b, "digest")?),
+                _ => Digest::ZERO,
+            };
+            let state = ScopeState {
+                checkpoint: r.get::<Option<String>>(1)?.map(Checkpoint),
+                totals: Snapshot {
+                    count: to_u64(r.get(2)?)?,
+                    digest,
+                },
+                generation: to_u64(r.get(4)?)?,
+                full_sync: r.get(5)?,
+                next_seq: to_u64(r.get(6)?)?,
+                synced_at: r.get(7)?,
+                client: r.get(8)?,
+            };
+            Ok((Some(r.get(0)?), state))
         },
-        generation: to_u64(r.get(4)?)?,
-        full_sync: r.get(5)?,
-        next_seq: to_u64(r.get(6)?)?,
-        synced_at: r.get(7)?,
-        client: r.get(8)?,
-    };
-    Ok((Some(r.get(0)?), state))
+    )?;
+    Ok(found.unwrap_or((None, ScopeState::default())))
 }
 
 /// Writes the scope state, creating the scope's row if needed; returns its id.
 pub fn write_scope_state(
-    conn: &Connection,
+    conn: &impl Connection,
     scope: &ScopeId,
     id: Option<i64>,
     st: &ScopeState,
@@ -59,91 +62,96 @@ pub fn write_scope_state(
     let digest = &st.totals.digest.0[..];
     match id {
         Some(id) => {
-            conn.prepare_cached(
+            conn.execute(
                 "UPDATE scopes SET checkpoint = ?2, count = ?3, digest = ?4, generation = ?5, \
                  full_sync = ?6, next_seq = ?7, synced_at = ?8, client = ?9 WHERE scope_id = ?1",
-            )?
-            .execute(params![
-                id,
-                checkpoint,
-                count,
-                digest,
-                generation,
-                st.full_sync,
-                next_seq,
-                st.synced_at,
-                st.client
-            ])?;
+                params![
+                    id,
+                    checkpoint,
+                    count,
+                    digest,
+                    generation,
+                    st.full_sync,
+                    next_seq,
+                    st.synced_at,
+                    st.client.as_deref()
+                ],
+            )?;
             Ok(id)
         }
         None => {
-            conn.prepare_cached(
+            // RETURNING rather than last_insert_rowid(): one statement on every binding.
+            let id = conn.query_row(
                 "INSERT INTO scopes (name, checkpoint, count, digest, generation, full_sync, \
-                 next_seq, synced_at, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                scope.as_str(),
-                checkpoint,
-                count,
-                digest,
-                generation,
-                st.full_sync,
-                next_seq,
-                st.synced_at,
-                st.client
-            ])?;
-            Ok(conn.last_insert_rowid())
+                 next_seq, synced_at, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 RETURNING scope_id",
+                params![
+                    scope.as_str(),
+                    checkpoint,
+                    count,
+                    digest,
+                    generation,
+                    st.full_sync,
+                    next_seq,
+                    st.synced_at,
+                    st.client.as_deref()
+                ],
+                |r| r.get(0),
+            )?;
+            id.ok_or_else(|| Error::storage("INSERT … RETURNING gave no row").into())
         }
     }
 }
 
-pub fn scopes(conn: &Connection) -> SqlResult<Vec<ScopeId>> {
-    let mut stmt = conn.prepare_cached("SELECT name FROM scopes ORDER BY name")?;
-    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    names
-        .map(|n| {
-            let n = n?;
-            ScopeId::new(n).map_err(|e| Error::storage(format!("stored scope name: {e}")).into())
-        })
-        .collect()
+pub fn scopes(conn: &impl Connection) -> SqlResult<Vec<ScopeId>> {
+    let mut out = Vec::new();
+    conn.prepare("SELECT name FROM scopes ORDER BY name")?
+        .query(&[], &mut |r| {
+            let n = r.get::<String>(0)?;
+            out.push(
+                ScopeId::new(n).map_err(|e| Error::storage(format!("stored scope name: {e}")))?,
+            );
+            Ok(())
+        })?;
+    Ok(out)
 }
 
 /// Rows in the scope (all generations), from the per-generation counts.
-pub fn row_total(conn: &Connection, scope_id: i64) -> SqlResult<u64> {
+pub fn row_total(conn: &impl Connection, scope_id: i64) -> SqlResult<u64> {
     sum_generation_rows(conn, scope_id, i64::MAX)
 }
 
 /// Rows of generations older than `generation`.
-pub fn rows_older_than(conn: &Connection, scope_id: i64, generation: u64) -> SqlResult<u64> {
+pub fn rows_older_than(conn: &impl Connection, scope_id: i64, generation: u64) -> SqlResult<u64> {
     sum_generation_rows(conn, scope_id, int(generation)?)
 }
 
-fn sum_generation_rows(conn: &Connection, scope_id: i64, below: i64) -> SqlResult<u64> {
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(rows), 0) FROM generation_rows \
+fn sum_generation_rows(conn: &impl Connection, scope_id: i64, below: i64) -> SqlResult<u64> {
+    let n: Option<i64> = conn.query_row(
+        "SELECT COALESCE(SUM(rows), 0) FROM generation_rows \
              WHERE scope_id = ?1 AND generation < ?2",
-        )?
-        .query_row(params![scope_id, below], |r| r.get(0))?;
-    Ok(to_u64(n)?)
+        params![scope_id, below],
+        |r| r.get(0),
+    )?;
+    Ok(to_u64(n.unwrap_or(0))?)
 }
 
 pub fn add_generation_rows(
-    conn: &Connection,
+    conn: &impl Connection,
     scope_id: i64,
     generation: u64,
     delta: i64,
 ) -> SqlResult<()> {
     let generation = int(generation)?;
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO generation_rows (scope_id, generation, rows) VALUES (?1, ?2, ?3) \
          ON CONFLICT (scope_id, generation) DO UPDATE SET rows = rows + excluded.rows",
-    )?
-    .execute(params![scope_id, generation, delta])?;
-    conn.prepare_cached(
+        params![scope_id, generation, delta],
+    )?;
+    conn.execute(
         "DELETE FROM generation_rows WHERE scope_id = ?1 AND generation = ?2 AND rows = 0",
-    )?
-    .execute(params![scope_id, generation])?;
+        params![scope_id, generation],
+    )?;
     Ok(())
 }
 
@@ -155,19 +163,19 @@ pub fn add_generation_rows(
 /// skipped. That is the common case of an initial download from a cloud whose ids grow over
 /// time; with random ids the probe finds rows and costs one extra seek per run.
 pub fn read_rows(
-    conn: &Connection,
+    conn: &impl Connection,
     scope_id: i64,
     keys: &[Key],
     with_data: bool,
 ) -> SqlResult<Vec<Option<Row>>> {
     /// Shorter runs are looked up directly: a probe would not save enough to pay for itself.
     const MIN_PROBED_RUN: usize = 8;
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare(
         "SELECT hash, version, updated_at, cloud_hash, generation, pending, \
              CASE WHEN ?4 OR pending IS NOT NULL THEN data END \
              FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3",
     )?;
-    let mut probe = conn.prepare_cached(
+    let mut probe = conn.prepare(
         "SELECT 1 FROM records \
              WHERE scope_id = ?1 AND collection = ?2 AND id >= ?3 AND id <= ?4 LIMIT 1",
     )?;
@@ -184,17 +192,15 @@ pub fn read_rows(
         }
         if j - i >= MIN_PROBED_RUN {
             let last = &keys[j - 1];
-            let any = probe.exists(params![scope_id, first.collection, first.id, last.id])?;
-            if !any {
+            let params = params![scope_id, &first.collection, &first.id, &last.id];
+            if probe.query_row(params, |_| Ok(()))?.is_none() {
                 i = j;
                 continue;
             }
         }
         for (key, slot) in keys[i..j].iter().zip(&mut out[i..j]) {
-            let mut rows = stmt.query(params![scope_id, key.collection, key.id, with_data])?;
-            if let Some(r) = rows.next()? {
-                *slot = Some(row_from(key.clone(), r, 0)?);
-            }
+            let params = params![scope_id, &key.collection, &key.id, with_data];
+            *slot = stmt.query_row(params, |r| row_from(key.clone(), r, 0))?;
         }
         i = j;
     }
@@ -203,7 +209,7 @@ pub fn read_rows(
 
 /// Rows of generations older than `generation`, with their data, in key order.
 pub fn stale_rows(
-    conn: &Connection,
+    conn: &impl Connection,
     scope_id: i64,
     generation: u64,
 ) -> SqlResult<Vec<Option<Row>>> {
@@ -211,14 +217,8 @@ pub fn stale_rows(
         "SELECT collection, id, {ROW_COLUMNS} FROM records \
          WHERE scope_id = ?1 AND generation < ?2 ORDER BY collection, id"
     );
-    let mut stmt = conn.prepare_cached(&q)?;
-    let mut rows = stmt.query(params![scope_id, int(generation)?])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let key = Key::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?);
-        out.push(Some(row_from(key, r, 2)?));
-    }
-    Ok(out)
+    let rows = collect_rows(&mut conn.prepare(&q)?, params![scope_id, int(generation)?])?;
+    Ok(rows.into_iter().map(Some).collect())
 }
 
 /// Upserts a whole row (parameters as [`put_row`] binds them).
@@ -233,19 +233,19 @@ pub const PUT_ROW: &str =
 /// Writes a whole row with the [`PUT_ROW`] statement. `data` is the row's data already
 /// serialized as JSON text.
 pub fn put_row(
-    stmt: &mut Statement<'_>,
+    stmt: &mut impl Statement,
     scope_id: i64,
     row: &Row,
     data: Option<&str>,
 ) -> SqlResult<()> {
     stmt.execute(params![
         scope_id,
-        row.key.collection,
-        row.key.id,
+        &row.key.collection,
+        &row.key.id,
         data,
         row.hash.as_ref().map(|h| &h.0[..]),
         int(row.version)?,
-        row.updated_at,
+        &row.updated_at,
         stored_cloud_hash(row.hash.as_ref(), row.cloud_hash.as_ref()),
         int(row.generation)?,
         row.pending.map(int).transpose()?,
@@ -262,7 +262,7 @@ pub const TOUCH_ROW: &str = "UPDATE records SET version = ?4, updated_at = ?5, \
 /// Runs [`TOUCH_ROW`] (on a row the planner was handed: [`RowWrite::Touch`](tether_engine::rules::RowWrite::Touch) names it).
 #[allow(clippy::too_many_arguments)]
 pub fn touch_row(
-    stmt: &mut Statement<'_>,
+    stmt: &mut impl Statement,
     scope_id: i64,
     key: &Key,
     version: u64,
@@ -273,8 +273,8 @@ pub fn touch_row(
 ) -> SqlResult<()> {
     stmt.execute(params![
         scope_id,
-        key.collection,
-        key.id,
+        &key.collection,
+        &key.id,
         int(version)?,
         updated_at,
         cloud_hash.map(|h| &h.0[..]),
@@ -289,14 +289,14 @@ pub const REMOVE_ROW: &str =
     "DELETE FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
 
 /// Runs [`REMOVE_ROW`].
-pub fn remove_row(stmt: &mut Statement<'_>, scope_id: i64, key: &Key) -> SqlResult<()> {
-    stmt.execute(params![scope_id, key.collection, key.id])?;
+pub fn remove_row(stmt: &mut impl Statement, scope_id: i64, key: &Key) -> SqlResult<()> {
+    stmt.execute(params![scope_id, &key.collection, &key.id])?;
     Ok(())
 }
 
 /// Visible rows of a collection after `after`, by id.
 pub fn list(
-    conn: &Connection,
+    conn: &impl Connection,
     scope_id: i64,
     collection: &str,
     after: Option<&str>,
@@ -307,35 +307,35 @@ pub fn list(
          AND collection = ?2 AND id {} ?3 AND data IS NOT NULL ORDER BY id LIMIT ?4",
         if after.is_some() { ">" } else { ">=" }
     );
-    let mut stmt = conn.prepare_cached(&q)?;
-    let rows = stmt.query(params![
-        scope_id,
-        collection,
-        after.unwrap_or(""),
-        limit_of(limit)
-    ])?;
-    collect_rows(rows)
+    collect_rows(
+        &mut conn.prepare(&q)?,
+        params![scope_id, collection, after.unwrap_or(""), limit_of(limit)],
+    )
 }
 
 /// Visible rows of the scope or of one collection.
-pub fn count(conn: &Connection, scope_id: i64, collection: Option<&str>) -> SqlResult<u64> {
+pub fn count(conn: &impl Connection, scope_id: i64, collection: Option<&str>) -> SqlResult<u64> {
     let n: i64 = match collection {
         Some(c) => conn
-            .prepare_cached(
+            .query_row(
                 "SELECT COUNT(*) FROM records \
                  WHERE scope_id = ?1 AND collection = ?2 AND data IS NOT NULL",
+                params![scope_id, c],
+                |r| r.get(0),
             )?
-            .query_row(params![scope_id, c], |r| r.get(0))?,
+            .unwrap_or(0),
         None => {
             // Every row is visible except a pending local delete, and pending rows are few:
             // no scan of a large scope.
             let hidden: i64 = conn
-                .prepare_cached(
+                .query_row(
                     "SELECT COUNT(*) FROM outbox o JOIN records r ON r.scope_id = o.scope_id \
                      AND r.collection = o.collection AND r.id = o.id \
                      WHERE o.scope_id = ?1 AND r.data IS NULL",
+                    params![scope_id],
+                    |r| r.get(0),
                 )?
-                .query_row([scope_id], |r| r.get(0))?;
+                .unwrap_or(0);
             int(row_total(conn, scope_id)?)? - hidden
         }
     };
@@ -344,7 +344,7 @@ pub fn count(conn: &Connection, scope_id: i64, collection: Option<&str>) -> SqlR
 
 /// Keys in a range, in order, skipping `offset`, at most `limit`.
 pub fn range_keys(
-    conn: &Connection,
+    conn: &impl Connection,
     scope_id: i64,
     range: &KeyRange,
     limit: usize,
@@ -359,16 +359,17 @@ pub fn range_keys(
          LIMIT ?{} OFFSET ?{n}",
         n - 1
     );
-    let mut stmt = conn.prepare_cached(&q)?;
-    let keys = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-        Ok(Key::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    let mut keys = Vec::new();
+    conn.prepare(&q)?.query(&args, &mut |r| {
+        keys.push(Key::new(r.get::<String>(0)?, r.get::<String>(1)?));
+        Ok(())
     })?;
-    Ok(keys.collect::<rusqlite::Result<_>>()?)
+    Ok(keys)
 }
 
 /// A `WHERE` clause (numbered parameters) selecting the rows of a key range. Row-value
 /// comparisons on `(collection, id)` follow the primary key, so SQLite seeks instead of scans.
-pub fn range_clause(scope_id: i64, range: &KeyRange) -> (String, Vec<Value>) {
+pub fn range_clause(scope_id: i64, range: &KeyRange) -> (String, Vec<Value<'_>>) {
     let mut clause = String::from("scope_id = ?1");
     let mut args = vec![Value::Integer(scope_id)];
     for (bound, op) in [(&range.from, ">="), (&range.to, "<")] {
@@ -379,8 +380,8 @@ pub fn range_clause(scope_id: i64, range: &KeyRange) -> (String, Vec<Value>) {
                 n + 1,
                 n + 2
             ));
-            args.push(Value::Text(k.collection.clone()));
-            args.push(Value::Text(k.id.clone()));
+            args.push(Value::Text(&k.collection));
+            args.push(Value::Text(&k.id));
         }
     }
     (clause, args)

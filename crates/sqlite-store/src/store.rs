@@ -1,0 +1,422 @@
+//! [`SqlStore`]: the engine's [`Store`] over one SQLite database, on any [`Connection`].
+//!
+//! Every [`Store`] method is one SQLite transaction on a connection behind a mutex. The trait's
+//! futures never await anything: the SQLite work runs synchronously inside them, which is what
+//! lets the native blocking `Replica` drive the engine with `block_on` on the caller's thread,
+//! and what keeps the wasm build's futures free of JS promises. The schema is described in the
+//! `schema` module.
+
+use std::sync::{Mutex, MutexGuard};
+
+use tether_engine::digest::{leaf, record_hash_with, Snapshot};
+use tether_engine::rules::{Changeset, RowWrite};
+use tether_engine::store::{Applied, MaybeSend, Planner};
+use tether_engine::{
+    Conflict, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
+};
+
+use crate::conn::{Connection, SqlResult, Statement};
+use crate::schema;
+use crate::sql;
+
+/// How long a writer waits for another connection's write lock before failing with a
+/// `Storage` error (another process syncing the same file), in milliseconds.
+const BUSY_TIMEOUT_MS: u32 = 10_000;
+
+/// A replica store in one SQLite database, reached through the connection `C`.
+///
+/// A binding opens the connection (a file, or memory) and hands it to [`SqlStore::open`];
+/// `tether-native`'s `SqliteStore` does so with rusqlite, `tether-wasm` with `node:sqlite`.
+pub struct SqlStore<C> {
+    conn: Mutex<C>,
+}
+
+impl<C: Connection> SqlStore<C> {
+    /// Takes an open connection: checks it is a Tether replica (or empty), migrates its
+    /// schema, and turns on WAL with `synchronous = NORMAL` (a committed transaction survives
+    /// a process crash; a power loss may lose the last ones, never corrupt the file).
+    /// `what` names the database in error messages ("replica file /path/replica.db").
+    ///
+    /// A database that is not SQLite, a SQLite database of another application, or a replica
+    /// written by a newer Tether (higher schema version) is an [`Error::InvalidInput`].
+    pub fn open(conn: C, what: &str) -> Result<Self> {
+        Ok(Self::setup(conn, what)?)
+    }
+
+    fn setup(conn: C, what: &str) -> SqlResult<Self> {
+        conn.execute_batch(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))?;
+        schema::prepare(&conn, what)?;
+        // journal_mode answers with the mode it set; an in-memory database stays "memory".
+        conn.query_row("PRAGMA journal_mode = WAL", &[], |_| Ok(()))?;
+        // Larger than the 2 MB default cache so the inner B-tree pages of a million-record
+        // replica stay cached between pages; the bound keeps peak memory flat whatever the size.
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16000; PRAGMA foreign_keys = OFF;",
+        )?;
+        Ok(SqlStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Runs `f` on the connection, outside any transaction the store opens (for a binding's
+    /// own statements: closing, checkpointing, inspecting).
+    pub fn with_connection<T>(&self, f: impl FnOnce(&C) -> T) -> T {
+        f(&self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, C> {
+        // A panic while the lock is held unwinds through `Tx`, whose drop rolls back: the
+        // connection is never left mid-transaction, so a poisoned lock is safe.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if `f` succeeds and rolled back
+    /// otherwise. Immediate, so that a concurrent writer (another process) is waited for at the
+    /// start rather than failing the commit.
+    ///
+    /// This and [`SqlStore::read`] are the store's error boundary: everything below returns
+    /// [`SqlResult`], converted here, once, into the engine's [`Error`].
+    fn write<T>(&self, f: impl FnOnce(&C) -> SqlResult<T>) -> Result<T> {
+        Ok(Tx::run(&*self.lock(), "BEGIN IMMEDIATE", f)?)
+    }
+
+    /// Runs `f` in a read transaction, so multi-statement reads see one state.
+    fn read<T>(&self, f: impl FnOnce(&C) -> SqlResult<T>) -> Result<T> {
+        Ok(Tx::run(&*self.lock(), "BEGIN", f)?)
+    }
+
+    fn update_now(
+        &self,
+        scope: &ScopeId,
+        keys: &[Key],
+        with_data: bool,
+        planner: impl Planner,
+    ) -> Result<Applied> {
+        self.write(|tx| {
+            let (scope_id, state) = sql::scope_state(tx, scope)?;
+            let rows = match scope_id {
+                Some(id) if !keys.is_empty() && sql::row_total(tx, id)? > 0 => {
+                    sql::read_rows(tx, id, keys, with_data)?
+                }
+                // Fast path: a scope without rows (the first page of an initial sync) has
+                // nothing to read.
+                _ => vec![None; keys.len()],
+            };
+            let changes = planner(&state, &rows)?;
+            write_changes(tx, scope, scope_id, &changes)?;
+            Ok(Applied::of(&changes))
+        })
+    }
+
+    fn update_stale_now(
+        &self,
+        scope: &ScopeId,
+        generation: u64,
+        planner: impl Planner,
+    ) -> Result<Applied> {
+        self.write(|tx| {
+            let (scope_id, state) = sql::scope_state(tx, scope)?;
+            let rows = match scope_id {
+                Some(id) if sql::rows_older_than(tx, id, generation)? > 0 => {
+                    sql::stale_rows(tx, id, generation)?
+                }
+                _ => Vec::new(),
+            };
+            let changes = planner(&state, &rows)?;
+            write_changes(tx, scope, scope_id, &changes)?;
+            Ok(Applied::of(&changes))
+        })
+    }
+
+    fn range_snapshot_now(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        rehash: bool,
+    ) -> Result<Snapshot> {
+        self.read(|conn| {
+            let Some(id) = sql::scope_id(conn, scope)? else {
+                return Ok(Snapshot::default());
+            };
+            let (clause, args) = sql::range_clause(id, range);
+            let q = format!(
+                "SELECT collection, id, hash, cloud_hash, pending, data FROM records \
+                 WHERE {clause} ORDER BY collection, id"
+            );
+            let mut snap = Snapshot::default();
+            let mut buf = Vec::with_capacity(512);
+            // Streams the rows: a verify of a large scope never holds them all in memory.
+            conn.prepare(&q)?.query(&args, &mut |r| {
+                let collection: String = r.get(0)?;
+                let id: String = r.get(1)?;
+                let pending: Option<i64> = r.get(4)?;
+                let data: Option<String> = r.get(5)?;
+                let hash = match (data, pending) {
+                    (Some(text), None) if rehash => {
+                        let data = sql::parse_data(&text)?;
+                        Some(record_hash_with(&data, &mut buf))
+                    }
+                    _ => {
+                        let own = sql::opt_hash(r.value(2)?)?;
+                        sql::cloud_hash_of(own, r.value(3)?)?
+                    }
+                };
+                if let Some(h) = hash {
+                    snap.insert(&leaf(&collection, &id, &h));
+                }
+                Ok(())
+            })?;
+            Ok(snap)
+        })
+    }
+}
+
+/// Writes a changeset: the scope state, the row writes (keeping `outbox` and
+/// `generation_rows` in step, from what each write says it replaces), and the conflicts.
+fn write_changes<C: Connection>(
+    tx: &C,
+    scope: &ScopeId,
+    scope_id: Option<i64>,
+    changes: &Changeset,
+) -> SqlResult<()> {
+    let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
+    if !changes.rows.is_empty() {
+        // Prepared once per transaction rather than looked up in the statement cache per row
+        // (a cache hashes the SQL text on every lookup).
+        let (mut put, mut touch, mut remove) = (None, None, None);
+        let mut text = String::with_capacity(512);
+        for w in &changes.rows {
+            match w {
+                RowWrite::Put { row, .. } => {
+                    text.clear();
+                    if let Some(data) = &row.data {
+                        sql::write_data(data, &mut text)?;
+                    }
+                    let data = row.data.as_ref().map(|_| text.as_str());
+                    let stmt = statement(tx, &mut put, sql::PUT_ROW)?;
+                    sql::put_row(stmt, scope_id, row, data)?;
+                }
+                RowWrite::Touch {
+                    key,
+                    version,
+                    updated_at,
+                    cloud_hash,
+                    generation,
+                    pending,
+                    ..
+                } => {
+                    sql::touch_row(
+                        statement(tx, &mut touch, sql::TOUCH_ROW)?,
+                        scope_id,
+                        key,
+                        *version,
+                        updated_at,
+                        cloud_hash.as_ref(),
+                        *generation,
+                        *pending,
+                    )?;
+                }
+                RowWrite::Remove { key, .. } => {
+                    sql::remove_row(statement(tx, &mut remove, sql::REMOVE_ROW)?, scope_id, key)?;
+                }
+            }
+            let old = w.prior().and_then(|p| p.pending);
+            sync_outbox(tx, scope_id, w.key(), old, w.pending())?;
+        }
+        for (generation, delta) in changes.generation_deltas() {
+            sql::add_generation_rows(tx, scope_id, generation, delta)?;
+        }
+    }
+    for c in &changes.conflicts {
+        sql::insert_conflict(tx, c)?;
+    }
+    Ok(())
+}
+
+fn statement<'c, 's, C: Connection>(
+    tx: &'c C,
+    slot: &'s mut Option<C::Statement<'c>>,
+    sql: &str,
+) -> SqlResult<&'s mut C::Statement<'c>> {
+    match slot {
+        Some(s) => Ok(s),
+        None => Ok(slot.insert(tx.prepare(sql)?)),
+    }
+}
+
+fn sync_outbox(
+    tx: &impl Connection,
+    scope_id: i64,
+    key: &Key,
+    old: Option<u64>,
+    new: Option<u64>,
+) -> SqlResult<()> {
+    if old == new {
+        return Ok(());
+    }
+    if let Some(seq) = old {
+        sql::outbox_remove(tx, scope_id, seq)?;
+    }
+    if let Some(seq) = new {
+        sql::outbox_insert(tx, scope_id, seq, key)?;
+    }
+    Ok(())
+}
+
+impl<C: Connection + MaybeSend> Store for SqlStore<C> {
+    async fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState> {
+        self.read(|c| sql::scope_state(c, scope).map(|(_, s)| s))
+    }
+
+    async fn update(
+        &self,
+        scope: &ScopeId,
+        keys: &[Key],
+        with_data: bool,
+        planner: impl Planner,
+    ) -> Result<Applied> {
+        self.update_now(scope, keys, with_data, planner)
+    }
+
+    async fn update_stale(
+        &self,
+        scope: &ScopeId,
+        generation: u64,
+        planner: impl Planner,
+    ) -> Result<Applied> {
+        self.update_stale_now(scope, generation, planner)
+    }
+
+    async fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => Ok(sql::read_rows(c, id, std::slice::from_ref(key), true)?
+                .pop()
+                .flatten()),
+            None => Ok(None),
+        })
+    }
+
+    async fn list(
+        &self,
+        scope: &ScopeId,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::list(c, id, collection, after, limit),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    async fn count(&self, scope: &ScopeId, collection: Option<&str>) -> Result<u64> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::count(c, id, collection),
+            None => Ok(0),
+        })
+    }
+
+    async fn pending(
+        &self,
+        scope: &ScopeId,
+        after_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::pending(c, id, after_seq, limit),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    async fn pending_count(&self, scope: &ScopeId) -> Result<u64> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::pending_count(c, id),
+            None => Ok(0),
+        })
+    }
+
+    async fn conflicts(&self, scope: &ScopeId) -> Result<Vec<Conflict>> {
+        self.read(|c| sql::conflicts(c, scope))
+    }
+
+    async fn dismiss_conflict(&self, scope: &ScopeId, id: u64) -> Result<bool> {
+        self.write(|tx| sql::dismiss_conflict(tx, scope, id))
+    }
+
+    async fn start_run(&self, run: &Run) -> Result<u64> {
+        self.write(|tx| sql::start_run(tx, run))
+    }
+
+    async fn finish_run(&self, run: &Run) -> Result<()> {
+        self.write(|tx| sql::finish_run(tx, run))
+    }
+
+    async fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>> {
+        self.read(|c| sql::runs(c, scope, None, limit))
+    }
+
+    async fn runs_since(&self, scope: &ScopeId, since: Millis) -> Result<Vec<Run>> {
+        self.read(|c| sql::runs(c, scope, Some(since), usize::MAX))
+    }
+
+    async fn range_snapshot(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        rehash: bool,
+    ) -> Result<Snapshot> {
+        self.range_snapshot_now(scope, range, rehash)
+    }
+
+    async fn range_keys(
+        &self,
+        scope: &ScopeId,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<Vec<Key>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => sql::range_keys(c, id, range, limit, 0),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    async fn nth_key(&self, scope: &ScopeId, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
+        self.read(|c| match sql::scope_id(c, scope)? {
+            Some(id) => Ok(sql::range_keys(c, id, range, 1, offset)?.pop()),
+            None => Ok(None),
+        })
+    }
+
+    async fn scopes(&self) -> Result<Vec<ScopeId>> {
+        self.read(sql::scopes)
+    }
+}
+
+/// An open transaction, rolled back on drop unless committed: an error or a panic inside the
+/// store never leaves the connection mid-transaction.
+struct Tx<'c, C: Connection> {
+    conn: &'c C,
+    open: bool,
+}
+
+impl<'c, C: Connection> Tx<'c, C> {
+    fn run<T>(conn: &'c C, begin: &str, f: impl FnOnce(&C) -> SqlResult<T>) -> SqlResult<T> {
+        conn.execute_batch(begin)?;
+        let mut tx = Tx { conn, open: true };
+        let out = f(conn)?;
+        // A failed COMMIT (a full disk) leaves the transaction open: the drop rolls it back.
+        conn.execute_batch("COMMIT")?;
+        tx.open = false;
+        Ok(out)
+    }
+}
+
+impl<C: Connection> Drop for Tx<'_, C> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to report to: the error that got us here is already on its way up, and a
+            // rollback only fails when there is no transaction left to roll back.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The replica store over Node's `node:sqlite` ([`NodeSqliteStore`]): the shared SQLite store
+//! of `tether-sqlite` (the same SQL, schema and file format as the native replica) on a
+//! `DatabaseSync` handed in from JavaScript.
+//!
+//! `node:sqlite` is synchronous, so each store operation stays one SQLite transaction that
+//! runs to completion inside one call, with no JS promise awaited in the middle. The JS side
+//! opens the database (`new DatabaseSync(path)`, Node >= 22.5), so this crate never imports
+//! `node:sqlite` itself and its browser build stays free of it.
+//!
+//! Values cross as `node:sqlite` binds and returns them: integers are bound as `BigInt` (so
+//! SQLite stores and compares them as INTEGER, never REAL) and read as numbers (every integer
+//! the replica stores is below 2^53), text as strings, BLOBs as `Uint8Array`s. Rows are read
+//! through `iterate()`, so a scan of a large scope (verify) never holds all its rows at once.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use tether_engine::Error;
+use tether_sqlite::{DbFailure, SqlError, SqlResult, SqlRow, SqlStore, Value};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// The engine's store over a `node:sqlite` database.
+pub type NodeSqliteStore = SqlStore<NodeSqlite>;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `node:sqlite`'s `DatabaseSync`.
+    #[derive(Clone)]
+    pub type DatabaseSync;
+
+    #[wasm_bindgen(method, catch)]
+    fn prepare(this: &DatabaseSync, sql: &str) -> Result<StatementSync, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn exec(this: &DatabaseSync, sql: &str) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn close(this: &DatabaseSync) -> Result<(), JsValue>;
+
+    /// `node:sqlite`'s `StatementSync`.
+    #[derive(Clone)]
+    pub type StatementSync;
+
+    #[wasm_bindgen(method, catch, variadic)]
+    fn run(this: &StatementSync, params: &[JsValue]) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(method, catch, variadic)]
+    fn iterate(this: &StatementSync, params: &[JsValue]) -> Result<js_sys::Iterator, JsValue>;
+
+    #[wasm_bindgen(method, js_name = setReturnArrays)]
+    fn set_return_arrays(this: &StatementSync, enabled: bool);
+}
+
+/// [`tether_sqlite::Connection`] on a `node:sqlite` `DatabaseSync`, with a statement cache.
+pub struct NodeSqlite {
+    db: DatabaseSync,
+    statements: RefCell<HashMap<String, StatementSync>>,
+    /// Whether statements return rows as arrays (`setReturnArrays`, Node >= 24 and 22.16);
+    /// older versions return objects keyed by column name, read in column order.
+    arrays: Cell<Option<bool>>,
+}
+
+impl NodeSqlite {
+    /// Wraps an open `DatabaseSync`.
+    pub fn new(db: DatabaseSync) -> Self {
+        NodeSqlite {
+            db,
+            statements: RefCell::new(HashMap::new()),
+            arrays: Cell::new(None),
+        }
+    }
+
+    /// Opens the store on `db`: checks, migrates and sets up the file (see
+    /// [`SqlStore::open`]). On failure the database is closed again.
+    pub fn open_store(db: DatabaseSync, what: &str) -> tether_engine::Result<NodeSqliteStore> {
+        SqlStore::open(NodeSqlite::new(db.clone()), what).inspect_err(|_| {
+            let _ = db.close();
+        })
+    }
+
+    /// Closes the database; later operations fail with a `Storage` error.
+    pub fn close(&self) {
+        self.statements.borrow_mut().clear();
+        // Closing a database that is already closed throws; there is nothing left to do then.
+        let _ = self.db.close();
+    }
+}
+
+/// A cached `StatementSync`.
+pub struct NodeStatement {
+    stmt: StatementSync,
+    arrays: bool,
+}
+
+/// One row, its values copied out of JS.
+struct NodeRow(Vec<Owned>);
+
+enum Owned {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl tether_sqlite::Connection for NodeSqlite {
+    type Statement<'c> = NodeStatement;
+
+    fn prepare(&self, sql: &str) -> SqlResult<NodeStatement> {
+        let cached = self.statements.borrow().get(sql).cloned();
+        let stmt = match cached {
+            Some(s) => s,
+            None => {
+                let s = self.db.prepare(sql).map_err(failure)?;
+                if self.arrays_supported(&s) {
+                    s.set_return_arrays(true);
+                }
+                self.statements
+                    .borrow_mut()
+                    .insert(sql.to_owned(), s.clone());
+                s
+            }
+        };
+        Ok(NodeStatement {
+            stmt,
+            arrays: self.arrays.get().unwrap_or(false),
+        })
+    }
+
+    fn execute_batch(&self, sql: &str) -> SqlResult<()> {
+        self.db.exec(sql).map_err(failure)
+    }
+}
+
+impl NodeSqlite {
+    /// Whether this Node has `setReturnArrays`, asked of the first statement prepared.
+    fn arrays_supported(&self, stmt: &StatementSync) -> bool {
+        self.arrays.get().unwrap_or_else(|| {
+            let has = Reflect::get(stmt, &"setReturnArrays".into()).is_ok_and(|f| f.is_function());
+            self.arrays.set(Some(has));
+            has
+        })
+    }
+}
+
+impl tether_sqlite::Statement for NodeStatement {
+    fn execute(&mut self, params: &[Value<'_>]) -> SqlResult<u64> {
+        let done = self.stmt.run(&bind(params)).map_err(failure)?;
+        let changes = Reflect::get(&done, &"changes".into()).map_err(failure)?;
+        Ok(integer(&changes).unwrap_or(0).max(0) as u64)
+    }
+
+    fn query(
+        &mut self,
+        params: &[Value<'_>],
+        each: &mut dyn FnMut(&dyn SqlRow) -> SqlResult<()>,
+    ) -> SqlResult<()> {
+        let rows = self.stmt.iterate(&bind(params)).map_err(failure)?;
+        loop {
+            let next = rows.next().map_err(failure)?;
+            if next.done() {
+                return Ok(());
+            }
+            let value = next.value();
+            let cells = if self.arrays {
+                value.unchecked_into::<Array>()
+            } else {
+                // Objects keep their (non-numeric) keys in insertion order: column order.
+                Object::values(value.unchecked_ref::<Object>())
+            };
+            let row = NodeRow(cells.iter().map(|c| owned(&c)).collect::<SqlResult<_>>()?);
+            if let Err(e) = each(&row) {
+                // Ends the iteration early, releasing the statement for its next use.
+                let _ = Reflect::get(&rows, &"return".into())
+                    .and_then(|f| f.unchecked_into::<js_sys::Function>().call0(&rows));
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl SqlRow for NodeRow {
+    fn value(&self, i: usize) -> SqlResult<Value<'_>> {
+        let v = self.0.get(i).ok_or_else(|| {
+            SqlError::from(Error::storage(format!(
+                "column {i} asked of a row of {}",
+                self.0.len()
+            )))
+        })?;
+        Ok(match v {
+            Owned::Null => Value::Null,
+            Owned::Integer(n) => Value::Integer(*n),
+            Owned::Real(f) => Value::Real(*f),
+            Owned::Text(s) => Value::Text(s),
+            Owned::Blob(b) => Value::Blob(b),
+        })
+    }
+}
+
+/// Parameters as `node:sqlite` binds them: integers as `BigInt` (bound as SQLite INTEGER; a
+/// JS number would be bound as REAL).
+fn bind(params: &[Value<'_>]) -> Vec<JsValue> {
+    params
+        .iter()
+        .map(|p| match *p {
+            Value::Null => JsValue::NULL,
+            Value::Integer(n) => js_sys::BigInt::from(n).into(),
+            Value::Real(f) => JsValue::from_f64(f),
+            Value::Text(s) => JsValue::from_str(s),
+            Value::Blob(b) => Uint8Array::from(b).into(),
+        })
+        .collect()
+}
+
+fn owned(v: &JsValue) -> SqlResult<Owned> {
+    if v.is_null() || v.is_undefined() {
+        return Ok(Owned::Null);
+    }
+    if let Some(s) = v.as_string() {
+        return Ok(Owned::Text(s));
+    }
+    if let Some(f) = v.as_f64() {
+        // node:sqlite returns INTEGER and REAL columns alike as numbers; the replica's schema
+        // has no REAL column, so a whole number is an INTEGER.
+        return Ok(if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+            Owned::Integer(f as i64)
+        } else {
+            Owned::Real(f)
+        });
+    }
+    if let Some(b) = v.dyn_ref::<Uint8Array>() {
+        return Ok(Owned::Blob(b.to_vec()));
+    }
+    if let Some(n) = integer(v) {
+        return Ok(Owned::Integer(n));
+    }
+    Err(Error::storage(format!("node:sqlite returned an unexpected value {v:?}")).into())
+}
+
+/// A JS number or `BigInt` as an i64.
+fn integer(v: &JsValue) -> Option<i64> {
+    if let Some(f) = v.as_f64() {
+        return Some(f as i64);
+    }
+    if v.is_bigint() {
+        return i64::try_from(v.clone()).ok();
+    }
+    None
+}
+
+/// A `node:sqlite` exception as the store's [`SqlError`]: its `errcode` is SQLite's extended
+/// result code (`SQLITE_BUSY`, `SQLITE_FULL`, …), kept for the error's `Detail`.
+fn failure(e: JsValue) -> SqlError {
+    let code = Reflect::get(&e, &"errcode".into())
+        .ok()
+        .and_then(|c| c.as_f64())
+        .map(|c| c as i32);
+    let message = Reflect::get(&e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    DbFailure::new(code, message).into()
+}
