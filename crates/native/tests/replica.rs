@@ -240,12 +240,12 @@ fn a_version_1_file_is_migrated_in_place_and_keeps_its_history() {
             .unwrap();
     }
     // Turn the file back into what version 1 wrote: no `runs.error_detail`, no
-    // `conflicts.reason`.
+    // `conflicts.reason`, no `scopes.client`.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
             "ALTER TABLE runs DROP COLUMN error_detail; ALTER TABLE conflicts DROP COLUMN reason; \
-             PRAGMA user_version = 1;",
+             ALTER TABLE scopes DROP COLUMN client; PRAGMA user_version = 1;",
         )
         .unwrap();
     }
@@ -288,11 +288,14 @@ fn a_version_2_file_is_migrated_in_place_and_keeps_its_conflicts() {
         scope.sync(&cloud, SyncOptions::default()).unwrap();
         assert_eq!(scope.conflicts().unwrap().len(), 1);
     }
-    // Turn the file back into what version 2 wrote: no `conflicts.reason`.
+    // Turn the file back into what version 2 wrote: no `conflicts.reason`, no `scopes.client`.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("ALTER TABLE conflicts DROP COLUMN reason; PRAGMA user_version = 2;")
-            .unwrap();
+        c.execute_batch(
+            "ALTER TABLE conflicts DROP COLUMN reason; ALTER TABLE scopes DROP COLUMN client; \
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
     }
     let replica = Replica::open(&path).unwrap();
     let scope = replica.scope("org-1").unwrap();
@@ -312,6 +315,19 @@ fn a_version_2_file_is_migrated_in_place_and_keeps_its_conflicts() {
         .query_row("SELECT COUNT(reason) FROM conflicts", [], |r| r.get(0))
         .unwrap();
     assert_eq!(reasons, 0, "the column exists, NULL for old entries");
+    // Version 4: the next push names its mutations with a client id kept in the file.
+    let client = |c: &rusqlite::Connection| -> Option<String> {
+        c.query_row("SELECT client FROM scopes", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(client(&c), None);
+    scope.put("objects", "obj_2", json!({"n": 2})).unwrap();
+    scope.sync(&cloud, SyncOptions::default()).unwrap();
+    let made = client(&c).expect("a client id after the first push");
+    assert_eq!(made.len(), 24, "{made}");
+    scope.put("objects", "obj_2", json!({"n": 3})).unwrap();
+    scope.sync(&cloud, SyncOptions::default()).unwrap();
+    assert_eq!(client(&c), Some(made), "kept");
 }
 
 /// A remote whose every pull fails with a detail, to see it recorded.
