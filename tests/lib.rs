@@ -7,6 +7,7 @@
 //!   the server's own test harness, `crates/server/tests/common`, included by path.
 //! - `lost_answers.rs`: push answers dropped by a loopback proxy after the server applied the
 //!   push; mutation ids make the retry and the next edit no conflict (both storages).
+//! - `live_http.rs`: a live replica long-polling the server (both storages).
 //! - `benches/http_sync.rs`: an initial sync over HTTP, records/s, server CPU and bytes on
 //!   the wire (`cargo bench -p tether-tests --bench http_sync`).
 //!

@@ -114,7 +114,7 @@ export interface TetherRecord<T extends object = JsonObject> {
 }
 
 export type RunKind = 'initial' | 'incremental' | 'full-resync';
-export type Trigger = 'manual' | 'background' | 'startup';
+export type Trigger = 'manual' | 'background' | 'startup' | 'live';
 export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled';
 export type Phase = 'push' | 'pull' | 'apply' | 'verify' | 'sweep';
 
@@ -311,9 +311,26 @@ export interface SyncOptions {
   pushBytes?: number;
   /** Download the scope in full under a new generation. */
   full?: boolean;
+  /**
+   * Live sync: after catching up, the sync does not resolve but long-polls the server
+   * (`wait=S`, protocol v1.1) and applies each change as it commits, pushing local edits
+   * between waits, until `signal` aborts it; it then resolves with the session's one run
+   * (trigger `'live'`). `true` waits 25 s per long-poll, a number sets the seconds (at most
+   * 60). Needs an HTTP remote of a server with live pulls (`tether serve`); the scope's lock is
+   * held meanwhile, so syncs of the same scope in other tabs wait for it to stop.
+   *
+   * ```ts
+   * const stop = new AbortController();
+   * const session = replica.scope('org-1').sync({ remote, live: true, signal: stop.signal });
+   * // ... later
+   * stop.abort();
+   * const report = await session;
+   * ```
+   */
+  live?: boolean | number;
 }
 
-export interface BackgroundSyncOptions extends Omit<SyncOptions, 'trigger' | 'signal'> {
+export interface BackgroundSyncOptions extends Omit<SyncOptions, 'trigger' | 'signal' | 'live'> {
   /** Time between syncs (default 15 minutes). */
   intervalMs?: number;
   /** Fraction of the interval added or removed at random (default 0.1). */

@@ -46,7 +46,8 @@ pub struct ServerArgs {
     /// Base URL of the server, e.g. http://127.0.0.1:8080.
     #[arg(long)]
     pub remote: String,
-    /// Bearer token.
-    #[arg(long)]
+    /// Bearer token; better from $TETHER_TOKEN (a token on the command line is visible to
+    /// every user of the machine).
+    #[arg(long, env = "TETHER_TOKEN", hide_env_values = true)]
     pub token: String,
 }

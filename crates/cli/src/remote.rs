@@ -25,6 +25,10 @@ pub struct SyncArgs {
     /// Download the scope in full under a new generation.
     #[arg(long)]
     full: bool,
+    /// Stay live after catching up: long-poll the server and apply each change as it
+    /// commits, until Ctrl-C; reconnects with backoff after a network error.
+    #[arg(long)]
+    live: bool,
 }
 
 /// Options of `tether verify`.
@@ -56,6 +60,9 @@ pub struct SeedArgs {
 }
 
 pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
+    if a.live {
+        return live(a);
+    }
     let replica = a.replica.open()?;
     let scope = replica.scope(&a.replica.scope)?;
     let remote = HttpRemote::new(&a.server.remote, &a.server.token);
@@ -83,6 +90,69 @@ pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
         report.snapshot.count, report.snapshot.digest
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tether sync --live`: live sessions until Ctrl-C, each change reported as it is applied,
+/// a new session after a retryable error (the engine's backoff schedule).
+fn live(a: &SyncArgs) -> Result<ExitCode> {
+    let replica = a.replica.open()?;
+    let scope = replica.scope(&a.replica.scope)?;
+    let remote = HttpRemote::new(&a.server.remote, &a.server.token);
+    let stop = tether_engine::CancelFlag::new();
+    let on_signal = stop.clone();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            let _ = rt.block_on(tokio::signal::ctrl_c());
+        }
+        on_signal.cancel();
+    });
+    let progress = |p: &tether_engine::Progress| {
+        // Every answer is applied and committed, an idle one too (0 changes): say only what
+        // changed.
+        if p.phase == tether_engine::Phase::Apply && p.done > 0 {
+            println!("applied {} changes", p.done);
+        }
+    };
+    let schedule = tether_engine::schedule::Schedule::default();
+    let mut failures = 0;
+    loop {
+        let started = std::time::Instant::now();
+        let report = scope.sync(
+            &remote,
+            SyncOptions {
+                trigger: tether_engine::Trigger::Live,
+                page_size: a.page_size,
+                full: a.full && failures == 0,
+                live_wait_s: 25,
+                progress: Some(&progress),
+                cancel: Some(&stop),
+                ..SyncOptions::default()
+            },
+        );
+        match report {
+            Ok(r) => {
+                println!(
+                    "stopped: {} records, digest {}",
+                    r.snapshot.count, r.snapshot.digest
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) if e.is_retryable() && !stop.is_cancelled() => {
+                // A session that ran a while before failing starts the backoff afresh.
+                if started.elapsed() > std::time::Duration::from_secs(60) {
+                    failures = 0;
+                }
+                failures += 1;
+                let wait = schedule.next_delay(failures, e.retry_after_ms(), 0.5);
+                eprintln!("live sync interrupted ({e}); again in {} ms", wait);
+                std::thread::sleep(std::time::Duration::from_millis(wait));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {

@@ -35,6 +35,25 @@ pub trait Remote: MaybeSend + MaybeSync {
         limit: u32,
     ) -> impl Future<Output = Result<Pulled>> + MaybeSend;
 
+    /// Whether [`Remote::pull_wait`] waits (a long-poll); live syncs need it.
+    fn can_wait(&self) -> bool {
+        false
+    }
+
+    /// Like [`Remote::pull`], but when nothing follows `checkpoint` the cloud waits up to
+    /// `wait_s` seconds for a change before answering the empty page (protocol v1.1, `wait=S`).
+    /// Without [`Remote::can_wait`] it is a plain pull.
+    fn pull_wait(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait_s: u32,
+    ) -> impl Future<Output = Result<Pulled>> + MaybeSend {
+        let _ = wait_s;
+        self.pull(scope, checkpoint, limit)
+    }
+
     /// Whether [`Remote::push`] is supported.
     fn can_push(&self) -> bool {
         false
@@ -97,6 +116,18 @@ impl<R: Remote> Remote for &R {
     }
     fn can_push(&self) -> bool {
         (**self).can_push()
+    }
+    fn can_wait(&self) -> bool {
+        (**self).can_wait()
+    }
+    fn pull_wait(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait_s: u32,
+    ) -> impl Future<Output = Result<Pulled>> + MaybeSend {
+        (**self).pull_wait(scope, checkpoint, limit, wait_s)
     }
     fn begin_run(&self) {
         (**self).begin_run()

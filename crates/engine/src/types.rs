@@ -340,6 +340,8 @@ pub enum Trigger {
     Background,
     /// Application start.
     Startup,
+    /// A live sync: caught up, then waiting for the cloud's next change (`SyncOptions::live_wait_s`).
+    Live,
 }
 
 /// How a run ended (or that it has not).

@@ -230,6 +230,24 @@ impl Remote for HttpRemote {
         self.budget.reset();
     }
 
+    fn can_wait(&self) -> bool {
+        true
+    }
+
+    async fn pull_wait(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait_s: u32,
+    ) -> Result<Pulled> {
+        // The wait must end well inside the attempt's deadline, or every idle wait would be
+        // a timeout.
+        let room = self.options.timeout.as_secs().saturating_sub(5);
+        let wait = wait_s.min(u32::try_from(room).unwrap_or(u32::MAX));
+        self.run(protocol::pull_wait(scope, checkpoint, limit, wait))
+    }
+
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
         self.run(protocol::push(scope, mutations)?)
     }

@@ -199,6 +199,21 @@ impl Remote for AnyRemote {
             AnyRemote::Fn(r) => r.begin_run(),
         }
     }
+    fn can_wait(&self) -> bool {
+        match self {
+            AnyRemote::Http(r) => r.can_wait(),
+            AnyRemote::Fn(r) => r.can_wait(),
+        }
+    }
+    async fn pull_wait(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait_s: u32,
+    ) -> Result<Pulled> {
+        delegate!(self.pull_wait(scope, checkpoint, limit, wait_s))
+    }
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
         delegate!(self.push(scope, mutations))
     }

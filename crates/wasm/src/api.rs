@@ -249,7 +249,7 @@ impl WasmScope {
         })
     }
 
-    /// One sync run: `{remote, onProgress, signal, trigger, pageSize, pushBatch, full}`.
+    /// One sync run: `{remote, onProgress, signal, trigger, pageSize, pushBatch, full, live}`.
     /// The caller (the JS layer) holds the scope's Web Lock.
     pub fn sync(&self, options: JsValue) -> Promise {
         let state = self.state.clone();
@@ -324,7 +324,22 @@ async fn sync(store: &AnyStore, scope: &ScopeId, options: &JsValue) -> Result<Js
         None | Some("manual") => Trigger::Manual,
         Some("background") => Trigger::Background,
         Some("startup") => Trigger::Startup,
+        Some("live") => Trigger::Live,
         Some(t) => return Err(Error::invalid(format!("unknown trigger {t:?}"))),
+    };
+    // `live: true` waits 25 s per long-poll; a number of seconds sets it.
+    let live_wait_s = match prop(options, "live") {
+        Some(v) if v.as_bool() == Some(true) => 25,
+        Some(v) => v
+            .as_f64()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .map_or(0, |n| n.min(60.0) as u32),
+        None => 0,
+    };
+    let trigger = if live_wait_s > 0 && trigger == Trigger::Manual {
+        Trigger::Live
+    } else {
+        trigger
     };
     let progress = prop(options, "onProgress")
         .and_then(|f| f.dyn_into::<Function>().ok())
@@ -336,6 +351,7 @@ async fn sync(store: &AnyStore, scope: &ScopeId, options: &JsValue) -> Result<Js
         push_batch: number(options, "pushBatch").map_or(defaults.push_batch, |n| n as usize),
         push_bytes: number(options, "pushBytes").map_or(defaults.push_bytes, |n| n as usize),
         full: prop(options, "full").is_some_and(|f| f.is_truthy()),
+        live_wait_s,
         progress: progress.as_ref().map(|p| p as &dyn ProgressSink),
         cancel: Some(&cancel),
     };

@@ -420,6 +420,23 @@ pub fn pull(scope: &ScopeId, checkpoint: Option<&Checkpoint>, limit: u32) -> Exc
     get(Endpoint::Pull, scope, "changes", &query, decode_pull)
 }
 
+/// A live pull: like [`pull`], and when nothing follows `checkpoint` the server waits up to
+/// `wait_s` seconds for a change (`wait=S`, protocol v1.1; the reference server allows 60).
+pub fn pull_wait(
+    scope: &ScopeId,
+    checkpoint: Option<&Checkpoint>,
+    limit: u32,
+    wait_s: u32,
+) -> Exchange<Pulled> {
+    let limit = limit.to_string();
+    let wait = wait_s.to_string();
+    let mut query = vec![("limit", limit.as_str()), ("wait", wait.as_str())];
+    if let Some(c) = checkpoint {
+        query.push(("checkpoint", c.as_str()));
+    }
+    get(Endpoint::Pull, scope, "changes", &query, decode_pull)
+}
+
 /// A push of `mutations`; the answer must hold one result per mutation.
 pub fn push(scope: &ScopeId, mutations: &[Mutation]) -> Result<Exchange<PushResponse>> {
     #[derive(serde::Serialize)]

@@ -100,6 +100,13 @@ pub struct SyncOptions<'a> {
     pub push_bytes: usize,
     /// Download the scope in full under a new generation, whatever the checkpoint.
     pub full: bool,
+    /// Live sync when above 0: after catching up, the run does not end but waits for the
+    /// cloud's next change with long-polls of this many seconds ([`Remote::pull_wait`]),
+    /// pushing the outbox and applying each answer in its own transaction, verified, until
+    /// `cancel` is raised (checked between long-polls, so within this many seconds) or an
+    /// error ends it. One run records the whole session. Needs [`Remote::can_wait`]; the
+    /// reference server allows up to 60.
+    pub live_wait_s: u32,
     /// Progress events go here.
     pub progress: Option<&'a dyn ProgressSink>,
     /// Cancellation.
@@ -114,6 +121,7 @@ impl Default for SyncOptions<'_> {
             push_batch: 500,
             push_bytes: PUSH_BYTES,
             full: false,
+            live_wait_s: 0,
             progress: None,
             cancel: None,
         }
@@ -261,6 +269,41 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         opts: &SyncOptions<'_>,
         run: &mut Run,
     ) -> Result<Snapshot> {
+        if opts.live_wait_s == 0 {
+            return self.round(scope, opts, run).await;
+        }
+        if !self.remote.can_wait() {
+            return Err(Error::invalid(
+                "this remote cannot wait for changes: a live sync needs long-polls",
+            ));
+        }
+        // Caught up once (in full if asked), then round after round of push and long-poll.
+        let mut verified = self.round(scope, opts, run).await?;
+        let again = SyncOptions {
+            full: false,
+            ..*opts
+        };
+        loop {
+            if opts.cancel.is_some_and(CancelFlag::is_cancelled) {
+                return Ok(verified);
+            }
+            match self.round(scope, &again, run).await {
+                Ok(s) => verified = s,
+                // Stopped between two answers: what was applied is verified; a live run that
+                // was asked to stop has completed.
+                Err(Error::Cancelled) => return Ok(verified),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One push and pull: steps 2 to 4 of the module docs.
+    async fn round(
+        &self,
+        scope: &ScopeId,
+        opts: &SyncOptions<'_>,
+        run: &mut Run,
+    ) -> Result<Snapshot> {
         if let Ok(mut unanswered) = self.unanswered.lock() {
             unanswered.clear();
         }
@@ -365,12 +408,22 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         let mut done = 0u64;
         let mut total = None;
         let mut empty_pages = 0u32;
+        // A live sync waits on its first pull of a round, once the replica is caught up (an
+        // incremental checkpoint): the server answers at once if anything is new.
+        let mut wait = if state.checkpoint.is_some() && !state.full_sync {
+            opts.live_wait_s
+        } else {
+            0
+        };
         loop {
             check_cancel(opts)?;
-            let pulled = self
-                .remote
-                .pull(scope, state.checkpoint.as_ref(), opts.page_size.max(1))
-                .await?;
+            let (cp, limit) = (state.checkpoint.as_ref(), opts.page_size.max(1));
+            let pulled = if wait > 0 {
+                self.remote.pull_wait(scope, cp, limit, wait).await?
+            } else {
+                self.remote.pull(scope, cp, limit).await?
+            };
+            wait = 0;
             let (page, bytes) = match pulled {
                 Pulled::Reset if state.checkpoint.is_none() => {
                     return Err(Error::protocol(

@@ -1,0 +1,94 @@
+//! Live sync over real HTTP: the native replica long-polls the server (`wait=S`) and applies
+//! each change as it commits, pushes the edits made meanwhile, and stops when asked; on both
+//! storages.
+
+#[path = "../crates/server/tests/common/mod.rs"]
+mod common;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{Backend, Harness, READER};
+use serde_json::json;
+use tether_engine::{CancelFlag, Phase, Progress, RunStatus, SyncOptions, Trigger};
+use tether_native::http::HttpRemote;
+use tether_native::Replica;
+
+both!(a_live_replica_follows_the_server_until_stopped);
+
+fn a_live_replica_follows_the_server_until_stopped(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"v": 0}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let remote = HttpRemote::new(&h.url(), READER);
+    let stop = CancelFlag::new();
+    let (applied, changes) = mpsc::channel::<u64>();
+    let report = std::thread::scope(|s| {
+        let live = s.spawn(|| {
+            let sink = move |p: &Progress| {
+                if p.phase == Phase::Apply && p.done > 0 {
+                    let _ = applied.send(p.done);
+                }
+            };
+            replica.scope("s1").unwrap().sync(
+                &remote,
+                SyncOptions {
+                    trigger: Trigger::Live,
+                    live_wait_s: 5,
+                    progress: Some(&sink),
+                    cancel: Some(&stop),
+                    ..SyncOptions::default()
+                },
+            )
+        });
+        let next = || {
+            changes
+                .recv_timeout(Duration::from_secs(20))
+                .expect("applied in time")
+        };
+        assert_eq!(next(), 1, "caught up: a");
+        // A cloud write while the replica waits: applied without another sync call.
+        h.upsert("s1", &[("objects", "b", json!({"v": 1}))]);
+        assert_eq!(next(), 1, "b");
+        let scope = replica.scope("s1").unwrap();
+        assert_eq!(scope.get("objects", "b").unwrap().unwrap().data["v"], 1);
+        // A local edit made meanwhile is pushed by the next round (after the current wait).
+        scope.put("objects", "mine", json!({"v": "local"})).unwrap();
+        h.upsert("s1", &[("objects", "c", json!({"v": 2}))]);
+        assert_eq!(next(), 1, "c");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while scope.status().unwrap().pending_edits > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the edit was never pushed"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop.cancel();
+        live.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(report.run.status, RunStatus::Completed);
+    assert_eq!(report.run.trigger, Trigger::Live);
+    assert_eq!(report.run.counts.inserted, 3);
+    let (_, records) = h.raw("GET", "/v1/scopes/s1/records", Some(READER), None);
+    let mine = records["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "mine")
+        .cloned();
+    assert_eq!(mine.unwrap()["data"]["v"], "local", "{records}");
+    let scope = replica.scope("s1").unwrap();
+    assert_eq!(
+        scope.history(10).unwrap().len(),
+        1,
+        "one run for the session"
+    );
+    assert_eq!(
+        scope.status().unwrap().count,
+        h.status("s1").count,
+        "the replica holds what the server holds"
+    );
+}
