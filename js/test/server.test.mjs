@@ -193,3 +193,43 @@ test('example app at /demo syncs and shows the count and status (screenshot)', {
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('a live sync in Node applies each change as it commits, until aborted', { skip }, async () => {
+  const { Replica } = await import('../src/node.js');
+  const replica = await Replica.openInMemory({ name: 'live' });
+  const scope = replica.scope('live-1');
+  const remote = { url: cloud.url, token: TOKEN };
+  await api('POST', '/v1/admin/scopes/live-1/records', { upserts: [{ collection: 'objects', id: 'a', data: { v: 0 } }] });
+  const stop = new AbortController();
+  let applied = 0;
+  let onApply = null;
+  const session = scope.sync({
+    remote,
+    live: 5,
+    signal: stop.signal,
+    onProgress: (p) => {
+      if (p.phase === 'apply' && p.done > 0) {
+        applied += p.done;
+        onApply?.();
+      }
+    },
+  });
+  const appliedReaches = (n) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${applied} applied`)), 20_000);
+    onApply = () => { if (applied >= n) { clearTimeout(timer); resolve(); } };
+    onApply();
+  });
+  await appliedReaches(1);
+  // A write on the server while the session waits: applied without another sync call.
+  await api('POST', '/v1/admin/scopes/live-1/records', { upserts: [{ collection: 'objects', id: 'b', data: { v: 1 } }] });
+  await appliedReaches(2);
+  assert.equal((await scope.get('objects', 'b')).data.v, 1);
+  stop.abort();
+  const report = await session;
+  assert.equal(report.run.trigger, 'live');
+  assert.equal(report.run.status, 'completed');
+  assert.equal(report.run.inserted, 2);
+  const status = await api('GET', '/v1/scopes/live-1/status');
+  assert.equal(report.snapshot.digest, status.digest);
+  await replica.close();
+});

@@ -27,6 +27,11 @@ declare const context: {
     get<T>(key: string, defaultValue: T): T;
     update(key: string, value: any): PromiseLike<void>;
   };
+  globalStorageUri: { readonly fsPath: string };
+};
+// The \`vscode\` module, as far as the snippets use it.
+declare const vscode: {
+  Uri: { joinPath(base: { readonly fsPath: string }, ...parts: string[]): { readonly fsPath: string } };
 };
 `;
 
