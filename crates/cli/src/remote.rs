@@ -27,8 +27,34 @@ pub struct SyncArgs {
     full: bool,
     /// Stay live after catching up: long-poll the server and apply each change as it
     /// commits, until Ctrl-C; reconnects with backoff after a network error.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "every")]
     live: bool,
+    /// Keep syncing in the background every DURATION (e.g. 15m, 30s, 1h; with jitter and
+    /// backoff after failures), until Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
+    every: Option<u64>,
+}
+
+/// `15m`, `30s`, `1h`, `500ms` as milliseconds.
+fn parse_every(text: &str) -> std::result::Result<u64, String> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 15m"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    if ms == 0 {
+        return Err("the interval must be above 0".into());
+    }
+    Ok(ms)
 }
 
 /// Options of `tether verify`.
@@ -63,6 +89,9 @@ pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
     if a.live {
         return live(a);
     }
+    if let Some(every) = a.every {
+        return every_interval(a, every);
+    }
     let replica = a.replica.open()?;
     let scope = replica.scope(&a.replica.scope)?;
     let remote = HttpRemote::new(&a.server.remote, &a.server.token);
@@ -92,12 +121,8 @@ pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `tether sync --live`: live sessions until Ctrl-C, each change reported as it is applied,
-/// a new session after a retryable error (the engine's backoff schedule).
-fn live(a: &SyncArgs) -> Result<ExitCode> {
-    let replica = a.replica.open()?;
-    let scope = replica.scope(&a.replica.scope)?;
-    let remote = HttpRemote::new(&a.server.remote, &a.server.token);
+/// Raised on Ctrl-C.
+fn ctrl_c() -> tether_engine::CancelFlag {
     let stop = tether_engine::CancelFlag::new();
     let on_signal = stop.clone();
     std::thread::spawn(move || {
@@ -109,6 +134,59 @@ fn live(a: &SyncArgs) -> Result<ExitCode> {
         }
         on_signal.cancel();
     });
+    stop
+}
+
+/// `tether sync --every D`: a background sync until Ctrl-C, each outcome printed.
+fn every_interval(a: &SyncArgs, every_ms: u64) -> Result<ExitCode> {
+    let replica = a.replica.open()?;
+    let remote = HttpRemote::new(&a.server.remote, &a.server.token);
+    let options = tether_native::BackgroundOptions {
+        schedule: tether_engine::schedule::Schedule {
+            interval_ms: every_ms,
+            ..tether_engine::schedule::Schedule::default()
+        },
+        page_size: a.page_size,
+        sync_at_start: true,
+    };
+    let background = replica.background(&a.replica.scope, remote, options)?;
+    let stop = ctrl_c();
+    let mut seen = 0;
+    while !stop.is_cancelled() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let status = background.status();
+        if status.attempts != seen {
+            seen = status.attempts;
+            match (&status.last_error, &status.last_report) {
+                (Some(e), _) if status.failures > 0 || !status.running => {
+                    eprintln!("sync {seen} failed: {e}")
+                }
+                (_, Some(r)) => println!(
+                    "sync {seen}: {} inserted, {} updated, {} deleted, {} conflicts; verified {} records",
+                    r.run.counts.inserted, r.run.counts.updated, r.run.counts.deleted,
+                    r.run.counts.conflicts, r.snapshot.count
+                ),
+                _ => {}
+            }
+        }
+        if !status.running {
+            return Err(status
+                .last_error
+                .unwrap_or_else(|| tether_engine::Error::invalid("background sync stopped"))
+                .into());
+        }
+    }
+    background.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tether sync --live`: live sessions until Ctrl-C, each change reported as it is applied,
+/// a new session after a retryable error (the engine's backoff schedule).
+fn live(a: &SyncArgs) -> Result<ExitCode> {
+    let replica = a.replica.open()?;
+    let scope = replica.scope(&a.replica.scope)?;
+    let remote = HttpRemote::new(&a.server.remote, &a.server.token);
+    let stop = ctrl_c();
     let progress = |p: &tether_engine::Progress| {
         // Every answer is applied and committed, an idle one too (0 changes): say only what
         // changed.

@@ -157,3 +157,25 @@ fn jwt_options_are_checked_before_the_server_starts() {
     let err = serve(&[], &[]);
     assert!(err.contains("no tokens"), "{err}");
 }
+
+#[test]
+fn sync_every_takes_a_duration() {
+    for (bad, why) in [
+        ("15x", "the unit must be ms, s, m or h"),
+        ("0s", "above 0"),
+        ("m", "not a duration"),
+    ] {
+        let out = tether(&[
+            "sync",
+            "--remote",
+            "http://127.0.0.1:1",
+            "--token",
+            "t",
+            "--every",
+            bad,
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}

@@ -285,7 +285,7 @@ fn transport_error(t: ureq::Transport) -> TransportError {
 
 /// A number in `[0, 1)` that differs between calls and processes. Jitter needs no quality,
 /// only spread, so the standard library's randomly keyed hasher is enough.
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);

@@ -20,10 +20,12 @@
 
 #![forbid(unsafe_code)]
 
+mod background;
 pub mod http;
 mod replica;
 mod store;
 
+pub use background::{BackgroundOptions, BackgroundStatus, BackgroundSync};
 pub use replica::{now, Replica, ScopeRef};
 pub use store::SqliteStore;
 pub use tether_engine::{SyncOptions, SyncReport};

@@ -64,6 +64,16 @@ impl Replica {
         })
     }
 
+    /// Whether this replica lives in memory ([`Replica::open_in_memory`]).
+    pub fn is_in_memory(&self) -> bool {
+        self.lock_key.to_string_lossy().starts_with(":memory:")
+    }
+
+    /// The replica file's path (canonical), or a `:memory:N` name.
+    pub fn path(&self) -> &Path {
+        &self.lock_key
+    }
+
     /// A scope by name. The name must be non-empty, at most 256 bytes, without control
     /// characters ([`Error::InvalidInput`](tether_engine::Error::InvalidInput) otherwise).
     pub fn scope(&self, name: &str) -> Result<ScopeRef<'_>> {
