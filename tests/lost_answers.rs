@@ -5,17 +5,17 @@
 
 #[path = "../crates/server/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::{Backend, Harness, READER};
 use serde_json::{json, Value};
 use tether_engine::{ErrorKind, SyncOptions};
-use tether_native::http::{HttpOptions, HttpRemote, RetryPolicy};
+use tether_native::http::HttpRemote;
 use tether_native::Replica;
 
 both!(
@@ -69,7 +69,7 @@ impl Proxy {
     }
 
     fn remote(&self) -> HttpRemote {
-        remote(&self.url)
+        support::remote(&self.url, READER)
     }
 }
 
@@ -140,28 +140,30 @@ impl Relay {
     }
 }
 
-fn remote(url: &str) -> HttpRemote {
-    HttpRemote::with_options(
-        url,
-        READER,
-        HttpOptions {
-            retry: RetryPolicy {
-                retries: 2,
-                backoff_base_ms: 20,
-                ..RetryPolicy::default()
-            },
-            connect_timeout: Duration::from_secs(5),
-            timeout: Duration::from_secs(30),
-            ..HttpOptions::default()
-        },
-    )
-}
-
 fn opts() -> SyncOptions<'static> {
     SyncOptions {
         page_size: 100,
         ..SyncOptions::default()
     }
+}
+
+/// A server holding `records` in scope `s1`, a proxy in front of it, and a replica synced
+/// through the proxy.
+fn synced_behind_a_proxy(
+    backend: Backend,
+    records: &[(&str, &str, serde_json::Value)],
+) -> (Harness, Proxy, tempfile::TempDir, Replica) {
+    let h = Harness::start(backend);
+    h.upsert("s1", records);
+    let proxy = Proxy::start(&h.url());
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    replica
+        .scope("s1")
+        .unwrap()
+        .sync(&proxy.remote(), opts())
+        .unwrap();
+    (h, proxy, dir, replica)
 }
 
 fn cloud_data(h: &Harness, id: &str) -> Option<serde_json::Value> {
@@ -177,13 +179,9 @@ fn cloud_data(h: &Harness, id: &str) -> Option<serde_json::Value> {
 /// The push is applied, its answer lost: the transport sends it again (same mutation ids), the
 /// server answers with the original result and writes nothing more.
 fn a_lost_push_answer_is_retried_and_answered_once(backend: Backend) {
-    let h = Harness::start(backend);
-    h.upsert("s1", &[("objects", "a", json!({"v": 0}))]);
-    let proxy = Proxy::start(&h.url());
-    let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let (h, proxy, _dir, replica) =
+        synced_behind_a_proxy(backend, &[("objects", "a", json!({"v": 0}))]);
     let scope = replica.scope("s1").unwrap();
-    scope.sync(&proxy.remote(), opts()).unwrap();
 
     scope.put("objects", "a", json!({"v": 1})).unwrap();
     scope.put("objects", "b", json!({"v": "new"})).unwrap();
@@ -221,19 +219,14 @@ fn a_lost_push_answer_is_retried_and_answered_once(backend: Backend) {
 /// the version is the client's own write: accepted, no conflict. Someone else's write in
 /// between still makes one.
 fn an_edit_after_a_lost_answer_is_no_conflict(backend: Backend) {
-    let h = Harness::start(backend);
-    h.upsert(
-        "s1",
+    let (h, proxy, _dir, replica) = synced_behind_a_proxy(
+        backend,
         &[
             ("objects", "a", json!({"v": 0})),
             ("objects", "b", json!({"v": 0})),
         ],
     );
-    let proxy = Proxy::start(&h.url());
-    let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::open(dir.path().join("r.db")).unwrap();
     let scope = replica.scope("s1").unwrap();
-    scope.sync(&proxy.remote(), opts()).unwrap();
 
     scope.put("objects", "a", json!({"v": 1})).unwrap();
     scope.put("objects", "b", json!({"v": 1})).unwrap();

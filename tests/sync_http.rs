@@ -3,6 +3,7 @@
 
 #[path = "../crates/server/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -14,7 +15,7 @@ use tether_engine::{
     Checkpoint, Error, Mutation, Phase, Progress, Pulled, PushResponse, Remote, RunKind,
     ScopeHandle, ScopeId, SyncOptions,
 };
-use tether_native::http::{HttpOptions, HttpRemote, RetryPolicy};
+use tether_native::http::HttpRemote;
 use tether_native::Replica;
 
 both!(
@@ -45,20 +46,7 @@ trait Client {
 
 impl Client for Harness {
     fn remote(&self, token: &str) -> HttpRemote {
-        HttpRemote::with_options(
-            &self.url(),
-            token,
-            HttpOptions {
-                retry: RetryPolicy {
-                    retries: 2,
-                    backoff_base_ms: 20,
-                    ..RetryPolicy::default()
-                },
-                connect_timeout: Duration::from_secs(5),
-                timeout: Duration::from_secs(30),
-                ..HttpOptions::default()
-            },
-        )
+        support::remote(&self.url(), token)
     }
 }
 

@@ -105,115 +105,66 @@ pub trait Remote: MaybeSend + MaybeSync {
     fn begin_run(&self) {}
 }
 
-/// A shared remote (a background sync owns one, the app keeps another handle).
-impl<R: Remote> Remote for std::sync::Arc<R> {
-    fn pull(
-        &self,
-        scope: &ScopeId,
-        checkpoint: Option<&Checkpoint>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Pulled>> + MaybeSend {
-        (**self).pull(scope, checkpoint, limit)
-    }
-    fn can_push(&self) -> bool {
-        (**self).can_push()
-    }
-    fn can_wait(&self) -> bool {
-        (**self).can_wait()
-    }
-    fn pull_wait(
-        &self,
-        scope: &ScopeId,
-        checkpoint: Option<&Checkpoint>,
-        limit: u32,
-        wait_s: u32,
-    ) -> impl Future<Output = Result<Pulled>> + MaybeSend {
-        (**self).pull_wait(scope, checkpoint, limit, wait_s)
-    }
-    fn begin_run(&self) {
-        (**self).begin_run()
-    }
-    fn push(
-        &self,
-        scope: &ScopeId,
-        mutations: &[Mutation],
-    ) -> impl Future<Output = Result<PushResponse>> + MaybeSend {
-        (**self).push(scope, mutations)
-    }
-    fn status(
-        &self,
-        scope: &ScopeId,
-    ) -> impl Future<Output = Result<Option<RemoteStatus>>> + MaybeSend {
-        (**self).status(scope)
-    }
-    fn range_digest(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-    ) -> impl Future<Output = Result<Option<Snapshot>>> + MaybeSend {
-        (**self).range_digest(scope, range)
-    }
-    fn range_records(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-    ) -> impl Future<Output = Result<Option<Vec<Change>>>> + MaybeSend {
-        (**self).range_records(scope, range)
-    }
+/// A remote behind a pointer is the remote: `&R` (a borrow for one sync) and `Arc<R>` (a
+/// background sync owns one, the app keeps another handle).
+macro_rules! forward_remote {
+    ($($ptr:ty),*) => {$(
+        impl<R: Remote> Remote for $ptr {
+            fn pull(
+                &self,
+                scope: &ScopeId,
+                checkpoint: Option<&Checkpoint>,
+                limit: u32,
+            ) -> impl Future<Output = Result<Pulled>> + MaybeSend {
+                (**self).pull(scope, checkpoint, limit)
+            }
+            fn can_push(&self) -> bool {
+                (**self).can_push()
+            }
+            fn can_wait(&self) -> bool {
+                (**self).can_wait()
+            }
+            fn pull_wait(
+                &self,
+                scope: &ScopeId,
+                checkpoint: Option<&Checkpoint>,
+                limit: u32,
+                wait_s: u32,
+            ) -> impl Future<Output = Result<Pulled>> + MaybeSend {
+                (**self).pull_wait(scope, checkpoint, limit, wait_s)
+            }
+            fn begin_run(&self) {
+                (**self).begin_run()
+            }
+            fn push(
+                &self,
+                scope: &ScopeId,
+                mutations: &[Mutation],
+            ) -> impl Future<Output = Result<PushResponse>> + MaybeSend {
+                (**self).push(scope, mutations)
+            }
+            fn status(
+                &self,
+                scope: &ScopeId,
+            ) -> impl Future<Output = Result<Option<RemoteStatus>>> + MaybeSend {
+                (**self).status(scope)
+            }
+            fn range_digest(
+                &self,
+                scope: &ScopeId,
+                range: &KeyRange,
+            ) -> impl Future<Output = Result<Option<Snapshot>>> + MaybeSend {
+                (**self).range_digest(scope, range)
+            }
+            fn range_records(
+                &self,
+                scope: &ScopeId,
+                range: &KeyRange,
+            ) -> impl Future<Output = Result<Option<Vec<Change>>>> + MaybeSend {
+                (**self).range_records(scope, range)
+            }
+        }
+    )*};
 }
 
-impl<R: Remote> Remote for &R {
-    fn pull(
-        &self,
-        scope: &ScopeId,
-        checkpoint: Option<&Checkpoint>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Pulled>> + MaybeSend {
-        (**self).pull(scope, checkpoint, limit)
-    }
-    fn can_push(&self) -> bool {
-        (**self).can_push()
-    }
-    fn can_wait(&self) -> bool {
-        (**self).can_wait()
-    }
-    fn pull_wait(
-        &self,
-        scope: &ScopeId,
-        checkpoint: Option<&Checkpoint>,
-        limit: u32,
-        wait_s: u32,
-    ) -> impl Future<Output = Result<Pulled>> + MaybeSend {
-        (**self).pull_wait(scope, checkpoint, limit, wait_s)
-    }
-    fn begin_run(&self) {
-        (**self).begin_run()
-    }
-    fn push(
-        &self,
-        scope: &ScopeId,
-        mutations: &[Mutation],
-    ) -> impl Future<Output = Result<PushResponse>> + MaybeSend {
-        (**self).push(scope, mutations)
-    }
-    fn status(
-        &self,
-        scope: &ScopeId,
-    ) -> impl Future<Output = Result<Option<RemoteStatus>>> + MaybeSend {
-        (**self).status(scope)
-    }
-    fn range_digest(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-    ) -> impl Future<Output = Result<Option<Snapshot>>> + MaybeSend {
-        (**self).range_digest(scope, range)
-    }
-    fn range_records(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-    ) -> impl Future<Output = Result<Option<Vec<Change>>>> + MaybeSend {
-        (**self).range_records(scope, range)
-    }
-}
+forward_remote!(&R, std::sync::Arc<R>);

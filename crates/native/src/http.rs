@@ -241,11 +241,10 @@ impl Remote for HttpRemote {
         limit: u32,
         wait_s: u32,
     ) -> Result<Pulled> {
-        // The wait must end well inside the attempt's deadline, or every idle wait would be
-        // a timeout.
-        let room = self.options.timeout.as_secs().saturating_sub(5);
-        let wait = wait_s.min(u32::try_from(room).unwrap_or(u32::MAX));
-        self.run(protocol::pull_wait(scope, checkpoint, limit, wait))
+        let deadline = u64::try_from(self.options.timeout.as_millis()).unwrap_or(u64::MAX);
+        self.run(protocol::pull_wait(
+            scope, checkpoint, limit, wait_s, deadline,
+        ))
     }
 
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {

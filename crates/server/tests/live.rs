@@ -18,17 +18,6 @@ both!(
 
 postgres_only!(another_instance_or_plain_sql_wakes_the_wait);
 
-/// The checkpoint after everything the scope holds.
-fn head(h: &Harness) -> String {
-    let (_, page) = h.raw(
-        "GET",
-        "/v1/scopes/s1/changes?limit=5000",
-        Some(READER),
-        None,
-    );
-    page["checkpoint"].as_str().unwrap().to_string()
-}
-
 /// Pulls with `wait` from `url` on a thread; returns the page and how long it took.
 fn wait_on(url: &str, checkpoint: &str, wait: u64) -> std::thread::JoinHandle<(Value, Duration)> {
     let target = format!("{url}/v1/scopes/s1/changes?checkpoint={checkpoint}&wait={wait}");
@@ -47,7 +36,7 @@ fn wait_on(url: &str, checkpoint: &str, wait: u64) -> std::thread::JoinHandle<(V
 fn a_waiting_pull_answers_when_a_change_commits(backend: Backend) {
     let h = Harness::start(backend);
     h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
-    let cp = head(&h);
+    let cp = h.head();
     let waiting = wait_on(&h.url(), &cp, 30);
     std::thread::sleep(Duration::from_millis(300));
     h.upsert("s1", &[("objects", "b", json!({"n": 2}))]);
@@ -85,7 +74,7 @@ fn a_waiting_pull_answers_when_a_change_commits(backend: Backend) {
 fn an_idle_wait_ends_with_the_same_checkpoint(backend: Backend) {
     let h = Harness::start(backend);
     h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
-    let cp = head(&h);
+    let cp = h.head();
     let (page, took) = wait_on(&h.url(), &cp, 1).join().unwrap();
     assert!(took >= Duration::from_secs(1), "{took:?}");
     assert_eq!(page["changes"], json!([]));
@@ -117,7 +106,7 @@ fn a_bad_wait_is_refused(backend: Backend) {
 fn shutdown_does_not_wait_for_waiting_pulls(backend: Backend) {
     let h = Harness::start(backend);
     h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
-    let cp = head(&h);
+    let cp = h.head();
     let waiting = wait_on(&h.url(), &cp, 60);
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
@@ -135,7 +124,7 @@ fn another_instance_or_plain_sql_wakes_the_wait(backend: Backend) {
     let h = Harness::start(backend);
     h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
     let b = h.another_instance();
-    let cp = head(&h);
+    let cp = h.head();
     // Waiting on instance A; the push goes through instance B.
     let waiting = wait_on(&h.url(), &cp, 30);
     std::thread::sleep(Duration::from_millis(300));

@@ -16,16 +16,6 @@ both!(many_idle_waiters_cost_no_threads);
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn head(h: &Harness) -> String {
-    let (_, page) = h.raw(
-        "GET",
-        "/v1/scopes/s1/changes?limit=5000",
-        Some(READER),
-        None,
-    );
-    page["checkpoint"].as_str().unwrap().to_string()
-}
-
 /// Threads of this process (the server runs in it).
 fn threads() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -59,7 +49,7 @@ fn many_idle_waiters_cost_no_threads(backend: Backend) {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let h = Harness::start(backend);
     h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
-    let cp = head(&h);
+    let cp = h.head();
     let addr = h.url().trim_start_matches("http://").to_string();
     let (threads_before, rss_before) = (threads(), rss_kib());
     let mut sockets = Vec::with_capacity(WAITERS);

@@ -370,11 +370,8 @@ impl Remote for HttpRemote {
         limit: u32,
         wait_s: u32,
     ) -> Result<Pulled> {
-        // The wait must end well inside the attempt's deadline.
-        let room = (self.timeout_ms / 1000).saturating_sub(5);
-        let wait = wait_s.min(u32::try_from(room).unwrap_or(u32::MAX));
-        self.run(protocol::pull_wait(scope, checkpoint, limit, wait))
-            .await
+        let exchange = protocol::pull_wait(scope, checkpoint, limit, wait_s, self.timeout_ms);
+        self.run(exchange).await
     }
 
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {

@@ -422,14 +422,18 @@ pub fn pull(scope: &ScopeId, checkpoint: Option<&Checkpoint>, limit: u32) -> Exc
 
 /// A live pull: like [`pull`], and when nothing follows `checkpoint` the server waits up to
 /// `wait_s` seconds for a change (`wait=S`, protocol v1.1; the reference server allows 60).
+/// The wait is cut to end 5 s inside `deadline_ms`, the transport's deadline of one attempt,
+/// so that an idle wait is never a timeout.
 pub fn pull_wait(
     scope: &ScopeId,
     checkpoint: Option<&Checkpoint>,
     limit: u32,
     wait_s: u32,
+    deadline_ms: u64,
 ) -> Exchange<Pulled> {
+    let room = u32::try_from((deadline_ms / 1000).saturating_sub(5)).unwrap_or(u32::MAX);
     let limit = limit.to_string();
-    let wait = wait_s.to_string();
+    let wait = wait_s.min(room).to_string();
     let mut query = vec![("limit", limit.as_str()), ("wait", wait.as_str())];
     if let Some(c) = checkpoint {
         query.push(("checkpoint", c.as_str()));

@@ -178,8 +178,8 @@ impl Harness {
         h
     }
 
-    /// Starts a server (again) on the same storage, on a new port.
-    pub fn restart(&self) {
+    /// The configuration of this harness's servers: its storage, tokens, `tune`.
+    fn config(&self) -> Config {
         let mut config = Config::new(
             "127.0.0.1:0".parse().unwrap(),
             self.storage.clone(),
@@ -187,7 +187,15 @@ impl Harness {
         );
         config.tombstone_retention = None;
         (self.tune)(&mut config);
-        let server = self.rt.block_on(tether_server::serve(config)).unwrap();
+        config
+    }
+
+    /// Starts a server (again) on the same storage, on a new port.
+    pub fn restart(&self) {
+        let server = self
+            .rt
+            .block_on(tether_server::serve(self.config()))
+            .unwrap();
         *self.url.lock().unwrap() = server.url();
         *self.server.lock().unwrap() = Some(server);
     }
@@ -195,14 +203,20 @@ impl Harness {
     /// Another server instance on the same storage (several stateless instances on one
     /// PostgreSQL), on its own port; the caller shuts it down.
     pub fn another_instance(&self) -> Server {
-        let mut config = Config::new(
-            "127.0.0.1:0".parse().unwrap(),
-            self.storage.clone(),
-            tokens(),
+        self.rt
+            .block_on(tether_server::serve(self.config()))
+            .unwrap()
+    }
+
+    /// The checkpoint after everything scope `s1` holds.
+    pub fn head(&self) -> String {
+        let (_, page) = self.raw(
+            "GET",
+            "/v1/scopes/s1/changes?limit=5000",
+            Some(READER),
+            None,
         );
-        config.tombstone_retention = None;
-        (self.tune)(&mut config);
-        self.rt.block_on(tether_server::serve(config)).unwrap()
+        page["checkpoint"].as_str().unwrap().to_string()
     }
 
     /// Stops the server; returns its counters.
