@@ -253,6 +253,13 @@ export class Scope {
     );
   }
 
+  /** What a sync would do now: pulls and plans, writes nothing. */
+  preview(options = {}) {
+    return this.#locked(options, false, (signal) =>
+      this.#raw.preview({ ...options, signal, remote: requireRemote(options) }),
+    );
+  }
+
   /**
    * Syncs now (unless `runNow: false`) and then every `intervalMs` (with jitter), backing off
    * exponentially after network failures. Rounds where another tab holds the lock are skipped.

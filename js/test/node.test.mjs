@@ -217,3 +217,25 @@ test('Replica.open(path) needs node:sqlite, and says so clearly where it is miss
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('preview tells what a sync would do and writes nothing', async () => {
+  const cloud = await seeded(12);
+  const replica = await Replica.openInMemory({ name: 'preview' });
+  const scope = replica.scope('org-1');
+  const first = await scope.preview({ remote: cloud.remote(), pageSize: 5 });
+  assert.equal(first.full, true);
+  assert.equal(first.counts.inserted, 12);
+  assert.equal(first.pages, 3);
+  assert.equal(await scope.count('objects'), 0, 'nothing written');
+  assert.deepEqual(await scope.history(), [], 'no run recorded');
+  await scope.sync({ remote: cloud.remote() });
+  await cloud.put('objects', 'obj_000', { name: 'changed' });
+  await scope.put('objects', 'obj_000', { name: 'mine' });
+  const next = await scope.preview({ remote: cloud.remote() });
+  assert.equal(next.full, false);
+  assert.equal(next.pushes, 1);
+  assert.equal(next.counts.conflicts, 1);
+  assert.deepEqual(next.conflicts, [{ collection: 'objects', id: 'obj_000' }]);
+  assert.equal((await scope.get('objects', 'obj_000')).data.name, 'mine', 'still the local edit');
+  await replica.close();
+});

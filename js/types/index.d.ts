@@ -152,6 +152,21 @@ export interface VerifyReport {
   matchesNow: boolean;
 }
 
+/** What a sync would do ({@link Scope.preview}). */
+export interface Preview {
+  /** Inserted, updated, deleted (in a full download: also the rows the sweep would remove),
+   * unchanged, and `conflicts`: local edits that would lose to the cloud. */
+  counts: { inserted: number; updated: number; deleted: number; unchanged: number; conflicts: number; repaired: number };
+  /** The keys of the local edits that would be journaled. */
+  conflicts: Array<{ collection: string; id: string }>;
+  /** Local edits the sync would push first. */
+  pushes: number;
+  /** Pages pulled. */
+  pages: number;
+  /** Whether the sync would download the scope in full. */
+  full: boolean;
+}
+
 export interface Progress {
   scope: string;
   phase: Phase;
@@ -406,6 +421,16 @@ export declare class Scope {
   sync(options: SyncOptions): Promise<SyncReport>;
   /** Compares with the cloud's digest; `repair` fixes differing ranges in place. */
   verify(options: { remote: Remote; repair?: boolean; signal?: AbortSignal }): Promise<VerifyReport>;
+  /**
+   * What a sync would do now: pulls the pages and plans them against the replica, writing
+   * nothing (no row, checkpoint or run). Local edits are counted, not pushed.
+   *
+   * ```ts
+   * const p = await scope.preview({ remote });
+   * console.log(`${p.counts.inserted} new, ${p.conflicts.length} local edits would lose`);
+   * ```
+   */
+  preview(options: { remote: Remote; full?: boolean; pageSize?: number; signal?: AbortSignal }): Promise<Preview>;
   startBackgroundSync(options: BackgroundSyncOptions): BackgroundSync;
   /** Stops background sync and cancels this scope's syncs started from this page. */
   stop(): Promise<void>;

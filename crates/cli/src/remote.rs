@@ -29,6 +29,10 @@ pub struct SyncArgs {
     /// commits, until Ctrl-C; reconnects with backoff after a network error.
     #[arg(long, conflicts_with = "every")]
     live: bool,
+    /// Pull and plan without writing anything, then say what a sync would insert, update,
+    /// delete and which local edits would conflict.
+    #[arg(long, conflicts_with_all = ["live", "every"])]
+    dry_run: bool,
     /// Keep syncing in the background every DURATION (e.g. 15m, 30s, 1h; with jitter and
     /// backoff after failures), until Ctrl-C.
     #[arg(long, value_name = "DURATION", value_parser = parse_every)]
@@ -92,6 +96,9 @@ pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
     if let Some(every) = a.every {
         return every_interval(a, every);
     }
+    if a.dry_run {
+        return dry_run(a);
+    }
     let replica = a.replica.open()?;
     let scope = replica.scope(&a.replica.scope)?;
     let remote = HttpRemote::new(&a.server.remote, &a.server.token);
@@ -118,6 +125,40 @@ pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
         "verified: {} records, digest {}",
         report.snapshot.count, report.snapshot.digest
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tether sync --dry-run`.
+fn dry_run(a: &SyncArgs) -> Result<ExitCode> {
+    let replica = a.replica.open()?;
+    let scope = replica.scope(&a.replica.scope)?;
+    let remote = HttpRemote::new(&a.server.remote, &a.server.token);
+    let p = scope.preview(
+        &remote,
+        SyncOptions {
+            page_size: a.page_size,
+            full: a.full,
+            ..SyncOptions::default()
+        },
+    )?;
+    let c = p.counts;
+    println!(
+        "a {} sync of {} would insert {}, update {}, delete {} ({} unchanged) from {} pages, \
+         push {} local edits; {} local edits would conflict",
+        if p.full { "full" } else { "incremental" },
+        a.replica.scope,
+        c.inserted,
+        c.updated,
+        c.deleted,
+        c.unchanged,
+        p.pages,
+        p.pushes,
+        c.conflicts
+    );
+    for k in &p.conflicts {
+        println!("  conflict: {}/{}", k.collection, k.id);
+    }
+    println!("nothing was written");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -55,5 +55,7 @@ pub use remote::{Pulled, Remote};
 pub use rules::{Row, ScopeState};
 pub use scope::{ScopeHandle, ScopeStatus, Stats};
 pub use store::{MaybeSend, MaybeSync, Store};
-pub use sync::{CancelFlag, Clock, ProgressSink, SyncOptions, SyncReport, Syncer, VerifyReport};
+pub use sync::{
+    CancelFlag, Clock, Preview, ProgressSink, SyncOptions, SyncReport, Syncer, VerifyReport,
+};
 pub use types::*;

@@ -11,8 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures_executor::block_on;
 use tether_engine::schedule::Schedule;
 use tether_engine::{
-    Conflict, Millis, Record, Remote, Result, Run, ScopeHandle, ScopeId, ScopeStatus, Stats,
-    SyncOptions, SyncReport, Syncer, VerifyReport,
+    Conflict, Millis, Preview, Record, Remote, Result, Run, ScopeHandle, ScopeId, ScopeStatus,
+    Stats, SyncOptions, SyncReport, Syncer, VerifyReport,
 };
 
 use crate::SqliteStore;
@@ -135,6 +135,24 @@ impl ScopeRef<'_> {
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let syncer = Syncer::new(&self.replica.store, remote, &now);
         block_on(syncer.sync(self.id(), options))
+    }
+
+    /// What a sync would do now, found without writing anything (see [`Syncer::preview`]).
+    ///
+    /// ```
+    /// use tether_engine::{cloud::Cloud, ScopeId};
+    /// use tether_native::{Replica, SyncOptions};
+    /// let cloud = Cloud::new();
+    /// cloud.put(&ScopeId::new("org-1").unwrap(), "objects", "a", serde_json::json!({}), 0);
+    /// let replica = Replica::open_in_memory().unwrap();
+    /// let scope = replica.scope("org-1").unwrap();
+    /// let preview = scope.preview(&cloud, SyncOptions::default()).unwrap();
+    /// assert_eq!((preview.counts.inserted, preview.full), (1, true));
+    /// assert_eq!(scope.count(None).unwrap(), 0, "nothing written");
+    /// ```
+    pub fn preview<R: Remote>(&self, remote: &R, options: SyncOptions<'_>) -> Result<Preview> {
+        let syncer = Syncer::new(&self.replica.store, remote, &now);
+        block_on(syncer.preview(self.id(), options))
     }
 
     /// Compares the replica's rows (every record's data hashed again) with the cloud's digest;

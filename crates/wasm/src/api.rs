@@ -257,6 +257,28 @@ impl WasmScope {
         promise(async move { sync(&state.store, &scope, &options).await })
     }
 
+    /// What a sync would do (`{remote, full, pageSize}`), nothing written.
+    pub fn preview(&self, options: JsValue) -> Promise {
+        let state = self.state.clone();
+        let scope = self.scope.clone();
+        promise(async move {
+            let signal = signal_of(&options);
+            let remote =
+                prop(&options, "remote").ok_or_else(|| Error::invalid("preview needs a remote"))?;
+            let remote = AnyRemote::from_js(&remote, signal)?;
+            let defaults = SyncOptions::default();
+            let opts = SyncOptions {
+                page_size: number(&options, "pageSize").map_or(defaults.page_size, |n| n as u32),
+                full: prop(&options, "full").is_some_and(|f| f.is_truthy()),
+                ..defaults
+            };
+            let preview = Syncer::new(&state.store, &remote, &now)
+                .preview(&scope, opts)
+                .await?;
+            to_js(&preview)
+        })
+    }
+
     /// Compares the replica with the cloud (`{remote, repair}`), repairing ranges on request.
     pub fn verify(&self, options: JsValue) -> Promise {
         let state = self.state.clone();

@@ -34,12 +34,15 @@ use crate::rules::{
 };
 use crate::store::{MaybeSend, MaybeSync, Store};
 
+mod preview;
 mod push;
 mod repair;
+
 use crate::types::{
     Change, Counts, Key, KeyRange, Millis, MutationResult, Phase, Progress, Run, RunKind,
     RunStatus, ScopeId, Trigger,
 };
+pub use preview::Preview;
 
 /// A source of the current time, in milliseconds since the Unix epoch.
 pub trait Clock: MaybeSend + MaybeSync {

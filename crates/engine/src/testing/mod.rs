@@ -70,6 +70,7 @@ macro_rules! for_each_conformance_case {
         $m!(local_edits_push_and_conflicts);
         $m!(reset_resyncs_and_sweeps);
         $m!(divergence_is_repaired_in_place);
+        $m!(preview_tells_what_a_sync_would_do_and_writes_nothing);
         $m!(edits_during_a_push_end_in_one_place);
         $m!(a_lost_push_answer_then_a_newer_edit_is_no_conflict);
         $m!(repair_never_moves_a_pending_base);

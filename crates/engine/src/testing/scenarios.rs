@@ -356,3 +356,75 @@ pub async fn divergence_is_repaired_in_place<S: Store>(store: &S) {
     );
     assert!(cloud.pulls() <= 3, "repair fetched ranges, not the scope");
 }
+
+/// A preview pulls and plans what a sync would, writes nothing, and tells inserts, updates,
+/// deletes, the local edits that would lose and the edits that would be pushed; in full after
+/// a reset, the rows the sweep would remove count as deleted.
+pub async fn preview_tells_what_a_sync_would_do_and_writes_nothing<S: Store>(store: &S) {
+    let (s, cloud) = synced(store, 30).await;
+    for i in 0..3 {
+        cloud.put(&s, "tables", &format!("new-{i}"), json!({"i": i}), NOW);
+    }
+    cloud.put(&s, "tables", "id-00000", json!({"changed": true}), NOW);
+    cloud.put(&s, "columns", "id-00001", json!({"changed": true}), NOW);
+    cloud.delete(&s, "columns", "id-00002", NOW);
+    let local = ScopeHandle::new(store, s.clone());
+    local
+        .put("columns", "id-00001", json!({"mine": true}))
+        .await
+        .unwrap();
+    local
+        .put("columns", "local-create", json!({}))
+        .await
+        .unwrap();
+    let before = (
+        store.scope_state(&s).await.unwrap(),
+        store
+            .range_snapshot(&s, &KeyRange::all(), true)
+            .await
+            .unwrap(),
+        store.pending_count(&s).await.unwrap(),
+        store.runs(&s, 100).await.unwrap().len(),
+    );
+    let p = Syncer::new(store, &cloud, &clock)
+        .preview(&s, SyncOptions::default())
+        .await
+        .unwrap();
+    assert!(!p.full);
+    assert_eq!(p.pushes, 2);
+    assert_eq!(
+        (
+            p.counts.inserted,
+            p.counts.updated,
+            p.counts.deleted,
+            p.counts.conflicts
+        ),
+        (3, 2, 1, 1),
+        "{p:?}"
+    );
+    assert_eq!(p.conflicts, [Key::new("columns", "id-00001")]);
+    let after = (
+        store.scope_state(&s).await.unwrap(),
+        store
+            .range_snapshot(&s, &KeyRange::all(), true)
+            .await
+            .unwrap(),
+        store.pending_count(&s).await.unwrap(),
+        store.runs(&s, 100).await.unwrap().len(),
+    );
+    assert_eq!(after, before, "nothing written, no run recorded");
+    // The sync itself then does it.
+    let report = sync(store, &cloud, &s, 1000).await.unwrap();
+    assert_eq!(report.snapshot, cloud.snapshot(&s));
+
+    // After a purge the checkpoint resets: a full download whose sweep removes a row.
+    let gone = cloud.delete(&s, "tables", "id-00003", NOW);
+    cloud.purge_tombstones(&s, gone);
+    let p = Syncer::new(store, &cloud, &clock)
+        .preview(&s, SyncOptions::default())
+        .await
+        .unwrap();
+    assert!(p.full);
+    assert_eq!(p.counts.deleted, 1, "{p:?}");
+    assert_eq!(p.counts.inserted, 0, "{p:?}");
+}
