@@ -127,7 +127,8 @@ export class Replica {
       throw tetherError('InvalidInput', `a snapshot is the string exportSnapshot() returned, got ${typeof snapshot}`);
     }
     await loaded();
-    return new Replica(WasmReplica.openInMemory(String(name), snapshot ?? undefined));
+    // `this`: the Node entry's subclass gets instances of itself.
+    return new this(WasmReplica.openInMemory(String(name), snapshot ?? undefined));
   }
 
   get name() {
