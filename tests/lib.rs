@@ -8,6 +8,8 @@
 //! - `lost_answers.rs`: push answers dropped by a loopback proxy after the server applied the
 //!   push; mutation ids make the retry and the next edit no conflict (both storages).
 //! - `live_http.rs`: a live replica long-polling the server (both storages).
+//! - `scale_out.rs`: three server instances on one PostgreSQL, replicas switching instance
+//!   on every request; all converge.
 //! - `benches/http_sync.rs`: an initial sync over HTTP, records/s, server CPU and bytes on
 //!   the wire (`cargo bench -p tether-tests --bench http_sync`).
 //!

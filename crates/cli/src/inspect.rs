@@ -27,6 +27,46 @@ pub struct HistoryArgs {
     limit: usize,
 }
 
+/// Options of `tether stats`.
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Window, in days back from now.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+}
+
+pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
+    let replica = a.target.replica.open_existing()?;
+    let s = replica.scope(&a.target.replica.scope)?.stats(a.days)?;
+    if a.target.json {
+        print_json(&s)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = s
+        .success_rate
+        .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    let mean = s
+        .mean_duration_ms
+        .map_or_else(|| "-".to_owned(), |m| format!("{m:.0} ms"));
+    println!(
+        "last {} days: {} runs ({} completed, {} failed, {} cancelled), success {pct}, mean \
+         {mean}; {} inserted, {} updated, {} deleted, {} conflicts, {} bytes received",
+        s.days,
+        s.runs,
+        s.completed,
+        s.failed,
+        s.cancelled,
+        s.inserted,
+        s.updated,
+        s.deleted,
+        s.conflicts,
+        s.bytes_received
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(v).map_err(CliError::Output)?;
     println!("{text}");

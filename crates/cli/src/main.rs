@@ -38,6 +38,9 @@ enum Command {
     Status(inspect::Target),
     /// Show a scope's sync runs, newest first.
     History(inspect::HistoryArgs),
+    /// Sums of a scope's sync runs over the last days: runs, success rate, mean duration,
+    /// records changed, conflicts, bytes.
+    Stats(inspect::StatsArgs),
     /// Show the local edits the cloud overwrote.
     Conflicts(inspect::Target),
     /// Run a tether server (SQLite by default, --database-url for PostgreSQL).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Status(t) => inspect::status(&t),
         Command::History(h) => inspect::history(&h),
+        Command::Stats(s) => inspect::stats(&s),
         Command::Conflicts(t) => inspect::conflicts(&t),
         Command::Serve(a) => serve::serve(&a),
         Command::Sync(a) => remote::sync(&a),

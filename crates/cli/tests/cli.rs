@@ -39,6 +39,21 @@ fn demo_then_inspect_and_edit_its_replica() {
     assert_eq!(status["open_conflicts"], 1, "{status}");
     let history = stdout(&tether(&["history", "--db", db_arg]));
     assert_eq!(history.lines().count(), 3, "header and two runs: {history}");
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&tether(&[
+        "stats", "--db", db_arg, "--days", "1", "--json",
+    ])))
+    .unwrap();
+    assert_eq!(
+        (stats["runs"].as_u64(), stats["completed"].as_u64()),
+        (Some(2), Some(2)),
+        "{stats}"
+    );
+    assert_eq!(stats["conflicts"], 1, "{stats}");
+    let line = stdout(&tether(&["stats", "--db", db_arg]));
+    assert!(
+        line.starts_with("last 7 days: 2 runs (2 completed"),
+        "{line}"
+    );
 
     stdout(&tether(&[
         "put",

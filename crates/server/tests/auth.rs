@@ -81,6 +81,22 @@ fn push(h: &Harness, token: &str) -> (u16, Value) {
     h.raw("POST", "/v1/scopes/s1/mutations", Some(token), Some(&body))
 }
 
+/// Base64url without padding, enough to forge a token by hand.
+mod base64_like {
+    pub fn encode(bytes: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |n, b| n << 8 | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
+
 fn refused(answer: (u16, Value), why: &str) {
     let (status, body) = answer;
     assert_eq!(
@@ -204,6 +220,17 @@ fn refused_tokens_say_why() {
         "exp",
     );
     refused(pull(&h, "not.a.jwt", "s1"), "not a valid JWT");
+    // alg "none": no signature at all.
+    let b64 = |v: &Value| {
+        use base64_like::encode;
+        encode(v.to_string().as_bytes())
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims(|_| {}))
+    );
+    refused(pull(&h, &unsigned, "s1"), "not a valid JWT");
     refused(pull(&h, "unknown-static-token", "s1"), "not valid");
     // Within the 30 s leeway: still accepted.
     assert_eq!(

@@ -28,6 +28,20 @@ fn threads() -> u64 {
         .unwrap()
 }
 
+/// The soft limit on open files of this process.
+fn open_files_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap_or(u64::MAX)
+}
+
 /// Resident memory of this process, in KiB.
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -41,12 +55,18 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
-/// 400 idle long-polls held open on raw sockets (each side of a connection is a descriptor in
-/// this process, and the default limit is 1,024): all are answered by one write, and the
-/// server's threads do not grow with them.
+/// 1,000 idle long-polls held open on raw sockets (each side of a connection is a descriptor
+/// in this process): all are answered by one write, and the server's threads do not grow with
+/// them.
 fn many_idle_waiters_cost_no_threads(backend: Backend) {
-    const WAITERS: usize = 400;
+    const WAITERS: usize = 1000;
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let limit = open_files_limit();
+    assert!(
+        limit >= 2 * WAITERS as u64 + 200,
+        "{WAITERS} waiters need two descriptors each in this process; the soft limit is \
+         {limit} (raise it with ulimit -n)"
+    );
     let h = Harness::start(backend);
     h.upsert("s1", &[("objects", "a", json!({"n": 1}))]);
     let cp = h.head();
