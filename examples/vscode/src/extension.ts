@@ -355,6 +355,8 @@ class CatalogTree implements vscode.TreeDataProvider<Node> {
         item.tooltip = tooltip(record);
         item.iconPath = new vscode.ThemeIcon(ICONS[record.collection] ?? 'circle-outline');
         item.contextValue = record.collection;
+        // What screen readers (and the host test) find: collection, id, then the label.
+        item.accessibilityInformation = { label: `${record.collection} ${record.id} ${label}` };
         return item;
       }
     }
