@@ -56,10 +56,10 @@ function start(cmd, args, env, ready, logFile) {
   });
 }
 
-async function stop(child) {
-  if (child.exitCode !== null) return;
+async function stop(child, signal = 'SIGTERM') {
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
+  child.kill(signal);
   await exited;
 }
 
@@ -72,7 +72,7 @@ async function cloudStatus(url, scope) {
 test('the catalog extension in code-server: sign-in, tree, status bar, org switch, replica file', { timeout: 600_000 }, async (t) => {
   const [server, m] = await start(TETHER_BIN, ['serve', '--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'),
     '--dev-token', TOKEN], process.env, /listening on (http:\/\/[\d.:]+)/);
-  t.after(() => stop(server));
+  t.after(() => stop(server, 'SIGINT'));
   const url = m[1];
   for (const [org, n] of Object.entries(ORGS)) cli('seed', '--remote', url, '--token', TOKEN, '--scope', org, '--records', String(n));
 
@@ -111,6 +111,7 @@ test('the catalog extension in code-server: sign-in, tree, status bar, org switc
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
   });
   t.after(() => browser.close());
+  const cloud = {}; // the server's status of each organization, taken before it stops
   const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
   /** Runs a command from the command palette (F1). */
   const command = async (title) => {
@@ -169,6 +170,14 @@ test('the catalog extension in code-server: sign-in, tree, status bar, org switc
     await synced(ORGS['org-b']).waitFor({ timeout: 120_000 });
     await page.waitForFunction(() => document.querySelectorAll('[role="treeitem"][aria-label^="repositories "]').length === 2,
       null, { timeout: 30_000 });
+
+    // The server goes away: "Tether: Sync now" (with its progress notification) ends offline,
+    // and the tree still reads the replica.
+    for (const org of Object.keys(ORGS)) cloud[org] = await cloudStatus(url, org);
+    await stop(server, 'SIGINT');
+    await command('Tether: Sync now');
+    await statusItem(`Tether: offline (${ORGS['org-b']} records)`).waitFor({ timeout: 120_000 });
+    assert.equal(await items('repositories').count(), 2);
   } catch (e) {
     await page.screenshot({ path: path.join(dir, 'failure.png') }).catch(() => {});
     const rows = await page.locator('.monaco-list-row').evaluateAll((els) =>
@@ -185,10 +194,9 @@ test('the catalog extension in code-server: sign-in, tree, status bar, org switc
   assert.ok(existsSync(db), `no replica file at ${db}`);
   for (const [org, n] of Object.entries(ORGS)) {
     const local = JSON.parse(cli('status', '--db', db, '--scope', org, '--json'));
-    const cloud = await cloudStatus(url, org);
-    assert.equal(cloud.count, n);
-    assert.equal(local.count, cloud.count, `${org}: replica count`);
-    assert.equal(local.digest, cloud.digest, `${org}: replica digest`);
+    assert.equal(cloud[org].count, n);
+    assert.equal(local.count, cloud[org].count, `${org}: replica count`);
+    assert.equal(local.digest, cloud[org].digest, `${org}: replica digest`);
   }
   const log = readFileSync(path.join(dir, 'code-server.log'), 'utf8');
   assert.doesNotMatch(log, /Extension host .* terminated unexpectedly/);
