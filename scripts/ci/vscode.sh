@@ -24,6 +24,7 @@ js/build.sh
 cargo build -p tether-cli --bin tether --locked
 export TETHER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tether"
 pack="$(mktemp -d)"
+trap 'rm -rf "$pack"' EXIT
 (cd js && npm pack --silent --pack-destination "$pack" >/dev/null)
 (cd "$EXAMPLE" && npm install --no-save --no-audit --no-fund "$pack"/tether-sync-*.tgz)
 
@@ -34,5 +35,5 @@ log "vscode: tsc --noEmit, esbuild bundle, .vsix"
 export VSIX="$pack/tether-catalog.vsix"
 
 log "vscode: bundle test (Node 24) and the extension in code-server (headless Chromium)"
-(cd "$EXAMPLE" && "$TETHER_NODE24" --test --test-concurrency=1 test/bundle.test.mjs)
-(cd "$EXAMPLE" && node --test --test-concurrency=1 test/host.test.mjs)
+(cd "$EXAMPLE" && "$TETHER_NODE24" --test --test-reporter=tap --test-concurrency=1 test/bundle.test.mjs)
+(cd "$EXAMPLE" && node --test --test-reporter=tap --test-concurrency=1 test/host.test.mjs)
