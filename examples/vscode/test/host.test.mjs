@@ -2,7 +2,7 @@
 // against `tether serve`: install the .vsix, open the workbench in headless Chromium, sign in
 // through the command palette (the token goes into SecretStorage), read what the extension shows
 // (status bar, the catalog tree expanded down to columns), switch the organization with its
-// quick pick, then stop the host and check its replica file with the native CLI against the
+// quick pick, make a conflict and see it in the tree, go offline, then stop the host and check its replica file with the native CLI against the
 // server. Run by scripts/ci/vscode.sh, which provides CODE_SERVER,
 // CODE_SERVER_PATH (Node 24 first), TETHER_BIN and VSIX.
 import { test } from 'node:test';
@@ -87,6 +87,7 @@ test('the catalog extension in code-server: sign-in, tree, status bar, org switc
   assert.match(installed, /successfully installed/i);
 
   const settingsFile = path.join(ud, 'User', 'settings.json');
+  const db = path.join(ud, 'User', 'globalStorage', EXTENSION_ID, 'replica.db');
   writeFileSync(settingsFile, JSON.stringify({
     'security.workspace.trust.enabled': false,
     'workbench.startupEditor': 'none',
@@ -171,6 +172,25 @@ test('the catalog extension in code-server: sign-in, tree, status bar, org switc
     await page.waitForFunction(() => document.querySelectorAll('[role="treeitem"][aria-label^="repositories "]').length === 2,
       null, { timeout: 30_000 });
 
+    // A conflict: a local edit (written into the same replica file by the native CLI while the
+    // host has it open) of a record that the server then changes; "Tether: Sync now" pushes it,
+    // the cloud wins, and the journal appears in the tree.
+    cli('put', '--db', db, '--scope', 'org-b', 'repositories', 'repo_000001', JSON.stringify({ name: 'local edit' }));
+    const res = await fetch(`${url}/v1/admin/scopes/org-b/records`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ upserts: [{ collection: 'repositories', id: 'repo_000001', data: { name: 'server edit' } }], deletes: [] }),
+    });
+    assert.ok(res.ok, `admin write: ${res.status} ${await res.text()}`);
+    await command('Tether: Sync now');
+    await item(/^Conflicts \(1\)/).waitFor({ timeout: 60_000 });
+    // Clicking the node runs "Tether: Show conflicts": a quick pick of the journal.
+    await item(/^Conflicts \(1\)/).click();
+    await page.locator('.quick-input-list [role="option"]', { hasText: 'repositories/repo_000001' })
+      .filter({ hasText: 'local put lost to cloud version' }).waitFor();
+    await page.keyboard.press('Escape');
+    await item(/^repositories repo_000001 server edit/).waitFor();
+
     // The server goes away: "Tether: Sync now" (with its progress notification) ends offline,
     // and the tree still reads the replica.
     for (const org of Object.keys(ORGS)) cloud[org] = await cloudStatus(url, org);
@@ -190,7 +210,6 @@ test('the catalog extension in code-server: sign-in, tree, status bar, org switc
 
   // The replica file the extension host wrote, read by the native CLI: both organizations, each
   // with the server's count and digest.
-  const db = path.join(ud, 'User', 'globalStorage', EXTENSION_ID, 'replica.db');
   assert.ok(existsSync(db), `no replica file at ${db}`);
   for (const [org, n] of Object.entries(ORGS)) {
     const local = JSON.parse(cli('status', '--db', db, '--scope', org, '--json'));
