@@ -2,9 +2,9 @@
 // against `tether serve`: install the .vsix, open the workbench in headless Chromium, sign in
 // through the command palette (the token goes into SecretStorage), read what the extension shows
 // (status bar, the catalog tree expanded down to columns), switch the organization with its
-// quick pick, make a conflict and see it in the tree, go offline, then stop the host and check its replica file with the native CLI against the
-// server. Run by scripts/ci/vscode.sh, which provides CODE_SERVER,
-// CODE_SERVER_PATH (Node 24 first), TETHER_BIN and VSIX.
+// quick pick, make a conflict and see it in the tree, go offline, then stop the host and check
+// its replica file with the native CLI against the server. Run by scripts/ci/vscode.sh, which
+// provides CODE_SERVER, CODE_SERVER_PATH (Node 24 first), TETHER_BIN and VSIX.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
