@@ -24,7 +24,7 @@ ensure_wasm_target
 cargo build -p tether-engine --target wasm32-unknown-unknown --release --locked
 scripts/ci/check-no-env-imports.sh target/wasm32-unknown-unknown/release/deps
 
-for part in native server tests browser bundlers; do
+for part in native server tests browser bundlers vscode; do
   if [ -x "scripts/ci/$part.sh" ]; then
     log "$part"
     "scripts/ci/$part.sh"

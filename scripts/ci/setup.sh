@@ -109,3 +109,31 @@ ensure_node24() {
   "$bin" -e 'require("node:sqlite")' || { echo "Node $NODE24_VERSION at $bin has no node:sqlite" >&2; return 1; }
   export TETHER_NODE24="$bin"
 }
+
+# code-server (VS Code as an npm package; 4.139.1 is VS Code 1.139.1) whose extension host runs
+# on the pinned Node 24, so that extensions can use node:sqlite. Built from source under Node 24
+# (its prebuilt downloads fail offline) into a cache directory outside the repo, reused while
+# present (a first install takes about 5 minutes on 2 cores). Exports CODE_SERVER, its launcher,
+# and CODE_SERVER_PATH, a PATH whose `node` and `npm` are Node 24's.
+CODE_SERVER_VERSION=4.139.1
+ensure_code_server() {
+  ensure_node24
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tether/code-server-$CODE_SERVER_VERSION"
+  local n24; n24="$(dirname "$(dirname "$TETHER_NODE24")")"
+  # npm (also the one code-server's postinstall calls) must run under Node 24: a shim directory.
+  local npm_cli; npm_cli="$(readlink -f "$(command -v npm)")"
+  mkdir -p "$dir/bin"
+  printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$TETHER_NODE24" "$npm_cli" > "$dir/bin/npm"
+  chmod +x "$dir/bin/npm"
+  export CODE_SERVER_PATH="$dir/bin:$n24/bin:$PATH"
+  export CODE_SERVER="$dir/node_modules/.bin/code-server"
+  if [ -f "$dir/.installed" ] && [ -x "$CODE_SERVER" ]; then return 0; fi
+  log "installing code-server $CODE_SERVER_VERSION under Node 24 into $dir (about 5 minutes)"
+  apt_install libkrb5-dev libxkbfile-dev libsecret-1-dev pkg-config
+  rm -rf "$dir/node_modules" "$dir/package.json" "$dir/package-lock.json"
+  (cd "$dir" && echo '{"private": true}' > package.json \
+    && PATH="$CODE_SERVER_PATH" npm install --no-audit --no-fund --nodedir="$n24" \
+      "code-server@$CODE_SERVER_VERSION")
+  [ -x "$CODE_SERVER" ] || { echo "code-server was not installed at $CODE_SERVER" >&2; return 1; }
+  touch "$dir/.installed"
+}
