@@ -72,6 +72,7 @@ fn many_idle_waiters_cost_no_threads(backend: Backend) {
     let cp = h.head();
     let addr = h.url().trim_start_matches("http://").to_string();
     let (threads_before, rss_before) = (threads(), rss_kib());
+    let pulls_before = h.stats().pulls;
     let mut sockets = Vec::with_capacity(WAITERS);
     for _ in 0..WAITERS {
         let mut s = TcpStream::connect(&addr).unwrap();
@@ -83,8 +84,17 @@ fn many_idle_waiters_cost_no_threads(backend: Backend) {
         .unwrap();
         sockets.push(s);
     }
-    // Until every request is parked and the blocking threads that served the first pulls
-    // (SQLite storage) have ended.
+    // Until every request has been received (the server counts pulls as they arrive), then
+    // until the blocking threads that served their first pulls (SQLite storage) have ended:
+    // the harness's runtime keeps idle blocking threads 200 ms.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while h.stats().pulls < pulls_before + WAITERS as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the server never saw every waiter"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(1500));
     let (threads_waiting, rss_waiting) = (threads(), rss_kib());
     eprintln!(
