@@ -2,6 +2,11 @@
 import tether = require('tether-sync');
 
 export async function count(): Promise<number> {
-  const replica = await tether.Replica.openInMemory();
+  // The classes are types too, as an extension's own code uses them.
+  const replica: tether.Replica = await tether.Replica.openInMemory();
+  const scope: tether.Scope = replica.scope('org-1');
+  let background: tether.BackgroundSync | undefined;
+  void background;
+  void scope;
   return replica.scope('org-1').count();
 }
