@@ -78,7 +78,7 @@ fn many_idle_waiters_cost_no_threads(backend: Backend) {
         let mut s = TcpStream::connect(&addr).unwrap();
         write!(
             s,
-            "GET /v1/scopes/s1/changes?checkpoint={cp}&wait=30 HTTP/1.1\r\nhost: x\r\n\
+            "GET /v1/scopes/s1/changes?checkpoint={cp}&wait=60 HTTP/1.1\r\nhost: x\r\n\
              authorization: Bearer {READER}\r\nconnection: close\r\n\r\n"
         )
         .unwrap();
@@ -95,7 +95,12 @@ fn many_idle_waiters_cost_no_threads(backend: Backend) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    // The waiters stay parked (60 s) while the blocking threads wind down: wait for that,
+    // bounded, rather than guess how long a busy machine takes.
+    let settle = Instant::now() + Duration::from_secs(15);
+    while threads() > threads_before + 2 && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (threads_waiting, rss_waiting) = (threads(), rss_kib());
     eprintln!(
         "{WAITERS} idle long-polls: threads {threads_before} -> {threads_waiting}, \

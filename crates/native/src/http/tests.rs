@@ -223,7 +223,16 @@ fn the_retry_budget_is_shared_by_the_calls_of_one_sync() {
     // Waits of 20-40 ms (longer on a busy machine) within 200 ms: at most 11 attempts, far
     // from the 51 the call alone allows.
     assert!((2..=11).contains(&first), "{first}");
-    assert_eq!(attempts(), 1, "the sync's budget is spent: no more retries");
+    // The next calls use what is left (a wait of 20-40 ms may still fit): within a few calls
+    // the budget is spent and a call is made once, and the sync's retries add up to at most
+    // the 200 ms' worth.
+    let mut later = Vec::new();
+    while later.last() != Some(&1) {
+        later.push(attempts());
+        assert!(later.len() <= 3, "the budget is never spent: {later:?}");
+    }
+    let retries: u32 = later.iter().map(|a| a - 1).sum::<u32>() + first - 1;
+    assert!(retries <= 11, "{first} then {later:?}");
     r.begin_run();
     assert!(attempts() >= 2, "a new sync retries again");
 }
