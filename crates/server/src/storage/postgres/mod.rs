@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tether_engine::digest::{record_hash_with, Snapshot};
@@ -19,12 +18,15 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::live::ChangeHub;
 
+mod listen;
+mod recheck;
+
 use super::{
     applied_of, change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge,
     Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
 };
 
-const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA: &str = include_str!("../schema.sql");
 
 /// PostgreSQL storage over a small connection pool.
 #[derive(Clone)]
@@ -317,64 +319,9 @@ fn params<'a>(scope: &'a &'a str, args: &'a [String]) -> Vec<Param<'a>> {
     p
 }
 
-/// The channel the triggers notify on; the payload is `schema:scope`.
-const CHANNEL: &str = "tether_changes";
-
-/// Passes the triggers' notifications of this schema to `hub`, on its own connection,
-/// reconnecting with backoff; after a reconnect every waiter is woken (commits may have gone
-/// unseen meanwhile).
-async fn listen_loop(config: tokio_postgres::Config, schema: String, hub: Arc<ChangeHub>) {
-    use futures_util::StreamExt;
-    let prefix = format!("{schema}:");
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match config.connect(NoTls).await {
-            Ok((client, mut connection)) => {
-                let mut messages =
-                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                let statement = format!("LISTEN {CHANNEL}");
-                let listen = client.batch_execute(&statement);
-                tokio::pin!(listen);
-                let mut listening = false;
-                loop {
-                    tokio::select! {
-                        done = &mut listen, if !listening => match done {
-                            Ok(()) => {
-                                listening = true;
-                                backoff = Duration::from_millis(100);
-                                hub.notify_all();
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "LISTEN failed");
-                                break;
-                            }
-                        },
-                        message = messages.next() => match message {
-                            Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                                if let Some(scope) = n.payload().strip_prefix(&prefix) {
-                                    hub.notify(scope);
-                                }
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "change listener connection lost");
-                                break;
-                            }
-                            None => break,
-                        },
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "change listener cannot connect"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
 impl Storage for PgStorage {
     fn listen(&self, hub: Arc<ChangeHub>) -> Option<tokio::task::JoinHandle<()>> {
-        Some(tokio::spawn(listen_loop(
+        Some(tokio::spawn(listen::listen_loop(
             self.config.clone(),
             self.schema.clone(),
             hub,
@@ -712,76 +659,7 @@ impl Storage for PgStorage {
     }
 
     fn recheck<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Option<Recheck>> {
-        Box::pin(async move {
-            let mut out = Recheck::default();
-            let mut buf = Vec::new();
-            // Keyset pages of the live hashed rows; each suspect is fixed in its own short
-            // transaction under the scope lock, only if it was not written since it was read.
-            let mut after = (String::new(), String::new());
-            loop {
-                let client = self.client().await?;
-                let rows = client
-                    .query(
-                        "SELECT collection, id, version, data::text, hash FROM records
-                         WHERE scope = $1 AND NOT deleted AND quarantine IS NULL
-                           AND hash IS NOT NULL AND (collection, id) > ($2, $3)
-                         ORDER BY collection, id LIMIT 1000",
-                        &[&scope, &after.0, &after.1],
-                    )
-                    .await?;
-                drop(client);
-                let Some(last) = rows.last() else {
-                    return Ok(Some(out));
-                };
-                after = (last.get(0), last.get(1));
-                let mut suspects = Vec::new();
-                for r in &rows {
-                    out.checked += 1;
-                    let (c, i, text, hash): (String, String, String, String) =
-                        (r.get(0), r.get(1), r.get(3), r.get(4));
-                    let fine = Key::new(c.as_str(), i.as_str()).validate().is_ok()
-                        && super::data_of(&text).ok().is_some_and(|d| {
-                            d.as_object()
-                                .is_some_and(|m| record_hash_with(m, &mut buf).to_string() == hash)
-                        });
-                    if !fine {
-                        suspects.push((c, i, r.get::<_, i64>(2)));
-                    }
-                }
-                for (c, i, v) in suspects {
-                    let mut client = self.client().await?;
-                    let tx = client.transaction().await?;
-                    lock_scope(&tx, scope).await?;
-                    // Without its hash the row is no longer counted; `settle` hashes it again
-                    // or quarantines it, each under a new version.
-                    let cleared = tx
-                        .execute(
-                            "UPDATE records SET hash = NULL WHERE scope = $1 AND collection = $2
-                               AND id = $3 AND version = $4 AND NOT deleted",
-                            &[&scope, &c, &i, &v],
-                        )
-                        .await?;
-                    if cleared > 0 {
-                        let key = Key::new(c.as_str(), i.as_str());
-                        settle(&tx, scope, Some(&key)).await?;
-                        let quarantined = tx
-                            .query_one(
-                                "SELECT quarantine IS NOT NULL FROM records
-                                 WHERE scope = $1 AND collection = $2 AND id = $3",
-                                &[&scope, &c, &i],
-                            )
-                            .await?
-                            .get::<_, bool>(0);
-                        if quarantined {
-                            out.quarantined += 1;
-                        } else {
-                            out.rehashed += 1;
-                        }
-                    }
-                    tx.commit().await?;
-                }
-            }
-        })
+        Box::pin(async move { recheck::recheck(self, scope).await.map(Some) })
     }
 
     fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, u64> {
