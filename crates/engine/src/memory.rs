@@ -3,7 +3,7 @@
 //! [`MemoryStore::export`] / [`MemoryStore::import`] it serves hosts with no database (a Node
 //! extension host can persist the snapshot wherever it likes).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Snapshot;
 use crate::error::{Error, Result, RunError};
+use crate::query::{ByteRange, Hit, IndexSet, IndexSpec, Order, Scan};
 use crate::rules::{Prior, Row, RowWrite, ScopeState};
 use crate::store::{snapshot_of, Applied, Planner, Store};
-use crate::types::{Conflict, Key, KeyRange, Millis, Run, RunStatus, ScopeId};
+use crate::types::{Conflict, Data, Key, KeyRange, Millis, Run, RunStatus, ScopeId};
 
 /// An in-memory replica store.
 ///
@@ -34,6 +35,81 @@ struct Inner {
     runs: BTreeMap<u64, Run>,
     next_conflict: u64,
     next_run: u64,
+    /// Declared indexes and their entries; not exported (a replica declares its indexes when
+    /// it is opened, and an imported store builds them again).
+    #[serde(skip)]
+    indexes: Indexes,
+}
+
+/// The reference index: ordered entries `(index, scope, key, id)`, ids compared as UTF-8 bytes
+/// (`String`'s order), so a range of the set is a range of the index in scan order.
+#[derive(Default, Clone)]
+struct Indexes {
+    declared: IndexSet,
+    /// Indexes still building, by qualified name, with the last `(scope, key)` built.
+    building: BTreeMap<String, Option<(ScopeId, Key)>>,
+    entries: BTreeSet<(String, ScopeId, Vec<u8>, String)>,
+}
+
+impl Indexes {
+    /// Replaces the entries of `key` from `old` data to `new` data.
+    fn reindex(&mut self, scope: &ScopeId, key: &Key, old: Option<&Data>, new: Option<&Data>) {
+        for spec in self.declared.of(&key.collection) {
+            let q = spec.qualified();
+            if let Some(d) = old {
+                self.entries
+                    .remove(&(q.clone(), scope.clone(), spec.key_of(d), key.id.clone()));
+            }
+            if let Some(d) = new {
+                self.entries
+                    .insert((q, scope.clone(), spec.key_of(d), key.id.clone()));
+            }
+        }
+    }
+
+    fn ready(&self, scan: &Scan) -> Result<(&IndexSpec, String)> {
+        let spec = self
+            .declared
+            .get(&scan.collection, &scan.index)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "no index {}.{} is declared",
+                    scan.collection, scan.index
+                ))
+            })?;
+        let q = spec.qualified();
+        if self.building.contains_key(&q) {
+            return Err(Error::invalid(format!("index {q} is still being built")));
+        }
+        Ok((spec, q))
+    }
+
+    /// The entries a scan selects, in its order.
+    fn select<'a>(
+        &'a self,
+        scope: &'a ScopeId,
+        q: &'a str,
+        scan: &'a Scan,
+    ) -> Box<dyn Iterator<Item = &'a (String, ScopeId, Vec<u8>, String)> + 'a> {
+        let range = move |r: &'a ByteRange| {
+            let lo = (q.to_owned(), scope.clone(), r.from.clone(), String::new());
+            // Index keys start with a type tag below 0xFF, so `[0xFF]` is past every key.
+            let to = r.to.clone().unwrap_or_else(|| vec![0xFF]);
+            let hi = Bound::Excluded((q.to_owned(), scope.clone(), to, String::new()));
+            self.entries.range((Bound::Included(lo), hi))
+        };
+        let admitted = move |e: &&(String, ScopeId, Vec<u8>, String)| scan.admits(&e.2, &e.3);
+        match scan.order {
+            Order::Asc => Box::new(scan.ranges.iter().flat_map(range).filter(admitted)),
+            Order::Desc => Box::new(
+                scan.ranges
+                    .iter()
+                    .rev()
+                    .flat_map(move |r| range(r).rev())
+                    .filter(admitted),
+            ),
+        }
+    }
 }
 
 #[derive(Default, Clone, Serialize, Deserialize)]
@@ -132,6 +208,16 @@ impl Inner {
         let data = self.scopes.entry(scope.clone()).or_default();
         data.state = changes.scope.clone();
         for w in &changes.rows {
+            if !matches!(w, RowWrite::Touch { .. })
+                && self.indexes.declared.covers(&w.key().collection)
+            {
+                let old = data.rows.get(w.key()).and_then(|r| r.data.as_ref());
+                let new = match w {
+                    RowWrite::Put { row, .. } => row.data.as_ref(),
+                    _ => None,
+                };
+                self.indexes.reindex(scope, w.key(), old, new);
+            }
             match w {
                 RowWrite::Put { row, .. } => {
                     data.rows.insert(row.key.clone(), row.clone());
@@ -386,5 +472,123 @@ impl Store for MemoryStore {
 
     async fn scopes(&self) -> Result<Vec<ScopeId>> {
         Ok(self.lock().scopes.keys().cloned().collect())
+    }
+
+    fn indexes(&self) -> IndexSet {
+        self.lock().indexes.declared.clone()
+    }
+
+    async fn declare_indexes(&self, indexes: &IndexSet) -> Result<()> {
+        let mut guard = self.lock();
+        let ix = &mut guard.indexes;
+        let keep: BTreeSet<String> = indexes.iter().map(IndexSpec::qualified).collect();
+        let new: Vec<String> = indexes
+            .iter()
+            .filter(|s| ix.declared.get(&s.collection, &s.name) != Some(s))
+            .map(IndexSpec::qualified)
+            .collect();
+        // Dropped indexes, and indexes whose paths changed, lose their entries.
+        ix.entries
+            .retain(|e| keep.contains(&e.0) && !new.contains(&e.0));
+        ix.building.retain(|q, _| keep.contains(q));
+        for q in new {
+            ix.building.insert(q, None);
+        }
+        ix.declared = indexes.clone();
+        Ok(())
+    }
+
+    async fn build_indexes(&self, batch: usize) -> Result<bool> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some((q, from)) = inner
+            .indexes
+            .building
+            .iter()
+            .next()
+            .map(|(q, c)| (q.clone(), c.clone()))
+        else {
+            return Ok(true);
+        };
+        let Some(spec) = inner
+            .indexes
+            .declared
+            .iter()
+            .find(|s| s.qualified() == q)
+            .cloned()
+        else {
+            return Err(Error::storage(format!(
+                "index {q} is building but not declared"
+            )));
+        };
+        let mut done = 0;
+        let mut last = None;
+        'scopes: for (scope, d) in &inner.scopes {
+            if from.as_ref().is_some_and(|(s, _)| s > scope) {
+                continue;
+            }
+            for (key, row) in d.rows.range(Key::new(spec.collection.as_str(), "")..) {
+                if key.collection != spec.collection {
+                    break;
+                }
+                if from.as_ref().is_some_and(|(s, k)| s == scope && k >= key) {
+                    continue;
+                }
+                if done == batch {
+                    break 'scopes;
+                }
+                if let Some(data) = &row.data {
+                    inner.indexes.entries.insert((
+                        q.clone(),
+                        scope.clone(),
+                        spec.key_of(data),
+                        key.id.clone(),
+                    ));
+                }
+                last = Some((scope.clone(), key.clone()));
+                done += 1;
+            }
+        }
+        if done < batch {
+            inner.indexes.building.remove(&q);
+        } else {
+            inner.indexes.building.insert(q, last);
+        }
+        Ok(inner.indexes.building.is_empty())
+    }
+
+    async fn scan(&self, scope: &ScopeId, scan: &Scan) -> Result<Vec<Hit>> {
+        let guard = self.lock();
+        let (_, q) = guard.indexes.ready(scan)?;
+        let Some(d) = guard.scopes.get(scope) else {
+            return Ok(Vec::new());
+        };
+        let hits = guard
+            .indexes
+            .select(scope, &q, scan)
+            .take(scan.limit.unwrap_or(usize::MAX))
+            .map(|e| {
+                let key = Key::new(scan.collection.as_str(), e.3.as_str());
+                d.rows
+                    .get(&key)
+                    .map(|row| Hit {
+                        key: e.2.clone(),
+                        row: row.clone(),
+                    })
+                    .ok_or_else(|| Error::storage(format!("index {q} names a missing row {}", e.3)))
+            })
+            .collect();
+        hits
+    }
+
+    async fn scan_count(&self, scope: &ScopeId, scan: &Scan) -> Result<u64> {
+        let guard = self.lock();
+        let (_, q) = guard.indexes.ready(scan)?;
+        let all = Scan {
+            after: None,
+            limit: None,
+            ..scan.clone()
+        };
+        Ok(guard.indexes.select(scope, &q, &all).count() as u64)
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result, RunError};
+use crate::query::{Query, QueryPage};
 use crate::rules::{plan_local_edit, LocalEdit, Row, ScopeState};
 use crate::store::Store;
 use crate::types::{Checkpoint, Conflict, Data, Key, Millis, Record, Run, RunStatus, ScopeId};
@@ -152,6 +153,38 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
     /// Number of visible records, of one collection or all.
     pub async fn count(&self, collection: Option<&str>) -> Result<u64> {
         self.store.count(&self.scope, collection).await
+    }
+
+    /// The visible records a query selects on a declared index, in its order, a page at a
+    /// time (see [`crate::query`]).
+    ///
+    /// ```
+    /// # futures_executor::block_on(async {
+    /// use serde_json::json;
+    /// use tether_engine::{IndexSet, MemoryStore, Query, ScopeHandle, ScopeId, Store};
+    /// let store = MemoryStore::new();
+    /// let indexes = IndexSet::builder().index("columns", ["object_id", "position"]).build().unwrap();
+    /// store.declare_indexes(&indexes).await.unwrap();
+    /// while !store.build_indexes(1000).await.unwrap() {}
+    /// let scope = ScopeHandle::new(&store, ScopeId::new("org-1").unwrap());
+    /// for (id, pos) in [("c2", 2), ("c1", 1)] {
+    ///     scope.put("columns", id, json!({"object_id": "obj_1", "position": pos})).await.unwrap();
+    /// }
+    /// let page = scope.query(&Query::on("columns", ["object_id", "position"]).eq([json!("obj_1")])).await.unwrap();
+    /// let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+    /// assert_eq!(ids, ["c1", "c2"]);
+    /// # });
+    /// ```
+    pub async fn query(&self, query: &Query) -> Result<QueryPage> {
+        let scan = query.plan(query.index_in(&self.store.indexes())?)?;
+        let hits = self.store.scan(&self.scope, &scan).await?;
+        Ok(QueryPage::of(&scan, hits))
+    }
+
+    /// The number of visible records a query selects (its `limit` and `after` ignored).
+    pub async fn query_count(&self, query: &Query) -> Result<u64> {
+        let scan = query.plan(query.index_in(&self.store.indexes())?)?;
+        self.store.scan_count(&self.scope, &scan).await
     }
 
     /// Creates or replaces a record locally; the edit is pushed by the next sync. `data` must

@@ -11,6 +11,7 @@ use std::future::Future;
 
 use crate::digest::Snapshot;
 use crate::error::Result;
+use crate::query::{Hit, IndexSet, Scan};
 use crate::rules::{Changeset, Row, ScopeState};
 use crate::types::{Conflict, Key, KeyRange, Millis, Run, ScopeId};
 
@@ -193,6 +194,36 @@ pub trait Store: MaybeSend + MaybeSync {
 
     /// Every scope with stored state.
     fn scopes(&self) -> impl Future<Output = Result<Vec<ScopeId>>> + MaybeSend;
+
+    /// The indexes declared (by [`Store::declare_indexes`]), ready or still being built.
+    fn indexes(&self) -> IndexSet;
+
+    /// Declares the replica's indexes, in one transaction: an index no longer in `indexes` is
+    /// dropped with its entries; a new one is recorded as building. From then on every write
+    /// keeps every declared index (built or not) in its own transaction. Declaring the set
+    /// already declared changes nothing (a build interrupted earlier stays where it was).
+    fn declare_indexes(&self, indexes: &IndexSet) -> impl Future<Output = Result<()>> + MaybeSend;
+
+    /// One step of building the indexes still building: the entries of at most `batch` more
+    /// records, and the step's progress, in one transaction (so a build interrupted at any
+    /// point resumes where it stopped). `true` once every declared index is ready.
+    fn build_indexes(&self, batch: usize) -> impl Future<Output = Result<bool>> + MaybeSend;
+
+    /// The entries of a ready index a [`Scan`] selects, each with its row (with data), in the
+    /// scan's order. A scan of an index that is not declared, or still building, is an
+    /// `InvalidInput` naming it.
+    fn scan(
+        &self,
+        scope: &ScopeId,
+        scan: &Scan,
+    ) -> impl Future<Output = Result<Vec<Hit>>> + MaybeSend;
+
+    /// The number of entries a [`Scan`] selects, ignoring its cursor and limit.
+    fn scan_count(
+        &self,
+        scope: &ScopeId,
+        scan: &Scan,
+    ) -> impl Future<Output = Result<u64>> + MaybeSend;
 }
 
 /// Computes a snapshot from rows (for store implementations of [`Store::range_snapshot`]).

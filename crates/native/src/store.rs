@@ -10,6 +10,7 @@ use std::path::Path;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::ToSql;
 use tether_engine::digest::Snapshot;
+use tether_engine::query::{Hit, IndexSet, Scan};
 use tether_engine::store::{Applied, Planner};
 use tether_engine::Store;
 use tether_engine::{
@@ -187,6 +188,14 @@ impl Store for SqliteStore {
         fn range_keys(&self, scope: &ScopeId, range: &KeyRange, limit: usize) -> Result<Vec<Key>>;
         fn nth_key(&self, scope: &ScopeId, range: &KeyRange, offset: u64) -> Result<Option<Key>>;
         fn scopes(&self) -> Result<Vec<ScopeId>>;
+        fn declare_indexes(&self, indexes: &IndexSet) -> Result<()>;
+        fn build_indexes(&self, batch: usize) -> Result<bool>;
+        fn scan(&self, scope: &ScopeId, scan: &Scan) -> Result<Vec<Hit>>;
+        fn scan_count(&self, scope: &ScopeId, scan: &Scan) -> Result<u64>;
+    }
+
+    fn indexes(&self) -> IndexSet {
+        self.0.indexes()
     }
 }
 

@@ -390,6 +390,42 @@ impl<C: Connection + MaybeSend> Store for SqlStore<C> {
     async fn scopes(&self) -> Result<Vec<ScopeId>> {
         self.read(sql::scopes)
     }
+    // Indexes: not yet kept by this store (issue 9 in progress); declaring any is refused.
+    fn indexes(&self) -> tether_engine::IndexSet {
+        tether_engine::IndexSet::none()
+    }
+
+    async fn declare_indexes(&self, indexes: &tether_engine::IndexSet) -> Result<()> {
+        if indexes.is_empty() {
+            Ok(())
+        } else {
+            Err(tether_engine::Error::invalid(
+                "this store keeps no indexes yet",
+            ))
+        }
+    }
+
+    async fn build_indexes(&self, _batch: usize) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn scan(
+        &self,
+        _scope: &ScopeId,
+        scan: &tether_engine::query::Scan,
+    ) -> Result<Vec<tether_engine::query::Hit>> {
+        Err(tether_engine::Error::invalid(format!(
+            "no index {}.{} is declared",
+            scan.collection, scan.index
+        )))
+    }
+
+    async fn scan_count(&self, _scope: &ScopeId, scan: &tether_engine::query::Scan) -> Result<u64> {
+        Err(tether_engine::Error::invalid(format!(
+            "no index {}.{} is declared",
+            scan.collection, scan.index
+        )))
+    }
 }
 
 /// An open transaction, rolled back on drop unless committed: an error or a panic inside the

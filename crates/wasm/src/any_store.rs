@@ -1,10 +1,11 @@
 //! [`AnyStore`]: the API's store: IndexedDB in browsers, a `node:sqlite` file in Node (VS Code
 //! extension hosts), or memory. An enum rather than `dyn`: the `Store` trait returns `impl Future`.
 
+use tether_engine::query::{Hit, Scan};
 use tether_engine::store::{Applied, Planner};
 use tether_engine::{
-    Conflict, Key, KeyRange, MemoryStore, Millis, Result, Row, Run, ScopeId, ScopeState, Snapshot,
-    Store,
+    Conflict, IndexSet, Key, KeyRange, MemoryStore, Millis, Result, Row, Run, ScopeId, ScopeState,
+    Snapshot, Store,
 };
 
 use crate::node_sqlite::NodeSqliteStore;
@@ -116,5 +117,24 @@ impl Store for AnyStore {
     }
     async fn scopes(&self) -> Result<Vec<ScopeId>> {
         delegate!(self.scopes())
+    }
+    fn indexes(&self) -> IndexSet {
+        match self {
+            AnyStore::Idb(s) => s.indexes(),
+            AnyStore::Sqlite(s) => s.indexes(),
+            AnyStore::Memory(s) => s.indexes(),
+        }
+    }
+    async fn declare_indexes(&self, indexes: &IndexSet) -> Result<()> {
+        delegate!(self.declare_indexes(indexes))
+    }
+    async fn build_indexes(&self, batch: usize) -> Result<bool> {
+        delegate!(self.build_indexes(batch))
+    }
+    async fn scan(&self, scope: &ScopeId, scan: &Scan) -> Result<Vec<Hit>> {
+        delegate!(self.scan(scope, scan))
+    }
+    async fn scan_count(&self, scope: &ScopeId, scan: &Scan) -> Result<u64> {
+        delegate!(self.scan_count(scope, scan))
     }
 }

@@ -31,6 +31,7 @@ pub use validate::*;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{leaf, RecordHash, Snapshot};
+use crate::events::Source;
 use crate::types::{Checkpoint, Conflict, Counts, Data, Key, Millis, Mutation, Op};
 
 /// One key's row in the replica: the visible state plus the cloud state it rests on.
@@ -226,6 +227,8 @@ pub struct Changeset {
     pub conflicts: Vec<Conflict>,
     /// What happened, for the run's counters.
     pub counts: Counts,
+    /// What made the change (for the change event after commit).
+    pub source: Source,
 }
 
 impl Changeset {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::digest::{leaf, record_hash_with, RecordHash};
 use crate::error::{Detail, Error, Result};
+use crate::events::Source;
 use crate::types::{Conflict, Data, Key, Millis, Op};
 
 use super::{
@@ -46,6 +47,7 @@ pub fn plan_page(
     }
     let mut out = Changeset {
         scope: state.clone(),
+        source: Source::Pull,
         ..Changeset::default()
     };
     out.rows.reserve(page.changes.len());
@@ -264,6 +266,7 @@ pub fn plan_local_edit(
     edit.key.validate()?;
     let mut out = Changeset {
         scope: state.clone(),
+        source: Source::Local,
         ..Changeset::default()
     };
     let hash = edit.data.as_ref().map(crate::digest::record_hash);
@@ -313,6 +316,7 @@ pub fn plan_push(
 ) -> Result<Changeset> {
     let mut out = Changeset {
         scope: state.clone(),
+        source: Source::Push,
         ..Changeset::default()
     };
     for (slot, (o, current)) in outcomes.iter().zip(rows).enumerate() {
@@ -456,6 +460,7 @@ pub fn plan_sweep(
 ) -> Changeset {
     let mut out = Changeset {
         scope: state.clone(),
+        source: Source::Sweep,
         ..Changeset::default()
     };
     for (slot, row) in stale.iter().enumerate() {
@@ -536,6 +541,7 @@ pub fn plan_repair(
 ) -> Changeset {
     let mut out = Changeset {
         scope: state.clone(),
+        source: Source::Repair,
         ..Changeset::default()
     };
     let mut buf = Vec::new();

@@ -80,6 +80,7 @@ pub async fn update_writes_rows_state_and_conflicts<S: Store>(store: &S) {
                     inserted: 1,
                     ..Counts::default()
                 },
+                source: crate::events::Source::Pull,
             })
         })
         .await
