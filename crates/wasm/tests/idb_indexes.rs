@@ -359,6 +359,54 @@ async fn descending_pages_across_ties_match_the_memory_store() {
     IdbStore::delete(&name).await.unwrap();
 }
 
+#[wasm_bindgen_test]
+async fn scans_longer_than_a_read_batch_match_the_memory_store() {
+    let name = db_name("long");
+    let idb = IdbStore::open(&name).await.unwrap();
+    let mem = MemoryStore::new();
+    let s = scope("org");
+    let set = IndexSet::builder().index("objects", ["g"]).build().unwrap();
+    idb.declare_indexes(&set).await.unwrap();
+    mem.declare_indexes(&set).await.unwrap();
+    build_all(&idb).await;
+    build_all(&mem).await;
+    // More entries than one `getAll` batch (2000), in a few big groups of ties.
+    let cloud = Cloud::new();
+    for i in 0..4100 {
+        cloud.put(&s, "objects", &format!("o{i:05}"), json!({"g": i % 3}), 1);
+    }
+    for_both(&idb, &mem, &cloud, &s).await;
+    let (hi, hm) = (
+        ScopeHandle::new(&idb, s.clone()),
+        ScopeHandle::new(&mem, s.clone()),
+    );
+    let all = Query::on("objects", ["g"]);
+    for q in [
+        all.clone(),
+        all.clone().desc(),
+        all.clone().desc().limit(2500),
+        all.clone().gte(1).limit(2100),
+        all.clone().any_of([json!(0), json!(2)]).desc(),
+    ] {
+        let page = hi.query(&q).await.unwrap();
+        assert_eq!(page, hm.query(&q).await.unwrap(), "{q:?}");
+        assert_eq!(
+            hi.query_count(&q).await.unwrap(),
+            hm.query_count(&q).await.unwrap()
+        );
+        if let Some(c) = page.cursor {
+            let next = q.clone().after(c);
+            assert_eq!(
+                hi.query(&next).await.unwrap(),
+                hm.query(&next).await.unwrap()
+            );
+        }
+    }
+    assert_eq!(hi.query(&all).await.unwrap().records.len(), 4100);
+    drop(idb);
+    IdbStore::delete(&name).await.unwrap();
+}
+
 /// Puts (`Some`) or deletes a record locally in both stores.
 async fn put_both(
     idb: &IdbStore,

@@ -294,47 +294,14 @@ pub(crate) async fn scan_in(tx: &IdbTransaction, scope: &ScopeId, scan: &Scan) -
         let Some(bounds) = Bounds::of(&r.from, r.to.as_deref(), scan) else {
             continue;
         };
-        let hit = |key_js: &JsValue, value: &JsValue| -> Result<Hit> {
-            let row = decode_row(decode_key(key_js)?, value, true)?.row;
-            let data = row.data.as_ref().ok_or_else(|| {
-                Error::storage(format!(
-                    "index {} has an entry for {} which has no data",
-                    d.spec.qualified(),
-                    row.key.id
-                ))
-            })?;
-            Ok(Hit {
-                key: d.spec.key_of(data),
-                row,
-            })
-        };
         match scan.order {
-            Order::Asc => {
-                let mut lower = bounds.lower(&scope_js, d.no);
-                let mut open = bounds.lower_open();
-                let upper = bounds.upper(&scope_js, d.no);
-                loop {
-                    let want = (limit - hits.len()).min(SCAN_BATCH as usize) as u32;
-                    let range = key_range(&lower, &upper, open)?;
-                    let values = call(index.get_all_with_key_and_limit(&range, want))?;
-                    let keys = call(index.get_all_keys_with_key_and_limit(&range, want))?;
-                    let keys: Array = wait(&keys).await?.unchecked_into();
-                    let values: Array = result_of(&values)?.unchecked_into();
-                    let n = keys.length();
-                    for i in 0..n {
-                        hits.push(hit(&keys.get(i), &values.get(i))?);
-                    }
-                    if n < want || hits.len() >= limit {
-                        break;
-                    }
-                    // Entry keys hold the id, so the next batch starts strictly after the last.
-                    let last = hits
-                        .last()
-                        .map(|h| (h.key.as_slice(), h.row.key.id.as_str()));
-                    let Some((key, id)) = last else { break };
-                    lower = entry_key(&scope_js, d.no, key, Some(id));
-                    open = true;
-                }
+            Order::Asc => ascending(&index, &scope_js, d, &bounds, limit, &mut hits).await?,
+            // All of the range is wanted: batches read forwards and reversed beat a request
+            // per entry.
+            Order::Desc if scan.limit.is_none() => {
+                let start = hits.len();
+                ascending(&index, &scope_js, d, &bounds, limit, &mut hits).await?;
+                hits[start..].reverse();
             }
             Order::Desc => {
                 let range = key_range(
@@ -350,7 +317,8 @@ pub(crate) async fn scan_in(tx: &IdbTransaction, scope: &ScopeId, scan: &Scan) -
                     let Some(cursor) = cursor.dyn_ref::<IdbCursorWithValue>() else {
                         break;
                     };
-                    hits.push(hit(
+                    hits.push(hit_of(
+                        d,
                         &cursor.primary_key().map_err(cursor_err)?,
                         &cursor.value().map_err(cursor_err)?,
                     )?);
@@ -362,6 +330,57 @@ pub(crate) async fn scan_in(tx: &IdbTransaction, scope: &ScopeId, scan: &Scan) -
         }
     }
     Ok(hits)
+}
+
+/// Appends the entries of one range to `hits` in ascending order, until `hits` holds `limit`,
+/// reading batches of `getAll`.
+async fn ascending(
+    index: &IdbIndex,
+    scope_js: &JsValue,
+    d: &Declaration,
+    bounds: &Bounds<'_>,
+    limit: usize,
+    hits: &mut Vec<Hit>,
+) -> Result<()> {
+    let mut lower = bounds.lower(scope_js, d.no);
+    let mut open = bounds.lower_open();
+    let upper = bounds.upper(scope_js, d.no);
+    while hits.len() < limit {
+        let want = (limit - hits.len()).min(SCAN_BATCH as usize) as u32;
+        let range = key_range(&lower, &upper, open)?;
+        let values = call(index.get_all_with_key_and_limit(&range, want))?;
+        let keys = call(index.get_all_keys_with_key_and_limit(&range, want))?;
+        let keys: Array = wait(&keys).await?.unchecked_into();
+        let values: Array = result_of(&values)?.unchecked_into();
+        let n = keys.length();
+        for i in 0..n {
+            hits.push(hit_of(d, &keys.get(i), &values.get(i))?);
+        }
+        if n < want {
+            break;
+        }
+        // Entry keys hold the id, so the next batch starts strictly after the last entry.
+        let Some(last) = hits.last() else { break };
+        lower = entry_key(scope_js, d.no, &last.key, Some(&last.row.key.id));
+        open = true;
+    }
+    Ok(())
+}
+
+/// The hit of an entry: its row (with data) and index key.
+fn hit_of(d: &Declaration, key_js: &JsValue, value: &JsValue) -> Result<Hit> {
+    let row = decode_row(decode_key(key_js)?, value, true)?.row;
+    let data = row.data.as_ref().ok_or_else(|| {
+        Error::storage(format!(
+            "index {} has an entry for {} which has no data",
+            d.spec.qualified(),
+            row.key.id
+        ))
+    })?;
+    Ok(Hit {
+        key: d.spec.key_of(data),
+        row,
+    })
 }
 
 /// [`tether_engine::Store::scan_count`] in `tx` (read-only over `rows` and `indexes`).
