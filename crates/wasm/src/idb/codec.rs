@@ -8,13 +8,14 @@
 //!   UTF-8 bytes. Binary keys compare bytewise, so IndexedDB's order is exactly the engine's and
 //!   key-range digests mean the same thing on both sides. The array prefix `[scope]` makes a
 //!   scope (and `[scope, collection]` a collection) one contiguous key range.
-//! - **Row values** are small objects `{m, d, s, p}`: `m` the row's metadata as a JSON string,
+//! - **Row values** are small objects `{m, d, s, p, x}`: `m` the row's metadata as a JSON string,
 //!   `d` the record's data as a JSON string (absent for a pending local delete). Structured
 //!   clone of two flat strings is far cheaper than of a nested object, the engine needs JSON
 //!   text anyway (for hashing it is parsed once), and a read that does not need the data
 //!   (`with_data: false`) never copies `d` into wasm memory. `s` (scope) and `p` (outbox
 //!   sequence) are set only while a local edit is pending: the `pending` index on `[s, p]` is
-//!   sparse, so a bulk download writes no index entries at all.
+//!   sparse, so a bulk download writes no index entries at all. `x` holds the row's entries in
+//!   the declared indexes, if its collection has any (see "Index entries" below).
 //! - **Scope state** (`meta` store, keyed by scope name) is one JSON string with the engine's
 //!   [`ScopeState`] and the number of rows per generation, so the sweep at the end of a full
 //!   download knows without a scan whether any row is stale (after an initial sync none is).
@@ -31,7 +32,8 @@
 //! key bytes, then id bytes: exactly the engine's scan order within one scope and index. The id
 //! is in the entry key (not only in the primary key IndexedDB breaks ties with) so that a page
 //! after a cursor `(key, id)` is a plain key range opened at `[scope, no, key, id]`: ascending
-//! scans read `getAll` batches, descending ones a `prev` cursor, counts are `count(range)`.
+//! scans read `getAll` batches, descending ones a `prev` cursor when they have a limit (and
+//! forward batches, reversed, when they take the whole range), counts are `count(range)`.
 //! Rows of collections without indexes and pending local deletes have no `x` and cost
 //! nothing. A put of new data recomputes `x`; a metadata-only write keeps the stored `x` (the
 //! data is unchanged), minus entries of indexes no longer declared.
@@ -44,6 +46,11 @@
 //! rewritten for any reason loses them. Declaring a new index (or new paths under an old
 //! name) restarts its collection's build, which rewrites `x` of the collection's rows, scope
 //! by scope, a batch per transaction with its cursor saved in the same transaction.
+//!
+//! Every write and scan reads the declared set in its own transaction, so the entries always
+//! follow the stored set, even when another tab declared a different one (the last declaration
+//! wins); [`Store::indexes`](tether_engine::Store::indexes) answers the set this store last
+//! read or declared.
 //!
 //! A tab still running the version-1 code (which opens a newer database as it is) writes rows
 //! without `x`: such rows drop out of the indexes until they are written again.
