@@ -168,7 +168,7 @@ pub(crate) fn read_declared(tx: &IdbTransaction) -> Result<web_sys::IdbRequest> 
     call(object_store(tx, INDEXES)?.get(&DECLARED.into()))
 }
 
-/// The declared indexes, in a transaction of their own.
+/// The declared indexes, read in `tx`.
 pub(crate) async fn load(tx: &IdbTransaction) -> Result<Declared> {
     Declared::decode(&wait(&read_declared(tx)?).await?)
 }
@@ -211,6 +211,7 @@ pub(crate) async fn build_in(tx: &IdbTransaction, batch: usize) -> Result<(bool,
     let mut scopes: Vec<String> = scopes.iter().filter_map(|s| s.as_string()).collect();
     scopes.sort();
     let rows = object_store(tx, ROWS)?;
+    let factory = super::factory()?;
     let mut done = 0;
     let mut last = None;
     for scope in scopes {
@@ -243,8 +244,15 @@ pub(crate) async fn build_in(tx: &IdbTransaction, batch: usize) -> Result<(bool,
                 None => None,
             };
             // The stored value is kept but for `x`, recomputed from the data for every index
-            // of the collection (which also drops entries of indexes no longer declared).
+            // of the collection (which also drops entries of indexes no longer declared). A
+            // row written since the declaration already has it right and is not written again.
             let entries = declared.entries(&scope_js, &key, data.as_ref());
+            let stored = js_sys::Reflect::get(&value, &"x".into()).unwrap_or(JsValue::UNDEFINED);
+            if same_entries(&factory, &stored, &entries) {
+                last = Some((scope.clone(), key.id));
+                done += 1;
+                continue;
+            }
             let obj: &js_sys::Object = value.unchecked_ref();
             if entries.is_undefined() {
                 js_sys::Reflect::delete_property(obj, &"x".into())
@@ -273,6 +281,15 @@ pub(crate) async fn build_in(tx: &IdbTransaction, batch: usize) -> Result<(bool,
     call(object_store(tx, INDEXES)?.put_with_key(&declared.encode()?, &DECLARED.into()))?;
     committed(tx).await?;
     Ok((declared.builds.is_empty(), declared))
+}
+
+/// Whether two `x` values hold the same entries in the same order (undefined: none).
+fn same_entries(factory: &web_sys::IdbFactory, a: &JsValue, b: &JsValue) -> bool {
+    match (a.is_undefined(), b.is_undefined()) {
+        (true, true) => true,
+        (false, false) => factory.cmp(a, b).is_ok_and(|o| o == 0),
+        _ => false,
+    }
 }
 
 /// [`tether_engine::Store::scan`] in `tx` (read-only over `rows` and `indexes`).
