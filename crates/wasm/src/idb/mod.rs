@@ -39,6 +39,11 @@ const VERSION: u32 = 2;
 /// Several tabs may open the same database; each operation is atomic. When another tab asks
 /// for a schema upgrade or deletes the database (`versionchange`), this store closes its
 /// connection so the other tab is not blocked, and reopens on its next operation.
+///
+/// Declared indexes ([`tether_engine::Store::declare_indexes`]) are kept inside the row values,
+/// as the elements of one `multiEntry` IndexedDB index, so every write maintains them in the
+/// same put; the set declared is stored too, and kept by every write from [`IdbStore::open`]
+/// on, before the app declares it again.
 pub struct IdbStore {
     name: String,
     conn: Rc<RefCell<Option<IdbDatabase>>>,
