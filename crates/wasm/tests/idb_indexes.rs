@@ -407,6 +407,44 @@ async fn scans_longer_than_a_read_batch_match_the_memory_store() {
     IdbStore::delete(&name).await.unwrap();
 }
 
+#[wasm_bindgen_test]
+async fn a_write_from_another_tab_follows_the_set_it_declared() {
+    let name = db_name("tabs");
+    let s = scope("org");
+    // Two stores on one database, as two tabs: the second opened before the first declared.
+    let first = IdbStore::open(&name).await.unwrap();
+    let second = IdbStore::open(&name).await.unwrap();
+    let set = IndexSet::builder()
+        .index("objects", ["name"])
+        .build()
+        .unwrap();
+    first.declare_indexes(&set).await.unwrap();
+    build_all(&first).await;
+    assert!(
+        second.indexes().is_empty(),
+        "the second has not read the new set yet"
+    );
+    let h2 = ScopeHandle::new(&second, s.clone());
+    h2.put("objects", "b", json!({"name": "bee"}))
+        .await
+        .unwrap();
+    h2.put("objects", "a", json!({"name": "ant"}))
+        .await
+        .unwrap();
+    h2.put("plain", "p", json!({"name": "ant"})).await.unwrap();
+    let h1 = ScopeHandle::new(&first, s.clone());
+    let q = Query::on("objects", ["name"]);
+    assert_eq!(ids(&h1.query(&q).await.unwrap()), ["a", "b"]);
+    h2.delete("objects", "a").await.unwrap();
+    assert_eq!(ids(&h1.query(&q).await.unwrap()), ["b"]);
+    assert_eq!(
+        h1.query_count(&q.clone().eq([json!("ant")])).await.unwrap(),
+        0
+    );
+    drop((first, second));
+    IdbStore::delete(&name).await.unwrap();
+}
+
 /// Puts (`Some`) or deletes a record locally in both stores.
 async fn put_both(
     idb: &IdbStore,
