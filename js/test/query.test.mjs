@@ -150,6 +150,8 @@ test('bad declarations and bad queries are InvalidInput errors that say what is 
   await rejects({ index: 'object_id', limit: -1 }, /limit must be a whole number/);
   await rejects({ index: 'object_id', after: 'not a cursor' }, /not a query cursor/);
   await rejects('object_id', /a query is an object/);
+  await rejects({ index: 'object_id', collection: 'objects' }, /collection must be left out/);
+  assert.equal((await scope.query('columns', { index: 'object_id', collection: 'columns', eq: 'obj_2' })).records.length, 1);
   await assert.rejects(scope.count('columns', { index: 'nope' }), { name: 'InvalidInputError' });
 });
 

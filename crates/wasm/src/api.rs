@@ -539,10 +539,20 @@ fn query_of(collection: String, query: &JsValue) -> Result<Query> {
                 serde_json::Value::String(c) => q.after = Some(c),
                 v => return Err(bad("after", "a cursor string", &v)),
             },
+            // The collection is the first argument; the same one in the query is harmless.
             "collection" if value.as_str() == Some(collection.as_str()) => {}
-            other => return Err(Error::invalid(format!(
+            "collection" => {
+                return Err(bad(
+                    "collection",
+                    "left out (it is the first argument)",
+                    &value,
+                ))
+            }
+            other => {
+                return Err(Error::invalid(format!(
                 "the query on {collection:?} has an unknown field {other:?}; a query has {FIELDS}"
-            ))),
+            )))
+            }
         }
     }
     q.index = index.ok_or_else(|| {
