@@ -374,6 +374,18 @@ test('change events reach other tabs of the same IndexedDB database, marked othe
     const after = await a.evaluate(() => ({ scope: window.scopeEvents.length, all: window.allEvents.map((e) => e.origin) }));
     assert.equal(after.scope, 3);
     assert.deepEqual(after.all, ['other-tab', 'other-tab', 'other-tab', 'other-tab', 'other-tab', 'local']);
+
+    // A sync in tab b: tab a sees its pages as pull events of b's run.
+    const cloud = new Cloud();
+    await seed(cloud, 5);
+    server.setBackend({ cloud });
+    const report = await b.evaluate(async () =>
+      (await tether.Replica.open('xtab')).scope('org-3').sync({ remote: { url: location.origin }, pageSize: 2 }),
+    );
+    await a.waitForFunction(() => window.allEvents.filter((e) => e.scope === 'org-3').length === 3, null, { timeout: 10_000 });
+    const pulled = await a.evaluate(() => window.allEvents.filter((e) => e.scope === 'org-3'));
+    assert.ok(pulled.every((e) => e.source === 'pull' && e.run === report.run.id && e.origin === 'other-tab'), JSON.stringify(pulled));
+    assert.equal(pulled.flatMap((e) => e.changes).length, 5);
     assert.deepEqual([...a.errors, ...b.errors], []);
   } finally {
     await context.close();
