@@ -2,6 +2,7 @@
 //! extension hosts), or memory. An enum rather than `dyn`: the `Store` trait returns `impl Future`.
 
 use tether_engine::query::{Hit, Scan};
+use tether_engine::rules::Changeset;
 use tether_engine::store::{Applied, Planner};
 use tether_engine::{
     Conflict, IndexSet, Key, KeyRange, MemoryStore, Millis, Result, Row, Run, ScopeId, ScopeState,
@@ -31,6 +32,32 @@ macro_rules! delegate {
     };
 }
 
+/// A planner behind a pointer: each store's `update` is compiled once for it rather than once
+/// per planner of the engine (page, push, local edit, sweep, repair, state-only updates), which
+/// keeps tens of kilobytes out of the wasm.
+type BoxedPlanner<'p> = Box<dyn FnOnce(&ScopeState, &[Option<Row>]) -> Result<Changeset> + 'p>;
+
+impl AnyStore {
+    async fn update_boxed(
+        &self,
+        scope: &ScopeId,
+        keys: &[Key],
+        with_data: bool,
+        planner: BoxedPlanner<'_>,
+    ) -> Result<Applied> {
+        delegate!(self.update(scope, keys, with_data, planner))
+    }
+
+    async fn update_stale_boxed(
+        &self,
+        scope: &ScopeId,
+        generation: u64,
+        planner: BoxedPlanner<'_>,
+    ) -> Result<Applied> {
+        delegate!(self.update_stale(scope, generation, planner))
+    }
+}
+
 impl Store for AnyStore {
     async fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState> {
         delegate!(self.scope_state(scope))
@@ -42,7 +69,8 @@ impl Store for AnyStore {
         with_data: bool,
         planner: impl Planner,
     ) -> Result<Applied> {
-        delegate!(self.update(scope, keys, with_data, planner))
+        self.update_boxed(scope, keys, with_data, Box::new(planner))
+            .await
     }
     async fn update_stale(
         &self,
@@ -50,7 +78,8 @@ impl Store for AnyStore {
         generation: u64,
         planner: impl Planner,
     ) -> Result<Applied> {
-        delegate!(self.update_stale(scope, generation, planner))
+        self.update_stale_boxed(scope, generation, Box::new(planner))
+            .await
     }
     async fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>> {
         delegate!(self.row(scope, key))
