@@ -31,11 +31,13 @@
 
 mod edits;
 mod push;
+mod queries;
 mod scenarios;
 mod store_cases;
 
 pub use edits::*;
 pub use push::*;
+pub use queries::*;
 pub use scenarios::*;
 pub use store_cases::*;
 
@@ -81,6 +83,11 @@ macro_rules! for_each_conformance_case {
         $m!(failed_push_does_not_block_the_pull);
         $m!(push_batches_are_cut_by_bytes);
         $m!(an_edit_over_the_push_limit_is_journaled_as_too_large);
+        $m!(indexes_follow_every_write);
+        $m!(queries_filter_order_and_page);
+        $m!(index_builds_resume_and_sets_change_in_place);
+        $m!(change_events_follow_commits);
+        $m!(queries_match_the_naive_filter_on_random_data);
     };
 }
 
