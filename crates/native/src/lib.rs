@@ -39,3 +39,8 @@ pub use tether_sqlite::SCHEMA_VERSION;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/native.md's Rust snippets, compiled as doctests for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/native.md")]
+pub struct NativeDocDoctests;

@@ -392,7 +392,11 @@ fn background_syncs_publish_on_the_replica_and_wake_its_watches() {
     );
     let deadline = std::time::Instant::now() + WAIT;
     while background.status().last_report.is_none() {
-        assert!(std::time::Instant::now() < deadline, "{:?}", background.status());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            background.status()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let status = background.stop();
