@@ -9,6 +9,7 @@ use tether_engine::{Data, Error, IndexSet, ScopeId};
 
 use crate::conn::{Connection, SqlResult};
 use crate::sql::{self, Bound, Declared};
+use crate::store::statement;
 
 /// Past every index key: keys start with a type tag below 0xFF.
 const PAST_EVERY_KEY: &[u8] = &[0xFF];
@@ -141,26 +142,15 @@ impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
                 continue;
             }
             if let Some(k) = old_key {
-                let stmt = slot(tx, &mut self.delete, sql::DELETE_ENTRY)?;
+                let stmt = statement(tx, &mut self.delete, sql::DELETE_ENTRY)?;
                 sql::entry(stmt, d.no, scope_id, &k, &key.id)?;
             }
             if let Some(k) = new_key {
-                let stmt = slot(tx, &mut self.insert, sql::INSERT_ENTRY)?;
+                let stmt = statement(tx, &mut self.insert, sql::INSERT_ENTRY)?;
                 sql::entry(stmt, d.no, scope_id, &k, &key.id)?;
             }
         }
         Ok(())
-    }
-}
-
-fn slot<'c, 's, C: Connection>(
-    tx: &'c C,
-    slot: &'s mut Option<C::Statement<'c>>,
-    sql: &str,
-) -> SqlResult<&'s mut C::Statement<'c>> {
-    match slot {
-        Some(s) => Ok(s),
-        None => Ok(slot.insert(tx.prepare(sql)?)),
     }
 }
 

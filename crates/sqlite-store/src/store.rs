@@ -120,10 +120,10 @@ impl<C: Connection> SqlStore<C> {
             let (scope_id, state) = sql::scope_state(tx, scope)?;
             // Rows of indexed collections come with their data: their old index keys are
             // computed from it.
-            let with_data = |c: &str| with_data || declared.iter().any(|d| d.spec.collection == c);
+            let wants_data = |c: &str| with_data || declared.iter().any(|d| d.spec.collection == c);
             let rows = match scope_id {
                 Some(id) if !keys.is_empty() && sql::row_total(tx, id)? > 0 => {
-                    sql::read_rows(tx, id, keys, with_data)?
+                    sql::read_rows(tx, id, keys, wants_data)?
                 }
                 // Fast path: a scope without rows (the first page of an initial sync) has
                 // nothing to read.
@@ -268,7 +268,9 @@ fn write_changes<C: Connection>(
     Ok(())
 }
 
-fn statement<'c, 's, C: Connection>(
+/// The statement in `slot`, prepared on first use: for statements run once per row of a
+/// transaction.
+pub(crate) fn statement<'c, 's, C: Connection>(
     tx: &'c C,
     slot: &'s mut Option<C::Statement<'c>>,
     sql: &str,
