@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use common::{Backend, Harness, READER};
 use serde_json::json;
-use tether_engine::{CancelFlag, Phase, Progress, RunStatus, SyncOptions, Trigger};
-use tether_native::http::HttpRemote;
+use tether_engine::{CancelFlag, ErrorKind, Phase, Progress, RunStatus, SyncOptions, Trigger};
+use tether_native::http::{HttpOptions, HttpRemote, RetryPolicy};
 use tether_native::Replica;
 
 both!(a_live_replica_follows_the_server_until_stopped);
+both!(a_live_replica_whose_server_vanishes_fails_typed_and_loses_nothing);
 
 fn a_live_replica_follows_the_server_until_stopped(backend: Backend) {
     let h = Harness::start(backend);
@@ -103,4 +104,102 @@ fn a_live_replica_follows_the_server_until_stopped(backend: Backend) {
         h.status("s1").count,
         "the replica holds what the server holds"
     );
+}
+
+/// The server goes away while a live replica waits on it: the session ends with a typed
+/// network error within its retry budget (not a hang), the run is recorded as failed, an edit
+/// made meanwhile stays pending, and the next sync against the server, back on a new port,
+/// pushes it once and converges.
+fn a_live_replica_whose_server_vanishes_fails_typed_and_loses_nothing(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"v": 0}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let options = HttpOptions {
+        connect_timeout: Duration::from_secs(1),
+        timeout: Duration::from_secs(10),
+        retry: RetryPolicy {
+            retries: 3,
+            backoff_base_ms: 50,
+            backoff_cap_ms: 200,
+            budget_ms: 1_000,
+            run_budget_ms: 2_000,
+            ..RetryPolicy::default()
+        },
+        ..HttpOptions::default()
+    };
+    let remote = HttpRemote::with_options(&h.url(), READER, options.clone());
+    let stop = CancelFlag::new();
+    let (applied, changes) = mpsc::channel::<u64>();
+    let (outcome, elapsed) = std::thread::scope(|s| {
+        let live = s.spawn(|| {
+            let sink = move |p: &Progress| {
+                if p.phase == Phase::Apply && p.done > 0 {
+                    let _ = applied.send(p.done);
+                }
+            };
+            replica.scope("s1").unwrap().sync(
+                &remote,
+                SyncOptions {
+                    trigger: Trigger::Live,
+                    live_wait_s: 2,
+                    progress: Some(&sink),
+                    cancel: Some(&stop),
+                    ..SyncOptions::default()
+                },
+            )
+        });
+        struct StopOnDrop<'a>(&'a CancelFlag);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.cancel();
+            }
+        }
+        let _stop = StopOnDrop(&stop);
+        changes
+            .recv_timeout(Duration::from_secs(20))
+            .expect("caught up in time");
+        // Mid-wait: the server goes away.
+        h.stop();
+        let gone = std::time::Instant::now();
+        let scope = replica.scope("s1").unwrap();
+        scope
+            .put("objects", "mine", json!({"v": "offline"}))
+            .unwrap();
+        let outcome = live.join().unwrap();
+        (outcome, gone.elapsed())
+    });
+    let err = outcome.expect_err("the session cannot go on without its server");
+    assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "ended within its budget, not a hang: {elapsed:?}"
+    );
+    let scope = replica.scope("s1").unwrap();
+    let last = scope.history(1).unwrap().remove(0);
+    assert_eq!(last.status, RunStatus::Failed);
+    assert_eq!(last.trigger, Trigger::Live);
+    assert!(last.error.is_some());
+    let status = scope.status().unwrap();
+    assert_eq!(status.pending_edits, 1, "the edit made meanwhile is kept");
+    assert!(status.sync_recommended);
+
+    // Back, on a new port: one sync pushes the edit once and converges.
+    h.restart();
+    h.upsert("s1", &[("objects", "b", json!({"v": 1}))]);
+    let remote = HttpRemote::with_options(&h.url(), READER, options);
+    let report = scope.sync(&remote, SyncOptions::default()).unwrap();
+    assert_eq!(report.run.status, RunStatus::Completed);
+    assert_eq!(scope.status().unwrap().pending_edits, 0);
+    let (_, records) = h.raw("GET", "/v1/scopes/s1/records", Some(READER), None);
+    let mine: Vec<&serde_json::Value> = records["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["id"] == "mine")
+        .collect();
+    assert_eq!(mine.len(), 1, "{records}");
+    assert_eq!(mine[0]["data"]["v"], "offline");
+    assert_eq!(scope.get("objects", "b").unwrap().unwrap().data["v"], 1);
+    assert_eq!(scope.status().unwrap().digest, h.status("s1").digest);
 }

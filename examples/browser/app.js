@@ -1,5 +1,7 @@
 // The example app: syncs a scope from `tether serve` into IndexedDB, then reads it offline.
 // Everything on screen comes from the local replica; only "Sync now" talks to the server.
+// Selecting an object shows its columns through a live query on an index: the list follows
+// every sync, local edit and other tab without being asked.
 import { Replica } from 'tether-sync';
 
 const $ = (id) => document.getElementById(id);
@@ -10,7 +12,10 @@ form.url.value = params.get('url') ?? saved.url ?? location.origin;
 form.token.value = params.get('token') ?? saved.token ?? 'secret';
 form.scope.value = params.get('scope') ?? saved.scope ?? 'org-1';
 
-const replica = await Replica.open('tether-demo');
+// Indexes are declared when the replica opens; a changed set is built in place.
+const replica = await Replica.open('tether-demo', {
+  indexes: { columns: [['object', 'position']], objects: ['name'] },
+});
 let scope = replica.scope(form.scope.value);
 let background = null;
 
@@ -29,7 +34,11 @@ function onProgress(p) {
 
 async function sync() {
   localStorage.setItem('tether-demo', JSON.stringify({ url: form.url.value, token: form.token.value, scope: form.scope.value }));
-  scope = replica.scope(form.scope.value);
+  if (scope.id !== form.scope.value) {
+    scope = replica.scope(form.scope.value);
+    stopWatch?.();
+    selected = null;
+  }
   $('sync').disabled = true;
   $('progress').value = 0;
   show('syncing…');
@@ -97,8 +106,32 @@ async function renderRecords() {
       tr.append(td);
     }
     if (r.pending) tr.className = 'pending';
+    if (collection === 'objects') {
+      tr.classList.add('selectable');
+      if (r.id === selected) tr.classList.add('selected');
+      tr.onclick = () => { select(r.id, name); renderRecords(); };
+    }
     return tr;
   }));
+}
+
+// The columns of the selected object, in position order: a live query. `watch` calls back
+// with the first result, then again after each committed change that alters it.
+let selected = null;
+let stopWatch = null;
+function select(objectId, name) {
+  stopWatch?.();
+  selected = objectId;
+  $('columns-title').textContent = `Columns of ${name || objectId}`;
+  stopWatch = scope.watch('columns', { index: ['object', 'position'], eq: [objectId] }, (page) => {
+    $('columns').replaceChildren(...page.records.map((c) => {
+      const li = document.createElement('li');
+      li.textContent = `${c.data.position}. ${c.data.name} ${c.data.data_type ?? ''}${c.pending ? ' (edited locally)' : ''}`;
+      return li;
+    }));
+    if (!page.records.length) $('columns').innerHTML = '<li>no columns</li>';
+    $('columns').dataset.count = String(page.records.length);
+  });
 }
 
 async function renderHistory() {

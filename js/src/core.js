@@ -1,7 +1,9 @@
 // The idiomatic layer over the wasm classes. Logic stays in Rust (tether-engine); this file only
 // adds what belongs to the JS world: loading the module once, Web Locks so that one tab at a
-// time syncs a scope, AbortSignal plumbing and the background-sync timer.
+// time syncs a scope, AbortSignal plumbing, the background-sync timer, and change events
+// (dispatch to listeners, other tabs over BroadcastChannel, watched and live queries: live.js).
 import initWasm, { WasmReplica, nextSyncDelay } from '../pkg/tether_wasm.js';
+import { Events, watchQuery, LiveQuery } from './live.js';
 
 let ready = null;
 let defaultSource = null;
@@ -91,6 +93,10 @@ export const ERROR_CODES = Object.freeze([
 
 const DEFAULT_INTERVAL_MS = 15 * 60_000;
 
+// Between Replica and its scopes only.
+const LISTEN = Symbol('tether.listen');
+const SYNCED = Symbol('tether.synced');
+
 /**
  * Longest delay `setTimeout` keeps: it stores the delay as a signed 32-bit integer, and fires at
  * once for anything above (or NaN), which would turn a huge `intervalMs` or a remote's huge
@@ -105,30 +111,71 @@ export function timerDelay(ms) {
   return Math.min(Math.max(0, n), MAX_TIMEOUT_MS);
 }
 
+/**
+ * A Replica over `raw` (a WasmReplica just opened) with `options.indexes` declared and built;
+ * the database is closed again when the declaration fails. `Class`: Replica or the Node
+ * entry's subclass.
+ */
+export async function adopt(Class, raw, options = {}) {
+  try {
+    await raw.declareIndexes(options?.indexes ?? undefined);
+  } catch (e) {
+    raw.close();
+    throw e;
+  }
+  return new Class(raw);
+}
+
 /** A local replica: one IndexedDB database (or an in-memory store) holding many scopes. */
 export class Replica {
   #raw;
   #scopes = new Map();
+  #events;
 
   /** @internal */
   constructor(raw) {
     this.#raw = raw;
+    // Other tabs share an IndexedDB database, not a memory store or (here) a SQLite file.
+    const channel = raw.kind === 'indexeddb' ? `tether:${raw.name}` : null;
+    this.#events = new Events(raw, channel);
   }
 
-  /** Opens (creating if needed) the IndexedDB replica `name`. */
-  static async open(name) {
+  /**
+   * Opens (creating if needed) the IndexedDB replica `name`; `indexes` declares its indexes
+   * (built before this resolves; those no longer declared are dropped).
+   */
+  static async open(name, options = {}) {
     await loaded();
-    return new Replica(await WasmReplica.open(String(name)));
+    return adopt(Replica, await WasmReplica.open(String(name)), options);
   }
 
   /** An in-memory replica (Node, VS Code extension hosts), optionally from a snapshot. */
-  static async openInMemory({ name = 'memory', snapshot } = {}) {
+  static async openInMemory({ name = 'memory', snapshot, indexes } = {}) {
     if (snapshot != null && typeof snapshot !== 'string') {
       throw tetherError('InvalidInput', `a snapshot is the string exportSnapshot() returned, got ${typeof snapshot}`);
     }
     await loaded();
     // `this`: the Node entry's subclass gets instances of itself.
-    return new this(WasmReplica.openInMemory(String(name), snapshot ?? undefined));
+    return adopt(this, WasmReplica.openInMemory(String(name), snapshot ?? undefined), { indexes });
+  }
+
+  /**
+   * Calls `listener(event)` after each committed change of any scope, from this replica object
+   * (`origin: 'local'`) or, for IndexedDB, from another tab or replica object on the same
+   * database (`origin: 'other-tab'`). Returns the function that unsubscribes.
+   */
+  subscribe(listener) {
+    return this.#events.listen(null, requireFunction(listener, 'subscribe'));
+  }
+
+  // The change events of one scope (`refresh`: also the ends of its sync runs).
+  [LISTEN](scope, listener, refresh = false) {
+    return this.#events.listen(scope, listener, refresh);
+  }
+
+  // A sync run of `scope` ended: watched queries re-read (pending flags may have changed).
+  [SYNCED](scope) {
+    this.#events.synced(scope);
   }
 
   get name() {
@@ -171,6 +218,7 @@ export class Replica {
   /** Stops every background sync, aborts syncs started here and closes the database. */
   async close() {
     await Promise.all([...this.#scopes.values()].map((s) => s.stop()));
+    this.#events.close();
     this.#raw.close();
   }
 }
@@ -204,8 +252,43 @@ export class Scope {
     return this.#raw.list(String(collection), options);
   }
 
-  count(collection) {
+  /**
+   * One page of the records of `collection` that `query` selects on a declared index:
+   * `{records, cursor}`; pass `cursor` as `after` for the next page.
+   */
+  query(collection, query) {
+    return this.#raw.query(String(collection), query);
+  }
+
+  /**
+   * Visible records of a collection, or of the whole scope; with a query, the records it
+   * selects (its `limit` and `after` ignored).
+   */
+  count(collection, query) {
+    if (query !== undefined) return this.#raw.queryCount(String(collection), query);
     return this.#raw.count(collection === undefined ? undefined : String(collection));
+  }
+
+  /**
+   * Calls `listener(event)` after each committed change of this scope (local edits, syncs,
+   * other tabs). Returns the function that unsubscribes.
+   */
+  subscribe(listener) {
+    return this.#replica[LISTEN](this.id, requireFunction(listener, 'subscribe'));
+  }
+
+  /**
+   * Calls `callback(result)` with the query's first result, then again each time a change of
+   * `collection` changes it. Returns the function that stops it.
+   */
+  watch(collection, query, callback, options = {}) {
+    const listen = (fn) => this.#replica[LISTEN](this.id, fn, true);
+    return watchQuery(this, listen, String(collection), query, requireFunction(callback, 'watch'), options);
+  }
+
+  /** The query as a value frameworks subscribe to (Svelte stores, React, async iteration). */
+  live(collection, query, options = {}) {
+    return new LiveQuery(this, String(collection), query, options);
   }
 
   put(collection, id, data) {
@@ -243,14 +326,14 @@ export class Scope {
    */
   sync(options = {}) {
     return this.#locked(options, false, (signal) =>
-      this.#raw.sync({ ...options, signal, remote: requireRemote(options) }),
+      this.#synced(this.#raw.sync({ ...options, signal, remote: requireRemote(options) })),
     );
   }
 
   /** Compares with the cloud's digest; `repair: true` fixes differing ranges in place. */
   verify(options = {}) {
     return this.#locked(options, false, (signal) =>
-      this.#raw.verify({ ...options, signal, remote: requireRemote(options) }),
+      this.#synced(this.#raw.verify({ ...options, signal, remote: requireRemote(options) })),
     );
   }
 
@@ -269,7 +352,7 @@ export class Scope {
     requireRemote(options);
     this.#background?.stop();
     this.#background = new BackgroundSync(this, options, (opts, skipIfBusy) =>
-      this.#locked(opts, skipIfBusy, (signal) => this.#raw.sync({ ...opts, signal })),
+      this.#locked(opts, skipIfBusy, (signal) => this.#synced(this.#raw.sync({ ...opts, signal }))),
     );
     return this.#background;
   }
@@ -288,6 +371,12 @@ export class Scope {
 
   get lockName() {
     return `tether:${this.#replica.name}:${this.id}`;
+  }
+
+  // A push the cloud accepted clears pending flags without changing visible data, so without
+  // a change event: tell watched queries when a run ends, whatever its outcome.
+  #synced(run) {
+    return run.finally(() => this.#replica[SYNCED](this.id));
   }
 
   // Runs `fn(signal)` holding the scope's lock. `skipIfBusy` resolves to null instead of
@@ -403,6 +492,11 @@ export class BackgroundSync {
     }
     this.#schedule(this.#delay(retryAfterMs));
   }
+}
+
+function requireFunction(f, what) {
+  if (typeof f !== 'function') throw tetherError('InvalidInput', `${what} needs a function, got ${typeof f}`);
+  return f;
 }
 
 function requireRemote(options) {

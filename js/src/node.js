@@ -6,7 +6,7 @@
 // was bundled into CommonJS (esbuild `--platform=node --format=cjs`, where `import.meta` is
 // empty), next to the bundle, then through the `tether-sync` package a `require` from the
 // bundle's folder finds. docs/browser.md, "Bundlers", says where the file goes.
-import { init, setDefaultSource, tetherError, Replica as CoreReplica } from './core.js';
+import { init, setDefaultSource, tetherError, adopt, Replica as CoreReplica } from './core.js';
 import { WasmReplica } from '../pkg/tether_wasm.js';
 
 const WASM = 'tether_wasm_bg.wasm';
@@ -55,8 +55,9 @@ export class Replica extends CoreReplica {
    * Opens (creating if needed) the replica file at `path` (a path or `file:` URL) through
    * `node:sqlite`: one SQLite transaction per store operation, WAL, the same file format as
    * the native `tether` CLI. Throws a `StorageError` on a Node without `node:sqlite`.
+   * `indexes` declares the replica's indexes, as in the browser.
    */
-  static async open(path) {
+  static async open(path, options = {}) {
     const file = path instanceof URL ? path : String(path);
     const DatabaseSync = await nodeSqlite();
     await init(loadWasm());
@@ -66,7 +67,7 @@ export class Replica extends CoreReplica {
     } catch (e) {
       throw tetherError('Storage', `cannot open replica file ${file}: ${e?.message ?? e}`);
     }
-    return new Replica(WasmReplica.openSqlite(String(file), db));
+    return adopt(Replica, WasmReplica.openSqlite(String(file), db), options);
   }
 }
 

@@ -318,3 +318,178 @@ test('a bad configuration is a non-retryable InvalidInput, and background sync s
     await other.close();
   }
 });
+
+test('change events reach other tabs of the same IndexedDB database, marked other-tab', async () => {
+  const context = await browser.newContext();
+  const [a, b] = [await openPage(context, server), await openPage(context, server)];
+  try {
+    // Tab a listens on scope org-1 and on the whole replica; tab b writes.
+    await a.evaluate(async () => {
+      const replica = await tether.Replica.open('xtab');
+      window.scopeEvents = [];
+      window.allEvents = [];
+      window.offScope = replica.scope('org-1').subscribe((e) => window.scopeEvents.push(e));
+      replica.subscribe((e) => window.allEvents.push(e));
+      window.xtab = replica;
+    });
+    const own = await b.evaluate(async () => {
+      const replica = await tether.Replica.open('xtab');
+      const mine = [];
+      replica.subscribe((e) => mine.push(e));
+      const scope = replica.scope('org-1');
+      await scope.put('objects', 'o1', { name: 'from b' });
+      await scope.put('objects', 'o1', { name: 'from b, again' });
+      await scope.delete('objects', 'o1');
+      await replica.scope('org-2').put('objects', 'o2', { name: 'other scope' });
+      await new Promise((r) => setTimeout(r, 50));
+      return mine;
+    });
+    assert.deepEqual(own.map((e) => [e.scope, e.origin]), [['org-1', 'local'], ['org-1', 'local'], ['org-1', 'local'], ['org-2', 'local']]);
+    await a.waitForFunction(() => window.allEvents.length === 4, null, { timeout: 10_000 });
+    const seen = await a.evaluate(async () => {
+      // A read on receipt sees the other tab's commit.
+      const rec = await window.xtab.scope('org-2').get('objects', 'o2');
+      return { scope: window.scopeEvents, all: window.allEvents, rec };
+    });
+    assert.deepEqual(
+      seen.scope.map((e) => [e.scope, e.source, e.run, e.origin, e.changes]),
+      [
+        ['org-1', 'local', null, 'other-tab', [{ collection: 'objects', id: 'o1', op: 'insert' }]],
+        ['org-1', 'local', null, 'other-tab', [{ collection: 'objects', id: 'o1', op: 'update' }]],
+        ['org-1', 'local', null, 'other-tab', [{ collection: 'objects', id: 'o1', op: 'delete' }]],
+      ],
+    );
+    assert.deepEqual(seen.all.map((e) => e.scope), ['org-1', 'org-1', 'org-1', 'org-2']);
+    assert.deepEqual(seen.rec.data, { name: 'other scope' });
+
+    // Unsubscribed in tab a: b's next write no longer reaches that listener; a's own write
+    // reaches its replica listener once, as local (not echoed back as other-tab).
+    await a.evaluate(() => window.offScope());
+    await b.evaluate(async () => (await tether.Replica.open('xtab')).scope('org-1').put('objects', 'o3', { n: 3 }));
+    await a.waitForFunction(() => window.allEvents.length === 5, null, { timeout: 10_000 });
+    await a.evaluate(async () => {
+      await window.xtab.scope('org-1').put('objects', 'o4', { n: 4 });
+      await new Promise((r) => setTimeout(r, 100));
+    });
+    const after = await a.evaluate(() => ({ scope: window.scopeEvents.length, all: window.allEvents.map((e) => e.origin) }));
+    assert.equal(after.scope, 3);
+    assert.deepEqual(after.all, ['other-tab', 'other-tab', 'other-tab', 'other-tab', 'other-tab', 'local']);
+
+    // A sync in tab b: tab a sees its pages as pull events of b's run.
+    const cloud = new Cloud();
+    await seed(cloud, 5);
+    server.setBackend({ cloud });
+    const report = await b.evaluate(async () =>
+      (await tether.Replica.open('xtab')).scope('org-3').sync({ remote: { url: location.origin }, pageSize: 2 }),
+    );
+    await a.waitForFunction(() => window.allEvents.filter((e) => e.scope === 'org-3').length === 3, null, { timeout: 10_000 });
+    const pulled = await a.evaluate(() => window.allEvents.filter((e) => e.scope === 'org-3'));
+    assert.ok(pulled.every((e) => e.source === 'pull' && e.run === report.run.id && e.origin === 'other-tab'), JSON.stringify(pulled));
+    assert.equal(pulled.flatMap((e) => e.changes).length, 5);
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('queries, watch and live queries of the packed package in Chromium (memory store)', async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context, server);
+  try {
+    const r = await page.evaluate(async () => {
+      const replica = await tether.Replica.openInMemory({ indexes: { columns: [['object_id', 'position']] } });
+      const scope = replica.scope('org-1');
+      for (const [id, o, p] of [['c2', 'obj_1', 2], ['c1', 'obj_1', 1], ['c3', 'obj_2', 1]]) {
+        await scope.put('columns', id, { object_id: o, position: p });
+      }
+      const query = { index: ['object_id', 'position'], eq: 'obj_1' };
+      const first = await scope.query('columns', { ...query, limit: 1 });
+      const second = await scope.query('columns', { ...query, limit: 1, after: first.cursor });
+      const count = await scope.count('columns', query);
+      const watched = [];
+      const stop = scope.watch('columns', query, (p) => watched.push(p.records.map((x) => x.id)));
+      const live = scope.live('columns', query);
+      const values = [];
+      const off = live.subscribe((v) => values.push(v && v.records.map((x) => x.id)));
+      const wait = async (cond) => {
+        for (let i = 0; i < 500 && !cond(); i++) await new Promise((res) => setTimeout(res, 5));
+      };
+      await wait(() => watched.length === 1 && values.length === 2);
+      await scope.put('columns', 'c0', { object_id: 'obj_1', position: 0 });
+      await wait(() => watched.length === 2 && values.length === 3);
+      stop();
+      off();
+      await scope.put('columns', 'c9', { object_id: 'obj_1', position: 9 });
+      await new Promise((res) => setTimeout(res, 50));
+      const bad = await scope.query('columns', { index: 'position' }).catch((e) => ({ name: e.name, message: e.message }));
+      return { first: first.records.map((x) => x.id), second: second.records.map((x) => x.id), count, watched, values, bad };
+    });
+    assert.deepEqual(r.first, ['c1']);
+    assert.deepEqual(r.second, ['c2']);
+    assert.equal(r.count, 2);
+    assert.deepEqual(r.watched, [['c1', 'c2'], ['c0', 'c1', 'c2']]);
+    assert.deepEqual(r.values, [undefined, ['c1', 'c2'], ['c0', 'c1', 'c2']]);
+    assert.equal(r.bad.name, 'InvalidInputError');
+    assert.match(r.bad.message, /columns\.position/);
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+// Needs IndexedDB indexes (crates/wasm/src/idb). Skipped, saying so, only while this build's
+// IdbStore still refuses them with its "keeps no indexes yet" error.
+test('a watched query on IndexedDB follows another tab: its edits, and its sync clearing pending flags', async (t) => {
+  const cloud = new Cloud();
+  server.setBackend({ cloud });
+  const context = await browser.newContext();
+  const [a, b] = [await openPage(context, server), await openPage(context, server)];
+  const INDEXES = { columns: [['object_id', 'position']] };
+  try {
+    const opened = await a.evaluate(async (indexes) => {
+      try {
+        const replica = await tether.Replica.open('xtab-watch', { indexes });
+        const scope = replica.scope('org-1');
+        window.results = [];
+        window.stop = scope.watch('columns', { index: ['object_id', 'position'], eq: 'obj_1' }, (page) =>
+          window.results.push(page.records.map((r) => `${r.id}${r.pending ? '*' : ''}`)),
+        );
+        window.live = [];
+        scope.live('columns', { index: ['object_id', 'position'], eq: 'obj_1' }).subscribe((v) => window.live.push(v?.records.length));
+        return null;
+      } catch (e) {
+        return e.message;
+      }
+    }, INDEXES);
+    if (opened && /keeps no indexes yet/.test(opened)) {
+      t.skip(`IndexedDB keeps no indexes in this build: ${opened}`);
+      return;
+    }
+    assert.equal(opened, null);
+    await a.waitForFunction(() => window.results.length === 1);
+    await b.evaluate(async (indexes) => {
+      const scope = (await tether.Replica.open('xtab-watch', { indexes })).scope('org-1');
+      await scope.put('columns', 'c2', { object_id: 'obj_1', position: 2 });
+      await scope.put('columns', 'c1', { object_id: 'obj_1', position: 1 });
+      await scope.put('columns', 'x9', { object_id: 'obj_9', position: 1 });
+    }, INDEXES);
+    await a.waitForFunction(() => JSON.stringify(window.results.at(-1)) === '["c1*","c2*"]', null, { timeout: 10_000 });
+    // Tab b pushes them: no change event (the data stays), but the end of its run reaches tab a.
+    await b.evaluate(async (indexes) => {
+      const scope = (await tether.Replica.open('xtab-watch', { indexes })).scope('org-1');
+      await scope.sync({ remote: { url: location.origin } });
+    }, INDEXES);
+    await a.waitForFunction(() => JSON.stringify(window.results.at(-1)) === '["c1","c2"]', null, { timeout: 10_000 });
+    const r = await a.evaluate(() => {
+      window.stop();
+      return { results: window.results, live: window.live };
+    });
+    assert.deepEqual(r.results[0], []);
+    assert.ok(r.results.length <= 4, JSON.stringify(r.results));
+    assert.deepEqual(r.live.slice(0, 2), [undefined, 0]);
+    assert.equal(r.live.at(-1), 2);
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  } finally {
+    await context.close();
+  }
+});

@@ -308,6 +308,173 @@ export interface FunctionRemote {
 
 export type Remote = HttpRemote | FunctionRemote;
 
+// ---- indexes, queries, change events -------------------------------------------------------
+
+/**
+ * A dotted path into a record's `data` (`'name'`, `'owner.team'`). A key that contains a dot
+ * cannot be indexed.
+ */
+export type IndexPath = string;
+
+/**
+ * One index of a collection: a path, a list of paths (a compound index, named after its
+ * paths joined by `+`: `'object_id+position'`), or a named index.
+ */
+export type IndexDeclaration = IndexPath | IndexPath[] | { name: string; paths: IndexPath | IndexPath[] };
+
+/**
+ * The indexes of a replica, per collection, declared when it is opened. Opening with another
+ * set drops the indexes no longer declared and builds the new ones (before `open` resolves);
+ * every write keeps them, in its own transaction.
+ *
+ * ```ts
+ * const replica = await Replica.open('catalog', {
+ *   indexes: {
+ *     columns: ['object_id', ['object_id', 'position']],
+ *     objects: ['name', { name: 'by_schema', paths: ['schema', 'name'] }],
+ *   },
+ * });
+ * ```
+ */
+export type IndexDeclarations = { [collection: string]: IndexDeclaration[] };
+
+/** Options of opening a replica. */
+export interface OpenOptions {
+  /** The replica's indexes; none when left out (indexes declared earlier are dropped). */
+  indexes?: IndexDeclarations;
+}
+
+/**
+ * A value an index compares: JSON values order as null (and a missing path) < false < true <
+ * numbers < strings (by UTF-8 bytes) < arrays and objects, the same on every store.
+ */
+export type IndexValue = null | boolean | number | string;
+
+/** What every query says: the index, equality on its leading paths, order and paging. */
+interface QueryBase {
+  /** A declared index of the collection: its name, or its paths. */
+  index: string | string[];
+  /**
+   * Equality on the index's first paths, in order: one value for the first path, or a list
+   * for the first ones (`eq: 'obj_1'` is `eq: ['obj_1']`).
+   */
+  eq?: IndexValue | IndexValue[];
+  /** Index order (ties by record id); default `'asc'`. */
+  order?: 'asc' | 'desc';
+  /** At most this many records (a whole number, at least 1); all when left out. */
+  limit?: number;
+  /** The `cursor` of the previous page of the same query. */
+  after?: string | null;
+}
+
+/** A range on the path after those of `eq`: at most one lower and one upper bound. */
+type RangeCondition = ({ gt?: IndexValue; gte?: never } | { gte?: IndexValue; gt?: never }) &
+  ({ lt?: IndexValue; lte?: never } | { lte?: IndexValue; lt?: never }) & { prefix?: never; in?: never };
+/** Strings starting with `prefix` (case-sensitive), on the path after those of `eq`. */
+type PrefixCondition = { prefix: string; in?: never; gt?: never; gte?: never; lt?: never; lte?: never };
+/** Any of the values, on the path after those of `eq`. */
+type InCondition = { in: IndexValue[]; prefix?: never; gt?: never; gte?: never; lt?: never; lte?: never };
+
+/**
+ * A query on one declared index of a collection (the collection is passed beside it):
+ * equality on the index's leading paths (`eq`), then one of a range (`gt`/`gte`, `lt`/`lte`),
+ * a `prefix` or `in` on the next path. A query on an index that is not declared rejects with
+ * `InvalidInput` naming it, never a silent full scan.
+ *
+ * ```ts
+ * // The columns of one object, in position order:
+ * await scope.query('columns', { index: ['object_id', 'position'], eq: 'obj_1' });
+ * // Positions 10 to 19 of that object:
+ * await scope.query('columns', { index: ['object_id', 'position'], eq: 'obj_1', gte: 10, lt: 20 });
+ * // Objects whose name starts with "ord", 20 at a time:
+ * const page = await scope.query('objects', { index: 'name', prefix: 'ord', limit: 20 });
+ * const next = await scope.query('objects', { index: 'name', prefix: 'ord', limit: 20, after: page.cursor });
+ * ```
+ */
+export type Query = QueryBase & (RangeCondition | PrefixCondition | InCondition);
+
+/** A page of query results. */
+export interface QueryResult<T extends object = JsonObject> {
+  /** The visible records (pending local edits included, pending deletes not), in index order. */
+  records: TetherRecord<T>[];
+  /**
+   * Pass as `after` for the next page; `null` when this page holds the last result (a page
+   * that filled its `limit` always has one, even if nothing follows).
+   */
+  cursor: string | null;
+}
+
+/** What made a change. */
+export type ChangeSource = 'local' | 'pull' | 'push' | 'sweep' | 'repair';
+
+/** One changed record: `insert` (became visible), `update` (its data changed), `delete`. */
+export interface KeyChange {
+  collection: string;
+  id: string;
+  op: 'insert' | 'update' | 'delete';
+}
+
+/**
+ * The visible changes of one committed transaction (a local edit, a page of a sync, the
+ * answers of a push, the sweep of a full download, a repair), delivered after the commit. A
+ * write that keeps the visible data (a push the cloud accepted) is no change.
+ */
+export interface ChangeEvent {
+  scope: string;
+  source: ChangeSource;
+  /** The sync run that made the change; `null` for local edits. */
+  run: number | null;
+  changes: KeyChange[];
+  /**
+   * `'local'`: made through this replica object; `'other-tab'`: through another replica
+   * object on the same IndexedDB database (another tab, a worker), received over
+   * `BroadcastChannel` `tether:<database name>`.
+   */
+  origin: 'local' | 'other-tab';
+}
+
+/** Options of a watched or live query. */
+export interface WatchOptions {
+  /**
+   * Called when evaluating the query fails (an undeclared index, a closed database); the
+   * watch goes on and tries again on the next change. Default: `reportError` / `console.error`.
+   */
+  onError?: (error: TetherError) => void;
+}
+
+/**
+ * A query's current result as a value frameworks subscribe to. It evaluates the query while
+ * something subscribes, and again after each change of its collection (local, a sync, another
+ * tab) that changes the result; between changes the value is the same object.
+ *
+ * ```ts
+ * const columns = scope.live<Column>('columns', { index: ['object_id', 'position'], eq: 'obj_1' });
+ * // Svelte: {#each $columns?.records ?? [] as c} ... {/each}
+ * // React: const page = useSyncExternalStore(columns.subscribe, columns.getSnapshot);
+ * for await (const page of columns) render(page.records); // each new result
+ * ```
+ */
+export interface LiveQuery<T extends object = JsonObject> {
+  /**
+   * Calls `observer` at once with the current value (`undefined` before the first result),
+   * then with each new result (the Svelte store contract; React's `subscribe` too). Returns
+   * the function that unsubscribes. Bound: it may be passed around unbound.
+   */
+  readonly subscribe: (observer: (value: QueryResult<T> | undefined) => void) => () => void;
+  /** The current result, the same object until it changes (React's `getSnapshot`). Bound. */
+  readonly getSnapshot: () => QueryResult<T> | undefined;
+  /** The current result, as `getSnapshot()`. */
+  readonly value: QueryResult<T> | undefined;
+  /** The error of the last evaluation, `null` once one succeeds. */
+  readonly error: TetherError | null;
+  /**
+   * Each new result, the current one first; a reader slower than the changes gets the
+   * latest. An evaluation error rejects `next()` and ends it; `return()` (`break` in a
+   * `for await`) ends it.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<QueryResult<T>>;
+}
+
 // ---- replica and scopes --------------------------------------------------------------------
 
 export interface SyncOptions {
@@ -370,13 +537,17 @@ export declare class BackgroundSync {
 
 export declare class Replica {
   private constructor();
-  /** Opens (creating if needed) the IndexedDB replica `name`. */
-  static open(name: string): Promise<Replica>;
+  /**
+   * Opens (creating if needed) the IndexedDB replica `name`, with `indexes` declared and
+   * built (see {@link IndexDeclarations}); a bad declaration rejects with `InvalidInput`.
+   */
+  static open(name: string, options?: OpenOptions): Promise<Replica>;
   /**
    * An in-memory replica (Node, VS Code extension hosts), optionally from a snapshot that
-   * `exportSnapshot()` made; `null` or `undefined` opens an empty one.
+   * `exportSnapshot()` made (`null` or `undefined` opens an empty one), with `indexes`
+   * declared and built over its records.
    */
-  static openInMemory(options?: { name?: string; snapshot?: string | null }): Promise<Replica>;
+  static openInMemory(options?: { name?: string; snapshot?: string | null; indexes?: IndexDeclarations }): Promise<Replica>;
   readonly name: string;
   /** `'sqlite'`: a file opened with the Node entry's `Replica.open(path)`. */
   readonly kind: 'indexeddb' | 'sqlite' | 'memory';
@@ -386,6 +557,11 @@ export declare class Replica {
   scopes(): Promise<string[]>;
   /** In-memory replicas only: the whole replica as JSON. */
   exportSnapshot(): string;
+  /**
+   * Calls `listener` after each committed change of any scope of the replica (see
+   * {@link Scope.subscribe}). Returns the function that unsubscribes.
+   */
+  subscribe(listener: (event: ChangeEvent) => void): () => void;
   /** Persistent-storage status and the quota estimate (browsers). */
   storage(): Promise<{ persisted: boolean; usage: number | null; quota: number | null }>;
   /** Stops background syncs, cancels syncs started here, closes the database. */
@@ -406,6 +582,53 @@ export declare class Scope {
   ): Promise<TetherRecord<T>[]>;
   /** Visible records of a collection, or of the whole scope. */
   count(collection?: string): Promise<number>;
+  /**
+   * The number of records a query selects (its `limit` and `after` ignored).
+   *
+   * ```ts
+   * const n = await scope.count('columns', { index: 'object_id', eq: 'obj_1' });
+   * ```
+   */
+  count(collection: string, query: Query): Promise<number>;
+  /**
+   * One page of the records of `collection` a query selects on a declared index, in index
+   * order; `cursor` continues it (see {@link Query}).
+   */
+  query<T extends object = JsonObject>(collection: string, query: Query): Promise<QueryResult<T>>;
+  /**
+   * Calls `listener` after each committed change of this scope: local edits, sync pages,
+   * push answers, sweeps, repairs, and (IndexedDB) those made in other tabs. A listener runs
+   * after the commit, so a read inside it sees the change. Returns the function that
+   * unsubscribes; no call happens after it returned.
+   *
+   * ```ts
+   * const off = scope.subscribe((e) => {
+   *   for (const c of e.changes) console.log(e.origin, e.source, c.op, c.collection, c.id);
+   * });
+   * ```
+   */
+  subscribe(listener: (event: ChangeEvent) => void): () => void;
+  /**
+   * Calls `callback` with the query's first result, then each time a change of `collection`
+   * (here, by a sync, or in another tab) changes the result: other records, other data, or
+   * other pending flags. Changes are coalesced: a burst of them makes one re-query, a change
+   * during a re-query one more after it. Returns the function that stops it; no callback
+   * happens after it returned.
+   *
+   * ```ts
+   * const stop = scope.watch('columns', { index: ['object_id', 'position'], eq: 'obj_1' }, (page) => {
+   *   render(page.records);
+   * });
+   * ```
+   */
+  watch<T extends object = JsonObject>(
+    collection: string,
+    query: Query,
+    callback: (result: QueryResult<T>) => void,
+    options?: WatchOptions,
+  ): () => void;
+  /** The query as a {@link LiveQuery}: a Svelte store, a React external store, an async iterable. */
+  live<T extends object = JsonObject>(collection: string, query: Query, options?: WatchOptions): LiveQuery<T>;
   /** Creates or replaces a record locally; the next sync pushes it. */
   put<T extends object = JsonObject>(collection: string, id: string, data: T): Promise<void>;
   /** Deletes a record locally; the next sync pushes it. */

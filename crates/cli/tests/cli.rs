@@ -194,3 +194,162 @@ fn sync_every_takes_a_duration() {
         assert!(err.contains(why), "{bad}: {err}");
     }
 }
+
+/// `tether sync --dry-run` against a real `tether serve`: it reports what the sync would do
+/// (inserts, updates, the local edit that would conflict), writes nothing, and the real sync
+/// that follows does exactly that.
+#[test]
+fn sync_dry_run_reports_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("http://{addr}");
+    let cloud = dir.path().join("cloud.db");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args([
+            "serve",
+            "--bind",
+            &addr,
+            "--db",
+            cloud.to_str().unwrap(),
+            "--dev-token",
+            "t",
+        ])
+        .env_remove("TETHER_TOKENS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tether serve");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never listened"
+        );
+        if let Ok(Some(status)) = server.try_wait() {
+            panic!("the server exited: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _server = Kill(server);
+    let db = dir.path().join("r.db");
+    let db = db.to_str().unwrap();
+    let remote = ["--remote", url.as_str(), "--token", "t", "--scope", "s"];
+    let with = |cmd: &[&str], extra: &[&str]| -> Vec<String> {
+        cmd.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        stdout(&tether(&args))
+    };
+    run(with(&["seed", "--records", "40"], &remote));
+    run(with(&["sync", "--db", db], &remote));
+    // The cloud changes: a generator of another seed rewrites the 40 and adds 10; locally, one
+    // record is edited, so the cloud's change of it will win and journal the edit.
+    run(with(&["seed", "--records", "50", "--seed", "8"], &remote));
+    let listed = run(vec![
+        "list".into(),
+        "--db".into(),
+        db.into(),
+        "--scope".into(),
+        "s".into(),
+        "objects".into(),
+    ]);
+    let id = listed
+        .lines()
+        .next()
+        .and_then(|l| l.split('\t').next())
+        .expect("an object")
+        .to_owned();
+    run(vec![
+        "put".into(),
+        "--db".into(),
+        db.into(),
+        "--scope".into(),
+        "s".into(),
+        "objects".into(),
+        id.clone(),
+        r#"{"mine": true}"#.into(),
+    ]);
+    let status_before = run(vec![
+        "status".into(),
+        "--db".into(),
+        db.into(),
+        "--scope".into(),
+        "s".into(),
+        "--json".into(),
+    ]);
+
+    let preview = run(with(&["sync", "--db", db, "--dry-run"], &remote));
+    assert!(preview.ends_with("nothing was written\n"), "{preview}");
+    assert!(
+        preview.contains(&format!("  conflict: objects/{id}")),
+        "{preview}"
+    );
+    let number = |after: &str| -> u64 {
+        let at = preview
+            .find(after)
+            .unwrap_or_else(|| panic!("{after:?} in {preview}"))
+            + after.len();
+        preview[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (inserts, updates, conflicts) = (
+        number("would insert "),
+        number("update "),
+        number("edits; "),
+    );
+    assert_eq!(inserts, 10, "{preview}");
+    assert!(updates > 0, "{preview}");
+    assert_eq!(conflicts, 1, "{preview}");
+    let status_after = run(vec![
+        "status".into(),
+        "--db".into(),
+        db.into(),
+        "--scope".into(),
+        "s".into(),
+        "--json".into(),
+    ]);
+    assert_eq!(status_before, status_after, "a dry run writes nothing");
+
+    run(with(&["sync", "--db", db], &remote));
+    let history = run(vec![
+        "history".into(),
+        "--db".into(),
+        db.into(),
+        "--scope".into(),
+        "s".into(),
+    ]);
+    assert_eq!(
+        history.lines().count(),
+        3,
+        "the dry run is not a run: {history}"
+    );
+    let stats: serde_json::Value = serde_json::from_str(&run(vec![
+        "stats".into(),
+        "--db".into(),
+        db.into(),
+        "--scope".into(),
+        "s".into(),
+        "--json".into(),
+    ]))
+    .unwrap();
+    assert_eq!(stats["inserted"], 40 + inserts, "{stats}");
+    assert_eq!(stats["updated"], updates, "{stats}");
+    assert_eq!(stats["conflicts"], conflicts, "{stats}");
+}

@@ -4,14 +4,17 @@
 //! across an await (no "recursive use of an object" panic) and freeing an object while one of
 //! its calls runs is safe.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
+use tether_engine::events::Subscription;
+use tether_engine::query::{IndexRef, Order, Values};
 use tether_engine::schedule::Schedule;
 use tether_engine::sync::ProgressSink;
 use tether_engine::{
-    CancelFlag, Error, MemoryStore, Progress, Result, ScopeHandle, ScopeId, Store, SyncOptions,
-    Syncer, Trigger,
+    CancelFlag, Error, IndexSet, MemoryStore, Observed, Progress, Query, Result, ScopeHandle,
+    ScopeId, Store, SyncOptions, Syncer, Trigger,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -26,9 +29,15 @@ use crate::IdbStore;
 /// Default age after which `status()` recommends a sync (the default background interval).
 const DEFAULT_MAX_AGE_MS: i64 = 15 * 60_000;
 
+/// Records indexed per transaction while opening builds new indexes: small enough that one
+/// IndexedDB transaction stays short, large enough that a build takes few of them.
+const INDEX_BUILD_BATCH: usize = 1000;
+
 struct ReplicaState {
     name: String,
-    store: AnyStore,
+    /// Every write goes through [`Observed`], so local edits, syncs, sweeps and repairs all
+    /// publish change events after they commit.
+    store: Observed<AnyStore>,
 }
 
 /// A replica: one local database holding any number of scopes.
@@ -44,17 +53,23 @@ pub struct WasmScope {
     scope: ScopeId,
 }
 
+impl WasmReplica {
+    fn with_store(name: String, store: AnyStore) -> WasmReplica {
+        WasmReplica {
+            state: Rc::new(ReplicaState {
+                name,
+                store: Observed::new(store),
+            }),
+        }
+    }
+}
+
 #[wasm_bindgen(js_class = WasmReplica)]
 impl WasmReplica {
     /// Opens (creating if needed) the IndexedDB replica `name`.
     pub async fn open(name: String) -> std::result::Result<WasmReplica, JsValue> {
         let store = IdbStore::open(&name).await.map_err(|e| to_js_error(&e))?;
-        Ok(WasmReplica {
-            state: Rc::new(ReplicaState {
-                name,
-                store: AnyStore::Idb(store),
-            }),
-        })
+        Ok(WasmReplica::with_store(name, AnyStore::Idb(store)))
     }
 
     /// Opens the replica file `db` (a `node:sqlite` `DatabaseSync` the caller opened), checking
@@ -65,12 +80,7 @@ impl WasmReplica {
         let what = format!("replica file {name}");
         let store = NodeSqlite::open_store(db.unchecked_into::<DatabaseSync>(), &what)
             .map_err(|e| to_js_error(&e))?;
-        Ok(WasmReplica {
-            state: Rc::new(ReplicaState {
-                name,
-                store: AnyStore::Sqlite(store),
-            }),
-        })
+        Ok(WasmReplica::with_store(name, AnyStore::Sqlite(store)))
     }
 
     /// An in-memory replica, optionally restored from `exportSnapshot()`'s JSON.
@@ -83,12 +93,38 @@ impl WasmReplica {
             Some(json) => MemoryStore::import(&json).map_err(|e| to_js_error(&e))?,
             None => MemoryStore::new(),
         };
-        Ok(WasmReplica {
-            state: Rc::new(ReplicaState {
-                name,
-                store: AnyStore::Memory(store),
-            }),
+        Ok(WasmReplica::with_store(name, AnyStore::Memory(store)))
+    }
+
+    /// Declares the replica's indexes (the JS declaration form, `{collection: [path | [paths]
+    /// | {name, paths}]}`; `undefined` or `null` declares none) and builds the new ones, a
+    /// batch per transaction, before resolving. Indexes no longer declared are dropped.
+    #[wasm_bindgen(js_name = declareIndexes)]
+    pub fn declare_indexes(&self, declaration: JsValue) -> Promise {
+        let indexes = index_set_of(&declaration);
+        let state = self.state.clone();
+        promise(async move {
+            state.store.declare_indexes(&indexes?).await?;
+            while !state.store.build_indexes(INDEX_BUILD_BATCH).await? {}
+            Ok(JsValue::UNDEFINED)
         })
+    }
+
+    /// Calls `listener` with each change event (`{scope, source, run, changes: [{collection,
+    /// id, op}]}`, a plain object) after the transaction that made it commits, until the
+    /// returned subscription is cancelled. The call happens inside the committing operation:
+    /// the listener should only queue the event (the JS layer dispatches it on a microtask).
+    #[wasm_bindgen(js_name = onChange)]
+    pub fn on_change(&self, listener: Function) -> WasmSubscription {
+        let sub = self.state.store.events().subscribe(move |event| {
+            if let Ok(v) = to_js(event) {
+                // A throwing listener must not fail the write that has committed already.
+                let _ = listener.call1(&JsValue::NULL, &v);
+            }
+        });
+        WasmSubscription {
+            inner: RefCell::new(Some(sub)),
+        }
     }
 
     /// The replica's name (the IndexedDB database name).
@@ -100,7 +136,7 @@ impl WasmReplica {
     /// `"indexeddb"`, `"sqlite"` or `"memory"`.
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
-        match self.state.store {
+        match self.state.store.inner() {
             AnyStore::Idb(_) => "indexeddb".into(),
             AnyStore::Sqlite(_) => "sqlite".into(),
             AnyStore::Memory(_) => "memory".into(),
@@ -110,7 +146,7 @@ impl WasmReplica {
     /// The whole in-memory replica as JSON (for a host to persist).
     #[wasm_bindgen(js_name = exportSnapshot)]
     pub fn export_snapshot(&self) -> std::result::Result<String, JsValue> {
-        match &self.state.store {
+        match self.state.store.inner() {
             AnyStore::Memory(m) => Ok(m.export()),
             AnyStore::Idb(_) | AnyStore::Sqlite(_) => Err(to_js_error(&Error::invalid(
                 "exportSnapshot is for in-memory replicas; IndexedDB and SQLite replicas persist \
@@ -145,11 +181,25 @@ impl WasmReplica {
     /// Closes the database connection. IndexedDB: the next call reopens it; SQLite: the file
     /// is closed for good, later calls fail with a `StorageError`.
     pub fn close(&self) {
-        match &self.state.store {
+        match self.state.store.inner() {
             AnyStore::Idb(s) => s.close(),
             AnyStore::Sqlite(s) => s.with_connection(NodeSqlite::close),
             AnyStore::Memory(_) => {}
         }
+    }
+}
+
+/// A subscription to a replica's change events ([`WasmReplica::on_change`]).
+#[wasm_bindgen(js_name = WasmSubscription)]
+pub struct WasmSubscription {
+    inner: RefCell<Option<Subscription>>,
+}
+
+#[wasm_bindgen(js_class = WasmSubscription)]
+impl WasmSubscription {
+    /// Stops the events; calling it again does nothing.
+    pub fn cancel(&self) {
+        self.inner.borrow_mut().take();
     }
 }
 
@@ -190,6 +240,21 @@ impl WasmScope {
     /// Visible records of one collection, or of the scope when `collection` is omitted.
     pub fn count(&self, collection: Option<String>) -> Promise {
         scoped!(self, |h| to_js(&h.count(collection.as_deref()).await?))
+    }
+
+    /// One page of the records a query selects (`{records, cursor}`): `query` is the engine's
+    /// JSON form (`{index, eq, gt, gte, lt, lte, prefix, in, order, limit, after}`) without
+    /// its collection, which comes first.
+    pub fn query(&self, collection: String, query: JsValue) -> Promise {
+        let query = query_of(collection, &query);
+        scoped!(self, |h| to_js(&h.query(&query?).await?))
+    }
+
+    /// The number of records a query selects, its `limit` and `after` ignored.
+    #[wasm_bindgen(js_name = queryCount)]
+    pub fn query_count(&self, collection: String, query: JsValue) -> Promise {
+        let query = query_of(collection, &query);
+        scoped!(self, |h| to_js(&h.query_count(&query?).await?))
     }
 
     /// Creates or replaces a record locally (pushed by the next sync).
@@ -327,7 +392,7 @@ impl ProgressSink for JsProgress {
     }
 }
 
-async fn sync(store: &AnyStore, scope: &ScopeId, options: &JsValue) -> Result<JsValue> {
+async fn sync(store: &Observed<AnyStore>, scope: &ScopeId, options: &JsValue) -> Result<JsValue> {
     let remote = prop(options, "remote").ok_or_else(|| Error::invalid("sync needs a remote"))?;
     let signal = signal_of(options);
     let cancel = CancelFlag::new();
@@ -385,6 +450,117 @@ async fn sync(store: &AnyStore, scope: &ScopeId, options: &JsValue) -> Result<Js
         let _ = s.remove_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
     }
     to_js(&report?)
+}
+
+/// The index set of a JS declaration; none for `undefined` or `null`.
+fn index_set_of(declaration: &JsValue) -> Result<IndexSet> {
+    if declaration.is_undefined() || declaration.is_null() {
+        return Ok(IndexSet::none());
+    }
+    let text = json_of(declaration, "indexes")?;
+    let value = serde_json::from_str(&text).map_err(|e| Error::invalid(format!("indexes: {e}")))?;
+    IndexSet::from_declaration(&value)
+}
+
+/// The engine's query from the JS collection and query object (the fields of the engine's
+/// JSON form but `collection`). Read by hand rather than through `Query`'s serde derive:
+/// its untagged enums cost several kilobytes of wasm, and the messages here name the field.
+fn query_of(collection: String, query: &JsValue) -> Result<Query> {
+    const FIELDS: &str = "index, eq, gt, gte, lt, lte, prefix, in, order, limit, after";
+    let shape = || Error::invalid(format!("a query is an object of {{{FIELDS}}}"));
+    if !query.is_object() {
+        return Err(shape());
+    }
+    let text = json_of(query, "the query")?;
+    let serde_json::Value::Object(fields) = serde_json::from_str(&text).map_err(|_| shape())?
+    else {
+        return Err(shape());
+    };
+    let bad = |field: &str, want: &str, got: &serde_json::Value| {
+        Error::invalid(format!(
+            "the query on {collection:?}: {field} must be {want}, got {got}"
+        ))
+    };
+    let mut q = Query::named(collection.clone(), "");
+    let mut index = None;
+    for (field, value) in fields {
+        // JSON.stringify writes `null` for NaN and Infinity; a null option is no option.
+        if value.is_null() && !matches!(field.as_str(), "eq" | "gt" | "gte" | "lt" | "lte") {
+            continue;
+        }
+        match field.as_str() {
+            "index" => {
+                index = Some(match &value {
+                    serde_json::Value::String(s) => IndexRef::Name(s.clone()),
+                    serde_json::Value::Array(paths) => IndexRef::Paths(
+                        paths
+                            .iter()
+                            .map(|p| p.as_str().map(str::to_owned))
+                            .collect::<Option<_>>()
+                            .ok_or_else(|| bad("index", "a name or a list of paths", &value))?,
+                    ),
+                    _ => return Err(bad("index", "a name or a list of paths", &value)),
+                })
+            }
+            "eq" => {
+                q.eq = Some(match value {
+                    serde_json::Value::Array(v) => Values::Many(v),
+                    v => Values::One(v),
+                })
+            }
+            "gt" => q.gt = Some(value),
+            "gte" => q.gte = Some(value),
+            "lt" => q.lt = Some(value),
+            "lte" => q.lte = Some(value),
+            "prefix" => match value {
+                serde_json::Value::String(p) => q.prefix = Some(p),
+                v => return Err(bad("prefix", "a string", &v)),
+            },
+            "in" => match value {
+                serde_json::Value::Array(v) => q.any_of = Some(v),
+                v => return Err(bad("in", "a list of values", &v)),
+            },
+            "order" => {
+                q.order = match value.as_str() {
+                    Some("asc") => Order::Asc,
+                    Some("desc") => Order::Desc,
+                    _ => return Err(bad("order", "\"asc\" or \"desc\"", &value)),
+                }
+            }
+            "limit" => {
+                q.limit = Some(
+                    value
+                        .as_u64()
+                        .map(|n| n as usize)
+                        .ok_or_else(|| bad("limit", "a whole number", &value))?,
+                )
+            }
+            "after" => match value {
+                serde_json::Value::String(c) => q.after = Some(c),
+                v => return Err(bad("after", "a cursor string", &v)),
+            },
+            // The collection is the first argument; the same one in the query is harmless.
+            "collection" if value.as_str() == Some(collection.as_str()) => {}
+            "collection" => {
+                return Err(bad(
+                    "collection",
+                    "left out (it is the first argument)",
+                    &value,
+                ))
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                "the query on {collection:?} has an unknown field {other:?}; a query has {FIELDS}"
+            )))
+            }
+        }
+    }
+    q.index = index.ok_or_else(|| {
+        Error::invalid(format!(
+            "the query on {collection:?} names no index: add index: 'name' (or its paths)"
+        ))
+    })?;
+    Ok(q)
 }
 
 fn signal_of(options: &JsValue) -> Option<AbortSignal> {

@@ -283,7 +283,7 @@ async fn versionchange_closes_and_reopens() {
     let h = ScopeHandle::new(&idb, scope.clone());
     h.put("c", "1", json!({"a": 1})).await.unwrap();
     // Another tab upgrades the schema: it is not blocked, because this store lets go.
-    let upgraded = open_raw(&name, 2).await;
+    let upgraded = open_raw(&name, 3).await;
     upgraded.close();
     // The store reopens (at the newer version) and sees its data.
     assert_eq!(h.get("c", "1").await.unwrap().unwrap().data["a"], 1);

@@ -84,7 +84,18 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                     &keys,
                     false,
                     |st: &ScopeState, rows: &[Option<Row>]| {
-                        let cs = plan_page(scope_name, st, page, rows, mode, &[], now)?;
+                        let mut cs = plan_page(scope_name, st, page, rows, mode, &[], now)?;
+                        // A pending edit the cloud changed would be refused by the sync's push
+                        // (which comes first) and journaled there, counted as a conflict only;
+                        // the page plan also counts the change it sees.
+                        for c in &cs.conflicts {
+                            let n = match (c.local_op, c.cloud_hash.is_some()) {
+                                (crate::types::Op::Put, false) => &mut cs.counts.deleted,
+                                (crate::types::Op::Delete, true) => &mut cs.counts.inserted,
+                                _ => &mut cs.counts.updated,
+                            };
+                            *n = n.saturating_sub(1);
+                        }
                         let lost = cs
                             .conflicts
                             .iter()

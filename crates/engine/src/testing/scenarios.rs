@@ -399,8 +399,8 @@ pub async fn preview_tells_what_a_sync_would_do_and_writes_nothing<S: Store>(sto
             p.counts.deleted,
             p.counts.conflicts
         ),
-        (3, 2, 1, 1),
-        "{p:?}"
+        (3, 1, 1, 1),
+        "{p:?}: the conflicting edit is journaled by the push, so counted as a conflict only"
     );
     assert_eq!(p.conflicts, [Key::new("columns", "id-00001")]);
     let after = (
@@ -413,9 +413,20 @@ pub async fn preview_tells_what_a_sync_would_do_and_writes_nothing<S: Store>(sto
         store.runs(&s, 100).await.unwrap().len(),
     );
     assert_eq!(after, before, "nothing written, no run recorded");
-    // The sync itself then does it.
+    // The sync itself then does it, with the same counts.
     let report = sync(store, &cloud, &s, 1000).await.unwrap();
     assert_eq!(report.snapshot, cloud.snapshot(&s));
+    let c = report.run.counts;
+    assert_eq!(
+        (c.inserted, c.updated, c.deleted, c.conflicts),
+        (
+            p.counts.inserted,
+            p.counts.updated,
+            p.counts.deleted,
+            p.counts.conflicts
+        ),
+        "the preview foretold the sync"
+    );
 
     // After a purge the checkpoint resets: a full download whose sweep removes a row.
     let gone = cloud.delete(&s, "tables", "id-00003", NOW);

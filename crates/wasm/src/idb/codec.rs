@@ -8,19 +8,52 @@
 //!   UTF-8 bytes. Binary keys compare bytewise, so IndexedDB's order is exactly the engine's and
 //!   key-range digests mean the same thing on both sides. The array prefix `[scope]` makes a
 //!   scope (and `[scope, collection]` a collection) one contiguous key range.
-//! - **Row values** are small objects `{m, d, s, p}`: `m` the row's metadata as a JSON string,
+//! - **Row values** are small objects `{m, d, s, p, x}`: `m` the row's metadata as a JSON string,
 //!   `d` the record's data as a JSON string (absent for a pending local delete). Structured
 //!   clone of two flat strings is far cheaper than of a nested object, the engine needs JSON
 //!   text anyway (for hashing it is parsed once), and a read that does not need the data
 //!   (`with_data: false`) never copies `d` into wasm memory. `s` (scope) and `p` (outbox
 //!   sequence) are set only while a local edit is pending: the `pending` index on `[s, p]` is
-//!   sparse, so a bulk download writes no index entries at all.
+//!   sparse, so a bulk download writes no index entries at all. `x` holds the row's entries in
+//!   the declared indexes, if its collection has any (see "Index entries" below).
 //! - **Scope state** (`meta` store, keyed by scope name) is one JSON string with the engine's
 //!   [`ScopeState`] and the number of rows per generation, so the sweep at the end of a full
 //!   download knows without a scan whether any row is stale (after an initial sync none is).
 //! - **Runs** and **conflicts** use auto-increment keys (which are their ids, so ids grow with
 //!   time and "oldest first" is key order) and an index on the scope name; running runs also
 //!   carry `r` for a sparse `running` index.
+//!
+//! **Index entries** (schema version 2). A row of a collection with declared indexes carries
+//! `x`, an array with one entry key `[scope, no, keyBytes, idBytes]` per declared index of its
+//! collection: `no` the index's number, `keyBytes` the binary key of
+//! [`IndexSpec::key_of`](tether_engine::query::IndexSpec::key_of) of the visible data, `idBytes`
+//! the id's UTF-8 bytes. The `entries` index on `x` is `multiEntry`, so IndexedDB keeps one
+//! entry per element in the same put as the row, and orders them by `[scope, no]`, then index
+//! key bytes, then id bytes: exactly the engine's scan order within one scope and index. The id
+//! is in the entry key (not only in the primary key IndexedDB breaks ties with) so that a page
+//! after a cursor `(key, id)` is a plain key range opened at `[scope, no, key, id]`: ascending
+//! scans read `getAll` batches, descending ones a `prev` cursor when they have a limit (and
+//! forward batches, reversed, when they take the whole range), counts are `count(range)`.
+//! Rows of collections without indexes and pending local deletes have no `x` and cost
+//! nothing. A put of new data recomputes `x`; a metadata-only write keeps the stored `x` (the
+//! data is unchanged), minus entries of indexes no longer declared.
+//!
+//! The declared set is one JSON record in the `indexes` store (not in `meta`, whose keys are
+//! scope names that `scopes()` lists): each index with its number and whether it is ready, the
+//! next number, and per collection being built the last row done. Numbers are never reused:
+//! a dropped index's entries may stay in rows that were not rewritten since, but no scan ever
+//! reads them (every scan range starts with `[scope, no]` of a declared index), and a row
+//! rewritten for any reason loses them. Declaring a new index (or new paths under an old
+//! name) restarts its collection's build, which rewrites `x` of the collection's rows, scope
+//! by scope, a batch per transaction with its cursor saved in the same transaction.
+//!
+//! Every write and scan reads the declared set in its own transaction, so the entries always
+//! follow the stored set, even when another tab declared a different one (the last declaration
+//! wins); [`Store::indexes`](tether_engine::Store::indexes) answers the set this store last
+//! read or declared.
+//!
+//! A tab still running the version-1 code (which opens a newer database as it is) writes rows
+//! without `x`: such rows drop out of the indexes until they are written again.
 
 use std::collections::BTreeMap;
 
@@ -34,10 +67,12 @@ pub(crate) const ROWS: &str = "rows";
 pub(crate) const META: &str = "meta";
 pub(crate) const CONFLICTS: &str = "conflicts";
 pub(crate) const RUNS: &str = "runs";
+pub(crate) const INDEXES: &str = "indexes";
 /// Index names.
 pub(crate) const PENDING_INDEX: &str = "pending";
 pub(crate) const SCOPE_INDEX: &str = "scope";
 pub(crate) const RUNNING_INDEX: &str = "running";
+pub(crate) const ENTRIES_INDEX: &str = "entries";
 
 /// A row's metadata, stored as JSON in `m`. `h` is kept only when the visible hash differs
 /// from the cloud hash (a pending edit); otherwise it equals `c`.
@@ -54,11 +89,13 @@ struct Meta {
     p: Option<u64>,
 }
 
-/// A row as read: the decoded row, and the stored value (so a metadata-only write can keep
-/// the stored data string without decoding it).
+/// A row as read: the decoded row, and the stored data string and index entries (so a
+/// metadata-only write can keep them without decoding the data).
 pub(crate) struct Stored {
     pub row: Row,
     pub data: JsValue,
+    /// The `x` property: the row's index entries, or undefined.
+    pub entries: JsValue,
 }
 
 /// Per-scope state as stored in `meta`.
@@ -204,6 +241,7 @@ pub(crate) fn decode_row(key: Key, value: &JsValue, with_data: bool) -> Result<S
             pending: meta.p,
         },
         data: data_js,
+        entries: Reflect::get(value, &"x".into()).unwrap_or(JsValue::UNDEFINED),
     })
 }
 
@@ -213,8 +251,14 @@ pub(crate) fn parse_data(text: &str) -> Result<Data> {
         .map_err(|e| Error::storage(format!("record data in IndexedDB is corrupt: {e}")))
 }
 
-/// Encodes a row value; `data` is the stored data string (already encoded), or undefined.
-pub(crate) fn encode_row(scope: &JsValue, row: &Row, data: &JsValue) -> Result<JsValue> {
+/// Encodes a row value; `data` is the stored data string (already encoded), or undefined, and
+/// `entries` the row's index entries ([`super::indexes`]), or undefined.
+pub(crate) fn encode_row(
+    scope: &JsValue,
+    row: &Row,
+    data: &JsValue,
+    entries: &JsValue,
+) -> Result<JsValue> {
     let meta = Meta {
         h: if row.hash != row.cloud_hash {
             row.hash
@@ -235,6 +279,9 @@ pub(crate) fn encode_row(scope: &JsValue, row: &Row, data: &JsValue) -> Result<J
     if let Some(p) = row.pending {
         set(&obj, "s", scope)?;
         set(&obj, "p", &JsValue::from_f64(p as f64))?;
+    }
+    if !entries.is_undefined() {
+        set(&obj, "x", entries)?;
     }
     Ok(obj.into())
 }
@@ -280,13 +327,13 @@ pub(crate) fn id_of(key: &JsValue) -> Result<u64> {
         .ok_or_else(|| Error::storage("IndexedDB id is not a non-negative integer"))
 }
 
-fn set(obj: &Object, name: &str, value: &JsValue) -> Result<()> {
+pub(crate) fn set(obj: &Object, name: &str, value: &JsValue) -> Result<()> {
     Reflect::set(obj, &name.into(), value)
         .map(|_| ())
         .map_err(|_| Error::storage("cannot build an IndexedDB value"))
 }
 
-fn json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
+pub(crate) fn json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
     serde_json::to_string(v)
         .map_err(|e| Error::storage(format!("cannot encode for IndexedDB: {e}")))
 }

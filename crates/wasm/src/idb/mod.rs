@@ -6,6 +6,7 @@
 //! one transaction complete in order. See [`codec`] for the object-store layout.
 
 mod codec;
+mod indexes;
 mod request;
 mod store;
 
@@ -13,7 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::Reflect;
-use tether_engine::{Error, Result};
+use tether_engine::{Error, IndexSet, Result};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
@@ -23,22 +24,35 @@ use web_sys::{
 
 pub use request::storage_error_named;
 
-use codec::{CONFLICTS, META, PENDING_INDEX, ROWS, RUNNING_INDEX, RUNS, SCOPE_INDEX};
+use codec::{
+    CONFLICTS, ENTRIES_INDEX, INDEXES, META, PENDING_INDEX, ROWS, RUNNING_INDEX, RUNS, SCOPE_INDEX,
+};
 use request::{js_storage_error, str_array, wait};
 
-/// Schema version of the database.
-const VERSION: u32 = 1;
+/// Schema version of the database: 1 had no indexes; 2 adds the `indexes` store and the
+/// `entries` index of `rows` (an upgrade from 1 keeps every row: rows of version 1 carry no
+/// entries, and no index was declared then).
+const VERSION: u32 = 2;
 
 /// A replica store in one IndexedDB database.
 ///
 /// Several tabs may open the same database; each operation is atomic. When another tab asks
 /// for a schema upgrade or deletes the database (`versionchange`), this store closes its
 /// connection so the other tab is not blocked, and reopens on its next operation.
+///
+/// Declared indexes ([`tether_engine::Store::declare_indexes`]) are kept inside the row values,
+/// as the elements of one `multiEntry` IndexedDB index, so every write maintains them in the
+/// same put; the set declared is stored too, and kept by every write from [`IdbStore::open`]
+/// on, before the app declares it again.
 pub struct IdbStore {
     name: String,
     conn: Rc<RefCell<Option<IdbDatabase>>>,
     /// Installed as `onversionchange` and `onclose` of every connection.
     on_lost: Closure<dyn FnMut()>,
+    /// The declared indexes as last read or written by this store (what
+    /// [`tether_engine::Store::indexes`] answers; writes and scans read the stored set in
+    /// their own transaction).
+    indexes: RefCell<IndexSet>,
 }
 
 impl IdbStore {
@@ -60,8 +74,14 @@ impl IdbStore {
             name: name.to_owned(),
             conn,
             on_lost,
+            indexes: RefCell::default(),
         };
-        store.connection().await?;
+        // The indexes declared earlier are kept by every write from now on, so queries on them
+        // work before the app declares its set again.
+        let tx = store
+            .transaction(&[INDEXES], IdbTransactionMode::Readonly)
+            .await?;
+        *store.indexes.borrow_mut() = indexes::load(&tx).await?.set()?;
         Ok(store)
     }
 
@@ -204,11 +224,27 @@ fn create_schema(req: &IdbOpenDbRequest) -> Result<()> {
         .unchecked_into();
     let err = |e: JsValue| js_storage_error("upgrading the schema", &e);
     let existing = db.object_store_names();
-    if !existing.contains(ROWS) {
+    let rows = if existing.contains(ROWS) {
+        req.transaction()
+            .ok_or_else(|| Error::storage("upgrading the schema without a transaction"))?
+            .object_store(ROWS)
+            .map_err(err)?
+    } else {
         let rows = db.create_object_store(ROWS).map_err(err)?;
         // Sparse: only rows with a pending edit have `s` and `p`.
         rows.create_index_with_str_sequence(PENDING_INDEX, &str_array(&["s", "p"]))
             .map_err(err)?;
+        rows
+    };
+    if !rows.index_names().contains(ENTRIES_INDEX) {
+        // One entry per element of `x`; rows without `x` (no declared index) have none.
+        let multi = IdbIndexParameters::new();
+        multi.set_multi_entry(true);
+        rows.create_index_with_str_and_optional_parameters(ENTRIES_INDEX, "x", &multi)
+            .map_err(err)?;
+    }
+    if !existing.contains(INDEXES) {
+        db.create_object_store(INDEXES).map_err(err)?;
     }
     if !existing.contains(META) {
         db.create_object_store(META).map_err(err)?;

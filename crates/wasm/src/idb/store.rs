@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use js_sys::Array;
+use tether_engine::query::{Hit, IndexSet, Scan};
 use tether_engine::rules::RowWrite;
 use tether_engine::store::{snapshot_of, Applied, Planner};
 use tether_engine::{
@@ -18,8 +19,9 @@ use web_sys::{
 use super::codec::{
     collection_lower, collection_upper, decode_key, decode_row, decode_tagged, encode_data,
     encode_row, encode_tagged, id_of, row_key, scope_lower, scope_upper, ScopeMeta, CONFLICTS,
-    META, PENDING_INDEX, ROWS, RUNNING_INDEX, RUNS, SCOPE_INDEX,
+    INDEXES, META, PENDING_INDEX, ROWS, RUNNING_INDEX, RUNS, SCOPE_INDEX,
 };
+use super::indexes::{build_in, count_in, declare_in, read_declared, scan_in, Declared};
 use super::request::{abort, committed, js_storage_error, wait};
 use super::IdbStore;
 
@@ -27,7 +29,7 @@ const RO: IdbTransactionMode = IdbTransactionMode::Readonly;
 const RW: IdbTransactionMode = IdbTransactionMode::Readwrite;
 
 /// Rows read per request when scanning a range (bounds memory on large scopes).
-const SCAN_BATCH: u32 = 2000;
+pub(super) const SCAN_BATCH: u32 = 2000;
 
 /// Rows read for a write, in the order of the keys asked for. A write finds what was read of
 /// its row at its prior's slot.
@@ -37,6 +39,9 @@ struct ReadRows {
     /// The stored data string of each row (undefined when absent), kept for metadata-only
     /// writes so the data is never decoded and encoded again.
     data: Vec<JsValue>,
+    /// The stored index entries of each row (undefined when none), kept by metadata-only
+    /// writes as well.
+    entries: Vec<JsValue>,
 }
 
 impl Store for IdbStore {
@@ -53,7 +58,9 @@ impl Store for IdbStore {
         with_data: bool,
         planner: impl Planner,
     ) -> Result<Applied> {
-        let tx = self.transaction(&[ROWS, META, CONFLICTS], RW).await?;
+        let tx = self
+            .transaction(&[ROWS, META, CONFLICTS, INDEXES], RW)
+            .await?;
         let result = update_in(&tx, scope, keys, with_data, planner).await;
         if result.is_err() {
             abort(&tx);
@@ -67,7 +74,9 @@ impl Store for IdbStore {
         generation: u64,
         planner: impl Planner,
     ) -> Result<Applied> {
-        let tx = self.transaction(&[ROWS, META, CONFLICTS], RW).await?;
+        let tx = self
+            .transaction(&[ROWS, META, CONFLICTS, INDEXES], RW)
+            .await?;
         let result = update_stale_in(&tx, scope, generation, planner).await;
         if result.is_err() {
             abort(&tx);
@@ -419,41 +428,40 @@ impl Store for IdbStore {
             })
             .collect()
     }
-    // Indexes: not yet kept by this store (issue 9 in progress); declaring any is refused.
-    fn indexes(&self) -> tether_engine::IndexSet {
-        tether_engine::IndexSet::none()
+
+    fn indexes(&self) -> IndexSet {
+        self.indexes.borrow().clone()
     }
 
-    async fn declare_indexes(&self, indexes: &tether_engine::IndexSet) -> Result<()> {
-        if indexes.is_empty() {
-            Ok(())
-        } else {
-            Err(tether_engine::Error::invalid(
-                "this store keeps no indexes yet",
-            ))
+    async fn declare_indexes(&self, indexes: &IndexSet) -> Result<()> {
+        let tx = self.transaction(&[INDEXES], RW).await?;
+        let declared = declare_in(&tx, indexes).await;
+        if declared.is_err() {
+            abort(&tx);
         }
+        *self.indexes.borrow_mut() = declared?.set()?;
+        Ok(())
     }
 
-    async fn build_indexes(&self, _batch: usize) -> Result<bool> {
-        Ok(true)
+    async fn build_indexes(&self, batch: usize) -> Result<bool> {
+        let tx = self.transaction(&[ROWS, META, INDEXES], RW).await?;
+        let built = build_in(&tx, batch).await;
+        if built.is_err() {
+            abort(&tx);
+        }
+        let (done, declared) = built?;
+        *self.indexes.borrow_mut() = declared.set()?;
+        Ok(done)
     }
 
-    async fn scan(
-        &self,
-        _scope: &ScopeId,
-        scan: &tether_engine::query::Scan,
-    ) -> Result<Vec<tether_engine::query::Hit>> {
-        Err(tether_engine::Error::invalid(format!(
-            "no index {}.{} is declared",
-            scan.collection, scan.index
-        )))
+    async fn scan(&self, scope: &ScopeId, scan: &Scan) -> Result<Vec<Hit>> {
+        let tx = self.transaction(&[ROWS, INDEXES], RO).await?;
+        scan_in(&tx, scope, scan).await
     }
 
-    async fn scan_count(&self, _scope: &ScopeId, scan: &tether_engine::query::Scan) -> Result<u64> {
-        Err(tether_engine::Error::invalid(format!(
-            "no index {}.{} is declared",
-            scan.collection, scan.index
-        )))
+    async fn scan_count(&self, scope: &ScopeId, scan: &Scan) -> Result<u64> {
+        let tx = self.transaction(&[ROWS, INDEXES], RO).await?;
+        count_in(&tx, scope, scan).await
     }
 }
 
@@ -467,6 +475,7 @@ async fn update_in(
     let scope_js = JsValue::from_str(scope.as_str());
     let rows_os = object_store(tx, ROWS)?;
     let meta_req = call(object_store(tx, META)?.get(&scope_js))?;
+    let declared_req = read_declared(tx)?;
     let key_js: Vec<JsValue> = keys.iter().map(|k| row_key(&scope_js, k)).collect();
     let present = probe(&rows_os, &scope_js, keys).await?;
     // Issue every read at once; requests complete in order, so awaiting the last suffices.
@@ -478,17 +487,19 @@ async fn update_in(
             _ => call(rows_os.get(k)).map(Some),
         })
         .collect::<Result<Vec<_>>>()?;
-    // The meta request completed before the probe's answer, if there was a probe.
+    // The meta and declared requests completed before the probe's answer, if there was one.
     match reqs.iter().rev().flatten().next() {
         Some(last) => drop(wait(last).await?),
-        None if present.is_none() => drop(wait(&meta_req).await?),
+        None if present.is_none() => drop(wait(&declared_req).await?),
         None => {}
     }
     let meta = ScopeMeta::decode(&result_of(&meta_req)?)?;
+    let declared = Declared::decode(&result_of(&declared_req)?)?;
     let mut read = ReadRows {
         key_js,
         rows: Vec::with_capacity(keys.len()),
         data: Vec::with_capacity(keys.len()),
+        entries: Vec::with_capacity(keys.len()),
     };
     for (req, key) in reqs.iter().zip(keys) {
         let value = match req {
@@ -498,13 +509,15 @@ async fn update_in(
         if value.is_undefined() {
             read.rows.push(None);
             read.data.push(JsValue::UNDEFINED);
+            read.entries.push(JsValue::UNDEFINED);
         } else {
             let stored = decode_row(key.clone(), &value, with_data)?;
             read.rows.push(Some(stored.row));
             read.data.push(stored.data);
+            read.entries.push(stored.entries);
         }
     }
-    write(tx, scope, &scope_js, meta, read, planner).await
+    write(tx, scope, &scope_js, (meta, declared), read, planner).await
 }
 
 /// Which of `keys` exist, found with one `getAllKeys` over the span of the keys when that span
@@ -548,11 +561,14 @@ async fn update_stale_in(
     let scope_js = JsValue::from_str(scope.as_str());
     let rows_os = object_store(tx, ROWS)?;
     let meta_req = call(object_store(tx, META)?.get(&scope_js))?;
-    let meta = ScopeMeta::decode(&wait(&meta_req).await?)?;
+    let declared_req = read_declared(tx)?;
+    let declared = Declared::decode(&wait(&declared_req).await?)?;
+    let meta = ScopeMeta::decode(&result_of(&meta_req)?)?;
     let mut read = ReadRows {
         key_js: Vec::new(),
         rows: Vec::new(),
         data: Vec::new(),
+        entries: Vec::new(),
     };
     // The per-generation counts say whether anything is stale; after an initial download
     // nothing is, and the scan of every row is skipped.
@@ -573,6 +589,7 @@ async fn update_stale_in(
                     read.key_js.push(key_js);
                     read.rows.push(Some(stored.row));
                     read.data.push(stored.data);
+                    read.entries.push(stored.entries);
                 }
             }
             if n < SCAN_BATCH {
@@ -582,15 +599,16 @@ async fn update_stale_in(
             open = true;
         }
     }
-    write(tx, scope, &scope_js, meta, read, planner).await
+    write(tx, scope, &scope_js, (meta, declared), read, planner).await
 }
 
-/// Plans and writes one changeset, then waits for the commit.
+/// Plans and writes one changeset, then waits for the commit. Every row written gets its index
+/// entries in the same put: recomputed from the new data, or kept when the data is.
 async fn write(
     tx: &IdbTransaction,
     scope: &ScopeId,
     scope_js: &JsValue,
-    mut meta: ScopeMeta,
+    (mut meta, declared): (ScopeMeta, Declared),
     read: ReadRows,
     planner: impl Planner,
 ) -> Result<Applied> {
@@ -604,7 +622,9 @@ async fn write(
     for w in &changes.rows {
         match w {
             RowWrite::Put { row, .. } => {
-                let value = encode_row(scope_js, row, &encode_data(row.data.as_ref())?)?;
+                let data = encode_data(row.data.as_ref())?;
+                let entries = declared.entries(scope_js, &row.key, row.data.as_ref());
+                let value = encode_row(scope_js, row, &data, &entries)?;
                 call(rows_os.put_with_key(&value, &key_of(w)))?;
             }
             RowWrite::Touch {
@@ -631,7 +651,13 @@ async fn write(
                     generation: *generation,
                     pending: *pending,
                 };
-                call(rows_os.put_with_key(&encode_row(scope_js, &row, data)?, &key_of(w)))?;
+                let entries = read
+                    .entries
+                    .get(prior.slot)
+                    .map(|x| declared.kept_entries(&key.collection, x))
+                    .unwrap_or(JsValue::UNDEFINED);
+                let value = encode_row(scope_js, &row, data, &entries)?;
+                call(rows_os.put_with_key(&value, &key_of(w)))?;
             }
             RowWrite::Remove { .. } => {
                 call(rows_os.delete(&key_of(w)))?;
@@ -715,25 +741,25 @@ fn bound(lower: &JsValue, upper: &JsValue, lower_open: bool) -> Result<IdbKeyRan
         .map_err(|e| js_storage_error("building a key range", &e))
 }
 
-fn object_store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
+pub(super) fn object_store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
     tx.object_store(name)
         .map_err(|e| js_storage_error("opening an object store", &e))
 }
 
-fn call(req: std::result::Result<IdbRequest, JsValue>) -> Result<IdbRequest> {
+pub(super) fn call(req: std::result::Result<IdbRequest, JsValue>) -> Result<IdbRequest> {
     req.map_err(|e| js_storage_error("a request", &e))
 }
 
-fn result_of(req: &IdbRequest) -> Result<JsValue> {
+pub(super) fn result_of(req: &IdbRequest) -> Result<JsValue> {
     req.result()
         .map_err(|e| js_storage_error("reading a request result", &e))
 }
 
-fn cursor_err(e: JsValue) -> Error {
+pub(super) fn cursor_err(e: JsValue) -> Error {
     js_storage_error("moving a cursor", &e)
 }
 
-fn as_u64(v: &JsValue) -> Result<u64> {
+pub(super) fn as_u64(v: &JsValue) -> Result<u64> {
     v.as_f64()
         .map(|f| f as u64)
         .ok_or_else(|| Error::storage("IndexedDB count is not a number"))

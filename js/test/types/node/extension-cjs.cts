@@ -8,5 +8,7 @@ export async function count(): Promise<number> {
   let background: tether.BackgroundSync | undefined;
   void background;
   void scope;
-  return replica.scope('org-1').count();
+  const stop = scope.watch('objects', { index: 'name', eq: 'orders' }, (r: tether.QueryResult) => console.log(r.cursor));
+  stop();
+  return replica.scope('org-1').count('objects', { index: 'name', prefix: 'o' });
 }

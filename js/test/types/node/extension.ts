@@ -26,6 +26,16 @@ export async function activate(context: { globalState: Memento }): Promise<strin
   const rec: TetherRecord<Table> | null = await scope.get<Table>('objects', 'obj_1');
   await scope.put<Table>('objects', 'obj_2', { name: 'orders', schema: 'sales' });
   await context.globalState.update('tether', replica.exportSnapshot());
+  // Queries, events and live queries, without the DOM lib.
+  const file = await Replica.open('/tmp/replica.db', { indexes: { objects: ['name'] } });
+  const page = await file.scope('org-1').query<Table>('objects', { index: 'name', prefix: 'ord' });
+  const off = file.subscribe((e) => console.log(e.origin, e.changes.length));
+  off();
+  const live = scope.live<Table>('objects', { index: 'name', gte: 'a' });
+  for await (const r of live) {
+    console.log(r.records.length, page.records[0]?.data.schema);
+    break;
+  }
   // The browser entry's types compile here too (no DOM lib), bytes from disk work with init.
   await browser.init(new Uint8Array(8));
   return rec?.data.name;

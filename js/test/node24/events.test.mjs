@@ -1,0 +1,93 @@
+// Change events and watched queries over the Node entry's file replica (node:sqlite). Needs a
+// Node with node:sqlite (CI: the pinned Node 24). Indexes of the SQLite store are another
+// part's work: these tests use none.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Replica } from '../../src/node.js';
+import { Cloud } from '../fixtures/cloud.mjs';
+
+const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+
+test('a SQLite file replica publishes its edits and sync pages as change events, locally only', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-events-'));
+  try {
+    const cloud = new Cloud();
+    for (let i = 0; i < 4; i++) await cloud.put('objects', `obj_${i}`, { name: `o${i}` });
+    const file = path.join(dir, 'replica.db');
+    const replica = await Replica.open(file);
+    assert.equal(replica.kind, 'sqlite');
+    // Another object on the same file: SQLite replicas share no events (no other tabs here).
+    const second = await Replica.open(file);
+    const events = [];
+    const others = [];
+    replica.subscribe((e) => events.push(e));
+    second.subscribe((e) => others.push(e));
+    const scope = replica.scope('org-1');
+    const report = await scope.sync({ remote: cloud.remote(), pageSize: 3 });
+    await scope.put('objects', 'mine', { name: 'local' });
+    await scope.delete('objects', 'obj_0');
+    await tick(20);
+    assert.deepEqual(
+      events.map((e) => [e.source, e.run, e.origin, e.changes.map((c) => `${c.op} ${c.id}`)]),
+      [
+        ['pull', report.run.id, 'local', ['insert obj_0', 'insert obj_1', 'insert obj_2']],
+        ['pull', report.run.id, 'local', ['insert obj_3']],
+        ['local', null, 'local', ['insert mine']],
+        ['local', null, 'local', ['delete obj_0']],
+      ],
+    );
+    assert.deepEqual(others, []);
+    // The other object reads the committed file.
+    assert.deepEqual((await second.scope('org-1').get('objects', 'mine')).data, { name: 'local' });
+    await second.close();
+    await replica.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Needs the SQLite store's indexes (crates/sqlite-store). Skipped, saying so, only while this
+// build's store still refuses them with its "keeps no indexes yet" error.
+test('Replica.open(path, {indexes}) queries and watches a SQLite file; a reopen keeps the indexes', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-indexes-'));
+  const indexes = { columns: [['object_id', 'position']] };
+  try {
+    const file = path.join(dir, 'replica.db');
+    let replica;
+    try {
+      replica = await Replica.open(file, { indexes });
+    } catch (e) {
+      if (/keeps no indexes yet/.test(e.message)) {
+        t.skip(`the SQLite store keeps no indexes in this build: ${e.message}`);
+        return;
+      }
+      throw e;
+    }
+    const scope = replica.scope('org-1');
+    for (const [id, p] of [['c3', 3], ['c1', 1], ['c2', 2]]) await scope.put('columns', id, { object_id: 'obj_1', position: p });
+    const query = { index: ['object_id', 'position'], eq: 'obj_1' };
+    const results = [];
+    const stop = scope.watch('columns', query, (page) => results.push(page.records.map((r) => r.id)));
+    while (results.length < 1) await tick(2);
+    await scope.put('columns', 'c0', { object_id: 'obj_1', position: 0 });
+    while (results.length < 2) await tick(2);
+    stop();
+    assert.deepEqual(results, [['c1', 'c2', 'c3'], ['c0', 'c1', 'c2', 'c3']]);
+    assert.equal(await scope.count('columns', query), 4);
+    await replica.close();
+    const again = await Replica.open(file, { indexes });
+    const page = await again.scope('org-1').query('columns', { ...query, order: 'desc', limit: 2 });
+    assert.deepEqual(page.records.map((r) => r.id), ['c3', 'c2']);
+    assert.notEqual(page.cursor, null);
+    await again.close();
+    // Reopened without the index: it is dropped, and a query on it says so.
+    const plain = await Replica.open(file);
+    await assert.rejects(plain.scope('org-1').query('columns', query), { name: 'InvalidInputError' });
+    await plain.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
