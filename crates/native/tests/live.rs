@@ -402,3 +402,38 @@ fn background_syncs_publish_on_the_replica_and_wake_its_watches() {
     let status = background.stop();
     assert_eq!(status.last_report.map(|r| r.run.id), event.run);
 }
+
+#[test]
+fn opening_with_a_new_index_builds_it_over_existing_records_before_returning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let cloud = Cloud::new();
+    let s = sid("org-1");
+    // More rows than one build step takes, so the build spans several transactions.
+    let n = tether_native::BUILD_BATCH * 2 + 500;
+    for i in 0..n {
+        cloud.put(
+            &s,
+            "objects",
+            &format!("obj_{i:05}"),
+            json!({"name": format!("t{}", i % 10)}),
+            0,
+        );
+    }
+    {
+        let replica = Replica::open(&path).unwrap();
+        let scope = replica.scope("org-1").unwrap();
+        scope.sync(&cloud, SyncOptions::default()).unwrap();
+        assert!(
+            scope.query(&Query::on("objects", ["name"])).is_err(),
+            "no index yet"
+        );
+    }
+    let replica = Replica::builder().indexes(indexes()).open(&path).unwrap();
+    let scope = replica.scope("org-1").unwrap();
+    let q = Query::on("objects", ["name"]).eq([json!("t3")]);
+    assert_eq!(scope.query_count(&q).unwrap(), (n / 10) as u64);
+    let page = scope.query(&q.clone().limit(3)).unwrap();
+    assert_eq!(ids(&page), ["obj_00003", "obj_00013", "obj_00023"]);
+    assert_eq!(scope.count(None).unwrap(), n as u64, "no record lost");
+}
