@@ -6,13 +6,15 @@
 //! error retrying cannot fix (`Auth`, `InvalidInput`), and never overlaps another sync of the
 //! scope in the process (the replica's sync lock). [`BackgroundSync::sync_now`] wakes it early;
 //! [`BackgroundSync::stop`], or dropping the handle, ends it: a sync in flight is cancelled at
-//! its next page boundary and the thread is joined.
+//! its next page boundary and the thread is joined. Its writes publish their change events on
+//! the hub of the replica that started it, like the replica's own.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tether_engine::events::EventHub;
 use tether_engine::schedule::Schedule;
 use tether_engine::{CancelFlag, Error, ErrorKind, Remote, Result, SyncOptions, Trigger};
 
@@ -151,6 +153,7 @@ impl Replica {
             ));
         }
         let path = self.path().to_path_buf();
+        let events = self.events().clone();
         let shared = Arc::new(Shared {
             status: Mutex::new(BackgroundStatus {
                 running: true,
@@ -164,7 +167,7 @@ impl Replica {
         let scope = scope.to_string();
         let thread = std::thread::Builder::new()
             .name(format!("tether-background-{scope}"))
-            .spawn(move || run(path, scope, remote, options, &inner))
+            .spawn(move || run(path, events, scope, remote, options, &inner))
             .map_err(|e| Error::storage(format!("cannot start the background thread: {e}")))?;
         Ok(BackgroundSync {
             shared,
@@ -175,6 +178,7 @@ impl Replica {
 
 fn run<R: Remote>(
     path: PathBuf,
+    events: Arc<EventHub>,
     scope: String,
     remote: R,
     options: BackgroundOptions,
@@ -193,6 +197,8 @@ fn run<R: Remote>(
             return;
         }
     };
+    // Its writes are the replica's: their events go to the hub of the replica that started it.
+    let _forward = replica.events().subscribe(move |e| events.publish(e));
     let mut delay = options.schedule.interval_ms;
     loop {
         // Wait for the delay, `sync_now` or `stop`, whichever comes first.

@@ -22,12 +22,16 @@
 
 mod background;
 pub mod http;
+mod live;
 mod replica;
 mod store;
 
 pub use background::{BackgroundOptions, BackgroundStatus, BackgroundSync};
-pub use replica::{now, Replica, ScopeRef};
+pub use live::{Changes, Watch};
+pub use replica::{now, Replica, ReplicaBuilder, ReplicaOptions, ScopeRef, BUILD_BATCH};
 pub use store::SqliteStore;
+pub use tether_engine::events::{ChangeEvent, ChangeOp, KeyChange, Source, Subscription};
+pub use tether_engine::query::{IndexSet, Query, QueryPage};
 pub use tether_engine::{SyncOptions, SyncReport};
 pub use tether_sqlite::SCHEMA_VERSION;
 
@@ -35,3 +39,8 @@ pub use tether_sqlite::SCHEMA_VERSION;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/native.md's Rust snippets, compiled as doctests for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/native.md")]
+pub struct NativeDocDoctests;

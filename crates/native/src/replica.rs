@@ -1,6 +1,10 @@
 //! The blocking [`Replica`] facade: the engine's async [`Syncer`] and [`ScopeHandle`] driven to
 //! completion on the caller's thread. The SQLite store never awaits anything real, so
 //! `block_on` never parks; async applications call these methods from a blocking task.
+//!
+//! The store is wrapped in the engine's [`Observed`], so every write through the replica (a
+//! sync, a local edit, a background sync) publishes a [`ChangeEvent`](tether_engine::events::ChangeEvent)
+//! after it commits; `live.rs` builds subscriptions and live queries on them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,13 +13,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_executor::block_on;
+use tether_engine::events::{EventHub, Observed};
 use tether_engine::schedule::Schedule;
 use tether_engine::{
-    Conflict, Millis, Preview, Record, Remote, Result, Run, ScopeHandle, ScopeId, ScopeStatus,
-    Stats, SyncOptions, SyncReport, Syncer, VerifyReport,
+    Conflict, IndexSet, Millis, Preview, Query, QueryPage, Record, Remote, Result, Run,
+    ScopeHandle, ScopeId, ScopeStatus, Stats, Store, SyncOptions, SyncReport, Syncer, VerifyReport,
 };
 
 use crate::SqliteStore;
+
+/// Rows indexed per transaction while an index is built on open: each step is short, so
+/// readers and a background sync are never held up for long.
+pub const BUILD_BATCH: usize = 1_000;
 
 /// A local replica in one SQLite file, holding any number of independent scopes.
 ///
@@ -30,48 +39,139 @@ use crate::SqliteStore;
 /// assert!(replica.scope("").is_err());
 /// ```
 pub struct Replica {
-    store: SqliteStore,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What a replica's handles share, live queries' threads included.
+pub(crate) struct Shared {
+    pub(crate) store: Observed<SqliteStore>,
     /// Identifies the file in the process-wide table of sync locks.
     lock_key: PathBuf,
 }
 
-/// One scope of a [`Replica`]: local reads and edits, sync, status and history.
+/// One scope of a [`Replica`]: local reads, queries and edits, sync, status, history and
+/// change events.
 pub struct ScopeRef<'r> {
-    replica: &'r Replica,
-    handle: ScopeHandle<'r, SqliteStore>,
+    pub(crate) replica: &'r Replica,
+    pub(crate) handle: ScopeHandle<'r, Observed<SqliteStore>>,
 }
 
-impl Replica {
-    /// Opens (creating if needed) the replica file at `path`. A file that is not a Tether
-    /// replica, or one written by a newer Tether, is an [`Error::InvalidInput`].
+/// How [`ReplicaBuilder`] opens a replica.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaOptions {
+    /// The indexes to declare (see [`ReplicaBuilder::indexes`]); `None` keeps those the file
+    /// declares.
+    pub indexes: Option<IndexSet>,
+}
+
+/// Opens a [`Replica`] with options: `Replica::builder().indexes(set).open(path)`.
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `open` or `open_in_memory`"]
+pub struct ReplicaBuilder {
+    options: ReplicaOptions,
+}
+
+impl ReplicaBuilder {
+    /// Declares the replica's indexes: opening drops indexes the file has that are not in
+    /// `indexes` (with their entries), records new ones, and builds whatever is not built yet
+    /// ([`BUILD_BATCH`] rows per transaction) before it returns. Declaring the set the file
+    /// already has costs nothing.
     ///
-    /// [`Error::InvalidInput`]: tether_engine::Error::InvalidInput
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+    /// ```
+    /// use tether_engine::IndexSet;
+    /// use tether_native::Replica;
+    /// let indexes = IndexSet::builder()
+    ///     .index("columns", ["object_id", "position"])
+    ///     .index("objects", ["name"])
+    ///     .build()
+    ///     .unwrap();
+    /// let replica = Replica::builder().indexes(indexes.clone()).open_in_memory().unwrap();
+    /// assert_eq!(replica.indexes(), indexes);
+    /// ```
+    pub fn indexes(mut self, indexes: IndexSet) -> Self {
+        self.options.indexes = Some(indexes);
+        self
+    }
+
+    /// Opens (creating if needed) the replica file at `path`; see [`Replica::open`].
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Replica> {
         let path = path.as_ref();
         let store = SqliteStore::open(path)?;
         // The file exists now; its canonical path makes two `Replica`s of one file share locks.
         let lock_key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        Ok(Replica { store, lock_key })
+        Replica::with_store(store, lock_key, self.options)
+    }
+
+    /// A replica in memory, gone when dropped; see [`Replica::open_in_memory`].
+    pub fn open_in_memory(self) -> Result<Replica> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let lock_key = PathBuf::from(format!(":memory:{n}"));
+        Replica::with_store(SqliteStore::open_in_memory()?, lock_key, self.options)
+    }
+}
+
+impl Replica {
+    /// Opens (creating if needed) the replica file at `path`. A file that is not a Tether
+    /// replica, or one written by a newer Tether, is an [`Error::InvalidInput`]. The indexes
+    /// the file declares are kept (and their builds finished); to declare indexes, open with
+    /// [`Replica::builder`].
+    ///
+    /// [`Error::InvalidInput`]: tether_engine::Error::InvalidInput
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Replica::builder().open(path)
     }
 
     /// A replica in memory, gone when dropped (tests, throwaway caches).
     pub fn open_in_memory() -> Result<Self> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Replica::builder().open_in_memory()
+    }
+
+    /// A builder, to open a replica with options (its indexes).
+    pub fn builder() -> ReplicaBuilder {
+        ReplicaBuilder::default()
+    }
+
+    /// Opens with `options`: declares the indexes, if given, then builds to completion.
+    pub fn open_with(path: impl AsRef<Path>, options: ReplicaOptions) -> Result<Self> {
+        ReplicaBuilder { options }.open(path)
+    }
+
+    fn with_store(store: SqliteStore, lock_key: PathBuf, options: ReplicaOptions) -> Result<Self> {
+        if let Some(set) = &options.indexes {
+            block_on(store.declare_indexes(set))?;
+        }
+        while !block_on(store.build_indexes(BUILD_BATCH))? {}
         Ok(Replica {
-            store: SqliteStore::open_in_memory()?,
-            lock_key: PathBuf::from(format!(":memory:{n}")),
+            shared: Arc::new(Shared {
+                store: Observed::new(store),
+                lock_key,
+            }),
         })
+    }
+
+    /// The indexes declared, which queries can use.
+    pub fn indexes(&self) -> IndexSet {
+        self.shared.store.indexes()
+    }
+
+    /// The hub every change event of this replica (all scopes) is published on, after each
+    /// committed write; [`ScopeRef::subscribe`] and [`ScopeRef::changes`] filter one scope.
+    pub fn events(&self) -> &Arc<EventHub> {
+        self.shared.store.events()
     }
 
     /// Whether this replica lives in memory ([`Replica::open_in_memory`]).
     pub fn is_in_memory(&self) -> bool {
-        self.lock_key.to_string_lossy().starts_with(":memory:")
+        self.shared
+            .lock_key
+            .to_string_lossy()
+            .starts_with(":memory:")
     }
 
     /// The replica file's path (canonical), or a `:memory:N` name.
     pub fn path(&self) -> &Path {
-        &self.lock_key
+        &self.shared.lock_key
     }
 
     /// A scope by name. The name must be non-empty, at most 256 bytes, without control
@@ -80,18 +180,24 @@ impl Replica {
         let id = ScopeId::new(name)?;
         Ok(ScopeRef {
             replica: self,
-            handle: ScopeHandle::new(&self.store, id),
+            handle: ScopeHandle::new(&self.shared.store, id),
         })
     }
 
     /// Every scope with stored state.
     pub fn scopes(&self) -> Result<Vec<ScopeId>> {
-        block_on(tether_engine::Store::scopes(&self.store))
+        block_on(self.shared.store.scopes())
     }
 
-    /// The underlying store, for direct use with the engine.
+    /// The underlying store, for direct use with the engine. Writes made directly through it
+    /// publish no change events: use [`Replica::observed`] for that.
     pub fn store(&self) -> &SqliteStore {
-        &self.store
+        self.shared.store.inner()
+    }
+
+    /// The store as the replica uses it: writes through it publish change events.
+    pub fn observed(&self) -> &Observed<SqliteStore> {
+        &self.shared.store
     }
 
     fn sync_lock(&self, scope: &ScopeId) -> Arc<Mutex<()>> {
@@ -103,7 +209,7 @@ impl Replica {
             // The map is only inserted into; a panic elsewhere cannot leave it half-updated.
             .unwrap_or_else(|p| p.into_inner());
         locks
-            .entry((self.lock_key.clone(), scope.clone()))
+            .entry((self.shared.lock_key.clone(), scope.clone()))
             .or_default()
             .clone()
     }
@@ -133,7 +239,7 @@ impl ScopeRef<'_> {
         let lock = self.replica.sync_lock(self.id());
         // Poisoned only if a previous sync panicked; its transaction rolled back, so go on.
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let syncer = Syncer::new(&self.replica.store, remote, &now);
+        let syncer = Syncer::new(&self.replica.shared.store, remote, &now);
         block_on(syncer.sync(self.id(), options))
     }
 
@@ -151,7 +257,7 @@ impl ScopeRef<'_> {
     /// assert_eq!(scope.count(None).unwrap(), 0, "nothing written");
     /// ```
     pub fn preview<R: Remote>(&self, remote: &R, options: SyncOptions<'_>) -> Result<Preview> {
-        let syncer = Syncer::new(&self.replica.store, remote, &now);
+        let syncer = Syncer::new(&self.replica.shared.store, remote, &now);
         block_on(syncer.preview(self.id(), options))
     }
 
@@ -160,7 +266,7 @@ impl ScopeRef<'_> {
     pub fn verify<R: Remote>(&self, remote: &R, repair: bool) -> Result<VerifyReport> {
         let lock = self.replica.sync_lock(self.id());
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let syncer = Syncer::new(&self.replica.store, remote, &now);
+        let syncer = Syncer::new(&self.replica.shared.store, remote, &now);
         block_on(syncer.verify(self.id(), repair))
     }
 
@@ -190,6 +296,38 @@ impl ScopeRef<'_> {
     /// Number of visible records, of one collection or of the whole scope.
     pub fn count(&self, collection: Option<&str>) -> Result<u64> {
         block_on(self.handle.count(collection))
+    }
+
+    /// The visible records a query selects on a declared index, in index order, a page at a
+    /// time: pass the page's `cursor` as the query's `after` for the next one. A query on an
+    /// index not declared (or still building) is an
+    /// [`Error::InvalidInput`](tether_engine::Error::InvalidInput) naming it.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use tether_engine::{IndexSet, Query};
+    /// use tether_native::Replica;
+    /// let indexes = IndexSet::builder().index("columns", ["object_id", "position"]).build().unwrap();
+    /// let replica = Replica::builder().indexes(indexes).open_in_memory().unwrap();
+    /// let scope = replica.scope("org-1").unwrap();
+    /// for (id, pos) in [("c3", 3), ("c1", 1), ("c2", 2)] {
+    ///     scope.put("columns", id, json!({"object_id": "obj_1", "position": pos})).unwrap();
+    /// }
+    /// let q = Query::on("columns", ["object_id", "position"]).eq([json!("obj_1")]).limit(2);
+    /// let page = scope.query(&q).unwrap();
+    /// let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+    /// assert_eq!(ids, ["c1", "c2"]);
+    /// let rest = scope.query(&q.clone().after(page.cursor.unwrap())).unwrap();
+    /// assert_eq!(rest.records[0].id, "c3");
+    /// assert_eq!(scope.query_count(&q).unwrap(), 3);
+    /// ```
+    pub fn query(&self, query: &Query) -> Result<QueryPage> {
+        block_on(self.handle.query(query))
+    }
+
+    /// The number of visible records a query selects (its `limit` and `after` ignored).
+    pub fn query_count(&self, query: &Query) -> Result<u64> {
+        block_on(self.handle.query_count(query))
     }
 
     /// Creates or replaces a record locally (readers see it at once); the next sync pushes it.

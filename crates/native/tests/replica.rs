@@ -240,12 +240,13 @@ fn a_version_1_file_is_migrated_in_place_and_keeps_its_history() {
             .unwrap();
     }
     // Turn the file back into what version 1 wrote: no `runs.error_detail`, no
-    // `conflicts.reason`, no `scopes.client`.
+    // `conflicts.reason`, no `scopes.client`, no index tables.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
             "ALTER TABLE runs DROP COLUMN error_detail; ALTER TABLE conflicts DROP COLUMN reason; \
-             ALTER TABLE scopes DROP COLUMN client; PRAGMA user_version = 1;",
+             ALTER TABLE scopes DROP COLUMN client; DROP TABLE index_entries; \
+             DROP TABLE indexes; PRAGMA user_version = 1;",
         )
         .unwrap();
     }
@@ -288,12 +289,13 @@ fn a_version_2_file_is_migrated_in_place_and_keeps_its_conflicts() {
         scope.sync(&cloud, SyncOptions::default()).unwrap();
         assert_eq!(scope.conflicts().unwrap().len(), 1);
     }
-    // Turn the file back into what version 2 wrote: no `conflicts.reason`, no `scopes.client`.
+    // Turn the file back into what version 2 wrote: no `conflicts.reason`, no `scopes.client`,
+    // no index tables.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
             "ALTER TABLE conflicts DROP COLUMN reason; ALTER TABLE scopes DROP COLUMN client; \
-             PRAGMA user_version = 2;",
+             DROP TABLE index_entries; DROP TABLE indexes; PRAGMA user_version = 2;",
         )
         .unwrap();
     }

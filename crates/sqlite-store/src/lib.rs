@@ -56,6 +56,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod index;
 mod schema;
 mod sql;
 mod store;

@@ -9,15 +9,17 @@
 use std::sync::{Mutex, MutexGuard};
 
 use tether_engine::digest::{leaf, record_hash_with, Snapshot};
+use tether_engine::query::{Hit, Scan};
 use tether_engine::rules::{Changeset, RowWrite};
 use tether_engine::store::{Applied, MaybeSend, Planner};
 use tether_engine::{
-    Conflict, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
+    Conflict, IndexSet, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
 };
 
 use crate::conn::{Connection, SqlResult, Statement};
+use crate::index::{self, EntryWriter};
 use crate::schema;
-use crate::sql;
+use crate::sql::{self, Declared};
 
 /// How long a writer waits for another connection's write lock before failing with a
 /// `Storage` error (another process syncing the same file), in milliseconds.
@@ -29,6 +31,9 @@ const BUSY_TIMEOUT_MS: u32 = 10_000;
 /// `tether-native`'s `SqliteStore` does so with rusqlite, `tether-wasm` with `node:sqlite`.
 pub struct SqlStore<C> {
     conn: Mutex<C>,
+    /// The indexes declared in the file, as last read by a transaction (for
+    /// [`Store::indexes`], which plans queries outside any transaction).
+    declared: Mutex<IndexSet>,
 }
 
 impl<C: Connection> SqlStore<C> {
@@ -53,8 +58,10 @@ impl<C: Connection> SqlStore<C> {
         conn.execute_batch(
             "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16000; PRAGMA foreign_keys = OFF;",
         )?;
+        let declared = index::set_of(&sql::declared(&conn)?)?;
         Ok(SqlStore {
             conn: Mutex::new(conn),
+            declared: Mutex::new(declared),
         })
     }
 
@@ -62,6 +69,22 @@ impl<C: Connection> SqlStore<C> {
     /// own statements: closing, checkpointing, inspecting).
     pub fn with_connection<T>(&self, f: impl FnOnce(&C) -> T) -> T {
         f(&self.lock())
+    }
+
+    /// Reads the declared indexes inside the caller's transaction (another connection to the
+    /// file may have changed them) and keeps a copy for [`Store::indexes`].
+    fn declared(&self, tx: &C) -> SqlResult<Vec<Declared>> {
+        let declared = sql::declared(tx)?;
+        self.remember(&declared)?;
+        Ok(declared)
+    }
+
+    fn remember(&self, declared: &[Declared]) -> SqlResult<()> {
+        let mut cache = self.declared.lock().unwrap_or_else(|p| p.into_inner());
+        if !cache.iter().eq(declared.iter().map(|d| &d.spec)) {
+            *cache = index::set_of(declared)?;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, C> {
@@ -93,17 +116,21 @@ impl<C: Connection> SqlStore<C> {
         planner: impl Planner,
     ) -> Result<Applied> {
         self.write(|tx| {
+            let declared = self.declared(tx)?;
             let (scope_id, state) = sql::scope_state(tx, scope)?;
+            // Rows of indexed collections come with their data: their old index keys are
+            // computed from it.
+            let wants_data = |c: &str| with_data || declared.iter().any(|d| d.spec.collection == c);
             let rows = match scope_id {
                 Some(id) if !keys.is_empty() && sql::row_total(tx, id)? > 0 => {
-                    sql::read_rows(tx, id, keys, with_data)?
+                    sql::read_rows(tx, id, keys, wants_data)?
                 }
                 // Fast path: a scope without rows (the first page of an initial sync) has
                 // nothing to read.
                 _ => vec![None; keys.len()],
             };
             let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &changes)?;
+            write_changes(tx, scope, scope_id, &changes, &declared, &rows)?;
             Ok(Applied::of(&changes))
         })
     }
@@ -115,6 +142,7 @@ impl<C: Connection> SqlStore<C> {
         planner: impl Planner,
     ) -> Result<Applied> {
         self.write(|tx| {
+            let declared = self.declared(tx)?;
             let (scope_id, state) = sql::scope_state(tx, scope)?;
             let rows = match scope_id {
                 Some(id) if sql::rows_older_than(tx, id, generation)? > 0 => {
@@ -123,7 +151,7 @@ impl<C: Connection> SqlStore<C> {
                 _ => Vec::new(),
             };
             let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &changes)?;
+            write_changes(tx, scope, scope_id, &changes, &declared, &rows)?;
             Ok(Applied::of(&changes))
         })
     }
@@ -171,21 +199,28 @@ impl<C: Connection> SqlStore<C> {
     }
 }
 
-/// Writes a changeset: the scope state, the row writes (keeping `outbox` and
-/// `generation_rows` in step, from what each write says it replaces), and the conflicts.
+/// Writes a changeset: the scope state, the row writes (keeping `outbox`, `generation_rows`
+/// and the entries of the `declared` indexes in step, from what each write says it replaces
+/// and the `rows` the planner was handed), and the conflicts.
 fn write_changes<C: Connection>(
     tx: &C,
     scope: &ScopeId,
     scope_id: Option<i64>,
     changes: &Changeset,
+    declared: &[Declared],
+    rows: &[Option<Row>],
 ) -> SqlResult<()> {
     let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
     if !changes.rows.is_empty() {
         // Prepared once per transaction rather than looked up in the statement cache per row
         // (a cache hashes the SQL text on every lookup).
         let (mut put, mut touch, mut remove) = (None, None, None);
+        let mut entries = EntryWriter::new();
         let mut text = String::with_capacity(512);
         for w in &changes.rows {
+            if !declared.is_empty() {
+                entries.reindex(tx, declared, scope_id, rows, w)?;
+            }
             match w {
                 RowWrite::Put { row, .. } => {
                     text.clear();
@@ -233,7 +268,9 @@ fn write_changes<C: Connection>(
     Ok(())
 }
 
-fn statement<'c, 's, C: Connection>(
+/// The statement in `slot`, prepared on first use: for statements run once per row of a
+/// transaction.
+pub(crate) fn statement<'c, 's, C: Connection>(
     tx: &'c C,
     slot: &'s mut Option<C::Statement<'c>>,
     sql: &str,
@@ -289,7 +326,7 @@ impl<C: Connection + MaybeSend> Store for SqlStore<C> {
 
     async fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>> {
         self.read(|c| match sql::scope_id(c, scope)? {
-            Some(id) => Ok(sql::read_rows(c, id, std::slice::from_ref(key), true)?
+            Some(id) => Ok(sql::read_rows(c, id, std::slice::from_ref(key), |_| true)?
                 .pop()
                 .flatten()),
             None => Ok(None),
@@ -390,41 +427,35 @@ impl<C: Connection + MaybeSend> Store for SqlStore<C> {
     async fn scopes(&self) -> Result<Vec<ScopeId>> {
         self.read(sql::scopes)
     }
-    // Indexes: not yet kept by this store (issue 9 in progress); declaring any is refused.
-    fn indexes(&self) -> tether_engine::IndexSet {
-        tether_engine::IndexSet::none()
+
+    fn indexes(&self) -> IndexSet {
+        self.declared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    async fn declare_indexes(&self, indexes: &tether_engine::IndexSet) -> Result<()> {
-        if indexes.is_empty() {
-            Ok(())
-        } else {
-            Err(tether_engine::Error::invalid(
-                "this store keeps no indexes yet",
-            ))
-        }
+    async fn declare_indexes(&self, indexes: &IndexSet) -> Result<()> {
+        self.write(|tx| {
+            let declared = index::declare(tx, indexes)?;
+            self.remember(&declared)
+        })
     }
 
-    async fn build_indexes(&self, _batch: usize) -> Result<bool> {
-        Ok(true)
+    async fn build_indexes(&self, batch: usize) -> Result<bool> {
+        self.write(|tx| {
+            let declared = index::build(tx, batch)?;
+            self.remember(&declared)?;
+            Ok(!declared.iter().any(|d| d.building))
+        })
     }
 
-    async fn scan(
-        &self,
-        _scope: &ScopeId,
-        scan: &tether_engine::query::Scan,
-    ) -> Result<Vec<tether_engine::query::Hit>> {
-        Err(tether_engine::Error::invalid(format!(
-            "no index {}.{} is declared",
-            scan.collection, scan.index
-        )))
+    async fn scan(&self, scope: &ScopeId, scan: &Scan) -> Result<Vec<Hit>> {
+        self.read(|c| index::scan(c, scope, scan))
     }
 
-    async fn scan_count(&self, _scope: &ScopeId, scan: &tether_engine::query::Scan) -> Result<u64> {
-        Err(tether_engine::Error::invalid(format!(
-            "no index {}.{} is declared",
-            scan.collection, scan.index
-        )))
+    async fn scan_count(&self, scope: &ScopeId, scan: &Scan) -> Result<u64> {
+        self.read(|c| index::scan_count(c, scope, scan))
     }
 }
 

@@ -1,11 +1,14 @@
 //! The SQL of [`SqlStore`](crate::SqlStore): one function per statement, each on a
 //! cached prepared statement, each run inside a transaction its caller owns. `records` holds
 //! the replica state (scopes, rows, per-generation counts); `journal` the outbox, the conflict
-//! journal and the run history. Value codecs shared by both are here.
+//! journal and the run history; `indexes` the declared indexes and their entries. Value codecs
+//! shared by them are here.
 
+mod indexes;
 mod journal;
 mod records;
 
+pub use indexes::*;
 pub use journal::*;
 pub use records::*;
 

@@ -155,8 +155,9 @@ pub fn add_generation_rows(
     Ok(())
 }
 
-/// The rows of `keys`, in order. Without `with_data`, the data of rows without a pending edit
-/// is left out (never read from the file, never parsed): planners do not look at it.
+/// The rows of `keys`, in order. Where `with_data(collection)` is false, the data of rows
+/// without a pending edit is left out (never read from the file, never parsed): planners do
+/// not look at it.
 ///
 /// Runs of keys of one collection in ascending id order are first probed as a whole: when no
 /// row lies between their first and last id, none of them exists and the point lookups are
@@ -166,7 +167,7 @@ pub fn read_rows(
     conn: &impl Connection,
     scope_id: i64,
     keys: &[Key],
-    with_data: bool,
+    with_data: impl Fn(&str) -> bool,
 ) -> SqlResult<Vec<Option<Row>>> {
     /// Shorter runs are looked up directly: a probe would not save enough to pay for itself.
     const MIN_PROBED_RUN: usize = 8;
@@ -199,7 +200,12 @@ pub fn read_rows(
             }
         }
         for (key, slot) in keys[i..j].iter().zip(&mut out[i..j]) {
-            let params = params![scope_id, &key.collection, &key.id, with_data];
+            let params = params![
+                scope_id,
+                &key.collection,
+                &key.id,
+                with_data(&key.collection)
+            ];
             *slot = stmt.query_row(params, |r| row_from(key.clone(), r, 0))?;
         }
         i = j;

@@ -1,0 +1,249 @@
+//! Indexes in SQLite: declaring, building, keeping the entries in step with each write, and
+//! scanning (the engine's reference semantics, `MemoryStore`'s, over the `indexes` and
+//! `index_entries` tables described in the `schema` module). Each function runs inside a
+//! transaction its caller owns.
+
+use tether_engine::query::{Hit, Order, Scan};
+use tether_engine::rules::{Row, RowWrite};
+use tether_engine::{Data, Error, IndexSet, ScopeId};
+
+use crate::conn::{Connection, SqlResult};
+use crate::sql::{self, Bound, Declared};
+use crate::store::statement;
+
+/// Past every index key: keys start with a type tag below 0xFF.
+const PAST_EVERY_KEY: &[u8] = &[0xFF];
+
+/// Declares `set`: drops the indexes not in it (or whose paths changed) with their entries and
+/// records the new ones as building; an index declared as it was is left alone, build cursor
+/// included. Returns the declarations now stored.
+pub fn declare(tx: &impl Connection, set: &IndexSet) -> SqlResult<Vec<Declared>> {
+    let current = sql::declared(tx)?;
+    for d in &current {
+        if set.get(&d.spec.collection, &d.spec.name) != Some(&d.spec) {
+            sql::drop_index(tx, d.no)?;
+        }
+    }
+    for spec in set.iter() {
+        if !current.iter().any(|d| d.spec == *spec) {
+            sql::insert_index(tx, spec)?;
+        }
+    }
+    sql::declared(tx)
+}
+
+/// Indexes at most `batch` more rows for the first index still building (across scopes, in
+/// `(scope_id, id)` order, from its stored cursor) and stores the new cursor. Returns the
+/// declarations after the step.
+pub fn build(tx: &impl Connection, batch: usize) -> SqlResult<Vec<Declared>> {
+    let declared = sql::declared(tx)?;
+    let Some(d) = declared.iter().find(|d| d.building) else {
+        return Ok(declared);
+    };
+    if batch == 0 {
+        return Ok(declared);
+    }
+    let (from_scope, from_id) = match &d.cursor {
+        Some((s, id)) => (*s, Some(id.as_str())),
+        None => (i64::MIN, None),
+    };
+    let mut insert = tx.prepare(sql::INSERT_ENTRY)?;
+    let mut done = 0;
+    let mut last = None;
+    for scope_id in sql::scope_ids_from(tx, from_scope)? {
+        if done == batch {
+            break;
+        }
+        let after = from_id.filter(|_| scope_id == from_scope);
+        let rows = sql::rows_to_build(tx, scope_id, &d.spec.collection, after, batch - done)?;
+        for (id, data) in rows {
+            if let Some(data) = data {
+                sql::entry(&mut insert, d.no, scope_id, &d.spec.key_of(&data), &id)?;
+            }
+            done += 1;
+            last = Some((scope_id, id));
+        }
+    }
+    drop(insert);
+    // A step that found fewer rows than it could take reached the end; one that filled its
+    // batch may have stopped exactly at the end, and the next step finds nothing and finishes.
+    let cursor = if done < batch { None } else { last };
+    sql::set_build_cursor(tx, d.no, cursor.as_ref().map(|(s, id)| (*s, id.as_str())))?;
+    sql::declared(tx)
+}
+
+/// The statements that add and delete entries, prepared once per transaction when a write
+/// first needs them.
+pub struct EntryWriter<'c, C: Connection + 'c> {
+    insert: Option<C::Statement<'c>>,
+    delete: Option<C::Statement<'c>>,
+}
+
+impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
+    /// No statement prepared yet.
+    pub fn new() -> Self {
+        EntryWriter {
+            insert: None,
+            delete: None,
+        }
+    }
+
+    /// Replaces the entries of the row `w` writes, from its old visible data to its new one,
+    /// in every declared index of its collection (built or not). Must run before the row is
+    /// written: when the rows handed to the planner lack the old data, it is read from the row.
+    pub fn reindex(
+        &mut self,
+        tx: &'c C,
+        declared: &[Declared],
+        scope_id: i64,
+        rows: &[Option<Row>],
+        w: &RowWrite,
+    ) -> SqlResult<()> {
+        let key = w.key();
+        let mut specs = declared
+            .iter()
+            .filter(|d| d.spec.collection == key.collection)
+            .peekable();
+        if specs.peek().is_none() {
+            return Ok(());
+        }
+        let (new, new_hash) = match w {
+            // A touch keeps the data, so it keeps the entries.
+            RowWrite::Touch { .. } => return Ok(()),
+            RowWrite::Put { row, .. } => {
+                (row.data.as_ref(), row.hash.filter(|_| row.data.is_some()))
+            }
+            RowWrite::Remove { .. } => (None, None),
+        };
+        // A pending local delete (no visible hash) has no entries.
+        let old_hash = w.prior().and_then(|p| p.hash.map(|h| (p.slot, h)));
+        if old_hash.is_some_and(|(_, h)| Some(h) == new_hash) {
+            return Ok(()); // the same visible data: the same keys
+        }
+        let fetched: Option<Data>;
+        let old = match old_hash {
+            None => None,
+            Some((slot, _)) => match rows
+                .get(slot)
+                .and_then(Option::as_ref)
+                .and_then(|r| r.data.as_ref())
+            {
+                Some(d) => Some(d),
+                None => {
+                    fetched = sql::row_data(tx, scope_id, key)?;
+                    fetched.as_ref()
+                }
+            },
+        };
+        for d in specs {
+            let old_key = old.map(|o| d.spec.key_of(o));
+            let new_key = new.map(|n| d.spec.key_of(n));
+            if old_key == new_key {
+                continue;
+            }
+            if let Some(k) = old_key {
+                let stmt = statement(tx, &mut self.delete, sql::DELETE_ENTRY)?;
+                sql::entry(stmt, d.no, scope_id, &k, &key.id)?;
+            }
+            if let Some(k) = new_key {
+                let stmt = statement(tx, &mut self.insert, sql::INSERT_ENTRY)?;
+                sql::entry(stmt, d.no, scope_id, &k, &key.id)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The entries a scan selects, with their rows, in its order.
+pub fn scan(conn: &impl Connection, scope: &ScopeId, scan: &Scan) -> SqlResult<Vec<Hit>> {
+    let d = ready(conn, scan)?;
+    let Some(scope_id) = sql::scope_id(conn, scope)? else {
+        return Ok(Vec::new());
+    };
+    let limit = scan.limit.unwrap_or(usize::MAX);
+    let descending = scan.order == Order::Desc;
+    let mut found = Vec::new();
+    let ranges: Box<dyn Iterator<Item = _>> = if descending {
+        Box::new(scan.ranges.iter().rev())
+    } else {
+        Box::new(scan.ranges.iter())
+    };
+    for r in ranges {
+        if found.len() >= limit {
+            break;
+        }
+        // `(key, id) >= (from, "")` is `key >= from`, and `(key, id) < (to, "")` is
+        // `key < to`: the ranges as row values, so that a cursor can tighten one side.
+        let mut lower = Bound {
+            key: &r.from,
+            id: "",
+            inclusive: true,
+        };
+        let mut upper = Bound {
+            key: r.to.as_deref().unwrap_or(PAST_EVERY_KEY),
+            id: "",
+            inclusive: false,
+        };
+        if let Some(c) = &scan.after {
+            let at = (c.key.as_slice(), c.id.as_bytes());
+            let cursor = Bound {
+                key: &c.key,
+                id: &c.id,
+                inclusive: false,
+            };
+            if !descending && at >= (lower.key, lower.id.as_bytes()) {
+                lower = cursor;
+            } else if descending && at < (upper.key, upper.id.as_bytes()) {
+                upper = cursor;
+            }
+        }
+        let more = limit - found.len();
+        sql::scan_entries(
+            conn,
+            d.no,
+            scope_id,
+            &scan.collection,
+            lower,
+            upper,
+            descending,
+            more,
+            &mut found,
+        )?;
+    }
+    Ok(found
+        .into_iter()
+        .map(|(key, row)| Hit { key, row })
+        .collect())
+}
+
+/// The number of entries a scan selects, its cursor and limit ignored.
+pub fn scan_count(conn: &impl Connection, scope: &ScopeId, scan: &Scan) -> SqlResult<u64> {
+    let d = ready(conn, scan)?;
+    let Some(scope_id) = sql::scope_id(conn, scope)? else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    for r in &scan.ranges {
+        let to = r.to.as_deref().unwrap_or(PAST_EVERY_KEY);
+        n += sql::count_entries(conn, d.no, scope_id, &r.from, to)?;
+    }
+    Ok(n)
+}
+
+/// The declared, built index a scan names; an `InvalidInput` naming it otherwise.
+fn ready(conn: &impl Connection, scan: &Scan) -> SqlResult<Declared> {
+    let q = format!("{}.{}", scan.collection, scan.index);
+    let d = sql::declared(conn)?
+        .into_iter()
+        .find(|d| d.spec.collection == scan.collection && d.spec.name == scan.index)
+        .ok_or_else(|| Error::invalid(format!("no index {q} is declared")))?;
+    if d.building {
+        return Err(Error::invalid(format!("index {q} is still being built")).into());
+    }
+    Ok(d)
+}
+
+/// The set of declared indexes (validated as the engine validates a declaration).
+pub fn set_of(declared: &[Declared]) -> SqlResult<IndexSet> {
+    Ok(IndexSet::new(declared.iter().map(|d| d.spec.clone()))?)
+}
