@@ -142,7 +142,8 @@ export class Replica {
 
   /**
    * Opens (creating if needed) the IndexedDB replica `name`; `indexes` declares its indexes
-   * (built before this resolves; those no longer declared are dropped).
+   * (built before this resolves; those no longer declared are dropped; left out, the indexes
+   * declared earlier are kept).
    */
   static async open(name, options = {}) {
     await loaded();

@@ -437,9 +437,7 @@ test('queries, watch and live queries of the packed package in Chromium (memory 
   }
 });
 
-// Needs IndexedDB indexes (crates/wasm/src/idb). Skipped, saying so, only while this build's
-// IdbStore still refuses them with its "keeps no indexes yet" error.
-test('a watched query on IndexedDB follows another tab: its edits, and its sync clearing pending flags', async (t) => {
+test('a watched query on IndexedDB follows another tab: its edits, and its sync clearing pending flags', async () => {
   const cloud = new Cloud();
   server.setBackend({ cloud });
   const context = await browser.newContext();
@@ -461,10 +459,6 @@ test('a watched query on IndexedDB follows another tab: its edits, and its sync 
         return e.message;
       }
     }, INDEXES);
-    if (opened && /keeps no indexes yet/.test(opened)) {
-      t.skip(`IndexedDB keeps no indexes in this build: ${opened}`);
-      return;
-    }
     assert.equal(opened, null);
     await a.waitForFunction(() => window.results.length === 1);
     await b.evaluate(async (indexes) => {

@@ -340,7 +340,10 @@ export type IndexDeclarations = { [collection: string]: IndexDeclaration[] };
 
 /** Options of opening a replica. */
 export interface OpenOptions {
-  /** The replica's indexes; none when left out (indexes declared earlier are dropped). */
+  /**
+   * The replica's indexes. Left out, the replica keeps the set declared earlier (so a tool
+   * opening a shared file does not drop an app's indexes); `{}` drops them all.
+   */
   indexes?: IndexDeclarations;
 }
 

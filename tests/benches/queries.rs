@@ -16,12 +16,12 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use futures_executor::block_on as block;
 use serde_json::json;
 use tether_dataset::Dataset;
 use tether_engine::cloud::Cloud;
 use tether_engine::events::Observed;
 use tether_engine::{IndexSet, Query, ScopeHandle, ScopeId, Store, SyncOptions, Syncer};
-use futures_executor::block_on as block;
 use tether_native::SqliteStore;
 
 fn env(name: &str, default: usize) -> usize {
@@ -120,14 +120,20 @@ fn main() {
             let rows = block(h.list("columns", after.as_deref(), 10_000)).unwrap();
             let Some(last) = rows.last() else { break };
             after = Some(last.id.clone());
-            hits += rows.iter().filter(|r| r.data["object"] == json!(object)).count();
+            hits += rows
+                .iter()
+                .filter(|r| r.data["object"] == json!(object))
+                .count();
         }
         scan_times.push(t.elapsed());
         assert!(hits > 0);
     }
     scan_times.sort();
     let (eq50, eq99) = (percentile(&eq_times, 0.5), percentile(&eq_times, 0.99));
-    let (pre50, pre99) = (percentile(&prefix_times, 0.5), percentile(&prefix_times, 0.99));
+    let (pre50, pre99) = (
+        percentile(&prefix_times, 0.5),
+        percentile(&prefix_times, 0.99),
+    );
     let scan50 = percentile(&scan_times, 0.5);
     println!(
         "equality (columns of one object, {:.1} each): p50 {eq50:.3} ms, p99 {eq99:.3} ms",

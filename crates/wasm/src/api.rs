@@ -97,14 +97,18 @@ impl WasmReplica {
     }
 
     /// Declares the replica's indexes (the JS declaration form, `{collection: [path | [paths]
-    /// | {name, paths}]}`; `undefined` or `null` declares none) and builds the new ones, a
-    /// batch per transaction, before resolving. Indexes no longer declared are dropped.
+    /// | {name, paths}]}`) and builds the new ones, a batch per transaction, before resolving.
+    /// Indexes no longer declared are dropped; `undefined` or `null` keeps the declared set
+    /// (and finishes a build left unfinished).
     #[wasm_bindgen(js_name = declareIndexes)]
     pub fn declare_indexes(&self, declaration: JsValue) -> Promise {
         let indexes = index_set_of(&declaration);
         let state = self.state.clone();
         promise(async move {
-            state.store.declare_indexes(&indexes?).await?;
+            if let Some(indexes) = indexes? {
+                state.store.declare_indexes(&indexes).await?;
+            }
+            // Also finishes a build an earlier open left unfinished.
             while !state.store.build_indexes(INDEX_BUILD_BATCH).await? {}
             Ok(JsValue::UNDEFINED)
         })
@@ -453,13 +457,14 @@ async fn sync(store: &Observed<AnyStore>, scope: &ScopeId, options: &JsValue) ->
 }
 
 /// The index set of a JS declaration; none for `undefined` or `null`.
-fn index_set_of(declaration: &JsValue) -> Result<IndexSet> {
+/// The declared set, or `None` when the app declares nothing (the replica keeps its set).
+fn index_set_of(declaration: &JsValue) -> Result<Option<IndexSet>> {
     if declaration.is_undefined() || declaration.is_null() {
-        return Ok(IndexSet::none());
+        return Ok(None);
     }
     let text = json_of(declaration, "indexes")?;
     let value = serde_json::from_str(&text).map_err(|e| Error::invalid(format!("indexes: {e}")))?;
-    IndexSet::from_declaration(&value)
+    IndexSet::from_declaration(&value).map(Some)
 }
 
 /// The engine's query from the JS collection and query object (the fields of the engine's

@@ -49,23 +49,12 @@ test('a SQLite file replica publishes its edits and sync pages as change events,
   }
 });
 
-// Needs the SQLite store's indexes (crates/sqlite-store). Skipped, saying so, only while this
-// build's store still refuses them with its "keeps no indexes yet" error.
-test('Replica.open(path, {indexes}) queries and watches a SQLite file; a reopen keeps the indexes', async (t) => {
+test('Replica.open(path, {indexes}) queries and watches a SQLite file; a reopen keeps the indexes', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-indexes-'));
   const indexes = { columns: [['object_id', 'position']] };
   try {
     const file = path.join(dir, 'replica.db');
-    let replica;
-    try {
-      replica = await Replica.open(file, { indexes });
-    } catch (e) {
-      if (/keeps no indexes yet/.test(e.message)) {
-        t.skip(`the SQLite store keeps no indexes in this build: ${e.message}`);
-        return;
-      }
-      throw e;
-    }
+    const replica = await Replica.open(file, { indexes });
     const scope = replica.scope('org-1');
     for (const [id, p] of [['c3', 3], ['c1', 1], ['c2', 2]]) await scope.put('columns', id, { object_id: 'obj_1', position: p });
     const query = { index: ['object_id', 'position'], eq: 'obj_1' };
@@ -83,10 +72,15 @@ test('Replica.open(path, {indexes}) queries and watches a SQLite file; a reopen 
     assert.deepEqual(page.records.map((r) => r.id), ['c3', 'c2']);
     assert.notEqual(page.cursor, null);
     await again.close();
-    // Reopened without the index: it is dropped, and a query on it says so.
+    // Reopened without a declaration (as the CLI or another tool sharing the file would): the
+    // indexes are kept.
     const plain = await Replica.open(file);
-    await assert.rejects(plain.scope('org-1').query('columns', query), { name: 'InvalidInputError' });
+    assert.equal((await plain.scope('org-1').query('columns', query)).records.length, 4);
     await plain.close();
+    // Declared empty: dropped, and a query on it says so.
+    const none = await Replica.open(file, { indexes: {} });
+    await assert.rejects(none.scope('org-1').query('columns', query), { name: 'InvalidInputError' });
+    await none.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
