@@ -12,10 +12,11 @@ use common::{Backend, Harness, READER};
 use serde_json::json;
 use tether_engine::{CancelFlag, ErrorKind, Phase, Progress, RunStatus, SyncOptions, Trigger};
 use tether_native::http::{HttpOptions, HttpRemote, RetryPolicy};
-use tether_native::Replica;
+use tether_native::{BackgroundOptions, Replica};
 
 both!(a_live_replica_follows_the_server_until_stopped);
 both!(a_live_replica_whose_server_vanishes_fails_typed_and_loses_nothing);
+both!(a_background_live_replica_reconnects_when_its_server_returns);
 
 fn a_live_replica_follows_the_server_until_stopped(backend: Backend) {
     let h = Harness::start(backend);
@@ -201,5 +202,84 @@ fn a_live_replica_whose_server_vanishes_fails_typed_and_loses_nothing(backend: B
     assert_eq!(mine.len(), 1, "{records}");
     assert_eq!(mine[0]["data"]["v"], "offline");
     assert_eq!(scope.get("objects", "b").unwrap().unwrap().data["v"], 1);
+    assert_eq!(scope.status().unwrap().digest, h.status("s1").digest);
+}
+
+/// A background sync that stays live (`BackgroundOptions::live_wait_s`) outlives its server:
+/// the session fails when the server goes away, the thread backs off and starts a new one, and
+/// once the server is back on its address the replica follows it again by itself, with the
+/// edit made meanwhile pushed.
+fn a_background_live_replica_reconnects_when_its_server_returns(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "a", json!({"v": 0}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let options = HttpOptions {
+        connect_timeout: Duration::from_secs(1),
+        retry: RetryPolicy {
+            retries: 0,
+            ..RetryPolicy::default()
+        },
+        ..HttpOptions::default()
+    };
+    let remote = HttpRemote::with_options(&h.url(), READER, options);
+    let background = replica
+        .background(
+            "s1",
+            remote,
+            BackgroundOptions {
+                schedule: tether_engine::schedule::Schedule {
+                    backoff_base_ms: 100,
+                    backoff_cap_ms: 400,
+                    ..tether_engine::schedule::Schedule::default()
+                },
+                live_wait_s: Some(1),
+                ..BackgroundOptions::default()
+            },
+        )
+        .unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let until = |what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until("caught up", &|| {
+        scope.get("objects", "a").unwrap().is_some()
+    });
+    h.stop();
+    until("the session failed", &|| background.status().failures > 0);
+    assert_eq!(
+        background.status().last_error.map(|e| e.kind()),
+        Some(ErrorKind::Network)
+    );
+    assert!(background.status().running, "a network failure is retried");
+    scope
+        .put("objects", "mine", json!({"v": "offline"}))
+        .unwrap();
+    h.restart_on_same_port();
+    h.upsert("s1", &[("objects", "b", json!({"v": 1}))]);
+    until("reconnected and followed", &|| {
+        scope.get("objects", "b").unwrap().is_some() && scope.status().unwrap().pending_edits == 0
+    });
+    let status = background.stop();
+    assert!(!status.running);
+    let runs = scope.history(50).unwrap();
+    assert!(runs.iter().all(|r| r.trigger == Trigger::Live), "{runs:?}");
+    assert!(
+        runs.iter().any(|r| r.status == RunStatus::Failed),
+        "{runs:?}"
+    );
+    let (_, records) = h.raw("GET", "/v1/scopes/s1/records", Some(READER), None);
+    assert!(
+        records["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "mine"),
+        "{records}"
+    );
     assert_eq!(scope.status().unwrap().digest, h.status("s1").digest);
 }

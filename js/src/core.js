@@ -326,9 +326,57 @@ export class Scope {
    * lock (another tab may be syncing it). Rejects with a Tether error; `signal` cancels.
    */
   sync(options = {}) {
+    if (options.live) return this.#liveSession(options);
+    return this.#syncOnce(options);
+  }
+
+  #syncOnce(options) {
     return this.#locked(options, false, (signal) =>
       this.#synced(this.#raw.sync({ ...options, signal, remote: requireRemote(options) })),
     );
+  }
+
+  /**
+   * A live session that survives its server: a session that fails with a retryable error
+   * (the server went away, a proxy cut the long-poll) is reported to `onError` and started
+   * again after a backoff (the engine's schedule: 5 s doubling, honouring `Retry-After`), each
+   * attempt a run of its own, until `signal` aborts. Resolves with the report of the run the
+   * abort ended; rejects with a non-retryable error (auth, bad input, integrity), or, when
+   * aborted while waiting to reconnect, with a `Cancelled` error whose `cause` is the failure.
+   */
+  async #liveSession(options) {
+    requireRemote(options);
+    const { signal, onError } = options;
+    for (let failures = 0; ; ) {
+      try {
+        return await this.#syncOnce(options);
+      } catch (e) {
+        if (signal?.aborted || !e?.retryable) throw e;
+        failures += 1;
+        try {
+          onError?.(e);
+        } catch (thrown) {
+          console.error(thrown);
+        }
+        const ms = nextSyncDelay(0, 0.1, failures, e.retryAfterMs, Math.random());
+        const aborted = await new Promise((resolve) => {
+          const timer = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve(false);
+          }, timerDelay(ms));
+          const onAbort = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+        });
+        if (aborted) {
+          const stopped = tetherError('Cancelled', `live sync stopped while waiting to reconnect after: ${e.message}`);
+          stopped.cause = e;
+          throw stopped;
+        }
+      }
+    }
   }
 
   /** Compares with the cloud's digest; `repair: true` fixes differing ranges in place. */

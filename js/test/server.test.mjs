@@ -194,6 +194,72 @@ test('example app at /demo syncs and shows the count and status (screenshot)', {
   await context.close();
 });
 
+test('a live sync reconnects after its server goes away, keeps the edits made meanwhile, and stops on abort', { skip }, async () => {
+  const { Replica } = await import('../src/node.js');
+  const replica = await Replica.openInMemory({ name: 'live-reconnect' });
+  const scope = replica.scope('live-2');
+  proxy.setBackend({ proxy: cloud.url });
+  await api('POST', '/v1/admin/scopes/live-2/records', { upserts: [{ collection: 'objects', id: 'a', data: { v: 0 } }] });
+  const stop = new AbortController();
+  const errors = [];
+  let applied = 0;
+  const session = scope.sync({
+    remote: { url: proxy.url, token: TOKEN, retries: 0 },
+    live: 1,
+    signal: stop.signal,
+    onError: (e) => errors.push(e),
+    onProgress: (p) => {
+      if (p.phase === 'apply') applied += p.done;
+    },
+  });
+  const until = async (what, ok, ms = 30_000) => {
+    const end = Date.now() + ms;
+    while (!(await ok())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await until('the catch-up', async () => (await scope.get('objects', 'a')) != null);
+  // The server goes away mid-session: the next long-poll fails, the session says so and waits.
+  proxy.setBackend(null);
+  await until('the failure report', () => errors.length > 0);
+  assert.equal(errors[0].name, 'NetworkError');
+  assert.equal(errors[0].retryable, true);
+  await scope.put('objects', 'offline', { v: 'made while the server was away' });
+  // Back: the session reconnects by itself, pushes the edit, and follows new writes.
+  proxy.setBackend({ proxy: cloud.url });
+  await api('POST', '/v1/admin/scopes/live-2/records', { upserts: [{ collection: 'objects', id: 'b', data: { v: 1 } }] });
+  await until('the reconnect', async () => (await scope.get('objects', 'b')) != null && (await scope.status()).pendingEdits === 0);
+  stop.abort();
+  const report = await session;
+  assert.equal(report.run.trigger, 'live');
+  assert.equal(report.run.status, 'completed');
+  const runs = await scope.history();
+  assert.ok(runs.some((r) => r.status === 'failed' && r.trigger === 'live'), JSON.stringify(runs));
+  const server = await api('GET', '/v1/scopes/live-2/records');
+  assert.equal(server.records.find((r) => r.id === 'offline')?.data.v, 'made while the server was away');
+  assert.equal(report.snapshot.digest, (await api('GET', '/v1/scopes/live-2/status')).digest);
+  assert.ok(applied >= 2);
+  await replica.close();
+});
+
+test('a live sync stopped while it waits to reconnect rejects as cancelled, with the failure as cause', { skip }, async () => {
+  const { Replica } = await import('../src/node.js');
+  const replica = await Replica.openInMemory({ name: 'live-stopped' });
+  const scope = replica.scope('live-3');
+  proxy.setBackend(null);
+  const stop = new AbortController();
+  const session = scope.sync({
+    remote: { url: proxy.url, token: TOKEN, retries: 0 },
+    live: 1,
+    signal: stop.signal,
+    onError: () => stop.abort(),
+  });
+  await assert.rejects(session, (e) => e.name === 'CancelledError' && e.cause?.name === 'NetworkError');
+  proxy.setBackend({ proxy: cloud.url });
+  await replica.close();
+});
+
 test('a live sync in Node applies each change as it commits, until aborted', { skip }, async () => {
   const { Replica } = await import('../src/node.js');
   const replica = await Replica.openInMemory({ name: 'live' });

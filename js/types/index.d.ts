@@ -502,7 +502,11 @@ export interface SyncOptions {
    * between waits, until `signal` aborts it; it then resolves with the session's one run
    * (trigger `'live'`). `true` waits 25 s per long-poll, a number sets the seconds (at most
    * 60). Needs an HTTP remote of a server with live pulls (`tether serve`); the scope's lock is
-   * held meanwhile, so syncs of the same scope in other tabs wait for it to stop.
+   * held meanwhile, so syncs of the same scope in other tabs wait for it to stop. A session
+   * that fails with a retryable error (the server went away) is reported to `onError` and
+   * started again after a backoff (5 s doubling, `Retry-After` honoured), each attempt a run of
+   * its own, until `signal` aborts; a non-retryable error rejects. Aborted while waiting to
+   * reconnect, it rejects with a `Cancelled` error whose `cause` is the failure.
    *
    * ```ts
    * const stop = new AbortController();
@@ -513,6 +517,8 @@ export interface SyncOptions {
    * ```
    */
   live?: boolean | number;
+  /** Live sync only: called with each retryable failure before the session reconnects. */
+  onError?: (error: TetherError) => void;
 }
 
 export interface BackgroundSyncOptions extends Omit<SyncOptions, 'trigger' | 'signal' | 'live'> {

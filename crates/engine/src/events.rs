@@ -94,21 +94,26 @@ impl ChangeEvent {
     }
 }
 
-/// The visible changes a changeset makes: a write that keeps the visible data (a touch, or a
-/// put of the same hash) is no change.
+/// The visible changes a changeset makes: a record that appears, disappears, changes its data,
+/// or whose local edit is settled (the cloud accepted it: the record's `pending` flag clears,
+/// which a UI showing "edited locally" must see). A write that keeps all of that (a version
+/// refreshed by a page, a full download bringing the same data) is no change.
 pub fn changes_of(cs: &Changeset) -> Vec<KeyChange> {
     let mut out = Vec::new();
     for w in &cs.rows {
-        let before = w.prior().and_then(|p| p.hash);
+        let prior = w.prior();
+        let before = prior.and_then(|p| p.hash);
         let after = match w {
             RowWrite::Put { row, .. } => row.hash.filter(|_| row.data.is_some()),
-            RowWrite::Touch { .. } => continue,
+            RowWrite::Touch { .. } => before,
             RowWrite::Remove { .. } => None,
         };
+        let was_pending = prior.is_some_and(|p| p.pending.is_some());
+        let settled = after.is_some() && was_pending != w.pending().is_some();
         let op = match (before, after) {
             (None, Some(_)) => ChangeOp::Insert,
             (Some(_), None) => ChangeOp::Delete,
-            (Some(a), Some(b)) if a != b => ChangeOp::Update,
+            (Some(a), Some(b)) if a != b || settled => ChangeOp::Update,
             _ => continue,
         };
         let key = w.key();

@@ -6,7 +6,8 @@
 //! error retrying cannot fix (`Auth`, `InvalidInput`), and never overlaps another sync of the
 //! scope in the process (the replica's sync lock). [`BackgroundSync::sync_now`] wakes it early;
 //! [`BackgroundSync::stop`], or dropping the handle, ends it: a sync in flight is cancelled at
-//! its next page boundary and the thread is joined. Its writes publish their change events on
+//! its next page boundary and the thread is joined. With [`BackgroundOptions::live_wait_s`]
+//! it stays live instead: long-polls, and reconnects with backoff when the server goes away. Its writes publish their change events on
 //! the hub of the replica that started it, like the replica's own.
 
 use std::path::PathBuf;
@@ -30,6 +31,12 @@ pub struct BackgroundOptions {
     pub page_size: u32,
     /// Sync at once when started (default true); otherwise the first sync waits a full interval.
     pub sync_at_start: bool,
+    /// Stay live: each sync is a live session (trigger `Live`) that long-polls the server with
+    /// waits of this many seconds and applies each change as it commits; a session that fails
+    /// (the server went away) is started again after the schedule's backoff, so the replica
+    /// reconnects by itself. `None` (the default): a sync per interval. Stopping takes up to
+    /// one wait (the long-poll in flight is not interrupted).
+    pub live_wait_s: Option<u32>,
 }
 
 impl Default for BackgroundOptions {
@@ -38,6 +45,7 @@ impl Default for BackgroundOptions {
             schedule: Schedule::default(),
             page_size: SyncOptions::default().page_size,
             sync_at_start: true,
+            live_wait_s: None,
         }
     }
 }
@@ -220,7 +228,12 @@ fn run<R: Remote>(
             s.sync(
                 &remote,
                 SyncOptions {
-                    trigger: Trigger::Background,
+                    trigger: if options.live_wait_s.is_some() {
+                        Trigger::Live
+                    } else {
+                        Trigger::Background
+                    },
+                    live_wait_s: options.live_wait_s.unwrap_or(0),
                     page_size: options.page_size,
                     cancel: Some(&shared.cancel),
                     ..SyncOptions::default()

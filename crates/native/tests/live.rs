@@ -159,8 +159,8 @@ fn events_of_local_edits_pulls_and_pushes_name_their_source_and_run() {
         ("obj_2", ChangeOp::Delete)
     );
 
-    // The push is accepted: visible data does not change, so it makes no event; a change
-    // made in the cloud meanwhile comes with the pull of the same run.
+    // The push is accepted (its records' pending flags clear: push events of the run); a
+    // change made in the cloud meanwhile comes with the pull of the same run.
     cloud.put(
         &sid("org-1"),
         "columns",

@@ -467,11 +467,14 @@ pub async fn change_events_follow_commits<S: Store>(store: &S) {
         ops.contains(&("o2".into(), ChangeOp::Update, Source::Pull)),
         "{ops:?}"
     );
-    // The pushed edits were accepted: their visible data did not change, so no event names them.
+    // The pushed edits were accepted: o0's pending flag clears (an update, from the push); the
+    // accepted delete of o1, invisible already, is no event.
     assert!(
-        !ops.iter().any(|(id, _, _)| id == "o0" || id == "o1"),
+        ops.contains(&("o0".into(), ChangeOp::Update, Source::Push)),
         "{ops:?}"
     );
+    assert!(!ops.iter().any(|(id, _, _)| id == "o1"), "{ops:?}");
+    assert_eq!(ops.len(), 2, "{ops:?}");
 
     // A failed transaction publishes nothing.
     let failed = observed

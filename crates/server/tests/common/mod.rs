@@ -200,6 +200,19 @@ impl Harness {
         *self.server.lock().unwrap() = Some(server);
     }
 
+    /// Starts the server again on the port it had (after [`Harness::stop`]), so that clients
+    /// holding its URL reconnect to it.
+    pub fn restart_on_same_port(&self) {
+        let mut config = self.config();
+        config.bind = self
+            .url()
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the harness URL is http://ip:port");
+        let server = self.rt.block_on(tether_server::serve(config)).unwrap();
+        *self.server.lock().unwrap() = Some(server);
+    }
+
     /// Another server instance on the same storage (several stateless instances on one
     /// PostgreSQL), on its own port; the caller shuts it down.
     pub fn another_instance(&self) -> Server {
