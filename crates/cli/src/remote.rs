@@ -189,6 +189,7 @@ fn every_interval(a: &SyncArgs, every_ms: u64) -> Result<ExitCode> {
         },
         page_size: a.page_size,
         sync_at_start: true,
+        ..tether_native::BackgroundOptions::default()
     };
     let background = replica.background(&a.replica.scope, remote, options)?;
     let stop = ctrl_c();
