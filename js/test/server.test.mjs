@@ -188,6 +188,21 @@ test('example app at /demo syncs and shows the count and status (screenshot)', {
   await page.waitForFunction(() => document.querySelectorAll('#records tbody tr').length === 1);
   await page.fill('#search', '');
   await page.waitForFunction(() => document.querySelectorAll('#records tbody tr').length > 1);
+  // Selecting an object shows its columns through a live query on the [object, position] index;
+  // a column the cloud adds to it shows up after the next sync without another click.
+  const objectId = await page.textContent('#records tbody tr:first-child td:first-child');
+  const columns = (await api('GET', `/v1/scopes/${SCOPE}/records`)).records
+    .filter((r) => r.collection === 'columns' && r.data.object === objectId);
+  await page.click('#records tbody tr:first-child');
+  await page.waitForFunction((n) => document.querySelector('#columns').dataset.count === String(n), columns.length);
+  const positions = await page.$$eval('#columns li', (lis) => lis.map((li) => Number.parseInt(li.textContent, 10)));
+  assert.deepEqual(positions, [...positions].sort((a, b) => a - b), 'in position order');
+  await api('POST', `/v1/admin/scopes/${SCOPE}/records`, {
+    upserts: [{ collection: 'columns', id: 'col_added_live', data: { object: objectId, position: 0, name: 'added_by_the_cloud' } }],
+  });
+  await page.click('#sync');
+  await page.waitForFunction((n) => document.querySelector('#columns').dataset.count === String(n + 1), columns.length);
+  assert.match(await page.textContent('#columns li:first-child'), /added_by_the_cloud/);
   mkdirSync(path.join(REPO, 'target'), { recursive: true });
   await page.screenshot({ path: path.join(REPO, 'target/browser-example.png'), fullPage: true });
   assert.deepEqual(errors, []);
