@@ -18,6 +18,41 @@ both!(a_live_replica_follows_the_server_until_stopped);
 both!(a_live_replica_whose_server_vanishes_fails_typed_and_loses_nothing);
 both!(a_background_live_replica_reconnects_when_its_server_returns);
 
+/// A live session of scope `s1` with waits of `wait_s`, reporting each applied page's count.
+fn live_session(
+    replica: &Replica,
+    remote: &HttpRemote,
+    wait_s: u32,
+    stop: &CancelFlag,
+    applied: mpsc::Sender<u64>,
+) -> tether_engine::Result<tether_engine::SyncReport> {
+    let sink = move |p: &Progress| {
+        if p.phase == Phase::Apply && p.done > 0 {
+            let _ = applied.send(p.done);
+        }
+    };
+    replica.scope("s1")?.sync(
+        remote,
+        SyncOptions {
+            trigger: Trigger::Live,
+            live_wait_s: wait_s,
+            progress: Some(&sink),
+            cancel: Some(stop),
+            ..SyncOptions::default()
+        },
+    )
+}
+
+/// Ends a live session when dropped: a failed assertion must still end it, or the scope would
+/// wait for it forever.
+struct StopOnDrop<'a>(&'a CancelFlag);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 fn a_live_replica_follows_the_server_until_stopped(backend: Backend) {
     let h = Harness::start(backend);
     h.upsert("s1", &[("objects", "a", json!({"v": 0}))]);
@@ -27,31 +62,7 @@ fn a_live_replica_follows_the_server_until_stopped(backend: Backend) {
     let stop = CancelFlag::new();
     let (applied, changes) = mpsc::channel::<u64>();
     let report = std::thread::scope(|s| {
-        let live = s.spawn(|| {
-            let sink = move |p: &Progress| {
-                if p.phase == Phase::Apply && p.done > 0 {
-                    let _ = applied.send(p.done);
-                }
-            };
-            replica.scope("s1").unwrap().sync(
-                &remote,
-                SyncOptions {
-                    trigger: Trigger::Live,
-                    live_wait_s: 5,
-                    progress: Some(&sink),
-                    cancel: Some(&stop),
-                    ..SyncOptions::default()
-                },
-            )
-        });
-        // A failed assertion below must still end the live session, or the scope would wait
-        // for it forever.
-        struct StopOnDrop<'a>(&'a CancelFlag);
-        impl Drop for StopOnDrop<'_> {
-            fn drop(&mut self) {
-                self.0.cancel();
-            }
-        }
+        let live = s.spawn(|| live_session(&replica, &remote, 5, &stop, applied));
         let _stop = StopOnDrop(&stop);
         let next = || {
             changes
@@ -133,29 +144,7 @@ fn a_live_replica_whose_server_vanishes_fails_typed_and_loses_nothing(backend: B
     let stop = CancelFlag::new();
     let (applied, changes) = mpsc::channel::<u64>();
     let (outcome, elapsed) = std::thread::scope(|s| {
-        let live = s.spawn(|| {
-            let sink = move |p: &Progress| {
-                if p.phase == Phase::Apply && p.done > 0 {
-                    let _ = applied.send(p.done);
-                }
-            };
-            replica.scope("s1").unwrap().sync(
-                &remote,
-                SyncOptions {
-                    trigger: Trigger::Live,
-                    live_wait_s: 2,
-                    progress: Some(&sink),
-                    cancel: Some(&stop),
-                    ..SyncOptions::default()
-                },
-            )
-        });
-        struct StopOnDrop<'a>(&'a CancelFlag);
-        impl Drop for StopOnDrop<'_> {
-            fn drop(&mut self) {
-                self.0.cancel();
-            }
-        }
+        let live = s.spawn(|| live_session(&replica, &remote, 2, &stop, applied));
         let _stop = StopOnDrop(&stop);
         changes
             .recv_timeout(Duration::from_secs(20))

@@ -250,6 +250,19 @@ impl<S> Observed<S> {
     }
 }
 
+/// `planner`, noting in `seen` what the changeset it returns changes (published only once the
+/// store has committed it).
+fn noting<'a>(
+    planner: impl Planner + 'a,
+    seen: &'a mut Option<(Source, Vec<KeyChange>)>,
+) -> impl Planner + 'a {
+    move |st: &ScopeState, rows: &[Option<Row>]| {
+        let cs = planner(st, rows)?;
+        *seen = Some((cs.source, changes_of(&cs)));
+        Ok(cs)
+    }
+}
+
 impl<S: Store> Store for Observed<S> {
     async fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState> {
         self.inner.scope_state(scope).await
@@ -263,19 +276,9 @@ impl<S: Store> Store for Observed<S> {
         planner: impl Planner,
     ) -> Result<Applied> {
         let mut seen = None;
-        let slot = &mut seen;
         let applied = self
             .inner
-            .update(
-                scope,
-                keys,
-                with_data,
-                move |st: &ScopeState, rows: &[Option<Row>]| {
-                    let cs = planner(st, rows)?;
-                    *slot = Some((cs.source, changes_of(&cs)));
-                    Ok(cs)
-                },
-            )
+            .update(scope, keys, with_data, noting(planner, &mut seen))
             .await?;
         self.publish(scope, seen);
         Ok(applied)
@@ -288,18 +291,9 @@ impl<S: Store> Store for Observed<S> {
         planner: impl Planner,
     ) -> Result<Applied> {
         let mut seen = None;
-        let slot = &mut seen;
         let applied = self
             .inner
-            .update_stale(
-                scope,
-                generation,
-                move |st: &ScopeState, rows: &[Option<Row>]| {
-                    let cs = planner(st, rows)?;
-                    *slot = Some((cs.source, changes_of(&cs)));
-                    Ok(cs)
-                },
-            )
+            .update_stale(scope, generation, noting(planner, &mut seen))
             .await?;
         self.publish(scope, seen);
         Ok(applied)
