@@ -360,6 +360,10 @@ export class Scope {
         }
         const ms = nextSyncDelay(0, 0.1, failures, e.retryAfterMs, Math.random());
         const aborted = await new Promise((resolve) => {
+          if (signal?.aborted) {
+            resolve(true);
+            return;
+          }
           const timer = setTimeout(() => {
             signal?.removeEventListener('abort', onAbort);
             resolve(false);
