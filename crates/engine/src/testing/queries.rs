@@ -11,6 +11,7 @@ use crate::error::ErrorKind;
 use crate::events::{ChangeEvent, ChangeOp, Observed, Source};
 use crate::memory::MemoryStore;
 use crate::query::{filter_naive, IndexSet, Query};
+use crate::rules::Row;
 use crate::scope::ScopeHandle;
 use crate::store::Store;
 use crate::types::{Record, ScopeId};
@@ -53,27 +54,9 @@ pub async fn indexes_follow_every_write<S: Store>(store: &S) {
         store,
         &s,
         vec![
-            row(
-                "columns",
-                "c1",
-                json!({"object_id": "o1", "position": 2}),
-                1,
-                0,
-            ),
-            row(
-                "columns",
-                "c2",
-                json!({"object_id": "o1", "position": 1}),
-                1,
-                0,
-            ),
-            row(
-                "columns",
-                "c3",
-                json!({"object_id": "o2", "position": 1}),
-                1,
-                0,
-            ),
+            column("c1", "o1", 2),
+            column("c2", "o1", 1),
+            column("c3", "o2", 1),
         ],
     )
     .await;
@@ -253,34 +236,10 @@ pub async fn queries_filter_order_and_page<S: Store>(store: &S) {
         store,
         &s,
         vec![
-            row(
-                "columns",
-                "a",
-                json!({"object_id": "o1", "position": 3}),
-                1,
-                0,
-            ),
-            row(
-                "columns",
-                "b",
-                json!({"object_id": "o1", "position": 1}),
-                1,
-                0,
-            ),
-            row(
-                "columns",
-                "c",
-                json!({"object_id": "o1", "position": 1}),
-                1,
-                0,
-            ),
-            row(
-                "columns",
-                "d",
-                json!({"object_id": "o2", "position": 0}),
-                1,
-                0,
-            ),
+            column("a", "o1", 3),
+            column("b", "o1", 1),
+            column("c", "o1", 1),
+            column("d", "o2", 0),
         ],
     )
     .await;
@@ -625,4 +584,15 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) % n
     }
+}
+
+/// A `columns` row of `object` at `position`, version 1 of generation 0.
+fn column(id: &str, object: &str, position: i64) -> Row {
+    row(
+        "columns",
+        id,
+        json!({"object_id": object, "position": position}),
+        1,
+        0,
+    )
 }
