@@ -75,26 +75,45 @@ fn write_number(n: &Number, out: &mut Vec<u8>) {
     // Integers are the common case in records, and plain digit formatting is much cheaper than
     // the shortest-round-trip search ryu does; it gives the same text for exact integers.
     if let Some(u) = n.as_u64() {
-        if u <= MAX_EXACT_INT {
-            return write_digits(u, out);
-        }
+        write_u64(u, out)
     } else if let Some(i) = n.as_i64() {
-        if i.unsigned_abs() <= MAX_EXACT_INT {
-            out.push(b'-');
-            return write_digits(i.unsigned_abs(), out);
-        }
+        write_i64(i, out)
+    } else {
+        // Only `None` if some crate enables serde_json's `arbitrary_precision` and a number
+        // overflows f64.
+        write_f64(n.as_f64().unwrap_or(f64::NAN), out)
     }
-    // JCS defines numbers as IEEE-754 doubles, so integers beyond 2^53 must lose precision
-    // exactly as they would in JavaScript; `as_f64` rounds u64/i64 to nearest.
-    match n.as_f64() {
-        Some(f) if f.is_finite() => {
-            let mut buf = ryu_js::Buffer::new();
-            out.extend_from_slice(buf.format_finite(f).as_bytes());
-        }
-        // Only reachable if some crate enables serde_json's `arbitrary_precision` and a number
-        // overflows f64. `null` is what JSON.stringify writes for a non-finite number, and it
-        // keeps the output valid JSON instead of emitting `Infinity`.
-        _ => out.extend_from_slice(b"null"),
+}
+
+fn write_u64(u: u64, out: &mut Vec<u8>) {
+    if u <= MAX_EXACT_INT {
+        write_digits(u, out)
+    } else {
+        // JCS defines numbers as IEEE-754 doubles, so integers beyond 2^53 must lose precision
+        // exactly as they would in JavaScript; `as f64` rounds to nearest.
+        write_f64(u as f64, out)
+    }
+}
+
+fn write_i64(i: i64, out: &mut Vec<u8>) {
+    if i >= 0 {
+        write_u64(i.unsigned_abs(), out)
+    } else if i.unsigned_abs() <= MAX_EXACT_INT {
+        out.push(b'-');
+        write_digits(i.unsigned_abs(), out)
+    } else {
+        write_f64(i as f64, out)
+    }
+}
+
+fn write_f64(f: f64, out: &mut Vec<u8>) {
+    if f.is_finite() {
+        let mut buf = ryu_js::Buffer::new();
+        out.extend_from_slice(buf.format_finite(f).as_bytes());
+    } else {
+        // `null` is what JSON.stringify writes for a non-finite number, and it keeps the output
+        // valid JSON instead of emitting `Infinity`.
+        out.extend_from_slice(b"null")
     }
 }
 
@@ -221,6 +240,143 @@ fn iteration_order_is_canonical(map: &Map<String, Value>) -> bool {
     !(has_high_bmp && has_supplementary)
 }
 
+/// Appends the RFC 8785 canonical form of the JSON text `json` to `out`, parsing the text once
+/// and building no `Value`: strings are copied from the text where they have no escapes, and
+/// each object's members are sorted as they are read. The output is the same as
+/// [`write_canonical`] on the parsed value (for a duplicate member name, the last one counts, as
+/// in a parsed `Value`).
+///
+/// ```
+/// use tether_engine::canonical::write_canonical_text;
+/// let mut out = Vec::new();
+/// write_canonical_text(r#"{ "b": [1.50, -0.0], "a": "\u00e9" }"#, &mut out).unwrap();
+/// assert_eq!(out, r#"{"a":"é","b":[1.5,0]}"#.as_bytes());
+/// assert!(write_canonical_text("{\"a\": }", &mut Vec::new()).is_err());
+/// ```
+pub fn write_canonical_text(json: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    serde::de::DeserializeSeed::deserialize(Canon { out }, &mut de)?;
+    de.end()
+}
+
+/// Writes the canonical form of the value it deserializes into `out`.
+struct Canon<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Canon<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Canon<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        write_u64(v, self.out);
+        Ok(())
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        write_i64(v, self.out);
+        Ok(())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        write_f64(v, self.out);
+        Ok(())
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        write_string(v, self.out);
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.out.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = self.out.len();
+            if !first {
+                self.out.push(b',');
+            }
+            if seq.next_element_seed(Canon { out: self.out })?.is_none() {
+                self.out.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Each member's value is written to `values`; `members` keeps its name and range.
+        let mut values = Vec::new();
+        let mut members: Vec<(std::borrow::Cow<'de, str>, std::ops::Range<usize>)> = Vec::new();
+        while let Some(Name(name)) = map.next_key()? {
+            let start = values.len();
+            map.next_value_seed(Canon { out: &mut values })?;
+            members.push((name, start..values.len()));
+        }
+        // Stable, so among equal names the last one read stays last, and is the one kept.
+        members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+        self.out.push(b'{');
+        let mut written = 0;
+        for (i, (name, range)) in members.iter().enumerate() {
+            if members.get(i + 1).is_some_and(|next| next.0 == *name) {
+                continue;
+            }
+            if written > 0 {
+                self.out.push(b',');
+            }
+            write_string(name, self.out);
+            self.out.push(b':');
+            self.out.extend_from_slice(&values[range.clone()]);
+            written += 1;
+        }
+        self.out.push(b'}');
+        Ok(())
+    }
+}
+
+/// A member name, borrowed from the text when it has no escapes.
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +481,34 @@ mod tests {
         let mut out = b"x".to_vec();
         write_canonical(&json!([1, "a"]), &mut out);
         assert_eq!(out, b"x[1,\"a\"]");
+    }
+
+    #[test]
+    fn text_form_matches_value_form() {
+        let texts = [
+            r#"{"z": [{"b": [], "a": {}}, [[1, [2]], {"d": null, "c": true}]], "y": false}"#,
+            r#"{"\uE000": [1], "\ud83d\ude02": {"b": 2, "a": 1}, "": null, "\n": "\u0001\t/"}"#,
+            r#"[1.50, -0.0, 1e21, 9007199254740993, -9007199254740993, 18446744073709551616, 0.1]"#,
+            r#"{"a": 1, "a": 2, "b": {"x": 1, "x": {"y": 3}}}"#,
+            r#"  "plain"  "#,
+            "[]",
+            "{}",
+        ];
+        for text in texts {
+            let value: Value = serde_json::from_str(text).expect("valid JSON");
+            let mut out = Vec::new();
+            write_canonical_text(text, &mut out).expect("valid JSON");
+            assert_eq!(String::from_utf8(out).unwrap(), canon(&value), "{text}");
+        }
+    }
+
+    #[test]
+    fn text_form_rejects_what_is_not_json() {
+        for text in ["", "{", "{\"a\"}", "[1,]", "{\"a\":1} x", "nul", "\"\\x\""] {
+            assert!(
+                write_canonical_text(text, &mut Vec::new()).is_err(),
+                "{text}"
+            );
+        }
     }
 }

@@ -286,8 +286,10 @@ impl Cloud {
             }
             if std::mem::take(&mut inner.faults.corrupt_next) {
                 if let Some(c) = page.changes.iter_mut().find(|c| !c.deleted) {
-                    if let Some(serde_json::Value::Object(m)) = &mut c.data {
+                    if let Some(raw) = &mut c.data {
+                        let mut m: Data = serde_json::from_str(raw.get()).expect("stored JSON");
                         m.insert("corrupted".into(), serde_json::Value::Bool(true));
+                        *raw = serde_json::value::to_raw_value(&m).expect("JSON");
                     }
                 }
             }
@@ -454,17 +456,20 @@ impl std::fmt::Display for Cursor {
 }
 
 fn change_of(key: &Key, r: &Stored) -> Change {
-    Change {
-        collection: key.collection.clone(),
-        id: key.id.clone(),
-        version: r.version,
-        updated_at: r.updated_at.clone(),
-        deleted: r.state.is_none(),
-        data: r
-            .state
-            .as_ref()
-            .map(|(d, _)| serde_json::Value::Object(d.clone())),
-        hash: r.state.as_ref().map(|(_, h)| h.to_string()),
+    match &r.state {
+        Some((data, _)) => Change::live(
+            key.collection.clone(),
+            key.id.clone(),
+            r.version,
+            r.updated_at.clone(),
+            data,
+        ),
+        None => Change::tombstone(
+            key.collection.clone(),
+            key.id.clone(),
+            r.version,
+            r.updated_at.clone(),
+        ),
     }
 }
 

@@ -54,7 +54,12 @@ pub fn record_hash_with(
 ) -> RecordHash {
     buf.clear();
     crate::canonical::write_canonical_map(data, buf);
-    RecordHash(Sha256::digest(&buf[..]).into())
+    hash_canonical(buf)
+}
+
+/// SHA-256 of canonical JSON text already written.
+pub fn hash_canonical(canonical: &[u8]) -> RecordHash {
+    RecordHash(Sha256::digest(canonical).into())
 }
 
 /// The leaf of one record in the scope digest:

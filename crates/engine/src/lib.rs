@@ -33,6 +33,7 @@
 pub mod canonical;
 pub mod cloud;
 pub mod digest;
+pub mod doc;
 pub mod error;
 pub mod events;
 pub mod memory;
@@ -51,6 +52,7 @@ pub mod time;
 pub mod types;
 
 pub use digest::{Digest, RecordHash, Snapshot};
+pub use doc::Doc;
 pub use error::{Detail, Error, ErrorKind, Result, RunError};
 pub use events::{ChangeEvent, ChangeOp, Observed};
 pub use memory::MemoryStore;

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Snapshot;
+use crate::doc::Doc;
 use crate::error::{Error, Result, RunError};
 use crate::query::{ByteRange, Hit, IndexSet, IndexSpec, Order, Scan};
 use crate::rules::{Prior, Row, RowWrite, ScopeState};
@@ -205,18 +206,34 @@ impl Inner {
             }),
             "a write's prior is not the row it replaces"
         );
-        let data = self.scopes.entry(scope.clone()).or_default();
-        data.state = changes.scope.clone();
-        for w in &changes.rows {
-            if !matches!(w, RowWrite::Touch { .. })
-                && self.indexes.declared.covers(&w.key().collection)
-            {
-                let old = data.rows.get(w.key()).and_then(|r| r.data.as_ref());
+        // The data each write moves in the indexes, parsed before anything is written.
+        let parse = |d: Option<&Doc>| d.map(Doc::to_data).transpose();
+        let reindex = changes
+            .rows
+            .iter()
+            .map(|w| {
+                if matches!(w, RowWrite::Touch { .. })
+                    || !self.indexes.declared.covers(&w.key().collection)
+                {
+                    return Ok(None);
+                }
+                let old = existing.and_then(|d| d.rows.get(w.key()));
                 let new = match w {
                     RowWrite::Put { row, .. } => row.data.as_ref(),
                     _ => None,
                 };
-                self.indexes.reindex(scope, w.key(), old, new);
+                Ok(Some((
+                    parse(old.and_then(|r| r.data.as_ref()))?,
+                    parse(new)?,
+                )))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let data = self.scopes.entry(scope.clone()).or_default();
+        data.state = changes.scope.clone();
+        for (w, moved) in changes.rows.iter().zip(reindex) {
+            if let Some((old, new)) = moved {
+                self.indexes
+                    .reindex(scope, w.key(), old.as_ref(), new.as_ref());
             }
             match w {
                 RowWrite::Put { row, .. } => {
@@ -537,11 +554,11 @@ impl Store for MemoryStore {
                 if done == batch {
                     break 'scopes;
                 }
-                if let Some(data) = &row.data {
+                if let Some(data) = row.data.as_ref().map(Doc::to_data).transpose()? {
                     inner.indexes.entries.insert((
                         q.clone(),
                         scope.clone(),
-                        spec.key_of(data),
+                        spec.key_of(&data),
                         key.id.clone(),
                     ));
                 }

@@ -131,7 +131,9 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
             .store
             .row(&self.scope, &Key::new(collection, id))
             .await?
-            .and_then(record_of))
+            .map(record_of)
+            .transpose()?
+            .flatten())
     }
 
     /// Visible records of a collection, ordered by id, after `after`, at most `limit`.
@@ -141,13 +143,12 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Record>> {
-        Ok(self
+        let rows = self
             .store
             .list(&self.scope, collection, after, limit)
-            .await?
-            .into_iter()
-            .filter_map(record_of)
-            .collect())
+            .await?;
+        let records = rows.into_iter().map(record_of);
+        records.filter_map(Result::transpose).collect()
     }
 
     /// Number of visible records, of one collection or all.
@@ -178,7 +179,7 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
     pub async fn query(&self, query: &Query) -> Result<QueryPage> {
         let scan = query.plan(query.index_in(&self.store.indexes())?)?;
         let hits = self.store.scan(&self.scope, &scan).await?;
-        Ok(QueryPage::of(&scan, hits))
+        QueryPage::of(&scan, hits)
     }
 
     /// The number of visible records a query selects (its `limit` and `after` ignored).
@@ -293,18 +294,21 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
     }
 }
 
-/// The visible record of a row; `None` for a pending local delete.
-pub fn record_of(row: Row) -> Option<Record> {
-    let (data, hash) = (row.data?, row.hash?);
-    Some(Record {
+/// The visible record of a row; `None` for a pending local delete. Fails (a storage error)
+/// only if the stored data is corrupt.
+pub fn record_of(row: Row) -> Result<Option<Record>> {
+    let (Some(data), Some(hash)) = (row.data, row.hash) else {
+        return Ok(None);
+    };
+    Ok(Some(Record {
         collection: row.key.collection,
         id: row.key.id,
-        data,
+        data: data.to_data()?,
         version: row.version,
         updated_at: row.updated_at,
         hash,
         pending: row.pending.is_some(),
-    })
+    }))
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {

@@ -137,7 +137,7 @@ impl KeyRange {
 }
 
 /// One change in a pull page, as sent on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Change {
     /// Collection.
     pub collection: String,
@@ -150,13 +150,81 @@ pub struct Change {
     /// A tombstone: the record was deleted.
     #[serde(default)]
     pub deleted: bool,
-    /// The record's data (a JSON object); `null` for tombstones. Kept as a `Value` so that a
-    /// page whose data is not an object is rejected with a clear protocol error.
+    /// The record's data (a JSON object); `null` for tombstones. Kept as the JSON text the
+    /// remote sent, so that a page is parsed into no tree of values: the engine canonicalizes
+    /// the text once to check the hash and stores that. A page whose data is not an object is
+    /// rejected with a clear protocol error.
     #[serde(default)]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Box<serde_json::value::RawValue>>,
     /// SHA-256 of the canonical data; `null` for tombstones.
     #[serde(default)]
     pub hash: Option<String>,
+}
+
+/// Equal when every field is, the data compared as JSON text.
+impl PartialEq for Change {
+    fn eq(&self, o: &Change) -> bool {
+        let text = |c: &Change| c.data.as_ref().map(|d| d.get().to_owned());
+        (&self.collection, &self.id, self.version, &self.updated_at)
+            == (&o.collection, &o.id, o.version, &o.updated_at)
+            && (self.deleted, &self.hash) == (o.deleted, &o.hash)
+            && self.data.as_ref().map(|d| d.get()) == o.data.as_ref().map(|d| d.get())
+            && text(self).is_some() == text(o).is_some()
+    }
+}
+
+impl Change {
+    /// A live record's change, with its data written as JSON and its hash computed.
+    ///
+    /// ```
+    /// use tether_engine::Change;
+    /// let data = serde_json::json!({"name": "orders"});
+    /// let c = Change::live("objects", "obj_1", 3, "2026-01-01T00:00:00Z", data.as_object().unwrap());
+    /// assert_eq!(c.data.unwrap().get(), r#"{"name":"orders"}"#);
+    /// assert_eq!(c.hash.unwrap().len(), 64);
+    /// ```
+    pub fn live(
+        collection: impl Into<String>,
+        id: impl Into<String>,
+        version: u64,
+        updated_at: impl Into<String>,
+        data: &Data,
+    ) -> Change {
+        let doc = crate::Doc::new(data);
+        Change {
+            collection: collection.into(),
+            id: id.into(),
+            version,
+            updated_at: updated_at.into(),
+            deleted: false,
+            hash: Some(crate::digest::hash_canonical(doc.as_str().as_bytes()).to_string()),
+            data: Some(raw_json(doc.into_string())),
+        }
+    }
+
+    /// A tombstone.
+    pub fn tombstone(
+        collection: impl Into<String>,
+        id: impl Into<String>,
+        version: u64,
+        updated_at: impl Into<String>,
+    ) -> Change {
+        Change {
+            collection: collection.into(),
+            id: id.into(),
+            version,
+            updated_at: updated_at.into(),
+            deleted: true,
+            data: None,
+            hash: None,
+        }
+    }
+}
+
+/// Wraps JSON text the caller knows is valid (written by serde_json or the canonical writer) as
+/// a raw value. Panics if it is not JSON.
+pub(crate) fn raw_json(text: String) -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(text).expect("the engine writes valid JSON")
 }
 
 /// A pull response page.
@@ -231,7 +299,11 @@ pub struct Mutation {
 
 /// The cloud's answer to one mutation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
+#[serde(
+    tag = "status",
+    rename_all = "lowercase",
+    try_from = "WireMutationResult"
+)]
 pub enum MutationResult {
     /// Applied; the record is now at `version`.
     Accepted {
@@ -257,6 +329,40 @@ pub enum MutationResult {
         #[serde(default)]
         current: Option<Change>,
     },
+}
+
+/// A [`MutationResult`] as read: one struct with every variant's fields, so that reading it
+/// does not buffer the `current` change (serde buffers an internally tagged enum's content,
+/// and a buffered change cannot keep its data as raw JSON text).
+#[derive(Deserialize)]
+struct WireMutationResult {
+    status: String,
+    version: Option<u64>,
+    updated_at: Option<String>,
+    reason: Option<String>,
+    message: Option<String>,
+    #[serde(default)]
+    current: Option<Change>,
+}
+
+impl TryFrom<WireMutationResult> for MutationResult {
+    type Error = String;
+    fn try_from(w: WireMutationResult) -> std::result::Result<Self, String> {
+        let missing = |field: &str| format!("a {:?} mutation result needs {field:?}", w.status);
+        Ok(match w.status.as_str() {
+            "accepted" => MutationResult::Accepted {
+                version: w.version.ok_or_else(|| missing("version"))?,
+                updated_at: w.updated_at.clone().ok_or_else(|| missing("updated_at"))?,
+            },
+            "rejected" => MutationResult::Rejected { current: w.current },
+            "invalid" => MutationResult::Invalid {
+                reason: w.reason.clone().ok_or_else(|| missing("reason"))?,
+                message: w.message.clone().ok_or_else(|| missing("message"))?,
+                current: w.current,
+            },
+            other => return Err(format!("unknown mutation result status {other:?}")),
+        })
+    }
 }
 
 /// The body of a push request.

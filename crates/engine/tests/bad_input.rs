@@ -103,7 +103,7 @@ fn rejects(name: &str, tamper: impl FnMut(&mut Page) + Send + 'static, want: &st
 fn hash_that_does_not_match_its_data() {
     rejects(
         "hash",
-        |p| p.changes[1].data = Some(json!({"i": "evil"})),
+        |p| p.changes[1].data = Some(raw(json!({"i": "evil"}))),
         "hash mismatch",
         Detail::HashMismatch,
     );
@@ -135,7 +135,7 @@ fn malformed_record() {
 fn data_that_is_not_an_object() {
     rejects(
         "array",
-        |p| p.changes[3].data = Some(json!([1, 2, 3])),
+        |p| p.changes[3].data = Some(raw(json!([1, 2, 3]))),
         "must be a JSON object",
         Detail::Malformed,
     );
@@ -178,7 +178,7 @@ fn version_going_backwards() {
             let data = json!({"i": "old"});
             p.changes[0].version = 0;
             p.changes[0].hash = Some(record_hash_of(&data));
-            p.changes[0].data = Some(data);
+            p.changes[0].data = Some(raw(data));
         },
         "backwards",
         Detail::VersionBackwards,
@@ -430,4 +430,8 @@ fn a_push_accepted_at_a_version_above_i64_max_is_malformed() {
             .data["local"],
         true
     );
+}
+
+fn raw(v: serde_json::Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(&v).unwrap()
 }

@@ -40,7 +40,7 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
             );
             for c in &v.changes {
                 if let Some((data, hash)) = &c.state {
-                    prop_assert_eq!(&digest::record_hash(data), hash);
+                    prop_assert_eq!(&digest::record_hash(&data.to_data().unwrap()), hash);
                 }
             }
         }

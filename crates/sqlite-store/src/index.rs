@@ -5,7 +5,7 @@
 
 use tether_engine::query::{Hit, Order, Scan};
 use tether_engine::rules::{Row, RowWrite};
-use tether_engine::{Data, Error, IndexSet, ScopeId};
+use tether_engine::{Doc, Error, IndexSet, ScopeId};
 
 use crate::conn::{Connection, SqlResult};
 use crate::sql::{self, Bound, Declared};
@@ -110,9 +110,10 @@ impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
         let (new, new_hash) = match w {
             // A touch keeps the data, so it keeps the entries.
             RowWrite::Touch { .. } => return Ok(()),
-            RowWrite::Put { row, .. } => {
-                (row.data.as_ref(), row.hash.filter(|_| row.data.is_some()))
-            }
+            RowWrite::Put { row, .. } => (
+                row.data.as_ref().map(Doc::to_data).transpose()?,
+                row.hash.filter(|_| row.data.is_some()),
+            ),
             RowWrite::Remove { .. } => (None, None),
         };
         // A pending local delete (no visible hash) has no entries.
@@ -120,7 +121,6 @@ impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
         if old_hash.is_some_and(|(_, h)| Some(h) == new_hash) {
             return Ok(()); // the same visible data: the same keys
         }
-        let fetched: Option<Data>;
         let old = match old_hash {
             None => None,
             Some((slot, _)) => match rows
@@ -128,16 +128,13 @@ impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
                 .and_then(Option::as_ref)
                 .and_then(|r| r.data.as_ref())
             {
-                Some(d) => Some(d),
-                None => {
-                    fetched = sql::row_data(tx, scope_id, key)?;
-                    fetched.as_ref()
-                }
+                Some(d) => Some(d.to_data()?),
+                None => sql::row_data(tx, scope_id, key)?,
             },
         };
         for d in specs {
-            let old_key = old.map(|o| d.spec.key_of(o));
-            let new_key = new.map(|n| d.spec.key_of(n));
+            let old_key = old.as_ref().map(|o| d.spec.key_of(o));
+            let new_key = new.as_ref().map(|n| d.spec.key_of(n));
             if old_key == new_key {
                 continue;
             }

@@ -8,12 +8,12 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use tether_engine::digest::{leaf, record_hash_with, Snapshot};
+use tether_engine::digest::{leaf, Snapshot};
 use tether_engine::query::{Hit, Scan};
 use tether_engine::rules::{Changeset, RowWrite};
 use tether_engine::store::{Applied, MaybeSend, Planner};
 use tether_engine::{
-    Conflict, IndexSet, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
+    Conflict, Doc, IndexSet, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
 };
 
 use crate::conn::{Connection, SqlResult, Statement};
@@ -180,10 +180,8 @@ impl<C: Connection> SqlStore<C> {
                 let pending: Option<i64> = r.get(4)?;
                 let data: Option<String> = r.get(5)?;
                 let hash = match (data, pending) {
-                    (Some(text), None) if rehash => {
-                        let data = sql::parse_data(&text)?;
-                        Some(record_hash_with(&data, &mut buf))
-                    }
+                    // Corrupt data hashes to nothing, so the range differs and is repaired.
+                    (Some(text), None) if rehash => Doc::from_stored(text).hash_with(&mut buf).ok(),
                     _ => {
                         let own = sql::opt_hash(r.value(2)?)?;
                         sql::cloud_hash_of(own, r.value(3)?)?
@@ -216,18 +214,14 @@ fn write_changes<C: Connection>(
         // (a cache hashes the SQL text on every lookup).
         let (mut put, mut touch, mut remove) = (None, None, None);
         let mut entries = EntryWriter::new();
-        let mut text = String::with_capacity(512);
         for w in &changes.rows {
             if !declared.is_empty() {
                 entries.reindex(tx, declared, scope_id, rows, w)?;
             }
             match w {
                 RowWrite::Put { row, .. } => {
-                    text.clear();
-                    if let Some(data) = &row.data {
-                        sql::write_data(data, &mut text)?;
-                    }
-                    let data = row.data.as_ref().map(|_| text.as_str());
+                    // The canonical text the engine hashed: stored as it is.
+                    let data = row.data.as_ref().map(Doc::as_str);
                     let stmt = statement(tx, &mut put, sql::PUT_ROW)?;
                     sql::put_row(stmt, scope_id, row, data)?;
                 }

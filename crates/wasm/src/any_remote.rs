@@ -39,20 +39,22 @@ impl FnRemote {
         })
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        f: &Function,
-        arg: JsValue,
-        what: &str,
-    ) -> Result<(T, usize)> {
+    /// Calls `f` and returns its answer as JSON text (a string answer is taken as the text).
+    async fn call_text(&self, f: &Function, arg: JsValue, what: &str) -> Result<String> {
         let v = f
             .call1(&JsValue::NULL, &arg)
             .map_err(|e| from_js_error(&e))?;
         let v = resolve(v).await.map_err(|e| from_js_error(&e))?;
-        let text = json_of(&v, what)?;
-        let parsed = serde_json::from_str(&text)
-            .map_err(|e| Error::protocol(format!("{what}: malformed answer: {e}")))?;
-        Ok((parsed, text.len()))
+        match v.as_string() {
+            Some(text) => Ok(text),
+            None => json_of(&v, what),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, f: &Function, arg: JsValue, what: &str) -> Result<T> {
+        let text = self.call_text(f, arg, what).await?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::protocol(format!("{what}: malformed answer: {e}")))
     }
 }
 
@@ -72,17 +74,24 @@ impl Remote for FnRemote {
             ("limit", limit.into()),
             ("signal", self.signal.clone()),
         ]);
-        let (value, bytes) = self
-            .call::<serde_json::Value>(&self.pull, arg, "pull")
-            .await?;
-        if value.get("reset") == Some(&serde_json::Value::Bool(true)) {
+        let text = self.call_text(&self.pull, arg, "pull").await?;
+        /// `{"reset": true}`; any other member is skipped without being kept.
+        #[derive(serde::Deserialize)]
+        struct Reset {
+            #[serde(default)]
+            reset: bool,
+        }
+        let probe: Reset = serde_json::from_str(&text)
+            .map_err(|e| Error::protocol(format!("pull: malformed answer: {e}")))?;
+        if probe.reset {
             return Ok(Pulled::Reset);
         }
-        let page: Page = serde_json::from_value(value)
+        // Parsed from the text: the records' data stays raw JSON text (see `Change::data`).
+        let page: Page = serde_json::from_str(&text)
             .map_err(|e| Error::protocol(format!("pull: malformed page: {e}")))?;
         Ok(Pulled::Page {
             page,
-            bytes: bytes as u64,
+            bytes: text.len() as u64,
         })
     }
 
@@ -103,7 +112,7 @@ impl Remote for FnRemote {
             ("mutations", mutations),
             ("signal", self.signal.clone()),
         ]);
-        Ok(self.call(push, arg, "push").await?.0)
+        self.call(push, arg, "push").await
     }
 
     async fn status(&self, scope: &ScopeId) -> Result<Option<RemoteStatus>> {
@@ -114,7 +123,7 @@ impl Remote for FnRemote {
             ("scope", scope.as_str().into()),
             ("signal", self.signal.clone()),
         ]);
-        Ok(Some(self.call(status, arg, "status").await?.0))
+        Ok(Some(self.call(status, arg, "status").await?))
     }
 }
 

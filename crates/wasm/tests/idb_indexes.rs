@@ -233,9 +233,13 @@ async fn a_changed_index_set_on_reopen_keeps_every_row() {
     let hm = ScopeHandle::new(&mem, s.clone());
     for c in ["objects", "columns"] {
         for r in second.list(&s, c, None, 100).await.unwrap() {
-            hm.put(c, &r.key.id, Value::Object(r.data.unwrap()))
-                .await
-                .unwrap();
+            hm.put(
+                c,
+                &r.key.id,
+                Value::Object(r.data.unwrap().to_data().unwrap()),
+            )
+            .await
+            .unwrap();
         }
     }
     for q in [

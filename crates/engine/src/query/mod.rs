@@ -470,8 +470,9 @@ pub struct QueryPage {
 }
 
 impl QueryPage {
-    /// The page from a store's hits for `scan`.
-    pub fn of(scan: &Scan, hits: Vec<Hit>) -> QueryPage {
+    /// The page from a store's hits for `scan`. Fails (a storage error) only if a hit's stored
+    /// data is corrupt.
+    pub fn of(scan: &Scan, hits: Vec<Hit>) -> crate::error::Result<QueryPage> {
         let full = scan.limit.is_some_and(|l| hits.len() >= l);
         let cursor = if full {
             hits.last().map(|h| {
@@ -484,13 +485,13 @@ impl QueryPage {
         } else {
             None
         };
-        QueryPage {
-            records: hits
-                .into_iter()
-                .filter_map(|h| crate::scope::record_of(h.row))
-                .collect(),
+        let records = hits.into_iter().map(|h| crate::scope::record_of(h.row));
+        Ok(QueryPage {
+            records: records
+                .filter_map(Result::transpose)
+                .collect::<crate::error::Result<_>>()?,
             cursor,
-        }
+        })
     }
 }
 

@@ -99,7 +99,7 @@ fn cursors_round_trip_and_continue() {
             (&a.key, a.row.key.id.as_bytes()).cmp(&(&b.key, b.row.key.id.as_bytes()))
         });
         hits.truncate(4);
-        let page = QueryPage::of(&scan, hits);
+        let page = QueryPage::of(&scan, hits).unwrap();
         seen.extend(page.records.into_iter().map(|r| r.id));
         match page.cursor {
             Some(c) => after = Some(c),
@@ -112,7 +112,7 @@ fn cursors_round_trip_and_continue() {
 fn row_of(r: &Record) -> Row {
     Row {
         key: crate::types::Key::new(&r.collection, &r.id),
-        data: Some(r.data.clone()),
+        data: Some(r.data.clone().into()),
         hash: Some(r.hash),
         version: r.version,
         updated_at: r.updated_at.clone(),

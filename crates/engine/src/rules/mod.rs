@@ -31,8 +31,9 @@ pub use validate::*;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{leaf, RecordHash, Snapshot};
+use crate::doc::Doc;
 use crate::events::Source;
-use crate::types::{Checkpoint, Conflict, Counts, Data, Key, Millis, Mutation, Op};
+use crate::types::{Checkpoint, Conflict, Counts, Key, Millis, Mutation, Op};
 
 /// One key's row in the replica: the visible state plus the cloud state it rests on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,7 +42,7 @@ pub struct Row {
     pub key: Key,
     /// Visible data; `None` while a local delete is pending. Stores may leave it out of the rows
     /// they hand to a planner when `pending` is `None` (planners never read it then).
-    pub data: Option<Data>,
+    pub data: Option<Doc>,
     /// Hash of the visible data; `None` while a local delete is pending.
     pub hash: Option<RecordHash>,
     /// Cloud version of the cloud state (0 when the cloud does not have the record).
@@ -63,10 +64,13 @@ impl Row {
     }
 
     /// The pending local edit as a mutation, if there is one, named `"{client}:{seq}"` when
-    /// the scope has a client id (see [`crate::mutation`]).
-    pub fn mutation(&self, client: Option<&str>) -> Option<Mutation> {
-        let seq = self.pending?;
-        Some(Mutation {
+    /// the scope has a client id (see [`crate::mutation`]). Fails (a storage error) only if the
+    /// stored data is corrupt.
+    pub fn mutation(&self, client: Option<&str>) -> crate::error::Result<Option<Mutation>> {
+        let Some(seq) = self.pending else {
+            return Ok(None);
+        };
+        Ok(Some(Mutation {
             collection: self.key.collection.clone(),
             id: self.key.id.clone(),
             op: if self.data.is_some() {
@@ -74,10 +78,10 @@ impl Row {
             } else {
                 Op::Delete
             },
-            data: self.data.clone(),
+            data: self.data.as_ref().map(Doc::to_data).transpose()?,
             base_version: self.cloud_hash.map(|_| self.version),
             mutation_id: client.map(|c| format!("{c}:{seq}")),
-        })
+        }))
     }
 }
 

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::digest::{leaf, record_hash_with, RecordHash};
+use crate::digest::{leaf, RecordHash};
+use crate::doc::Doc;
 use crate::error::{Detail, Error, Result};
 use crate::events::Source;
 use crate::types::{Conflict, Data, Key, Millis, Op};
@@ -65,7 +66,7 @@ pub fn plan_page(
             && unanswered
                 .iter()
                 .any(|(k, h)| *k == inc.key && *h == inc.hash());
-        apply_one(scope_name, &mut out, inc, row, ours, generation, now);
+        apply_one(scope_name, &mut out, inc, row, ours, generation, now)?;
     }
     out.scope.checkpoint = Some(page.checkpoint);
     Ok(out)
@@ -98,7 +99,7 @@ fn apply_one(
     ours: bool,
     generation: u64,
     now: Millis,
-) {
+) -> Result<()> {
     let new_hash = inc.hash();
     let old_leaf = row.and_then(|(_, r)| r.leaf());
     let cloud_unchanged = row.is_some_and(|(_, r)| r.cloud_hash == new_hash);
@@ -137,7 +138,7 @@ fn apply_one(
         generation,
         pending: None,
     };
-    let replace = |key, prior, updated_at, state: Option<(Data, RecordHash)>| match state {
+    let replace = |key, prior, updated_at, state: Option<(Doc, RecordHash)>| match state {
         Some((data, hash)) => RowWrite::Put {
             row: cloud_row(key, updated_at, data, hash),
             prior: Some(prior),
@@ -168,7 +169,7 @@ fn apply_one(
                 }
             } else {
                 out.conflicts
-                    .push(conflict_of(scope_name, r, version, new_hash, now));
+                    .push(conflict_of(scope_name, r, version, new_hash, now)?);
                 out.counts.conflicts += 1;
                 match (r.hash.is_some(), new_hash.is_some()) {
                     (_, false) if r.hash.is_some() => out.counts.deleted += 1,
@@ -202,6 +203,7 @@ fn apply_one(
             }
         },
     }
+    Ok(())
 }
 
 /// Whether the cloud state `(version, hash)` is the one `row`'s pending edit was made on, so
@@ -221,8 +223,8 @@ fn conflict_of(
     cloud_version: u64,
     cloud_hash: Option<RecordHash>,
     now: Millis,
-) -> Conflict {
-    Conflict {
+) -> Result<Conflict> {
+    Ok(Conflict {
         id: 0,
         scope: scope_name.to_owned(),
         collection: row.key.collection.clone(),
@@ -232,13 +234,13 @@ fn conflict_of(
         } else {
             Op::Delete
         },
-        local_data: row.data.clone(),
+        local_data: row.data.as_ref().map(Doc::to_data).transpose()?,
         base_version: row.cloud_hash.map(|_| row.version),
         cloud_version,
         cloud_hash,
         at: now,
         reason: None,
-    }
+    })
 }
 
 /// A local edit: put data (already validated as an object) or delete.
@@ -269,7 +271,11 @@ pub fn plan_local_edit(
         source: Source::Local,
         ..Changeset::default()
     };
-    let hash = edit.data.as_ref().map(crate::digest::record_hash);
+    let doc = edit.data.as_ref().map(Doc::new);
+    // `Doc::new` writes the canonical text, so its hash is that of the text.
+    let hash = doc
+        .as_ref()
+        .map(|d| crate::digest::hash_canonical(d.as_str().as_bytes()));
     let visible = row.and_then(|r| r.hash);
     if visible == hash {
         return Ok(out);
@@ -282,7 +288,7 @@ pub fn plan_local_edit(
     out.rows.push(RowWrite::Put {
         row: Row {
             key: edit.key.clone(),
-            data: edit.data.clone(),
+            data: doc,
             hash,
             version,
             updated_at,
@@ -366,7 +372,7 @@ pub fn plan_push(
                             inc.as_ref().map_or(0, |i| i.version),
                             inc.as_ref().and_then(Incoming::hash),
                             now,
-                        )
+                        )?
                     });
                     out.counts.conflicts += 1;
                 }
@@ -418,7 +424,7 @@ pub fn plan_push(
             (newer, prior) => {
                 if let Some(n) = newer {
                     out.conflicts
-                        .push(conflict_of(scope_name, &n, version, cloud_hash, now));
+                        .push(conflict_of(scope_name, &n, version, cloud_hash, now)?);
                     out.counts.conflicts += 1;
                 }
                 match (cloud_state, prior) {
@@ -457,7 +463,7 @@ pub fn plan_sweep(
     state: &ScopeState,
     stale: &[Option<Row>],
     now: Millis,
-) -> Changeset {
+) -> Result<Changeset> {
     let mut out = Changeset {
         scope: state.clone(),
         source: Source::Sweep,
@@ -505,7 +511,7 @@ pub fn plan_sweep(
         }
         if row.pending.is_some() && row.hash.is_some() {
             out.conflicts
-                .push(conflict_of(scope_name, row, 0, None, now));
+                .push(conflict_of(scope_name, row, 0, None, now)?);
             out.counts.conflicts += 1;
         }
         if row.cloud_hash.is_some() {
@@ -517,7 +523,7 @@ pub fn plan_sweep(
         });
     }
     out.scope.full_sync = false;
-    out
+    Ok(out)
 }
 
 /// Plans a range repair: `cloud` holds the cloud's live records of a key range (validated),
@@ -538,7 +544,7 @@ pub fn plan_repair(
     rows: &[Option<Row>],
     cloud: &HashMap<Key, Incoming>,
     now: Millis,
-) -> Changeset {
+) -> Result<Changeset> {
     let mut out = Changeset {
         scope: state.clone(),
         source: Source::Repair,
@@ -583,7 +589,7 @@ pub fn plan_repair(
                     None
                 } else {
                     out.conflicts
-                        .push(conflict_of(scope_name, r, version, cloud_hash, now));
+                        .push(conflict_of(scope_name, r, version, cloud_hash, now)?);
                     out.counts.conflicts += 1;
                     match inc {
                         Some(i) => cloud_row(i, Some(prior)),
@@ -604,7 +610,7 @@ pub fn plan_repair(
                 let intact = r.cloud_hash == hash
                     && r.hash == hash
                     && r.version == i.version
-                    && r.data.as_ref().map(|d| record_hash_with(d, &mut buf)) == hash;
+                    && r.data.as_ref().and_then(|d| d.hash_with(&mut buf).ok()) == hash;
                 if intact {
                     None
                 } else {
@@ -617,5 +623,5 @@ pub fn plan_repair(
             out.rows.push(w);
         }
     }
-    out
+    Ok(out)
 }

@@ -2,9 +2,11 @@
 //! snapshot, one state per key and version, and push answers matched to the mutations sent.
 //! Nothing is applied if anything is wrong.
 
-use crate::digest::{record_hash_with, RecordHash, Snapshot};
+use crate::canonical::write_canonical_text;
+use crate::digest::{hash_canonical, RecordHash, Snapshot};
+use crate::doc::Doc;
 use crate::error::{Detail, Error, Result};
-use crate::types::{Change, Checkpoint, Data, Key, MutationResult, Page};
+use crate::types::{Change, Checkpoint, Key, MutationResult, Page};
 
 use super::Row;
 
@@ -17,8 +19,8 @@ pub struct Incoming {
     pub version: u64,
     /// Cloud timestamp.
     pub updated_at: String,
-    /// Data and hash; `None` for a tombstone.
-    pub state: Option<(Data, RecordHash)>,
+    /// Data (its canonical text) and hash; `None` for a tombstone.
+    pub state: Option<(Doc, RecordHash)>,
 }
 
 impl Incoming {
@@ -70,7 +72,7 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
         .with_detail(Detail::Malformed));
     }
     let state = if deleted {
-        if data.as_ref().is_some_and(|d| !d.is_null()) {
+        if data.is_some() {
             return Err(Error::protocol(format!(
                 "{}/{}: a tombstone must have null data",
                 key.collection, key.id
@@ -80,15 +82,14 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
         None
     } else {
         let data = match data {
-            Some(serde_json::Value::Object(map)) => map,
+            Some(raw) if raw.get().starts_with('{') => raw,
             other => {
-                let got = match other {
-                    None | Some(serde_json::Value::Null) => "null",
-                    Some(serde_json::Value::Array(_)) => "an array",
-                    Some(serde_json::Value::String(_)) => "a string",
-                    Some(serde_json::Value::Number(_)) => "a number",
-                    Some(serde_json::Value::Bool(_)) => "a boolean",
-                    Some(serde_json::Value::Object(_)) => "an object",
+                let got = match other.as_ref().and_then(|r| r.get().bytes().next()) {
+                    None | Some(b'n') => "null",
+                    Some(b'[') => "an array",
+                    Some(b'"') => "a string",
+                    Some(b't' | b'f') => "a boolean",
+                    Some(_) => "a number",
                 };
                 return Err(Error::protocol(format!(
                     "{}/{}: data must be a JSON object, got {got}",
@@ -110,14 +111,22 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
                 .with_detail(Detail::Malformed))
             }
         };
-        let actual = record_hash_with(&data, buf);
+        buf.clear();
+        write_canonical_text(data.get(), buf).map_err(|e| {
+            Error::protocol(format!(
+                "{}/{}: data is not JSON: {e}",
+                key.collection, key.id
+            ))
+            .with_detail(Detail::Malformed)
+        })?;
+        let actual = hash_canonical(buf);
         if actual != claimed {
             return Err(Error::protocol(format!(
                 "{}/{} version {version}: hash mismatch, page says {claimed}, data hashes to {actual}",
                 key.collection, key.id
             )).with_detail(Detail::HashMismatch));
         }
-        Some((data, actual))
+        Some((Doc::from_canonical(buf.clone()), actual))
     };
     Ok(Incoming {
         key,

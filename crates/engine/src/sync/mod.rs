@@ -356,7 +356,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                         scope,
                         state.generation,
                         |st: &ScopeState, rows: &[Option<Row>]| {
-                            Ok(plan_sweep(scope_name, st, rows, now))
+                            plan_sweep(scope_name, st, rows, now)
                         },
                     )
                     .await?;

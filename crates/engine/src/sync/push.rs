@@ -36,7 +36,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             let (mut sent, mut mutations, mut refused) = (Vec::new(), Vec::new(), Vec::new());
             let mut bytes = PUSH_ENVELOPE;
             for row in rows {
-                let Some(m) = row.mutation(Some(&client)) else {
+                let Some(m) = row.mutation(Some(&client))? else {
                     continue;
                 };
                 let size = json_len(&m)?;

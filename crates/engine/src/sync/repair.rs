@@ -155,7 +155,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 &keys,
                 true,
                 |st: &ScopeState, rows: &[Option<Row>]| {
-                    Ok(plan_repair(scope_name, st, &keys, rows, &cloud, now))
+                    plan_repair(scope_name, st, &keys, rows, &cloud, now)
                 },
             )
             .await?;

@@ -111,7 +111,7 @@ fn row(collection: &str, id: &str, data: serde_json::Value, version: u64, genera
     let hash = record_hash(&data);
     Row {
         key: Key::new(collection, id),
-        data: Some(data),
+        data: Some(data.into()),
         hash: Some(hash),
         version,
         updated_at: "2026-01-01T00:00:00.000Z".into(),

@@ -73,7 +73,10 @@ pub fn every_edit(sh: &Shared<'_>, stores: &[MemoryStore], settled: bool) -> Res
                 .iter()
                 .find(|(k, _)| *k == e.key)
                 .and_then(|(_, x)| x.as_ref());
-            let pending = latest && row.is_some_and(|x| x.pending.is_some() && x.data == e.state);
+            let pending = latest
+                && row.is_some_and(|x| {
+                    x.pending.is_some() && x.data.as_ref().map(|d| d.to_data().unwrap()) == e.state
+                });
             if pending && !settled {
                 continue;
             }

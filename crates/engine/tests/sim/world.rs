@@ -177,7 +177,9 @@ async fn apply_edit(
 ) {
     let key = Key::new("c", id);
     let row = store.row(&sh.scope, &key).await.unwrap();
-    let visible = row.as_ref().and_then(|x| x.data.clone());
+    let visible = row
+        .as_ref()
+        .and_then(|x| x.data.as_ref().map(|d| d.to_data().unwrap()));
     let shown = state
         .as_ref()
         .map_or("deleted".to_string(), |d| json!(d).to_string());

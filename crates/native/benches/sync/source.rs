@@ -6,7 +6,6 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tether_dataset::{Dataset, GenRecord};
 use tether_engine::digest::{leaf, record_hash, Snapshot};
 use tether_engine::{Change, Checkpoint, Error, Page, Pulled, Remote, Result, ScopeId};
@@ -122,16 +121,7 @@ impl Source {
 }
 
 fn change(r: GenRecord, version: u64) -> Change {
-    let hash = record_hash(&r.data).to_string();
-    Change {
-        collection: r.collection.to_owned(),
-        id: r.id,
-        version,
-        updated_at: UPDATED_AT.to_owned(),
-        deleted: false,
-        data: Some(Value::Object(r.data)),
-        hash: Some(hash),
-    }
+    Change::live(r.collection, r.id, version, UPDATED_AT, &r.data)
 }
 
 impl Remote for Source {

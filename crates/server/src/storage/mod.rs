@@ -7,6 +7,7 @@
 //! `data` and `hash`. Versions are assigned while holding the scope's lock inside the writing
 //! transaction, so versions increase in commit order and a cursor never skips a late commit.
 
+use serde_json::value::RawValue;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -260,6 +261,19 @@ pub(crate) fn data_of(text: &str) -> Result<serde_json::Value, StorageError> {
     Ok(v)
 }
 
+/// Stored JSON data as the raw text a page carries: checked to be JSON and an object, never
+/// parsed into values (the client canonicalizes and hashes the text itself).
+pub(crate) fn raw_data_of(text: &str) -> Result<Box<RawValue>, StorageError> {
+    let raw = RawValue::from_string(text.to_owned())
+        .map_err(|e| StorageError::Corrupt(format!("stored data is not JSON: {e}")))?;
+    if !raw.get().starts_with('{') {
+        return Err(StorageError::Corrupt(
+            "stored data is not a JSON object".into(),
+        ));
+    }
+    Ok(raw)
+}
+
 /// Builds the page from the fetched changes (at most `limit + 1` of them, by version) and the
 /// scope row read in the same transaction.
 pub(crate) fn finish_page(
@@ -317,7 +331,7 @@ pub(crate) fn change(
     data: Option<&str>,
     hash: Option<String>,
 ) -> Result<Change, StorageError> {
-    let data = data.map(data_of).transpose()?;
+    let data = data.map(raw_data_of).transpose()?;
     Ok(Change {
         collection: key.collection,
         id: key.id,

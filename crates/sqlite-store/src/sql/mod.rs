@@ -15,7 +15,7 @@ pub use records::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tether_engine::digest::RecordHash;
-use tether_engine::{Data, Error, Key, Result, Row};
+use tether_engine::{Data, Doc, Error, Key, Result, Row};
 
 pub use crate::conn::{Connection, SqlResult, SqlRow, Statement, Value};
 
@@ -39,7 +39,7 @@ fn row_from(key: Key, r: &dyn SqlRow, at: usize) -> SqlResult<Row> {
     let hash = opt_hash(r.value(at)?)?;
     Ok(Row {
         key,
-        data: data.as_deref().map(parse_data).transpose()?,
+        data: data.map(Doc::from_stored),
         hash,
         version: to_u64(r.get(at + 1)?)?,
         updated_at: r.get(at + 2)?,

@@ -59,7 +59,7 @@ use std::collections::BTreeMap;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
-use tether_engine::{Data, Error, Key, RecordHash, Result, Row, ScopeState};
+use tether_engine::{Data, Doc, Error, Key, RecordHash, Result, Row, ScopeState};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// Object store names.
@@ -225,7 +225,7 @@ pub(crate) fn decode_row(key: Key, value: &JsValue, with_data: bool) -> Result<S
         let text = data_js
             .as_string()
             .ok_or_else(|| Error::storage("row data in IndexedDB is not a string"))?;
-        Some(parse_data(&text)?)
+        Some(Doc::from_stored(text))
     } else {
         None
     };
@@ -287,10 +287,11 @@ pub(crate) fn encode_row(
 }
 
 /// The data string of a row to store.
-pub(crate) fn encode_data(data: Option<&Data>) -> Result<JsValue> {
+/// A row's stored data: its JSON text as the engine made it, never serialized again.
+pub(crate) fn encode_data(data: Option<&Doc>) -> JsValue {
     match data {
-        Some(d) => json(d).map(|s| JsValue::from_str(&s)),
-        None => Ok(JsValue::UNDEFINED),
+        Some(d) => JsValue::from_str(d.as_str()),
+        None => JsValue::UNDEFINED,
     }
 }
 

@@ -110,6 +110,11 @@ impl Declared {
         }
     }
 
+    /// Whether an index is declared on `collection`.
+    pub fn covers(&self, collection: &str) -> bool {
+        self.of(collection).next().is_some()
+    }
+
     fn of<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a Declaration> + 'a {
         self.indexes
             .iter()
@@ -395,7 +400,7 @@ fn hit_of(d: &Declaration, key_js: &JsValue, value: &JsValue) -> Result<Hit> {
         ))
     })?;
     Ok(Hit {
-        key: d.spec.key_of(data),
+        key: d.spec.key_of(&data.to_data()?),
         row,
     })
 }

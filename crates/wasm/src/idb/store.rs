@@ -622,8 +622,13 @@ async fn write(
     for w in &changes.rows {
         match w {
             RowWrite::Put { row, .. } => {
-                let data = encode_data(row.data.as_ref())?;
-                let entries = declared.entries(scope_js, &row.key, row.data.as_ref());
+                let data = encode_data(row.data.as_ref());
+                // Parsed only when an index of its collection needs its fields.
+                let parsed = match &row.data {
+                    Some(d) if declared.covers(&row.key.collection) => Some(d.to_data()?),
+                    _ => None,
+                };
+                let entries = declared.entries(scope_js, &row.key, parsed.as_ref());
                 let value = encode_row(scope_js, row, &data, &entries)?;
                 call(rows_os.put_with_key(&value, &key_of(w)))?;
             }
