@@ -240,6 +240,10 @@ impl ScopeRef<'_> {
         // Poisoned only if a previous sync panicked; its transaction rolled back, so go on.
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let syncer = Syncer::new(&self.replica.shared.store, remote, &now);
+        let options = SyncOptions {
+            offload: options.offload.or(Some(&Threads)),
+            ..options
+        };
         block_on(syncer.sync(self.id(), options))
     }
 
@@ -376,4 +380,32 @@ pub fn now() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
         Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
     })
+}
+
+/// The native [`Offload`](tether_engine::sync::Offload): each job (validating and hashing the
+/// next page while this one is written) on a thread of its own, inline if none can be started.
+struct Threads;
+
+impl tether_engine::sync::Offload for Threads {
+    fn spawn(&self, job: Box<dyn FnOnce() + Send>) {
+        // A job is one page's validation (milliseconds), so a thread per job costs little
+        // beside it and leaves nothing running between syncs.
+        type Job = Box<dyn FnOnce() + Send>;
+        let job: Arc<Mutex<Option<Job>>> = Arc::new(Mutex::new(Some(job)));
+        let take = |j: &Mutex<Option<Job>>| j.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let theirs = job.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tether-validate".into())
+            .spawn(move || {
+                if let Some(job) = take(&theirs) {
+                    job()
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!("no thread for page validation ({e}); validating inline");
+            if let Some(job) = take(&job) {
+                job()
+            }
+        }
+    }
 }

@@ -34,6 +34,7 @@ use crate::rules::{
 };
 use crate::store::{MaybeSend, MaybeSync, Store};
 
+mod pipeline;
 mod preview;
 mod push;
 mod repair;
@@ -87,6 +88,14 @@ impl CancelFlag {
     }
 }
 
+/// A pulled answer, its page validated.
+enum Fetched {
+    Reset,
+    Page(crate::rules::ValidPage, u64),
+}
+
+pub use pipeline::Offload;
+
 /// Options of one sync.
 #[derive(Clone, Copy)]
 pub struct SyncOptions<'a> {
@@ -114,6 +123,10 @@ pub struct SyncOptions<'a> {
     pub progress: Option<&'a dyn ProgressSink>,
     /// Cancellation.
     pub cancel: Option<&'a CancelFlag>,
+    /// Where the next page is validated and hashed while this one is written (natively a
+    /// worker thread, which `tether-native` supplies when this is `None`); `None` runs it
+    /// inline. The next page is pulled during the write either way.
+    pub offload: Option<&'a dyn Offload>,
 }
 
 impl Default for SyncOptions<'_> {
@@ -127,6 +140,7 @@ impl Default for SyncOptions<'_> {
             live_wait_s: 0,
             progress: None,
             cancel: None,
+            offload: None,
         }
     }
 }
@@ -418,23 +432,28 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         } else {
             0
         };
+        let limit = opts.page_size.max(1);
+        // The next page, pulled and validated while the current one was written.
+        let mut ahead: Option<Result<Fetched>> = None;
         loop {
             check_cancel(opts)?;
-            let (cp, limit) = (state.checkpoint.as_ref(), opts.page_size.max(1));
-            let pulled = if wait > 0 {
-                self.remote.pull_wait(scope, cp, limit, wait).await?
-            } else {
-                self.remote.pull(scope, cp, limit).await?
+            let fetched = match ahead.take() {
+                Some(f) => f?,
+                None => {
+                    let cp = state.checkpoint.clone();
+                    let f = self.fetch(scope, cp.as_ref(), limit, wait, opts).await?;
+                    wait = 0;
+                    f
+                }
             };
-            wait = 0;
-            let (page, bytes) = match pulled {
-                Pulled::Reset if state.checkpoint.is_none() => {
+            let (page, bytes) = match fetched {
+                Fetched::Reset if state.checkpoint.is_none() => {
                     return Err(Error::protocol(
                         "the remote answered reset to a pull from the start",
                     )
                     .with_detail(Detail::NoProgress))
                 }
-                Pulled::Reset => {
+                Fetched::Reset => {
                     if *resynced {
                         return Err(
                             Error::protocol("the remote answered reset twice in one run")
@@ -448,11 +467,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     total = None;
                     continue;
                 }
-                Pulled::Page { page, bytes } => (page, bytes),
+                Fetched::Page(page, bytes) => (page, bytes),
             };
             run.bytes_received = run.bytes_received.saturating_add(bytes);
-            check_versions(&page.changes)?;
-            let page = validate_page(page)?;
             // Announced once the page is here, so that even the first event carries the total
             // the remote estimates (`remaining` counts what comes after this page).
             let n = page.changes.len() as u64;
@@ -498,17 +515,24 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .map(|u| u.clone())
                 .unwrap_or_default();
             // The planner is called once: it moves the records out of the page, no clone.
-            let applied = self
-                .store
-                .update(
-                    scope,
-                    &keys,
-                    false,
-                    move |st: &ScopeState, rows: &[Option<Row>]| {
-                        plan_page(scope_name, st, page, rows, mode, &unanswered, now)
-                    },
-                )
-                .await?;
+            let apply = self.store.update(
+                scope,
+                &keys,
+                false,
+                move |st: &ScopeState, rows: &[Option<Row>]| {
+                    plan_page(scope_name, st, page, rows, mode, &unanswered, now)
+                },
+            );
+            let applied = if has_more {
+                // The next page is pulled from this page's checkpoint while this one is
+                // written; if the write fails, it is dropped with the error.
+                let next = self.fetch(scope, Some(&checkpoint), limit, 0, opts);
+                let (next, applied) = pipeline::join(next, apply).await;
+                ahead = Some(next);
+                applied?
+            } else {
+                apply.await?
+            };
             state.checkpoint = Some(checkpoint);
             state.totals = applied.totals;
             run.pages += 1;
@@ -527,6 +551,36 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     Error::protocol("last page without snapshot")
                         .with_detail(Detail::SnapshotMissing)
                 });
+            }
+        }
+    }
+
+    /// Pulls one page (long-polling `wait` seconds when above 0) and validates it, through
+    /// `opts.offload` when there is one.
+    async fn fetch(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&crate::types::Checkpoint>,
+        limit: u32,
+        wait: u32,
+        opts: &SyncOptions<'_>,
+    ) -> Result<Fetched> {
+        let pulled = if wait > 0 {
+            self.remote
+                .pull_wait(scope, checkpoint, limit, wait)
+                .await?
+        } else {
+            self.remote.pull(scope, checkpoint, limit).await?
+        };
+        match pulled {
+            Pulled::Reset => Ok(Fetched::Reset),
+            Pulled::Page { page, bytes } => {
+                let valid = pipeline::offload(opts.offload, move || {
+                    check_versions(&page.changes)?;
+                    validate_page(page)
+                })
+                .await?;
+                Ok(Fetched::Page(valid, bytes))
             }
         }
     }
