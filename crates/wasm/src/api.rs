@@ -445,6 +445,9 @@ async fn sync(store: &Observed<AnyStore>, scope: &ScopeId, options: &JsValue) ->
         live_wait_s,
         progress: progress.as_ref().map(|p| p as &dyn ProgressSink),
         cancel: Some(&cancel),
+        // No threads here: the next page is fetched and validated while IndexedDB (which runs
+        // off this thread) writes the current one.
+        offload: None,
     };
     let report = match AnyRemote::from_js(&remote, signal.clone()) {
         Ok(r) => Syncer::new(store, &r, &now).sync(scope, opts).await,
