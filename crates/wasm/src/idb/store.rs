@@ -482,15 +482,16 @@ async fn update_in(
     let reqs = key_js
         .iter()
         .zip(keys)
-        .map(|(k, key)| match &present {
-            Some(p) if !p.contains(key) => Ok(None),
-            _ => call(rows_os.get(k)).map(Some),
+        .map(|(k, key)| match present.may_exist(key) {
+            false => Ok(None),
+            true => call(rows_os.get(k)).map(Some),
         })
         .collect::<Result<Vec<_>>>()?;
-    // The meta and declared requests completed before the probe's answer, if there was one.
+    // The meta and declared requests were issued first, so they completed before any later
+    // one. A request already complete must not be awaited again (its event has fired).
     match reqs.iter().rev().flatten().next() {
         Some(last) => drop(wait(last).await?),
-        None if present.is_none() => drop(wait(&declared_req).await?),
+        None if !present.awaited => drop(wait(&declared_req).await?),
         None => {}
     }
     let meta = ScopeMeta::decode(&result_of(&meta_req)?)?;
@@ -520,36 +521,69 @@ async fn update_in(
     write(tx, scope, &scope_js, (meta, declared), read, planner).await
 }
 
-/// Which of `keys` exist, found with one `getAllKeys` over the span of the keys when that span
-/// holds few rows (at most twice as many as keys), so that a download of new records does not
-/// pay a `get` per record. `None` means "unknown, read every key": few keys (then nothing was
-/// awaited), or a wide span.
-async fn probe(
-    rows: &IdbObjectStore,
-    scope_js: &JsValue,
-    keys: &[Key],
-) -> Result<Option<HashSet<Key>>> {
+/// Which of `keys` may exist, found with one `getAllKeys` per collection over the span of that
+/// collection's keys when the span holds few rows (at most twice as many as keys), so that a
+/// download of new records does not pay a `get` per record even when its pages mix
+/// collections. A key is [`Probe::may_exist`] if it was found, or if its collection was not
+/// probed (few keys, or a wide span: then every key of it is read).
+async fn probe(rows: &IdbObjectStore, scope_js: &JsValue, keys: &[Key]) -> Result<Probe> {
     const MIN_KEYS: usize = 16;
-    let (Some(lo), Some(hi)) = (keys.iter().min(), keys.iter().max()) else {
-        return Ok(None);
-    };
-    if keys.len() < MIN_KEYS {
-        return Ok(None);
+    let mut spans: Vec<(&str, &Key, &Key, usize)> = Vec::new();
+    for k in keys {
+        match spans.iter_mut().find(|s| s.0 == k.collection) {
+            Some(s) => {
+                s.1 = s.1.min(k);
+                s.2 = s.2.max(k);
+                s.3 += 1;
+            }
+            None => spans.push((&k.collection, k, k, 1)),
+        }
     }
-    let limit = u32::try_from(keys.len() * 2).unwrap_or(u32::MAX);
-    let range = IdbKeyRange::bound(&row_key(scope_js, lo), &row_key(scope_js, hi))
-        .map_err(|e| js_storage_error("building a key range", &e))?;
-    let found: Array = wait(&call(rows.get_all_keys_with_key_and_limit(&range, limit))?)
-        .await?
-        .unchecked_into();
-    if found.length() >= limit {
-        return Ok(None);
+    let mut requests = Vec::new();
+    for (collection, lo, hi, n) in spans {
+        if n < MIN_KEYS {
+            continue;
+        }
+        let limit = u32::try_from(n * 2).unwrap_or(u32::MAX);
+        let range = IdbKeyRange::bound(&row_key(scope_js, lo), &row_key(scope_js, hi))
+            .map_err(|e| js_storage_error("building a key range", &e))?;
+        let req = call(rows.get_all_keys_with_key_and_limit(&range, limit))?;
+        requests.push((collection, limit, req));
     }
-    found
-        .iter()
-        .map(|k| decode_key(&k))
-        .collect::<Result<_>>()
-        .map(Some)
+    let mut probe = Probe::default();
+    // Requests complete in order: once the last has, all have.
+    if let Some((_, _, last)) = requests.last() {
+        wait(last).await?;
+        probe.awaited = true;
+    }
+    for (collection, limit, req) in requests {
+        let found: Array = result_of(&req)?.unchecked_into();
+        if found.length() >= limit {
+            continue;
+        }
+        probe.probed.insert(collection.to_owned());
+        for k in found.iter() {
+            probe.found.insert(decode_key(&k)?);
+        }
+    }
+    Ok(probe)
+}
+
+/// What [`probe`] learnt.
+#[derive(Default)]
+struct Probe {
+    /// Collections whose span was read whole.
+    probed: HashSet<String>,
+    /// The keys found in those spans.
+    found: HashSet<Key>,
+    /// Whether a request was awaited (so every request issued before it is complete).
+    awaited: bool,
+}
+
+impl Probe {
+    fn may_exist(&self, key: &Key) -> bool {
+        !self.probed.contains(&key.collection) || self.found.contains(key)
+    }
 }
 
 async fn update_stale_in(
