@@ -23,6 +23,7 @@ use web_sys::AbortSignal;
 use crate::any_remote::AnyRemote;
 use crate::any_store::AnyStore;
 use crate::js::{json_of, now, prop, to_js, to_js_error};
+#[cfg(feature = "node-sqlite")]
 use crate::node_sqlite::{DatabaseSync, NodeSqlite};
 use crate::IdbStore;
 
@@ -74,7 +75,8 @@ impl WasmReplica {
 
     /// Opens the replica file `db` (a `node:sqlite` `DatabaseSync` the caller opened), checking
     /// and migrating it as the native replica does; `name` is its path, for messages. The
-    /// database is closed again if it is not a usable replica.
+    /// database is closed again if it is not a usable replica. Only in the `node-sqlite` build.
+    #[cfg(feature = "node-sqlite")]
     #[wasm_bindgen(js_name = openSqlite)]
     pub fn open_sqlite(name: String, db: JsValue) -> std::result::Result<WasmReplica, JsValue> {
         let what = format!("replica file {name}");
@@ -142,6 +144,7 @@ impl WasmReplica {
     pub fn kind(&self) -> String {
         match self.state.store.inner() {
             AnyStore::Idb(_) => "indexeddb".into(),
+            #[cfg(feature = "node-sqlite")]
             AnyStore::Sqlite(_) => "sqlite".into(),
             AnyStore::Memory(_) => "memory".into(),
         }
@@ -152,10 +155,9 @@ impl WasmReplica {
     pub fn export_snapshot(&self) -> std::result::Result<String, JsValue> {
         match self.state.store.inner() {
             AnyStore::Memory(m) => Ok(m.export()),
-            AnyStore::Idb(_) | AnyStore::Sqlite(_) => Err(to_js_error(&Error::invalid(
-                "exportSnapshot is for in-memory replicas; IndexedDB and SQLite replicas persist \
-                 by themselves",
-            ))),
+            #[cfg(feature = "node-sqlite")]
+            AnyStore::Sqlite(_) => Err(persisting()),
+            AnyStore::Idb(_) => Err(persisting()),
         }
     }
 
@@ -187,6 +189,7 @@ impl WasmReplica {
     pub fn close(&self) {
         match self.state.store.inner() {
             AnyStore::Idb(s) => s.close(),
+            #[cfg(feature = "node-sqlite")]
             AnyStore::Sqlite(s) => s.with_connection(NodeSqlite::close),
             AnyStore::Memory(_) => {}
         }
@@ -583,4 +586,12 @@ where
     F: std::future::Future<Output = Result<JsValue>> + 'static,
 {
     future_to_promise(async move { f.await.map_err(|e| to_js_error(&e)) })
+}
+
+/// `exportSnapshot`'s error on a replica that persists by itself.
+fn persisting() -> JsValue {
+    to_js_error(&Error::invalid(
+        "exportSnapshot is for in-memory replicas; IndexedDB and SQLite replicas persist by \
+         themselves",
+    ))
 }

@@ -1,6 +1,6 @@
-//! Tether in the browser and in Node: the replica store over IndexedDB ([`IdbStore`]) or over
-//! Node's `node:sqlite` ([`node_sqlite::NodeSqliteStore`], the native replica's file format),
-//! remotes over `fetch`
+//! Tether in the browser and in Node: the replica store over IndexedDB ([`IdbStore`]) or, with
+//! the `node-sqlite` feature (the npm package's Node build), over Node's `node:sqlite`
+//! (`node_sqlite::NodeSqliteStore`, the native replica's file format), remotes over `fetch`
 //! ([`remote`]) and over user JavaScript functions ([`any_remote`]), and the `#[wasm_bindgen]`
 //! API that the npm package in `js/` wraps ([`api`]).
 //!
@@ -16,6 +16,7 @@ pub mod any_store;
 pub mod api;
 pub mod idb;
 pub mod js;
+#[cfg(feature = "node-sqlite")]
 pub mod node_sqlite;
 pub mod remote;
 
