@@ -45,14 +45,19 @@ impl FnRemote {
         arg: JsValue,
         what: &str,
     ) -> Result<(T, usize)> {
+        let text = self.call_json(f, arg, what).await?;
+        let parsed = serde_json::from_slice(text.as_bytes())
+            .map_err(|e| Error::protocol(format!("{what}: malformed answer: {e}")))?;
+        Ok((parsed, text.len()))
+    }
+
+    /// Calls `f(arg)` and returns its (awaited) answer as JSON text.
+    async fn call_json(&self, f: &Function, arg: JsValue, what: &str) -> Result<String> {
         let v = f
             .call1(&JsValue::NULL, &arg)
             .map_err(|e| from_js_error(&e))?;
         let v = resolve(v).await.map_err(|e| from_js_error(&e))?;
-        let text = json_of(&v, what)?;
-        let parsed = serde_json::from_str(&text)
-            .map_err(|e| Error::protocol(format!("{what}: malformed answer: {e}")))?;
-        Ok((parsed, text.len()))
+        json_of(&v, what)
     }
 }
 
@@ -72,14 +77,19 @@ impl Remote for FnRemote {
             ("limit", limit.into()),
             ("signal", self.signal.clone()),
         ]);
-        let (value, bytes) = self
-            .call::<serde_json::Value>(&self.pull, arg, "pull")
-            .await?;
+        let text = self.call_json(&self.pull, arg, "pull").await?;
+        let value: serde_json::Value = serde_json::from_slice(text.as_bytes())
+            .map_err(|e| Error::protocol(format!("pull: malformed answer: {e}")))?;
         if value.get("reset") == Some(&serde_json::Value::Bool(true)) {
             return Ok(Pulled::Reset);
         }
-        let page: Page = serde_json::from_value(value)
+        drop(value);
+        // The page is read from the text again rather than from `value`: the engine reads its
+        // pages from bytes, so that decoder is in the wasm already, and a second one, from a
+        // `serde_json::Value`, would add kilobytes.
+        let page: Page = serde_json::from_slice(text.as_bytes())
             .map_err(|e| Error::protocol(format!("pull: malformed page: {e}")))?;
+        let bytes = text.len();
         Ok(Pulled::Page {
             page,
             bytes: bytes as u64,

@@ -267,7 +267,7 @@ impl WasmScope {
     /// Creates or replaces a record locally (pushed by the next sync).
     pub fn put(&self, collection: String, id: String, data: JsValue) -> Promise {
         let data = json_of(&data, "record data").and_then(|t| {
-            serde_json::from_str::<serde_json::Value>(&t)
+            serde_json::from_slice::<serde_json::Value>(t.as_bytes())
                 .map_err(|e| Error::invalid(format!("record data: {e}")))
         });
         scoped!(self, |h| {
@@ -466,7 +466,8 @@ fn index_set_of(declaration: &JsValue) -> Result<Option<IndexSet>> {
         return Ok(None);
     }
     let text = json_of(declaration, "indexes")?;
-    let value = serde_json::from_str(&text).map_err(|e| Error::invalid(format!("indexes: {e}")))?;
+    let value = serde_json::from_slice(text.as_bytes())
+        .map_err(|e| Error::invalid(format!("indexes: {e}")))?;
     IndexSet::from_declaration(&value).map(Some)
 }
 
@@ -480,7 +481,8 @@ fn query_of(collection: String, query: &JsValue) -> Result<Query> {
         return Err(shape());
     }
     let text = json_of(query, "the query")?;
-    let serde_json::Value::Object(fields) = serde_json::from_str(&text).map_err(|_| shape())?
+    let serde_json::Value::Object(fields) =
+        serde_json::from_slice(text.as_bytes()).map_err(|_| shape())?
     else {
         return Err(shape());
     };
