@@ -5,6 +5,8 @@
 //! its calls runs is safe.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
@@ -587,6 +589,12 @@ fn promise<F>(f: F) -> Promise
 where
     F: std::future::Future<Output = Result<JsValue>> + 'static,
 {
+    boxed_promise(Box::pin(f))
+}
+
+/// [`promise`] on a boxed future: `future_to_promise` and its task are compiled once for every
+/// method rather than once per method's future, which keeps kilobytes out of the wasm.
+fn boxed_promise(f: Pin<Box<dyn Future<Output = Result<JsValue>>>>) -> Promise {
     future_to_promise(async move { f.await.map_err(|e| to_js_error(&e)) })
 }
 
