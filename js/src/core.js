@@ -2,11 +2,23 @@
 // adds what belongs to the JS world: loading the module once, Web Locks so that one tab at a
 // time syncs a scope, AbortSignal plumbing, the background-sync timer, and change events
 // (dispatch to listeners, other tabs over BroadcastChannel, watched and live queries: live.js).
-import initWasm, { WasmReplica, nextSyncDelay } from '../pkg/tether_wasm.js';
+// It imports no wasm itself: each entry point registers the build it uses (setGlue).
 import { Events, watchQuery, LiveQuery } from './live.js';
 
 let ready = null;
 let defaultSource = null;
+/** The wasm-bindgen glue module of the wasm build in use (its default export loads it). */
+let glue = null;
+
+/**
+ * Sets the wasm build this module drives, as its wasm-bindgen glue module: the browser build
+ * (`../pkg/tether_wasm.js`, from index.js and preloaded.js) or the Node build with the
+ * node:sqlite store (`../pkg/tether_wasm_node.js`, from node.js). Called by each entry point
+ * when it is first imported.
+ */
+export function setGlue(module) {
+  glue = module;
+}
 
 /**
  * Loads the wasm module once. `source` is anything wasm-bindgen's loader takes: a URL, a
@@ -16,7 +28,7 @@ export function init(source) {
   if (!ready) {
     ready = Promise.resolve(source)
       .then((s) => (typeof s === 'string' || s instanceof URL ? fetchWasm(s) : s))
-      .then((s) => initWasm(s === undefined ? undefined : { module_or_path: s }))
+      .then((s) => glue.default(s === undefined ? undefined : { module_or_path: s }))
       .then(() => undefined);
     ready.catch(() => {
       ready = null; // let a later call retry
@@ -147,7 +159,7 @@ export class Replica {
    */
   static async open(name, options = {}) {
     await loaded();
-    return adopt(Replica, await WasmReplica.open(String(name)), options);
+    return adopt(Replica, await glue.WasmReplica.open(String(name)), options);
   }
 
   /** An in-memory replica (Node, VS Code extension hosts), optionally from a snapshot. */
@@ -157,7 +169,7 @@ export class Replica {
     }
     await loaded();
     // `this`: the Node entry's subclass gets instances of itself.
-    return adopt(this, WasmReplica.openInMemory(String(name), snapshot ?? undefined), { indexes });
+    return adopt(this, glue.WasmReplica.openInMemory(String(name), snapshot ?? undefined), { indexes });
   }
 
   /**
@@ -358,7 +370,7 @@ export class Scope {
         } catch (thrown) {
           console.error(thrown);
         }
-        const ms = nextSyncDelay(0, 0.1, failures, e.retryAfterMs, Math.random());
+        const ms = glue.nextSyncDelay(0, 0.1, failures, e.retryAfterMs, Math.random());
         const aborted = await new Promise((resolve) => {
           if (signal?.aborted) {
             resolve(true);
@@ -503,7 +515,7 @@ export class BackgroundSync {
   }
 
   #delay(retryAfterMs) {
-    return nextSyncDelay(this.intervalMs, this.jitter, this.#failures, retryAfterMs, Math.random());
+    return glue.nextSyncDelay(this.intervalMs, this.jitter, this.#failures, retryAfterMs, Math.random());
   }
 
   #schedule(ms) {

@@ -5,8 +5,10 @@
 // build and rewrite the URL. esbuild leaves it untouched; see docs/browser.md, "Bundlers".
 // This module must not be dropped as side-effect free (package.json `sideEffects` lists it):
 // registering the location is its whole job.
-import { setDefaultSource, fetchWasm } from './core.js';
+import * as glue from '../pkg/tether_wasm.js';
+import { setGlue, setDefaultSource, fetchWasm } from './core.js';
 
+setGlue(glue);
 setDefaultSource(() => fetchWasm(new URL('../pkg/tether_wasm_bg.wasm', import.meta.url)));
 
 export { init, Replica, Scope, BackgroundSync, isTetherError, ERROR_CODES } from './core.js';

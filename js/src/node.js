@@ -2,14 +2,16 @@
 // SQLite file through `node:sqlite` (Node >= 22.5), in the native replica's format; without
 // it, `Replica.openInMemory({snapshot})` and persist `exportSnapshot()` wherever the host likes.
 //
-// The wasm is read from disk: beside this file as published (`../pkg/`), or, when this module
-// was bundled into CommonJS (esbuild `--platform=node --format=cjs`, where `import.meta` is
-// empty), next to the bundle, then through the `tether-sync` package a `require` from the
-// bundle's folder finds. docs/browser.md, "Bundlers", says where the file goes.
-import { init, setDefaultSource, tetherError, adopt, Replica as CoreReplica } from './core.js';
-import { WasmReplica } from '../pkg/tether_wasm.js';
+// It drives the Node build of the wasm (`tether_wasm_node_bg.wasm`: the browser build plus the
+// node:sqlite store, which the browser build leaves out), read from disk: beside this file as
+// published (`../pkg/`), or, when this module was bundled into CommonJS (esbuild
+// `--platform=node --format=cjs`, where `import.meta` is empty), next to the bundle, then
+// through the `tether-sync` package a `require` from the bundle's folder finds.
+// docs/browser.md, "Bundlers", says where the file goes.
+import * as glue from '../pkg/tether_wasm_node.js';
+import { init, setGlue, setDefaultSource, tetherError, adopt, Replica as CoreReplica } from './core.js';
 
-const WASM = 'tether_wasm_bg.wasm';
+const WASM = 'tether_wasm_node_bg.wasm';
 
 const loadWasm = async () => {
   const { readFile } = await import('node:fs/promises');
@@ -29,6 +31,7 @@ const loadWasm = async () => {
     'WasmNotFound',
   );
 };
+setGlue(glue);
 setDefaultSource(loadWasm);
 
 async function wasmPlaces() {
@@ -67,7 +70,7 @@ export class Replica extends CoreReplica {
     } catch (e) {
       throw tetherError('Storage', `cannot open replica file ${file}: ${e?.message ?? e}`);
     }
-    return adopt(Replica, WasmReplica.openSqlite(String(file), db), options);
+    return adopt(Replica, glue.WasmReplica.openSqlite(String(file), db), options);
   }
 }
 

@@ -18,12 +18,14 @@ ensure_node_deps js
 # Fails here, loudly, if the pinned Node 24 cannot be installed: its tests are not optional.
 ensure_node24
 
-log "browser: clippy on wasm32"
+log "browser: clippy on wasm32 (the browser build, and the Node build with node-sqlite)"
 cargo clippy -p tether-wasm --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
+cargo clippy -p tether-wasm --target wasm32-unknown-unknown --all-targets --features node-sqlite --locked -- -D warnings
 
 log "browser: IdbStore conformance and IndexedDB tests in headless Chromium, node:sqlite store in Node 24"
 # wasm-bindgen-test-runner runs the Node test files with the `node` on PATH: Node 24 here.
-PATH="$(dirname "$TETHER_NODE24"):$PATH" cargo test -p tether-wasm --target wasm32-unknown-unknown --locked
+# node-sqlite: the node:sqlite store (crates/wasm/tests/node_sqlite.rs needs it).
+PATH="$(dirname "$TETHER_NODE24"):$PATH" cargo test -p tether-wasm --target wasm32-unknown-unknown --features node-sqlite --locked
 
 log "browser: npm package (wasm-release profile, wasm-bindgen --target web)"
 js/build.sh

@@ -17,6 +17,8 @@ ensure_wasm_target
 ensure_chromium
 ensure_wasm_bindgen
 ensure_code_server
+# js/build.sh runs wasm-opt from js/node_modules (the binaryen devDependency).
+ensure_node_deps_cached js
 ensure_node_deps_cached "$EXAMPLE"
 
 log "vscode: npm package (a no-op when browser.sh just built it), packed into the example"

@@ -151,7 +151,8 @@ impl MemoryStore {
 
     /// A store from [`MemoryStore::export`]'s JSON.
     pub fn import(json: &str) -> Result<Self> {
-        let inner: Inner = serde_json::from_str(json)
+        // From bytes, as the protocol's answers are read: one serde_json reader in the wasm.
+        let inner: Inner = serde_json::from_slice(json.as_bytes())
             .map_err(|e| Error::invalid(format!("not a memory store snapshot: {e}")))?;
         Ok(MemoryStore {
             inner: Mutex::new(inner),

@@ -53,7 +53,8 @@ impl FnRemote {
 
     async fn call<T: DeserializeOwned>(&self, f: &Function, arg: JsValue, what: &str) -> Result<T> {
         let text = self.call_text(f, arg, what).await?;
-        serde_json::from_str(&text)
+        // From bytes, as the engine reads pages: one decoder in the wasm, not two.
+        serde_json::from_slice(text.as_bytes())
             .map_err(|e| Error::protocol(format!("{what}: malformed answer: {e}")))
     }
 }
@@ -81,13 +82,13 @@ impl Remote for FnRemote {
             #[serde(default)]
             reset: bool,
         }
-        let probe: Reset = serde_json::from_str(&text)
+        let probe: Reset = serde_json::from_slice(text.as_bytes())
             .map_err(|e| Error::protocol(format!("pull: malformed answer: {e}")))?;
         if probe.reset {
             return Ok(Pulled::Reset);
         }
         // Parsed from the text: the records' data stays raw JSON text (see `Change::data`).
-        let page: Page = serde_json::from_str(&text)
+        let page: Page = serde_json::from_slice(text.as_bytes())
             .map_err(|e| Error::protocol(format!("pull: malformed page: {e}")))?;
         Ok(Pulled::Page {
             page,

@@ -9,6 +9,7 @@ use tether_engine::{
     Snapshot, Store,
 };
 
+#[cfg(feature = "node-sqlite")]
 use crate::node_sqlite::NodeSqliteStore;
 use crate::IdbStore;
 
@@ -16,7 +17,9 @@ use crate::IdbStore;
 pub enum AnyStore {
     /// IndexedDB.
     Idb(IdbStore),
-    /// A SQLite file through `node:sqlite`, in the native replica's format.
+    /// A SQLite file through `node:sqlite`, in the native replica's format (the `node-sqlite`
+    /// feature).
+    #[cfg(feature = "node-sqlite")]
     Sqlite(NodeSqliteStore),
     /// In memory, exportable as a JSON snapshot.
     Memory(MemoryStore),
@@ -26,6 +29,7 @@ macro_rules! delegate {
     ($self:ident . $m:ident ( $($a:expr),* )) => {
         match $self {
             AnyStore::Idb(s) => s.$m($($a),*).await,
+            #[cfg(feature = "node-sqlite")]
             AnyStore::Sqlite(s) => s.$m($($a),*).await,
             AnyStore::Memory(s) => s.$m($($a),*).await,
         }
@@ -150,6 +154,7 @@ impl Store for AnyStore {
     fn indexes(&self) -> IndexSet {
         match self {
             AnyStore::Idb(s) => s.indexes(),
+            #[cfg(feature = "node-sqlite")]
             AnyStore::Sqlite(s) => s.indexes(),
             AnyStore::Memory(s) => s.indexes(),
         }

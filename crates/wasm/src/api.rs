@@ -5,6 +5,8 @@
 //! its calls runs is safe.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
@@ -23,6 +25,7 @@ use web_sys::AbortSignal;
 use crate::any_remote::AnyRemote;
 use crate::any_store::AnyStore;
 use crate::js::{json_of, now, prop, to_js, to_js_error};
+#[cfg(feature = "node-sqlite")]
 use crate::node_sqlite::{DatabaseSync, NodeSqlite};
 use crate::IdbStore;
 
@@ -74,7 +77,8 @@ impl WasmReplica {
 
     /// Opens the replica file `db` (a `node:sqlite` `DatabaseSync` the caller opened), checking
     /// and migrating it as the native replica does; `name` is its path, for messages. The
-    /// database is closed again if it is not a usable replica.
+    /// database is closed again if it is not a usable replica. Only in the `node-sqlite` build.
+    #[cfg(feature = "node-sqlite")]
     #[wasm_bindgen(js_name = openSqlite)]
     pub fn open_sqlite(name: String, db: JsValue) -> std::result::Result<WasmReplica, JsValue> {
         let what = format!("replica file {name}");
@@ -142,6 +146,7 @@ impl WasmReplica {
     pub fn kind(&self) -> String {
         match self.state.store.inner() {
             AnyStore::Idb(_) => "indexeddb".into(),
+            #[cfg(feature = "node-sqlite")]
             AnyStore::Sqlite(_) => "sqlite".into(),
             AnyStore::Memory(_) => "memory".into(),
         }
@@ -152,10 +157,9 @@ impl WasmReplica {
     pub fn export_snapshot(&self) -> std::result::Result<String, JsValue> {
         match self.state.store.inner() {
             AnyStore::Memory(m) => Ok(m.export()),
-            AnyStore::Idb(_) | AnyStore::Sqlite(_) => Err(to_js_error(&Error::invalid(
-                "exportSnapshot is for in-memory replicas; IndexedDB and SQLite replicas persist \
-                 by themselves",
-            ))),
+            #[cfg(feature = "node-sqlite")]
+            AnyStore::Sqlite(_) => Err(persisting()),
+            AnyStore::Idb(_) => Err(persisting()),
         }
     }
 
@@ -187,6 +191,7 @@ impl WasmReplica {
     pub fn close(&self) {
         match self.state.store.inner() {
             AnyStore::Idb(s) => s.close(),
+            #[cfg(feature = "node-sqlite")]
             AnyStore::Sqlite(s) => s.with_connection(NodeSqlite::close),
             AnyStore::Memory(_) => {}
         }
@@ -264,7 +269,7 @@ impl WasmScope {
     /// Creates or replaces a record locally (pushed by the next sync).
     pub fn put(&self, collection: String, id: String, data: JsValue) -> Promise {
         let data = json_of(&data, "record data").and_then(|t| {
-            serde_json::from_str::<serde_json::Value>(&t)
+            serde_json::from_slice::<serde_json::Value>(t.as_bytes())
                 .map_err(|e| Error::invalid(format!("record data: {e}")))
         });
         scoped!(self, |h| {
@@ -466,7 +471,8 @@ fn index_set_of(declaration: &JsValue) -> Result<Option<IndexSet>> {
         return Ok(None);
     }
     let text = json_of(declaration, "indexes")?;
-    let value = serde_json::from_str(&text).map_err(|e| Error::invalid(format!("indexes: {e}")))?;
+    let value = serde_json::from_slice(text.as_bytes())
+        .map_err(|e| Error::invalid(format!("indexes: {e}")))?;
     IndexSet::from_declaration(&value).map(Some)
 }
 
@@ -480,7 +486,8 @@ fn query_of(collection: String, query: &JsValue) -> Result<Query> {
         return Err(shape());
     }
     let text = json_of(query, "the query")?;
-    let serde_json::Value::Object(fields) = serde_json::from_str(&text).map_err(|_| shape())?
+    let serde_json::Value::Object(fields) =
+        serde_json::from_slice(text.as_bytes()).map_err(|_| shape())?
     else {
         return Err(shape());
     };
@@ -585,5 +592,19 @@ fn promise<F>(f: F) -> Promise
 where
     F: std::future::Future<Output = Result<JsValue>> + 'static,
 {
+    boxed_promise(Box::pin(f))
+}
+
+/// [`promise`] on a boxed future: `future_to_promise` and its task are compiled once for every
+/// method rather than once per method's future, which keeps kilobytes out of the wasm.
+fn boxed_promise(f: Pin<Box<dyn Future<Output = Result<JsValue>>>>) -> Promise {
     future_to_promise(async move { f.await.map_err(|e| to_js_error(&e)) })
+}
+
+/// `exportSnapshot`'s error on a replica that persists by itself.
+fn persisting() -> JsValue {
+    to_js_error(&Error::invalid(
+        "exportSnapshot is for in-memory replicas; IndexedDB and SQLite replicas persist by \
+         themselves",
+    ))
 }

@@ -57,7 +57,7 @@ function fakeVscode(settings) {
 }
 
 test('the shipped bundle activates under Node 24 with its wasm beside it, offline', async () => {
-  assert.ok(existsSync(path.join(dist, 'tether_wasm_bg.wasm')), 'npm run build copies the wasm into dist/');
+  assert.ok(existsSync(path.join(dist, 'tether_wasm_node_bg.wasm')), 'npm run build copies the wasm into dist/');
   const shipped = path.join(mkdtempSync(path.join(os.tmpdir(), 'tether-vsix-')), 'dist');
   cpSync(dist, shipped, { recursive: true });
   const storage = path.join(path.dirname(shipped), 'globalStorage');

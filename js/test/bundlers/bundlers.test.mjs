@@ -285,7 +285,7 @@ test('Node 20: an extension bundled by esbuild (--platform=node --format=cjs)', 
   // Shipped alone with the wasm copied next to it, as docs/browser.md says.
   const shipped = mkdtempSync(path.join(tmp, 'ext-'));
   cpSync(bundle, path.join(shipped, 'extension.cjs'));
-  cpSync(path.join(MODULES, 'tether-sync/pkg/tether_wasm_bg.wasm'), path.join(shipped, 'tether_wasm_bg.wasm'));
+  cpSync(path.join(MODULES, 'tether-sync/pkg/tether_wasm_node_bg.wasm'), path.join(shipped, 'tether_wasm_node_bg.wasm'));
   await assertNodeSync([path.join(shipped, 'extension.cjs')], { cwd: shipped });
   // Shipped alone without it: a coded error that names the places looked at.
   const bare = mkdtempSync(path.join(tmp, 'ext-bare-'));
@@ -294,7 +294,7 @@ test('Node 20: an extension bundled by esbuild (--platform=node --format=cjs)', 
   assert.equal(r.ok, false);
   assert.equal(r.code, 'InvalidInput');
   assert.equal(r.detail, 'WasmNotFound');
-  assert.ok(r.message.includes(path.join(bare, 'tether_wasm_bg.wasm')), r.message);
+  assert.ok(r.message.includes(path.join(bare, 'tether_wasm_node_bg.wasm')), r.message);
 });
 
 async function startCloud() {

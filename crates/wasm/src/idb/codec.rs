@@ -127,7 +127,7 @@ impl ScopeMeta {
         let text = value
             .as_string()
             .ok_or_else(|| Error::storage("scope state in IndexedDB is not a string"))?;
-        serde_json::from_str(&text)
+        serde_json::from_slice(text.as_bytes())
             .map_err(|e| Error::storage(format!("scope state in IndexedDB is corrupt: {e}")))
     }
 
@@ -217,7 +217,7 @@ pub(crate) fn decode_row(key: Key, value: &JsValue, with_data: bool) -> Result<S
         .ok()
         .and_then(|m| m.as_string())
         .ok_or_else(|| Error::storage("row in IndexedDB has no metadata"))?;
-    let meta: Meta = serde_json::from_str(&m)
+    let meta: Meta = serde_json::from_slice(m.as_bytes())
         .map_err(|e| Error::storage(format!("row metadata in IndexedDB is corrupt: {e}")))?;
     let data_js = Reflect::get(value, &"d".into()).unwrap_or(JsValue::UNDEFINED);
     let present = !data_js.is_undefined();
@@ -247,7 +247,7 @@ pub(crate) fn decode_row(key: Key, value: &JsValue, with_data: bool) -> Result<S
 
 /// Parses stored record data.
 pub(crate) fn parse_data(text: &str) -> Result<Data> {
-    serde_json::from_str(text)
+    serde_json::from_slice(text.as_bytes())
         .map_err(|e| Error::storage(format!("record data in IndexedDB is corrupt: {e}")))
 }
 
@@ -315,7 +315,7 @@ pub(crate) fn decode_tagged<T: for<'de> Deserialize<'de>>(value: &JsValue) -> Re
             .ok_or_else(|| Error::storage(format!("IndexedDB entry has no {name:?} string")))
     };
     let scope = field("s")?;
-    let item = serde_json::from_str(&field("j")?)
+    let item = serde_json::from_slice(field("j")?.as_bytes())
         .map_err(|e| Error::storage(format!("IndexedDB entry is corrupt: {e}")))?;
     Ok((scope, item))
 }

@@ -52,7 +52,7 @@ impl Declared {
         let text = value
             .as_string()
             .ok_or_else(|| Error::storage("declared indexes in IndexedDB are not a string"))?;
-        serde_json::from_str(&text)
+        serde_json::from_slice(text.as_bytes())
             .map_err(|e| Error::storage(format!("declared indexes in IndexedDB are corrupt: {e}")))
     }
 
