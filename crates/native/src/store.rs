@@ -38,7 +38,65 @@ const STATEMENT_CACHE: usize = 64;
 /// assert_eq!(store.scope_state(&scope).await.unwrap().totals, cloud.snapshot(&scope));
 /// # });
 /// ```
-pub struct SqliteStore(SqlStore<Rusqlite>);
+pub struct SqliteStore(SqlStore<Rusqlite>, Option<Checkpointer>);
+
+/// Moves WAL checkpoints off the writing thread: after each write transaction the store nudges
+/// a thread with its own connection to the file, which runs a `PASSIVE` checkpoint (it never
+/// blocks the writer or a reader). The writer's own automatic checkpoint stays on, at
+/// [`WRITER_AUTOCHECKPOINT`] pages, so the WAL stays bounded even if this thread fell behind.
+struct Checkpointer {
+    nudge: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// WAL pages after which the writer checkpoints by itself (SQLite's default is 1,000): a
+/// safety net only, the checkpointer thread runs long before.
+const WRITER_AUTOCHECKPOINT: u32 = 8_000;
+
+impl Checkpointer {
+    /// Starts the thread on its own connection to `path`; `None` (checkpoints stay on the
+    /// writer) if that connection cannot be opened or the thread not started.
+    fn start(path: &Path) -> Option<Checkpointer> {
+        let conn = rusqlite::Connection::open(path).ok()?;
+        conn.busy_timeout(std::time::Duration::from_millis(50))
+            .ok()?;
+        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("tether-checkpoint".into())
+            .spawn(move || {
+                // Ends when the store drops its sender.
+                while nudged.recv().is_ok() {
+                    // PASSIVE copies what no reader still needs and never waits on a lock; a
+                    // busy answer just means the next nudge does the rest.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!("background checkpoint: {e}");
+                    }
+                }
+            })
+            .ok()?;
+        Some(Checkpointer {
+            nudge: Some(nudge),
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a checkpoint; at most one is ever queued.
+    fn nudge(&self) {
+        if let Some(n) = &self.nudge {
+            let _ = n.try_send(());
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.nudge = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) a replica file: checks it is a Tether replica, migrates its
@@ -56,7 +114,14 @@ impl SqliteStore {
         }
         let conn = rusqlite::Connection::open(path)
             .map_err(|e| Error::storage(format!("cannot open {what}: {e}")))?;
-        Self::setup(conn, &what)
+        let store = Self::setup(conn, &what)?;
+        store.0.with_connection(|c| {
+            c.0.execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}"
+            ))
+            .map_err(|e| Error::storage(format!("cannot set up {what}: {e}")))
+        })?;
+        Ok(SqliteStore(store.0, Checkpointer::start(path)))
     }
 
     /// A store in memory (nothing persisted), for tests and throwaway replicas.
@@ -67,7 +132,7 @@ impl SqliteStore {
 
     fn setup(conn: rusqlite::Connection, what: &str) -> Result<Self> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(SqliteStore(SqlStore::open(Rusqlite(conn), what)?))
+        Ok(SqliteStore(SqlStore::open(Rusqlite(conn), what)?, None))
     }
 }
 
@@ -169,9 +234,22 @@ macro_rules! delegate {
 }
 
 impl Store for SqliteStore {
+    async fn update(
+        &self,
+        scope: &ScopeId,
+        keys: &[Key],
+        with_data: bool,
+        planner: impl Planner,
+    ) -> Result<Applied> {
+        let applied = self.0.update(scope, keys, with_data, planner).await;
+        if let Some(c) = &self.1 {
+            c.nudge();
+        }
+        applied
+    }
+
     delegate! {
         fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState>;
-        fn update(&self, scope: &ScopeId, keys: &[Key], with_data: bool, planner: impl Planner) -> Result<Applied>;
         fn update_stale(&self, scope: &ScopeId, generation: u64, planner: impl Planner) -> Result<Applied>;
         fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>>;
         fn list(&self, scope: &ScopeId, collection: &str, after: Option<&str>, limit: usize) -> Result<Vec<Row>>;

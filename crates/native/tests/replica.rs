@@ -345,3 +345,45 @@ impl tether_engine::Remote for Unreachable {
         Err(tether_engine::Error::protocol("no changes endpoint").with_detail(Detail::NotSupported))
     }
 }
+
+#[test]
+fn checkpoints_run_off_the_writer_while_the_replica_is_open() {
+    // The writer checkpoints by itself only past thousands of WAL pages; these ~2 MB of
+    // records stay below that, so only the background checkpointer can move them into the
+    // main file while the replica is still open.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let cloud = Cloud::new();
+    let s = sid("org-1");
+    for i in 0..4000 {
+        let filler = "x".repeat(400);
+        cloud.put(
+            &s,
+            "objects",
+            &format!("obj_{i:05}"),
+            json!({ "i": i, "f": filler }),
+            0,
+        );
+    }
+    let replica = Replica::open(&path).unwrap();
+    let scope = replica.scope("org-1").unwrap();
+    let opts = SyncOptions {
+        page_size: 200,
+        ..SyncOptions::default()
+    };
+    assert_eq!(scope.sync(&cloud, opts).unwrap().snapshot.count, 4000);
+    let main_file = || std::fs::metadata(&path).unwrap().len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while main_file() < 1_500_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        main_file() >= 1_500_000,
+        "the main file holds {} bytes while open: nothing was checkpointed",
+        main_file()
+    );
+    drop(scope);
+    drop(replica);
+    let reopened = Replica::open(&path).unwrap();
+    assert_eq!(reopened.scope("org-1").unwrap().count(None).unwrap(), 4000);
+}

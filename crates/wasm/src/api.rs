@@ -125,7 +125,8 @@ impl WasmReplica {
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, listener: Function) -> WasmSubscription {
         let sub = self.state.store.events().subscribe(move |event| {
-            if let Ok(v) = to_js(event) {
+            // Its keys (scope, source, run, changes, collection, id, op) are one word each.
+            if let Ok(v) = crate::js::to_js_as_is(event) {
                 // A throwing listener must not fail the write that has committed already.
                 let _ = listener.call1(&JsValue::NULL, &v);
             }

@@ -142,6 +142,14 @@ pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Error> {
     js_sys::JSON::parse(&text).map_err(|_| Error::invalid("cannot convert to JavaScript"))
 }
 
+/// Like [`to_js`] for a value whose keys are already what JavaScript sees (no snake_case
+/// key anywhere, e.g. a change event): written as JSON text at once, no `Value` tree.
+pub fn to_js_as_is<T: Serialize>(v: &T) -> Result<JsValue, Error> {
+    let text = serde_json::to_string(v)
+        .map_err(|e| Error::invalid(format!("cannot convert to JavaScript: {e}")))?;
+    js_sys::JSON::parse(&text).map_err(|_| Error::invalid("cannot convert to JavaScript"))
+}
+
 /// A JS value as JSON text (`undefined` and functions are rejected).
 pub fn json_of(v: &JsValue, what: &str) -> Result<String, Error> {
     js_sys::JSON::stringify(v)

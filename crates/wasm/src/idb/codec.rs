@@ -155,12 +155,13 @@ impl ScopeMeta {
 
 /// The IndexedDB key of a row.
 pub(crate) fn row_key(scope: &JsValue, key: &Key) -> JsValue {
-    Array::of3(
-        scope,
-        &Uint8Array::from(key.collection.as_bytes()),
-        &Uint8Array::from(key.id.as_bytes()),
-    )
-    .into()
+    row_key_in(scope, &Uint8Array::from(key.collection.as_bytes()), &key.id)
+}
+
+/// [`row_key`] with the collection part already built (IndexedDB copies a key when it stores
+/// it, so one collection part serves every key of the collection).
+pub(crate) fn row_key_in(scope: &JsValue, collection: &Uint8Array, id: &str) -> JsValue {
+    Array::of3(scope, collection, &Uint8Array::from(id.as_bytes())).into()
 }
 
 /// Lower bound of a whole scope (`[scope]` sorts before every `[scope, ..]`).
@@ -251,15 +252,9 @@ pub(crate) fn parse_data(text: &str) -> Result<Data> {
         .map_err(|e| Error::storage(format!("record data in IndexedDB is corrupt: {e}")))
 }
 
-/// Encodes a row value; `data` is the stored data string (already encoded), or undefined, and
-/// `entries` the row's index entries ([`super::indexes`]), or undefined.
-pub(crate) fn encode_row(
-    scope: &JsValue,
-    row: &Row,
-    data: &JsValue,
-    entries: &JsValue,
-) -> Result<JsValue> {
-    let meta = Meta {
+/// The metadata text of a row value.
+pub(crate) fn row_meta(row: &Row) -> Result<String> {
+    json(&Meta {
         h: if row.hash != row.cloud_hash {
             row.hash
         } else {
@@ -270,13 +265,25 @@ pub(crate) fn encode_row(
         c: row.cloud_hash,
         g: row.generation,
         p: row.pending,
-    };
+    })
+}
+
+/// Encodes a row value: `meta` is its [`row_meta`] as a JS string, `data` the stored data
+/// string, or undefined, `entries` the row's index entries ([`super::indexes`]), or
+/// undefined, and `pending` its outbox sequence number.
+pub(crate) fn encode_row(
+    scope: &JsValue,
+    pending: Option<u64>,
+    meta: &JsValue,
+    data: &JsValue,
+    entries: &JsValue,
+) -> Result<JsValue> {
     let obj = Object::new();
-    set(&obj, "m", &JsValue::from_str(&json(&meta)?))?;
+    set(&obj, "m", meta)?;
     if !data.is_undefined() {
         set(&obj, "d", data)?;
     }
-    if let Some(p) = row.pending {
+    if let Some(p) = pending {
         set(&obj, "s", scope)?;
         set(&obj, "p", &JsValue::from_f64(p as f64))?;
     }
@@ -286,12 +293,38 @@ pub(crate) fn encode_row(
     Ok(obj.into())
 }
 
-/// The data string of a row to store.
-/// A row's stored data: its JSON text as the engine made it, never serialized again.
-pub(crate) fn encode_data(data: Option<&Doc>) -> JsValue {
-    match data {
-        Some(d) => JsValue::from_str(d.as_str()),
-        None => JsValue::UNDEFINED,
+/// Many texts made JS strings in one conversion: one `TextDecoder` call for a whole page
+/// instead of two per row, then `String.prototype.split` in the engine of the browser. The
+/// texts are JSON, which never holds a raw NUL, so NUL separates them.
+#[derive(Default)]
+pub(crate) struct Texts(String);
+
+impl Texts {
+    /// Adds one text.
+    pub(crate) fn push(&mut self, text: &str) {
+        self.0.push_str(text);
+        self.0.push('\0');
+    }
+
+    /// The texts as JS strings, in the order pushed.
+    pub(crate) fn into_js(self) -> TextsJs {
+        let all = js_sys::JsString::from(self.0.as_str()).split("\0");
+        TextsJs { all, next: 0 }
+    }
+}
+
+/// The JS strings of [`Texts`], taken in order.
+pub(crate) struct TextsJs {
+    all: Array,
+    next: u32,
+}
+
+impl TextsJs {
+    /// The next text.
+    pub(crate) fn next(&mut self) -> JsValue {
+        let v = self.all.get(self.next);
+        self.next += 1;
+        v
     }
 }
 

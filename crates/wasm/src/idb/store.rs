@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use js_sys::Array;
+use js_sys::{Array, Uint8Array};
 use tether_engine::query::{Hit, IndexSet, Scan};
 use tether_engine::rules::RowWrite;
 use tether_engine::store::{snapshot_of, Applied, Planner};
@@ -17,9 +17,9 @@ use web_sys::{
 };
 
 use super::codec::{
-    collection_lower, collection_upper, decode_key, decode_row, decode_tagged, encode_data,
-    encode_row, encode_tagged, id_of, row_key, scope_lower, scope_upper, ScopeMeta, CONFLICTS,
-    INDEXES, META, PENDING_INDEX, ROWS, RUNNING_INDEX, RUNS, SCOPE_INDEX,
+    collection_lower, collection_upper, decode_key, decode_row, decode_tagged, encode_row,
+    encode_tagged, id_of, row_key, row_key_in, row_meta, scope_lower, scope_upper, ScopeMeta,
+    Texts, CONFLICTS, INDEXES, META, PENDING_INDEX, ROWS, RUNNING_INDEX, RUNS, SCOPE_INDEX,
 };
 use super::indexes::{build_in, count_in, declare_in, read_declared, scan_in, Declared};
 use super::request::{abort, committed, js_storage_error, wait};
@@ -648,23 +648,32 @@ async fn write(
 ) -> Result<Applied> {
     let changes = planner(&meta.state, &read.rows)?;
     let rows_os = object_store(tx, ROWS)?;
-    // The stored key of a row that was read is reused; a new key is built.
-    let key_of = |w: &RowWrite| match w.prior().and_then(|p| read.key_js.get(p.slot)) {
+    // The stored key of a row that was read is reused; a new key is built, its collection part
+    // made once per collection.
+    let mut parts: Vec<(String, Uint8Array)> = Vec::new();
+    let mut key_of = |w: &RowWrite| match w.prior().and_then(|p| read.key_js.get(p.slot)) {
         Some(k) => k.clone(),
-        None => row_key(scope_js, w.key()),
+        None => {
+            let c = w.key().collection.as_str();
+            let part = match parts.iter().position(|(p, _)| *p == c) {
+                Some(i) => &parts[i].1,
+                None => {
+                    parts.push((c.to_owned(), Uint8Array::from(c.as_bytes())));
+                    &parts[parts.len() - 1].1
+                }
+            };
+            row_key_in(scope_js, part, &w.key().id)
+        }
     };
+    // Every text of the values written (metadata, then data for a put), one conversion.
+    let mut texts = Texts::default();
     for w in &changes.rows {
         match w {
             RowWrite::Put { row, .. } => {
-                let data = encode_data(row.data.as_ref());
-                // Parsed only when an index of its collection needs its fields.
-                let parsed = match &row.data {
-                    Some(d) if declared.covers(&row.key.collection) => Some(d.to_data()?),
-                    _ => None,
-                };
-                let entries = declared.entries(scope_js, &row.key, parsed.as_ref());
-                let value = encode_row(scope_js, row, &data, &entries)?;
-                call(rows_os.put_with_key(&value, &key_of(w)))?;
+                texts.push(&row_meta(row)?);
+                if let Some(d) = &row.data {
+                    texts.push(d.as_str());
+                }
             }
             RowWrite::Touch {
                 key,
@@ -674,28 +683,55 @@ async fn write(
                 cloud_hash,
                 generation,
                 pending,
+            } => texts.push(&row_meta(&Row {
+                key: key.clone(),
+                data: None,
+                hash: prior.hash,
+                version: *version,
+                updated_at: updated_at.clone(),
+                cloud_hash: *cloud_hash,
+                generation: *generation,
+                pending: *pending,
+            })?),
+            RowWrite::Remove { .. } => {}
+        }
+    }
+    let mut texts = texts.into_js();
+    for w in &changes.rows {
+        match w {
+            RowWrite::Put { row, .. } => {
+                let meta = texts.next();
+                let data = match &row.data {
+                    Some(_) => texts.next(),
+                    None => JsValue::UNDEFINED,
+                };
+                // Parsed only when an index of its collection needs its fields.
+                let parsed = match &row.data {
+                    Some(d) if declared.covers(&row.key.collection) => Some(d.to_data()?),
+                    _ => None,
+                };
+                let entries = declared.entries(scope_js, &row.key, parsed.as_ref());
+                let value = encode_row(scope_js, row.pending, &meta, &data, &entries)?;
+                call(rows_os.put_with_key(&value, &key_of(w)))?;
+            }
+            RowWrite::Touch {
+                key,
+                prior,
+                pending,
+                ..
             } => {
+                let meta = texts.next();
                 // The stored data string is kept as it is: never decoded, never encoded again.
                 let data = read
                     .data
                     .get(prior.slot)
                     .ok_or_else(|| Error::storage("a touch names a row that was not read"))?;
-                let row = Row {
-                    key: key.clone(),
-                    data: None,
-                    hash: prior.hash,
-                    version: *version,
-                    updated_at: updated_at.clone(),
-                    cloud_hash: *cloud_hash,
-                    generation: *generation,
-                    pending: *pending,
-                };
                 let entries = read
                     .entries
                     .get(prior.slot)
                     .map(|x| declared.kept_entries(&key.collection, x))
                     .unwrap_or(JsValue::UNDEFINED);
-                let value = encode_row(scope_js, &row, data, &entries)?;
+                let value = encode_row(scope_js, *pending, &meta, data, &entries)?;
                 call(rows_os.put_with_key(&value, &key_of(w)))?;
             }
             RowWrite::Remove { .. } => {
