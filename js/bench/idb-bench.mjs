@@ -1,12 +1,16 @@
 // Browser benchmark (not a timed test): initial sync of generated records into IndexedDB
 // through the whole engine path, against raw IndexedDB puts of the same pages (one transaction
 // per page) in the same Chromium run. Prints records/s and the ratio, and the gzipped wasm size.
+// With the tether CLI built (target/release/tether, or TETHER_BIN), also the sync of the same
+// number of records over fetch from a `tether serve` on loopback (default options, gzip).
 //
 //   node bench/idb-bench.mjs [sizes...]     (default: 10000 100000; needs js/pkg built)
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { installPackedPackage, launch, JS_DIR, REPO } from '../test/fixtures/harness.mjs';
 import { startServer } from '../test/fixtures/server.mjs';
 import { generatePages } from '../test/fixtures/cloud.mjs';
@@ -14,6 +18,7 @@ import { generatePages } from '../test/fixtures/cloud.mjs';
 const sizes = process.argv.slice(2).map(Number).filter(Boolean);
 const SIZES = sizes.length ? sizes : [10_000, 100_000];
 const PAGE = 1000;
+const TOKEN = 'bench';
 
 const app = installPackedPackage();
 const pagesDir = mkdtempSync(path.join(os.tmpdir(), 'tether-bench-'));
@@ -38,6 +43,23 @@ try {
     const engRate = r.engine.records / (r.engine.ms / 1000);
     results.push({ n, rawPerSec: Math.round(rawRate), enginePerSec: Math.round(engRate), ratio: +(engRate / rawRate).toFixed(2), rawMs: Math.round(r.raw.ms), engineMs: Math.round(r.engine.ms) });
   }
+  const bin = process.env.TETHER_BIN ?? path.join(REPO, 'target/release/tether');
+  if (existsSync(bin)) {
+    const cloud = await startCloud(bin, server.url);
+    try {
+      for (const row of results) {
+        const scope = `bench-${row.n}`;
+        execFileSync(bin, ['seed', '--remote', cloud.url, '--token', TOKEN, '--scope', scope, '--records', String(row.n)], { stdio: 'ignore' });
+        const s = await page.evaluate(([u, t, sc, n]) => window.runServe(u, t, sc, n), [cloud.url, TOKEN, scope, row.n]);
+        row.servePerSec = Math.round(s.records / (s.ms / 1000));
+        row.serveRatio = +(row.servePerSec / row.rawPerSec).toFixed(2);
+      }
+    } finally {
+      cloud.child.kill('SIGINT');
+    }
+  } else {
+    console.log(`no ${bin}: the sync over fetch from tether serve is not measured (cargo build --release -p tether-cli --bin tether)`);
+  }
 } finally {
   await browser.close();
   await server.close();
@@ -48,3 +70,20 @@ console.table(results);
 console.log(`wasm: ${summary.wasmBytes} bytes, ${summary.wasmGzipBytes} bytes gzipped`);
 mkdirSync(path.join(REPO, 'target'), { recursive: true });
 writeFileSync(path.join(REPO, 'target/browser-bench.json'), JSON.stringify(summary, null, 2));
+
+/** `tether serve` on loopback for the page's origin. */
+async function startCloud(bin, origin) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-bench-cloud-'));
+  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN,
+    '--cors-origin', origin], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = await new Promise((resolve, reject) => {
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+      const m = err.match(/listening on (http:\/\/[\d.:]+)/);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`tether serve exited with ${code}: ${err}`)));
+  });
+  return { url, child };
+}

@@ -41,17 +41,26 @@ fn main() {
         Ok(url) => storages.push(("postgres", format!("pg:bench_{}:{url}", std::process::id()))),
         Err(_) => eprintln!("TETHER_TEST_PG not set: PostgreSQL storage not measured"),
     }
-    println!("initial sync of {records} records over HTTP into a SQLite replica (page 5000)");
+    println!("initial sync of {records} records over HTTP into a SQLite replica");
     println!(
-        "{:<9} {:<5} {:>9} {:>11} {:>13} {:>14} {:>11}",
-        "storage", "gzip", "seconds", "records/s", "server cpu s", "wire bytes", "bytes/rec"
+        "{:<9} {:>5} {:<5} {:>9} {:>11} {:>13} {:>14} {:>11}",
+        "storage",
+        "page",
+        "gzip",
+        "seconds",
+        "records/s",
+        "server cpu s",
+        "wire bytes",
+        "bytes/rec"
     );
+    // The default page size (what an application gets without asking) and the server's most.
+    let pages = [SyncOptions::default().page_size, 5000];
     for (name, spec) in storages {
         let mut child = spawn_server(&spec);
         let (addr, pid) = read_addr(&mut child);
         let seeded = seed(&addr, records);
         eprintln!("{name}: seeded {records} records in {seeded:.1}s via the admin API");
-        for gzip in [true, false] {
+        for (page_size, gzip) in pages.into_iter().flat_map(|p| [(p, true), (p, false)]) {
             let relay = Relay::start(&addr);
             let cpu0 = cpu_seconds(pid);
             let replica_dir = tempfile::tempdir().expect("temp dir");
@@ -71,7 +80,7 @@ fn main() {
                 .sync(
                     &remote,
                     SyncOptions {
-                        page_size: 5000,
+                        page_size,
                         ..SyncOptions::default()
                     },
                 )
@@ -81,8 +90,9 @@ fn main() {
             assert_eq!(report.snapshot.count, records);
             let bytes = relay.bytes.load(Ordering::Relaxed);
             println!(
-                "{:<9} {:<5} {:>9.2} {:>11.0} {:>13.2} {:>14} {:>11.0}",
+                "{:<9} {:>5} {:<5} {:>9.2} {:>11.0} {:>13.2} {:>14} {:>11.0}",
                 name,
+                page_size,
                 gzip,
                 secs,
                 records as f64 / secs,
@@ -194,6 +204,8 @@ impl Relay {
                 let Ok(upstream) = TcpStream::connect(&server) else {
                     continue;
                 };
+                // As the server and client sockets do: a relay must not add Nagle stalls.
+                let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
                 let (c2, u2) = (
                     client.try_clone().expect("clone"),
                     upstream.try_clone().expect("clone"),

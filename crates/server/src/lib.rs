@@ -125,6 +125,14 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
     let app = app.layer(CompressionLayer::new().quality(tower_http::CompressionLevel::Fastest));
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
+    // TCP_NODELAY: a gzip-encoded answer is written in several small pieces, and with Nagle's
+    // algorithm each piece after the first would wait for the client's delayed ACK (40 ms on
+    // Linux): 4 s of a 5.3 s initial sync of 100,000 records at pages of 1,000.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set on a connection: {e}");
+        }
+    });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
