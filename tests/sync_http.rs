@@ -254,22 +254,25 @@ fn interrupted_initial_sync_resumes(backend: Backend) {
         .unwrap_err();
     assert!(matches!(err, Error::Network { .. }), "{err:?}");
     let first = stopped_rx.recv().unwrap();
-    assert_eq!((first.pulls, first.changes_sent), (3, 3000));
+    // Three pages committed when the server stopped; the fourth may have been downloaded
+    // already (the next page is pulled while one is written), and then it is committed too.
+    assert!((3..=4).contains(&first.pulls), "{} pulls", first.pulls);
+    assert_eq!(first.changes_sent, first.pulls * 1000);
+    let kept = scope.count(None).unwrap();
     assert_eq!(
-        scope.count(None).unwrap(),
-        3000,
-        "every committed page is kept"
+        kept, first.changes_sent,
+        "every page received is committed and kept"
     );
     let checkpoint = scope.status().unwrap().checkpoint;
     assert!(checkpoint.is_some());
 
     h.restart();
     let report = scope.sync(&h.remote(READER), opts(1000)).unwrap();
-    assert_eq!(report.run.counts.inserted, 7000);
+    assert_eq!(report.run.counts.inserted, 10_000 - kept);
     let second = h.stats();
     assert_eq!(
         (second.pulls, second.changes_sent),
-        (7, 7000),
+        (10 - kept / 1000, 10_000 - kept),
         "the resumed sync downloads nothing it already committed"
     );
     let cloud = h.status("s1");

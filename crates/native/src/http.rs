@@ -55,13 +55,37 @@ impl Default for HttpOptions {
 }
 
 /// A remote reached over HTTP: base URL plus bearer token.
-#[derive(Debug, Clone)]
+///
+/// A pull runs on a thread of its own, so that the next page downloads while the sync writes
+/// the current one (the engine asks for it before the write); every other call runs on the
+/// caller's thread.
 pub struct HttpRemote {
+    inner: Arc<Inner>,
+}
+
+/// The remote's state, shared with the thread of a pull in flight.
+#[derive(Debug, Clone)]
+struct Inner {
     base: String,
     token: Token,
     agent: ureq::Agent,
     options: HttpOptions,
     budget: RunBudget,
+}
+
+/// A clone is a remote of its own: same server and options, its own retry budget.
+impl Clone for HttpRemote {
+    fn clone(&self) -> Self {
+        HttpRemote {
+            inner: Arc::new(Inner::clone(&self.inner)),
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
 }
 
 /// A function that returns the current bearer token (e.g. from an OAuth refresh).
@@ -100,9 +124,11 @@ impl HttpRemote {
     /// # let _ = remote;
     /// ```
     pub fn with_token_fn(base_url: &str, token: TokenFn, options: HttpOptions) -> Self {
-        let mut remote = Self::with_options(base_url, "", options);
-        remote.token = Token::Fn(token);
-        remote
+        let mut inner = Inner::new(base_url, "", options);
+        inner.token = Token::Fn(token);
+        HttpRemote {
+            inner: Arc::new(inner),
+        }
     }
 
     /// A remote at `base_url` (e.g. `http://127.0.0.1:8080`) using `token`, default options.
@@ -112,6 +138,14 @@ impl HttpRemote {
 
     /// A remote with explicit options.
     pub fn with_options(base_url: &str, token: &str, options: HttpOptions) -> Self {
+        HttpRemote {
+            inner: Arc::new(Inner::new(base_url, token, options)),
+        }
+    }
+}
+
+impl Inner {
+    fn new(base_url: &str, token: &str, options: HttpOptions) -> Self {
         // ureq 2's `timeout` is a deadline for the whole request, checked before every read
         // of the head and of the body, on pooled connections too. Its `timeout_read` is set only
         // on a freshly opened socket, so a reused keep-alive connection would wait forever, and
@@ -120,7 +154,7 @@ impl HttpRemote {
             .timeout_connect(options.connect_timeout)
             .timeout(options.timeout)
             .build();
-        HttpRemote {
+        Inner {
             base: base_url.trim_end_matches('/').to_string(),
             token: Token::Fixed(token.to_string()),
             agent,
@@ -219,7 +253,9 @@ impl Remote for HttpRemote {
         checkpoint: Option<&Checkpoint>,
         limit: u32,
     ) -> Result<Pulled> {
-        self.run(protocol::pull(scope, checkpoint, limit))
+        let (inner, exchange) = (self.inner.clone(), protocol::pull(scope, checkpoint, limit));
+        tether_engine::sync::run_on(Some(&crate::replica::Threads), move || inner.run(exchange))
+            .await
     }
 
     fn can_push(&self) -> bool {
@@ -227,7 +263,7 @@ impl Remote for HttpRemote {
     }
 
     fn begin_run(&self) {
-        self.budget.reset();
+        self.inner.budget.reset();
     }
 
     fn can_wait(&self) -> bool {
@@ -241,22 +277,22 @@ impl Remote for HttpRemote {
         limit: u32,
         wait_s: u32,
     ) -> Result<Pulled> {
-        let deadline = u64::try_from(self.options.timeout.as_millis()).unwrap_or(u64::MAX);
-        self.run(protocol::pull_wait(
+        let deadline = u64::try_from(self.inner.options.timeout.as_millis()).unwrap_or(u64::MAX);
+        self.inner.run(protocol::pull_wait(
             scope, checkpoint, limit, wait_s, deadline,
         ))
     }
 
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
-        self.run(protocol::push(scope, mutations)?)
+        self.inner.run(protocol::push(scope, mutations)?)
     }
 
     async fn status(&self, scope: &ScopeId) -> Result<Option<RemoteStatus>> {
-        self.run(protocol::status(scope))
+        self.inner.run(protocol::status(scope))
     }
 
     async fn range_digest(&self, scope: &ScopeId, range: &KeyRange) -> Result<Option<Snapshot>> {
-        self.run(protocol::range_digest(scope, range))
+        self.inner.run(protocol::range_digest(scope, range))
     }
 
     async fn range_records(
@@ -264,7 +300,7 @@ impl Remote for HttpRemote {
         scope: &ScopeId,
         range: &KeyRange,
     ) -> Result<Option<Vec<Change>>> {
-        self.run(protocol::range_records(scope, range))
+        self.inner.run(protocol::range_records(scope, range))
     }
 }
 

@@ -384,7 +384,7 @@ pub fn now() -> Millis {
 
 /// The native [`Offload`](tether_engine::sync::Offload): each job (validating and hashing the
 /// next page while this one is written) on a thread of its own, inline if none can be started.
-struct Threads;
+pub(crate) struct Threads;
 
 impl tether_engine::sync::Offload for Threads {
     fn spawn(&self, job: Box<dyn FnOnce() + Send>) {

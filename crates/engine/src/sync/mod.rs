@@ -94,7 +94,7 @@ enum Fetched {
     Page(crate::rules::ValidPage, u64),
 }
 
-pub use pipeline::Offload;
+pub use pipeline::{run_on, Offload};
 
 /// Options of one sync.
 #[derive(Clone, Copy)]
@@ -575,7 +575,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         match pulled {
             Pulled::Reset => Ok(Fetched::Reset),
             Pulled::Page { page, bytes } => {
-                let valid = pipeline::offload(opts.offload, move || {
+                let valid = pipeline::run_on(opts.offload, move || {
                     check_versions(&page.changes)?;
                     validate_page(page)
                 })

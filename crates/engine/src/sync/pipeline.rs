@@ -31,8 +31,16 @@ pub trait Offload: Sync {
 }
 
 /// Runs `job` through `offload` (inline without one) and awaits its result. A job the offload
-/// drops without running is an error, never a hang.
-pub(crate) async fn offload<T: Send + 'static>(
+/// drops without running is an error, never a hang. For the engine's own jobs and for a
+/// transport that wants its blocking I/O off the sync's thread (`tether-native`'s HTTP pull).
+///
+/// ```
+/// # futures_executor::block_on(async {
+/// let two = tether_engine::sync::run_on(None, || Ok(1 + 1)).await.unwrap();
+/// assert_eq!(two, 2);
+/// # });
+/// ```
+pub async fn run_on<T: Send + 'static>(
     offload: Option<&dyn Offload>,
     job: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> crate::error::Result<T> {
@@ -132,25 +140,25 @@ mod tests {
     #[test]
     fn a_job_runs_on_the_offload_and_its_result_comes_back() {
         let here = std::thread::current().id();
-        let there = futures_executor::block_on(offload(Some(&Threads), move || {
+        let there = futures_executor::block_on(run_on(Some(&Threads), move || {
             Ok(std::thread::current().id())
         }))
         .unwrap();
         assert_ne!(there, here);
-        let inline = futures_executor::block_on(offload(None, || Ok(std::thread::current().id())));
+        let inline = futures_executor::block_on(run_on(None, || Ok(std::thread::current().id())));
         assert_eq!(inline.unwrap(), here);
     }
 
     #[test]
     fn a_dropped_job_is_an_error_not_a_hang() {
-        let r = futures_executor::block_on(offload(Some(&Dropper), || Ok(1)));
+        let r = futures_executor::block_on(run_on(Some(&Dropper), || Ok(1)));
         assert!(r.is_err());
     }
 
     #[test]
     fn join_waits_for_both() {
         let (a, b) =
-            futures_executor::block_on(join(offload(Some(&Threads), || Ok(1)), async { 2 }));
+            futures_executor::block_on(join(run_on(Some(&Threads), || Ok(1)), async { 2 }));
         assert_eq!((a.unwrap(), b), (1, 2));
     }
 }
