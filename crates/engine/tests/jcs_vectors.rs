@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use serde_json::Value;
-use tether_engine::canonical::{canonical_string, write_canonical};
+use tether_engine::canonical::{canonical_string, write_canonical, write_canonical_text};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jcs")
@@ -55,6 +55,12 @@ fn reference_vectors() {
         let mut out = Vec::new();
         write_canonical(&value, &mut out);
         assert_eq!(out, expected, "vector {name:?} via write_canonical");
+
+        // Straight from the text, as pages are canonicalized.
+        let mut out = Vec::new();
+        write_canonical_text(std::str::from_utf8(&input).expect("utf-8"), &mut out)
+            .expect("valid JSON");
+        assert_eq!(out, expected, "vector {name:?} via write_canonical_text");
 
         // Canonical output is itself valid input with the same canonical form.
         let reparsed: Value = serde_json::from_slice(&expected).expect("parse output");
@@ -156,6 +162,20 @@ fn reference(value: &Value, out: &mut String) {
 }
 
 proptest! {
+    #[test]
+    fn text_form_equals_value_form(value in json_value(), floats in prop::collection::vec(any::<f64>(), 0..4), pretty in any::<bool>()) {
+        // Floats beside the generated value: every spelling serde_json writes for a double.
+        let value = Value::Array(vec![value, floats.into_iter().filter(|f| f.is_finite()).map(Value::from).collect()]);
+        let text = if pretty {
+            serde_json::to_string_pretty(&value).expect("JSON")
+        } else {
+            serde_json::to_string(&value).expect("JSON")
+        };
+        let mut out = Vec::new();
+        write_canonical_text(&text, &mut out).expect("valid JSON");
+        prop_assert_eq!(String::from_utf8(out).expect("utf-8"), canonical_string(&value));
+    }
+
     #[test]
     fn reparses_equal_and_is_idempotent(value in json_value()) {
         let canonical = canonical_string(&value);
