@@ -192,14 +192,27 @@ pub fn write_canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
             write_member(i, key, value, out);
         }
     } else {
-        let mut members: Vec<(&String, &Value)> = map.iter().collect();
-        // Keys in a map are unique, so an unstable sort is deterministic.
-        members.sort_unstable_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-        for (i, (key, value)) in members.into_iter().enumerate() {
+        let members: Vec<(&String, &Value)> = map.iter().collect();
+        let mut order: Vec<(&str, usize)> = members.iter().map(|m| m.0.as_str()).zip(0..).collect();
+        sort_members(&mut order);
+        for (i, (_, m)) in order.into_iter().enumerate() {
+            let (key, value) = members[m];
             write_member(i, key, value, out);
         }
     }
     out.push(b'}');
+}
+
+/// Sorts members, each a name and its index, into RFC 8785 order (by UTF-16 code units), equal
+/// names in the order of their indices. The one sort of both canonical writers; not generic, so
+/// that the wasm build carries one instantiation of it.
+fn sort_members(members: &mut [(&str, usize)]) {
+    // The index breaks ties, so an unstable sort keeps equal names in their order.
+    members.sort_unstable_by(|a, b| {
+        a.0.encode_utf16()
+            .cmp(b.0.encode_utf16())
+            .then(a.1.cmp(&b.1))
+    });
 }
 
 fn write_member(index: usize, key: &str, value: &Value, out: &mut Vec<u8>) {
@@ -254,7 +267,7 @@ fn iteration_order_is_canonical(map: &Map<String, Value>) -> bool {
 /// assert!(write_canonical_text("{\"a\": }", &mut Vec::new()).is_err());
 /// ```
 pub fn write_canonical_text(json: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(json);
+    let mut de = serde_json::Deserializer::from_slice(json.as_bytes());
     serde::de::DeserializeSeed::deserialize(Canon { out }, &mut de)?;
     de.end()
 }
@@ -331,14 +344,16 @@ impl<'de> serde::de::Visitor<'de> for Canon<'_> {
             map.next_value_seed(Canon { out: &mut values })?;
             members.push((name, start..values.len()));
         }
-        // Stable, so among equal names the last one read stays last, and is the one kept.
-        members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+        // Among equal names the last one read stays last, and is the one kept.
+        let mut order: Vec<(&str, usize)> = members.iter().map(|m| &*m.0).zip(0..).collect();
+        sort_members(&mut order);
         self.out.push(b'{');
         let mut written = 0;
-        for (i, (name, range)) in members.iter().enumerate() {
-            if members.get(i + 1).is_some_and(|next| next.0 == *name) {
+        for (i, &(name, m)) in order.iter().enumerate() {
+            if order.get(i + 1).is_some_and(|next| next.0 == name) {
                 continue;
             }
+            let range = &members[m].1;
             if written > 0 {
                 self.out.push(b',');
             }
