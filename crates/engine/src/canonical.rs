@@ -193,8 +193,7 @@ pub fn write_canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
         }
     } else {
         let members: Vec<(&String, &Value)> = map.iter().collect();
-        let mut order: Vec<(&str, usize)> = members.iter().map(|m| m.0.as_str()).zip(0..).collect();
-        sort_members(&mut order);
+        let order = sort_members(members.iter().map(|m| m.0.as_str()).zip(0..).collect());
         for (i, (_, m)) in order.into_iter().enumerate() {
             let (key, value) = members[m];
             write_member(i, key, value, out);
@@ -204,15 +203,41 @@ pub fn write_canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
 }
 
 /// Sorts members, each a name and its index, into RFC 8785 order (by UTF-16 code units), equal
-/// names in the order of their indices. The one sort of both canonical writers; not generic, so
-/// that the wasm build carries one instantiation of it.
-fn sort_members(members: &mut [(&str, usize)]) {
-    // The index breaks ties, so an unstable sort keeps equal names in their order.
-    members.sort_unstable_by(|a, b| {
-        a.0.encode_utf16()
-            .cmp(b.0.encode_utf16())
-            .then(a.1.cmp(&b.1))
-    });
+/// names in the order of their indices. The one sort of both canonical writers, a plain bottom-up
+/// merge sort (stable, O(n log n)): the standard library's sorts are several KB of code for each
+/// element type, which the wasm build would carry for this one.
+fn sort_members<'a>(members: Vec<(&'a str, usize)>) -> Vec<(&'a str, usize)> {
+    let n = members.len();
+    if n < 2 {
+        return members;
+    }
+    let mut src = members;
+    let mut dst = src.clone();
+    let mut width = 1;
+    while width < n {
+        let mut start = 0;
+        while start < n {
+            let mid = (start + width).min(n);
+            let end = (start + 2 * width).min(n);
+            let (mut l, mut r) = (start, mid);
+            for slot in &mut dst[start..end] {
+                // The left run first among equal names, so the sort is stable.
+                let left = l < mid
+                    && (r >= end || src[l].0.encode_utf16().cmp(src[r].0.encode_utf16()).is_le());
+                if left {
+                    *slot = src[l];
+                    l += 1;
+                } else {
+                    *slot = src[r];
+                    r += 1;
+                }
+            }
+            start = end;
+        }
+        std::mem::swap(&mut src, &mut dst);
+        width *= 2;
+    }
+    src
 }
 
 fn write_member(index: usize, key: &str, value: &Value, out: &mut Vec<u8>) {
@@ -345,8 +370,7 @@ impl<'de> serde::de::Visitor<'de> for Canon<'_> {
             members.push((name, start..values.len()));
         }
         // Among equal names the last one read stays last, and is the one kept.
-        let mut order: Vec<(&str, usize)> = members.iter().map(|m| &*m.0).zip(0..).collect();
-        sort_members(&mut order);
+        let order = sort_members(members.iter().map(|m| &*m.0).zip(0..).collect());
         self.out.push(b'{');
         let mut written = 0;
         for (i, &(name, m)) in order.iter().enumerate() {
@@ -399,6 +423,32 @@ mod tests {
 
     fn canon(v: &Value) -> String {
         canonical_string(v)
+    }
+
+    #[test]
+    fn the_member_sort_is_the_stable_utf16_sort() {
+        let names = [
+            "b",
+            "\u{FB33}",
+            "a",
+            "\u{1F602}",
+            "",
+            "b",
+            "aa",
+            "\u{E000}",
+            "a",
+            "ab",
+        ];
+        for n in 0..=names.len() {
+            for rot in 0..names.len() {
+                let input: Vec<(&str, usize)> = (0..n)
+                    .map(|i| (names[(i + rot) % names.len()], i))
+                    .collect();
+                let mut expected = input.clone();
+                expected.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+                assert_eq!(sort_members(input), expected);
+            }
+        }
     }
 
     #[test]
