@@ -193,8 +193,8 @@ pub fn write_canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
         }
     } else {
         let members: Vec<(&String, &Value)> = map.iter().collect();
-        let order = sort_members(members.iter().map(|m| m.0.as_str()).zip(0..).collect());
-        for (i, (_, m)) in order.into_iter().enumerate() {
+        let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
+        for (i, m) in member_order(&names).into_iter().enumerate() {
             let (key, value) = members[m];
             write_member(i, key, value, out);
         }
@@ -202,42 +202,13 @@ pub fn write_canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-/// Sorts members, each a name and its index, into RFC 8785 order (by UTF-16 code units), equal
-/// names in the order of their indices. The one sort of both canonical writers, a plain bottom-up
-/// merge sort (stable, O(n log n)): the standard library's sorts are several KB of code for each
-/// element type, which the wasm build would carry for this one.
-fn sort_members<'a>(members: Vec<(&'a str, usize)>) -> Vec<(&'a str, usize)> {
-    let n = members.len();
-    if n < 2 {
-        return members;
-    }
-    let mut src = members;
-    let mut dst = src.clone();
-    let mut width = 1;
-    while width < n {
-        let mut start = 0;
-        while start < n {
-            let mid = (start + width).min(n);
-            let end = (start + 2 * width).min(n);
-            let (mut l, mut r) = (start, mid);
-            for slot in &mut dst[start..end] {
-                // The left run first among equal names, so the sort is stable.
-                let left = l < mid
-                    && (r >= end || src[l].0.encode_utf16().cmp(src[r].0.encode_utf16()).is_le());
-                if left {
-                    *slot = src[l];
-                    l += 1;
-                } else {
-                    *slot = src[r];
-                    r += 1;
-                }
-            }
-            start = end;
-        }
-        std::mem::swap(&mut src, &mut dst);
-        width *= 2;
-    }
-    src
+/// The order of members with these names in RFC 8785 (by UTF-16 code units), as indices into
+/// `names`; equal names in their order. Through the engine's one sort, not the standard
+/// library's (several KB of code per element type in the wasm build).
+fn member_order(names: &[&str]) -> Vec<usize> {
+    crate::sort::order_by(names.len(), &mut |a, b| {
+        names[a].encode_utf16().cmp(names[b].encode_utf16())
+    })
 }
 
 fn write_member(index: usize, key: &str, value: &Value, out: &mut Vec<u8>) {
@@ -370,11 +341,13 @@ impl<'de> serde::de::Visitor<'de> for Canon<'_> {
             members.push((name, start..values.len()));
         }
         // Among equal names the last one read stays last, and is the one kept.
-        let order = sort_members(members.iter().map(|m| &*m.0).zip(0..).collect());
+        let names: Vec<&str> = members.iter().map(|m| &*m.0).collect();
+        let order = member_order(&names);
         self.out.push(b'{');
         let mut written = 0;
-        for (i, &(name, m)) in order.iter().enumerate() {
-            if order.get(i + 1).is_some_and(|next| next.0 == name) {
+        for (i, &m) in order.iter().enumerate() {
+            let name = names[m];
+            if order.get(i + 1).is_some_and(|&next| names[next] == name) {
                 continue;
             }
             let range = &members[m].1;
@@ -426,7 +399,7 @@ mod tests {
     }
 
     #[test]
-    fn the_member_sort_is_the_stable_utf16_sort() {
+    fn the_member_order_is_the_stable_utf16_order() {
         let names = [
             "b",
             "\u{FB33}",
@@ -441,12 +414,10 @@ mod tests {
         ];
         for n in 0..=names.len() {
             for rot in 0..names.len() {
-                let input: Vec<(&str, usize)> = (0..n)
-                    .map(|i| (names[(i + rot) % names.len()], i))
-                    .collect();
-                let mut expected = input.clone();
-                expected.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-                assert_eq!(sort_members(input), expected);
+                let input: Vec<&str> = (0..n).map(|i| names[(i + rot) % names.len()]).collect();
+                let mut expected: Vec<usize> = (0..n).collect();
+                expected.sort_by(|&a, &b| input[a].encode_utf16().cmp(input[b].encode_utf16()));
+                assert_eq!(member_order(&input), expected);
             }
         }
     }

@@ -371,7 +371,7 @@ impl Store for MemoryStore {
             .filter(|r| r.pending.is_some_and(|s| after_seq.is_none_or(|a| s > a)))
             .cloned()
             .collect();
-        rows.sort_by_key(|r| r.pending);
+        crate::sort::sort_by(&mut rows, |a, b| a.pending.cmp(&b.pending));
         rows.truncate(limit);
         Ok(rows)
     }
