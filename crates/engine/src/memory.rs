@@ -133,7 +133,13 @@ mod rows_as_vec {
         d: D,
     ) -> Result<BTreeMap<Key, Row>, D::Error> {
         let rows = Vec::<Row>::deserialize(d)?;
-        Ok(rows.into_iter().map(|r| (r.key.clone(), r)).collect())
+        // Inserted one by one rather than collected: `collect` sorts the pairs first, one more
+        // standard-library sort in the wasm. The last row of a key wins either way.
+        let mut map = BTreeMap::new();
+        for r in rows {
+            map.insert(r.key.clone(), r);
+        }
+        Ok(map)
     }
 }
 
