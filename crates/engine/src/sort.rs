@@ -62,7 +62,7 @@ mod tests {
             let mut mine = v.clone();
             sort_by(&mut mine, |a, b| a.0.cmp(&b.0));
             let mut std_sorted = v;
-            std_sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            std_sorted.sort_by_key(|a| a.0);
             assert_eq!(mine, std_sorted);
         }
     }
