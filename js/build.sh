@@ -41,7 +41,15 @@ build() {
   raw=$(wc -c < "$JS/pkg/${name}_bg.wasm")
   gz=$(gzip -9 -c "$JS/pkg/${name}_bg.wasm" | wc -c)
   echo "wasm ($name): $raw bytes, $gz bytes gzipped"
+  # The browser wasm must stay under its budget (docs/browser.md): fail the build past it.
+  if [ "$name" = tether_wasm ] && [ "$gz" -ge "$BROWSER_GZ_LIMIT" ]; then
+    echo "build.sh: the browser wasm is $gz bytes gzipped (gzip -9), over its budget:" \
+      "it must be under $BROWSER_GZ_LIMIT bytes" >&2
+    exit 1
+  fi
 }
+# The browser wasm's budget, gzipped (gzip -9): build.sh fails at this size or above.
+BROWSER_GZ_LIMIT=300000
 rm -rf "$JS/pkg"
 build wasm-release tether_wasm
 build wasm-release-node tether_wasm_node --features node-sqlite

@@ -192,14 +192,23 @@ pub fn write_canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
             write_member(i, key, value, out);
         }
     } else {
-        let mut members: Vec<(&String, &Value)> = map.iter().collect();
-        // Keys in a map are unique, so an unstable sort is deterministic.
-        members.sort_unstable_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-        for (i, (key, value)) in members.into_iter().enumerate() {
+        let members: Vec<(&String, &Value)> = map.iter().collect();
+        let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
+        for (i, m) in member_order(&names).into_iter().enumerate() {
+            let (key, value) = members[m];
             write_member(i, key, value, out);
         }
     }
     out.push(b'}');
+}
+
+/// The order of members with these names in RFC 8785 (by UTF-16 code units), as indices into
+/// `names`; equal names in their order. Through the engine's one sort, not the standard
+/// library's (several KB of code per element type in the wasm build).
+fn member_order(names: &[&str]) -> Vec<usize> {
+    crate::sort::order_by(names.len(), &mut |a, b| {
+        names[a].encode_utf16().cmp(names[b].encode_utf16())
+    })
 }
 
 fn write_member(index: usize, key: &str, value: &Value, out: &mut Vec<u8>) {
@@ -254,7 +263,7 @@ fn iteration_order_is_canonical(map: &Map<String, Value>) -> bool {
 /// assert!(write_canonical_text("{\"a\": }", &mut Vec::new()).is_err());
 /// ```
 pub fn write_canonical_text(json: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(json);
+    let mut de = serde_json::Deserializer::from_slice(json.as_bytes());
     serde::de::DeserializeSeed::deserialize(Canon { out }, &mut de)?;
     de.end()
 }
@@ -331,14 +340,17 @@ impl<'de> serde::de::Visitor<'de> for Canon<'_> {
             map.next_value_seed(Canon { out: &mut values })?;
             members.push((name, start..values.len()));
         }
-        // Stable, so among equal names the last one read stays last, and is the one kept.
-        members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+        // Among equal names the last one read stays last, and is the one kept.
+        let names: Vec<&str> = members.iter().map(|m| &*m.0).collect();
+        let order = member_order(&names);
         self.out.push(b'{');
         let mut written = 0;
-        for (i, (name, range)) in members.iter().enumerate() {
-            if members.get(i + 1).is_some_and(|next| next.0 == *name) {
+        for (i, &m) in order.iter().enumerate() {
+            let name = names[m];
+            if order.get(i + 1).is_some_and(|&next| names[next] == name) {
                 continue;
             }
+            let range = &members[m].1;
             if written > 0 {
                 self.out.push(b',');
             }
@@ -384,6 +396,30 @@ mod tests {
 
     fn canon(v: &Value) -> String {
         canonical_string(v)
+    }
+
+    #[test]
+    fn the_member_order_is_the_stable_utf16_order() {
+        let names = [
+            "b",
+            "\u{FB33}",
+            "a",
+            "\u{1F602}",
+            "",
+            "b",
+            "aa",
+            "\u{E000}",
+            "a",
+            "ab",
+        ];
+        for n in 0..=names.len() {
+            for rot in 0..names.len() {
+                let input: Vec<&str> = (0..n).map(|i| names[(i + rot) % names.len()]).collect();
+                let mut expected: Vec<usize> = (0..n).collect();
+                expected.sort_by(|&a, &b| input[a].encode_utf16().cmp(input[b].encode_utf16()));
+                assert_eq!(member_order(&input), expected);
+            }
+        }
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Doc {
 
     /// Parses the data. Fails (a storage error) only for text a store corrupted.
     pub fn to_data(&self) -> Result<Data> {
-        serde_json::from_str(&self.0)
+        serde_json::from_slice(self.0.as_bytes())
             .map_err(|e| Error::storage(format!("stored record data is not a JSON object: {e}")))
     }
 }

@@ -44,6 +44,7 @@ pub mod remote;
 pub mod rules;
 pub mod schedule;
 pub mod scope;
+mod sort;
 pub mod store;
 pub mod sync;
 #[cfg(feature = "testing")]

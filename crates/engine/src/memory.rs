@@ -133,7 +133,13 @@ mod rows_as_vec {
         d: D,
     ) -> Result<BTreeMap<Key, Row>, D::Error> {
         let rows = Vec::<Row>::deserialize(d)?;
-        Ok(rows.into_iter().map(|r| (r.key.clone(), r)).collect())
+        // Inserted one by one rather than collected: `collect` sorts the pairs first, one more
+        // standard-library sort in the wasm. The last row of a key wins either way.
+        let mut map = BTreeMap::new();
+        for r in rows {
+            map.insert(r.key.clone(), r);
+        }
+        Ok(map)
     }
 }
 
@@ -371,7 +377,7 @@ impl Store for MemoryStore {
             .filter(|r| r.pending.is_some_and(|s| after_seq.is_none_or(|a| s > a)))
             .cloned()
             .collect();
-        rows.sort_by_key(|r| r.pending);
+        crate::sort::sort_by(&mut rows, |a, b| a.pending.cmp(&b.pending));
         rows.truncate(limit);
         Ok(rows)
     }

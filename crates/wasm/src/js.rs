@@ -135,8 +135,14 @@ pub fn from_js_error(v: &JsValue) -> Error {
 /// Serializes to a plain JS value with camelCase keys (record data kept as is), through JSON:
 /// one string crosses the boundary instead of one call per field.
 pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Error> {
-    let mut value = serde_json::to_value(v)
-        .map_err(|e| Error::invalid(format!("cannot convert to JavaScript: {e}")))?;
+    // Only the serialization is generic: the rest is one function for every type.
+    value_to_js(serde_json::to_value(v))
+}
+
+#[inline(never)]
+fn value_to_js(value: serde_json::Result<serde_json::Value>) -> Result<JsValue, Error> {
+    let mut value =
+        value.map_err(|e| Error::invalid(format!("cannot convert to JavaScript: {e}")))?;
     camel_keys(&mut value);
     let text = value.to_string();
     js_sys::JSON::parse(&text).map_err(|_| Error::invalid("cannot convert to JavaScript"))

@@ -186,7 +186,9 @@ impl IndexSet {
                 None => out.push(spec),
             }
         }
-        out.sort_by(|a, b| (&a.collection, &a.name).cmp(&(&b.collection, &b.name)));
+        crate::sort::sort_by(&mut out, |a, b| {
+            (&a.collection, &a.name).cmp(&(&b.collection, &b.name))
+        });
         Ok(IndexSet { specs: out })
     }
 

@@ -304,7 +304,7 @@ impl Query {
             }]
         } else if let Some(values) = &self.any_of {
             let mut keys = values.iter().map(enc).collect::<Result<Vec<_>>>()?;
-            keys.sort();
+            crate::sort::sort_by(&mut keys, Ord::cmp);
             keys.dedup();
             keys.into_iter()
                 .map(|k| ByteRange {
@@ -537,7 +537,7 @@ pub fn filter_naive(
                     .is_none_or(|vs| vs.iter().any(|v| cmp(x, Some(v)) == Ordering::Equal))
         })
         .collect();
-    out.sort_by(|a, b| {
+    crate::sort::sort_by(&mut out, |a, b| {
         spec.paths
             .iter()
             .map(|p| cmp(p.get(&a.data), p.get(&b.data)))

@@ -160,7 +160,9 @@ pub fn validate_page(page: Page) -> Result<ValidPage> {
         .map(|c| validate_change(c, &mut buf))
         .collect::<Result<Vec<_>>>()?;
     // Key order, highest version first within a key; then keep the first of each key.
-    changes.sort_unstable_by(|a, b| a.key.cmp(&b.key).then(b.version.cmp(&a.version)));
+    crate::sort::sort_by(&mut changes, |a, b| {
+        a.key.cmp(&b.key).then(b.version.cmp(&a.version))
+    });
     for w in changes.windows(2) {
         if w[0].key == w[1].key && w[0].version == w[1].version && w[0].hash() != w[1].hash() {
             return Err(Error::protocol(format!(

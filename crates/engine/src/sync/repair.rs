@@ -144,7 +144,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         }
         let mut keys = self.store.range_keys(scope, range, usize::MAX).await?;
         keys.extend(cloud.keys().cloned());
-        keys.sort_unstable();
+        crate::sort::sort_by(&mut keys, Ord::cmp);
         keys.dedup();
         let now = self.clock.now();
         let scope_name = scope.as_str();

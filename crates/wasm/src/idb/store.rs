@@ -561,7 +561,7 @@ async fn probe(rows: &IdbObjectStore, scope_js: &JsValue, keys: &[Key]) -> Resul
         if found.length() >= limit {
             continue;
         }
-        probe.probed.insert(collection.to_owned());
+        probe.probed.push(collection.to_owned());
         for k in found.iter() {
             probe.found.insert(decode_key(&k)?);
         }
@@ -572,8 +572,9 @@ async fn probe(rows: &IdbObjectStore, scope_js: &JsValue, keys: &[Key]) -> Resul
 /// What [`probe`] learnt.
 #[derive(Default)]
 struct Probe {
-    /// Collections whose span was read whole.
-    probed: HashSet<String>,
+    /// Collections whose span was read whole: few (one per collection of a page), so a list
+    /// rather than a set (which would be one more hash table in the wasm).
+    probed: Vec<String>,
     /// The keys found in those spans.
     found: HashSet<Key>,
     /// Whether a request was awaited (so every request issued before it is complete).
