@@ -261,17 +261,23 @@ pub(crate) fn data_of(text: &str) -> Result<serde_json::Value, StorageError> {
     Ok(v)
 }
 
-/// Stored JSON data as the raw text a page carries: checked to be JSON and an object, never
-/// parsed into values (the client canonicalizes and hashes the text itself).
+/// Stored JSON data as the raw text a page carries: its canonical form, written straight from
+/// the stored text without building values. That reads every number (one beyond a double,
+/// `1e400`, is corrupt, as it was when the data was parsed into values) and checks the data is
+/// an object; the client canonicalizes and hashes the text itself again.
 pub(crate) fn raw_data_of(text: &str) -> Result<Box<RawValue>, StorageError> {
-    let raw = RawValue::from_string(text.to_owned())
+    let mut canonical = Vec::with_capacity(text.len());
+    tether_engine::canonical::write_canonical_text(text, &mut canonical)
         .map_err(|e| StorageError::Corrupt(format!("stored data is not JSON: {e}")))?;
-    if !raw.get().starts_with('{') {
+    if !canonical.starts_with(b"{") {
         return Err(StorageError::Corrupt(
             "stored data is not a JSON object".into(),
         ));
     }
-    Ok(raw)
+    let canonical = String::from_utf8(canonical)
+        .map_err(|e| StorageError::Corrupt(format!("stored data is not UTF-8: {e}")))?;
+    RawValue::from_string(canonical)
+        .map_err(|e| StorageError::Corrupt(format!("stored data is not JSON: {e}")))
 }
 
 /// Builds the page from the fetched changes (at most `limit + 1` of them, by version) and the
