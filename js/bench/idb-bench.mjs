@@ -9,7 +9,8 @@ import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { startServe } from '../test/fixtures/serve-process.mjs';
 import { existsSync } from 'node:fs';
 import { installPackedPackage, launch, JS_DIR, REPO } from '../test/fixtures/harness.mjs';
 import { startServer } from '../test/fixtures/server.mjs';
@@ -74,16 +75,6 @@ writeFileSync(path.join(REPO, 'target/browser-bench.json'), JSON.stringify(summa
 /** `tether serve` on loopback for the page's origin. */
 async function startCloud(bin, origin) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-bench-cloud-'));
-  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN,
-    '--cors-origin', origin], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const url = await new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr.on('data', (d) => {
-      err += d;
-      const m = err.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`tether serve exited with ${code}: ${err}`)));
-  });
-  return { url, child };
+  return startServe(bin, ['--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN,
+    '--cors-origin', origin]);
 }

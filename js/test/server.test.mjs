@@ -4,11 +4,12 @@
 // example app is served at /demo and screenshotted after a sync (target/browser-example.png).
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { installPackedPackage, launch, serve, openPage, REPO } from './fixtures/harness.mjs';
+import { startServe } from './fixtures/serve-process.mjs';
 
 const BIN = process.env.TETHER_BIN ?? [
   path.join(REPO, 'target/release/tether'),
@@ -25,18 +26,8 @@ let proxy;
 let cloud; // the running `tether serve`: {url, child}
 
 async function startCloud(bind = '127.0.0.1:0') {
-  const child = spawn(BIN, ['serve', '--bind', bind, '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN,
-    '--demo-dir', path.join(REPO, 'examples/browser')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const url = await new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr.on('data', (d) => {
-      err += d;
-      const m = err.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`tether serve exited with ${code}: ${err}`)));
-  });
-  return { url, child };
+  return startServe(BIN, ['--bind', bind, '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN,
+    '--demo-dir', path.join(REPO, 'examples/browser')]);
 }
 
 async function stopCloud() {

@@ -5,12 +5,13 @@
 // extension bundled by esbuild into CommonJS. Run from js/: node --test test/bundlers/
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch, serve, JS_DIR, REPO } from '../fixtures/harness.mjs';
+import { startServe } from '../fixtures/serve-process.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const APP = path.join(HERE, 'app');
@@ -298,16 +299,5 @@ test('Node 20: an extension bundled by esbuild (--platform=node --format=cjs)', 
 });
 
 async function startCloud() {
-  const child = spawn(BIN, ['serve', '--bind', '127.0.0.1:0', '--db', path.join(tmp, 'cloud.db'), '--dev-token', TOKEN],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  const url = await new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr.on('data', (d) => {
-      err += d;
-      const m = err.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`tether serve exited with ${code}: ${err}`)));
-  });
-  return { url, child };
+  return startServe(BIN, ['--bind', '127.0.0.1:0', '--db', path.join(tmp, 'cloud.db'), '--dev-token', TOKEN]);
 }

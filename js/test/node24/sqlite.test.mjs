@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Replica } from '../../src/node.js';
+import { startServe } from '../fixtures/serve-process.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const BIN = process.env.TETHER_BIN ?? [
@@ -30,18 +31,7 @@ function cli(...args) {
 }
 
 async function startCloud() {
-  const child = spawn(BIN, ['serve', '--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  const url = await new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr.on('data', (d) => {
-      err += d;
-      const m = err.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`tether serve exited with ${code}: ${err}`)));
-  });
-  return { url, child };
+  return startServe(BIN, ['--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN]);
 }
 
 async function serverStatus(scope) {

@@ -7,6 +7,7 @@
 
 mod codec;
 mod indexes;
+mod probe;
 mod request;
 mod store;
 
