@@ -384,7 +384,20 @@ pub fn now() -> Millis {
 
 /// The native [`Offload`](tether_engine::sync::Offload): each job (validating and hashing the
 /// next page while this one is written) on a thread of its own, inline if none can be started.
-pub(crate) struct Threads;
+/// [`ScopeRef::sync`] uses it by itself; pass it when driving a `Syncer` directly.
+///
+/// ```
+/// use tether_engine::{cloud::Cloud, ScopeId, SyncOptions, Syncer};
+/// use tether_native::{SqliteStore, Threads};
+/// let store = SqliteStore::open_in_memory().unwrap();
+/// let (cloud, scope) = (Cloud::new(), ScopeId::new("org-1").unwrap());
+/// cloud.put(&scope, "objects", "a", serde_json::json!({"n": 1}), 0);
+/// let opts = SyncOptions { offload: Some(&Threads), ..SyncOptions::default() };
+/// let clock = || 1_700_000_000_000;
+/// let report = futures_executor::block_on(Syncer::new(&store, &cloud, &clock).sync(&scope, opts));
+/// assert_eq!(report.unwrap().snapshot.count, 1);
+/// ```
+pub struct Threads;
 
 impl tether_engine::sync::Offload for Threads {
     fn spawn(&self, job: Box<dyn FnOnce() + Send>) {

@@ -7,7 +7,8 @@
 //!   data JSON text, version, updated_at, hash) of the generated pages, one transaction per
 //!   page of 1,000, into a table of the same shape (`WITHOUT ROWID`, same pragmas);
 //! - **engine**: an initial sync of the same pages through the full engine path (`Syncer` over
-//!   `SqliteStore`: hash check of every record, digest, checkpoint per page, history), then
+//!   `SqliteStore` with `tether_native::Threads` as `Replica::sync` runs it: hash check of every
+//!   record on a second thread, digest, checkpoint per page, history), then
 //!   an incremental sync of 1,000 changed records on the replica just built.
 //!
 //! With `TETHER_BENCH_INDEXED=1` the engine side declares an index on the columns' `object` and
@@ -198,8 +199,10 @@ fn engine_child(n: u64, dir: &Path) -> String {
     let source = Source::new(ds);
     let scope = ScopeId::new("bench").unwrap();
     let clock = || 1_767_225_600_000;
+    // As `Replica::sync` runs it: the next page validated on a second thread.
     let opts = SyncOptions {
         page_size: PAGE as u32,
+        offload: Some(&tether_native::Threads),
         ..SyncOptions::default()
     };
     let started = Instant::now();
