@@ -13,7 +13,7 @@
 // Needs a Node with node:sqlite and a release build of the CLI
 // (cargo build --release -p tether-cli --bin tether), or TETHER_BIN.
 //   "$TETHER_NODE24" js/bench/node-sqlite-bench.mjs
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { DatabaseSync } from 'node:sqlite';
 import { Replica } from '../src/node.js';
 import { generatePages } from '../test/fixtures/cloud.mjs';
+import { startServe } from '../test/fixtures/serve-process.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.TETHER_BIN ?? path.join(REPO, 'target/release/tether');
@@ -30,17 +31,7 @@ const PAGE = 1000;
 const TOKEN = 'bench';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-node-bench-'));
 
-const server = spawn(BIN, ['serve', '--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN],
-  { stdio: ['ignore', 'ignore', 'pipe'] });
-const url = await new Promise((resolve, reject) => {
-  let err = '';
-  server.stderr.on('data', (d) => {
-    err += d;
-    const m = err.match(/listening on (http:\/\/[\d.:]+)/);
-    if (m) resolve(m[1]);
-  });
-  server.on('exit', (code) => reject(new Error(`tether serve exited with ${code}: ${err}`)));
-});
+const { url, child: server } = await startServe(BIN, ['--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN]);
 
 try {
   execFileSync(BIN, ['seed', '--remote', url, '--token', TOKEN, '--scope', 'bench', '--records', String(N)], { stdio: 'ignore' });
