@@ -261,7 +261,7 @@ export interface WireChange {
   hash?: string | null;
 }
 
-/** A pull page (wire format, DESIGN.md "Sync protocol"). */
+/** A pull page (wire format: docs/protocol.md, "Pull"). */
 export interface WirePage {
   changes: WireChange[];
   checkpoint: string;

@@ -1,4 +1,4 @@
-//! Wire and domain types, exactly as in the protocol (DESIGN.md, "Sync protocol (v1)").
+//! Wire and domain types, exactly as in the protocol (docs/protocol.md, "Pull" and "Push").
 
 use serde::{Deserialize, Serialize};
 

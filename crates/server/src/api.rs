@@ -1,4 +1,4 @@
-//! The HTTP endpoints (DESIGN.md, "Sync protocol (v1)"; docs/server.md).
+//! The HTTP endpoints (docs/protocol.md; the server's choices in docs/server.md).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-//! Tether's reference cloud: the HTTP sync protocol of DESIGN.md over SQLite (the embedded
+//! Tether's reference cloud: the HTTP sync protocol of docs/protocol.md over SQLite (the embedded
 //! default) or PostgreSQL (production).
 //!
 //! [`serve`] starts a server on the given address and returns a [`Server`] handle; tests and

@@ -17,7 +17,7 @@ use crate::remote::{HttpRemote, Token};
 /// A remote made of the user's JavaScript functions:
 /// `pull({scope, checkpoint, limit, signal}) => page | {reset: true}` and optionally
 /// `push({scope, mutations, signal}) => {results}` and `status({scope, signal}) => status`.
-/// Pages and results use the wire format of DESIGN.md; a thrown error with a `code` naming an
+/// Pages and results use the wire format of docs/protocol.md; a thrown error with a `code` naming an
 /// error kind keeps that kind, anything else counts as a (retryable) network error.
 pub struct FnRemote {
     pull: Function,

@@ -17,7 +17,7 @@ use web_sys::{
 
 use crate::js::{from_js_error, global_fetch, now, prop, resolve, sleep, Deadline, JsFailure};
 
-/// The sync protocol (DESIGN.md, v1) over `fetch`, with the retry policy of
+/// The sync protocol (docs/protocol.md) over `fetch`, with the retry policy of
 /// [`tether_engine::protocol`].
 pub struct HttpRemote {
     base: String,

@@ -1,4 +1,4 @@
-//! The HTTP sync protocol (DESIGN.md, "Sync protocol (v1)") once, sans-IO: requests as plain
+//! The HTTP sync protocol (docs/protocol.md) once, sans-IO: requests as plain
 //! values, the decoding of answers into typed results and errors, and one retry policy. The
 //! transports (ureq in `tether-native`, `fetch` in `tether-wasm`) only move bytes.
 //!

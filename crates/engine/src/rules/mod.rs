@@ -1,7 +1,7 @@
 //! The pure apply rules: plain functions from the replica's rows and an incoming page (or push
 //! result, local edit, sweep) to a [`Changeset`] that a store writes in one transaction.
 //!
-//! Rules for one incoming change (DESIGN.md, "Applying a page"), first match wins:
+//! Rules for one incoming change (docs/protocol.md, "Applying a page"), first match wins:
 //!
 //! | incoming | local | result |
 //! |---|---|---|

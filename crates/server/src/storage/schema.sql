@@ -59,7 +59,7 @@ CREATE OR REPLACE FUNCTION tether_u32le(n integer) RETURNS bytea LANGUAGE sql IM
         0, n & 255), 1, (n >> 8) & 255), 2, (n >> 16) & 255), 3, (n >> 24) & 255)
 $$;
 
--- The leaf of a record in the scope digest (DESIGN.md, "Data model").
+-- The leaf of a record in the scope digest (docs/protocol.md, "Scope digest").
 CREATE OR REPLACE FUNCTION tether_leaf(c text, i text, h text) RETURNS bytea
 LANGUAGE sql IMMUTABLE AS $$
     SELECT sha256(tether_u32le(octet_length(c)) || convert_to(c, 'UTF8')
