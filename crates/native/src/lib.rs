@@ -32,7 +32,14 @@ pub use replica::{now, Replica, ReplicaBuilder, ReplicaOptions, ScopeRef, Thread
 pub use store::SqliteStore;
 pub use tether_engine::events::{ChangeEvent, ChangeOp, KeyChange, Source, Subscription};
 pub use tether_engine::query::{IndexSet, Query, QueryPage};
-pub use tether_engine::{SyncOptions, SyncReport};
+// What the replica's methods take and return, so an application needs no direct dependency on
+// tether-engine to name them.
+pub use tether_engine::schedule::Schedule;
+pub use tether_engine::{
+    CancelFlag, Conflict, Digest, Error, ErrorKind, Millis, Preview, Record, RecordHash, Result,
+    Run, RunKind, RunStatus, ScopeId, ScopeStatus, Snapshot, Stats, SyncOptions, SyncReport,
+    Trigger, VerifyReport,
+};
 pub use tether_sqlite::SCHEMA_VERSION;
 
 /// The README's Rust snippet, compiled as a doctest so that it cannot drift from the API.

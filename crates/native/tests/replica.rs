@@ -387,3 +387,27 @@ fn checkpoints_run_off_the_writer_while_the_replica_is_open() {
     let reopened = Replica::open(&path).unwrap();
     assert_eq!(reopened.scope("org-1").unwrap().count(None).unwrap(), 4000);
 }
+
+/// What the facade returns can be named through tether-native alone, without a dependency on
+/// tether-engine.
+#[test]
+fn the_types_the_replica_returns_are_exported_by_tether_native() {
+    let replica = Replica::open_in_memory().unwrap();
+    let scope = replica.scope("org-1").unwrap();
+    scope
+        .put("objects", "obj_1", json!({"name": "orders"}))
+        .unwrap();
+    let id: &tether_native::ScopeId = scope.id();
+    let record: Option<tether_native::Record> = scope.get("objects", "obj_1").unwrap();
+    let status: tether_native::ScopeStatus = scope.status().unwrap();
+    let history: Vec<tether_native::Run> = scope.history(10).unwrap();
+    let stats: tether_native::Stats = scope.stats(7).unwrap();
+    let conflicts: Vec<tether_native::Conflict> = scope.conflicts().unwrap();
+    let failed: tether_native::Result<_> = replica.scope("");
+    let kind: tether_native::ErrorKind = failed.err().expect("refused").kind();
+    assert_eq!(id.as_str(), "org-1");
+    assert_eq!(record.expect("put").data["name"], "orders");
+    assert_eq!(status.pending_edits, 1);
+    assert!(history.is_empty() && conflicts.is_empty() && stats.runs == 0);
+    assert_eq!(kind, tether_native::ErrorKind::InvalidInput);
+}
