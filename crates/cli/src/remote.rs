@@ -143,9 +143,9 @@ fn dry_run(a: &SyncArgs) -> Result<ExitCode> {
     )?;
     let c = p.counts;
     println!(
-        "a {} sync of {} would insert {}, update {}, delete {} ({} unchanged) from {} pages, \
+        "{} sync of {} would insert {}, update {}, delete {} ({} unchanged) from {} pages, \
          push {} local edits; {} local edits would conflict",
-        if p.full { "full" } else { "incremental" },
+        if p.full { "a full" } else { "an incremental" },
         a.replica.scope,
         c.inserted,
         c.updated,

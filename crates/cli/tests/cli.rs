@@ -294,6 +294,10 @@ fn sync_dry_run_reports_and_writes_nothing() {
     let preview = run(with(&["sync", "--db", db, "--dry-run"], &remote));
     assert!(preview.ends_with("nothing was written\n"), "{preview}");
     assert!(
+        preview.starts_with("an incremental sync of s would insert "),
+        "{preview}"
+    );
+    assert!(
         preview.contains(&format!("  conflict: objects/{id}")),
         "{preview}"
     );
