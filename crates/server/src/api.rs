@@ -1,13 +1,15 @@
 //! The HTTP endpoints (docs/protocol.md; the server's choices in docs/server.md).
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -92,11 +94,9 @@ type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 async fn changes(
     State(st): State<Arc<AppState>>,
-    scope: Scope,
-    headers: HeaderMap,
+    Authorized(scope, _): Authorized<ReadAccess>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, Need::Read)?;
     let params = params
         .map_err(|e| ApiError::bad("bad_query", e.body_text()))?
         .0;
@@ -181,11 +181,10 @@ async fn changes(
 
 async fn mutations(
     State(st): State<Arc<AppState>>,
-    scope: Scope,
+    Authorized(scope, _): Authorized<WriteAccess>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PushResponse>, ApiError> {
-    let scope = authorize(&st, &headers, scope, Need::Write)?;
     let req: PushRequest = read_json(&st, &headers, body).await?;
     if req.mutations.len() > MAX_WRITES {
         return Err(ApiError::bad(
@@ -299,10 +298,9 @@ fn holds_nul(v: &serde_json::Value) -> bool {
 
 async fn status(
     State(st): State<Arc<AppState>>,
-    scope: Scope,
+    Authorized(scope, _): Authorized<ReadAccess>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, Need::Read)?;
     let status = st.storage.status(scope.as_str()).await?;
     let etag = format!("\"{}-{}\"", status.version, status.digest);
     let fresh = headers
@@ -323,11 +321,9 @@ async fn status(
 
 async fn digest(
     State(st): State<Arc<AppState>>,
-    scope: Scope,
-    headers: HeaderMap,
+    Authorized(scope, _): Authorized<ReadAccess>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, Need::Read)?;
     let range = key_range(params)?;
     let snap = st.storage.range_digest(scope.as_str(), &range).await?;
     Ok(Json(snap).into_response())
@@ -335,11 +331,9 @@ async fn digest(
 
 async fn records(
     State(st): State<Arc<AppState>>,
-    scope: Scope,
-    headers: HeaderMap,
+    Authorized(scope, _): Authorized<ReadAccess>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, Need::Read)?;
     let range = key_range(params)?;
     match st
         .storage
@@ -380,11 +374,10 @@ struct AdminUpsert {
 
 async fn admin_records(
     State(st): State<Arc<AppState>>,
-    scope: Scope,
+    Authorized(scope, _): Authorized<AdminAccess>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, Need::Admin)?;
     let req: AdminWrites = read_json(&st, &headers, body).await?;
     if req.upserts.len() + req.deletes.len() > MAX_WRITES {
         return Err(ApiError::bad(
@@ -426,11 +419,10 @@ struct PurgeRequest {
 
 async fn admin_purge(
     State(st): State<Arc<AppState>>,
-    scope: Scope,
+    Authorized(scope, _): Authorized<AdminAccess>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, Need::Admin)?;
     let bytes = read_body(&st, &headers, body).await?;
     let req: PurgeRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         PurgeRequest::default()
@@ -454,10 +446,8 @@ async fn admin_purge(
 /// serves nor counts: `{"quarantine": [{collection, id, version, reason}]}`.
 async fn admin_quarantine(
     State(st): State<Arc<AppState>>,
-    scope: Scope,
-    headers: HeaderMap,
+    Authorized(scope, _): Authorized<AdminAccess>,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, Need::Admin)?;
     let rows = st.storage.quarantine(scope.as_str()).await?;
     tracing::Span::current().record("changes", rows.len());
     Ok(Json(serde_json::json!({ "quarantine": rows })).into_response())
@@ -465,10 +455,8 @@ async fn admin_quarantine(
 
 async fn admin_recheck(
     State(st): State<Arc<AppState>>,
-    scope: Scope,
-    headers: HeaderMap,
+    Authorized(scope, _): Authorized<AdminAccess>,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&st, &headers, scope, Need::Admin)?;
     match st.storage.recheck(scope.as_str()).await? {
         Some(found) => {
             st.hub.notify(scope.as_str());
@@ -506,7 +494,6 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Checks the bearer token and its grant for the scope in the path.
 /// What a request needs of its token's grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -518,6 +505,46 @@ enum Need {
     Admin,
 }
 
+/// The scope in the path, its bearer token checked for the grant `N` names: the first
+/// extractor of every scope endpoint, so no handler runs for a request it must refuse.
+struct Authorized<N>(ScopeId, PhantomData<N>);
+
+/// The grant a handler needs, as a type: [`ReadAccess`], [`WriteAccess`] or [`AdminAccess`].
+trait Needs {
+    const NEED: Need;
+}
+
+/// Pull, status, digest, records.
+struct ReadAccess;
+/// Push.
+struct WriteAccess;
+/// The admin API.
+struct AdminAccess;
+
+impl Needs for ReadAccess {
+    const NEED: Need = Need::Read;
+}
+impl Needs for WriteAccess {
+    const NEED: Need = Need::Write;
+}
+impl Needs for AdminAccess {
+    const NEED: Need = Need::Admin;
+}
+
+impl<N: Needs> FromRequestParts<Arc<AppState>> for Authorized<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let scope = Path::<String>::from_request_parts(parts, st).await;
+        let scope = authorize(st, &parts.headers, scope, N::NEED)?;
+        Ok(Authorized(scope, PhantomData))
+    }
+}
+
+/// Checks the bearer token and its grant for the scope in the path.
 fn authorize(
     st: &AppState,
     headers: &HeaderMap,
