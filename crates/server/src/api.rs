@@ -36,6 +36,7 @@ pub(crate) struct AppState {
     pub default_page: u32,
     pub max_body_bytes: usize,
     pub max_range_records: usize,
+    pub body_read_timeout: std::time::Duration,
     pub stats: Arc<Counters>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub metrics_token: Option<String>,
@@ -70,6 +71,7 @@ impl AppState {
             default_page: config.default_page.clamp(1, config.max_page.max(1)),
             max_body_bytes: config.max_body_bytes,
             max_range_records: config.max_range_records,
+            body_read_timeout: config.body_read_timeout,
             stats,
             metrics,
             metrics_token: config.metrics_token.clone(),
@@ -675,10 +677,31 @@ async fn read_body(
         .map_err(|e| {
             if e.to_string().contains("length limit") {
                 too_large()
+            } else if stalled(&e) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the request body stalled for longer than {} s",
+                        st.body_read_timeout.as_secs_f64()
+                    ),
+                )
             } else {
                 ApiError::bad("bad_body", format!("could not read the request body: {e}"))
             }
         })
+}
+
+/// Whether reading a body failed because it stalled (the connection's body read timeout).
+fn stalled(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(
