@@ -353,3 +353,37 @@ fn sync_dry_run_reports_and_writes_nothing() {
     assert_eq!(stats["updated"], updates, "{stats}");
     assert_eq!(stats["conflicts"], conflicts, "{stats}");
 }
+
+/// `tether list ... | head -n 1`: a reader that closes the pipe early ends the command quietly
+/// (exit 0, no panic message), whichever command was printing.
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    stdout(&tether(&["demo", "--records", "300", "--dir", dir_arg]));
+    let db = dir.path().join("replica.db");
+    let db_arg = db.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["list", "--db", db_arg, "objects", "--limit", "300"],
+        &["history", "--db", db_arg],
+        &["status", "--db", db_arg],
+        &["status", "--db", db_arg, "--json"],
+        &["conflicts", "--db", db_arg],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command prints its first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

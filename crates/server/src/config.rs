@@ -200,6 +200,27 @@ impl Tokens {
 mod tests {
     use super::*;
 
+    /// The documented defaults: a connection that sends nothing is closed within 60 s.
+    #[test]
+    fn connection_bounds_default_to_the_documented_values() {
+        let c = Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            StorageConfig::Sqlite {
+                path: "unused.db".into(),
+            },
+            Tokens::default(),
+        );
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert!(c.header_read_timeout.min(c.idle_timeout) <= Duration::from_secs(60));
+        assert_eq!(
+            c.metrics_token, None,
+            "/metrics is open unless a token is set"
+        );
+    }
+
     #[test]
     fn parses_grants_and_rejects_empty_tokens() {
         let t = Tokens::from_json(

@@ -83,6 +83,9 @@ fn a_push_that_writes_nothing_wakes_no_waiter(backend: Backend) {
     let first = json!({"collection": "objects", "id": "a", "op": "put", "data": {"n": 1},
         "base_version": null, "mutation_id": "c1:1"});
     assert_eq!(push(first.clone()), "accepted");
+    // On PostgreSQL that write also comes back through LISTEN, a moment later: let it pass
+    // before anyone waits, or it would (rightly) wake the waiter.
+    std::thread::sleep(Duration::from_millis(500));
     let cp = h.head();
     let url = format!("{}/v1/scopes/s1/changes?checkpoint={cp}&wait=3", h.url());
     let waiter = std::thread::spawn(move || {
