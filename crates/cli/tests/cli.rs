@@ -424,9 +424,10 @@ fn serve_answers_with_its_descriptors_used_up_by_idle_sockets() {
             .timeout(Duration::from_secs(10))
             .call()
             .map(|r| r.status())
+            .ok()
     };
     let started = Instant::now();
-    while status().is_err() {
+    while status().is_none() {
         assert!(started.elapsed() < Duration::from_secs(20), "no server");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -436,7 +437,7 @@ fn serve_answers_with_its_descriptors_used_up_by_idle_sockets() {
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     for _ in 0..5 {
-        assert_eq!(status().unwrap(), 200);
+        assert_eq!(status(), Some(200));
     }
     let took = t.elapsed();
     drop(idle);
