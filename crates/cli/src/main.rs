@@ -70,6 +70,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    quiet_on_closed_stdout();
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(code) => code,
+        // The reader went away (`tether list ... | head -n 1`): the output it wanted is out,
+        // so the command ends quietly and successfully, as `cat` does under a shell that
+        // ignores SIGPIPE (not 141: `set -o pipefail` scripts would fail on it).
+        Err(panic) if is_closed_stdout(panic.as_ref()) => ExitCode::SUCCESS,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Status(t) => inspect::status(&t),
@@ -92,4 +104,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Rust ignores SIGPIPE, so a `println!` to a closed pipe panics with "failed printing to
+/// stdout: Broken pipe" in whichever command is printing, however deep. The panic of that one
+/// case prints nothing; `main` turns it into a quiet exit. Every other panic is reported as
+/// usual.
+fn quiet_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // The hook sees a formatted message only through `Display` ("panicked at
+        // <place>:\n<message>") before Rust 1.91's `payload_as_str`.
+        let shown = info.to_string();
+        let message = shown.split_once('\n').map_or(shown.as_str(), |(_, m)| m);
+        if !closed_stdout_message(message) {
+            report(info);
+        }
+    }));
+}
+
+/// Whether a caught panic is `println!`'s on a closed standard output.
+fn is_closed_stdout(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .is_some_and(closed_stdout_message)
+}
+
+/// Whether a panic message is `println!`'s on a closed standard output.
+fn closed_stdout_message(message: &str) -> bool {
+    // std's message: "failed printing to stdout: Broken pipe (os error 32)" (strerror in the
+    // C locale, which a Rust program keeps).
+    message.starts_with("failed printing to stdout")
+        && message.to_ascii_lowercase().contains("broken pipe")
 }

@@ -55,6 +55,25 @@ pub struct ServeArgs {
     /// The access of a JWT without that claim.
     #[arg(long, default_value = "read", value_parser = ["read", "write"])]
     jwt_default_access: String,
+    /// Most connections open at once, long polls included (idle ones are closed to make
+    /// room); keep it below `ulimit -n`.
+    #[arg(long, default_value_t = tether_server::config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's head.
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = tether_server::config::DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
+    header_read_timeout: u64,
+    /// Longest pause, in seconds, between two pieces of a request body.
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = tether_server::config::DEFAULT_BODY_READ_TIMEOUT.as_secs())]
+    body_read_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight.
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = tether_server::config::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout: u64,
+    /// Require the token in this environment variable on GET /metrics (default: open).
+    #[arg(long, value_name = "VAR")]
+    metrics_token_env: Option<String>,
 }
 
 /// The JWT configuration the options ask for, if any.
@@ -121,6 +140,24 @@ pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
     config.demo_dir = a.demo_dir.clone();
     config.cors_origins = a.cors_origins.clone();
     config.jwt = jwt;
+    let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
+    config.max_connections = a.max_connections.max(1);
+    config.header_read_timeout = secs(a.header_read_timeout);
+    config.body_read_timeout = secs(a.body_read_timeout);
+    config.idle_timeout = secs(a.idle_timeout);
+    config.metrics_token = match &a.metrics_token_env {
+        Some(var) => Some(
+            std::env::var(var)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    ServerError::Config(format!(
+                        "--metrics-token-env {var}: the variable is not set"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
     let rt = runtime()?;
     rt.block_on(async {
         let server = tether_server::serve(config).await?;

@@ -357,3 +357,108 @@ fn sync_dry_run_reports_and_writes_nothing() {
     assert_eq!(stats["updated"], updates, "{stats}");
     assert_eq!(stats["conflicts"], conflicts, "{stats}");
 }
+
+/// `tether list ... | head -n 1`: a reader that closes the pipe early ends the command quietly
+/// (exit 0, no panic message), whichever command was printing.
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    stdout(&tether(&["demo", "--records", "300", "--dir", dir_arg]));
+    let db = dir.path().join("replica.db");
+    let db_arg = db.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["list", "--db", db_arg, "objects", "--limit", "300"],
+        &["history", "--db", db_arg],
+        &["status", "--db", db_arg],
+        &["status", "--db", db_arg, "--json"],
+        &["conflicts", "--db", db_arg],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command prints its first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+/// Issue 18, item 3, as it was reported: `tether serve` under a small `ulimit -n` with 300
+/// idle sockets open. `accept` runs out of descriptors; the server sheds idle connections,
+/// backs off and keeps accepting, and a legitimate request is answered.
+#[test]
+fn serve_answers_with_its_descriptors_used_up_by_idle_sockets() {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let db = dir.path().join("cloud.db");
+    let mut server = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 64 && exec "$@""#)
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_tether"))
+        .args(["serve", "--bind", &bind, "--dev-token", "t"])
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{bind}");
+    let status = || {
+        ureq::get(&format!("{url}/v1/scopes/s1/status"))
+            .set("authorization", "Bearer t")
+            .timeout(Duration::from_secs(10))
+            .call()
+            .map(|r| r.status())
+            .ok()
+    };
+    let started = Instant::now();
+    while status().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no server");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(&bind).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(status(), Some(200));
+    }
+    let took = t.elapsed();
+    drop(idle);
+    let _ = server.kill();
+    let mut stderr = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let _ = server.wait();
+    eprintln!("5 requests under ulimit -n 64 with 300 idle sockets: {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        stderr.contains("accept failed"),
+        "the limit was reached: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

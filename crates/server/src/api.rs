@@ -38,7 +38,10 @@ pub(crate) struct AppState {
     pub default_page: u32,
     pub max_body_bytes: usize,
     pub max_range_records: usize,
-    pub stats: Counters,
+    pub body_read_timeout: std::time::Duration,
+    pub stats: Arc<Counters>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics_token: Option<String>,
     next_request: AtomicU64,
 }
 
@@ -55,6 +58,12 @@ impl AppState {
         hub: Arc<crate::live::ChangeHub>,
         config: &crate::Config,
     ) -> Self {
+        let stats = Arc::new(Counters::default());
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            storage.clone(),
+            hub.clone(),
+            stats.clone(),
+        ));
         AppState {
             storage,
             tokens: config.tokens.clone(),
@@ -64,7 +73,10 @@ impl AppState {
             default_page: config.default_page.clamp(1, config.max_page.max(1)),
             max_body_bytes: config.max_body_bytes,
             max_range_records: config.max_range_records,
-            stats: Counters::default(),
+            body_read_timeout: config.body_read_timeout,
+            stats,
+            metrics,
+            metrics_token: config.metrics_token.clone(),
             next_request: AtomicU64::new(1),
         }
     }
@@ -81,6 +93,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/scopes/{scope}/purge", post(admin_purge))
         .route("/v1/admin/scopes/{scope}/quarantine", get(admin_quarantine))
         .route("/v1/admin/scopes/{scope}/recheck", post(admin_recheck))
+        .route("/healthz", get(crate::metrics::healthz))
+        .route("/readyz", get(crate::metrics::readyz))
+        .route("/metrics", get(crate::metrics::metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -146,17 +161,17 @@ async fn changes(
     let mut woken = (wait > 0).then(|| st.hub.subscribe(scope.as_str()));
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
     let answer = loop {
-        if let Some(rx) = &mut woken {
-            rx.borrow_and_update();
+        if let Some(waiter) = &mut woken {
+            waiter.mark_seen();
         }
         let answer = st.storage.pull(scope.as_str(), from, limit).await?;
-        let (Some(rx), PullAnswer::Page(page)) = (&mut woken, &answer) else {
+        let (Some(waiter), PullAnswer::Page(page)) = (&mut woken, &answer) else {
             break answer;
         };
         if !page.changes.is_empty() || page.has_more || st.hub.is_closed() {
             break answer;
         }
-        match tokio::time::timeout_at(deadline, rx.changed()).await {
+        match tokio::time::timeout_at(deadline, waiter.changed()).await {
             Ok(Ok(())) => continue,
             // The time is up (or the hub is gone): the empty page, same checkpoint.
             _ => break answer,
@@ -247,9 +262,12 @@ async fn mutations(
     let mut applied = if writes.is_empty() {
         Vec::new().into_iter()
     } else {
-        let results = st.storage.apply(scope.as_str(), writes).await?;
-        st.hub.notify(scope.as_str());
-        results.into_iter()
+        let applied = st.storage.apply(scope.as_str(), writes).await?;
+        // A push that wrote nothing (all rejected, or repeats) has nothing to show a waiter.
+        if applied.written > 0 {
+            st.hub.notify(scope.as_str());
+        }
+        applied.results.into_iter()
     };
     let mut results = Vec::with_capacity(refused.len());
     for r in refused {
@@ -283,6 +301,7 @@ async fn mutations(
         };
         results.push(result);
     }
+    st.metrics.count_results(&results);
     Ok(Json(PushResponse { results }))
 }
 
@@ -446,7 +465,7 @@ async fn admin_purge(
 /// serves nor counts: `{"quarantine": [{collection, id, version, reason}]}`.
 async fn admin_quarantine(
     State(st): State<Arc<AppState>>,
-    Authorized(scope, _): Authorized<AdminAccess>,
+    Authorized(scope, _): Authorized<AdminReadAccess>,
 ) -> Result<Response, ApiError> {
     let rows = st.storage.quarantine(scope.as_str()).await?;
     tracing::Span::current().record("changes", rows.len());
@@ -488,7 +507,7 @@ async fn not_found(req: Request) -> ApiError {
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive and
 /// followed by one or more spaces (RFC 7235 §2.1); an empty token is none.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -501,15 +520,18 @@ enum Need {
     Read,
     /// Push.
     Write,
-    /// The admin API.
+    /// The admin API's writes (records, purge, recheck).
     Admin,
+    /// The admin API's reads (quarantine): admin, read-only or not.
+    AdminRead,
 }
 
 /// The scope in the path, its bearer token checked for the grant `N` names: the first
 /// extractor of every scope endpoint, so no handler runs for a request it must refuse.
 struct Authorized<N>(ScopeId, PhantomData<N>);
 
-/// The grant a handler needs, as a type: [`ReadAccess`], [`WriteAccess`] or [`AdminAccess`].
+/// The grant a handler needs, as a type: [`ReadAccess`], [`WriteAccess`], [`AdminAccess`] or
+/// [`AdminReadAccess`].
 trait Needs {
     const NEED: Need;
 }
@@ -518,8 +540,10 @@ trait Needs {
 struct ReadAccess;
 /// Push.
 struct WriteAccess;
-/// The admin API.
+/// The admin API's writes.
 struct AdminAccess;
+/// The admin API's reads (the quarantine list): allowed to a read-only admin grant.
+struct AdminReadAccess;
 
 impl Needs for ReadAccess {
     const NEED: Need = Need::Read;
@@ -529,6 +553,9 @@ impl Needs for WriteAccess {
 }
 impl Needs for AdminAccess {
     const NEED: Need = Need::Admin;
+}
+impl Needs for AdminReadAccess {
+    const NEED: Need = Need::AdminRead;
 }
 
 impl<N: Needs> FromRequestParts<Arc<AppState>> for Authorized<N> {
@@ -585,8 +612,13 @@ fn authorize(
         )));
     }
     match need {
-        Need::Admin if !grant.admin => Err(forbidden(format!(
+        Need::Admin | Need::AdminRead if !grant.admin => Err(forbidden(format!(
             "the token does not grant admin writes to scope {:?}",
+            scope.as_str()
+        ))),
+        // `read_only` wins over `admin`: a grant that says read-only never writes.
+        Need::Admin if grant.read_only => Err(forbidden(format!(
+            "the token grants read-only access to scope {:?}: admin requests are refused",
             scope.as_str()
         ))),
         Need::Write if grant.read_only => Err(forbidden(format!(
@@ -678,10 +710,31 @@ async fn read_body(
         .map_err(|e| {
             if e.to_string().contains("length limit") {
                 too_large()
+            } else if stalled(&e) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the request body stalled for longer than {} s",
+                        st.body_read_timeout.as_secs_f64()
+                    ),
+                )
             } else {
                 ApiError::bad("bad_body", format!("could not read the request body: {e}"))
             }
         })
+}
+
+/// Whether reading a body failed because it stalled (the connection's body read timeout).
+fn stalled(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(
@@ -711,7 +764,15 @@ async fn trace_requests(State(st): State<Arc<AppState>>, req: Request, next: Nex
         changes = tracing::field::Empty,
     );
     let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method = req.method().to_string();
     let mut resp = next.run(req).instrument(span.clone()).await;
+    st.metrics
+        .observe(route, method, resp.status(), start.elapsed());
     span.in_scope(|| {
         tracing::info!(
             status = resp.status().as_u16(),

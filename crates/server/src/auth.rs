@@ -191,6 +191,7 @@ impl JwtConfig {
         v.set_required_spec_claims(&["exp"]);
         match &self.audience {
             Some(aud) => v.set_audience(&[aud]),
+            // Checked below: jsonwebtoken would call a lone `aud` string a malformed claim.
             None => v.validate_aud = false,
         }
         if let Some(iss) = &self.issuer {
@@ -211,6 +212,11 @@ impl JwtConfig {
                     _ => Refused::Malformed,
                 })?
                 .claims;
+        // A token meant for another API (it names its audience) is not ours to honour, even
+        // when it carries a scopes claim: with no audience configured, any `aud` is refused.
+        if self.audience.is_none() && claims.contains_key("aud") {
+            return Err(Refused::BadAudience);
+        }
         let claim = |name: &str| Refused::Claim(name.to_string());
         let scopes = match claims.get(&self.scopes_claim) {
             Some(serde_json::Value::String(s)) if !s.is_empty() => vec![s.clone()],
@@ -237,4 +243,14 @@ impl JwtConfig {
 /// Whether a bearer token has the shape of a JWT (three base64url parts).
 pub(crate) fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3
+}
+
+/// Whether two secrets are equal, in time that does not depend on where they differ (the
+/// SHA-256 of each side is compared, so not even the length of a secret leaks).
+pub(crate) fn same_secret(given: &str, wanted: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    Sha256::digest(given.as_bytes())
+        .ct_eq(&Sha256::digest(wanted.as_bytes()))
+        .into()
 }

@@ -9,6 +9,15 @@ use serde::Deserialize;
 
 use crate::ServerError;
 
+/// Most connections held at once, long polls included ([`Config::max_connections`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Time a client has to send a request's head ([`Config::header_read_timeout`]).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest pause between two pieces of a request body ([`Config::body_read_timeout`]).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a connection may sit with no request in flight ([`Config::idle_timeout`]).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Everything [`crate::serve`] needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,6 +48,25 @@ pub struct Config {
     /// same-origin pages (like `/demo`) can call it. Tokens travel in the `Authorization`
     /// header, never in cookies, so no credentials mode is needed.
     pub cors_origins: Vec<String>,
+    /// Most connections held at once, long polls included. At the cap, connections with no
+    /// request in flight are closed to make room; a new connection that still finds no room
+    /// within a second is closed unanswered.
+    pub max_connections: usize,
+    /// A request's head (request line and headers) must arrive within this time, counted
+    /// from the moment the connection is ready for it (accepted, or its previous answer
+    /// sent), else the connection is closed. This also bounds an idle HTTP/1 keep-alive.
+    pub header_read_timeout: Duration,
+    /// Longest pause between two pieces of a request body; a body that stalls longer is
+    /// refused (`408`) and the connection closed.
+    pub body_read_timeout: Duration,
+    /// A connection with no request in flight and no answer being sent for this long is
+    /// closed, whatever it did before (sent nothing at all, or a protocol other than
+    /// HTTP/1's keep-alive). A connection that sends nothing is closed after
+    /// `min(header_read_timeout, idle_timeout)` once it spoke HTTP/1, or this at most.
+    pub idle_timeout: Duration,
+    /// A bearer token `GET /metrics` requires (`None`: open to whoever reaches the server's
+    /// address; the metrics carry no scope names nor data).
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -56,6 +84,11 @@ impl Config {
             tombstone_retention: Some(Duration::from_secs(30 * 24 * 3600)),
             demo_dir: None,
             cors_origins: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            metrics_token: None,
         }
     }
 }
@@ -147,15 +180,46 @@ impl Tokens {
         self
     }
 
-    /// The grant of a token.
+    /// The grant of a token, compared in constant time: every configured token is compared,
+    /// through the SHA-256 of each side (equal lengths, so not even the length of a token
+    /// leaks), and none of them ends the scan early. A hash map lookup would compare the
+    /// bytes of a token whose hash matched with `memcmp`, whose time tells how many leading
+    /// bytes of a guess were right.
     pub fn lookup(&self, token: &str) -> Option<&Grant> {
-        self.0.get(token)
+        let mut found = None;
+        for (candidate, grant) in &self.0 {
+            if crate::auth::same_secret(token, candidate) {
+                found = Some(grant);
+            }
+        }
+        found
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented defaults: a connection that sends nothing is closed within 60 s.
+    #[test]
+    fn connection_bounds_default_to_the_documented_values() {
+        let c = Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            StorageConfig::Sqlite {
+                path: "unused.db".into(),
+            },
+            Tokens::default(),
+        );
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert!(c.header_read_timeout.min(c.idle_timeout) <= Duration::from_secs(60));
+        assert_eq!(
+            c.metrics_token, None,
+            "/metrics is open unless a token is set"
+        );
+    }
 
     #[test]
     fn parses_grants_and_rejects_empty_tokens() {
@@ -167,6 +231,9 @@ mod tests {
         assert!(!t.lookup("t1").unwrap().allows("b"));
         assert!(t.lookup("t2").unwrap().allows("b") && t.lookup("t2").unwrap().admin);
         assert!(Tokens::from_json(r#"{"": {"scopes": []}}"#).is_err());
+        for near in ["t", "t11", "T1", "t2 ", ""] {
+            assert_eq!(t.lookup(near), None, "{near:?}");
+        }
         assert!(Tokens::from_json("[]").is_err());
     }
 }

@@ -23,8 +23,10 @@
 mod api;
 pub mod auth;
 pub mod config;
+mod conn;
 mod error;
 pub mod live;
+mod metrics;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -125,25 +127,22 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
     let app = app.layer(CompressionLayer::new().quality(tower_http::CompressionLevel::Fastest));
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
-    // TCP_NODELAY: a gzip-encoded answer is written in several small pieces, and with Nagle's
-    // algorithm each piece after the first would wait for the client's delayed ACK (40 ms on
-    // Linux): 4 s of a 5.3 s initial sync of 100,000 records at pages of 1,000.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY not set on a connection: {e}");
-        }
-    });
+    let limits = conn::Limits {
+        max_connections: config.max_connections,
+        header_read_timeout: config.header_read_timeout,
+        body_read_timeout: config.body_read_timeout,
+        idle_timeout: config.idle_timeout,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
-    });
+    let task = tokio::spawn(conn::accept_loop(
+        listener,
+        app,
+        limits,
+        state.metrics.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let purger = config
         .tombstone_retention
         .map(|keep| tokio::spawn(purge_loop(storage, keep)));

@@ -295,3 +295,35 @@ fn bad_jwks_files_are_configuration_errors() {
         assert!(err.to_string().contains("JWKS"), "{bad}: {err}");
     }
 }
+
+/// Issue 18, item 2: with no audience configured, a token that names an audience (an identity
+/// provider's token for another API, scopes claim and all) is refused, HS256 and RS256 alike.
+#[test]
+fn tokens_naming_an_audience_are_refused_when_none_is_configured() {
+    let h = Harness::start_with(Backend::Sqlite, |config| {
+        config.jwt = Some(JwtConfig {
+            scopes_claim: "organization_id".into(),
+            ..JwtConfig::hs256(SECRET)
+        });
+    });
+    let plain = claims(|c| {
+        c.as_object_mut().unwrap().remove("aud");
+    });
+    assert_eq!(pull(&h, &signed(&plain, SECRET), "s1").0, 200);
+    for aud in [json!("other-service"), json!(["other-service"]), json!([])] {
+        let token = signed(&claims(|c| c["aud"] = aud.clone()), SECRET);
+        refused(pull(&h, &token, "s1"), "audience");
+    }
+    drop(h);
+    let h = Harness::start_with(Backend::Sqlite, jwks);
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let rsa =
+        EncodingKey::from_rsa_pem(&std::fs::read(format!("{keys}/rsa.pem")).unwrap()).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let sign = |claims: &Value| encode(&header, claims, &rsa).unwrap();
+    let ours = json!({"scopes": ["s1"], "exp": now() + 600});
+    assert_eq!(pull(&h, &sign(&ours), "s1").0, 200);
+    let theirs = json!({"scopes": ["s1"], "exp": now() + 600, "aud": "other-service"});
+    refused(pull(&h, &sign(&theirs), "s1"), "audience");
+}

@@ -131,6 +131,16 @@ pub(crate) fn applied_of(
     })
 }
 
+/// What a push did ([`Storage::apply`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Applied {
+    /// One result per write, in order.
+    pub results: Vec<MutationResult>,
+    /// Rows written. Zero when every mutation was rejected or a repeat: nothing committed, so
+    /// live pulls are not woken.
+    pub written: u64,
+}
+
 /// What the admin write API did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct WriteSummary {
@@ -188,11 +198,7 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Applies writes in order under the scope's lock; one result per write. Admin writes
     /// are always accepted.
-    fn apply<'a>(
-        &'a self,
-        scope: &'a str,
-        writes: Vec<Write>,
-    ) -> BoxFuture<'a, Vec<MutationResult>>;
+    fn apply<'a>(&'a self, scope: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Applied>;
 
     /// Admin bulk write: upserts, then deletes, unconditionally.
     fn admin_write<'a>(&'a self, scope: &'a str, writes: Vec<Write>)
@@ -235,6 +241,23 @@ pub trait Storage: Send + Sync + 'static {
     /// Purges tombstones; returns how many were removed. Raises each touched scope's horizon
     /// to the highest purged version.
     fn purge<'a>(&'a self, purge: &'a Purge) -> BoxFuture<'a, u64>;
+
+    /// Runs a trivial query on the storage's tables (`GET /readyz`).
+    fn ready(&self) -> BoxFuture<'_, ()>;
+
+    /// How its pool of connections is used now (`GET /metrics`).
+    fn pool_use(&self) -> PoolUse;
+}
+
+/// How a storage's pool of connections is used at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolUse {
+    /// Connections the pool may hold.
+    pub max: u64,
+    /// Connections in use by a request now.
+    pub busy: u64,
+    /// Requests waiting for a connection.
+    pub waiting: u64,
 }
 
 /// Leaf of a stored row given its hex hash.

@@ -18,8 +18,8 @@ use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus}
 use tether_engine::mutation::{judge, AppliedMutation, Judgement};
 
 use super::{
-    applied_of, change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge,
-    Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
+    applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PoolUse, Position,
+    PullAnswer, Purge, Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = "
@@ -67,6 +67,9 @@ pub struct SqliteStorage {
 struct Pool {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// Calls holding a connection, and calls waiting for theirs (for `/metrics`).
+    busy: AtomicUsize,
+    waiting: AtomicUsize,
 }
 
 struct ScopeRow {
@@ -94,6 +97,8 @@ impl SqliteStorage {
             pool: Arc::new(Pool {
                 conns,
                 next: AtomicUsize::new(0),
+                busy: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
             }),
         })
     }
@@ -108,8 +113,13 @@ impl SqliteStorage {
                 let i = pool.next.fetch_add(1, Ordering::Relaxed) % pool.conns.len();
                 // A panic while holding the connection leaves no open transaction behind
                 // (rusqlite rolls back on drop), so a poisoned connection is still usable.
+                pool.waiting.fetch_add(1, Ordering::Relaxed);
                 let mut conn = pool.conns[i].lock().unwrap_or_else(|p| p.into_inner());
-                f(&mut conn)
+                pool.waiting.fetch_sub(1, Ordering::Relaxed);
+                pool.busy.fetch_add(1, Ordering::Relaxed);
+                let result = f(&mut conn);
+                pool.busy.fetch_sub(1, Ordering::Relaxed);
+                result
             })
             .await
             .map_err(|e| StorageError::Task(e.to_string()))?
@@ -118,6 +128,23 @@ impl SqliteStorage {
 }
 
 impl Storage for SqliteStorage {
+    fn ready(&self) -> BoxFuture<'_, ()> {
+        self.run(|conn| {
+            conn.query_row("SELECT count(*) FROM scopes WHERE scope = ''", [], |_| {
+                Ok(())
+            })?;
+            Ok(())
+        })
+    }
+
+    fn pool_use(&self) -> PoolUse {
+        PoolUse {
+            max: self.pool.conns.len() as u64,
+            busy: self.pool.busy.load(Ordering::Relaxed) as u64,
+            waiting: self.pool.waiting.load(Ordering::Relaxed) as u64,
+        }
+    }
+
     fn pull<'a>(
         &'a self,
         scope: &'a str,
@@ -131,16 +158,15 @@ impl Storage for SqliteStorage {
             if must_reset(from, s.seq, s.horizon) {
                 return Ok(PullAnswer::Reset);
             }
-            let sql = if from.is_none() {
-                "SELECT collection, id, version, updated_at, data, hash FROM records
-                 WHERE scope = ?1 AND version > ?2 AND NOT deleted ORDER BY version LIMIT ?3"
-            } else {
-                "SELECT collection, id, version, updated_at, data, hash FROM records
-                 WHERE scope = ?1 AND version > ?2 ORDER BY version LIMIT ?3"
-            };
-            let after = from.map_or(0, |p| p.cursor);
+            // Tombstones at or below `safe` are left out: on an initial sync (no checkpoint,
+            // or a later page of one, whose checkpoint carries the sequence it started at)
+            // they are deletions of records the client never received.
+            let sql = "SELECT collection, id, version, updated_at, data, hash FROM records
+                 WHERE scope = ?1 AND version > ?2 AND (NOT deleted OR version > ?4)
+                 ORDER BY version LIMIT ?3";
+            let (after, safe) = from.map_or((0, i64::MAX), |p| (p.cursor as i64, p.safe as i64));
             let mut stmt = tx.prepare_cached(sql)?;
-            let mut rows = stmt.query(params![scope, after as i64, limit as i64 + 1])?;
+            let mut rows = stmt.query(params![scope, after, limit as i64 + 1, safe])?;
             let mut changes = Vec::with_capacity(limit as usize + 1);
             while let Some(r) = rows.next()? {
                 changes.push(row_change(r)?);
@@ -155,17 +181,16 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn apply<'a>(
-        &'a self,
-        scope: &'a str,
-        writes: Vec<Write>,
-    ) -> BoxFuture<'a, Vec<MutationResult>> {
+    fn apply<'a>(&'a self, scope: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Applied> {
         let scope = scope.to_string();
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (results, _) = apply_writes(&tx, &scope, writes)?;
+            let (results, summary) = apply_writes(&tx, &scope, writes)?;
             tx.commit()?;
-            Ok(results)
+            Ok(Applied {
+                results,
+                written: summary.upserted + summary.deleted,
+            })
         })
     }
 

@@ -240,6 +240,29 @@ impl Harness {
         stats
     }
 
+    /// The SQLite database file of this test (`None` on PostgreSQL).
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        match &self.storage {
+            StorageConfig::Sqlite { path } => Some(path.clone()),
+            StorageConfig::Postgres { .. } => None,
+        }
+    }
+
+    /// Scrapes `GET /metrics` and returns the value of one series, written as in the text
+    /// format (`tether_push_mutations_total{result="accepted"}`); 0 when it is absent (a
+    /// labelled counter appears with its first increment).
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = ureq::get(&format!("{}/metrics", self.url()))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        text.lines()
+            .filter_map(|l| l.rsplit_once(' '))
+            .find(|(name, _)| *name == series)
+            .map_or(0.0, |(_, v)| v.parse().unwrap())
+    }
+
     /// The PostgreSQL schema of this test.
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()

@@ -22,8 +22,8 @@ mod listen;
 mod recheck;
 
 use super::{
-    applied_of, change, finish_page, leaf_of, must_reset, BoxFuture, Position, PullAnswer, Purge,
-    Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
+    applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PoolUse, Position,
+    PullAnswer, Purge, Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = include_str!("../schema.sql");
@@ -320,6 +320,25 @@ fn params<'a>(scope: &'a &'a str, args: &'a [String]) -> Vec<Param<'a>> {
 }
 
 impl Storage for PgStorage {
+    fn ready(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            client
+                .query_one("SELECT count(*) FROM scopes WHERE scope = ''", &[])
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn pool_use(&self) -> PoolUse {
+        let status = self.pool.status();
+        PoolUse {
+            max: status.max_size as u64,
+            busy: status.size.saturating_sub(status.available) as u64,
+            waiting: status.waiting as u64,
+        }
+    }
+
     fn listen(&self, hub: Arc<ChangeHub>) -> Option<tokio::task::JoinHandle<()>> {
         Some(tokio::spawn(listen::listen_loop(
             self.config.clone(),
@@ -347,21 +366,19 @@ impl Storage for PgStorage {
             if must_reset(from, s.seq, s.horizon) {
                 return Ok(PullAnswer::Reset);
             }
-            let sql = if from.is_none() {
-                format!(
-                    "SELECT {COLUMNS} FROM records WHERE scope = $1 AND version > $2
-                     AND NOT deleted AND hash IS NOT NULL ORDER BY version LIMIT $3"
-                )
-            } else {
-                format!(
-                    "SELECT {COLUMNS} FROM records WHERE scope = $1 AND version > $2
-                     AND (deleted OR hash IS NOT NULL OR quarantine IS NOT NULL)
-                     ORDER BY version LIMIT $3"
-                )
-            };
-            let after = from.map_or(0, |p| p.cursor) as i64;
+            // Up to `safe` (everything on an initial sync, which has no checkpoint or one
+            // that carries the sequence it started at) only live records: a tombstone there
+            // deletes a record the client never received, and a quarantined row is not
+            // served. Above it, the feed: tombstones and quarantined rows as tombstones.
+            let sql = format!(
+                "SELECT {COLUMNS} FROM records WHERE scope = $1 AND version > $2
+                 AND (deleted OR hash IS NOT NULL OR quarantine IS NOT NULL)
+                 AND (version > $4 OR (NOT deleted AND hash IS NOT NULL))
+                 ORDER BY version LIMIT $3"
+            );
+            let (after, safe) = from.map_or((0, i64::MAX), |p| (p.cursor as i64, p.safe as i64));
             let rows = tx
-                .query(&sql, &[&scope, &after, &(limit as i64 + 1)])
+                .query(&sql, &[&scope, &after, &(limit as i64 + 1), &safe])
                 .await?;
             let changes = rows.iter().map(row_change).collect::<Result<Vec<_>, _>>()?;
             tx.commit().await?;
@@ -375,11 +392,7 @@ impl Storage for PgStorage {
         })
     }
 
-    fn apply<'a>(
-        &'a self,
-        scope: &'a str,
-        writes: Vec<Write>,
-    ) -> BoxFuture<'a, Vec<MutationResult>> {
+    fn apply<'a>(&'a self, scope: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Applied> {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -415,6 +428,7 @@ impl Storage for PgStorage {
                 )
                 .await?;
             let mut results = Vec::with_capacity(writes.len());
+            let mut written = 0;
             for w in writes {
                 let (c, i) = (&w.key.collection, &w.key.id);
                 let mut current = tx.query_opt(&get, &[&scope, c, i]).await?;
@@ -483,6 +497,7 @@ impl Storage for PgStorage {
                     .query_one(&put, &[&scope, c, i, &data, &hash, &w.state.is_none()])
                     .await?;
                 let (version, updated_at): (i64, String) = (row.get(0), row.get(1));
+                written += 1;
                 if let Some(id) = &w.origin {
                     tx.execute(
                         &remember,
@@ -505,7 +520,7 @@ impl Storage for PgStorage {
                 });
             }
             tx.commit().await?;
-            Ok(results)
+            Ok(Applied { results, written })
         })
     }
 

@@ -1,0 +1,322 @@
+//! What operators watch: `GET /metrics` in the Prometheus text format, and the health probes
+//! `GET /healthz` (the process answers) and `GET /readyz` (its storage answers).
+//!
+//! Labels are bounded: a route is its template (`/v1/scopes/{scope}/changes`), never the raw
+//! path, so no scope name ever becomes a label (scopes are unbounded, and naming them would
+//! tell a scraper which exist). Encoded by `prometheus-client`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tether_engine::MutationResult;
+
+use crate::api::{AppState, Counters};
+use crate::error::ApiError;
+use crate::live::ChangeHub;
+use crate::storage::Storage;
+
+/// How long `/readyz` waits for the storage before it answers `503`.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The server's metrics, registered once and updated where things happen.
+pub(crate) struct Metrics {
+    registry: Registry,
+    /// Requests answered, by route template, method and status code.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Time to answer, by route template (a live pull's wait included).
+    pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Mutations of pushes, by the result each got.
+    pub mutations: Family<ResultLabels, Counter>,
+    /// Bytes of answer bodies written to sockets (after gzip; headers not counted).
+    pub bytes_sent: Counter,
+    /// Connections accepted since the start.
+    pub connections_accepted: Counter,
+    /// Connections open now.
+    pub connections_open: Gauge,
+    /// Connections closed by the server, by why (`idle`, `shed`, `refused`).
+    pub connections_closed: Family<ReasonLabels, Counter>,
+    /// `accept` failures (out of file descriptors, ...).
+    pub accept_errors: Counter,
+}
+
+/// Labels of a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
+    /// The route template, or `unmatched`.
+    pub route: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The status code.
+    pub status: u16,
+}
+
+/// Labels of a latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RouteLabels {
+    /// The route template.
+    pub route: String,
+}
+
+/// Labels of a mutation's result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ResultLabels {
+    /// `accepted`, `rejected` or `invalid`.
+    pub result: &'static str,
+}
+
+/// Why the server closed a connection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    /// `idle`, `shed` or `refused`.
+    pub reason: &'static str,
+}
+
+impl Metrics {
+    /// The metrics; live waiters, the storage pool and the pull counters are read from
+    /// `hub`, `storage` and `stats` at scrape time.
+    pub fn new(storage: Arc<dyn Storage>, hub: Arc<ChangeHub>, stats: Arc<Counters>) -> Metrics {
+        let mut registry = Registry::with_prefix("tether");
+        registry.register_collector(Box::new(Sampled {
+            storage,
+            hub,
+            stats,
+        }));
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route template, method and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            // 1 ms to 65 s: a live pull may wait 60 s.
+            || Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer a request, by route template (live pulls include their wait)",
+            latency.clone(),
+        );
+        let mutations = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "push_mutations",
+            "Pushed mutations, by result (accepted, rejected, invalid)",
+            mutations.clone(),
+        );
+        let bytes_sent = Counter::default();
+        registry.register(
+            "http_response_body_bytes",
+            "Bytes of answer bodies sent (after gzip)",
+            bytes_sent.clone(),
+        );
+        let connections_accepted = Counter::default();
+        registry.register(
+            "connections_accepted",
+            "Connections accepted",
+            connections_accepted.clone(),
+        );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Connections open (long polls included)",
+            connections_open.clone(),
+        );
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the server closed: idle (timeout), shed (idle, to make room at the \
+             cap), refused (no room at the cap)",
+            connections_closed.clone(),
+        );
+        let accept_errors = Counter::default();
+        registry.register(
+            "accept_errors",
+            "Failed accepts (e.g. out of file descriptors)",
+            accept_errors.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            mutations,
+            bytes_sent,
+            connections_accepted,
+            connections_open,
+            connections_closed,
+            accept_errors,
+        }
+    }
+
+    /// Counts an answered request and its time.
+    pub fn observe(&self, route: String, method: String, status: StatusCode, took: Duration) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+            })
+            .observe(took.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status: status.as_u16(),
+            })
+            .inc();
+    }
+
+    /// Counts the results of a push.
+    pub fn count_results(&self, results: &[MutationResult]) {
+        for r in results {
+            let result = match r {
+                MutationResult::Accepted { .. } => "accepted",
+                MutationResult::Rejected { .. } => "rejected",
+                _ => "invalid",
+            };
+            self.mutations.get_or_create(&ResultLabels { result }).inc();
+        }
+    }
+}
+
+/// Values the server keeps elsewhere, read on each scrape.
+struct Sampled {
+    storage: Arc<dyn Storage>,
+    hub: Arc<ChangeHub>,
+    stats: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Sampled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sampled")
+    }
+}
+
+impl Collector for Sampled {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let st = self;
+        let counter = |encoder: &mut DescriptorEncoder, name, help, n: u64| {
+            let c = ConstCounter::new(n);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+        };
+        let gauge = |encoder: &mut DescriptorEncoder, name, help, n: u64| {
+            let g = ConstGauge::new(n as i64);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+        };
+        counter(
+            &mut encoder,
+            "pull_pages",
+            "Pull answers (pages and resets)",
+            st.stats.pulls.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "pull_changes",
+            "Changes sent in pull pages",
+            st.stats.changes_sent.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut encoder,
+            "live_waiters",
+            "Live pulls waiting for a change",
+            st.hub.waiters(),
+        )?;
+        counter(
+            &mut encoder,
+            "live_wakeups",
+            "Times a waiting live pull was woken and pulled again",
+            st.hub.wakeups(),
+        )?;
+        let pool = st.storage.pool_use();
+        gauge(
+            &mut encoder,
+            "storage_pool_max",
+            "Connections the storage pool may hold",
+            pool.max,
+        )?;
+        gauge(
+            &mut encoder,
+            "storage_pool_busy",
+            "Storage connections in use",
+            pool.busy,
+        )?;
+        gauge(
+            &mut encoder,
+            "storage_pool_waiting",
+            "Requests waiting for a storage connection",
+            pool.waiting,
+        )?;
+        Ok(())
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format (OpenMetrics 1.0 text, which Prometheus reads).
+pub(crate) async fn metrics(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(wanted) = &st.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::api::bearer_token)
+            .unwrap_or("");
+        if !crate::auth::same_secret(given, wanted) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "GET /metrics needs the metrics token as Authorization: Bearer <token>",
+            ));
+        }
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &st.metrics.registry)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// `GET /healthz`: the process is up and answering.
+pub(crate) async fn healthz() -> Response {
+    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// `GET /readyz`: the storage answers a trivial query within [`READY_TIMEOUT`]; `503`
+/// otherwise, so a load balancer sends no traffic to an instance whose database is gone.
+pub(crate) async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    match tokio::time::timeout(READY_TIMEOUT, st.storage.ready()).await {
+        Ok(Ok(())) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            not_ready(e.to_string())
+        }
+        Err(_) => not_ready(format!(
+            "the storage did not answer within {} s",
+            READY_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+fn not_ready(why: String) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(
+            serde_json::json!({ "status": "unavailable", "code": "not_ready",
+            "message": why }),
+        ),
+    )
+        .into_response()
+}

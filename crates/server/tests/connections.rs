@@ -1,0 +1,141 @@
+//! Connections are bounded in time and number (issue 18, item 3): a socket that sends nothing,
+//! one with half a request head and one whose body stalls are closed within their bounds, and
+//! a legitimate request is served while hundreds of idle sockets are open at a small
+//! connection cap. Raw TCP on 127.0.0.1, both storages.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Backend, Harness, READER};
+use tether_server::Config;
+
+both!(
+    slow_clients_are_dropped_within_the_bounds,
+    requests_are_served_while_hundreds_of_idle_sockets_are_open,
+);
+
+/// Short bounds, so the test takes seconds.
+fn short_bounds(config: &mut Config) {
+    config.header_read_timeout = Duration::from_secs(1);
+    config.body_read_timeout = Duration::from_secs(1);
+    config.idle_timeout = Duration::from_secs(2);
+}
+
+fn connect(h: &Harness) -> TcpStream {
+    let addr = h.url().trim_start_matches("http://").to_string();
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// Reads until the server closes the socket; returns how long that took and what it sent.
+fn until_closed(mut s: TcpStream, since: Instant) -> (Duration, String) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server kept the socket open: {e}"),
+        }
+    }
+    (since.elapsed(), String::from_utf8_lossy(&got).into_owned())
+}
+
+fn slow_clients_are_dropped_within_the_bounds(backend: Backend) {
+    let h = Harness::start_with(backend, short_bounds);
+    let start = Instant::now();
+    let silent = connect(&h);
+    let mut half = connect(&h);
+    half.write_all(b"GET /v1/scopes/s1/status HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut stalled = connect(&h);
+    let head = format!(
+        "POST /v1/scopes/s1/mutations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READER}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"mutations\": ["
+    );
+    stalled.write_all(head.as_bytes()).unwrap();
+    let threads: Vec<_> = [silent, half, stalled]
+        .into_iter()
+        .map(|s| std::thread::spawn(move || until_closed(s, start)))
+        .collect();
+    let [silent, half, stalled]: [(Duration, String); 3] = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    eprintln!(
+        "closed after: silent {:?}, half a head {:?}, stalled body {:?}",
+        silent.0, half.0, stalled.0
+    );
+    let within = |took: Duration, bound: u64| {
+        took >= Duration::from_millis(bound * 1000 - 200)
+            && took < Duration::from_millis(bound * 1000 + 1500)
+    };
+    assert!(
+        within(silent.0, 2),
+        "silent: idle timeout 2 s, {:?}",
+        silent.0
+    );
+    assert!(
+        within(half.0, 1),
+        "half a head: header timeout 1 s, {:?}",
+        half.0
+    );
+    assert!(
+        within(stalled.0, 1),
+        "stalled body: body timeout 1 s, {:?}",
+        stalled.0
+    );
+    assert!(
+        stalled.1.starts_with("HTTP/1.1 408"),
+        "a stalled body is told why: {:?}",
+        stalled.1
+    );
+    assert_eq!(h.status("s1").count, 0, "the stalled push wrote nothing");
+    assert!(h.metric("tether_connections_closed_total{reason=\"idle\"}") >= 1.0);
+    // An ordinary keep-alive client is unaffected: two requests on one connection.
+    let mut s = connect(&h);
+    for _ in 0..2 {
+        let req = format!(
+            "GET /v1/scopes/s1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READER}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    }
+}
+
+/// 300 idle sockets against a cap of 64 connections: the idle ones are shed to make room,
+/// and every request on a new connection is answered.
+fn requests_are_served_while_hundreds_of_idle_sockets_are_open(backend: Backend) {
+    const IDLE: usize = 300;
+    const REQUESTS: usize = 20;
+    let h = Harness::start_with(backend, |config| config.max_connections = 64);
+    let idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(&h)).collect();
+    // Let the server take what it can.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut slowest = Duration::ZERO;
+    let started = Instant::now();
+    for _ in 0..REQUESTS {
+        let t = Instant::now();
+        let (status, _) = h.raw("GET", "/v1/scopes/s1/status", Some(READER), None);
+        assert_eq!(status, 200);
+        slowest = slowest.max(t.elapsed());
+    }
+    eprintln!(
+        "{REQUESTS} requests with {IDLE} idle sockets open (cap 64): {:?} in all, slowest {:?}",
+        started.elapsed(),
+        slowest
+    );
+    assert!(slowest < Duration::from_secs(3), "{slowest:?}");
+    assert!(h.metric("tether_connections_open") <= 64.0);
+    assert!(h.metric("tether_connections_closed_total{reason=\"shed\"}") >= 1.0);
+    drop(idle);
+}
