@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tether_server::auth::{Access, JwtConfig};
+use tether_server::tls::TlsConfig;
 use tether_server::{Config, ServerError, StorageConfig, Tokens};
 
 use crate::error::{CliError, Result};
@@ -55,6 +56,12 @@ pub struct ServeArgs {
     /// The access of a JWT without that claim.
     #[arg(long, default_value = "read", value_parser = ["read", "write"])]
     jwt_default_access: String,
+    /// Serve HTTPS with the certificate chain of this PEM file (the server's certificate first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The JWT configuration the options ask for, if any.
@@ -121,6 +128,9 @@ pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
     config.demo_dir = a.demo_dir.clone();
     config.cors_origins = a.cors_origins.clone();
     config.jwt = jwt;
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        config.tls = Some(TlsConfig::from_pem_files(cert, key)?);
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let server = tether_server::serve(config).await?;

@@ -64,36 +64,50 @@ impl HttpOptions {
     /// blocks) instead of Mozilla's roots: a remote is one server, so its CA is all it needs.
     /// Text that holds no certificate, or one that does not parse, is `InvalidInput`.
     pub fn ca_cert(mut self, pem: &[u8]) -> Result<Self> {
-        self.ca_certs = Some(CaCerts::from_pem(pem, "the CA certificate")?);
+        self.ca_certs = Some(CaCerts::from_pem(pem)?);
         Ok(self)
     }
 
     /// [`HttpOptions::ca_cert`] with the PEM of a file; a file that cannot be read is
     /// `InvalidInput` too.
-    pub fn ca_cert_file(self, path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+    pub fn ca_cert_file(mut self, path: impl AsRef<Path>) -> Result<Self> {
+        self.ca_certs = Some(CaCerts::from_pem_file(path.as_ref())?);
+        Ok(self)
+    }
+}
+
+/// Parsed CA certificates, each one a TLS client can use as a root (see
+/// [`HttpOptions::ca_certs`]).
+#[derive(Clone)]
+pub struct CaCerts(Arc<Vec<ureq::tls::Certificate<'static>>>);
+
+impl CaCerts {
+    /// Every `CERTIFICATE` block of `pem`. Text without one, a block that is not valid PEM or a
+    /// certificate that does not parse is `InvalidInput`.
+    pub fn from_pem(pem: &[u8]) -> Result<Self> {
+        Self::parse(pem, "the CA certificate")
+    }
+
+    /// [`CaCerts::from_pem`] of a file's contents; a file that cannot be read is `InvalidInput`
+    /// too.
+    pub fn from_pem_file(path: &Path) -> Result<Self> {
         let pem = std::fs::read(path).map_err(|e| {
             Error::invalid(format!(
                 "cannot read the CA certificate file {}: {e}",
                 path.display()
             ))
         })?;
-        let certs = CaCerts::from_pem(&pem, &format!("{}", path.display()))?;
-        Ok(HttpOptions {
-            ca_certs: Some(certs),
-            ..self
-        })
+        Self::parse(&pem, &format!("the CA certificate file {}", path.display()))
     }
-}
 
-/// Parsed CA certificates (see [`HttpOptions::ca_certs`]).
-#[derive(Clone)]
-pub struct CaCerts(Arc<Vec<ureq::tls::Certificate<'static>>>);
+    /// The certificates, DER-encoded (for another client that should trust the same CAs).
+    pub fn der(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(|c| c.der())
+    }
 
-impl CaCerts {
-    /// Every `CERTIFICATE` of `pem`, each checked to be one a TLS client can trust (ureq would
-    /// skip one that does not parse, and then refuse every server for want of a root).
-    fn from_pem(pem: &[u8], what: &str) -> Result<Self> {
+    /// Each certificate is checked here because ureq skips one that does not parse, and would
+    /// then refuse every server for want of a root.
+    fn parse(pem: &[u8], what: &str) -> Result<Self> {
         let mut certs = Vec::new();
         for item in ureq::tls::parse_pem(pem) {
             match item {
@@ -447,24 +461,26 @@ fn untrusted(e: &rustls::Error) -> Option<String> {
             _ => None,
         };
     };
-    Some(match cert {
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            "the server's certificate is not valid for this host name: use a URL with a name \
+    Some(
+        match cert {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "the server's certificate is not valid for this host name: use a URL with a name \
              the certificate is issued for"
-        }
-        CertificateError::Expired
-        | CertificateError::ExpiredContext { .. }
-        | CertificateError::NotValidYet
-        | CertificateError::NotValidYetContext { .. } => {
-            "the server's certificate is expired or not yet valid: renew it on the server \
+            }
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => {
+                "the server's certificate is expired or not yet valid: renew it on the server \
              (or check this machine's clock)"
-        }
-        _ => {
-            "the server's certificate is not trusted: pass the certificate of the CA that \
+            }
+            _ => {
+                "the server's certificate is not trusted: pass the certificate of the CA that \
              signed it (--ca-cert FILE on the command line, HttpOptions::ca_cert in Rust)"
+            }
         }
-    }
-    .into())
+        .into(),
+    )
 }
 
 /// A number in `[0, 1)` that differs between calls and processes. Jitter needs no quality,

@@ -39,6 +39,9 @@ pub struct Config {
     /// same-origin pages (like `/demo`) can call it. Tokens travel in the `Authorization`
     /// header, never in cookies, so no credentials mode is needed.
     pub cors_origins: Vec<String>,
+    /// Serve HTTPS with this certificate and key (`None`: plain HTTP, for loopback, a trusted
+    /// network, or behind a TLS-terminating proxy).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Config {
@@ -56,6 +59,7 @@ impl Config {
             tombstone_retention: Some(Duration::from_secs(30 * 24 * 3600)),
             demo_dir: None,
             cors_origins: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod config;
 mod error;
 pub mod live;
 pub mod storage;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -43,6 +44,7 @@ pub use storage::{Storage, StorageError};
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    https: bool,
     state: Arc<api::AppState>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -66,9 +68,10 @@ impl Server {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>`, or `https://<addr>` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Counters since the server started.
@@ -133,6 +136,8 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
             tracing::debug!("TCP_NODELAY not set on a connection: {e}");
         }
     });
+    // TLS wraps each accepted socket (NODELAY set above), under the same loop and middleware.
+    let listener = tls::MaybeTls::new(listener, config.tls.as_ref());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -150,6 +155,7 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
     tracing::info!(%addr, "tether server listening");
     Ok(Server {
         addr,
+        https: config.tls.is_some(),
         state,
         stop: Some(stop),
         task,
