@@ -62,8 +62,10 @@ impl ServerArgs {
     /// The sync protocol's client of the server; a --ca-cert that cannot be read or parsed is
     /// an `InvalidInput` error before anything is sent.
     pub fn http(&self) -> Result<HttpRemote> {
-        let mut options = HttpOptions::default();
-        options.ca_certs = self.ca_certs()?;
+        let options = HttpOptions {
+            ca_certs: self.ca_certs()?,
+            ..HttpOptions::default()
+        };
         Ok(HttpRemote::with_options(&self.remote, &self.token, options))
     }
 

@@ -108,7 +108,7 @@ impl<L: Listener<Io = TcpStream>> Listener for MaybeTls<L> {
     async fn accept(&mut self) -> (Conn, L::Addr) {
         let (tcp, addr) = self.inner.accept().await;
         let conn = match &self.tls {
-            Some(acceptor) => Conn::Handshake(acceptor.accept(tcp)),
+            Some(acceptor) => Conn::Handshake(Box::new(acceptor.accept(tcp))),
             None => Conn::Plain(tcp),
         };
         (conn, addr)
@@ -122,7 +122,7 @@ impl<L: Listener<Io = TcpStream>> Listener for MaybeTls<L> {
 /// One accepted connection: plain, or TLS before and after its handshake.
 pub(crate) enum Conn {
     Plain(TcpStream),
-    Handshake(Accept<TcpStream>),
+    Handshake(Box<Accept<TcpStream>>),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
@@ -135,7 +135,7 @@ impl Conn {
     /// the handshake. Every state is Unpin, so no unsafe projection is needed.
     fn io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Pin<&mut dyn Io>>> {
         if let Conn::Handshake(accept) = self {
-            match std::task::ready!(Pin::new(accept).poll(cx)) {
+            match std::task::ready!(Pin::new(accept.as_mut()).poll(cx)) {
                 Ok(tls) => *self = Conn::Tls(Box::new(tls)),
                 Err(e) => {
                     tracing::debug!("TLS handshake failed: {e}");
