@@ -4,6 +4,8 @@
 use serde_json::{json, Value};
 use tether_dataset::{Dataset, GenRecord};
 use tether_engine::protocol;
+use tether_native::http::CaCerts;
+use ureq3 as ureq;
 
 use crate::error::{CliError, Result};
 
@@ -14,14 +16,33 @@ pub const BATCH: usize = 5000;
 pub struct Admin {
     base: String,
     token: String,
+    agent: ureq::Agent,
 }
 
 impl Admin {
     /// The server at `base` (e.g. `http://127.0.0.1:8080`), with an admin token.
     pub fn new(base: &str, token: &str) -> Self {
+        Self::with_ca(base, token, None)
+    }
+
+    /// The same, trusting the CAs of `ca` (`--ca-cert`) instead of Mozilla's roots for an
+    /// `https` server, as the sync's remote does.
+    pub fn with_ca(base: &str, token: &str, ca: Option<&CaCerts>) -> Self {
+        let roots = match ca {
+            Some(ca) => ca
+                .der()
+                .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+                .into(),
+            None => ureq::tls::RootCerts::WebPki,
+        };
+        let agent = ureq::Agent::config_builder()
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .new_agent();
         Admin {
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
+            agent,
         }
     }
 
@@ -33,11 +54,14 @@ impl Admin {
             self.base,
             protocol::encode(scope)
         );
-        ureq::post(&url)
-            .set("authorization", &protocol::bearer(&self.token))
-            .send_json(json!({ "upserts": upserts, "deletes": deletes }))
+        let body = json!({ "upserts": upserts, "deletes": deletes }).to_string();
+        self.agent
+            .post(&url)
+            .header("authorization", &protocol::bearer(&self.token))
+            .header("content-type", "application/json")
+            .send(body.as_bytes())
             .map_err(|e| match e {
-                ureq::Error::Status(status, _) => CliError::Admin {
+                ureq::Error::StatusCode(status) => CliError::Admin {
                     url: url.clone(),
                     status: Some(status),
                     message: format!("HTTP {status}"),

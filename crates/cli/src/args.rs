@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use tether_native::http::{CaCerts, HttpOptions, HttpRemote};
 use tether_native::Replica;
 
+use crate::admin::Admin;
 use crate::error::{CliError, Result};
 
 /// The replica file every command uses unless `--db` says otherwise. `tether demo` writes its
@@ -50,4 +52,37 @@ pub struct ServerArgs {
     /// every user of the machine).
     #[arg(long, env = "TETHER_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// PEM file of the CA that signed an https server's certificate (a private cloud's), trusted
+    /// instead of the public roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// The sync protocol's client of the server; a --ca-cert that cannot be read or parsed is
+    /// an `InvalidInput` error before anything is sent.
+    pub fn http(&self) -> Result<HttpRemote> {
+        let options = HttpOptions {
+            ca_certs: self.ca_certs()?,
+            ..HttpOptions::default()
+        };
+        Ok(HttpRemote::with_options(&self.remote, &self.token, options))
+    }
+
+    /// The admin API's client of the server, trusting the same CA.
+    pub fn admin(&self) -> Result<Admin> {
+        Ok(Admin::with_ca(
+            &self.remote,
+            &self.token,
+            self.ca_certs()?.as_ref(),
+        ))
+    }
+
+    fn ca_certs(&self) -> Result<Option<CaCerts>> {
+        Ok(self
+            .ca_cert
+            .as_deref()
+            .map(CaCerts::from_pem_file)
+            .transpose()?)
+    }
 }

@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use tether_dataset::Dataset;
 use tether_engine::SyncOptions;
-use tether_native::http::HttpRemote;
 
-use crate::admin::Admin;
 use crate::args::{ReplicaArgs, ServerArgs};
 use crate::error::Result;
 use crate::progress::Bar;
@@ -99,9 +97,9 @@ pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
     if a.dry_run {
         return dry_run(a);
     }
+    let remote = a.server.http()?;
     let replica = a.replica.open()?;
     let scope = replica.scope(&a.replica.scope)?;
-    let remote = HttpRemote::new(&a.server.remote, &a.server.token);
     let bar = Bar::new("sync");
     let progress = |p: &tether_engine::Progress| bar.event(p);
     let report = scope.sync(
@@ -130,9 +128,9 @@ pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
 
 /// `tether sync --dry-run`.
 fn dry_run(a: &SyncArgs) -> Result<ExitCode> {
+    let remote = a.server.http()?;
     let replica = a.replica.open()?;
     let scope = replica.scope(&a.replica.scope)?;
-    let remote = HttpRemote::new(&a.server.remote, &a.server.token);
     let p = scope.preview(
         &remote,
         SyncOptions {
@@ -180,8 +178,8 @@ fn ctrl_c() -> tether_engine::CancelFlag {
 
 /// `tether sync --every D`: a background sync until Ctrl-C, each outcome printed.
 fn every_interval(a: &SyncArgs, every_ms: u64) -> Result<ExitCode> {
+    let remote = a.server.http()?;
     let replica = a.replica.open()?;
-    let remote = HttpRemote::new(&a.server.remote, &a.server.token);
     let options = tether_native::BackgroundOptions {
         schedule: tether_engine::schedule::Schedule {
             interval_ms: every_ms,
@@ -225,9 +223,9 @@ fn every_interval(a: &SyncArgs, every_ms: u64) -> Result<ExitCode> {
 /// `tether sync --live`: live sessions until Ctrl-C, each change reported as it is applied,
 /// a new session after a retryable error (the engine's backoff schedule).
 fn live(a: &SyncArgs) -> Result<ExitCode> {
+    let remote = a.server.http()?;
     let replica = a.replica.open()?;
     let scope = replica.scope(&a.replica.scope)?;
-    let remote = HttpRemote::new(&a.server.remote, &a.server.token);
     let stop = ctrl_c();
     let progress = |p: &tether_engine::Progress| {
         // Every answer is applied and committed, an idle one too (0 changes): say only what
@@ -277,10 +275,9 @@ fn live(a: &SyncArgs) -> Result<ExitCode> {
 
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let replica = a.replica.open_existing()?;
-    let report = replica.scope(&a.replica.scope)?.verify(
-        &HttpRemote::new(&a.server.remote, &a.server.token),
-        a.repair,
-    )?;
+    let report = replica
+        .scope(&a.replica.scope)?
+        .verify(&a.server.http()?, a.repair)?;
     println!(
         "cloud: {} records, digest {}\nlocal: {} records, digest {}",
         report.cloud.count, report.cloud.digest, report.local.count, report.local.digest
@@ -304,7 +301,8 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
 }
 
 pub fn seed(a: &SeedArgs) -> Result<ExitCode> {
-    Admin::new(&a.server.remote, &a.server.token)
+    a.server
+        .admin()?
         .seed(&a.scope, &Dataset::new(a.seed, a.records))?;
     println!("seeded {} records into scope {}", a.records, a.scope);
     Ok(ExitCode::SUCCESS)

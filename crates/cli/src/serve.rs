@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tether_server::auth::{Access, JwtConfig};
+use tether_server::tls::TlsConfig;
 use tether_server::{Config, ServerError, StorageConfig, Tokens};
 
 use crate::error::{CliError, Result};
@@ -74,6 +75,12 @@ pub struct ServeArgs {
     /// Require the token in this environment variable on GET /metrics (default: open).
     #[arg(long, value_name = "VAR")]
     metrics_token_env: Option<String>,
+    /// Serve HTTPS with the certificate chain of this PEM file (the server's certificate first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The JWT configuration the options ask for, if any.
@@ -158,6 +165,9 @@ pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        config.tls = Some(TlsConfig::from_pem_files(cert, key)?);
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let server = tether_server::serve(config).await?;

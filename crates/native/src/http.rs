@@ -1,26 +1,39 @@
-//! [`HttpRemote`]: the engine's [`Remote`] over HTTP with blocking `ureq`. The protocol
-//! (requests, decoding, retry policy) is [`tether_engine::protocol`]; this file only moves
-//! bytes, sleeps when told to, and passes in the time and a jitter sample.
+//! [`HttpRemote`]: the engine's [`Remote`] over HTTP or HTTPS with blocking `ureq`. The
+//! protocol (requests, decoding, retry policy) is [`tether_engine::protocol`]; this file only
+//! moves bytes, sleeps when told to, and passes in the time and a jitter sample.
 //!
 //! Its async methods do the blocking call and return a ready future; the [`crate::Replica`]
 //! facade drives them on the caller's thread.
 //!
+//! HTTPS is rustls (ring) with Mozilla's roots (`webpki-roots`); a private cloud's CA is given
+//! with [`HttpOptions::ca_cert`] or [`HttpOptions::ca_cert_file`] (docs/native.md, "TLS").
+//!
 //! ```no_run
-//! use tether_native::http::HttpRemote;
-//! let remote = HttpRemote::new("http://127.0.0.1:8080", "secret");
+//! use tether_native::http::{HttpOptions, HttpRemote};
+//! let remote = HttpRemote::new("https://cloud.example.com", "secret");
+//! let private = HttpRemote::with_options(
+//!     "https://tether.internal:8443",
+//!     "secret",
+//!     HttpOptions::default().ca_cert_file("ca.pem")?,
+//! );
+//! # Ok::<(), tether_engine::Error>(())
 //! ```
 
 use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::CertificateError;
+use ureq3 as ureq;
 
 pub use tether_engine::protocol::RetryPolicy;
 use tether_engine::protocol::{
     self, Answer, Exchange, Failure, Method, Request, RunBudget, Step, TransportError, MAX_BODY,
 };
 use tether_engine::{
-    Change, Checkpoint, KeyRange, Mutation, Pulled, PushResponse, Remote, RemoteStatus, Result,
-    ScopeId, Snapshot,
+    Change, Checkpoint, Error, KeyRange, Mutation, Pulled, PushResponse, Remote, RemoteStatus,
+    Result, ScopeId, Snapshot,
 };
 
 /// Timeouts, limits, compression and retry policy of an [`HttpRemote`].
@@ -40,6 +53,88 @@ pub struct HttpOptions {
     pub gzip: bool,
     /// Retries, backoff, longest wait and budget (the protocol's one policy).
     pub retry: RetryPolicy,
+    /// The certificate authorities an `https` server's certificate must chain to, instead of
+    /// Mozilla's (`None`, the default): a private cloud's CA. Set with [`HttpOptions::ca_cert`]
+    /// or [`HttpOptions::ca_cert_file`].
+    pub ca_certs: Option<CaCerts>,
+}
+
+impl HttpOptions {
+    /// The same options, trusting the CA certificates of `pem` (one or more `CERTIFICATE`
+    /// blocks) instead of Mozilla's roots: a remote is one server, so its CA is all it needs.
+    /// Text that holds no certificate, or one that does not parse, is `InvalidInput`.
+    pub fn ca_cert(mut self, pem: &[u8]) -> Result<Self> {
+        self.ca_certs = Some(CaCerts::from_pem(pem)?);
+        Ok(self)
+    }
+
+    /// [`HttpOptions::ca_cert`] with the PEM of a file; a file that cannot be read is
+    /// `InvalidInput` too.
+    pub fn ca_cert_file(mut self, path: impl AsRef<Path>) -> Result<Self> {
+        self.ca_certs = Some(CaCerts::from_pem_file(path.as_ref())?);
+        Ok(self)
+    }
+}
+
+/// Parsed CA certificates, each one a TLS client can use as a root (see
+/// [`HttpOptions::ca_certs`]).
+#[derive(Clone)]
+pub struct CaCerts(Arc<Vec<ureq::tls::Certificate<'static>>>);
+
+impl CaCerts {
+    /// Every `CERTIFICATE` block of `pem`. Text without one, a block that is not valid PEM or a
+    /// certificate that does not parse is `InvalidInput`.
+    pub fn from_pem(pem: &[u8]) -> Result<Self> {
+        Self::parse(pem, "the CA certificate")
+    }
+
+    /// [`CaCerts::from_pem`] of a file's contents; a file that cannot be read is `InvalidInput`
+    /// too.
+    pub fn from_pem_file(path: &Path) -> Result<Self> {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::invalid(format!(
+                "cannot read the CA certificate file {}: {e}",
+                path.display()
+            ))
+        })?;
+        Self::parse(&pem, &format!("the CA certificate file {}", path.display()))
+    }
+
+    /// The certificates, DER-encoded (for another client that should trust the same CAs).
+    pub fn der(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(|c| c.der())
+    }
+
+    /// Each certificate is checked here because ureq skips one that does not parse, and would
+    /// then refuse every server for want of a root.
+    fn parse(pem: &[u8], what: &str) -> Result<Self> {
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(Error::invalid(format!("{what}: not valid PEM: {e}"))),
+            }
+        }
+        if certs.is_empty() {
+            return Err(Error::invalid(format!(
+                "{what}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+            )));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for c in &certs {
+            roots
+                .add(c.der().to_vec().into())
+                .map_err(|e| Error::invalid(format!("{what}: not a usable certificate: {e}")))?;
+        }
+        Ok(CaCerts(Arc::new(certs)))
+    }
+}
+
+impl std::fmt::Debug for CaCerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaCerts({} certificates)", self.0.len())
+    }
 }
 
 impl Default for HttpOptions {
@@ -50,6 +145,7 @@ impl Default for HttpOptions {
             max_body: MAX_BODY,
             gzip: true,
             retry: RetryPolicy::default(),
+            ca_certs: None,
         }
     }
 }
@@ -146,14 +242,21 @@ impl HttpRemote {
 
 impl Inner {
     fn new(base_url: &str, token: &str, options: HttpOptions) -> Self {
-        // ureq 2's `timeout` is a deadline for the whole request, checked before every read
-        // of the head and of the body, on pooled connections too. Its `timeout_read` is set only
-        // on a freshly opened socket, so a reused keep-alive connection would wait forever, and
-        // it bounds the gap between reads, not the answer: neither is used.
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(options.connect_timeout)
-            .timeout(options.timeout)
-            .build();
+        // ureq's global timeout is a deadline for the whole call, from connecting to the last
+        // byte of the body, on pooled connections too; a per-read timeout would bound the gap
+        // between reads, not the answer, and is not used. Statuses are answers: the protocol
+        // decodes every one.
+        let roots = match &options.ca_certs {
+            Some(CaCerts(certs)) => ureq::tls::RootCerts::Specific(certs.clone()),
+            None => ureq::tls::RootCerts::WebPki,
+        };
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_global(Some(options.timeout))
+            .http_status_as_error(false)
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .new_agent();
         Inner {
             base: base_url.trim_end_matches('/').to_string(),
             token: Token::Fixed(token.to_string()),
@@ -202,47 +305,50 @@ impl Inner {
         token: &str,
         max_body: usize,
     ) -> std::result::Result<Answer, TransportError> {
-        let mut req = self
-            .agent
-            .request(r.method.as_str(), &r.url(&self.base))
-            .set("authorization", &protocol::bearer(token));
-        for (name, value) in &r.headers {
-            req = req.set(name, value);
-        }
-        if !self.options.gzip {
-            req = req.set("accept-encoding", "identity");
-        }
+        let url = r.url(&self.base);
+        let bearer = protocol::bearer(token);
         let sent = match r.method {
-            Method::Get => req.call(),
-            Method::Post => req.send_bytes(&r.body),
+            Method::Get => self.headers(self.agent.get(&url), r, &bearer).call(),
+            Method::Post => self
+                .headers(self.agent.post(&url), r, &bearer)
+                .send(&r.body[..]),
         };
-        let resp = match sent {
-            Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp,
-            Err(ureq::Error::Transport(t)) => return Err(transport_error(t)),
-        };
-        let status = resp.status();
-        let retry_after = resp.header("retry-after").map(str::to_owned);
+        let resp = sent.map_err(|e| transport_error(e, "sending the request failed"))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         // The reader inflates as it goes: taking one byte past the limit bounds the memory of a
         // gzip bomb by the limit, whatever it would inflate to.
         let mut body = Vec::new();
-        resp.into_reader()
+        resp.into_body()
+            .into_reader()
             .take(max_body as u64 + 1)
             .read_to_end(&mut body)
-            .map_err(|e| {
-                let failure = match e.kind() {
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                        Failure::TimedOut
-                    }
-                    _ => Failure::Other,
-                };
-                TransportError::new(failure, format!("reading the answer failed: {e}"))
-                    .with_source(e)
-            })?;
+            .map_err(|e| transport_error(e.into(), "reading the answer failed"))?;
         Ok(Answer {
             status,
             retry_after,
             body,
         })
+    }
+
+    fn headers<B>(
+        &self,
+        mut req: ureq::RequestBuilder<B>,
+        r: &Request,
+        bearer: &str,
+    ) -> ureq::RequestBuilder<B> {
+        req = req.header("authorization", bearer);
+        for (name, value) in &r.headers {
+            req = req.header(*name, *value);
+        }
+        if !self.options.gzip {
+            req = req.header("accept-encoding", "identity");
+        }
+        req
     }
 }
 
@@ -304,18 +410,77 @@ impl Remote for HttpRemote {
     }
 }
 
-/// Connection refused and DNS failures never reached a server; a timeout is told by the
-/// `io::Error` below ureq's error.
-fn transport_error(t: ureq::Transport) -> TransportError {
-    let timed_out = std::error::Error::source(&t)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
-    let failure = match t.kind() {
-        ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed => Failure::NotSent,
-        _ if timed_out => Failure::TimedOut,
-        _ => Failure::Other,
+/// What kind of failure a ureq error is, for the protocol to decide on. Refused connections,
+/// DNS failures and connect timeouts never reached a server. A URL ureq cannot use and a
+/// certificate rustls refuses are configuration: the message says what to change.
+fn transport_error(e: ureq::Error, doing: &str) -> TransportError {
+    use ureq::Timeout;
+    let (failure, message) = match &e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => (Failure::NotSent, None),
+        ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => (Failure::NotSent, None),
+        ureq::Error::Timeout(_) => (Failure::TimedOut, None),
+        ureq::Error::Io(io) => match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            Some(tls) => match untrusted(tls) {
+                Some(hint) => (Failure::Config, Some(hint)),
+                None => (Failure::Other, None),
+            },
+            None => match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => (Failure::NotSent, None),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                    (Failure::TimedOut, None)
+                }
+                _ => (Failure::Other, None),
+            },
+        },
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => (
+            Failure::Config,
+            Some("the remote's URL cannot be used: give an http:// or https:// URL".into()),
+        ),
+        ureq::Error::Tls(_) | ureq::Error::TlsRequired | ureq::Error::Rustls(_) => (
+            Failure::Config,
+            Some("no TLS connection can be made to this URL: check its host name".into()),
+        ),
+        _ => (Failure::Other, None),
     };
-    TransportError::new(failure, t.to_string()).with_source(t)
+    let message = match message {
+        Some(hint) => format!("{doing}: {e}: {hint}"),
+        None => format!("{doing}: {e}"),
+    };
+    TransportError::new(failure, message).with_source(e)
+}
+
+/// What to do about a TLS failure that only a change of configuration fixes: a server
+/// certificate this client does not trust. Other TLS failures (a corrupted record, an alert)
+/// may pass.
+fn untrusted(e: &rustls::Error) -> Option<String> {
+    let rustls::Error::InvalidCertificate(cert) = e else {
+        return match e {
+            rustls::Error::NoCertificatesPresented | rustls::Error::PeerIncompatible(_) => {
+                Some("the server's TLS setup is not one this client accepts".into())
+            }
+            _ => None,
+        };
+    };
+    Some(
+        match cert {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "the server's certificate is not valid for this host name: use a URL with a name \
+             the certificate is issued for"
+            }
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => {
+                "the server's certificate is expired or not yet valid: renew it on the server \
+             (or check this machine's clock)"
+            }
+            _ => {
+                "the server's certificate is not trusted: pass the certificate of the CA that \
+             signed it (--ca-cert FILE on the command line, HttpOptions::ca_cert in Rust)"
+            }
+        }
+        .into(),
+    )
 }
 
 /// A number in `[0, 1)` that differs between calls and processes. Jitter needs no quality,

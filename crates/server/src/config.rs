@@ -67,6 +67,9 @@ pub struct Config {
     /// A bearer token `GET /metrics` requires (`None`: open to whoever reaches the server's
     /// address; the metrics carry no scope names nor data).
     pub metrics_token: Option<String>,
+    /// Serve HTTPS with this certificate and key (`None`: plain HTTP, for loopback, a trusted
+    /// network, or behind a TLS-terminating proxy).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Config {
@@ -89,6 +92,7 @@ impl Config {
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             metrics_token: None,
+            tls: None,
         }
     }
 }

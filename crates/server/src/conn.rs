@@ -39,6 +39,7 @@ use tokio::time::Instant;
 use tower_http::timeout::TimeoutBody;
 
 use crate::metrics::{Metrics, ReasonLabels};
+use crate::tls::{Conn, TlsConfig};
 
 /// How long `accept` waits after a failure (out of file descriptors) before it tries again.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -61,6 +62,7 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<TlsConfig>,
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()>,
 ) {
@@ -119,8 +121,9 @@ pub(crate) async fn accept_loop(
             shed: shed.subscribe(),
             closing: closing.subscribe(),
         };
+        let tls = tls.clone();
         tokio::spawn(async move {
-            match accepted_stream(tcp).await {
+            match accepted_stream(tcp, tls.as_ref(), limits.header_read_timeout).await {
                 Ok(io) => conn.serve(io).await,
                 Err(e) => tracing::debug!(error = %e, "connection dropped before serving"),
             }
@@ -138,16 +141,23 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// The one place an accepted socket becomes the stream a connection is served over (TLS
-/// wraps it here).
-async fn accepted_stream(tcp: TcpStream) -> std::io::Result<TcpStream> {
+/// The one place an accepted socket becomes the stream a connection is served over: TLS wraps
+/// it here, its handshake bounded like a request head.
+async fn accepted_stream(
+    tcp: TcpStream,
+    tls: Option<&TlsConfig>,
+    handshake_within: Duration,
+) -> std::io::Result<Conn> {
     // TCP_NODELAY: a gzip-encoded answer is written in several small pieces, and with Nagle's
     // algorithm each piece after the first would wait for the client's delayed ACK (40 ms on
     // Linux): 4 s of a 5.3 s initial sync of 100,000 records at pages of 1,000.
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY not set on a connection: {e}");
     }
-    Ok(tcp)
+    match tls {
+        Some(tls) => tls.accept(tcp, handshake_within).await,
+        None => Ok(Conn::Plain(tcp)),
+    }
 }
 
 /// Errors of one connection that `accept` reports; the listener itself is fine.

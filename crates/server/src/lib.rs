@@ -28,6 +28,7 @@ mod error;
 pub mod live;
 mod metrics;
 pub mod storage;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -45,6 +46,7 @@ pub use storage::{Storage, StorageError};
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    https: bool,
     state: Arc<api::AppState>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -68,9 +70,10 @@ impl Server {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>`, or `https://<addr>` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Counters since the server started.
@@ -138,6 +141,7 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
         listener,
         app,
         limits,
+        config.tls.clone(),
         state.metrics.clone(),
         async {
             let _ = stopped.await;
@@ -149,6 +153,7 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
     tracing::info!(%addr, "tether server listening");
     Ok(Server {
         addr,
+        https: config.tls.is_some(),
         state,
         stop: Some(stop),
         task,

@@ -13,7 +13,7 @@ use crate::error::{Detail, ErrorKind};
 use crate::remote::{Pulled, Remote};
 use crate::types::{Checkpoint, Key, KeyRange, Mutation, Op, ScopeId};
 use crate::Error;
-use ErrorKind::{Auth, Network, Protocol};
+use ErrorKind::{Auth, InvalidInput, Network, Protocol};
 
 /// The scope of every case: a space, a slash, `!*'()` (kept by `encodeURIComponent`) and
 /// non-ASCII, so that path encoding is checked end to end.
@@ -660,6 +660,22 @@ const CASES: &[Case] = &[
         target: PULL,
         answers: &[Reply::Fail(Failure::Other), answer(200, PAGE)],
         expect: Expect::Page,
+    },
+    Case {
+        name: "pull: a configuration failure (an untrusted certificate) is not retried",
+        call: Call::Pull(None),
+        method: "GET",
+        target: PULL,
+        answers: &[Reply::Fail(Failure::Config)],
+        expect: fails(InvalidInput, None, None),
+    },
+    Case {
+        name: "push with ids: a configuration failure is not retried",
+        call: Call::PushIdentified(1),
+        method: "POST",
+        target: PUSH,
+        answers: &[Reply::Fail(Failure::Config)],
+        expect: fails(InvalidInput, None, None),
     },
     Case {
         name: "push: not sent is retried",

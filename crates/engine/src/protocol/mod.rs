@@ -84,7 +84,10 @@
 //!   deadline per call.
 //! - **Transport failures** come in as a [`TransportError`]: not sent → `Network`
 //!   [`Detail::Unreachable`], timed out → `Network` [`Detail::Timeout`], other (reset mid-way,
-//!   a browser's opaque `TypeError`) → `Network` without detail.
+//!   a browser's opaque `TypeError`) → `Network` without detail; a request the transport cannot
+//!   make as configured ([`Failure::Config`]: natively a URL it cannot use, a server
+//!   certificate it does not trust) → `InvalidInput`, never retried (background sync stops on
+//!   it, as on a bad token), with the transport's message saying what to change.
 //! - **Body size**: answers above [`Exchange::max_body`] (default [`MAX_BODY`], 64 MiB) are
 //!   `Protocol` [`Detail::BodyTooLarge`]. The limit counts inflated bytes and the transport
 //!   stops reading one byte past it, so a gzip bomb costs at most the limit in memory. The
@@ -250,6 +253,11 @@ pub enum Failure {
     /// Anything else (connection reset, a browser's opaque network `TypeError`): the request
     /// may have reached the server.
     Other,
+    /// The transport cannot make this request as configured: a URL it cannot use, or a TLS
+    /// connection it refuses (a server certificate it does not trust: unknown issuer, another
+    /// host name, expired). No request reached the server, and no retry can succeed until the
+    /// configuration changes; the transport's message says what to change.
+    Config,
 }
 
 /// A failure of the transport, for the protocol to classify.
@@ -681,14 +689,18 @@ fn status_error(r: &Request, a: &Answer, retry_after_ms: Option<u64>) -> Error {
 }
 
 fn transport_error(r: &Request, t: TransportError) -> Error {
+    let message = format!("{} {}: {}", r.method.as_str(), r.target(), t.message);
+    if t.failure == Failure::Config {
+        return Error::InvalidInput(message);
+    }
     Error::Network {
-        message: format!("{} {}: {}", r.method.as_str(), r.target(), t.message),
+        message,
         status: None,
         retry_after_ms: None,
         detail: match t.failure {
             Failure::NotSent => Some(Detail::Unreachable),
             Failure::TimedOut => Some(Detail::Timeout),
-            Failure::Other => None,
+            Failure::Other | Failure::Config => None,
         },
         source: t.source,
     }

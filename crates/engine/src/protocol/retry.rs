@@ -143,10 +143,11 @@ impl RunBudget {
 /// Whether an attempt at `endpoint` that ended with `outcome` (a status, or a transport
 /// failure) is retried. GETs and pushes of identified mutations: every failure, 408, 429 and
 /// 5xx but 501 and 505. Other pushes only when they cannot have been applied: not sent, 408,
-/// 429, 503.
+/// 429, 503. A configuration failure never: the next attempt would fail the same way.
 pub fn is_retried(endpoint: Endpoint, outcome: Result<u16, Failure>) -> bool {
     let idempotent = endpoint.is_idempotent();
     match outcome {
+        Err(Failure::Config) => false,
         Err(failure) => idempotent || failure == Failure::NotSent,
         Ok(408 | 429 | 503) => true,
         Ok(501 | 505) => false,

@@ -471,3 +471,39 @@ fn a_version_above_i64_max_from_the_remote_is_a_protocol_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_ca_certificate_that_cannot_be_used_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let not_pem = dir.path().join("key.txt");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    let failures = [
+        HttpOptions::default().ca_cert_file(&missing).unwrap_err(),
+        HttpOptions::default().ca_cert_file(&not_pem).unwrap_err(),
+        HttpOptions::default()
+            .ca_cert(broken.as_bytes())
+            .unwrap_err(),
+    ];
+    for (e, says) in failures
+        .iter()
+        .zip(["cannot read", "no PEM certificate", "not a usable"])
+    {
+        assert_eq!(e.kind(), tether_engine::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}
+
+#[test]
+fn a_url_that_cannot_be_used_fails_once_as_invalid_input() {
+    let started = Instant::now();
+    let remote = HttpRemote::with_options("ftp://127.0.0.1:1", "t", HttpOptions::default());
+    let scope = tether_engine::ScopeId::new("s").unwrap();
+    let e = futures_executor::block_on(remote.status(&scope)).unwrap_err();
+    assert_eq!(e.kind(), tether_engine::ErrorKind::InvalidInput, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "not retried: {e}"
+    );
+}
