@@ -423,11 +423,13 @@ fn serve_answers_with_its_descriptors_used_up_by_idle_sockets() {
         .unwrap();
     let url = format!("http://{bind}");
     let status = || {
-        ureq::get(&format!("{url}/v1/scopes/s1/status"))
-            .set("authorization", "Bearer t")
-            .timeout(Duration::from_secs(10))
+        ureq3::get(&format!("{url}/v1/scopes/s1/status"))
+            .header("authorization", "Bearer t")
+            .config()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
             .call()
-            .map(|r| r.status())
+            .map(|r| r.status().as_u16())
             .ok()
     };
     let started = Instant::now();
