@@ -273,3 +273,73 @@ fn a_database_error_keeps_its_message_and_code(backend: Backend) {
     assert!(message.contains("no_x"), "{message}");
     assert!(message.contains("SQLSTATE 23514"), "{message}");
 }
+
+/// Issue 18 item 4: the server's peak memory with 8 slow readers of the largest pages (readers
+/// that ask for a page at the default size and read none of it). Measures; run it alone:
+/// `cargo test -p tether-server --test limits slow_readers -- --ignored --nocapture`
+/// (`TETHER_SLOW_RECORDS`, `TETHER_SLOW_RECORD_BYTES` change the records; the default is 40
+/// records of the largest size). Linux only: it reads the peak from /proc.
+#[test]
+#[ignore = "a measurement: run alone, with --ignored --nocapture"]
+fn slow_readers_of_the_largest_pages() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if backend == Backend::Postgres && common::pg_url().is_none() {
+            continue;
+        }
+        let env = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let (count, size) = (
+            env("TETHER_SLOW_RECORDS", 40),
+            env("TETHER_SLOW_RECORD_BYTES", MAX_RECORD_BYTES - 64),
+        );
+        let h = Harness::start(backend);
+        let filler = "x".repeat(size - 16);
+        for first in (0..count).step_by(3) {
+            let ids: Vec<String> = (first..count.min(first + 3))
+                .map(|i| format!("r{i:03}"))
+                .collect();
+            let records: Vec<_> = ids
+                .iter()
+                .map(|id| ("objects", id.as_str(), json!({ "f": filler })))
+                .collect();
+            h.upsert("s1", &records);
+        }
+        drop(filler);
+        let kib = |field: &str| -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        // Resets the peak (VmHWM) to the current resident size.
+        std::fs::write("/proc/self/clear_refs", "5").unwrap();
+        let before = kib("VmRSS:");
+        let addr = h.url().trim_start_matches("http://").to_string();
+        let readers: Vec<std::net::TcpStream> = (0..8)
+            .map(|_| {
+                use std::io::Write;
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                write!(
+                    s,
+                    "GET /v1/scopes/s1/changes HTTP/1.1\r\nHost: x\r\n\
+                     Authorization: Bearer {READER}\r\n\r\n"
+                )
+                .unwrap();
+                s
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        let (held, peak) = (kib("VmRSS:"), kib("VmHWM:"));
+        drop(readers);
+        eprintln!(
+            "{backend:?}: {count} records of {size} bytes, 8 slow readers: resident {} MiB \
+             before, {} MiB held, peak {} MiB",
+            before / 1024,
+            held / 1024,
+            peak / 1024
+        );
+    }
+}
