@@ -30,7 +30,7 @@ use super::{
 const SCHEMA: &str = include_str!("../schema.sql");
 
 /// Rows read first for a page, before their sizes say how many more fit its byte budget.
-const FIRST_BATCH: usize = 32;
+const FIRST_BATCH: usize = 8;
 
 /// PostgreSQL storage over a small connection pool.
 #[derive(Clone)]
