@@ -28,7 +28,7 @@ both!(
     auth_errors_are_typed,
     edits_during_a_push_end_in_one_place,
     old_tombstones_keep_a_local_create,
-    an_edit_the_cloud_cannot_store_is_journaled_alone,
+    an_edit_the_cloud_cannot_store_is_refused_where_it_is_made,
     a_push_over_the_body_limit_goes_in_batches,
 );
 
@@ -715,11 +715,12 @@ fn a_row_the_server_cannot_read_does_not_stop_sync(backend: Backend) {
     assert!(fresh.verify(&remote, false).unwrap().matched);
 }
 
-/// Issue 8, item 5: an edit with U+0000 in a string (valid JSON; PostgreSQL's jsonb refuses
-/// it) used to fail the whole push with 500 on every attempt, and so every sync. Now the server
-/// refuses that mutation alone (`invalid_data`), the replica journals it with its data and the
-/// reason, the other edits of the batch land, and cloud changes keep arriving.
-fn an_edit_the_cloud_cannot_store_is_journaled_alone(backend: Backend) {
+/// Issue 8 item 5, issue 18 item 12: an edit with U+0000 in a string (valid JSON; PostgreSQL's
+/// jsonb refuses it) used to be accepted locally and then refused by the cloud (a 500 that
+/// failed every sync, later `invalid_data`). The cloud can never hold it, so the edit is
+/// refused where it is made (`BadText`), nothing is pending, and syncs go on. (The server still
+/// refuses such a mutation alone from any other client: crates/server/tests/limits.rs.)
+fn an_edit_the_cloud_cannot_store_is_refused_where_it_is_made(backend: Backend) {
     let h = Harness::start(backend);
     h.upsert("s1", &[("objects", "a", json!({"name": "a0"}))]);
     let dir = tempfile::tempdir().unwrap();
@@ -728,20 +729,22 @@ fn an_edit_the_cloud_cannot_store_is_journaled_alone(backend: Backend) {
     let remote = h.remote(READER);
     scope.sync(&remote, opts(100)).unwrap();
 
-    scope
+    let err = scope
         .put("objects", "a", json!({"name": "a\u{0}b"}))
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.detail()),
+        (
+            tether_engine::ErrorKind::InvalidInput,
+            Some(tether_engine::Detail::BadText)
+        ),
+        "{err}"
+    );
     scope.put("objects", "b", json!({"name": "b1"})).unwrap();
     h.upsert("s1", &[("objects", "c", json!({"name": "from the cloud"}))]);
     let report = scope.sync(&remote, opts(100)).unwrap();
-    assert_eq!(report.run.counts.conflicts, 1, "{:?}", report.run.counts);
-
-    let conflicts = scope.conflicts().unwrap();
-    assert_eq!(conflicts.len(), 1);
-    assert_eq!(conflicts[0].record_id, "a");
-    assert_eq!(conflicts[0].reason.as_deref(), Some("invalid_data"));
-    assert_eq!(conflicts[0].local_data.as_ref().unwrap()["name"], "a\u{0}b");
-    // The cloud's record is back, the other edit landed, the cloud's change arrived.
+    assert_eq!(report.run.counts.conflicts, 0, "{:?}", report.run.counts);
+    assert!(scope.conflicts().unwrap().is_empty());
     assert_eq!(
         scope.get("objects", "a").unwrap().unwrap().data["name"],
         "a0"

@@ -224,7 +224,8 @@ export interface Conflict {
   cloudHash: string | null;
   at: number;
   /**
-   * Why the cloud can never accept the edit (`'too_large'`, `'invalid_data'`); absent for an
+   * Why the cloud can never accept the edit (`'too_large'`, `'key_too_long'`, `'too_deep'`,
+   * `'bad_text'`, `'invalid_data'` from older servers); absent for an
    * edit that lost to another writer.
    */
   reason?: string;

@@ -76,9 +76,16 @@ pub enum Error {
     /// The run was cancelled by the caller.
     #[error("cancelled")]
     Cancelled,
-    /// The caller passed a bad argument.
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
+    /// The caller passed a bad argument, or a record over one of the
+    /// [`limits`](crate::limits).
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// What was expected and what came.
+        message: String,
+        /// Finer reason: the limit a record broke ([`Detail::TooLarge`],
+        /// [`Detail::KeyTooLong`], [`Detail::TooDeep`], [`Detail::BadText`]).
+        detail: Option<Detail>,
+    },
 }
 
 /// What went wrong, one level below the [`ErrorKind`]: stable names for the cases a caller may
@@ -119,6 +126,16 @@ pub enum Detail {
     Busy,
     /// Storage: the stored data is not what this version of Tether wrote.
     Corrupt,
+    /// InvalidInput (a local edit) or Protocol (a page): a record's data over
+    /// [`MAX_RECORD_BYTES`](crate::limits::MAX_RECORD_BYTES).
+    TooLarge,
+    /// InvalidInput or Protocol: a key over [`MAX_KEY_BYTES`](crate::limits::MAX_KEY_BYTES).
+    KeyTooLong,
+    /// InvalidInput or Protocol: data nested deeper than
+    /// [`MAX_DEPTH`](crate::limits::MAX_DEPTH).
+    TooDeep,
+    /// InvalidInput or Protocol: U+0000 in a key, a string or a member name.
+    BadText,
 }
 
 impl Detail {
@@ -141,6 +158,10 @@ impl Detail {
             Detail::Quota => "Quota",
             Detail::Busy => "Busy",
             Detail::Corrupt => "Corrupt",
+            Detail::TooLarge => "TooLarge",
+            Detail::KeyTooLong => "KeyTooLong",
+            Detail::TooDeep => "TooDeep",
+            Detail::BadText => "BadText",
         }
     }
 }
@@ -259,7 +280,7 @@ impl Error {
             Error::Integrity(_) => ErrorKind::Integrity,
             Error::Storage { .. } => ErrorKind::Storage,
             Error::Cancelled => ErrorKind::Cancelled,
-            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
         }
     }
 
@@ -268,7 +289,8 @@ impl Error {
         match self {
             Error::Network { detail, .. }
             | Error::Protocol { detail, .. }
-            | Error::Storage { detail, .. } => *detail,
+            | Error::Storage { detail, .. }
+            | Error::InvalidInput { detail, .. } => *detail,
             _ => None,
         }
     }
@@ -325,14 +347,18 @@ impl Error {
 
     /// An invalid-input error.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Error::InvalidInput(message.into())
+        Error::InvalidInput {
+            message: message.into(),
+            detail: None,
+        }
     }
 
     /// The same error with `detail` (kinds without details are returned unchanged).
     pub fn with_detail(mut self, d: Detail) -> Self {
         if let Error::Network { detail, .. }
         | Error::Protocol { detail, .. }
-        | Error::Storage { detail, .. } = &mut self
+        | Error::Storage { detail, .. }
+        | Error::InvalidInput { detail, .. } = &mut self
         {
             *detail = Some(d);
         }
@@ -405,7 +431,7 @@ mod tests {
 
     #[test]
     fn kinds_without_details_ignore_them() {
-        let e = Error::invalid("x").with_detail(Detail::Quota);
+        let e = Error::Cancelled.with_detail(Detail::Quota);
         assert_eq!(e.detail(), None);
         assert_eq!(
             Error::Cancelled
@@ -427,7 +453,15 @@ mod tests {
 
     #[test]
     fn detail_names_are_their_serde_names() {
-        for d in [Detail::Quota, Detail::NotSupported, Detail::Timeout] {
+        for d in [
+            Detail::Quota,
+            Detail::NotSupported,
+            Detail::Timeout,
+            Detail::TooLarge,
+            Detail::KeyTooLong,
+            Detail::TooDeep,
+            Detail::BadText,
+        ] {
             assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
         }
     }

@@ -36,6 +36,7 @@ pub mod digest;
 pub mod doc;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod memory;
 pub mod mutation;
 pub mod protocol;

@@ -321,7 +321,8 @@ pub enum MutationResult {
     /// The cloud can never accept this mutation as it is (too large, data its storage cannot
     /// hold): it is not retried. `current` is the cloud's record, as for a rejection.
     Invalid {
-        /// Stable reason: `"too_large"` or `"invalid_data"`.
+        /// Stable reason: `"too_large"`, `"key_too_long"`, `"too_deep"`, `"bad_text"` (see
+        /// [`limits::reason`](crate::limits::reason)), or `"invalid_data"` from older servers.
         reason: String,
         /// What was wrong, for people.
         message: String,
@@ -417,7 +418,8 @@ pub struct Conflict {
     /// When the conflict was recorded.
     pub at: Millis,
     /// Why the edit was refused when the cloud can never accept it (`"too_large"`,
-    /// `"invalid_data"`: [`MutationResult::Invalid`]); `None` for an edit that lost to another
+    /// `"key_too_long"`, `"too_deep"`, `"bad_text"`, `"invalid_data"`:
+    /// [`MutationResult::Invalid`]); `None` for an edit that lost to another
     /// writer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

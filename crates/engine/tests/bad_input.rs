@@ -432,6 +432,100 @@ fn a_push_accepted_at_a_version_above_i64_max_is_malformed() {
     );
 }
 
+/// Data nested `levels` deep (the object is level 1).
+fn nested(levels: usize) -> serde_json::Value {
+    let inner = levels - 1;
+    serde_json::from_str(&format!(
+        r#"{{"a":{}1{}}}"#,
+        "[".repeat(inner),
+        "]".repeat(inner)
+    ))
+    .unwrap()
+}
+
+/// Issue 18 (items 4, 5, 6, 12): an edit the cloud could never hold (too large, a key too
+/// long, too deep, U+0000) is refused where it is made, with the limit as its detail, and
+/// nothing is written; at each limit it is accepted.
+#[test]
+fn a_local_edit_over_a_limit_is_refused_with_its_detail() {
+    let store = MemoryStore::new();
+    let id = ScopeId::new("s").unwrap();
+    let scope = ScopeHandle::new(&store, id.clone());
+    let long_id = "k".repeat(limits::MAX_KEY_BYTES);
+    let cases = [
+        (
+            "objects",
+            "a",
+            json!({ "t": "x".repeat(limits::MAX_RECORD_BYTES) }),
+            Detail::TooLarge,
+        ),
+        ("objects", long_id.as_str(), json!({}), Detail::KeyTooLong),
+        (
+            "objects",
+            "a",
+            nested(limits::MAX_DEPTH + 1),
+            Detail::TooDeep,
+        ),
+        ("objects", "a", nested(125), Detail::TooDeep),
+        ("objects", "a", json!({ "t": "a\u{0}b" }), Detail::BadText),
+        ("objects", "a", json!({ "a\u{0}": 1 }), Detail::BadText),
+    ];
+    for (collection, key, data, detail) in cases {
+        let err = block_on(scope.put(collection, key, data)).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.detail()),
+            (ErrorKind::InvalidInput, Some(detail)),
+            "{err}"
+        );
+    }
+    let err = block_on(scope.delete("objects", &long_id)).unwrap_err();
+    assert_eq!(err.detail(), Some(Detail::KeyTooLong), "{err}");
+    assert_eq!(block_on(store.pending_count(&id)).unwrap(), 0);
+
+    // At each limit: accepted.
+    let fits = json!({ "t": "x".repeat(limits::MAX_RECORD_BYTES - 8) });
+    block_on(scope.put("objects", "big", fits)).unwrap();
+    block_on(scope.put("objects", "deep", nested(limits::MAX_DEPTH))).unwrap();
+    let longest = "k".repeat(limits::MAX_KEY_BYTES - "objects".len());
+    block_on(scope.put("objects", &longest, json!({}))).unwrap();
+    assert_eq!(block_on(store.pending_count(&id)).unwrap(), 3);
+}
+
+/// A page holding a record over a limit is refused whole, as a protocol error naming it.
+#[test]
+fn a_page_with_a_record_over_a_limit() {
+    let over = |data: serde_json::Value| {
+        move |p: &mut Page| {
+            p.changes[1].hash = Some(record_hash_of(&data));
+            p.changes[1].data = Some(raw(data.clone()));
+        }
+    };
+    rejects(
+        "too deep",
+        over(nested(limits::MAX_DEPTH + 1)),
+        "nested at most",
+        Detail::TooDeep,
+    );
+    rejects(
+        "U+0000",
+        over(json!({ "t": "\u{0}" })),
+        "U+0000",
+        Detail::BadText,
+    );
+    rejects(
+        "too large",
+        over(json!({ "t": "x".repeat(limits::MAX_RECORD_BYTES) })),
+        "at most",
+        Detail::TooLarge,
+    );
+    rejects(
+        "key too long",
+        |p| p.changes[1].id = "k".repeat(limits::MAX_KEY_BYTES),
+        "at most",
+        Detail::KeyTooLong,
+    );
+}
+
 fn raw(v: serde_json::Value) -> Box<serde_json::value::RawValue> {
     serde_json::value::to_raw_value(&v).unwrap()
 }

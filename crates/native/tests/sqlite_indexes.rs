@@ -302,7 +302,7 @@ impl Lcg {
             1 => json!(self.next(2) == 0),
             2 => json!(self.next(5) as i64 - 2),
             3 => json!((self.next(9) as f64) / 4.0 - 1.0),
-            4 => json!(["", "a", "ab", "b", "a\u{0}b", "é", "Z"][self.next(7) as usize]),
+            4 => json!(["", "a", "ab", "b", "a\u{1}b", "é", "Z"][self.next(7) as usize]),
             5 => json!([self.next(3)]),
             _ => json!({"k": self.next(3)}),
         }

@@ -16,9 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use tether_engine::digest::record_hash;
+use tether_engine::digest::record_hash_with;
 use tether_engine::mutation::MutationId;
-use tether_engine::{Data, Key, KeyRange, MutationResult, Op, PushRequest, PushResponse, ScopeId};
+use tether_engine::{
+    limits, Data, Detail, Key, KeyRange, MutationResult, Op, PushRequest, PushResponse, ScopeId,
+};
 use tracing::Instrument;
 
 use crate::config::Tokens;
@@ -27,6 +29,12 @@ use crate::storage::{Position, PullAnswer, Purge, Storage, Write};
 
 /// Most mutations accepted in one push or admin write.
 const MAX_WRITES: usize = 10_000;
+
+/// Most pages read from storage and serialized at once. A page in the making holds its rows,
+/// its changes and its serialized body (up to about three times
+/// [`PAGE_BYTES`](tether_engine::limits::PAGE_BYTES)); a page being sent holds only its body.
+/// So many slow readers cost a body each, and the peak of building stays bounded.
+const PAGE_BUILDERS: usize = 4;
 
 /// Shared state of the handlers.
 pub(crate) struct AppState {
@@ -42,6 +50,8 @@ pub(crate) struct AppState {
     pub stats: Arc<Counters>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub metrics_token: Option<String>,
+    /// [`PAGE_BUILDERS`] permits.
+    pages: tokio::sync::Semaphore,
     next_request: AtomicU64,
 }
 
@@ -77,6 +87,7 @@ impl AppState {
             stats,
             metrics,
             metrics_token: config.metrics_token.clone(),
+            pages: tokio::sync::Semaphore::new(PAGE_BUILDERS),
             next_request: AtomicU64::new(1),
         }
     }
@@ -160,21 +171,25 @@ async fn changes(
     // still wakes it.
     let mut woken = (wait > 0).then(|| st.hub.subscribe(scope.as_str()));
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
-    let answer = loop {
+    let (answer, _building) = loop {
         if let Some(waiter) = &mut woken {
             waiter.mark_seen();
         }
+        // Held until the page is serialized; never while a live pull waits. The semaphore is
+        // never closed.
+        let building = st.pages.acquire().await.ok();
         let answer = st.storage.pull(scope.as_str(), from, limit).await?;
         let (Some(waiter), PullAnswer::Page(page)) = (&mut woken, &answer) else {
-            break answer;
+            break (answer, building);
         };
         if !page.changes.is_empty() || page.has_more || st.hub.is_closed() {
-            break answer;
+            break (answer, building);
         }
+        drop(building);
         match tokio::time::timeout_at(deadline, waiter.changed()).await {
             Ok(Ok(())) => continue,
             // The time is up (or the hub is gone): the empty page, same checkpoint.
-            _ => break answer,
+            _ => break (answer, None),
         }
     };
     match answer {
@@ -211,36 +226,35 @@ async fn mutations(
         ));
     }
     let mut writes = Vec::with_capacity(req.mutations.len());
-    // Per mutation: `Some` when it is refused on its own (data no storage of ours can hold),
-    // `None` when it goes to storage. Both storages refuse alike, so a replica behaves the
-    // same against either.
+    // Per mutation: `Some` when it is refused on its own (over one of the engine's limits, so
+    // no storage of ours holds it), `None` when it goes to storage. Both storages refuse alike,
+    // with the check a replica makes at the edit, so a replica behaves the same against either.
     let mut refused = Vec::with_capacity(req.mutations.len());
+    let mut canonical = Vec::new();
     for m in req.mutations {
         let key = valid_key(&m.collection, &m.id)?;
         let origin = match &m.mutation_id {
-            Some(text) => Some(MutationId::parse(text).ok_or_else(|| {
-                ApiError::bad(
-                    "bad_mutation",
-                    format!(
-                        "{}/{}: mutation_id {text:?} is not \"client:seq\" (a client of 1-64 \
-                         bytes without ':', a sequence number)",
-                        key.collection, key.id
-                    ),
-                )
-            })?),
+            Some(text) => Some(
+                MutationId::parse(text)
+                    // U+0000 cannot be stored as text by PostgreSQL.
+                    .filter(|id| limits::check_text(&id.client).is_ok())
+                    .ok_or_else(|| {
+                        ApiError::bad(
+                            "bad_mutation",
+                            format!(
+                                "{}/{}: mutation_id {text:?} is not \"client:seq\" (a client of \
+                                 1-64 bytes without ':' or U+0000, a sequence number)",
+                                key.collection, key.id
+                            ),
+                        )
+                    })?,
+            ),
             None => None,
         };
         let state = match (m.op, m.data) {
             (Op::Put, Some(d)) => {
-                if d.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
-                    let message = format!(
-                        "{}/{}: data holds U+0000, which PostgreSQL's jsonb cannot store",
-                        key.collection, key.id
-                    );
-                    refused.push(Some((key, message)));
-                    continue;
-                }
-                Some(hashed(d))
+                let hash = record_hash_with(&d, &mut canonical);
+                Some((d, hash))
             }
             (Op::Put, None) => {
                 return Err(ApiError::bad(
@@ -250,6 +264,11 @@ async fn mutations(
             }
             (Op::Delete, _) => None,
         };
+        let data = state.as_ref().map(|_| canonical.as_slice());
+        if let Err(e) = limits::check_record(&key, data) {
+            refused.push(Some((key, e)));
+            continue;
+        }
         refused.push(None);
         writes.push(Write {
             key,
@@ -279,22 +298,26 @@ async fn mutations(
                     "storage answered fewer results than writes",
                 )
             })?,
-            Some((key, message)) => {
+            Some((key, e)) => {
                 // The record as it is, so the replica can put it back (as for a rejection).
-                // Ids hold no control character (`Key::validate`), so `[id, id + U+0001)` is
-                // this key alone (U+0000 itself cannot be sent to PostgreSQL as text).
-                let range = KeyRange {
-                    from: Some(key.clone()),
-                    to: Some(Key::new(&key.collection, format!("{}\u{1}", key.id))),
+                // A key over the limit names no stored record. Ids hold no control character
+                // (`Key::validate`), so `[id, id + U+0001)` is this key alone (U+0000 itself
+                // cannot be sent to PostgreSQL as text).
+                let current = if e.detail() == Some(Detail::KeyTooLong) {
+                    None
+                } else {
+                    let range = KeyRange {
+                        from: Some(key.clone()),
+                        to: Some(Key::new(&key.collection, format!("{}\u{1}", key.id))),
+                    };
+                    st.storage
+                        .range_records(scope.as_str(), &range, 1)
+                        .await?
+                        .and_then(|v| v.into_iter().next())
                 };
-                let current = st
-                    .storage
-                    .range_records(scope.as_str(), &range, 1)
-                    .await?
-                    .and_then(|v| v.into_iter().next());
                 MutationResult::Invalid {
-                    reason: "invalid_data".into(),
-                    message,
+                    reason: limit_reason(&e).into(),
+                    message: limit_message(&e),
                     current,
                 }
             }
@@ -305,13 +328,18 @@ async fn mutations(
     Ok(Json(PushResponse { results }))
 }
 
-/// Whether a JSON value holds U+0000 in a string or an object key.
-fn holds_nul(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(a) => a.iter().any(holds_nul),
-        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
-        _ => false,
+/// The stable reason of a record refused by [`limits::check_record`] (`too_large`, ...).
+fn limit_reason(e: &tether_engine::Error) -> &'static str {
+    e.detail()
+        .and_then(limits::reason)
+        .unwrap_or("invalid_data")
+}
+
+/// The message of a refused record, without the kind's prefix.
+fn limit_message(e: &tether_engine::Error) -> String {
+    match e {
+        tether_engine::Error::InvalidInput { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -405,17 +433,29 @@ async fn admin_records(
         ));
     }
     let mut writes = Vec::with_capacity(req.upserts.len() + req.deletes.len());
-    for u in req.upserts {
+    // A record over a limit refuses the whole batch (nothing is written), naming it: the same
+    // check as a replica's edit and the push path.
+    let refuse = |what: String, e: tether_engine::Error| {
+        ApiError::bad(limit_reason(&e), format!("{what}: {}", limit_message(&e)))
+    };
+    let mut canonical = Vec::new();
+    for (n, u) in req.upserts.into_iter().enumerate() {
+        let key = valid_key(&u.collection, &u.id)?;
+        let hash = record_hash_with(&u.data, &mut canonical);
+        limits::check_record(&key, Some(&canonical))
+            .map_err(|e| refuse(format!("upserts[{n}]"), e))?;
         writes.push(Write {
-            key: valid_key(&u.collection, &u.id)?,
-            state: Some(hashed(u.data)),
+            key,
+            state: Some((u.data, hash)),
             check: None,
             origin: None,
         });
     }
-    for k in req.deletes {
+    for (n, k) in req.deletes.into_iter().enumerate() {
+        let key = valid_key(&k.collection, &k.id)?;
+        limits::check_key(&key).map_err(|e| refuse(format!("deletes[{n}]"), e))?;
         writes.push(Write {
-            key: valid_key(&k.collection, &k.id)?,
+            key,
             state: None,
             check: None,
             origin: None,
@@ -665,11 +705,6 @@ fn valid_key(collection: &str, id: &str) -> Result<Key, ApiError> {
     key.validate()
         .map_err(|e| ApiError::bad("bad_mutation", e.to_string()))?;
     Ok(key)
-}
-
-fn hashed(data: Data) -> (Data, tether_engine::RecordHash) {
-    let h = record_hash(&data);
-    (data, h)
 }
 
 async fn read_body(

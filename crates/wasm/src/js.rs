@@ -105,7 +105,7 @@ pub fn from_js_error(v: &JsValue) -> Error {
     let err = match field("code").as_deref() {
         Some("Auth") => return Error::Auth { message, status },
         Some("Cancelled") => return Error::Cancelled,
-        Some("InvalidInput") => return Error::InvalidInput(message),
+        Some("InvalidInput") => return Error::invalid(message),
         Some("Protocol") => Error::protocol(message),
         Some("Storage") => Error::storage(message),
         _ => Error::Network {

@@ -691,7 +691,7 @@ fn status_error(r: &Request, a: &Answer, retry_after_ms: Option<u64>) -> Error {
 fn transport_error(r: &Request, t: TransportError) -> Error {
     let message = format!("{} {}: {}", r.method.as_str(), r.target(), t.message);
     if t.failure == Failure::Config {
-        return Error::InvalidInput(message);
+        return Error::invalid(message);
     }
     Error::Network {
         message,

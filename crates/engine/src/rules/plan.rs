@@ -253,7 +253,8 @@ pub struct LocalEdit {
 }
 
 /// Plans a local edit on a key's row. Returns an empty changeset when the edit changes nothing
-/// visible (a delete of an absent record, or a put of the data already there).
+/// visible (a delete of an absent record, or a put of the data already there). A record over
+/// one of the [`limits`](crate::limits) is an `InvalidInput` naming it, and nothing is written.
 ///
 /// Every other edit is pending, even one that brings the row back to its cloud state, or that
 /// deletes a record created only locally: the edit before it may be in flight (or its answer
@@ -272,6 +273,8 @@ pub fn plan_local_edit(
         ..Changeset::default()
     };
     let doc = edit.data.as_ref().map(Doc::new);
+    // What the cloud could never hold is refused here, not journaled at the next push.
+    crate::limits::check_record(&edit.key, doc.as_ref().map(|d| d.as_str().as_bytes()))?;
     // `Doc::new` writes the canonical text, so its hash is that of the text.
     let hash = doc
         .as_ref()

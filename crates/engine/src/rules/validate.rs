@@ -119,6 +119,13 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
             ))
             .with_detail(Detail::Malformed)
         })?;
+        // The cloud holds every record to the same limits as a local edit; one over them
+        // is a record no replica could push back.
+        crate::limits::check_record(&key, Some(buf)).map_err(|e| {
+            let detail = e.detail().unwrap_or(Detail::Malformed);
+            Error::protocol(format!("the page holds a record over a limit: {e}"))
+                .with_detail(detail)
+        })?;
         let actual = hash_canonical(buf);
         if actual != claimed {
             return Err(Error::protocol(format!(

@@ -475,7 +475,7 @@ pub async fn queries_match_the_naive_filter_on_random_data<S: Store>(store: &S) 
             1 => json!(rng.below(2) == 0),
             2 | 3 => json!(rng.below(5) as i64 - 2),
             4 => json!(0.5 + rng.below(3) as f64),
-            _ => json!(["", "a", "ab", "abc", "b", "B", "é", "a\u{0}b"][rng.below(8) as usize]),
+            _ => json!(["", "a", "ab", "abc", "b", "B", "é", "a\u{1}b"][rng.below(8) as usize]),
         }
     };
     let record = |rng: &mut Rng| -> Value {

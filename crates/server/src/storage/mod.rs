@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use tether_engine::digest::{leaf, RecordHash, Snapshot};
+use tether_engine::limits::PAGE_BYTES;
 use tether_engine::mutation::{AppliedMutation, MutationId};
 use tether_engine::{Change, Data, Key, KeyRange, MutationResult, Page, RemoteStatus};
 
@@ -28,8 +29,8 @@ pub enum StorageError {
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// PostgreSQL failed.
-    #[error("postgres: {0}")]
+    /// PostgreSQL failed: the database's message and SQLSTATE when it answered with an error.
+    #[error("postgres: {}", postgres_text(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be had from the pool.
     #[error("postgres pool: {0}")]
@@ -40,6 +41,24 @@ pub enum StorageError {
     /// A blocking task panicked or was cancelled.
     #[error("storage task failed: {0}")]
     Task(String),
+}
+
+/// A PostgreSQL error as text: `tokio_postgres::Error` displays a database's answer as
+/// `db error` only, and the cause (message, SQLSTATE, detail) is what an operator needs.
+fn postgres_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!("; {detail}"));
+            }
+            text
+        }
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// A position in a scope's feed, as encoded in the checkpoint string.
@@ -303,19 +322,84 @@ pub(crate) fn raw_data_of(text: &str) -> Result<Box<RawValue>, StorageError> {
         .map_err(|e| StorageError::Corrupt(format!("stored data is not JSON: {e}")))
 }
 
-/// Builds the page from the fetched changes (at most `limit + 1` of them, by version) and the
-/// scope row read in the same transaction.
-pub(crate) fn finish_page(
-    mut changes: Vec<Change>,
-    from: Option<Position>,
+/// The changes of a page as a storage reads them, in version order: at most `limit`, and none
+/// after the one that takes their bytes to [`PAGE_BYTES`] (so a page of one change larger
+/// than the budget still moves on). A storage stops reading once [`PageRows::full`], after
+/// noting with [`PageRows::more`] whether another row was there.
+#[derive(Debug)]
+pub(crate) struct PageRows {
+    changes: Vec<Change>,
     limit: usize,
+    bytes: usize,
+    more: bool,
+}
+
+impl PageRows {
+    pub(crate) fn new(limit: u32) -> Self {
+        let limit = (limit as usize).max(1);
+        PageRows {
+            // Pages of big records are cut early: no need to reserve the whole count.
+            changes: Vec::with_capacity(limit.min(1024)),
+            limit,
+            bytes: 0,
+            more: false,
+        }
+    }
+
+    /// Whether the page holds all it may: one more row only says that more follow.
+    pub(crate) fn full(&self) -> bool {
+        self.changes.len() >= self.limit || self.bytes >= PAGE_BYTES
+    }
+
+    /// Notes that a row follows the full page.
+    pub(crate) fn more(&mut self) {
+        self.more = true;
+    }
+
+    /// Adds the next change (the page is not [`PageRows::full`]).
+    pub(crate) fn push(&mut self, c: Change) {
+        self.bytes += wire_bytes(&c);
+        self.changes.push(c);
+    }
+
+    /// How many rows to fetch next (the row after a full page included) so that the page
+    /// likely fills without reading far past its end, at the mean size of the rows so far; at
+    /// least one, and `first` before any row.
+    pub(crate) fn next_batch(&self, first: usize) -> usize {
+        let left = self.limit + 1 - self.changes.len().min(self.limit);
+        let Some(mean) = self.bytes.checked_div(self.changes.len()) else {
+            return first.clamp(1, left);
+        };
+        (PAGE_BYTES.saturating_sub(self.bytes) / mean.max(1) + 1).clamp(1, left)
+    }
+}
+
+/// About the bytes a change takes in a page: its data, key, time and hash, and the names and
+/// punctuation around them.
+fn wire_bytes(c: &Change) -> usize {
+    const FIELDS: usize = 128;
+    c.data.as_ref().map_or(0, |d| d.get().len())
+        + c.collection.len()
+        + c.id.len()
+        + c.updated_at.len()
+        + c.hash.as_ref().map_or(0, String::len)
+        + FIELDS
+}
+
+/// Builds the page from the changes read and the scope row read in the same transaction.
+pub(crate) fn finish_page(
+    rows: PageRows,
+    from: Option<Position>,
     seq: u64,
     totals: Snapshot,
 ) -> Page {
-    let has_more = changes.len() > limit;
-    changes.truncate(limit);
+    let PageRows {
+        changes,
+        more: has_more,
+        ..
+    } = rows;
     let next = if has_more {
-        // Non-empty: limit >= 1 and there were more than `limit` rows.
+        // Non-empty: a page is full only once it holds a change.
         let cursor = changes.last().map_or(0, |c| c.version);
         let safe = match from {
             // First page of an initial sync: everything up to `seq` is accounted for.

@@ -18,8 +18,8 @@ use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus}
 use tether_engine::mutation::{judge, AppliedMutation, Judgement};
 
 use super::{
-    applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PoolUse, Position,
-    PullAnswer, Purge, Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
+    applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PageRows, PoolUse,
+    Position, PullAnswer, Purge, Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = "
@@ -167,17 +167,15 @@ impl Storage for SqliteStorage {
             let (after, safe) = from.map_or((0, i64::MAX), |p| (p.cursor as i64, p.safe as i64));
             let mut stmt = tx.prepare_cached(sql)?;
             let mut rows = stmt.query(params![scope, after, limit as i64 + 1, safe])?;
-            let mut changes = Vec::with_capacity(limit as usize + 1);
+            let mut page = PageRows::new(limit);
             while let Some(r) = rows.next()? {
-                changes.push(row_change(r)?);
+                if page.full() {
+                    page.more();
+                    break;
+                }
+                page.push(row_change(r)?);
             }
-            Ok(PullAnswer::Page(finish_page(
-                changes,
-                from,
-                limit as usize,
-                s.seq,
-                s.totals,
-            )))
+            Ok(PullAnswer::Page(finish_page(page, from, s.seq, s.totals)))
         })
     }
 

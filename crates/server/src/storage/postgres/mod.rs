@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use tether_engine::digest::{record_hash_with, Snapshot};
+use tether_engine::digest::{record_hash_with, RecordHash, Snapshot};
+use tether_engine::limits;
 use tether_engine::mutation::{judge, AppliedMutation, Judgement};
 use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
@@ -22,11 +23,14 @@ mod listen;
 mod recheck;
 
 use super::{
-    applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PoolUse, Position,
-    PullAnswer, Purge, Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
+    applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PageRows, PoolUse,
+    Position, PullAnswer, Purge, Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
 };
 
 const SCHEMA: &str = include_str!("../schema.sql");
+
+/// Rows read first for a page, before their sizes say how many more fit its byte budget.
+const FIRST_BATCH: usize = 8;
 
 /// PostgreSQL storage over a small connection pool.
 #[derive(Clone)]
@@ -184,16 +188,9 @@ async fn settle(
     for r in &rows {
         let (c, i, v, text): (String, String, i64, String) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
-        let readable = Key::new(c.as_str(), i.as_str())
-            .validate()
-            .map_err(|e| e.to_string())
-            .and_then(|()| super::data_of(&text).map_err(|e| e.to_string()));
-        match readable {
-            Ok(data) => {
-                let Some(map) = data.as_object() else {
-                    continue;
-                };
-                let hash = record_hash_with(map, &mut buf).to_string();
+        match readable(&Key::new(c.as_str(), i.as_str()), &text, &mut buf) {
+            Ok(hash) => {
+                let hash = hash.to_string();
                 handled += tx.execute(&update, &[&scope, &c, &i, &v, &hash]).await?;
             }
             Err(reason) => {
@@ -216,6 +213,19 @@ async fn settle(
         }
     }
     Ok(handled)
+}
+
+/// The hash of a row written by plain SQL, or why the server cannot serve it: a key it
+/// refuses, data it cannot read, or a record over one of the engine's limits (the same check as
+/// a replica's edit and a push: such a row is quarantined, not refused by the database, so the
+/// SQL writer's transaction stands and the operator sees why in the quarantine list).
+pub(super) fn readable(key: &Key, text: &str, buf: &mut Vec<u8>) -> Result<RecordHash, String> {
+    key.validate().map_err(|e| e.to_string())?;
+    let data = super::data_of(text).map_err(|e| e.to_string())?;
+    let map = data.as_object().ok_or("stored data is not a JSON object")?;
+    let hash = record_hash_with(map, buf);
+    limits::check_record(key, Some(buf)).map_err(|e| e.to_string())?;
+    Ok(hash)
 }
 
 async fn lock_scope(
@@ -377,18 +387,29 @@ impl Storage for PgStorage {
                  ORDER BY version LIMIT $3"
             );
             let (after, safe) = from.map_or((0, i64::MAX), |p| (p.cursor as i64, p.safe as i64));
-            let rows = tx
-                .query(&sql, &[&scope, &after, &(limit as i64 + 1), &safe])
+            // Read through a portal in batches sized to the page's byte budget, so a page of
+            // big records neither reads nor holds rows far past where it is cut.
+            let stmt = tx.prepare_cached(&sql).await?;
+            let portal = tx
+                .bind(&stmt, &[&scope, &after, &(limit as i64 + 1), &safe])
                 .await?;
-            let changes = rows.iter().map(row_change).collect::<Result<Vec<_>, _>>()?;
+            let mut page = PageRows::new(limit);
+            'read: loop {
+                let batch = page.next_batch(FIRST_BATCH);
+                let rows = tx.query_portal(&portal, batch as i32).await?;
+                for r in &rows {
+                    if page.full() {
+                        page.more();
+                        break 'read;
+                    }
+                    page.push(row_change(r)?);
+                }
+                if rows.len() < batch {
+                    break;
+                }
+            }
             tx.commit().await?;
-            Ok(PullAnswer::Page(finish_page(
-                changes,
-                from,
-                limit as usize,
-                s.seq,
-                s.totals,
-            )))
+            Ok(PullAnswer::Page(finish_page(page, from, s.seq, s.totals)))
         })
     }
 

@@ -1,10 +1,9 @@
 //! The admin re-check: every stored row hashed again, wrong hashes recomputed, unreadable rows
 //! quarantined (for rows that servers before the quarantine trusted).
 
-use tether_engine::digest::record_hash_with;
 use tether_engine::Key;
 
-use super::{lock_scope, settle, PgStorage};
+use super::{lock_scope, readable, settle, PgStorage};
 use crate::storage::{Recheck, StorageError};
 
 /// See [`Storage::recheck`](crate::storage::Storage::recheck).
@@ -35,11 +34,8 @@ pub(super) async fn recheck(storage: &PgStorage, scope: &str) -> Result<Recheck,
             out.checked += 1;
             let (c, i, text, hash): (String, String, String, String) =
                 (r.get(0), r.get(1), r.get(3), r.get(4));
-            let fine = Key::new(c.as_str(), i.as_str()).validate().is_ok()
-                && crate::storage::data_of(&text).ok().is_some_and(|d| {
-                    d.as_object()
-                        .is_some_and(|m| record_hash_with(m, &mut buf).to_string() == hash)
-                });
+            let fine = readable(&Key::new(c.as_str(), i.as_str()), &text, &mut buf)
+                .is_ok_and(|h| h.to_string() == hash);
             if !fine {
                 suspects.push((c, i, r.get::<_, i64>(2)));
             }
