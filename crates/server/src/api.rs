@@ -242,6 +242,7 @@ async fn mutations(
             state,
             check: Some(m.base_version),
             origin,
+            replaces: m.replaces,
         });
     }
     tracing::Span::current().record("page_size", writes.len());
@@ -399,6 +400,7 @@ async fn admin_records(
             state: Some(hashed(u.data)),
             check: None,
             origin: None,
+            replaces: None,
         });
     }
     for k in req.deletes {
@@ -407,6 +409,7 @@ async fn admin_records(
             state: None,
             check: None,
             origin: None,
+            replaces: None,
         });
     }
     tracing::Span::current().record("page_size", writes.len());
