@@ -70,7 +70,22 @@ export class Replica extends CoreReplica {
     } catch (e) {
       throw tetherError('Storage', `cannot open replica file ${file}: ${e?.message ?? e}`);
     }
-    return adopt(Replica, glue.WasmReplica.openSqlite(String(file), db), options);
+    const identity = await fileIdentity(file);
+    return adopt(Replica, glue.WasmReplica.openSqlite(String(file), db, identity), options);
+  }
+}
+
+/**
+ * The file's device and inode (`"dev:ino"`, as the native replica writes it), by which a copied
+ * replica file is told from the original; undefined where the file system has none.
+ */
+async function fileIdentity(file) {
+  try {
+    const { statSync } = await import('node:fs');
+    const s = statSync(file, { bigint: true });
+    return s.ino ? `${s.dev}:${s.ino}` : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -355,6 +355,7 @@ impl Cloud {
                 .and_then(|id| s.applied.get(&(id.client.clone(), key.clone())));
             match judge(
                 id.as_ref(),
+                m.replaces,
                 hash,
                 m.base_version,
                 live,

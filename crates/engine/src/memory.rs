@@ -253,6 +253,7 @@ impl Inner {
                     cloud_hash,
                     generation,
                     pending,
+                    sent,
                     ..
                 } => {
                     if let Some(row) = data.rows.get_mut(key) {
@@ -261,6 +262,7 @@ impl Inner {
                         row.cloud_hash = *cloud_hash;
                         row.generation = *generation;
                         row.pending = *pending;
+                        row.sent = *sent;
                     }
                 }
                 RowWrite::Remove { key, .. } => {

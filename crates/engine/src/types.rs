@@ -295,6 +295,12 @@ pub struct Mutation {
     /// [`mutation`](crate::mutation)); absent from older replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutation_id: Option<String>,
+    /// The sequence number of the earlier mutation of this record, by the same client, that
+    /// this one replaces: sent only when that one was pushed and its answer never came (it may
+    /// have been applied). A cloud applies a stale-based mutation only over the write it
+    /// names (see [`mutation`](crate::mutation)); older clouds ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<u64>,
 }
 
 /// The cloud's answer to one mutation.

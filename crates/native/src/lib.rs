@@ -28,7 +28,9 @@ mod store;
 
 pub use background::{BackgroundOptions, BackgroundStatus, BackgroundSync};
 pub use live::{Changes, Watch};
-pub use replica::{now, Replica, ReplicaBuilder, ReplicaOptions, ScopeRef, Threads, BUILD_BATCH};
+pub use replica::{
+    client_entropy, now, Replica, ReplicaBuilder, ReplicaOptions, ScopeRef, Threads, BUILD_BATCH,
+};
 pub use store::SqliteStore;
 pub use tether_engine::events::{ChangeEvent, ChangeOp, KeyChange, Source, Subscription};
 pub use tether_engine::query::{IndexSet, Query, QueryPage};

@@ -242,6 +242,7 @@ impl ScopeRef<'_> {
         let syncer = Syncer::new(&self.replica.shared.store, remote, &now);
         let options = SyncOptions {
             offload: options.offload.or(Some(&Threads)),
+            client_entropy: options.client_entropy.or_else(client_entropy),
             ..options
         };
         block_on(syncer.sync(self.id(), options))
@@ -372,6 +373,20 @@ impl ScopeRef<'_> {
     /// [`Error::InvalidInput`](tether_engine::Error::InvalidInput).
     pub fn dismiss_conflict(&self, id: u64) -> Result<()> {
         block_on(self.handle.dismiss_conflict(id))
+    }
+}
+
+/// 16 bytes from the operating system's CSPRNG for a new client id
+/// ([`SyncOptions::client_entropy`]); `None` only if the OS cannot give any, and then the
+/// engine derives the id (a warning says so).
+pub fn client_entropy() -> Option<[u8; 16]> {
+    let mut bytes = [0; 16];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => Some(bytes),
+        Err(e) => {
+            tracing::warn!(error = %e, "no random bytes for a client id; deriving one");
+            None
+        }
     }
 }
 

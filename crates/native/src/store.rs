@@ -115,6 +115,15 @@ impl SqliteStore {
         let conn = rusqlite::Connection::open(path)
             .map_err(|e| Error::storage(format!("cannot open {what}: {e}")))?;
         let store = Self::setup(conn, &what)?;
+        if let Some(identity) = file_identity(path) {
+            if store.0.note_file_identity(&identity)? {
+                tracing::warn!(
+                    file = %path.display(),
+                    "the replica file is a copy (or a restored backup): its scopes take new \
+                     client ids at their next push"
+                );
+            }
+        }
         store.0.with_connection(|c| {
             c.0.execute_batch(&format!(
                 "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}"
@@ -133,6 +142,24 @@ impl SqliteStore {
     fn setup(conn: rusqlite::Connection, what: &str) -> Result<Self> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(SqliteStore(SqlStore::open(Rusqlite(conn), what)?, None))
+    }
+}
+
+/// The file's device and inode, which a copy (or a backup restored as a new file) does not
+/// keep and a rename does. `None` where the platform has no inode numbers: there a copy is not
+/// detected, and the cloud's rule for mutations keeps two copies from overwriting each other
+/// (docs/native.md).
+fn file_identity(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(format!("{}:{}", m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

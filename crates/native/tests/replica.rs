@@ -240,13 +240,14 @@ fn a_version_1_file_is_migrated_in_place_and_keeps_its_history() {
             .unwrap();
     }
     // Turn the file back into what version 1 wrote: no `runs.error_detail`, no
-    // `conflicts.reason`, no `scopes.client`, no index tables.
+    // `conflicts.reason`, no `scopes.client`, no index tables, no `records.sent`.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
             "ALTER TABLE runs DROP COLUMN error_detail; ALTER TABLE conflicts DROP COLUMN reason; \
              ALTER TABLE scopes DROP COLUMN client; DROP TABLE index_entries; \
-             DROP TABLE indexes; PRAGMA user_version = 1;",
+             DROP TABLE indexes; ALTER TABLE records DROP COLUMN sent; \
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     }
@@ -290,12 +291,13 @@ fn a_version_2_file_is_migrated_in_place_and_keeps_its_conflicts() {
         assert_eq!(scope.conflicts().unwrap().len(), 1);
     }
     // Turn the file back into what version 2 wrote: no `conflicts.reason`, no `scopes.client`,
-    // no index tables.
+    // no index tables, no `records.sent`.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
             "ALTER TABLE conflicts DROP COLUMN reason; ALTER TABLE scopes DROP COLUMN client; \
-             DROP TABLE index_entries; DROP TABLE indexes; PRAGMA user_version = 2;",
+             DROP TABLE index_entries; DROP TABLE indexes; ALTER TABLE records DROP COLUMN sent; \
+             PRAGMA user_version = 2;",
         )
         .unwrap();
     }
@@ -326,7 +328,8 @@ fn a_version_2_file_is_migrated_in_place_and_keeps_its_conflicts() {
     scope.put("objects", "obj_2", json!({"n": 2})).unwrap();
     scope.sync(&cloud, SyncOptions::default()).unwrap();
     let made = client(&c).expect("a client id after the first push");
-    assert_eq!(made.len(), 24, "{made}");
+    // Random (the replica's getrandom): 128 bits as hex.
+    assert_eq!(made.len(), 32, "{made}");
     scope.put("objects", "obj_2", json!({"n": 3})).unwrap();
     scope.sync(&cloud, SyncOptions::default()).unwrap();
     assert_eq!(client(&c), Some(made), "kept");

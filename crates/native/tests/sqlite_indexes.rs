@@ -106,17 +106,21 @@ fn a_version_4_file_migrates_keeping_its_data_and_builds_indexes() {
         let store = SqliteStore::open(&path).unwrap();
         sync_columns(&store, &s, 300)
     };
-    // A version-4 file is this one without the two tables version 5 added.
+    // A version-4 file is this one without the two tables version 5 added and the column
+    // version 6 added.
     {
         let c = sqlite(&path);
-        c.execute_batch("DROP TABLE index_entries; DROP TABLE indexes; PRAGMA user_version = 4;")
-            .unwrap();
+        c.execute_batch(
+            "DROP TABLE index_entries; DROP TABLE indexes; ALTER TABLE records DROP COLUMN sent; \
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     let version: i64 = sqlite(&path)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((version, SCHEMA_VERSION), (5, 5));
+    assert_eq!((version, SCHEMA_VERSION), (6, 6));
     let state = block_on(store.scope_state(&s)).unwrap();
     assert_eq!(state.totals, cloud.snapshot(&s), "data kept");
     assert!(store.indexes().is_empty());

@@ -275,6 +275,7 @@ async fn mutations(
             state,
             check: Some(m.base_version),
             origin,
+            replaces: m.replaces,
         });
     }
     tracing::Span::current().record("page_size", writes.len());
@@ -449,6 +450,7 @@ async fn admin_records(
             state: Some((u.data, hash)),
             check: None,
             origin: None,
+            replaces: None,
         });
     }
     for (n, k) in req.deletes.into_iter().enumerate() {
@@ -459,6 +461,7 @@ async fn admin_records(
             state: None,
             check: None,
             origin: None,
+            replaces: None,
         });
     }
     tracing::Span::current().record("page_size", writes.len());

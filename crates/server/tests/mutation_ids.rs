@@ -1,6 +1,7 @@
 //! Mutation ids (protocol v1.1): a repeat gets its original answer, a later edit from the same
-//! client applies over that client's own write, anyone else's write in between still rejects
-//! it, and the memory lasts as long as tombstones do. Raw HTTP, on both storages.
+//! client applies over that client's own write when it names it (`replaces`), anyone else's
+//! write in between still rejects it, a copy sharing the client id cannot replace what it never
+//! saw, and the memory lasts as long as tombstones do. Raw HTTP, on both storages.
 
 mod common;
 
@@ -10,11 +11,25 @@ use serde_json::{json, Value};
 both!(
     identified_pushes_are_idempotent,
     a_later_edit_rests_only_on_the_clients_own_write,
+    replicas_sharing_a_client_id_do_not_overwrite_each_other,
+    a_copied_replica_does_not_overwrite_what_it_never_saw,
     a_bad_mutation_id_is_refused_whole,
 );
 
 /// Pushes one mutation and returns its result.
 fn push(h: &Harness, id: Option<&str>, record: &str, data: Option<Value>, base: Value) -> Value {
+    push_replacing(h, id, None, record, data, base)
+}
+
+/// Pushes one mutation naming the earlier one it replaces, and returns its result.
+fn push_replacing(
+    h: &Harness,
+    id: Option<&str>,
+    replaces: Option<u64>,
+    record: &str,
+    data: Option<Value>,
+    base: Value,
+) -> Value {
     let mut m = json!({
         "collection": "objects",
         "id": record,
@@ -24,6 +39,9 @@ fn push(h: &Harness, id: Option<&str>, record: &str, data: Option<Value>, base: 
     });
     if let Some(id) = id {
         m["mutation_id"] = json!(id);
+    }
+    if let Some(seq) = replaces {
+        m["replaces"] = json!(seq);
     }
     let body = json!({ "mutations": [m] }).to_string();
     let (status, answer) = h.raw("POST", "/v1/scopes/s1/mutations", Some(READER), Some(&body));
@@ -54,12 +72,23 @@ fn identified_pushes_are_idempotent(backend: Backend) {
     let again = push(&h, Some("c1:5"), "a", Some(json!({"n": 2})), json!(v1));
     assert_eq!(again, first);
     assert_eq!(h.status("s1").version, scope_version, "nothing written");
-    // Another writer since: a repeat is still answered with the original result.
+    // Another writer since: a repeat that names itself as unanswered is still answered with
+    // the original result.
     h.upsert("s1", &[("objects", "a", json!({"n": "other"}))]);
     assert_eq!(
-        push(&h, Some("c1:5"), "a", Some(json!({"n": 2})), json!(v1)),
+        push_replacing(
+            &h,
+            Some("c1:5"),
+            Some(5),
+            "a",
+            Some(json!({"n": 2})),
+            json!(v1)
+        ),
         first
     );
+    // Without the mark (a copy that made the same edit): judged on its base, rejected.
+    let copy = push(&h, Some("c1:5"), "a", Some(json!({"n": 2})), json!(v1));
+    assert_eq!(copy["status"], "rejected", "{copy}");
     // Without an id the same push is judged on its base: rejected.
     let plain = push(&h, None, "a", Some(json!({"n": 2})), json!(v1));
     assert_eq!(plain["status"], "rejected", "{plain}");
@@ -85,12 +114,31 @@ fn a_later_edit_rests_only_on_the_clients_own_write(backend: Backend) {
         ],
     );
     let (va, vb) = (version_of(&h, "a"), version_of(&h, "b"));
-    // c1's edit of a is applied, its answer lost; c1's next edit still names va.
+    // c1's edit of a is applied, its answer lost; c1's next edit still rests on va, and names
+    // the lost one.
     assert_eq!(
         push(&h, Some("c1:1"), "a", Some(json!({"n": 2})), json!(va))["status"],
         "accepted"
     );
-    let next = push(&h, Some("c1:2"), "a", Some(json!({"n": 3})), json!(va));
+    let unnamed = push(&h, Some("c1:2"), "a", Some(json!({"n": 3})), json!(va));
+    assert_eq!(unnamed["status"], "rejected", "without replaces: {unnamed}");
+    let named = push_replacing(
+        &h,
+        Some("c1:1"),
+        Some(0),
+        "a",
+        Some(json!({"n": 3})),
+        json!(va),
+    );
+    assert_eq!(named["status"], "rejected", "an older number: {named}");
+    let next = push_replacing(
+        &h,
+        Some("c1:2"),
+        Some(1),
+        "a",
+        Some(json!({"n": 3})),
+        json!(va),
+    );
     assert_eq!(next["status"], "accepted", "{next}");
     // Another client on the same stale base loses.
     let c2 = push(&h, Some("c2:1"), "a", Some(json!({"n": 9})), json!(va));
@@ -98,7 +146,14 @@ fn a_later_edit_rests_only_on_the_clients_own_write(backend: Backend) {
     assert_eq!(c2["current"]["data"], json!({"n": 3}), "{c2}");
     // Someone wrote after c1: c1's next edit on the old base loses too.
     h.upsert("s1", &[("objects", "a", json!({"n": "theirs"}))]);
-    let late = push(&h, Some("c1:3"), "a", Some(json!({"n": 4})), json!(va));
+    let late = push_replacing(
+        &h,
+        Some("c1:3"),
+        Some(2),
+        "a",
+        Some(json!({"n": 4})),
+        json!(va),
+    );
     assert_eq!(late["status"], "rejected", "{late}");
     assert_eq!(late["current"]["data"], json!({"n": "theirs"}), "{late}");
     // A re-create over c1's own delete, on the base the delete was made on.
@@ -106,7 +161,14 @@ fn a_later_edit_rests_only_on_the_clients_own_write(backend: Backend) {
         push(&h, Some("c1:4"), "b", None, json!(vb))["status"],
         "accepted"
     );
-    let again = push(&h, Some("c1:5"), "b", Some(json!({"n": "back"})), json!(vb));
+    let again = push_replacing(
+        &h,
+        Some("c1:5"),
+        Some(4),
+        "b",
+        Some(json!({"n": "back"})),
+        json!(vb),
+    );
     assert_eq!(again["status"], "accepted", "{again}");
     // The memory goes with the tombstones: after a purge a later edit is judged on its base.
     h.upsert("s1", &[("objects", "c", json!({"n": 1}))]);
@@ -116,8 +178,69 @@ fn a_later_edit_rests_only_on_the_clients_own_write(backend: Backend) {
         "accepted"
     );
     h.purge("s1");
-    let forgotten = push(&h, Some("c1:7"), "c", Some(json!({"n": 3})), json!(vc));
+    let forgotten = push_replacing(
+        &h,
+        Some("c1:7"),
+        Some(6),
+        "c",
+        Some(json!({"n": 3})),
+        json!(vc),
+    );
     assert_eq!(forgotten["status"], "rejected", "{forgotten}");
+}
+
+/// Issue 18, first case: P and Q got the same client id. P saves `settings`; Q, which never
+/// saw P's edit, saves it under a later number: Q's edit is rejected, P's stays.
+fn replicas_sharing_a_client_id_do_not_overwrite_each_other(backend: Backend) {
+    let h = Harness::start(backend);
+    let first = json!({"theme": "default"});
+    let created = push(
+        &h,
+        Some("c:0"),
+        "settings",
+        Some(first.clone()),
+        Value::Null,
+    );
+    assert_eq!(created["status"], "accepted", "{created}");
+    // Q's identical first edit is a repeat: the same answer.
+    assert_eq!(
+        push(&h, Some("c:0"), "settings", Some(first), Value::Null),
+        created
+    );
+    let v1 = version_of(&h, "settings");
+    let p = push(
+        &h,
+        Some("c:1"),
+        "settings",
+        Some(json!({"theme": "dark"})),
+        json!(v1),
+    );
+    assert_eq!(p["status"], "accepted", "{p}");
+    let q = push(
+        &h,
+        Some("c:2"),
+        "settings",
+        Some(json!({"theme": "light"})),
+        json!(v1),
+    );
+    assert_eq!(q["status"], "rejected", "{q}");
+    assert_eq!(q["current"]["data"], json!({"theme": "dark"}), "{q}");
+}
+
+/// Issue 18, second case: B is a copy of A. C edits `r`; A edits `r` on top; B edits `r` on
+/// its stale base under a later number: rejected, A's and C's edits stay.
+fn a_copied_replica_does_not_overwrite_what_it_never_saw(backend: Backend) {
+    let h = Harness::start(backend);
+    h.upsert("s1", &[("objects", "r", json!({"by": "init"}))]);
+    let v0 = version_of(&h, "r");
+    let c = push(&h, Some("c:1"), "r", Some(json!({"by": "C"})), json!(v0));
+    assert_eq!(c["status"], "accepted", "{c}");
+    let vc = version_of(&h, "r");
+    let a = push(&h, Some("a:4"), "r", Some(json!({"by": "A"})), json!(vc));
+    assert_eq!(a["status"], "accepted", "{a}");
+    let b = push(&h, Some("a:5"), "r", Some(json!({"by": "B"})), json!(v0));
+    assert_eq!(b["status"], "rejected", "{b}");
+    assert_eq!(b["current"]["data"], json!({"by": "A"}), "{b}");
 }
 
 fn a_bad_mutation_id_is_refused_whole(backend: Backend) {

@@ -1,10 +1,12 @@
 //! The replica file's schema and its migrations, keyed on `PRAGMA user_version`: the one place
 //! that defines the file format, shared by every binding (rusqlite, node:sqlite).
 //!
-//! Layout (version 5; each table says when it appeared):
+//! Layout (version 6; each table says when it appeared):
 //!
 //! - `tether_meta`: a marker row `format = tether-replica`, so that a SQLite file of another
-//!   application is refused instead of being written into.
+//!   application is refused instead of being written into; `file_identity`, where the binding
+//!   can read one (device and inode), so that a copied file is recognised when opened
+//!   ([`SqlStore::note_file_identity`](crate::SqlStore::note_file_identity)).
 //! - `scopes`: one row per scope with its [`ScopeState`](tether_engine::ScopeState): checkpoint,
 //!   count and digest (32-byte little-endian BLOB), generation, full-sync flag, next outbox
 //!   sequence number, last successful sync. `scope_id` is a small integer so that record keys
@@ -15,7 +17,8 @@
 //!   `data` is the JSON text of the visible data (NULL while a local delete is pending); `hash`
 //!   is a 32-byte BLOB; `cloud_hash` is NULL when equal to `hash` (every row without a pending
 //!   edit), an empty BLOB when the cloud has no such record, else 32 bytes; `pending` is the
-//!   outbox sequence number of an unpushed local edit.
+//!   outbox sequence number of an unpushed local edit; `sent` (since version 6) the number of
+//!   the record's edit pushed without an answer (`Row::sent`), NULL otherwise.
 //! - `outbox`: the pending-edit queue, `(scope_id, seq) -> key`. The edit itself (op and data)
 //!   is the record row: the outbox orders it and finds it without scanning `records`. The store
 //!   keeps `outbox` and `records.pending` equal inside every transaction.
@@ -59,7 +62,7 @@ use tether_engine::Error;
 use crate::conn::{Connection, SqlError, SqlResult};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The value of the `format` marker in `tether_meta`.
 const FORMAT: &str = "tether-replica";
@@ -184,6 +187,11 @@ CREATE TABLE index_entries (
     id       TEXT NOT NULL,
     PRIMARY KEY (index_no, scope_id, key, id)
 ) WITHOUT ROWID;
+"#,
+    // Version 6: the outbox number of a record's edit pushed without an answer (`Row::sent`),
+    // which the next push names as the mutation it replaces; NULL for every row before.
+    r#"
+ALTER TABLE records ADD COLUMN sent INTEGER;
 "#,
 ];
 

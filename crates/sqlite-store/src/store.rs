@@ -71,6 +71,41 @@ impl<C: Connection> SqlStore<C> {
         f(&self.lock())
     }
 
+    /// Records the identity of the file the connection opened (a binding reads it from the
+    /// file system: device and inode) in `tether_meta`, and says whether the file is a copy:
+    /// a copied replica file, or a backup restored as a new file, carries the identity of the
+    /// file it was copied from. A copy forgets every scope's client id (its next push takes a
+    /// new one, so the two copies do not share the cloud's memory of mutations) and every
+    /// unanswered-push mark (`Row::sent`: it names mutations of the old id). Its pending edits
+    /// are then judged on their base: at worst a false conflict, journaled, never a loss.
+    /// A file opened for the first time since this existed just records its identity.
+    pub fn note_file_identity(&self, identity: &str) -> Result<bool> {
+        self.write(|tx| {
+            let known: Option<String> = tx.query_row(
+                "SELECT value FROM tether_meta WHERE key = 'file_identity'",
+                &[],
+                |r| r.get(0),
+            )?;
+            let copied = known.as_deref().is_some_and(|k| k != identity);
+            if copied {
+                // Marks sit only beside pending edits: the outbox finds them without a scan.
+                tx.execute_batch(
+                    "UPDATE scopes SET client = NULL; \
+                     UPDATE records SET sent = NULL WHERE sent IS NOT NULL AND \
+                     (scope_id, collection, id) IN (SELECT scope_id, collection, id FROM outbox);",
+                )?;
+            }
+            if known.as_deref() != Some(identity) {
+                tx.execute(
+                    "INSERT INTO tether_meta (key, value) VALUES ('file_identity', ?1) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    crate::params![identity],
+                )?;
+            }
+            Ok(copied)
+        })
+    }
+
     /// Reads the declared indexes inside the caller's transaction (another connection to the
     /// file may have changed them) and keeps a copy for [`Store::indexes`].
     fn declared(&self, tx: &C) -> SqlResult<Vec<Declared>> {
@@ -232,6 +267,7 @@ fn write_changes<C: Connection>(
                     cloud_hash,
                     generation,
                     pending,
+                    sent,
                     ..
                 } => {
                     sql::touch_row(
@@ -243,6 +279,7 @@ fn write_changes<C: Connection>(
                         cloud_hash.as_ref(),
                         *generation,
                         *pending,
+                        *sent,
                     )?;
                 }
                 RowWrite::Remove { key, .. } => {

@@ -24,7 +24,7 @@ use web_sys::AbortSignal;
 
 use crate::any_remote::AnyRemote;
 use crate::any_store::AnyStore;
-use crate::js::{json_of, now, prop, to_js, to_js_error};
+use crate::js::{client_entropy, json_of, now, prop, to_js, to_js_error};
 #[cfg(feature = "node-sqlite")]
 use crate::node_sqlite::{DatabaseSync, NodeSqlite};
 use crate::IdbStore;
@@ -77,13 +77,31 @@ impl WasmReplica {
 
     /// Opens the replica file `db` (a `node:sqlite` `DatabaseSync` the caller opened), checking
     /// and migrating it as the native replica does; `name` is its path, for messages. The
-    /// database is closed again if it is not a usable replica. Only in the `node-sqlite` build.
+    /// database is closed again if it is not a usable replica. `identity` is the file's
+    /// device and inode (`"dev:ino"`, from `fs.statSync`), which tells a copied file from the
+    /// original (see `SqlStore::note_file_identity`); `undefined` skips the check. Only in the
+    /// `node-sqlite` build.
     #[cfg(feature = "node-sqlite")]
     #[wasm_bindgen(js_name = openSqlite)]
-    pub fn open_sqlite(name: String, db: JsValue) -> std::result::Result<WasmReplica, JsValue> {
+    pub fn open_sqlite(
+        name: String,
+        db: JsValue,
+        identity: Option<String>,
+    ) -> std::result::Result<WasmReplica, JsValue> {
         let what = format!("replica file {name}");
         let store = NodeSqlite::open_store(db.unchecked_into::<DatabaseSync>(), &what)
             .map_err(|e| to_js_error(&e))?;
+        if let Some(identity) = identity {
+            let copied = store
+                .note_file_identity(&identity)
+                .map_err(|e| to_js_error(&e))?;
+            if copied {
+                crate::node_sqlite::warn(&format!(
+                    "tether: {what} is a copy (or a restored backup): its scopes take new \
+                     client ids at their next push"
+                ));
+            }
+        }
         Ok(WasmReplica::with_store(name, AnyStore::Sqlite(store)))
     }
 
@@ -454,6 +472,7 @@ async fn sync(store: &Observed<AnyStore>, scope: &ScopeId, options: &JsValue) ->
         // No threads here: the next page is fetched and validated while IndexedDB (which runs
         // off this thread) writes the current one.
         offload: None,
+        client_entropy: client_entropy(),
     };
     let report = match AnyRemote::from_js(&remote, signal.clone()) {
         Ok(r) => Syncer::new(store, &r, &now).sync(scope, opts).await,

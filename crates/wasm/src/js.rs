@@ -279,3 +279,20 @@ impl Drop for Deadline {
 pub fn now() -> i64 {
     js_sys::Date::now() as i64
 }
+
+/// 16 bytes from `crypto.getRandomValues` (browsers, workers and Node all have
+/// `globalThis.crypto`) for a new client id
+/// ([`SyncOptions::client_entropy`](tether_engine::SyncOptions::client_entropy)); `None`
+/// where there is none, and then the engine derives the id.
+pub fn client_entropy() -> Option<[u8; 16]> {
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
+    let fill = Reflect::get(&crypto, &"getRandomValues".into())
+        .ok()?
+        .dyn_into::<Function>()
+        .ok()?;
+    let buf = js_sys::Uint8Array::new_with_length(16);
+    fill.call1(&crypto, &buf).ok()?;
+    let mut bytes = [0; 16];
+    buf.copy_to(&mut bytes);
+    Some(bytes)
+}

@@ -88,6 +88,19 @@ impl NodeSqlite {
     }
 }
 
+/// `console.warn(message)`, where there is a console.
+pub fn warn(message: &str) {
+    let console = js_sys::Reflect::get(&js_sys::global(), &"console".into());
+    let warn = console
+        .as_ref()
+        .ok()
+        .and_then(|c| js_sys::Reflect::get(c, &"warn".into()).ok())
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    if let (Ok(console), Some(warn)) = (console, warn) {
+        let _ = warn.call1(&console, &message.into());
+    }
+}
+
 /// A cached `StatementSync`.
 pub struct NodeStatement {
     stmt: StatementSync,

@@ -131,6 +131,7 @@ pub fn mutations(n: usize) -> Vec<Mutation> {
             data: Some(serde_json::Map::from_iter([("n".into(), i.into())])),
             base_version: None,
             mutation_id: None,
+            replaces: None,
         })
         .collect()
 }

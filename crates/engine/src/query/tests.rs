@@ -119,6 +119,7 @@ fn row_of(r: &Record) -> Row {
         cloud_hash: Some(r.hash),
         generation: 0,
         pending: None,
+        sent: None,
     }
 }
 

@@ -55,6 +55,12 @@ pub struct Row {
     pub generation: u64,
     /// Outbox sequence number of the unpushed local edit, if any.
     pub pending: Option<u64>,
+    /// Outbox sequence number of this record's edit that was pushed and whose answer never came
+    /// (it may have been applied): the next push names it as the mutation it replaces
+    /// ([`Mutation::replaces`]). Set only beside a pending edit; cleared by any answer for the
+    /// row and by a page that settles it.
+    #[serde(default)]
+    pub sent: Option<u64>,
 }
 
 impl Row {
@@ -81,6 +87,7 @@ impl Row {
             data: self.data.as_ref().map(Doc::to_data).transpose()?,
             base_version: self.cloud_hash.map(|_| self.version),
             mutation_id: client.map(|c| format!("{c}:{seq}")),
+            replaces: client.and(self.sent),
         }))
     }
 }
@@ -174,6 +181,8 @@ pub enum RowWrite {
         generation: u64,
         /// New outbox sequence number.
         pending: Option<u64>,
+        /// New [`Row::sent`].
+        sent: Option<u64>,
     },
     /// Delete the row.
     Remove {

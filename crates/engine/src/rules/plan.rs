@@ -119,7 +119,7 @@ fn apply_one(
         updated_at,
         state,
     } = inc;
-    let touch = |key, prior, updated_at, pending| RowWrite::Touch {
+    let touch = |key, prior, updated_at, pending, sent| RowWrite::Touch {
         key,
         prior,
         version,
@@ -127,6 +127,7 @@ fn apply_one(
         cloud_hash: new_hash,
         generation,
         pending,
+        sent,
     };
     let cloud_row = |key, updated_at, data, hash| Row {
         key,
@@ -137,6 +138,7 @@ fn apply_one(
         cloud_hash: Some(hash),
         generation,
         pending: None,
+        sent: None,
     };
     let replace = |key, prior, updated_at, state: Option<(Doc, RecordHash)>| match state {
         Some((data, hash)) => RowWrite::Put {
@@ -151,21 +153,25 @@ fn apply_one(
                 // The cloud holds exactly our edit: it was accepted.
                 out.counts.unchanged += 1;
                 out.rows.push(match new_hash {
-                    Some(_) => touch(key, prior, updated_at, None),
+                    Some(_) => touch(key, prior, updated_at, None, None),
                     None => RowWrite::Remove { key, prior },
                 });
             } else if ours {
                 // The cloud holds what an unanswered push of this run sent: our own write,
-                // whose answer was lost. The edit made since rests on it and stays pending.
+                // whose answer was lost. The edit made since rests on it and stays pending, judged
+                // by its base from now on: it replaces nothing unanswered any more.
                 out.counts.unchanged += 1;
-                out.rows.push(touch(key, prior, updated_at, r.pending));
+                out.rows
+                    .push(touch(key, prior, updated_at, r.pending, None));
             } else if rests_on(r, version, new_hash) {
                 // The cloud still holds the state the edit was made on: the change of a push
                 // already applied, a page delivered again, a full download, or the tombstone
-                // of a record the edit creates. Nothing to decide: the edit stays pending.
+                // of a record the edit creates. Nothing to decide: the edit stays pending (and
+                // an unanswered push of it may still be applied: `sent` stays).
                 if new_hash.is_some() {
                     out.counts.unchanged += 1;
-                    out.rows.push(touch(key, prior, updated_at, r.pending));
+                    out.rows
+                        .push(touch(key, prior, updated_at, r.pending, r.sent));
                 }
             } else {
                 out.conflicts
@@ -191,7 +197,7 @@ fn apply_one(
         Some((prior, r)) => match new_hash {
             Some(h) if r.hash == Some(h) => {
                 out.counts.unchanged += 1;
-                out.rows.push(touch(key, prior, updated_at, None));
+                out.rows.push(touch(key, prior, updated_at, None, None));
             }
             Some(_) => {
                 out.counts.updated += 1;
@@ -298,6 +304,9 @@ pub fn plan_local_edit(
             cloud_hash,
             generation,
             pending: Some(out.scope.take_seq()),
+            // The edit coalesces over one whose push may have been applied: the next push
+            // still replaces that one.
+            sent: row.and_then(|r| r.sent),
         },
         prior,
     });
@@ -346,6 +355,7 @@ pub fn plan_push(
                 cloud_hash: None,
                 generation: state.generation,
                 pending: None,
+                sent: None,
             }),
         };
         let (version, updated_at, cloud_state, ours) = match &o.result {
@@ -409,6 +419,8 @@ pub fn plan_push(
                 cloud_hash,
                 generation,
                 pending: Some(n.pending.unwrap_or_else(|| out.scope.take_seq())),
+                // Answered: the edit rests on the cloud's state now, judged by its base.
+                sent: None,
             }),
             // A local create deleted during its push: delete it again from the cloud.
             (Some(_), None) if ours => Some(RowWrite::Put {
@@ -421,6 +433,7 @@ pub fn plan_push(
                     cloud_hash,
                     generation,
                     pending: Some(out.scope.take_seq()),
+                    sent: None,
                 },
                 prior: None,
             }),
@@ -441,6 +454,7 @@ pub fn plan_push(
                             cloud_hash: Some(hash),
                             generation,
                             pending: None,
+                            sent: None,
                         },
                         prior,
                     }),
@@ -453,6 +467,42 @@ pub fn plan_push(
             }
         };
         out.rows.extend(write);
+    }
+    Ok(out)
+}
+
+/// Plans the marks a push leaves when its request failed after it may have been sent:
+/// `pushed` lists each key and the outbox sequence number pushed for it. Each of those rows
+/// that still has a pending edit (the pushed one, or one made since) records the pushed number
+/// as [`Row::sent`], which the next push names as the mutation it replaces. Nothing else
+/// changes. `rows[i]` is the current row of `pushed[i]`'s key.
+pub fn plan_unanswered(
+    state: &ScopeState,
+    pushed: &[(Key, u64)],
+    rows: &[Option<Row>],
+) -> Result<Changeset> {
+    let mut out = Changeset {
+        scope: state.clone(),
+        source: Source::Push,
+        ..Changeset::default()
+    };
+    for (slot, ((key, seq), row)) in pushed.iter().zip(rows).enumerate() {
+        let Some(r) = row.as_ref().filter(|r| r.pending.is_some()) else {
+            continue;
+        };
+        if r.sent == Some(*seq) {
+            continue;
+        }
+        out.rows.push(RowWrite::Touch {
+            key: key.clone(),
+            prior: Prior::of(slot, r),
+            version: r.version,
+            updated_at: r.updated_at.clone(),
+            cloud_hash: r.cloud_hash,
+            generation: r.generation,
+            pending: r.pending,
+            sent: Some(*seq),
+        });
     }
     Ok(out)
 }
@@ -484,6 +534,7 @@ pub fn plan_sweep(
                 cloud_hash: None,
                 generation: state.generation,
                 pending: row.pending,
+                sent: row.sent,
             });
             continue;
         }
@@ -506,6 +557,7 @@ pub fn plan_sweep(
                 cloud_hash: None,
                 generation: state.generation,
                 pending: row.pending,
+                sent: row.sent,
             });
             if row.cloud_hash.is_some() {
                 out.counts.deleted += 1;
@@ -568,6 +620,7 @@ pub fn plan_repair(
                     cloud_hash: Some(hash),
                     generation: state.generation,
                     pending: None,
+                    sent: None,
                 },
                 prior,
             })

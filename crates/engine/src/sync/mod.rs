@@ -29,8 +29,8 @@ use crate::digest::{RecordHash, Snapshot};
 use crate::error::{Detail, Error, ErrorKind, IntegrityMismatch, Result, RunError};
 use crate::remote::{Pulled, Remote};
 use crate::rules::{
-    plan_page, plan_push, plan_repair, plan_sweep, validate_change, validate_page, validate_push,
-    Changeset, Mode, PushOutcome, PushResult, Row, ScopeState,
+    plan_page, plan_push, plan_repair, plan_sweep, plan_unanswered, validate_change, validate_page,
+    validate_push, Changeset, Mode, PushOutcome, PushResult, Row, ScopeState,
 };
 use crate::store::{MaybeSend, MaybeSync, Store};
 
@@ -127,6 +127,11 @@ pub struct SyncOptions<'a> {
     /// worker thread, which `tether-native` supplies when this is `None`); `None` runs it
     /// inline. The next page is pulled during the write either way.
     pub offload: Option<&'a dyn Offload>,
+    /// 16 bytes from the platform's CSPRNG, of which the scope's client id is made at its
+    /// first push (used only while the scope has none). `tether-native`'s `Replica` and the
+    /// wasm API fill it in; `None` (tests, simulations) derives the id from the scope, the
+    /// time and the first edits instead, which two fresh replicas can share.
+    pub client_entropy: Option<[u8; 16]>,
 }
 
 impl Default for SyncOptions<'_> {
@@ -141,6 +146,7 @@ impl Default for SyncOptions<'_> {
             progress: None,
             cancel: None,
             offload: None,
+            client_entropy: None,
         }
     }
 }

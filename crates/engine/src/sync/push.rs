@@ -16,7 +16,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         if total == 0 {
             return Ok(());
         }
-        let client = self.client_id(scope).await?;
+        let client = self.client_id(scope, opts).await?;
         let mut after = None;
         let mut done = 0;
         loop {
@@ -65,6 +65,11 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                         if let Ok(mut unanswered) = self.unanswered.lock() {
                             unanswered.extend(sent.iter().map(|r| (r.key.clone(), r.hash)));
                         }
+                        // And the next push must be able to name it as the mutation it
+                        // replaces, after a restart too. If this write fails (or the process
+                        // dies before it), the next push is judged on its base: at worst a
+                        // false conflict, journaled. The push's error is the one to report.
+                        let _ = self.mark_unanswered(scope, &sent).await;
                         return Err(e);
                     }
                 };
@@ -111,30 +116,43 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         Ok(())
     }
 
-    /// The scope's client id, made and stored at the first push. It is derived, not random
-    /// (the engine has no randomness): a hash of the scope, the time and the first pending
-    /// edits, so two replicas share one only if they push the same first edits of the same
-    /// scope in the same millisecond. Another tab that stored one first wins.
-    async fn client_id(&self, scope: &ScopeId) -> Result<String> {
+    /// Records on each row of `sent` that still has a pending edit the sequence number pushed
+    /// for it ([`Row::sent`]), in one transaction.
+    async fn mark_unanswered(&self, scope: &ScopeId, sent: &[Row]) -> Result<()> {
+        let pushed: Vec<(Key, u64)> = sent
+            .iter()
+            .filter_map(|r| Some((r.key.clone(), r.pending?)))
+            .collect();
+        let keys: Vec<Key> = pushed.iter().map(|(k, _)| k.clone()).collect();
+        self.store
+            .update(
+                scope,
+                &keys,
+                false,
+                |st: &ScopeState, rows: &[Option<Row>]| plan_unanswered(st, &pushed, rows),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The scope's client id, made and stored at the first push from the 16 random bytes the
+    /// driver passed ([`SyncOptions::client_entropy`]), as 32 hex digits. Another tab that
+    /// stored one first wins.
+    ///
+    /// Without them (tests, simulations: the engine has no randomness of its own) the id is
+    /// derived: a hash of the scope, the time and the first pending edits, so two replicas
+    /// share one if they push the same first edits of the same scope in the same millisecond
+    /// (seen: two fresh replicas saving the same default settings). Sharing an id loses no
+    /// edit (see [`crate::mutation`]), but the cloud's repeat detection then serves two
+    /// replicas.
+    async fn client_id(&self, scope: &ScopeId, opts: &SyncOptions<'_>) -> Result<String> {
         if let Some(client) = self.store.scope_state(scope).await?.client {
             return Ok(client);
         }
-        let mut h = Sha256::new();
-        h.update(b"tether-client\0");
-        h.update(scope.as_str().as_bytes());
-        h.update(self.clock.now().to_le_bytes());
-        for row in self.store.pending(scope, None, 16).await? {
-            h.update(row.key.collection.as_bytes());
-            h.update([0]);
-            h.update(row.key.id.as_bytes());
-            h.update([0]);
-            h.update(row.hash.map_or([0; 32], |h| h.0));
-            h.update(row.pending.unwrap_or(0).to_le_bytes());
-        }
-        let made: String = h.finalize()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let made = match opts.client_entropy {
+            Some(bytes) => hex(&bytes),
+            None => self.derived_client_id(scope).await?,
+        };
         self.store
             .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
                 let mut scope = st.clone();
@@ -151,6 +169,26 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             .client
             .ok_or_else(|| Error::storage("the store did not keep the scope's client id"))
     }
+
+    async fn derived_client_id(&self, scope: &ScopeId) -> Result<String> {
+        let mut h = Sha256::new();
+        h.update(b"tether-client\0");
+        h.update(scope.as_str().as_bytes());
+        h.update(self.clock.now().to_le_bytes());
+        for row in self.store.pending(scope, None, 16).await? {
+            h.update(row.key.collection.as_bytes());
+            h.update([0]);
+            h.update(row.key.id.as_bytes());
+            h.update([0]);
+            h.update(row.hash.map_or([0; 32], |h| h.0));
+            h.update(row.pending.unwrap_or(0).to_le_bytes());
+        }
+        Ok(hex(&h.finalize()[..12]))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Length of `value`'s JSON encoding, without building it.

@@ -118,6 +118,7 @@ fn row(collection: &str, id: &str, data: serde_json::Value, version: u64, genera
         cloud_hash: Some(hash),
         generation,
         pending: None,
+        sent: None,
     }
 }
 

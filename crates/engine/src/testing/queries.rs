@@ -125,6 +125,7 @@ pub async fn indexes_follow_every_write<S: Store>(store: &S) {
                             cloud_hash: c2.cloud_hash,
                             generation: c2.generation,
                             pending: None,
+                            sent: None,
                         },
                         crate::rules::RowWrite::Remove {
                             key: x.key.clone(),

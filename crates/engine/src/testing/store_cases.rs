@@ -233,6 +233,7 @@ pub async fn touch_keeps_data_and_remove_deletes<S: Store>(store: &S) {
                             cloud_hash: Some(other),
                             generation: 3,
                             pending: Some(4),
+                            sent: Some(3),
                         },
                         RowWrite::Remove {
                             key: Key::new("t", "b"),
@@ -255,9 +256,10 @@ pub async fn touch_keeps_data_and_remove_deletes<S: Store>(store: &S) {
             a.updated_at.as_str(),
             a.cloud_hash,
             a.generation,
-            a.pending
+            a.pending,
+            a.sent
         ),
-        (5, "later", Some(other), 3, Some(4))
+        (5, "later", Some(other), 3, Some(4), Some(3))
     );
     assert_eq!(store.row(&s, &Key::new("t", "b")).await.unwrap(), None);
 }
@@ -280,6 +282,7 @@ pub async fn list_count_and_pending_follow_visibility<S: Store>(store: &S) {
     let mut edited = row("files", "f5", json!({"i": "edited"}), 6, 1);
     edited.cloud_hash = Some(record_hash(&obj(json!({"i": 5}))));
     edited.pending = Some(1);
+    edited.sent = Some(0);
     rows[5] = edited;
     put_rows(store, &s, rows).await;
     assert_eq!(store.count(&s, Some("files")).await.unwrap(), 6);
@@ -310,16 +313,20 @@ pub async fn list_count_and_pending_follow_visibility<S: Store>(store: &S) {
         "edited",
         "list shows the local edit"
     );
-    let pending: Vec<(String, Option<u64>)> = store
+    let pending: Vec<(String, Option<u64>, Option<u64>)> = store
         .pending(&s, None, 10)
         .await
         .unwrap()
         .into_iter()
-        .map(|r| (r.key.id, r.pending))
+        .map(|r| (r.key.id, r.pending, r.sent))
         .collect();
     assert_eq!(
         pending,
-        [("f5".to_string(), Some(1)), ("f3".to_string(), Some(2))]
+        [
+            ("f5".to_string(), Some(1), Some(0)),
+            ("f3".to_string(), Some(2), None)
+        ],
+        "with the number of an edit pushed without answer"
     );
     assert_eq!(
         store.pending(&s, Some(1), 10).await.unwrap().len(),

@@ -39,6 +39,7 @@ const KINDS: &[&str] = &[
     "concurrent-sync",
     "cloud-write-after-push",
     "push-answer-lost",
+    "cloned-replica",
 ];
 
 struct Outcome {

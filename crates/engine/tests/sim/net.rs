@@ -10,16 +10,51 @@ use tether_engine::*;
 use super::world::{clock, local_edit, Shared};
 
 /// Applies `m` to the cloud and records each accepted mutation as a write by replica `me`.
+/// An accepted mutation must have been made on the live state, or on a state only `me` (or
+/// the replica it is a copy of, for the edits it copied) wrote since: anything else overwrote
+/// a write its replica never saw, silently.
 fn push_recorded(sh: &Shared<'_>, me: usize, m: &[Mutation]) -> Result<PushResponse> {
+    let before: Vec<_> = {
+        let b = sh.book();
+        m.iter()
+            .map(|m| {
+                let w = b.history.iter().rev().find(|w| w.key == m.id)?;
+                Some((w.version, w.state.clone(), w.by))
+            })
+            .collect()
+    };
     let answer = sh.cloud.push_now(&sh.scope, m, 0)?;
     let mut b = sh.book();
-    for (m, res) in m.iter().zip(&answer.results) {
+    for ((m, res), before) in m.iter().zip(&answer.results).zip(before) {
         match res {
             MutationResult::Accepted { version, .. } => {
                 b.note(format!(
                     "  cloud: r{me} {:?} {} (base {:?}) accepted at v{version}",
                     m.op, m.id, m.base_version
                 ));
+                // A repeat is answered with the original write (a copied replica repeats its
+                // origin's mutations): the cloud wrote nothing now.
+                if b.history
+                    .iter()
+                    .any(|w| w.key == m.id && w.version == *version)
+                {
+                    continue;
+                }
+                if let Some((v, state, by)) = before {
+                    let live = state.is_some().then_some(v);
+                    let own = by == Some(me)
+                        || b.edits
+                            .iter()
+                            .any(|e| b.holds(me, e) && e.key == m.id && e.state == state);
+                    if live != m.base_version && !own {
+                        let msg = format!(
+                            "r{me}'s {:?} {} on base {:?} was applied over v{v} (by {by:?}), \
+                             which it never saw",
+                            m.op, m.id, m.base_version
+                        );
+                        b.violations.push(msg);
+                    }
+                }
                 b.history.push(super::world::Write {
                     key: m.id.clone(),
                     state: if m.op == Op::Put {
@@ -65,7 +100,7 @@ fn check_bases(sh: &Shared<'_>, me: usize, m: &[Mutation]) {
                     && (w.by == Some(me)
                         || b.edits
                             .iter()
-                            .any(|e| e.replica == me && e.key == m.id && e.state == w.state))
+                            .any(|e| b.holds(me, e) && e.key == m.id && e.state == w.state))
             });
         if !seen {
             let msg = format!(

@@ -20,6 +20,8 @@ pub const KEYS: u64 = 6;
 const CLOUD_KEYS: u64 = 4;
 /// Steps per seed.
 pub const STEPS: usize = 24;
+/// Most replicas a seed may add by cloning one (the "cloned replica" step).
+const CLONES: usize = 2;
 
 /// One local edit, as the user made it.
 pub struct Edit {
@@ -58,6 +60,8 @@ pub struct Book {
     pub seen: Vec<&'static str>,
     pub violations: Vec<String>,
     pub checks: u64,
+    /// (copy, origin, edits made before the copy): a copied replica holds its origin's edits.
+    pub copies: Vec<(usize, usize, usize)>,
     next_value: u64,
 }
 
@@ -67,6 +71,14 @@ impl Book {
     }
     pub fn note(&mut self, line: String) {
         self.log.push(line);
+    }
+    /// Whether replica `me` holds edit `e`: its own, or one its origin made before the copy.
+    pub fn holds(&self, me: usize, e: &Edit) -> bool {
+        e.replica == me
+            || self
+                .copies
+                .iter()
+                .any(|&(copy, origin, before)| copy == me && e.id < before && self.holds(origin, e))
     }
 }
 
@@ -260,7 +272,7 @@ pub fn run_seed(seed: u64, book: &Mutex<Book>) -> Result<Figures, String> {
     sh.cloud_writes(sh.rng.below(6), "initial");
     let mut stores: Vec<MemoryStore> = (0..REPLICAS).map(|_| MemoryStore::new()).collect();
     for step in 0..STEPS {
-        let r = sh.rng.below(REPLICAS as u64) as usize;
+        let r = sh.rng.below(stores.len() as u64) as usize;
         let roll = sh.rng.below(100);
         sh.book()
             .note(format!("step {step} (roll {roll}, replica r{r}):"));
@@ -281,6 +293,27 @@ pub fn run_seed(seed: u64, book: &Mutex<Book>) -> Result<Figures, String> {
             }
             76..=80 => reset(&sh),
             81..=87 => verify(&sh, &stores, r)?,
+            88..=91 if stores.len() < REPLICAS + CLONES => {
+                // A copied replica file (a restored backup, a VM snapshot): a new replica with
+                // r's rows, outbox, unanswered marks and client id, editing on its own from
+                // now on. Neither copy may overwrite what the other, or anyone, wrote.
+                let clone = MemoryStore::import(&stores[r].export()).unwrap();
+                stores.push(clone);
+                let copy = stores.len() - 1;
+                let mut b = sh.book();
+                // The copy's pending edits rest on the bases r's edits rested on.
+                let inherited: Vec<_> = b
+                    .bases
+                    .iter()
+                    .filter(|(x, _, _)| *x == r)
+                    .map(|(_, key, v)| (copy, key.clone(), *v))
+                    .collect();
+                b.bases.extend(inherited);
+                let before = b.edits.len();
+                b.copies.push((copy, r, before));
+                b.note(format!("  r{r} is copied: r{copy}"));
+                b.saw("cloned-replica");
+            }
             _ => {
                 // The server restarts mid-sync: every call after the first few fails; the
                 // cloud keeps its state, the replica restarts from what it persisted.
@@ -338,7 +371,7 @@ pub fn run_seed(seed: u64, book: &Mutex<Book>) -> Result<Figures, String> {
         steps: STEPS as u64,
         edits: b.edits.len() as u64,
         checks: b.checks,
-        converged: REPLICAS as u64,
+        converged: stores.len() as u64,
     })
 }
 

@@ -129,6 +129,9 @@ pub struct Write {
     /// The pushed mutation's id: the storage remembers, per scope, client and record, the last
     /// one it applied, and answers a repeat with its original result.
     pub origin: Option<MutationId>,
+    /// The sequence number of the earlier mutation of the same client and record that this one
+    /// replaces ([`tether_engine::Mutation::replaces`]), passed to `judge`.
+    pub replaces: Option<u64>,
 }
 
 /// What the storage remembers of a client's last mutation of a record, from its stored

@@ -457,6 +457,7 @@ fn apply_writes(
         let judged = w.check.map(|base| {
             judge(
                 w.origin.as_ref(),
+                w.replaces,
                 w.state.as_ref().map(|(_, h)| *h),
                 base,
                 live.map(|c| c.0),

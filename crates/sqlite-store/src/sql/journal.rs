@@ -32,7 +32,7 @@ pub fn pending(
     limit: usize,
 ) -> SqlResult<Vec<Row>> {
     let q = "SELECT r.collection, r.id, r.hash, r.version, r.updated_at, r.cloud_hash, \
-             r.generation, r.pending, r.data FROM outbox o JOIN records r \
+             r.generation, r.pending, r.data, r.sent FROM outbox o JOIN records r \
              ON r.scope_id = o.scope_id AND r.collection = o.collection AND r.id = o.id \
              WHERE o.scope_id = ?1 AND o.seq > ?2 ORDER BY o.seq LIMIT ?3";
     let after = match after_seq {

@@ -20,7 +20,7 @@ use tether_engine::{Data, Doc, Error, Key, Result, Row};
 pub use crate::conn::{Connection, SqlResult, SqlRow, Statement, Value};
 
 /// The row columns every row query selects after its key columns, in this order.
-const ROW_COLUMNS: &str = "hash, version, updated_at, cloud_hash, generation, pending, data";
+const ROW_COLUMNS: &str = "hash, version, updated_at, cloud_hash, generation, pending, data, sent";
 
 /// Runs a query whose columns are `collection, id`, then the [`ROW_COLUMNS`].
 fn collect_rows(stmt: &mut impl Statement, params: &[Value<'_>]) -> SqlResult<Vec<Row>> {
@@ -46,6 +46,7 @@ fn row_from(key: Key, r: &dyn SqlRow, at: usize) -> SqlResult<Row> {
         cloud_hash: cloud_hash_of(hash, r.value(at + 3)?)?,
         generation: to_u64(r.get(at + 4)?)?,
         pending: r.get::<Option<i64>>(at + 5)?.map(to_u64).transpose()?,
+        sent: r.get::<Option<i64>>(at + 7)?.map(to_u64).transpose()?,
     })
 }
 

@@ -173,7 +173,7 @@ pub fn read_rows(
     const MIN_PROBED_RUN: usize = 8;
     let mut stmt = conn.prepare(
         "SELECT hash, version, updated_at, cloud_hash, generation, pending, \
-             CASE WHEN ?4 OR pending IS NOT NULL THEN data END \
+             CASE WHEN ?4 OR pending IS NOT NULL THEN data END, sent \
              FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3",
     )?;
     let mut probe = conn.prepare(
@@ -230,11 +230,12 @@ pub fn stale_rows(
 /// Upserts a whole row (parameters as [`put_row`] binds them).
 pub const PUT_ROW: &str =
     "INSERT INTO records (scope_id, collection, id, data, hash, version, updated_at, \
-         cloud_hash, generation, pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         cloud_hash, generation, pending, sent) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
          ON CONFLICT (scope_id, collection, id) DO UPDATE SET data = excluded.data, \
          hash = excluded.hash, version = excluded.version, updated_at = excluded.updated_at, \
          cloud_hash = excluded.cloud_hash, generation = excluded.generation, \
-         pending = excluded.pending";
+         pending = excluded.pending, sent = excluded.sent";
 
 /// Writes a whole row with the [`PUT_ROW`] statement. `data` is the row's data already
 /// serialized as JSON text.
@@ -255,6 +256,7 @@ pub fn put_row(
         stored_cloud_hash(row.hash.as_ref(), row.cloud_hash.as_ref()),
         int(row.generation)?,
         row.pending.map(int).transpose()?,
+        row.sent.map(int).transpose()?,
     ])?;
     Ok(())
 }
@@ -263,7 +265,7 @@ pub fn put_row(
 /// `cloud_hash` is stored as in [`stored_cloud_hash`], comparing with the row's own hash.
 pub const TOUCH_ROW: &str = "UPDATE records SET version = ?4, updated_at = ?5, \
      cloud_hash = CASE WHEN ?6 IS hash THEN NULL WHEN ?6 IS NULL THEN X'' ELSE ?6 END, \
-     generation = ?7, pending = ?8 WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
+     generation = ?7, pending = ?8, sent = ?9 WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
 
 /// Runs [`TOUCH_ROW`] (on a row the planner was handed: [`RowWrite::Touch`](tether_engine::rules::RowWrite::Touch) names it).
 #[allow(clippy::too_many_arguments)]
@@ -276,6 +278,7 @@ pub fn touch_row(
     cloud_hash: Option<&RecordHash>,
     generation: u64,
     pending: Option<u64>,
+    sent: Option<u64>,
 ) -> SqlResult<()> {
     stmt.execute(params![
         scope_id,
@@ -286,6 +289,7 @@ pub fn touch_row(
         cloud_hash.map(|h| &h.0[..]),
         int(generation)?,
         pending.map(int).transpose()?,
+        sent.map(int).transpose()?,
     ])?;
     Ok(())
 }

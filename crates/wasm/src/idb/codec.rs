@@ -75,7 +75,8 @@ pub(crate) const RUNNING_INDEX: &str = "running";
 pub(crate) const ENTRIES_INDEX: &str = "entries";
 
 /// A row's metadata, stored as JSON in `m`. `h` is kept only when the visible hash differs
-/// from the cloud hash (a pending edit); otherwise it equals `c`.
+/// from the cloud hash (a pending edit); otherwise it equals `c`. `n` is [`Row::sent`], absent
+/// when unset (so rows written before it existed read as unset).
 #[derive(Serialize, Deserialize)]
 struct Meta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +88,8 @@ struct Meta {
     g: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     p: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<u64>,
 }
 
 /// A row as read: the decoded row, and the stored data string and index entries (so a
@@ -240,6 +243,7 @@ pub(crate) fn decode_row(key: Key, value: &JsValue, with_data: bool) -> Result<S
             cloud_hash: meta.c,
             generation: meta.g,
             pending: meta.p,
+            sent: meta.n,
         },
         data: data_js,
         entries: Reflect::get(value, &"x".into()).unwrap_or(JsValue::UNDEFINED),
@@ -265,6 +269,7 @@ pub(crate) fn row_meta(row: &Row) -> Result<String> {
         c: row.cloud_hash,
         g: row.generation,
         p: row.pending,
+        n: row.sent,
     })
 }
 

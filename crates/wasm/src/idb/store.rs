@@ -617,6 +617,7 @@ async fn write(
                 cloud_hash,
                 generation,
                 pending,
+                sent,
             } => texts.push(&row_meta(&Row {
                 key: key.clone(),
                 data: None,
@@ -626,6 +627,7 @@ async fn write(
                 cloud_hash: *cloud_hash,
                 generation: *generation,
                 pending: *pending,
+                sent: *sent,
             })?),
             RowWrite::Remove { .. } => {}
         }

@@ -476,6 +476,7 @@ impl Storage for PgStorage {
                 let judged = match w.check {
                     Some(base) => judge(
                         w.origin.as_ref(),
+                        w.replaces,
                         w.state.as_ref().map(|(_, h)| *h),
                         base,
                         live,
