@@ -118,19 +118,16 @@ impl<C: Connection> SqlStore<C> {
         self.write(|tx| {
             let declared = self.declared(tx)?;
             let (scope_id, state) = sql::scope_state(tx, scope)?;
-            // Rows of indexed collections come with their data: their old index keys are
-            // computed from it.
-            let wants_data = |c: &str| with_data || declared.iter().any(|d| d.spec.collection == c);
             let rows = match scope_id {
                 Some(id) if !keys.is_empty() && sql::row_total(tx, id)? > 0 => {
-                    sql::read_rows(tx, id, keys, wants_data)?
+                    sql::read_rows(tx, id, keys, |_| with_data)?
                 }
                 // Fast path: a scope without rows (the first page of an initial sync) has
                 // nothing to read.
                 _ => vec![None; keys.len()],
             };
             let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &changes, &declared, &rows)?;
+            write_changes(tx, scope, scope_id, &changes, &declared)?;
             Ok(Applied::of(&changes))
         })
     }
@@ -151,7 +148,7 @@ impl<C: Connection> SqlStore<C> {
                 _ => Vec::new(),
             };
             let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &changes, &declared, &rows)?;
+            write_changes(tx, scope, scope_id, &changes, &declared)?;
             Ok(Applied::of(&changes))
         })
     }
@@ -198,15 +195,14 @@ impl<C: Connection> SqlStore<C> {
 }
 
 /// Writes a changeset: the scope state, the row writes (keeping `outbox`, `generation_rows`
-/// and the entries of the `declared` indexes in step, from what each write says it replaces
-/// and the `rows` the planner was handed), and the conflicts.
+/// and the entries of the `declared` indexes in step, from what each write says it replaces),
+/// and the conflicts.
 fn write_changes<C: Connection>(
     tx: &C,
     scope: &ScopeId,
     scope_id: Option<i64>,
     changes: &Changeset,
     declared: &[Declared],
-    rows: &[Option<Row>],
 ) -> SqlResult<()> {
     let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
     if !changes.rows.is_empty() {
@@ -216,7 +212,7 @@ fn write_changes<C: Connection>(
         let mut entries = EntryWriter::new();
         for w in &changes.rows {
             if !declared.is_empty() {
-                entries.reindex(tx, declared, scope_id, rows, w)?;
+                entries.reindex(tx, declared, scope_id, w)?;
             }
             match w {
                 RowWrite::Put { row, .. } => {
