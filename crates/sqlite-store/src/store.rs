@@ -9,6 +9,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use tether_engine::digest::{leaf, Snapshot};
+use tether_engine::events::Source;
 use tether_engine::query::{Hit, Scan};
 use tether_engine::rules::{Changeset, RowWrite};
 use tether_engine::store::{Applied, MaybeSend, Planner};
@@ -34,6 +35,9 @@ pub struct SqlStore<C> {
     /// The indexes declared in the file, as last read by a transaction (for
     /// [`Store::indexes`], which plans queries outside any transaction).
     declared: Mutex<IndexSet>,
+    /// Runs whose [`Store::finish_run`] failed (the disk was full, say), recorded by the next
+    /// [`Store::start_run`] before anything else: their history keeps the true outcome.
+    unrecorded: Mutex<Vec<Run>>,
 }
 
 impl<C: Connection> SqlStore<C> {
@@ -62,6 +66,7 @@ impl<C: Connection> SqlStore<C> {
         Ok(SqlStore {
             conn: Mutex::new(conn),
             declared: Mutex::new(declared),
+            unrecorded: Mutex::new(Vec::new()),
         })
     }
 
@@ -128,6 +133,11 @@ impl<C: Connection> SqlStore<C> {
             };
             let changes = planner(&state, &rows)?;
             write_changes(tx, scope, scope_id, &changes, &declared)?;
+            if changes.source == Source::Pull {
+                // With the page, in its transaction: whatever ends the run (a full disk that
+                // also fails finish_run, a killed process), history has its pages.
+                sql::count_page(tx, scope, &changes.counts)?;
+            }
             Ok(Applied::of(&changes))
         })
     }
@@ -371,11 +381,19 @@ impl<C: Connection + MaybeSend> Store for SqlStore<C> {
     }
 
     async fn start_run(&self, run: &Run) -> Result<u64> {
-        self.write(|tx| sql::start_run(tx, run))
+        let unrecorded = std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
+        self.write(|tx| {
+            for earlier in &unrecorded {
+                sql::finish_unrecorded_run(tx, earlier)?;
+            }
+            sql::start_run(tx, run)
+        })
+        .inspect_err(|_| self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).extend(unrecorded.iter().cloned()))
     }
 
     async fn finish_run(&self, run: &Run) -> Result<()> {
         self.write(|tx| sql::finish_run(tx, run))
+            .inspect_err(|_| self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).push(run.clone()))
     }
 
     async fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>> {
