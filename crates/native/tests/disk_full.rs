@@ -6,9 +6,7 @@
 use futures_executor::block_on;
 use tether_dataset::Dataset;
 use tether_engine::cloud::Cloud;
-use tether_engine::{
-    Detail, ErrorKind, Run, RunStatus, ScopeId, Store, SyncOptions, Syncer,
-};
+use tether_engine::{Detail, ErrorKind, Run, RunStatus, ScopeId, Store, SyncOptions, Syncer};
 use tether_native::SqliteStore;
 
 fn sqlite(path: &std::path::Path) -> rusqlite::Connection {

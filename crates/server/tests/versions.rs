@@ -99,7 +99,11 @@ fn sql_upserts_advance_the_version_by_one(backend: Backend) {
                VALUES ('s1', 'objects', 'a', '{{\"n\": {n}}}')
              ON CONFLICT (scope, collection, id) DO UPDATE SET data = EXCLUDED.data;"
         ));
-        assert_eq!(a() - before, by_update, "an upsert of an existing row is one write");
+        assert_eq!(
+            a() - before,
+            by_update,
+            "an upsert of an existing row is one write"
+        );
     }
     // An upsert that inserts costs what an INSERT does.
     h.sql("INSERT INTO records (scope, collection, id, data) VALUES ('s1', 'objects', 'b', '{}');");

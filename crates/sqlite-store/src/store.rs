@@ -381,19 +381,29 @@ impl<C: Connection + MaybeSend> Store for SqlStore<C> {
     }
 
     async fn start_run(&self, run: &Run) -> Result<u64> {
-        let unrecorded = std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
+        let unrecorded =
+            std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
         self.write(|tx| {
             for earlier in &unrecorded {
                 sql::finish_unrecorded_run(tx, earlier)?;
             }
             sql::start_run(tx, run)
         })
-        .inspect_err(|_| self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).extend(unrecorded.iter().cloned()))
+        .inspect_err(|_| {
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(unrecorded.iter().cloned())
+        })
     }
 
     async fn finish_run(&self, run: &Run) -> Result<()> {
-        self.write(|tx| sql::finish_run(tx, run))
-            .inspect_err(|_| self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).push(run.clone()))
+        self.write(|tx| sql::finish_run(tx, run)).inspect_err(|_| {
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(run.clone())
+        })
     }
 
     async fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>> {

@@ -672,5 +672,11 @@ pub async fn versions_round_trip_up_to_the_maximum<S: Store>(store: &S) {
         .unwrap();
     let got = store.conflicts(&s).await.unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(Conflict { id: 0, ..got[0].clone() }, conflict);
+    assert_eq!(
+        Conflict {
+            id: 0,
+            ..got[0].clone()
+        },
+        conflict
+    );
 }
