@@ -454,8 +454,16 @@ export class Scope {
       if (outer.aborted) controller.abort(outer.reason);
       else outer.addEventListener('abort', forward, { once: true });
     }
-    const cross = this.#replica.kind === 'indexeddb' ? globalThis.navigator?.locks : undefined;
-    const done = withLock(cross, this.lockName, controller.signal, skipIfBusy, () => fn(controller.signal))
+    const shared = this.#replica.kind === 'indexeddb';
+    const cross = shared ? globalThis.navigator?.locks : undefined;
+    // Without Web Locks (an insecure http: page, an old browser) other tabs are kept out by a
+    // lease in IndexedDB; the in-tab chain still orders this tab's own callers.
+    const lease = shared && !cross?.request && globalThis.indexedDB;
+    const name = this.lockName;
+    const held = lease
+      ? () => withLease(name, controller.signal, skipIfBusy, () => fn(controller.signal))
+      : () => fn(controller.signal);
+    const done = withLock(cross, name, controller.signal, skipIfBusy, held)
       .finally(() => {
         outer?.removeEventListener('abort', forward);
         this.#running.delete(entry);
@@ -593,4 +601,76 @@ function withLock(locks, name, signal, skipIfBusy, fn) {
     if (localTails.get(name) === settled) localTails.delete(name);
   });
   return run;
+}
+
+// The cross-tab lock without Web Locks: a lease record per lock name in the `tether-leases`
+// IndexedDB database. Taking it is one readwrite transaction (IndexedDB runs those one at a
+// time across tabs), which takes the lease when it is free, expired or already this tab's. The
+// holder renews it while it runs and deletes it at the end; a lease a closed or crashed tab left
+// expires after LEASE_MS. Timers of background tabs may be throttled to once a minute, so the
+// lease outlives a minute without renewal.
+const LEASE_MS = 90_000;
+const RENEW_MS = 10_000;
+const LEASE_RETRY_MS = 200;
+const leaseHolder = `${Date.now()}:${Math.random()}`;
+let leaseDb = null;
+
+async function withLease(name, signal, skipIfBusy, fn) {
+  while (!(await leaseStep(name, 'take'))) {
+    if (skipIfBusy) return null;
+    await new Promise((resolve, reject) => {
+      const cancelled = () => {
+        clearTimeout(timer);
+        reject(tetherError('Cancelled', 'cancelled while waiting for the scope lock'));
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', cancelled);
+        resolve();
+      }, LEASE_RETRY_MS);
+      if (signal.aborted) cancelled();
+      else signal.addEventListener('abort', cancelled, { once: true });
+    });
+  }
+  const renew = setInterval(() => leaseStep(name, 'take').catch(() => {}), RENEW_MS);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(renew);
+    await leaseStep(name, 'drop').catch(() => {});
+  }
+}
+
+// One transaction on the lease of `name`: `take` returns whether this tab holds it now; `drop`
+// deletes it if this tab holds it.
+async function leaseStep(name, step) {
+  leaseDb ??= new Promise((resolve, reject) => {
+    const open = indexedDB.open('tether-leases', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('leases');
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  const db = await leaseDb.catch((e) => {
+    leaseDb = null;
+    throw e;
+  });
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction('leases', 'readwrite');
+    const leases = tx.objectStore('leases');
+    let held = false;
+    const read = leases.get(name);
+    read.onsuccess = () => {
+      const now = Date.now();
+      const lease = read.result;
+      const ours = lease?.holder === leaseHolder;
+      if (step === 'drop') {
+        if (ours) leases.delete(name);
+      } else if (!lease || ours || lease.expires <= now) {
+        leases.put({ holder: leaseHolder, expires: now + LEASE_MS }, name);
+        held = true;
+      }
+    };
+    tx.oncomplete = () => resolve(held);
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
 }

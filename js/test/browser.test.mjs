@@ -181,11 +181,21 @@ test('preloaded entry takes a compiled WebAssembly.Module (strict-CSP pages)', a
   await context.close();
 });
 
-test('two tabs: one syncs a scope at a time, the other sees the result', async () => {
+test('two tabs: one syncs a scope at a time, the other sees the result', () => twoTabs(true));
+
+// An insecure (http:) page has no navigator.locks: the tabs share a lease in IndexedDB instead.
+test('two tabs without Web Locks: still one syncs a scope at a time', () => twoTabs(false));
+
+async function twoTabs(webLocks) {
   const cloud = new Cloud();
   await seed(cloud, 200);
   server.setBackend({ cloud });
   const context = await browser.newContext();
+  if (!webLocks) {
+    await context.addInitScript(() => {
+      Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined, configurable: true });
+    });
+  }
   const [a, b] = [await openPage(context, server), await openPage(context, server)];
   const run = (page, delay) =>
     page.evaluate(async (delay) => {
@@ -214,8 +224,9 @@ test('two tabs: one syncs a scope at a time, the other sees the result', async (
   assert.equal(rb.kind, 'incremental');
   const seen = await b.evaluate(async () => (await tether.Replica.open('tabs')).scope('org-1').count());
   assert.equal(seen, 200);
+  assert.equal(await b.evaluate(() => navigator.locks === undefined), !webLocks);
   await context.close();
-});
+}
 
 test('QuotaExceededError is a StorageError that keeps the last committed page', async () => {
   const cloud = new Cloud();

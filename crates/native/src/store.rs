@@ -139,6 +139,31 @@ impl SqliteStore {
         Self::setup(conn, "in-memory replica")
     }
 
+    /// Caps the file at `pages` database pages (SQLite's `max_page_count`, for this
+    /// connection; never below the pages in use): a write that would grow it past them fails
+    /// as on a full disk (`SQLITE_FULL`, a `Storage` error with [`Detail::Quota`]). Returns
+    /// the cap now in force. For bounding a replica's size, and for testing a full disk.
+    ///
+    /// [`Detail::Quota`]: tether_engine::Detail::Quota
+    pub fn set_max_pages(&self, pages: u64) -> Result<u64> {
+        self.0.with_connection(|c| {
+            c.0.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| Error::from(failure(e)))
+        })
+    }
+
+    /// The number of database pages the file holds now (`PRAGMA page_count`).
+    pub fn pages(&self) -> Result<u64> {
+        self.0.with_connection(|c| {
+            c.0.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+                .map_err(|e| Error::from(failure(e)))
+        })
+    }
+
     fn setup(conn: rusqlite::Connection, what: &str) -> Result<Self> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(SqliteStore(SqlStore::open(Rusqlite(conn), what)?, None))

@@ -177,5 +177,12 @@ fn killed_mid_sync_resumes_from_the_last_committed_page() {
             .as_ref()
             .is_some_and(|e| e.message.contains("interrupted")));
     }
+    // Each killed run keeps the pages it committed, counted with each page.
+    assert_eq!(
+        [runs[2].pages, runs[1].pages],
+        [first / u64::from(PAGE), (second - first) / u64::from(PAGE)],
+        "{runs:?}"
+    );
+    assert_eq!(runs[1].counts.inserted, second - first, "{runs:?}");
     assert!(scope.verify(&cloud, false).unwrap().matched);
 }

@@ -107,7 +107,7 @@ fn a_version_4_file_migrates_keeping_its_data_and_builds_indexes() {
         sync_columns(&store, &s, 300)
     };
     // A version-4 file is this one without the two tables version 5 added and the column
-    // version 6 added.
+    // version 6 added (version 7 only adds an index to a dropped table).
     {
         let c = sqlite(&path);
         c.execute_batch(
@@ -120,7 +120,7 @@ fn a_version_4_file_migrates_keeping_its_data_and_builds_indexes() {
     let version: i64 = sqlite(&path)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((version, SCHEMA_VERSION), (6, 6));
+    assert_eq!((version, SCHEMA_VERSION), (7, 7));
     let state = block_on(store.scope_state(&s)).unwrap();
     assert_eq!(state.totals, cloud.snapshot(&s), "data kept");
     assert!(store.indexes().is_empty());
@@ -286,6 +286,65 @@ fn a_changed_index_set_on_reopen_drops_one_adds_one_and_keeps_the_data() {
         cloud.snapshot(&s)
     );
     assert_eq!(block_on(h.count(None)).unwrap(), 150);
+}
+
+/// Rows of an indexed collection whose stored data was corrupted behind the store's back (no
+/// longer JSON): a sync bringing a new version of one, a build of a new index, and a verify
+/// with repair all go on, and afterwards every index agrees with the data. Index entries are
+/// replaced by the keys they hold, never by parsing the old data.
+#[test]
+fn a_corrupt_row_in_an_indexed_collection_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.db");
+    let s = sid("org-1");
+    let store = SqliteStore::open(&path).unwrap();
+    let cloud = sync_columns(&store, &s, 120);
+    block_on(store.declare_indexes(&by_object())).unwrap();
+    build_all(&store);
+    let n = sqlite(&path)
+        .execute(
+            "UPDATE records SET data = '{\"object_id\": ' \
+             WHERE collection = 'columns' AND id IN ('col_0003', 'col_0004')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+
+    // A new version of a corrupt row arrives.
+    cloud.put(
+        &s,
+        "columns",
+        "col_0003",
+        json!({"object_id": "obj_9", "position": 1, "name": "moved"}),
+        0,
+    );
+    block_on(Syncer::new(&store, &cloud, &clock).sync(&s, SyncOptions::default())).unwrap();
+    // A new index is built over the corrupt row left.
+    let both = IndexSet::builder()
+        .index("columns", ["object_id", "position"])
+        .index("columns", ["name"])
+        .build()
+        .unwrap();
+    block_on(store.declare_indexes(&both)).unwrap();
+    build_all(&store);
+    // Verify finds the corrupt row and the repair rewrites it.
+    let report = block_on(Syncer::new(&store, &cloud, &clock).verify(&s, true)).unwrap();
+    assert!(!report.matched && report.matches_now, "{report:?}");
+    assert_eq!(report.repaired, 1, "{report:?}");
+
+    assert_eq!(entries_of(&path, "columns.object_id+position"), 120);
+    assert_eq!(entries_of(&path, "columns.name"), 120);
+    for o in 0..10 {
+        let q = Query::on("columns", ["object_id", "position"]).eq([json!(format!("obj_{o}"))]);
+        let (got, want) = query_and_oracle(&store, &s, &q);
+        assert_eq!(got, want, "obj_{o}");
+    }
+    let q = Query::on("columns", ["name"]).prefix("c4");
+    let (got, want) = query_and_oracle(&store, &s, &q);
+    assert!(got.contains(&"col_0004".to_string()), "{got:?}");
+    assert_eq!(got, want);
+    let moved = Query::on("columns", ["name"]).eq([json!("moved")]);
+    assert_eq!(query_and_oracle(&store, &s, &moved).0, ["col_0003"]);
 }
 
 /// A small deterministic generator (no dependency needed for a test's random walk).

@@ -4,7 +4,7 @@
 //! transaction its caller owns.
 
 use tether_engine::query::{Hit, Order, Scan};
-use tether_engine::rules::{Row, RowWrite};
+use tether_engine::rules::RowWrite;
 use tether_engine::{Doc, Error, IndexSet, ScopeId};
 
 use crate::conn::{Connection, SqlResult};
@@ -72,31 +72,35 @@ pub fn build(tx: &impl Connection, batch: usize) -> SqlResult<Vec<Declared>> {
     sql::declared(tx)
 }
 
-/// The statements that add and delete entries, prepared once per transaction when a write
-/// first needs them.
+/// The statements that read, add and delete entries, prepared once per transaction when a
+/// write first needs them.
 pub struct EntryWriter<'c, C: Connection + 'c> {
+    old_key: Option<C::Statement<'c>>,
     insert: Option<C::Statement<'c>>,
     delete: Option<C::Statement<'c>>,
+    delete_row: Option<C::Statement<'c>>,
 }
 
 impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
     /// No statement prepared yet.
     pub fn new() -> Self {
         EntryWriter {
+            old_key: None,
             insert: None,
             delete: None,
+            delete_row: None,
         }
     }
 
-    /// Replaces the entries of the row `w` writes, from its old visible data to its new one,
-    /// in every declared index of its collection (built or not). Must run before the row is
-    /// written: when the rows handed to the planner lack the old data, it is read from the row.
+    /// Replaces the entries of the row `w` writes with those of its new visible data, in every
+    /// declared index of its collection (built or not). The old entries are found by the row's
+    /// id, never computed from its old data: a row whose stored data is corrupt is rewritten
+    /// like any other.
     pub fn reindex(
         &mut self,
         tx: &'c C,
         declared: &[Declared],
         scope_id: i64,
-        rows: &[Option<Row>],
         w: &RowWrite,
     ) -> SqlResult<()> {
         let key = w.key();
@@ -107,45 +111,39 @@ impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
         if specs.peek().is_none() {
             return Ok(());
         }
-        let (new, new_hash) = match w {
+        let new = match w {
             // A touch keeps the data, so it keeps the entries.
             RowWrite::Touch { .. } => return Ok(()),
-            RowWrite::Put { row, .. } => (
-                row.data.as_ref().map(Doc::to_data).transpose()?,
-                row.hash.filter(|_| row.data.is_some()),
-            ),
-            RowWrite::Remove { .. } => (None, None),
+            RowWrite::Put { row, .. } => row.data.as_ref().map(Doc::to_data).transpose()?,
+            RowWrite::Remove { .. } => None,
         };
-        // A pending local delete (no visible hash) has no entries.
-        let old_hash = w.prior().and_then(|p| p.hash.map(|h| (p.slot, h)));
-        if old_hash.is_some_and(|(_, h)| Some(h) == new_hash) {
-            return Ok(()); // the same visible data: the same keys
-        }
-        let old = match old_hash {
-            None => None,
-            Some((slot, _)) => match rows
-                .get(slot)
-                .and_then(Option::as_ref)
-                .and_then(|r| r.data.as_ref())
-            {
-                Some(d) => Some(d.to_data()?),
-                None => sql::row_data(tx, scope_id, key)?,
-            },
-        };
+        // A new row has no entries yet; a pending local delete (no visible hash) has none.
+        let had_entries = w.prior().is_some_and(|p| p.hash.is_some());
         for d in specs {
-            let old_key = old.as_ref().map(|o| d.spec.key_of(o));
             let new_key = new.as_ref().map(|n| d.spec.key_of(n));
-            if old_key == new_key {
+            if !had_entries {
+                if let Some(k) = new_key {
+                    let stmt = statement(tx, &mut self.insert, sql::INSERT_ENTRY)?;
+                    sql::entry(stmt, d.no, scope_id, &k, &key.id)?;
+                }
+                continue;
+            }
+            let Some(new_key) = new_key else {
+                let stmt = statement(tx, &mut self.delete_row, sql::DELETE_ROW_ENTRY)?;
+                sql::row_entry(stmt, d.no, scope_id, &key.id)?;
+                continue;
+            };
+            let stmt = statement(tx, &mut self.old_key, sql::ENTRY_KEY)?;
+            let old_key = sql::entry_key(stmt, d.no, scope_id, &key.id)?;
+            if old_key.as_ref() == Some(&new_key) {
                 continue;
             }
             if let Some(k) = old_key {
                 let stmt = statement(tx, &mut self.delete, sql::DELETE_ENTRY)?;
                 sql::entry(stmt, d.no, scope_id, &k, &key.id)?;
             }
-            if let Some(k) = new_key {
-                let stmt = statement(tx, &mut self.insert, sql::INSERT_ENTRY)?;
-                sql::entry(stmt, d.no, scope_id, &k, &key.id)?;
-            }
+            let stmt = statement(tx, &mut self.insert, sql::INSERT_ENTRY)?;
+            sql::entry(stmt, d.no, scope_id, &new_key, &key.id)?;
         }
         Ok(())
     }

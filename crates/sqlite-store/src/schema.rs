@@ -1,7 +1,7 @@
 //! The replica file's schema and its migrations, keyed on `PRAGMA user_version`: the one place
 //! that defines the file format, shared by every binding (rusqlite, node:sqlite).
 //!
-//! Layout (version 6; each table says when it appeared):
+//! Layout (version 7; each table says when it appeared):
 //!
 //! - `tether_meta`: a marker row `format = tether-replica`, so that a SQLite file of another
 //!   application is refused instead of being written into; `file_identity`, where the binding
@@ -45,24 +45,27 @@
 //!   primary key for each hit. `index_no` comes first so that dropping an index deletes one
 //!   contiguous range. A pending local delete has no entries.
 //!
-//!   To replace a row's entries the store needs the row's old key, so it reads the old data
-//!   of rows of *indexed* collections with the rows it hands the planner (in the same lookup:
-//!   no second seek) and computes the old keys from it; a write whose old and new hash agree
-//!   changes no entry. Rows of collections without an index are read and written exactly as
-//!   before version 5 (a transaction reads the small `indexes` table once, whatever its size),
-//!   so the bulk initial download of them pays nothing measurable; in the query benchmark
-//!   (`cargo bench -p tether-tests --bench queries`) an initial download keeping two indexes
-//!   runs at about 0.8x the rate without. The alternative, storing each
-//!   row's keys in a `records` column, would cost every row of every collection bytes on disk
-//!   and a rewrite whenever the declared set changes, to save a JSON parse on updates of
-//!   indexed rows only.
+//!
+//!   `index_entries_by_row` (since version 7) indexes the entries by `(index_no, scope_id,
+//!   id)`: to replace a row's entries the store reads the row's old key there (one seek per
+//!   index of the collection), never from the row's old data. A row whose stored data was
+//!   corrupted behind the store's back (not JSON any more, or other JSON than its hash) still
+//!   has its old entries found, replaced and deleted by its next write or repair; deriving them
+//!   from the old data made such a row block every sync and repair of its scope for good
+//!   (issue 18). Updates of indexed rows no longer read or parse the old data at all. The
+//!   price is one more B-tree insert per entry: in the sync benchmark with an index
+//!   (`TETHER_BENCH_INDEXED=1 cargo bench -p tether-native --bench sync`), see
+//!   docs/native.md. The alternative, storing each row's keys in a `records` column, would
+//!   cost every row of every collection bytes on disk and a rewrite whenever the declared set
+//!   changes. An index build gives a row whose data does not parse no entries: verify
+//!   (which hashes the data again) finds such a row and its repair writes its entries.
 
 use tether_engine::Error;
 
 use crate::conn::{Connection, SqlError, SqlResult};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The value of the `format` marker in `tether_meta`.
 const FORMAT: &str = "tether-replica";
@@ -192,6 +195,11 @@ CREATE TABLE index_entries (
     // which the next push names as the mutation it replaces; NULL for every row before.
     r#"
 ALTER TABLE records ADD COLUMN sent INTEGER;
+"#,
+    // Version 7: a row's entries found by its id, not computed from its old data (see the
+    // module docs).
+    r#"
+CREATE INDEX index_entries_by_row ON index_entries (index_no, scope_id, id);
 "#,
 ];
 

@@ -9,6 +9,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use tether_engine::digest::{leaf, Snapshot};
+use tether_engine::events::Source;
 use tether_engine::query::{Hit, Scan};
 use tether_engine::rules::{Changeset, RowWrite};
 use tether_engine::store::{Applied, MaybeSend, Planner};
@@ -34,6 +35,9 @@ pub struct SqlStore<C> {
     /// The indexes declared in the file, as last read by a transaction (for
     /// [`Store::indexes`], which plans queries outside any transaction).
     declared: Mutex<IndexSet>,
+    /// Runs whose [`Store::finish_run`] failed (the disk was full, say), recorded by the next
+    /// [`Store::start_run`] before anything else: their history keeps the true outcome.
+    unrecorded: Mutex<Vec<Run>>,
 }
 
 impl<C: Connection> SqlStore<C> {
@@ -62,6 +66,7 @@ impl<C: Connection> SqlStore<C> {
         Ok(SqlStore {
             conn: Mutex::new(conn),
             declared: Mutex::new(declared),
+            unrecorded: Mutex::new(Vec::new()),
         })
     }
 
@@ -153,19 +158,21 @@ impl<C: Connection> SqlStore<C> {
         self.write(|tx| {
             let declared = self.declared(tx)?;
             let (scope_id, state) = sql::scope_state(tx, scope)?;
-            // Rows of indexed collections come with their data: their old index keys are
-            // computed from it.
-            let wants_data = |c: &str| with_data || declared.iter().any(|d| d.spec.collection == c);
             let rows = match scope_id {
                 Some(id) if !keys.is_empty() && sql::row_total(tx, id)? > 0 => {
-                    sql::read_rows(tx, id, keys, wants_data)?
+                    sql::read_rows(tx, id, keys, |_| with_data)?
                 }
                 // Fast path: a scope without rows (the first page of an initial sync) has
                 // nothing to read.
                 _ => vec![None; keys.len()],
             };
             let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &changes, &declared, &rows)?;
+            write_changes(tx, scope, scope_id, &changes, &declared)?;
+            if changes.source == Source::Pull {
+                // With the page, in its transaction: whatever ends the run (a full disk that
+                // also fails finish_run, a killed process), history has its pages.
+                sql::count_page(tx, scope, &changes.counts)?;
+            }
             Ok(Applied::of(&changes))
         })
     }
@@ -186,7 +193,7 @@ impl<C: Connection> SqlStore<C> {
                 _ => Vec::new(),
             };
             let changes = planner(&state, &rows)?;
-            write_changes(tx, scope, scope_id, &changes, &declared, &rows)?;
+            write_changes(tx, scope, scope_id, &changes, &declared)?;
             Ok(Applied::of(&changes))
         })
     }
@@ -233,15 +240,14 @@ impl<C: Connection> SqlStore<C> {
 }
 
 /// Writes a changeset: the scope state, the row writes (keeping `outbox`, `generation_rows`
-/// and the entries of the `declared` indexes in step, from what each write says it replaces
-/// and the `rows` the planner was handed), and the conflicts.
+/// and the entries of the `declared` indexes in step, from what each write says it replaces),
+/// and the conflicts.
 fn write_changes<C: Connection>(
     tx: &C,
     scope: &ScopeId,
     scope_id: Option<i64>,
     changes: &Changeset,
     declared: &[Declared],
-    rows: &[Option<Row>],
 ) -> SqlResult<()> {
     let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
     if !changes.rows.is_empty() {
@@ -251,7 +257,7 @@ fn write_changes<C: Connection>(
         let mut entries = EntryWriter::new();
         for w in &changes.rows {
             if !declared.is_empty() {
-                entries.reindex(tx, declared, scope_id, rows, w)?;
+                entries.reindex(tx, declared, scope_id, w)?;
             }
             match w {
                 RowWrite::Put { row, .. } => {
@@ -412,11 +418,29 @@ impl<C: Connection + MaybeSend> Store for SqlStore<C> {
     }
 
     async fn start_run(&self, run: &Run) -> Result<u64> {
-        self.write(|tx| sql::start_run(tx, run))
+        let unrecorded =
+            std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
+        self.write(|tx| {
+            for earlier in &unrecorded {
+                sql::finish_unrecorded_run(tx, earlier)?;
+            }
+            sql::start_run(tx, run)
+        })
+        .inspect_err(|_| {
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(unrecorded.iter().cloned())
+        })
     }
 
     async fn finish_run(&self, run: &Run) -> Result<()> {
-        self.write(|tx| sql::finish_run(tx, run))
+        self.write(|tx| sql::finish_run(tx, run)).inspect_err(|_| {
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(run.clone())
+        })
     }
 
     async fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>> {

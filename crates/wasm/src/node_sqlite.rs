@@ -7,10 +7,12 @@
 //! opens the database (`new DatabaseSync(path)`, Node >= 22.5), so this crate never imports
 //! `node:sqlite` itself and its browser build stays free of it.
 //!
-//! Values cross as `node:sqlite` binds and returns them: integers are bound as `BigInt` (so
-//! SQLite stores and compares them as INTEGER, never REAL) and read as numbers (every integer
-//! the replica stores is below 2^53), text as strings, BLOBs as `Uint8Array`s. Rows are read
-//! through `iterate()`, so a scan of a large scope (verify) never holds all its rows at once.
+//! Values cross as `node:sqlite` binds and returns them: integers are bound and read as
+//! `BigInt` (bound so that SQLite stores and compares them as INTEGER, never REAL; read so that
+//! versions up to `i64::MAX`, which the engine accepts, come back exact: a JS number holds
+//! integers only up to 2^53, and `node:sqlite` refuses to read a larger one as a number), text
+//! as strings, BLOBs as `Uint8Array`s. Rows are read through `iterate()`, so a scan of a large
+//! scope (verify) never holds all its rows at once.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -18,6 +20,7 @@ use std::collections::HashMap;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use tether_engine::Error;
 use tether_sqlite::{DbFailure, SqlError, SqlResult, SqlRow, SqlStore, Value};
+use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -51,6 +54,9 @@ extern "C" {
 
     #[wasm_bindgen(method, js_name = setReturnArrays)]
     fn set_return_arrays(this: &StatementSync, enabled: bool);
+
+    #[wasm_bindgen(method, js_name = setReadBigInts)]
+    fn set_read_big_ints(this: &StatementSync, enabled: bool);
 }
 
 /// [`tether_sqlite::Connection`] on a `node:sqlite` `DatabaseSync`, with a statement cache.
@@ -127,6 +133,7 @@ impl tether_sqlite::Connection for NodeSqlite {
             Some(s) => s,
             None => {
                 let s = self.db.prepare(sql).map_err(failure)?;
+                s.set_read_big_ints(true);
                 if self.arrays_supported(&s) {
                     s.set_return_arrays(true);
                 }
@@ -234,20 +241,16 @@ fn owned(v: &JsValue) -> SqlResult<Owned> {
     if let Some(s) = v.as_string() {
         return Ok(Owned::Text(s));
     }
+    // Every statement reads INTEGER columns as BigInt (`setReadBigInts`), so a number is a
+    // REAL.
+    if let Some(n) = <i64 as TryFromJsValue>::try_from_js_value_ref(v) {
+        return Ok(Owned::Integer(n));
+    }
     if let Some(f) = v.as_f64() {
-        // node:sqlite returns INTEGER and REAL columns alike as numbers; the replica's schema
-        // has no REAL column, so a whole number is an INTEGER.
-        return Ok(if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
-            Owned::Integer(f as i64)
-        } else {
-            Owned::Real(f)
-        });
+        return Ok(Owned::Real(f));
     }
     if let Some(b) = v.dyn_ref::<Uint8Array>() {
         return Ok(Owned::Blob(b.to_vec()));
-    }
-    if let Some(n) = integer(v) {
-        return Ok(Owned::Integer(n));
     }
     Err(Error::storage(format!("node:sqlite returned an unexpected value {v:?}")).into())
 }

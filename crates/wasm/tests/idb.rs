@@ -17,6 +17,30 @@ fn db_name(test: &str) -> String {
     format!("tether-test-{test}-{}", js_sys::Math::random())
 }
 
+/// The number of entries of an object store of database `name`, read with plain IndexedDB.
+async fn entries_in(name: &str, store: &str) -> u32 {
+    let count = js_sys::Function::new_with_args(
+        "name, store",
+        "return new Promise((resolve, reject) => { \
+           const open = indexedDB.open(name); \
+           open.onerror = () => reject(open.error); \
+           open.onsuccess = () => { \
+             const db = open.result; \
+             const q = db.transaction(store).objectStore(store).count(); \
+             q.onerror = () => reject(q.error); \
+             q.onsuccess = () => { db.close(); resolve(q.result); }; \
+           }; \
+         });",
+    )
+    .call2(&wasm_bindgen::JsValue::NULL, &name.into(), &store.into())
+    .expect("count");
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(count))
+        .await
+        .expect("count")
+        .as_f64()
+        .expect("a number") as u32
+}
+
 /// Ids that sort differently by UTF-16 code units and by UTF-8 bytes.
 const TRICKY: [&str; 4] = ["a", "\u{FF5E}tilde", "\u{1F600}smile", "z"];
 
@@ -210,6 +234,9 @@ async fn behaves_like_the_memory_store() {
     assert!(idb.dismiss_conflict(&scope, c[0].id).await.unwrap());
     assert!(!idb.dismiss_conflict(&scope, c[0].id).await.unwrap());
     assert!(mem.dismiss_conflict(&scope, c[0].id).await.unwrap());
+    assert!(idb.conflicts(&scope).await.unwrap().is_empty());
+    // Kept in the journal, as the SQLite store keeps it: an overwritten edit is never lost.
+    assert_eq!(entries_in(&name, "conflicts").await, 1);
 
     // Reset: tombstones purged, the next pull answers 410, a full resync sweeps stale rows.
     let v = cloud.delete(&scope, "objects", "obj_0008", 3);

@@ -66,6 +66,7 @@ macro_rules! for_each_conformance_case {
         $m!(scopes_are_independent);
         $m!(runs_are_recorded_newest_first);
         $m!(data_round_trips_exactly);
+        $m!(versions_round_trip_up_to_the_maximum);
         $m!(sync_initial_incremental_and_deletes);
         $m!(bad_page_is_rejected_whole);
         $m!(interrupted_sync_resumes_from_checkpoint);

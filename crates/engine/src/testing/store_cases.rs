@@ -633,3 +633,57 @@ pub async fn data_round_trips_exactly<S: Store>(store: &S) {
         "hash still matches"
     );
 }
+
+/// Versions round-trip exactly up to [`MAX_VERSION`](crate::sync::MAX_VERSION) (`i64::MAX`),
+/// far beyond the 2^53 a JS number holds: in rows and in the conflict journal.
+pub async fn versions_round_trip_up_to_the_maximum<S: Store>(store: &S) {
+    let s = sid("s");
+    let max = crate::sync::MAX_VERSION;
+    let odd = (1u64 << 53) + 1; // the first integer a double cannot hold
+    put_rows(
+        store,
+        &s,
+        vec![
+            row("c", "max", json!({"n": 1}), max, 1),
+            row("c", "odd", json!({"n": 2}), odd, 1),
+        ],
+    )
+    .await;
+    for (id, version) in [("max", max), ("odd", odd)] {
+        let got = store.row(&s, &Key::new("c", id)).await.unwrap().unwrap();
+        assert_eq!(got.version, version, "{id}");
+    }
+    let conflict = Conflict {
+        id: 0,
+        scope: "s".into(),
+        collection: "c".into(),
+        record_id: "odd".into(),
+        local_op: Op::Delete,
+        local_data: None,
+        base_version: Some(odd),
+        cloud_version: max,
+        cloud_hash: None,
+        at: NOW,
+        reason: None,
+    };
+    let written = conflict.clone();
+    store
+        .update(&s, &[], false, move |st: &ScopeState, _: &[Option<Row>]| {
+            Ok(Changeset {
+                scope: st.clone(),
+                conflicts: vec![written],
+                ..Changeset::default()
+            })
+        })
+        .await
+        .unwrap();
+    let got = store.conflicts(&s).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        Conflict {
+            id: 0,
+            ..got[0].clone()
+        },
+        conflict
+    );
+}

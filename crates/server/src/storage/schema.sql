@@ -129,6 +129,17 @@ BEGIN
         RAISE EXCEPTION 'tether: hash must be 64 lowercase hex digits';
     END IF;
     INSERT INTO scopes (scope) VALUES (NEW.scope) ON CONFLICT DO NOTHING;
+    -- An INSERT of a key that exists is either an upsert, whose DO UPDATE fires this trigger
+    -- again as an UPDATE, or one that will fail or do nothing: either way the UPDATE (or
+    -- nothing) takes the version, so that a write advances the scope by exactly one. The
+    -- scope's row is locked first, so no other writer can add or purge the key in between.
+    IF TG_OP = 'INSERT' THEN
+        PERFORM 1 FROM scopes WHERE scope = NEW.scope FOR UPDATE;
+        IF EXISTS (SELECT 1 FROM records WHERE scope = NEW.scope
+                   AND collection = NEW.collection AND id = NEW.id) THEN
+            RETURN NEW;
+        END IF;
+    END IF;
     NEW.updated_at := tether_now();
     UPDATE scopes SET seq = seq + 1, updated_at = NEW.updated_at
         WHERE scope = NEW.scope RETURNING seq INTO v;

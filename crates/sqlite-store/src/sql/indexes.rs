@@ -94,6 +94,33 @@ pub const INSERT_ENTRY: &str =
 pub const DELETE_ENTRY: &str =
     "DELETE FROM index_entries WHERE index_no = ?1 AND scope_id = ?2 AND key = ?3 AND id = ?4";
 
+/// The key of a row's entry in one index, found through `index_entries_by_row`.
+pub const ENTRY_KEY: &str =
+    "SELECT key FROM index_entries WHERE index_no = ?1 AND scope_id = ?2 AND id = ?3";
+
+/// Deletes a row's entry in one index, whatever its key.
+pub const DELETE_ROW_ENTRY: &str =
+    "DELETE FROM index_entries WHERE index_no = ?1 AND scope_id = ?2 AND id = ?3";
+
+/// Runs [`ENTRY_KEY`]: the row's key in index `no` (`None`: it has no entry).
+pub fn entry_key(
+    stmt: &mut impl Statement,
+    no: i64,
+    scope_id: i64,
+    id: &str,
+) -> SqlResult<Option<Vec<u8>>> {
+    stmt.query_row(params![no, scope_id, id], |r| match r.value(0)? {
+        Value::Blob(b) => Ok(b.to_vec()),
+        other => Err(Error::storage(format!("stored index key is {other:?}")).into()),
+    })
+}
+
+/// Runs [`DELETE_ROW_ENTRY`].
+pub fn row_entry(stmt: &mut impl Statement, no: i64, scope_id: i64, id: &str) -> SqlResult<()> {
+    stmt.execute(params![no, scope_id, id])?;
+    Ok(())
+}
+
 /// Runs [`INSERT_ENTRY`] or [`DELETE_ENTRY`].
 pub fn entry(
     stmt: &mut impl Statement,
@@ -104,17 +131,6 @@ pub fn entry(
 ) -> SqlResult<()> {
     stmt.execute(params![no, scope_id, key, id])?;
     Ok(())
-}
-
-/// The visible data of one row, read just before it is overwritten (when the rows handed to
-/// the planner did not carry it).
-pub fn row_data(conn: &impl Connection, scope_id: i64, key: &Key) -> SqlResult<Option<Data>> {
-    let text: Option<Option<String>> = conn.query_row(
-        "SELECT data FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3",
-        params![scope_id, &key.collection, &key.id],
-        |r| r.get(0),
-    )?;
-    Ok(text.flatten().as_deref().map(parse_data).transpose()?)
 }
 
 /// Scopes with an id at or after `from`, in id order.
@@ -129,7 +145,9 @@ pub fn scope_ids_from(conn: &impl Connection, from: i64) -> SqlResult<Vec<i64>> 
 }
 
 /// Up to `limit` rows of a collection of one scope after id `after` (`None`: from the
-/// first), by id: their ids and visible data (`None` for a pending delete).
+/// first), by id: their ids and visible data (`None` for a pending delete, and for data that
+/// does not parse: such a row gets no entries, and verify's repair, which finds it, writes
+/// them).
 pub fn rows_to_build(
     conn: &impl Connection,
     scope_id: i64,
@@ -147,7 +165,7 @@ pub fn rows_to_build(
         params![scope_id, collection, after.unwrap_or(""), limit_of(limit)],
         &mut |r| {
             let data: Option<String> = r.get(1)?;
-            out.push((r.get(0)?, data.as_deref().map(parse_data).transpose()?));
+            out.push((r.get(0)?, data.as_deref().and_then(|t| parse_data(t).ok())));
             Ok(())
         },
     )?;

@@ -147,20 +147,52 @@ pub fn start_run(conn: &impl Connection, run: &Run) -> SqlResult<u64> {
 }
 
 pub fn finish_run(conn: &impl Connection, run: &Run) -> SqlResult<()> {
+    if update_run(conn, run)? == 0 {
+        return Err(Error::storage(format!("no run with id {}", run.id)).into());
+    }
+    Ok(())
+}
+
+/// Writes every column of the run with `run.id`; returns the rows changed (0 or 1).
+fn update_run(conn: &impl Connection, run: &Run) -> SqlResult<u64> {
     let names = RunNames::of(run)?;
     let mut values = run_values(run, &names)?;
     values.push(Value::Integer(int(run.id)?));
-    let n = conn.execute(
+    conn.execute(
         "UPDATE runs SET scope = ?1, kind = ?2, trigger = ?3, started_at = ?4, \
              finished_at = ?5, status = ?6, pages = ?7, inserted = ?8, updated = ?9, \
              deleted = ?10, unchanged = ?11, conflicts = ?12, repaired = ?13, \
              bytes_received = ?14, error_kind = ?15, error_message = ?16, \
              error_detail = ?17 WHERE id = ?18",
         &values,
+    )
+}
+
+/// Records a run [`finish_run`] could not record when it ended (its write failed): kept as
+/// the run's outcome even if a later start marked it interrupted meanwhile.
+pub fn finish_unrecorded_run(conn: &impl Connection, run: &Run) -> SqlResult<()> {
+    // A run gone from history since has nothing left to record.
+    update_run(conn, run).map(drop)
+}
+
+/// Adds one applied page and its counts to the scope's run in progress, in the page's own
+/// transaction: the run's history holds the pages applied however the run ends.
+pub fn count_page(conn: &impl Connection, scope: &ScopeId, counts: &Counts) -> SqlResult<()> {
+    let running = name_of(&RunStatus::Running)?;
+    conn.execute(
+        "UPDATE runs SET pages = pages + 1, inserted = inserted + ?3, updated = updated + ?4, \
+         deleted = deleted + ?5, unchanged = unchanged + ?6, conflicts = conflicts + ?7 \
+         WHERE id = (SELECT max(id) FROM runs WHERE scope = ?1) AND status = ?2",
+        params![
+            scope.as_str(),
+            &running,
+            int(counts.inserted)?,
+            int(counts.updated)?,
+            int(counts.deleted)?,
+            int(counts.unchanged)?,
+            int(counts.conflicts)?
+        ],
     )?;
-    if n == 0 {
-        return Err(Error::storage(format!("no run with id {}", run.id)).into());
-    }
     Ok(())
 }
 

@@ -21,7 +21,9 @@
 //!   download knows without a scan whether any row is stale (after an initial sync none is).
 //! - **Runs** and **conflicts** use auto-increment keys (which are their ids, so ids grow with
 //!   time and "oldest first" is key order) and an index on the scope name; running runs also
-//!   carry `r` for a sparse `running` index.
+//!   carry `r` for a sparse `running` index. A dismissed conflict is kept, its scope moved
+//!   from `s` to `d` so that the scope index (which lists open conflicts) no longer holds it,
+//!   as the SQLite store keeps a dismissed entry with `dismissed = 1`.
 //!
 //! **Index entries** (schema version 2). A row of a collection with declared indexes carries
 //! `x`, an array with one entry key `[scope, no, keyBytes, idBytes]` per declared index of its
@@ -61,6 +63,8 @@ use js_sys::{Array, Object, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
 use tether_engine::{Data, Doc, Error, Key, RecordHash, Result, Row, ScopeState};
 use wasm_bindgen::{JsCast, JsValue};
+
+use super::request::js_storage_error;
 
 /// Object store names.
 pub(crate) const ROWS: &str = "rows";
@@ -356,6 +360,25 @@ pub(crate) fn decode_tagged<T: for<'de> Deserialize<'de>>(value: &JsValue) -> Re
     let item = serde_json::from_slice(field("j")?.as_bytes())
         .map_err(|e| Error::storage(format!("IndexedDB entry is corrupt: {e}")))?;
     Ok((scope, item))
+}
+
+/// Whether a conflict entry still has its scope in `s`, the key of the scope index that lists
+/// it.
+pub(crate) fn has_scope(value: &JsValue) -> bool {
+    Reflect::get(value, &"s".into()).is_ok_and(|s| s.is_string())
+}
+
+/// A dismissed conflict entry: kept, as the SQLite store keeps it (`dismissed = 1`), so an
+/// overwritten edit is never lost, but with its scope moved from `s` to `d`, out of the scope
+/// index that lists open conflicts.
+pub(crate) fn dismissed_entry(value: &JsValue) -> Result<JsValue> {
+    let out = Object::new();
+    for (from, to) in [("s", "d"), ("j", "j")] {
+        let v = Reflect::get(value, &from.into())
+            .map_err(|e| js_storage_error("reading a conflict", &e))?;
+        set(&out, to, &v)?;
+    }
+    Ok(out.into())
 }
 
 /// An auto-increment key as an id.

@@ -15,9 +15,10 @@ use web_sys::{
 };
 
 use super::codec::{
-    collection_lower, collection_upper, decode_key, decode_row, decode_tagged, encode_row,
-    encode_tagged, id_of, row_key, row_key_in, row_meta, scope_lower, scope_upper, ScopeMeta,
-    Texts, CONFLICTS, INDEXES, META, PENDING_INDEX, ROWS, RUNNING_INDEX, RUNS, SCOPE_INDEX,
+    collection_lower, collection_upper, decode_key, decode_row, decode_tagged, dismissed_entry,
+    encode_row, encode_tagged, has_scope, id_of, row_key, row_key_in, row_meta, scope_lower,
+    scope_upper, ScopeMeta, Texts, CONFLICTS, INDEXES, META, PENDING_INDEX, ROWS, RUNNING_INDEX,
+    RUNS, SCOPE_INDEX,
 };
 use super::indexes::{build_in, count_in, declare_in, read_declared, scan_in, Declared};
 use super::probe::probe;
@@ -250,14 +251,16 @@ impl Store for IdbStore {
         let conflicts = object_store(&tx, CONFLICTS)?;
         let key = JsValue::from_f64(id as f64);
         let value = wait(&call(conflicts.get(&key))?).await?;
-        if value.is_undefined() {
+        // A dismissed entry has no `s` (see `dismissed_entry`): it is not listed, and not dismissed
+        // twice.
+        if value.is_undefined() || !has_scope(&value) {
             return Ok(false);
         }
         let (owner, _): (String, Conflict) = decode_tagged(&value)?;
         if owner != scope.as_str() {
             return Ok(false);
         }
-        call(conflicts.delete(&key))?;
+        call(conflicts.put_with_key(&dismissed_entry(&value)?, &key))?;
         committed(&tx).await?;
         Ok(true)
     }
