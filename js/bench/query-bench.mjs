@@ -61,6 +61,7 @@ console.log(`initial sync: ${result.sync_plain_per_s} rec/s without indexes, ${r
 console.log(`equality (${f(result.eq_found_each)} each): tether p50 ${f(result.eq_p50)} ms, p99 ${f(result.eq_p99)} ms; Dexie where().equals() p50 ${f(result.dexie_eq_p50)} ms, p99 ${f(result.dexie_eq_p99)} ms`);
 console.log(`prefix (20): tether p50 ${f(result.prefix_p50)} ms, p99 ${f(result.prefix_p99)} ms; Dexie startsWith() p50 ${f(result.dexie_prefix_p50)} ms, p99 ${f(result.dexie_prefix_p99)} ms`);
 console.log(`full scan for one object: p50 ${f(result.scan_p50)} ms (${f(result.scan_p50 / result.eq_p50)}x the indexed p50)`);
+console.log(`reads per record: get ${f(result.get_us_per_record)} µs, query (pages of 1000) ${f(result.query_us_per_record)} µs`);
 console.log(`live query, commit -> callback: p50 ${f(result.live_p50)} ms, p99 ${f(result.live_p99)} ms`);
 mkdirSync(path.join(REPO, 'target'), { recursive: true });
 writeFileSync(path.join(REPO, 'target/browser-query-bench.json'), JSON.stringify(result, null, 2));

@@ -103,8 +103,6 @@ export const ERROR_CODES = Object.freeze([
   'Network', 'Auth', 'Protocol', 'Integrity', 'Storage', 'Cancelled', 'InvalidInput',
 ]);
 
-const DEFAULT_INTERVAL_MS = 15 * 60_000;
-
 // Between Replica and its scopes only.
 const LISTEN = Symbol('tether.listen');
 const SYNCED = Symbol('tether.synced');
@@ -257,12 +255,14 @@ export class Scope {
     return this.#replica;
   }
 
+  // Records cross from the wasm as one JSON text each call, their data the text the store
+  // holds, written in verbatim: parsed here, once (docs/browser.md, "What crosses into JS").
   get(collection, id) {
-    return this.#raw.get(String(collection), String(id));
+    return this.#raw.get(String(collection), String(id)).then(parseJson);
   }
 
   list(collection, options = {}) {
-    return this.#raw.list(String(collection), options);
+    return this.#raw.list(String(collection), options).then(parseJson);
   }
 
   /**
@@ -270,7 +270,7 @@ export class Scope {
    * `{records, cursor}`; pass `cursor` as `after` for the next page.
    */
   query(collection, query) {
-    return this.#raw.query(String(collection), query);
+    return this.#raw.query(String(collection), query).then(parseJson);
   }
 
   /**
@@ -312,9 +312,9 @@ export class Scope {
     return this.#raw.delete(String(collection), String(id));
   }
 
+  // Left out, the age is the engine's default interval (schedule::DEFAULT_INTERVAL_MS).
   status(options = {}) {
-    const maxAgeMs = options.maxAgeMs ?? this.#background?.intervalMs ?? DEFAULT_INTERVAL_MS;
-    return this.#raw.status({ maxAgeMs });
+    return this.#raw.status({ maxAgeMs: options.maxAgeMs ?? this.#background?.intervalMs });
   }
 
   history(options = {}) {
@@ -411,7 +411,9 @@ export class Scope {
 
   /**
    * Syncs now (unless `runNow: false`) and then every `intervalMs` (with jitter), backing off
-   * exponentially after network failures. Rounds where another tab holds the lock are skipped.
+   * exponentially after network failures, stopping on `Auth` and `InvalidInput` errors: the
+   * engine's decision (`Schedule::after`), the native driver's too. Rounds where another tab
+   * holds the lock are skipped.
    */
   startBackgroundSync(options = {}) {
     requireRemote(options);
@@ -491,8 +493,9 @@ export class BackgroundSync {
     this.#scope = scope;
     this.#options = options;
     this.#syncLocked = syncLocked;
-    this.intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
-    this.jitter = options.jitter ?? 0.1;
+    const defaults = glue.defaultSchedule();
+    this.intervalMs = options.intervalMs ?? defaults.intervalMs;
+    this.jitter = options.jitter ?? defaults.jitter;
     if (globalThis.addEventListener) {
       // Coming back online after failures: retry now rather than at the end of the backoff.
       this.#onOnline = () => {
@@ -500,7 +503,7 @@ export class BackgroundSync {
       };
       globalThis.addEventListener('online', this.#onOnline);
     }
-    this.#schedule(options.runNow === false ? this.#delay(undefined) : 0);
+    this.#schedule(options.runNow === false ? this.#next(undefined).waitMs : 0);
   }
 
   /** Whether it has not been stopped. */
@@ -522,8 +525,24 @@ export class BackgroundSync {
     await this.#current?.catch(() => {});
   }
 
-  #delay(retryAfterMs) {
-    return glue.nextSyncDelay(this.intervalMs, this.jitter, this.#failures, retryAfterMs, Math.random());
+  // What the engine decides after a round (`error`: its failure, undefined after a success):
+  // `{stop, waitMs, failures}`.
+  #next(error) {
+    const code = typeof error?.code === 'string' ? error.code : undefined;
+    return glue.backgroundNext(this.intervalMs, this.jitter, this.#failures, code, error?.retryAfterMs, Math.random());
+  }
+
+  // Takes the decision in: the failure count, and stopping for good. Returns the delay.
+  #decide(error) {
+    const next = this.#next(error);
+    this.#failures = next.failures;
+    if (next.stop) {
+      // An error every later round would repeat (refused credentials, a bad remote URL or
+      // wasm location): stop rather than retry it forever; `running` turns false.
+      this.#stopped = true;
+      if (this.#onOnline) globalThis.removeEventListener('online', this.#onOnline);
+    }
+    return next.waitMs;
   }
 
   #schedule(ms) {
@@ -535,36 +554,28 @@ export class BackgroundSync {
     if (this.#stopped || this.#current) return;
     this.#controller = new AbortController();
     const o = this.#options;
-    let retryAfterMs;
+    let waitMs;
     this.#current = this.#syncLocked(
       { ...o, trigger: 'background', signal: this.#controller.signal },
       true,
     );
     try {
       const report = await this.#current;
-      this.#failures = 0;
+      waitMs = this.#decide(undefined);
       if (report) o.onSync?.(report);
     } catch (e) {
       if (this.#stopped) return;
-      if (e?.code === 'Network') {
-        this.#failures += 1;
-        retryAfterMs = e.retryAfterMs;
-      } else {
-        this.#failures = 0;
-      }
+      waitMs = this.#decide(e);
       o.onError?.(e);
-      // A bad configuration (remote URL, token, the wasm's location) fails the same way every
-      // round: stop rather than retry it forever; `running` turns false.
-      if (e?.code === 'InvalidInput') {
-        this.#stopped = true;
-        if (this.#onOnline) globalThis.removeEventListener('online', this.#onOnline);
-        return;
-      }
     } finally {
       this.#current = null;
     }
-    this.#schedule(this.#delay(retryAfterMs));
+    this.#schedule(waitMs);
   }
+}
+
+function parseJson(text) {
+  return JSON.parse(text);
 }
 
 function requireFunction(f, what) {

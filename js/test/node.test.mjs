@@ -149,6 +149,57 @@ test('background sync runs, backs off on network errors, and stops', async () =>
   assert.equal(await scope.count(), 5);
 });
 
+// The decision after each round is the engine's (Schedule::after), the same as the native
+// driver's (crates/native/tests/background.rs, each_error_kind_gets_the_engines_decision):
+// Auth and InvalidInput stop it after one attempt; Network backs off, counting failures; the
+// other kinds wait the interval without counting.
+test('background sync makes the engine decision for each error kind', async () => {
+  const replica = await Replica.openInMemory();
+  const scope = replica.scope('s');
+  const cases = [
+    ['InvalidInput', true],
+    ['Auth', true],
+    ['Protocol', false],
+    ['Storage', false],
+    ['Network', false],
+  ];
+  for (const [code, stops] of cases) {
+    let pulls = 0;
+    const errors = [];
+    const remote = {
+      pull: async () => {
+        pulls += 1;
+        throw Object.assign(new Error(`failing with ${code}`), { code });
+      },
+    };
+    const bg = scope.startBackgroundSync({ remote, intervalMs: 20, onError: (e) => errors.push(e.code) });
+    const until = async (done) => {
+      for (const deadline = Date.now() + 5000; !done() && Date.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    if (stops) {
+      await until(() => !bg.running);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(bg.running, false, `${code} stops it`);
+      assert.equal(pulls, 1, `${code} is not retried`);
+    } else {
+      await until(() => errors.length >= (code === 'Network' ? 1 : 3));
+      assert.equal(bg.running, true, code);
+      // A network failure backs off from 5 s: one attempt so far; the others wait 20 ms.
+      assert.equal(bg.failures, code === 'Network' ? 1 : 0, code);
+    }
+    await bg.stop();
+    assert.ok(errors.every((c) => c === code), `${code}: ${errors}`);
+  }
+  // The defaults are the engine's: every 15 minutes, ±10 %.
+  const idle = scope.startBackgroundSync({ remote: { pull: async () => ({}) }, runNow: false });
+  assert.equal(idle.intervalMs, 15 * 60_000);
+  assert.equal(idle.jitter, 0.1);
+  await idle.stop();
+  await replica.close();
+});
+
 // setTimeout keeps its delay as a signed 32-bit integer and fires at once above 2^31 - 1 ms: a
 // huge intervalMs or Retry-After must not become a tight loop.
 test('background sync clamps huge intervals and Retry-After to what setTimeout keeps', async () => {

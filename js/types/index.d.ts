@@ -546,7 +546,11 @@ export declare class BackgroundSync {
   private constructor();
   readonly intervalMs: number;
   readonly jitter: number;
-  /** Whether it has not been stopped. */
+  /**
+   * Whether it has not been stopped: by `stop()`, or by an `Auth` or `InvalidInput` error,
+   * which every later round would repeat (reported to `onError` first). Network errors back
+   * off (5 s doubling to 10 minutes, `Retry-After` honoured); other errors wait the interval.
+   */
   readonly running: boolean;
   /** Consecutive network failures (0 after a success). */
   readonly failures: number;

@@ -128,12 +128,21 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
     /// A visible record (with any pending local edit applied).
     pub async fn get(&self, collection: &str, id: &str) -> Result<Option<Record>> {
         Ok(self
-            .store
-            .row(&self.scope, &Key::new(collection, id))
+            .row(collection, id)
             .await?
             .map(record_of)
             .transpose()?
             .flatten())
+    }
+
+    /// The row of a visible record, its data the text the store holds: [`ScopeHandle::get`]
+    /// for a binding that hands the text on (the wasm API) rather than parse it here.
+    pub async fn row(&self, collection: &str, id: &str) -> Result<Option<Row>> {
+        let row = self
+            .store
+            .row(&self.scope, &Key::new(collection, id))
+            .await?;
+        Ok(row.filter(visible))
     }
 
     /// Visible records of a collection, ordered by id, after `after`, at most `limit`.
@@ -143,12 +152,23 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Record>> {
+        let rows = self.list_rows(collection, after, limit).await?;
+        let records = rows.into_iter().map(record_of);
+        records.filter_map(Result::transpose).collect()
+    }
+
+    /// [`ScopeHandle::list`] as rows, their data the text the store holds.
+    pub async fn list_rows(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
         let rows = self
             .store
             .list(&self.scope, collection, after, limit)
             .await?;
-        let records = rows.into_iter().map(record_of);
-        records.filter_map(Result::transpose).collect()
+        Ok(rows.into_iter().filter(visible).collect())
     }
 
     /// Number of visible records, of one collection or all.
@@ -180,6 +200,16 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
         let scan = query.plan(query.index_in(&self.store.indexes())?)?;
         let hits = self.store.scan(&self.scope, &scan).await?;
         QueryPage::of(&scan, hits)
+    }
+
+    /// [`ScopeHandle::query`]'s page as the rows of its visible records (their data the text
+    /// the store holds) and the cursor.
+    pub async fn query_rows(&self, query: &Query) -> Result<(Vec<Row>, Option<String>)> {
+        let scan = query.plan(query.index_in(&self.store.indexes())?)?;
+        let hits = self.store.scan(&self.scope, &scan).await?;
+        let (mut rows, cursor) = crate::query::rows_of(&scan, hits);
+        rows.retain(visible);
+        Ok((rows, cursor))
     }
 
     /// The number of visible records a query selects (its `limit` and `after` ignored).
@@ -292,6 +322,11 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
             )))
         }
     }
+}
+
+/// Whether a row is a visible record (not a pending local delete): what [`record_of`] keeps.
+fn visible(row: &Row) -> bool {
+    row.data.is_some() && row.hash.is_some()
 }
 
 /// The visible record of a row; `None` for a pending local delete. Fails (a storage error)

@@ -2,12 +2,14 @@
 //!
 //! [`Replica::background`] starts a thread with its own connection to the replica file that
 //! syncs one scope every [`Schedule::interval_ms`] (15 minutes by default, with jitter), backs
-//! off exponentially after retryable failures (honouring `Retry-After`), stops for good on an
-//! error retrying cannot fix (`Auth`, `InvalidInput`), and never overlaps another sync of the
-//! scope in the process (the replica's sync lock). [`BackgroundSync::sync_now`] wakes it early;
-//! [`BackgroundSync::stop`], or dropping the handle, ends it: a sync in flight is cancelled at
-//! its next page boundary and the thread is joined. With [`BackgroundOptions::live_wait_s`]
-//! it stays live instead: long-polls, and reconnects with backoff when the server goes away. Its writes publish their change events on
+//! off exponentially after retryable failures (honouring `Retry-After`), and stops for good on
+//! an error retrying cannot fix (`Auth`, `InvalidInput`): after each sync it does what the
+//! engine's [`Schedule::after`] decides, as the JS package's background sync does. It never
+//! overlaps another sync of the scope in the process (the replica's sync lock).
+//! [`BackgroundSync::sync_now`] wakes it early; [`BackgroundSync::stop`], or dropping the
+//! handle, ends it: a sync in flight is cancelled at its next page boundary and the thread is
+//! joined. With [`BackgroundOptions::live_wait_s`] it stays live instead: long-polls, and
+//! reconnects with backoff when the server goes away. Its writes publish their change events on
 //! the hub of the replica that started it, like the replica's own.
 
 use std::path::PathBuf;
@@ -16,8 +18,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tether_engine::events::EventHub;
-use tether_engine::schedule::Schedule;
-use tether_engine::{CancelFlag, Error, ErrorKind, Remote, Result, SyncOptions, Trigger};
+use tether_engine::schedule::{Next, Outcome, Schedule};
+use tether_engine::{CancelFlag, Error, Remote, Result, SyncOptions, Trigger};
 
 use crate::{Replica, SyncReport};
 
@@ -240,37 +242,38 @@ fn run<R: Remote>(
                 },
             )
         });
-        let mut retry_after = None;
-        let mut give_up = false;
         set(&|s| s.attempts += 1);
-        match result {
-            Ok(report) => set(&|s| {
-                s.failures = 0;
-                s.last_report = Some(report.clone());
-            }),
-            Err(Error::Cancelled) if shared.cancel.is_cancelled() => return,
-            Err(e) => {
-                retry_after = e.retry_after_ms();
-                give_up = matches!(e.kind(), ErrorKind::Auth | ErrorKind::InvalidInput);
-                let retryable = e.is_retryable();
-                set(&|s| {
-                    s.failures = if retryable { s.failures + 1 } else { 0 };
-                    s.last_error = Some(e.clone());
-                    s.running = !give_up;
-                });
-                tracing::warn!(scope, error = %e, "background sync failed");
-            }
-        }
-        if give_up {
+        if matches!(result, Err(Error::Cancelled)) && shared.cancel.is_cancelled() {
             return;
         }
+        // The decision is the engine's, the same as the JS package's background sync.
         let failures = shared
             .status
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .failures;
-        delay = options
+        let next = options
             .schedule
-            .next_delay(failures, retry_after, crate::http::jitter());
+            .after(Outcome::of(&result), failures, crate::http::jitter());
+        set(&|s| {
+            match &result {
+                Ok(report) => s.last_report = Some(report.clone()),
+                Err(e) => s.last_error = Some(e.clone()),
+            }
+            match next {
+                Next::Stop(_) => {
+                    s.failures = 0;
+                    s.running = false;
+                }
+                Next::Wait { failures, .. } => s.failures = failures,
+            }
+        });
+        if let Err(e) = &result {
+            tracing::warn!(scope, error = %e, "background sync failed");
+        }
+        match next {
+            Next::Stop(_) => return,
+            Next::Wait { ms, .. } => delay = ms,
+        }
     }
 }

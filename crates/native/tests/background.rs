@@ -177,3 +177,43 @@ fn an_in_memory_replica_cannot_sync_in_the_background() {
     };
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
+
+/// The engine's `Schedule::after` decides for every error kind, here as in the JS package
+/// (js/test/node.test.mjs, "background sync makes the engine's decision"): `Auth` and
+/// `InvalidInput` stop it after one attempt; a `Network` error backs off, counting failures;
+/// the other kinds wait the interval without counting.
+#[test]
+fn each_error_kind_gets_the_engines_decision() {
+    let (_dir, replica) = replica();
+    let cases = [
+        (Error::invalid("not a url"), true),
+        (
+            Error::Auth {
+                message: "expired".into(),
+                status: Some(401),
+            },
+            true,
+        ),
+        (Error::protocol("malformed page"), false),
+        (Error::storage("disk full"), false),
+    ];
+    for (error, stops) in cases {
+        let kind = error.kind();
+        let remote = flaky(u32::MAX, error);
+        let bg = replica.background("org", remote.clone(), fast(20)).unwrap();
+        if stops {
+            until("it stops", || !bg.status().running);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(bg.status().attempts, 1, "{kind:?} is not retried");
+        } else {
+            until("a few attempts", || bg.status().attempts >= 3);
+            let status = bg.status();
+            assert!(status.running, "{kind:?}");
+            assert_eq!(
+                status.failures, 0,
+                "{kind:?} waits the interval, no backoff"
+            );
+        }
+        assert_eq!(bg.stop().last_error.unwrap().kind(), kind);
+    }
+}

@@ -12,11 +12,11 @@ use std::rc::Rc;
 use js_sys::{Function, Promise};
 use tether_engine::events::Subscription;
 use tether_engine::query::{IndexRef, Order, Values};
-use tether_engine::schedule::Schedule;
+use tether_engine::schedule::{Next, Outcome, Schedule, DEFAULT_INTERVAL_MS};
 use tether_engine::sync::ProgressSink;
 use tether_engine::{
-    CancelFlag, Error, IndexSet, MemoryStore, Observed, Progress, Query, Result, ScopeHandle,
-    ScopeId, Store, SyncOptions, Syncer, Trigger,
+    CancelFlag, Error, ErrorKind, IndexSet, MemoryStore, Observed, Progress, Query, Result,
+    ScopeHandle, ScopeId, Store, SyncOptions, Syncer, Trigger,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -27,10 +27,8 @@ use crate::any_store::AnyStore;
 use crate::js::{client_entropy, json_of, now, prop, to_js, to_js_error};
 #[cfg(feature = "node-sqlite")]
 use crate::node_sqlite::{DatabaseSync, NodeSqlite};
+use crate::shapes::{self, JsNext, JsSchedule, JsStatus, JsSyncReport, JsVerifyReport};
 use crate::IdbStore;
-
-/// Default age after which `status()` recommends a sync (the default background interval).
-const DEFAULT_MAX_AGE_MS: i64 = 15 * 60_000;
 
 /// Records indexed per transaction while opening builds new indexes: small enough that one
 /// IndexedDB transaction stays short, large enough that a build takes few of them.
@@ -144,7 +142,7 @@ impl WasmReplica {
     pub fn on_change(&self, listener: Function) -> WasmSubscription {
         let sub = self.state.store.events().subscribe(move |event| {
             // Its keys (scope, source, run, changes, collection, id, op) are one word each.
-            if let Ok(v) = crate::js::to_js_as_is(event) {
+            if let Ok(v) = to_js(event) {
                 // A throwing listener must not fail the write that has committed already.
                 let _ = listener.call1(&JsValue::NULL, &v);
             }
@@ -251,18 +249,23 @@ impl WasmScope {
         self.scope.to_string()
     }
 
-    /// A record, or `null`.
+    /// A record, or `null`, as JSON text for `JSON.parse` (its data the stored text).
     pub fn get(&self, collection: String, id: String) -> Promise {
-        scoped!(self, |h| to_js(&h.get(&collection, &id).await?))
+        scoped!(self, |h| {
+            let row = h.row(&collection, &id).await?;
+            Ok(shapes::record_text(row.as_ref())?.into())
+        })
     }
 
-    /// Records of a collection ordered by id: `{after, limit}` (limit defaults to 1000).
+    /// Records of a collection ordered by id: `{after, limit}` (limit defaults to 1000), as
+    /// the JSON text of a list for `JSON.parse`.
     pub fn list(&self, collection: String, options: JsValue) -> Promise {
         let after = prop(&options, "after").and_then(|a| a.as_string());
         let limit = number(&options, "limit").map_or(1000, |n| n as usize);
-        scoped!(self, |h| to_js(
-            &h.list(&collection, after.as_deref(), limit).await?
-        ))
+        scoped!(self, |h| {
+            let rows = h.list_rows(&collection, after.as_deref(), limit).await?;
+            Ok(shapes::records_text(&rows)?.into())
+        })
     }
 
     /// Visible records of one collection, or of the scope when `collection` is omitted.
@@ -270,12 +273,15 @@ impl WasmScope {
         scoped!(self, |h| to_js(&h.count(collection.as_deref()).await?))
     }
 
-    /// One page of the records a query selects (`{records, cursor}`): `query` is the engine's
-    /// JSON form (`{index, eq, gt, gte, lt, lte, prefix, in, order, limit, after}`) without
-    /// its collection, which comes first.
+    /// One page of the records a query selects, as the JSON text of `{records, cursor}` for
+    /// `JSON.parse`: `query` is the engine's JSON form (`{index, eq, gt, gte, lt, lte, prefix,
+    /// in, order, limit, after}`) without its collection, which comes first.
     pub fn query(&self, collection: String, query: JsValue) -> Promise {
         let query = query_of(collection, &query);
-        scoped!(self, |h| to_js(&h.query(&query?).await?))
+        scoped!(self, |h| {
+            let (rows, cursor) = h.query_rows(&query?).await?;
+            Ok(shapes::query_text(&rows, cursor.as_deref())?.into())
+        })
     }
 
     /// The number of records a query selects, its `limit` and `after` ignored.
@@ -307,25 +313,29 @@ impl WasmScope {
 
     /// Status: `{maxAgeMs}` is the age after which a sync is recommended.
     pub fn status(&self, options: JsValue) -> Promise {
-        let max_age = number(&options, "maxAgeMs").map_or(DEFAULT_MAX_AGE_MS, |n| n as i64);
-        scoped!(self, |h| to_js(&h.status(now(), max_age).await?))
+        let max_age = number(&options, "maxAgeMs").map_or(DEFAULT_INTERVAL_MS as i64, |n| n as i64);
+        scoped!(self, |h| to_js(&JsStatus::from(
+            &h.status(now(), max_age).await?
+        )))
     }
 
     /// Latest runs, newest first: `{limit}` (default 20).
     pub fn history(&self, options: JsValue) -> Promise {
         let limit = number(&options, "limit").map_or(20, |n| n as usize);
-        scoped!(self, |h| to_js(&h.history(limit).await?))
+        scoped!(self, |h| to_js(&shapes::runs(&h.history(limit).await?)))
     }
 
     /// Aggregates over the runs of the last `{days}` (default 7).
     pub fn stats(&self, options: JsValue) -> Promise {
         let days = number(&options, "days").map_or(7, |n| n as u32);
-        scoped!(self, |h| to_js(&h.stats(now(), days).await?))
+        scoped!(self, |h| to_js(&shapes::JsStats::from(
+            &h.stats(now(), days).await?
+        )))
     }
 
     /// Open conflicts, oldest first.
     pub fn conflicts(&self) -> Promise {
-        scoped!(self, |h| to_js(&h.conflicts().await?))
+        scoped!(self, |h| to_js(&shapes::conflicts(&h.conflicts().await?)))
     }
 
     /// Dismisses a conflict by id.
@@ -385,13 +395,76 @@ impl WasmScope {
             let report = Syncer::new(&state.store, &remote, &now)
                 .verify(&scope, repair)
                 .await?;
-            to_js(&report)
+            to_js(&JsVerifyReport::from(&report))
         })
     }
 }
 
-/// Delay before the next background sync (engine's [`Schedule`]): `failures` consecutive
-/// retryable failures (0 after a success), the server's `Retry-After`, a random `sample`.
+/// The engine's decision after one background sync ([`Schedule::after`]), so that the JS
+/// driver stops, backs off and waits as the native one does: `code` is the error code of the
+/// sync's failure, `null` or `undefined` after a success (a code that names no error kind is
+/// an app callback's error after a successful sync); `failures` what the previous decision
+/// said (0 at first); `retryAfterMs` the error's; `sample` a random number in `[0, 1)`.
+/// Returns `{stop, waitMs, failures}`.
+#[wasm_bindgen(js_name = backgroundNext)]
+pub fn background_next(
+    interval_ms: f64,
+    jitter: f64,
+    failures: u32,
+    code: Option<String>,
+    retry_after_ms: Option<f64>,
+    sample: f64,
+) -> std::result::Result<JsValue, JsValue> {
+    let schedule = Schedule {
+        interval_ms: interval_ms.max(0.0) as u64,
+        jitter,
+        ..Schedule::default()
+    };
+    let kind = code
+        .as_deref()
+        .and_then(|c| ERROR_KINDS.into_iter().find(|k| k.as_str() == c));
+    let outcome = match kind {
+        Some(kind) => Outcome::Failed {
+            kind,
+            retry_after_ms: retry_after_ms.map(|m| m.max(0.0) as u64),
+        },
+        None => Outcome::Synced,
+    };
+    let next = match schedule.after(outcome, failures, sample) {
+        Next::Stop(_) => JsNext {
+            stop: true,
+            wait_ms: 0,
+            failures: 0,
+        },
+        Next::Wait { ms, failures } => JsNext {
+            stop: false,
+            wait_ms: ms,
+            failures,
+        },
+    };
+    to_js(&next).map_err(|e| to_js_error(&e))
+}
+
+/// The error kinds a JS error's `code` may name.
+const ERROR_KINDS: [ErrorKind; 7] = [
+    ErrorKind::Network,
+    ErrorKind::Auth,
+    ErrorKind::Protocol,
+    ErrorKind::Integrity,
+    ErrorKind::Storage,
+    ErrorKind::Cancelled,
+    ErrorKind::InvalidInput,
+];
+
+/// The engine's background-sync defaults, `{intervalMs, jitter}` (every 15 minutes, ±10 %):
+/// the JS driver's, and the age after which `status()` recommends a sync.
+#[wasm_bindgen(js_name = defaultSchedule)]
+pub fn default_schedule() -> std::result::Result<JsValue, JsValue> {
+    to_js(&JsSchedule::from(&Schedule::default())).map_err(|e| to_js_error(&e))
+}
+
+/// Backoff delay before a live session reconnects (engine's [`Schedule`]): `failures`
+/// consecutive retryable failures, the server's `Retry-After`, a random `sample`.
 #[wasm_bindgen(js_name = nextSyncDelay)]
 pub fn next_sync_delay(
     interval_ms: f64,
@@ -481,7 +554,7 @@ async fn sync(store: &Observed<AnyStore>, scope: &ScopeId, options: &JsValue) ->
     if let Some(s) = &signal {
         let _ = s.remove_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
     }
-    to_js(&report?)
+    to_js(&JsSyncReport::from(&report?))
 }
 
 /// The index set of a JS declaration; none for `undefined` or `null`.

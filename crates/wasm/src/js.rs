@@ -1,5 +1,6 @@
 //! The JavaScript edge: errors as JS `Error` objects with a stable `name` and `code`, JSON
-//! bridging, timers and `fetch` of the global scope (window, worker or Node).
+//! bridging (the shapes that cross are typed: [`crate::shapes`]), timers and `fetch` of the
+//! global scope (window, worker or Node).
 
 use js_sys::{Function, Object, Promise, Reflect};
 use serde::Serialize;
@@ -132,27 +133,16 @@ pub fn from_js_error(v: &JsValue) -> Error {
     })
 }
 
-/// Serializes to a plain JS value with camelCase keys (record data kept as is), through JSON:
-/// one string crosses the boundary instead of one call per field.
+/// Serializes to a plain JS value through its JSON text, parsed by `JSON.parse`: one string
+/// crosses the boundary instead of one call per field. The names are those `T` serializes
+/// with: the typed shapes of [`crate::shapes`], camelCase as `js/types/index.d.ts` declares.
 pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Error> {
     // Only the serialization is generic: the rest is one function for every type.
-    value_to_js(serde_json::to_value(v))
+    parse(crate::shapes::text(v)?)
 }
 
 #[inline(never)]
-fn value_to_js(value: serde_json::Result<serde_json::Value>) -> Result<JsValue, Error> {
-    let mut value =
-        value.map_err(|e| Error::invalid(format!("cannot convert to JavaScript: {e}")))?;
-    camel_keys(&mut value);
-    let text = value.to_string();
-    js_sys::JSON::parse(&text).map_err(|_| Error::invalid("cannot convert to JavaScript"))
-}
-
-/// Like [`to_js`] for a value whose keys are already what JavaScript sees (no snake_case
-/// key anywhere, e.g. a change event): written as JSON text at once, no `Value` tree.
-pub fn to_js_as_is<T: Serialize>(v: &T) -> Result<JsValue, Error> {
-    let text = serde_json::to_string(v)
-        .map_err(|e| Error::invalid(format!("cannot convert to JavaScript: {e}")))?;
+fn parse(text: String) -> Result<JsValue, Error> {
     js_sys::JSON::parse(&text).map_err(|_| Error::invalid("cannot convert to JavaScript"))
 }
 
@@ -162,40 +152,6 @@ pub fn json_of(v: &JsValue, what: &str) -> Result<String, Error> {
         .ok()
         .and_then(|s| s.as_string())
         .ok_or_else(|| Error::invalid(format!("{what} must be JSON-serializable")))
-}
-
-/// Renames snake_case object keys to camelCase, except inside record data (`data`,
-/// `local_data`), which belongs to the user.
-fn camel_keys(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(map) => {
-            let old = std::mem::take(map);
-            for (k, mut val) in old {
-                if k != "data" && k != "local_data" {
-                    camel_keys(&mut val);
-                }
-                map.insert(camel(&k), val);
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(camel_keys),
-        _ => {}
-    }
-}
-
-fn camel(k: &str) -> String {
-    let mut out = String::with_capacity(k.len());
-    let mut upper = false;
-    for c in k.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A property of a JS object, `None` when undefined or null.

@@ -24,5 +24,6 @@ pub mod js;
 #[cfg(feature = "node-sqlite")]
 pub mod node_sqlite;
 pub mod remote;
+pub mod shapes;
 
 pub use idb::IdbStore;

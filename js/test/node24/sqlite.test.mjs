@@ -198,3 +198,33 @@ test('kill -9 mid-sync leaves a sound file; the resumed sync fetches only the mi
   await replica.close();
   assert.match(nativeVerify(file, scopeId), /^match$/m);
 });
+
+// A record's data crosses into JS as the text its store holds, written verbatim into the JSON
+// that js/src parses (docs/browser.md, "What crosses into JS is typed"): text that is not one
+// JSON object must fail the read as a StorageError, never splice other fields into the record.
+test('a record whose stored data is not a JSON object reads as a StorageError', async () => {
+  const file = path.join(dir, 'corrupt.db');
+  const indexes = { objects: ['n'] };
+  let replica = await Replica.open(file, { indexes });
+  let scope = replica.scope('s');
+  await scope.put('objects', 'a', { n: 1 });
+  await scope.put('objects', 'b', { n: 2 });
+  await replica.close();
+  for (const text of ['{"n":1},"id":"b","z":{}', '[1]', '{"n":', '"text"']) {
+    const raw = new DatabaseSync(file);
+    raw.prepare("UPDATE records SET data = ? WHERE id = 'a'").run(text);
+    raw.close();
+    replica = await Replica.open(file, { indexes });
+    scope = replica.scope('s');
+    const reads = {
+      get: () => scope.get('objects', 'a'),
+      list: () => scope.list('objects'),
+      query: () => scope.query('objects', { index: 'n', gte: 0 }),
+    };
+    for (const [name, read] of Object.entries(reads)) {
+      await assert.rejects(read(), (e) => e.code === 'Storage' && /objects\/a/.test(e.message), `${name} of ${text}`);
+    }
+    assert.deepEqual((await scope.get('objects', 'b')).data, { n: 2 }, 'the other record reads');
+    await replica.close();
+  }
+});

@@ -473,19 +473,8 @@ impl QueryPage {
     /// The page from a store's hits for `scan`. Fails (a storage error) only if a hit's stored
     /// data is corrupt.
     pub fn of(scan: &Scan, hits: Vec<Hit>) -> crate::error::Result<QueryPage> {
-        let full = scan.limit.is_some_and(|l| hits.len() >= l);
-        let cursor = if full {
-            hits.last().map(|h| {
-                Cursor {
-                    key: h.key.clone(),
-                    id: h.row.key.id.clone(),
-                }
-                .to_text()
-            })
-        } else {
-            None
-        };
-        let records = hits.into_iter().map(|h| crate::scope::record_of(h.row));
+        let (rows, cursor) = rows_of(scan, hits);
+        let records = rows.into_iter().map(crate::scope::record_of);
         Ok(QueryPage {
             records: records
                 .filter_map(Result::transpose)
@@ -493,6 +482,24 @@ impl QueryPage {
             cursor,
         })
     }
+}
+
+/// The rows of a store's hits for `scan` and the page's cursor: [`QueryPage::of`] with the
+/// records left as rows (their data the text the store holds, pending deletes included).
+pub fn rows_of(scan: &Scan, hits: Vec<Hit>) -> (Vec<Row>, Option<String>) {
+    let full = scan.limit.is_some_and(|l| hits.len() >= l);
+    let cursor = if full {
+        hits.last().map(|h| {
+            Cursor {
+                key: h.key.clone(),
+                id: h.row.key.id.clone(),
+            }
+            .to_text()
+        })
+    } else {
+        None
+    };
+    (hits.into_iter().map(|h| h.row).collect(), cursor)
 }
 
 /// The naive reference: the records of `records` a query matches, in its order, by comparing
