@@ -20,7 +20,7 @@ use futures_executor::block_on as block;
 use serde_json::json;
 use tether_dataset::Dataset;
 use tether_engine::cloud::Cloud;
-use tether_engine::events::Observed;
+use tether_engine::events::EventHub;
 use tether_engine::{IndexSet, Query, ScopeHandle, ScopeId, Store, SyncOptions, Syncer};
 use tether_native::SqliteStore;
 
@@ -146,9 +146,9 @@ fn main() {
     );
 
     // Live query delay: commit -> event -> the query run again on its own thread.
-    let observed = Observed::new(&indexed);
+    let hub = std::sync::Arc::new(EventHub::default());
     let (tx, rx) = mpsc::channel::<Instant>();
-    let _sub = observed.events().subscribe(move |_| {
+    let _sub = hub.subscribe(move |_| {
         let _ = tx.send(Instant::now());
     });
     let object = objects[0].clone();
@@ -166,7 +166,7 @@ fn main() {
                 let _ = done_tx.send(committed.elapsed());
             }
         });
-        let w = ScopeHandle::new(&observed, scope.clone());
+        let w = ScopeHandle::new(&indexed, scope.clone()).events(&hub);
         let mut delays = Vec::with_capacity(edits);
         for i in 0..edits {
             let data = json!({"object": object, "position": 1000 + i, "name": "live"});

@@ -56,7 +56,7 @@ pub mod types;
 pub use digest::{Digest, RecordHash, Snapshot};
 pub use doc::Doc;
 pub use error::{Detail, Error, ErrorKind, Result, RunError};
-pub use events::{ChangeEvent, ChangeOp, Observed};
+pub use events::{ChangeEvent, ChangeOp, EventHub};
 pub use memory::MemoryStore;
 pub use query::{IndexSet, Query, QueryPage};
 pub use remote::{Pulled, Remote};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result, RunError};
+use crate::events::EventHub;
 use crate::query::{Query, QueryPage};
 use crate::rules::{plan_local_edit, LocalEdit, Row, ScopeState};
 use crate::store::Store;
@@ -26,6 +27,8 @@ use crate::types::{Checkpoint, Conflict, Data, Key, Millis, Record, Run, RunStat
 pub struct ScopeHandle<'a, S> {
     store: &'a S,
     scope: ScopeId,
+    /// Where each local edit's visible changes are published, if anywhere.
+    events: Option<&'a EventHub>,
 }
 
 /// Status of one scope.
@@ -117,7 +120,18 @@ const DAY_MS: i64 = 86_400_000;
 impl<'a, S: Store> ScopeHandle<'a, S> {
     /// A handle on `scope` of `store`.
     pub fn new(store: &'a S, scope: ScopeId) -> Self {
-        ScopeHandle { store, scope }
+        ScopeHandle {
+            store,
+            scope,
+            events: None,
+        }
+    }
+
+    /// Publishes the visible changes of each local edit on `hub` (the
+    /// [`events`](crate::events) module), right after the store committed it.
+    pub fn events(mut self, hub: &'a EventHub) -> Self {
+        self.events = Some(hub);
+        self
     }
 
     /// The scope's id.
@@ -241,7 +255,8 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
     async fn edit(&self, key: Key, data: Option<Data>) -> Result<()> {
         key.validate()?;
         let edit = LocalEdit { key, data };
-        self.store
+        let applied = self
+            .store
             .update(
                 &self.scope,
                 std::slice::from_ref(&edit.key),
@@ -250,8 +265,11 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
                     plan_local_edit(st, rows.first().and_then(Option::as_ref), &edit)
                 },
             )
-            .await
-            .map(|_| ())
+            .await?;
+        if let Some(hub) = self.events {
+            hub.publish_applied(&self.scope, &applied, None);
+        }
+        Ok(())
     }
 
     /// Status at `now`; a sync is recommended when the scope was never synced, the last run

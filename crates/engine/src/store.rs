@@ -12,7 +12,7 @@ use std::future::Future;
 use crate::digest::Snapshot;
 use crate::error::Result;
 use crate::query::{Hit, IndexSet, Scan};
-use crate::rules::{Changeset, Row, ScopeState};
+use crate::rules::{changes_of, Changeset, KeyChange, Row, ScopeState, Source};
 use crate::types::{Conflict, Key, KeyRange, Millis, Run, ScopeId};
 
 /// `Send` off wasm, nothing on wasm (where futures are single-threaded and JS values are not
@@ -51,12 +51,17 @@ pub trait Planner: FnOnce(&ScopeState, &[Option<Row>]) -> Result<Changeset> + Ma
 impl<F> Planner for F where F: FnOnce(&ScopeState, &[Option<Row>]) -> Result<Changeset> + MaybeSend {}
 
 /// What a committed [`Store::update`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Applied {
     /// The changeset's counters.
     pub counts: crate::types::Counts,
     /// The scope's totals after the write.
     pub totals: Snapshot,
+    /// What made the write.
+    pub source: Source,
+    /// The visible changes it made ([`changes_of`]), for the change events the writer
+    /// publishes once the store has committed.
+    pub changes: Vec<KeyChange>,
 }
 
 impl Applied {
@@ -65,6 +70,8 @@ impl Applied {
         Applied {
             counts: changes.counts,
             totals: changes.scope.totals,
+            source: changes.source,
+            changes: changes_of(changes),
         }
     }
 }
@@ -241,146 +248,4 @@ pub fn snapshot_of<'a>(rows: impl IntoIterator<Item = &'a Row>, rehash: bool) ->
         }
     }
     snap
-}
-
-/// A shared reference to a store is a store (so a wrapper such as
-/// [`Observed`](crate::events::Observed) can borrow one).
-impl<S: Store> Store for &S {
-    fn scope_state(&self, scope: &ScopeId) -> impl Future<Output = Result<ScopeState>> + MaybeSend {
-        (**self).scope_state(scope)
-    }
-    fn update(
-        &self,
-        scope: &ScopeId,
-        keys: &[Key],
-        with_data: bool,
-        planner: impl Planner,
-    ) -> impl Future<Output = Result<Applied>> + MaybeSend {
-        (**self).update(scope, keys, with_data, planner)
-    }
-    fn update_stale(
-        &self,
-        scope: &ScopeId,
-        generation: u64,
-        planner: impl Planner,
-    ) -> impl Future<Output = Result<Applied>> + MaybeSend {
-        (**self).update_stale(scope, generation, planner)
-    }
-    fn row(
-        &self,
-        scope: &ScopeId,
-        key: &Key,
-    ) -> impl Future<Output = Result<Option<Row>>> + MaybeSend {
-        (**self).row(scope, key)
-    }
-    fn list(
-        &self,
-        scope: &ScopeId,
-        collection: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Row>>> + MaybeSend {
-        (**self).list(scope, collection, after, limit)
-    }
-    fn count(
-        &self,
-        scope: &ScopeId,
-        collection: Option<&str>,
-    ) -> impl Future<Output = Result<u64>> + MaybeSend {
-        (**self).count(scope, collection)
-    }
-    fn pending(
-        &self,
-        scope: &ScopeId,
-        after_seq: Option<u64>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Row>>> + MaybeSend {
-        (**self).pending(scope, after_seq, limit)
-    }
-    fn pending_count(&self, scope: &ScopeId) -> impl Future<Output = Result<u64>> + MaybeSend {
-        (**self).pending_count(scope)
-    }
-    fn conflicts(
-        &self,
-        scope: &ScopeId,
-    ) -> impl Future<Output = Result<Vec<Conflict>>> + MaybeSend {
-        (**self).conflicts(scope)
-    }
-    fn dismiss_conflict(
-        &self,
-        scope: &ScopeId,
-        id: u64,
-    ) -> impl Future<Output = Result<bool>> + MaybeSend {
-        (**self).dismiss_conflict(scope, id)
-    }
-    fn start_run(&self, run: &Run) -> impl Future<Output = Result<u64>> + MaybeSend {
-        (**self).start_run(run)
-    }
-    fn finish_run(&self, run: &Run) -> impl Future<Output = Result<()>> + MaybeSend {
-        (**self).finish_run(run)
-    }
-    fn runs(
-        &self,
-        scope: &ScopeId,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Run>>> + MaybeSend {
-        (**self).runs(scope, limit)
-    }
-    fn runs_since(
-        &self,
-        scope: &ScopeId,
-        since: Millis,
-    ) -> impl Future<Output = Result<Vec<Run>>> + MaybeSend {
-        (**self).runs_since(scope, since)
-    }
-    fn range_snapshot(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-        rehash: bool,
-    ) -> impl Future<Output = Result<Snapshot>> + MaybeSend {
-        (**self).range_snapshot(scope, range, rehash)
-    }
-    fn range_keys(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Key>>> + MaybeSend {
-        (**self).range_keys(scope, range, limit)
-    }
-    fn nth_key(
-        &self,
-        scope: &ScopeId,
-        range: &KeyRange,
-        offset: u64,
-    ) -> impl Future<Output = Result<Option<Key>>> + MaybeSend {
-        (**self).nth_key(scope, range, offset)
-    }
-    fn scopes(&self) -> impl Future<Output = Result<Vec<ScopeId>>> + MaybeSend {
-        (**self).scopes()
-    }
-    fn indexes(&self) -> IndexSet {
-        (**self).indexes()
-    }
-    fn declare_indexes(&self, indexes: &IndexSet) -> impl Future<Output = Result<()>> + MaybeSend {
-        (**self).declare_indexes(indexes)
-    }
-    fn build_indexes(&self, batch: usize) -> impl Future<Output = Result<bool>> + MaybeSend {
-        (**self).build_indexes(batch)
-    }
-    fn scan(
-        &self,
-        scope: &ScopeId,
-        scan: &Scan,
-    ) -> impl Future<Output = Result<Vec<Hit>>> + MaybeSend {
-        (**self).scan(scope, scan)
-    }
-    fn scan_count(
-        &self,
-        scope: &ScopeId,
-        scan: &Scan,
-    ) -> impl Future<Output = Result<u64>> + MaybeSend {
-        (**self).scan_count(scope, scan)
-    }
 }

@@ -2,9 +2,10 @@
 //! completion on the caller's thread. The SQLite store never awaits anything real, so
 //! `block_on` never parks; async applications call these methods from a blocking task.
 //!
-//! The store is wrapped in the engine's [`Observed`], so every write through the replica (a
-//! sync, a local edit, a background sync) publishes a [`ChangeEvent`](tether_engine::events::ChangeEvent)
-//! after it commits; `live.rs` builds subscriptions and live queries on them.
+//! The replica keeps an [`EventHub`] beside its store and hands it to every [`Syncer`] and
+//! [`ScopeHandle`] it makes, so every write through the replica (a sync, a local edit, a
+//! background sync) publishes a [`ChangeEvent`](tether_engine::events::ChangeEvent) after it
+//! commits; `live.rs` builds subscriptions and live queries on them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_executor::block_on;
-use tether_engine::events::{EventHub, Observed};
+use tether_engine::events::EventHub;
 use tether_engine::schedule::Schedule;
 use tether_engine::{
     Conflict, IndexSet, Millis, Preview, Query, QueryPage, Record, Remote, Result, Run,
@@ -44,7 +45,9 @@ pub struct Replica {
 
 /// What a replica's handles share, live queries' threads included.
 pub(crate) struct Shared {
-    pub(crate) store: Observed<SqliteStore>,
+    pub(crate) store: SqliteStore,
+    /// Where every write through the replica publishes its change event.
+    pub(crate) events: Arc<EventHub>,
     /// Identifies the file in the process-wide table of sync locks.
     lock_key: PathBuf,
 }
@@ -53,7 +56,7 @@ pub(crate) struct Shared {
 /// change events.
 pub struct ScopeRef<'r> {
     pub(crate) replica: &'r Replica,
-    pub(crate) handle: ScopeHandle<'r, Observed<SqliteStore>>,
+    pub(crate) handle: ScopeHandle<'r, SqliteStore>,
 }
 
 /// How [`ReplicaBuilder`] opens a replica.
@@ -144,7 +147,8 @@ impl Replica {
         while !block_on(store.build_indexes(BUILD_BATCH))? {}
         Ok(Replica {
             shared: Arc::new(Shared {
-                store: Observed::new(store),
+                store,
+                events: Arc::default(),
                 lock_key,
             }),
         })
@@ -158,7 +162,7 @@ impl Replica {
     /// The hub every change event of this replica (all scopes) is published on, after each
     /// committed write; [`ScopeRef::subscribe`] and [`ScopeRef::changes`] filter one scope.
     pub fn events(&self) -> &Arc<EventHub> {
-        self.shared.store.events()
+        &self.shared.events
     }
 
     /// Whether this replica lives in memory ([`Replica::open_in_memory`]).
@@ -180,7 +184,7 @@ impl Replica {
         let id = ScopeId::new(name)?;
         Ok(ScopeRef {
             replica: self,
-            handle: ScopeHandle::new(&self.shared.store, id),
+            handle: ScopeHandle::new(&self.shared.store, id).events(&self.shared.events),
         })
     }
 
@@ -190,13 +194,9 @@ impl Replica {
     }
 
     /// The underlying store, for direct use with the engine. Writes made directly through it
-    /// publish no change events: use [`Replica::observed`] for that.
+    /// publish no change events unless the writer is given [`Replica::events`]
+    /// (`Syncer::new(replica.store(), ..).events(replica.events())`).
     pub fn store(&self) -> &SqliteStore {
-        self.shared.store.inner()
-    }
-
-    /// The store as the replica uses it: writes through it publish change events.
-    pub fn observed(&self) -> &Observed<SqliteStore> {
         &self.shared.store
     }
 
@@ -239,7 +239,8 @@ impl ScopeRef<'_> {
         let lock = self.replica.sync_lock(self.id());
         // Poisoned only if a previous sync panicked; its transaction rolled back, so go on.
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let syncer = Syncer::new(&self.replica.shared.store, remote, &now);
+        let syncer = Syncer::new(&self.replica.shared.store, remote, &now)
+            .events(&self.replica.shared.events);
         let options = SyncOptions {
             offload: options.offload.or(Some(&Threads)),
             client_entropy: options.client_entropy.or_else(client_entropy),
@@ -262,7 +263,8 @@ impl ScopeRef<'_> {
     /// assert_eq!(scope.count(None).unwrap(), 0, "nothing written");
     /// ```
     pub fn preview<R: Remote>(&self, remote: &R, options: SyncOptions<'_>) -> Result<Preview> {
-        let syncer = Syncer::new(&self.replica.shared.store, remote, &now);
+        let syncer = Syncer::new(&self.replica.shared.store, remote, &now)
+            .events(&self.replica.shared.events);
         block_on(syncer.preview(self.id(), options))
     }
 
@@ -271,7 +273,8 @@ impl ScopeRef<'_> {
     pub fn verify<R: Remote>(&self, remote: &R, repair: bool) -> Result<VerifyReport> {
         let lock = self.replica.sync_lock(self.id());
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let syncer = Syncer::new(&self.replica.shared.store, remote, &now);
+        let syncer = Syncer::new(&self.replica.shared.store, remote, &now)
+            .events(&self.replica.shared.events);
         block_on(syncer.verify(self.id(), repair))
     }
 

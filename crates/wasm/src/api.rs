@@ -8,15 +8,16 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use js_sys::{Function, Promise};
-use tether_engine::events::Subscription;
+use tether_engine::events::{EventHub, Subscription};
 use tether_engine::query::{IndexRef, Order, Values};
 use tether_engine::schedule::{Next, Outcome, Schedule, DEFAULT_INTERVAL_MS};
 use tether_engine::sync::ProgressSink;
 use tether_engine::{
-    CancelFlag, Error, ErrorKind, IndexSet, MemoryStore, Observed, Progress, Query, Result,
-    ScopeHandle, ScopeId, Store, SyncOptions, Syncer, Trigger,
+    CancelFlag, Error, ErrorKind, IndexSet, MemoryStore, Progress, Query, Result, ScopeHandle,
+    ScopeId, Store, SyncOptions, Syncer, Trigger,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -36,9 +37,10 @@ const INDEX_BUILD_BATCH: usize = 1000;
 
 struct ReplicaState {
     name: String,
-    /// Every write goes through [`Observed`], so local edits, syncs, sweeps and repairs all
-    /// publish change events after they commit.
-    store: Observed<AnyStore>,
+    store: AnyStore,
+    /// Every writer made here (scope handles, syncers) publishes on it, so local edits, syncs,
+    /// sweeps and repairs all publish change events after they commit.
+    events: Arc<EventHub>,
 }
 
 /// A replica: one local database holding any number of scopes.
@@ -59,7 +61,8 @@ impl WasmReplica {
         WasmReplica {
             state: Rc::new(ReplicaState {
                 name,
-                store: Observed::new(store),
+                store,
+                events: Arc::default(),
             }),
         }
     }
@@ -140,7 +143,7 @@ impl WasmReplica {
     /// the listener should only queue the event (the JS layer dispatches it on a microtask).
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, listener: Function) -> WasmSubscription {
-        let sub = self.state.store.events().subscribe(move |event| {
+        let sub = self.state.events.subscribe(move |event| {
             // Its keys (scope, source, run, changes, collection, id, op) are one word each.
             if let Ok(v) = to_js(event) {
                 // A throwing listener must not fail the write that has committed already.
@@ -161,7 +164,7 @@ impl WasmReplica {
     /// `"indexeddb"`, `"sqlite"` or `"memory"`.
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
-        match self.state.store.inner() {
+        match &self.state.store {
             AnyStore::Idb(_) => "indexeddb".into(),
             #[cfg(feature = "node-sqlite")]
             AnyStore::Sqlite(_) => "sqlite".into(),
@@ -172,7 +175,7 @@ impl WasmReplica {
     /// The whole in-memory replica as JSON (for a host to persist).
     #[wasm_bindgen(js_name = exportSnapshot)]
     pub fn export_snapshot(&self) -> std::result::Result<String, JsValue> {
-        match self.state.store.inner() {
+        match &self.state.store {
             AnyStore::Memory(m) => Ok(m.export()),
             #[cfg(feature = "node-sqlite")]
             AnyStore::Sqlite(_) => Err(persisting()),
@@ -206,7 +209,7 @@ impl WasmReplica {
     /// Closes the database connection. IndexedDB: the next call reopens it; SQLite: the file
     /// is closed for good, later calls fail with a `StorageError`.
     pub fn close(&self) {
-        match self.state.store.inner() {
+        match &self.state.store {
             AnyStore::Idb(s) => s.close(),
             #[cfg(feature = "node-sqlite")]
             AnyStore::Sqlite(s) => s.with_connection(NodeSqlite::close),
@@ -235,7 +238,7 @@ macro_rules! scoped {
         let state = $self.state.clone();
         let scope = $self.scope.clone();
         promise(async move {
-            let $h = ScopeHandle::new(&state.store, scope);
+            let $h = ScopeHandle::new(&state.store, scope).events(&state.events);
             $body
         })
     }};
@@ -357,7 +360,7 @@ impl WasmScope {
     pub fn sync(&self, options: JsValue) -> Promise {
         let state = self.state.clone();
         let scope = self.scope.clone();
-        promise(async move { sync(&state.store, &scope, &options).await })
+        promise(async move { sync(&state, &scope, &options).await })
     }
 
     /// What a sync would do (`{remote, full, pageSize}`), nothing written.
@@ -393,6 +396,7 @@ impl WasmScope {
                 prop(&options, "remote").ok_or_else(|| Error::invalid("verify needs a remote"))?;
             let remote = AnyRemote::from_js(&remote, signal)?;
             let report = Syncer::new(&state.store, &remote, &now)
+                .events(&state.events)
                 .verify(&scope, repair)
                 .await?;
             to_js(&JsVerifyReport::from(&report))
@@ -493,7 +497,7 @@ impl ProgressSink for JsProgress {
     }
 }
 
-async fn sync(store: &Observed<AnyStore>, scope: &ScopeId, options: &JsValue) -> Result<JsValue> {
+async fn sync(state: &ReplicaState, scope: &ScopeId, options: &JsValue) -> Result<JsValue> {
     let remote = prop(options, "remote").ok_or_else(|| Error::invalid("sync needs a remote"))?;
     let signal = signal_of(options);
     let cancel = CancelFlag::new();
@@ -548,7 +552,12 @@ async fn sync(store: &Observed<AnyStore>, scope: &ScopeId, options: &JsValue) ->
         client_entropy: client_entropy(),
     };
     let report = match AnyRemote::from_js(&remote, signal.clone()) {
-        Ok(r) => Syncer::new(store, &r, &now).sync(scope, opts).await,
+        Ok(r) => {
+            Syncer::new(&state.store, &r, &now)
+                .events(&state.events)
+                .sync(scope, opts)
+                .await
+        }
         Err(e) => Err(e),
     };
     if let Some(s) = &signal {

@@ -22,9 +22,11 @@
 //! `plan` decides from those and the rows read what to write ([`plan_page`], [`plan_push`],
 //! [`plan_local_edit`], [`plan_sweep`], [`plan_repair`]). The types a store sees live here.
 
+mod changes;
 mod plan;
 mod validate;
 
+pub use changes::*;
 pub use plan::*;
 pub use validate::*;
 
@@ -32,7 +34,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{leaf, RecordHash, Snapshot};
 use crate::doc::Doc;
-use crate::events::Source;
 use crate::types::{Checkpoint, Conflict, Counts, Key, Millis, Mutation, Op};
 
 /// One key's row in the replica: the visible state plus the cloud state it rests on.

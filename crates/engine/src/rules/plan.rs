@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use crate::digest::{leaf, RecordHash};
 use crate::doc::Doc;
 use crate::error::{Detail, Error, Result};
-use crate::events::Source;
 use crate::types::{Conflict, Data, Key, Millis, Op};
 
 use super::{
-    Changeset, Incoming, Prior, PushOutcome, PushResult, Row, RowWrite, ScopeState, ValidPage,
+    Changeset, Incoming, Prior, PushOutcome, PushResult, Row, RowWrite, ScopeState, Source,
+    ValidPage,
 };
 
 /// How strictly versions are checked while applying a page.

@@ -27,12 +27,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::digest::{RecordHash, Snapshot};
 use crate::error::{Detail, Error, ErrorKind, IntegrityMismatch, Result, RunError};
+use crate::events::EventHub;
 use crate::remote::{Pulled, Remote};
 use crate::rules::{
     plan_page, plan_push, plan_repair, plan_sweep, plan_unanswered, validate_change, validate_page,
     validate_push, Changeset, Mode, PushOutcome, PushResult, Row, ScopeState,
 };
-use crate::store::{MaybeSend, MaybeSync, Store};
+use crate::store::{Applied, MaybeSend, MaybeSync, Planner, Store};
 
 mod pipeline;
 mod preview;
@@ -215,6 +216,10 @@ pub struct Syncer<'a, S, R> {
     clock: &'a dyn Clock,
     /// What a push of the running sync sent without getting an answer: key and pushed hash.
     unanswered: Mutex<Vec<(Key, Option<RecordHash>)>>,
+    /// Where each committed write's visible changes are published, if anywhere.
+    events: Option<&'a EventHub>,
+    /// The id of the run under way, which its change events name.
+    run: Mutex<Option<u64>>,
 }
 
 impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
@@ -225,6 +230,47 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             remote,
             clock,
             unanswered: Mutex::default(),
+            events: None,
+            run: Mutex::default(),
+        }
+    }
+
+    /// Publishes the visible changes of each write this driver commits on `hub` (the
+    /// [`events`](crate::events) module), right after the store committed it.
+    pub fn events(mut self, hub: &'a EventHub) -> Self {
+        self.events = Some(hub);
+        self
+    }
+
+    /// [`Store::update`], then the change event of what it committed.
+    async fn update(
+        &self,
+        scope: &ScopeId,
+        keys: &[Key],
+        with_data: bool,
+        planner: impl Planner,
+    ) -> Result<Applied> {
+        let applied = self.store.update(scope, keys, with_data, planner).await?;
+        self.publish(scope, &applied);
+        Ok(applied)
+    }
+
+    /// [`Store::update_stale`], then the change event of what it committed.
+    async fn update_stale(
+        &self,
+        scope: &ScopeId,
+        generation: u64,
+        planner: impl Planner,
+    ) -> Result<Applied> {
+        let applied = self.store.update_stale(scope, generation, planner).await?;
+        self.publish(scope, &applied);
+        Ok(applied)
+    }
+
+    fn publish(&self, scope: &ScopeId, applied: &Applied) {
+        if let Some(hub) = self.events {
+            let run = *self.run.lock().unwrap_or_else(|p| p.into_inner());
+            hub.publish_applied(scope, applied, run);
         }
     }
 
@@ -256,6 +302,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             error: None,
         };
         run.id = self.store.start_run(&run).await?;
+        *self.run.lock().unwrap_or_else(|p| p.into_inner()) = Some(run.id);
         let result = self.drive(scope, &opts, &mut run).await;
         let now = self.clock.now();
         run.finished_at = Some(now);
@@ -268,17 +315,16 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             }
         }
         if result.is_ok() {
-            self.store
-                .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
-                    Ok(Changeset {
-                        scope: ScopeState {
-                            synced_at: Some(now),
-                            ..st.clone()
-                        },
-                        ..Changeset::default()
-                    })
+            self.update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
+                Ok(Changeset {
+                    scope: ScopeState {
+                        synced_at: Some(now),
+                        ..st.clone()
+                    },
+                    ..Changeset::default()
                 })
-                .await?;
+            })
+            .await?;
         }
         let finished = self.store.finish_run(&run).await;
         let snapshot = result?;
@@ -371,7 +417,6 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 let now = self.clock.now();
                 let scope_name = scope.as_str();
                 let applied = self
-                    .store
                     .update_stale(
                         scope,
                         state.generation,
@@ -521,7 +566,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .map(|u| u.clone())
                 .unwrap_or_default();
             // The planner is called once: it moves the records out of the page, no clone.
-            let apply = self.store.update(
+            let apply = self.update(
                 scope,
                 &keys,
                 false,
@@ -592,19 +637,18 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
     }
 
     async fn begin_full(&self, scope: &ScopeId) -> Result<ScopeState> {
-        self.store
-            .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
-                Ok(Changeset {
-                    scope: ScopeState {
-                        checkpoint: None,
-                        generation: st.generation + 1,
-                        full_sync: true,
-                        ..st.clone()
-                    },
-                    ..Changeset::default()
-                })
+        self.update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
+            Ok(Changeset {
+                scope: ScopeState {
+                    checkpoint: None,
+                    generation: st.generation + 1,
+                    full_sync: true,
+                    ..st.clone()
+                },
+                ..Changeset::default()
             })
-            .await?;
+        })
+        .await?;
         self.store.scope_state(scope).await
     }
 

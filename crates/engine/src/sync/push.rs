@@ -98,7 +98,6 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             let now = self.clock.now();
             let scope_name = scope.as_str();
             let applied = self
-                .store
                 .update(
                     scope,
                     &keys,
@@ -124,14 +123,13 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             .filter_map(|r| Some((r.key.clone(), r.pending?)))
             .collect();
         let keys: Vec<Key> = pushed.iter().map(|(k, _)| k.clone()).collect();
-        self.store
-            .update(
-                scope,
-                &keys,
-                false,
-                |st: &ScopeState, rows: &[Option<Row>]| plan_unanswered(st, &pushed, rows),
-            )
-            .await?;
+        self.update(
+            scope,
+            &keys,
+            false,
+            |st: &ScopeState, rows: &[Option<Row>]| plan_unanswered(st, &pushed, rows),
+        )
+        .await?;
         Ok(())
     }
 
@@ -153,16 +151,15 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             Some(bytes) => hex(&bytes),
             None => self.derived_client_id(scope).await?,
         };
-        self.store
-            .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
-                let mut scope = st.clone();
-                scope.client.get_or_insert(made);
-                Ok(Changeset {
-                    scope,
-                    ..Changeset::default()
-                })
+        self.update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
+            let mut scope = st.clone();
+            scope.client.get_or_insert(made);
+            Ok(Changeset {
+                scope,
+                ..Changeset::default()
             })
-            .await?;
+        })
+        .await?;
         self.store
             .scope_state(scope)
             .await?

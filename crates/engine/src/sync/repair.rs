@@ -104,17 +104,16 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             .store
             .range_snapshot(scope, &KeyRange::all(), false)
             .await?;
-        self.store
-            .update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
-                Ok(Changeset {
-                    scope: ScopeState {
-                        totals,
-                        ..st.clone()
-                    },
-                    ..Changeset::default()
-                })
+        self.update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
+            Ok(Changeset {
+                scope: ScopeState {
+                    totals,
+                    ..st.clone()
+                },
+                ..Changeset::default()
             })
-            .await?;
+        })
+        .await?;
         run.counts.repaired += repaired;
         Ok(Some(repaired))
     }
@@ -149,7 +148,6 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         let now = self.clock.now();
         let scope_name = scope.as_str();
         let applied = self
-            .store
             .update(
                 scope,
                 &keys,

@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use super::{put_rows, row, sid, sync, NOW};
+use super::{clock, put_rows, row, sid, sync, NOW};
 use crate::cloud::Cloud;
 use crate::error::ErrorKind;
-use crate::events::{ChangeEvent, ChangeOp, Observed, Source};
+use crate::events::{ChangeEvent, ChangeOp, EventHub, Source};
 use crate::memory::MemoryStore;
 use crate::query::{filter_naive, IndexSet, Query};
 use crate::rules::Row;
@@ -360,21 +360,21 @@ pub async fn index_builds_resume_and_sets_change_in_place<S: Store>(store: &S) {
 }
 
 /// Every committed transaction that changes visible records publishes one event after commit,
-/// with its source and run; a failed transaction publishes nothing.
+/// with its source and run, from the store's report of it ([`crate::store::Applied`]); a
+/// refused edit publishes nothing.
 pub async fn change_events_follow_commits<S: Store>(store: &S) {
-    let observed = Observed::new(store);
+    let hub: Arc<EventHub> = Arc::default();
     let events: Arc<Mutex<Vec<ChangeEvent>>> = Arc::default();
     let sink = events.clone();
-    let _sub = observed
-        .events()
-        .subscribe(move |e| sink.lock().unwrap().push(e.clone()));
+    let _sub = hub.subscribe(move |e| sink.lock().unwrap().push(e.clone()));
+
     let take = || std::mem::take(&mut *events.lock().unwrap());
     let s = sid("s");
     let cloud = Cloud::new();
     for i in 0..3 {
         cloud.put(&s, "objects", &format!("o{i}"), json!({"name": i}), NOW);
     }
-    let report = sync(&observed, &cloud, &s, 2).await.unwrap();
+    let report = sync_publishing(store, &hub, &cloud, &s, 2).await.unwrap();
     let got = take();
     assert_eq!(got.len(), 2, "one event per page: {got:?}");
     assert!(got
@@ -391,7 +391,7 @@ pub async fn change_events_follow_commits<S: Store>(store: &S) {
         .flat_map(|e| &e.changes)
         .all(|c| c.op == ChangeOp::Insert && c.collection == "objects"));
 
-    let h = ScopeHandle::new(&observed, s.clone());
+    let h = ScopeHandle::new(store, s.clone()).events(&hub);
     h.put("objects", "o0", json!({"name": "renamed"}))
         .await
         .unwrap();
@@ -412,7 +412,7 @@ pub async fn change_events_follow_commits<S: Store>(store: &S) {
 
     // The cloud changes o2 and deletes o0, whose pending edit loses (journaled): the pull says so.
     cloud.put(&s, "objects", "o2", json!({"name": "cloud"}), NOW);
-    let report = sync(&observed, &cloud, &s, 100).await.unwrap();
+    let report = sync_publishing(store, &hub, &cloud, &s, 100).await.unwrap();
     let got = take();
     let ops: Vec<(String, ChangeOp, Source)> = got
         .iter()
@@ -436,19 +436,26 @@ pub async fn change_events_follow_commits<S: Store>(store: &S) {
     assert!(!ops.iter().any(|(id, _, _)| id == "o1"), "{ops:?}");
     assert_eq!(ops.len(), 2, "{ops:?}");
 
-    // A failed transaction publishes nothing.
-    let failed = observed
-        .update(
-            &s,
-            &[],
-            false,
-            |_: &crate::rules::ScopeState, _: &[Option<crate::rules::Row>]| {
-                Err(crate::Error::invalid("no"))
-            },
-        )
-        .await;
-    assert!(failed.is_err());
+    // A refused edit publishes nothing.
+    assert!(h.put("objects", "", json!({"name": "x"})).await.is_err());
     assert!(take().is_empty());
+}
+
+async fn sync_publishing<S: Store>(
+    store: &S,
+    hub: &EventHub,
+    cloud: &Cloud,
+    scope: &ScopeId,
+    page_size: u32,
+) -> crate::Result<crate::SyncReport> {
+    let opts = crate::SyncOptions {
+        page_size,
+        ..crate::SyncOptions::default()
+    };
+    crate::Syncer::new(store, cloud, &clock)
+        .events(hub)
+        .sync(scope, opts)
+        .await
 }
 
 /// The differential test: random records, random cloud pages and local edits, random queries;
