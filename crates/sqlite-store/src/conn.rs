@@ -198,7 +198,7 @@ macro_rules! params {
 /// A failure inside the SQLite store: SQLite's own error, or an engine error (a stored value
 /// that does not decode, a planner's error). Functions that run SQL return it, so `?` works on
 /// both; it becomes the engine's [`Error`] once, where a [`Store`](tether_engine::Store)
-/// method (or [`SqlStore::open`](crate::SqlStore::open)) returns.
+/// method (or [`SqlStore::over`](crate::SqlStore::over)) returns.
 #[derive(Debug)]
 pub enum SqlError {
     /// SQLite (or the binding to it) failed.

@@ -5,7 +5,8 @@
 //! `node:sqlite` (`DatabaseSync`). Both write the same file format, so one replica file opens
 //! with the `tether` CLI and in a VS Code extension host.
 //!
-//! This crate has no SQLite of its own and no target-specific code.
+//! Without its `rusqlite` feature this crate has no SQLite of its own and no target-specific
+//! code; the feature adds the rusqlite binding ([`native`], `tether-native`'s store).
 //!
 //! A binding is a [`Connection`] (prepare with a cache, run a batch), a [`Statement`]
 //! (execute, query rows) and a [`SqlRow`] (columns by position):
@@ -51,16 +52,19 @@
 //! assert_eq!(n, Some(42));
 //! ```
 //!
-//! A real binding then opens the store with [`SqlStore::open`]: see `tether_native::SqliteStore`.
+//! A real binding then opens the store with [`SqlStore::over`]: see the `native` module
+//! (feature `rusqlite`), which `tether_native::SqliteStore` is.
 
 #![forbid(unsafe_code)]
 
 mod conn;
 mod index;
+#[cfg(feature = "rusqlite")]
+pub mod native;
 mod schema;
 mod sql;
 mod store;
 
 pub use conn::{Connection, DbFailure, FromValue, SqlError, SqlResult, SqlRow, Statement, Value};
 pub use schema::SCHEMA_VERSION;
-pub use store::SqlStore;
+pub use store::{CommitHook, SqlStore};

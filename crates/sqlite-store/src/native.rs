@@ -1,44 +1,20 @@
-//! [`SqliteStore`]: the engine's [`Store`] over one SQLite file, through rusqlite.
-//!
-//! The store itself (every operation one transaction, the SQL, the schema and its migrations)
-//! is `tether_sqlite::SqlStore`, shared with the Node store of the npm package; this module is
-//! its rusqlite binding: [`Connection`](tether_sqlite::Connection) on a `rusqlite::Connection`
-//! with rusqlite's prepared-statement cache.
+//! The rusqlite binding (feature `rusqlite`): [`Connection`](crate::Connection) on a
+//! `rusqlite::Connection` with rusqlite's prepared-statement cache, and the constructors of
+//! `SqlStore<Rusqlite>`, which `tether-native` names `SqliteStore`. The store itself (every
+//! operation one transaction, the SQL, the schema and its migrations) is [`SqlStore`], shared
+//! with the Node store of the npm package: this module only opens files, and moves WAL
+//! checkpoints off the writer through the store's commit hook.
 
 use std::path::Path;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::ToSql;
-use tether_engine::digest::Snapshot;
-use tether_engine::query::{Hit, IndexSet, Scan};
-use tether_engine::store::{Applied, Planner};
-use tether_engine::Store;
-use tether_engine::{
-    Conflict, Error, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState,
-};
-use tether_sqlite::{DbFailure, SqlError, SqlResult, SqlRow, SqlStore, Value};
+use tether_engine::{Error, Result};
+
+use crate::{DbFailure, SqlError, SqlResult, SqlRow, SqlStore, Value};
 
 /// Prepared statements kept per connection: the store uses about 40 distinct ones.
 const STATEMENT_CACHE: usize = 64;
-
-/// A replica store in one SQLite file.
-///
-/// ```
-/// # futures_executor::block_on(async {
-/// use tether_engine::{cloud::Cloud, ScopeId, Store, SyncOptions, Syncer};
-/// use tether_native::SqliteStore;
-///
-/// let dir = tempfile::tempdir().unwrap();
-/// let store = SqliteStore::open(dir.path().join("replica.db")).unwrap();
-/// let scope = ScopeId::new("org-1").unwrap();
-/// let cloud = Cloud::new();
-/// cloud.put(&scope, "objects", "obj_1", serde_json::json!({"name": "orders"}), 0);
-/// let clock = || 1_700_000_000_000;
-/// Syncer::new(&store, &cloud, &clock).sync(&scope, SyncOptions::default()).await.unwrap();
-/// assert_eq!(store.scope_state(&scope).await.unwrap().totals, cloud.snapshot(&scope));
-/// # });
-/// ```
-pub struct SqliteStore(SqlStore<Rusqlite>, Option<Checkpointer>);
 
 /// Moves WAL checkpoints off the writing thread: after each write transaction the store nudges
 /// a thread with its own connection to the file, which runs a `PASSIVE` checkpoint (it never
@@ -98,7 +74,7 @@ impl Drop for Checkpointer {
     }
 }
 
-impl SqliteStore {
+impl SqlStore<Rusqlite> {
     /// Opens (creating if needed) a replica file: checks it is a Tether replica, migrates its
     /// schema, and turns on WAL with `synchronous = NORMAL` (a committed page survives a process
     /// crash; a power loss may lose the last pages, never corrupt the file).
@@ -114,9 +90,9 @@ impl SqliteStore {
         }
         let conn = rusqlite::Connection::open(path)
             .map_err(|e| Error::storage(format!("cannot open {what}: {e}")))?;
-        let store = Self::setup(conn, &what)?;
+        let store = Self::with_rusqlite(conn, &what)?;
         if let Some(identity) = file_identity(path) {
-            if store.0.note_file_identity(&identity)? {
+            if store.note_file_identity(&identity)? {
                 tracing::warn!(
                     file = %path.display(),
                     "the replica file is a copy (or a restored backup): its scopes take new \
@@ -124,19 +100,23 @@ impl SqliteStore {
                 );
             }
         }
-        store.0.with_connection(|c| {
+        store.with_connection(|c| {
             c.0.execute_batch(&format!(
                 "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}"
             ))
             .map_err(|e| Error::storage(format!("cannot set up {what}: {e}")))
         })?;
-        Ok(SqliteStore(store.0, Checkpointer::start(path)))
+        Ok(match Checkpointer::start(path) {
+            // The hook owns the checkpointer: dropping the store stops its thread.
+            Some(c) => store.on_commit(Box::new(move || c.nudge())),
+            None => store,
+        })
     }
 
     /// A store in memory (nothing persisted), for tests and throwaway replicas.
     pub fn open_in_memory() -> Result<Self> {
         let conn = rusqlite::Connection::open_in_memory().map_err(|e| Error::from(failure(e)))?;
-        Self::setup(conn, "in-memory replica")
+        Self::with_rusqlite(conn, "in-memory replica")
     }
 
     /// Caps the file at `pages` database pages (SQLite's `max_page_count`, for this
@@ -146,7 +126,7 @@ impl SqliteStore {
     ///
     /// [`Detail::Quota`]: tether_engine::Detail::Quota
     pub fn set_max_pages(&self, pages: u64) -> Result<u64> {
-        self.0.with_connection(|c| {
+        self.with_connection(|c| {
             c.0.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
                 r.get::<_, i64>(0)
             })
@@ -157,16 +137,16 @@ impl SqliteStore {
 
     /// The number of database pages the file holds now (`PRAGMA page_count`).
     pub fn pages(&self) -> Result<u64> {
-        self.0.with_connection(|c| {
+        self.with_connection(|c| {
             c.0.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
                 .map(|n| n.max(0) as u64)
                 .map_err(|e| Error::from(failure(e)))
         })
     }
 
-    fn setup(conn: rusqlite::Connection, what: &str) -> Result<Self> {
+    fn with_rusqlite(conn: rusqlite::Connection, what: &str) -> Result<Self> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(SqliteStore(SqlStore::open(Rusqlite(conn), what)?, None))
+        SqlStore::over(Rusqlite(conn), what)
     }
 }
 
@@ -188,7 +168,7 @@ fn file_identity(path: &Path) -> Option<String> {
     }
 }
 
-/// [`tether_sqlite::Connection`] on rusqlite.
+/// [`Connection`](crate::Connection) on rusqlite.
 pub struct Rusqlite(rusqlite::Connection);
 
 /// A statement from rusqlite's cache.
@@ -199,7 +179,7 @@ struct RusqliteRow<'r, 's>(&'r rusqlite::Row<'s>);
 /// One parameter, bound without copying.
 struct Param<'a>(&'a Value<'a>);
 
-impl tether_sqlite::Connection for Rusqlite {
+impl crate::Connection for Rusqlite {
     type Statement<'c> = RusqliteStatement<'c>;
 
     fn prepare(&self, sql: &str) -> SqlResult<RusqliteStatement<'_>> {
@@ -219,7 +199,7 @@ impl RusqliteStatement<'_> {
     }
 }
 
-impl tether_sqlite::Statement for RusqliteStatement<'_> {
+impl crate::Statement for RusqliteStatement<'_> {
     fn execute(&mut self, params: &[Value<'_>]) -> SqlResult<u64> {
         let n = self
             .0
@@ -278,61 +258,51 @@ fn failure(e: rusqlite::Error) -> SqlError {
     DbFailure::new(code, e.to_string()).with_source(e).into()
 }
 
-/// Every method is the shared store's.
-macro_rules! delegate {
-    ($(fn $m:ident(&self $(, $a:ident: $t:ty)*) -> $r:ty;)*) => {
-        $(async fn $m(&self $(, $a: $t)*) -> $r { self.0.$m($($a),*).await })*
-    };
-}
-
-impl Store for SqliteStore {
-    async fn update(
-        &self,
-        scope: &ScopeId,
-        keys: &[Key],
-        with_data: bool,
-        planner: impl Planner,
-    ) -> Result<Applied> {
-        let applied = self.0.update(scope, keys, with_data, planner).await;
-        if let Some(c) = &self.1 {
-            c.nudge();
-        }
-        applied
-    }
-
-    delegate! {
-        fn scope_state(&self, scope: &ScopeId) -> Result<ScopeState>;
-        fn update_stale(&self, scope: &ScopeId, generation: u64, planner: impl Planner) -> Result<Applied>;
-        fn row(&self, scope: &ScopeId, key: &Key) -> Result<Option<Row>>;
-        fn list(&self, scope: &ScopeId, collection: &str, after: Option<&str>, limit: usize) -> Result<Vec<Row>>;
-        fn count(&self, scope: &ScopeId, collection: Option<&str>) -> Result<u64>;
-        fn pending(&self, scope: &ScopeId, after_seq: Option<u64>, limit: usize) -> Result<Vec<Row>>;
-        fn pending_count(&self, scope: &ScopeId) -> Result<u64>;
-        fn conflicts(&self, scope: &ScopeId) -> Result<Vec<Conflict>>;
-        fn dismiss_conflict(&self, scope: &ScopeId, id: u64) -> Result<bool>;
-        fn start_run(&self, run: &Run) -> Result<u64>;
-        fn finish_run(&self, run: &Run) -> Result<()>;
-        fn runs(&self, scope: &ScopeId, limit: usize) -> Result<Vec<Run>>;
-        fn runs_since(&self, scope: &ScopeId, since: Millis) -> Result<Vec<Run>>;
-        fn range_snapshot(&self, scope: &ScopeId, range: &KeyRange, rehash: bool) -> Result<Snapshot>;
-        fn range_keys(&self, scope: &ScopeId, range: &KeyRange, limit: usize) -> Result<Vec<Key>>;
-        fn nth_key(&self, scope: &ScopeId, range: &KeyRange, offset: u64) -> Result<Option<Key>>;
-        fn scopes(&self) -> Result<Vec<ScopeId>>;
-        fn declare_indexes(&self, indexes: &IndexSet) -> Result<()>;
-        fn build_indexes(&self, batch: usize) -> Result<bool>;
-        fn scan(&self, scope: &ScopeId, scan: &Scan) -> Result<Vec<Hit>>;
-        fn scan_count(&self, scope: &ScopeId, scan: &Scan) -> Result<u64>;
-    }
-
-    fn indexes(&self) -> IndexSet {
-        self.0.indexes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tether_engine::{Detail, ErrorKind};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tether_engine::rules::{Changeset, Row, ScopeState};
+    use tether_engine::{Detail, ErrorKind, ScopeId, Store};
+
+    #[test]
+    fn the_commit_hook_runs_after_each_committed_write_and_not_after_a_rollback() {
+        let commits = Arc::new(AtomicUsize::new(0));
+        let seen = commits.clone();
+        let store = SqlStore::open_in_memory()
+            .unwrap()
+            .on_commit(Box::new(move || {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }));
+        let scope = ScopeId::new("s").unwrap();
+        let write = |fail: bool| {
+            futures_executor::block_on(store.update(
+                &scope,
+                &[],
+                false,
+                move |st: &ScopeState, _: &[Option<Row>]| {
+                    if fail {
+                        return Err(Error::invalid("refused"));
+                    }
+                    Ok(Changeset {
+                        scope: st.clone(),
+                        ..Changeset::default()
+                    })
+                },
+            ))
+        };
+        write(false).unwrap();
+        assert_eq!(commits.load(Ordering::SeqCst), 1);
+        assert!(write(true).is_err());
+        assert_eq!(
+            commits.load(Ordering::SeqCst),
+            1,
+            "a rolled-back write is no commit"
+        );
+        write(false).unwrap();
+        assert_eq!(commits.load(Ordering::SeqCst), 2);
+    }
 
     fn sqlite(code: std::ffi::c_int) -> SqlError {
         failure(rusqlite::Error::SqliteFailure(

@@ -28,8 +28,9 @@ const BUSY_TIMEOUT_MS: u32 = 10_000;
 
 /// A replica store in one SQLite database, reached through the connection `C`.
 ///
-/// A binding opens the connection (a file, or memory) and hands it to [`SqlStore::open`];
-/// `tether-native`'s `SqliteStore` does so with rusqlite, `tether-wasm` with `node:sqlite`.
+/// A binding opens the connection (a file, or memory) and hands it to [`SqlStore::over`];
+/// the [`native`](crate::native) binding (feature `rusqlite`, `tether-native`'s `SqliteStore`)
+/// does so with rusqlite, `tether-wasm` with `node:sqlite`.
 pub struct SqlStore<C> {
     conn: Mutex<C>,
     /// The indexes declared in the file, as last read by a transaction (for
@@ -38,7 +39,12 @@ pub struct SqlStore<C> {
     /// Runs whose [`Store::finish_run`] failed (the disk was full, say), recorded by the next
     /// [`Store::start_run`] before anything else: their history keeps the true outcome.
     unrecorded: Mutex<Vec<Run>>,
+    /// Called after each committed write transaction ([`SqlStore::on_commit`]).
+    on_commit: Option<CommitHook>,
 }
+
+/// What [`SqlStore::on_commit`] takes.
+pub type CommitHook = Box<dyn Fn() + Send + Sync>;
 
 impl<C: Connection> SqlStore<C> {
     /// Takes an open connection: checks it is a Tether replica (or empty), migrates its
@@ -48,7 +54,7 @@ impl<C: Connection> SqlStore<C> {
     ///
     /// A database that is not SQLite, a SQLite database of another application, or a replica
     /// written by a newer Tether (higher schema version) is an [`Error::InvalidInput`].
-    pub fn open(conn: C, what: &str) -> Result<Self> {
+    pub fn over(conn: C, what: &str) -> Result<Self> {
         Ok(Self::setup(conn, what)?)
     }
 
@@ -67,7 +73,16 @@ impl<C: Connection> SqlStore<C> {
             conn: Mutex::new(conn),
             declared: Mutex::new(declared),
             unrecorded: Mutex::new(Vec::new()),
+            on_commit: None,
         })
+    }
+
+    /// Calls `hook` after each committed write transaction, on the writing thread, outside the
+    /// connection's lock: for a binding's work that must follow writes without being part of
+    /// them (the rusqlite binding nudges its WAL checkpointer). It should be quick.
+    pub fn on_commit(mut self, hook: CommitHook) -> Self {
+        self.on_commit = Some(hook);
+        self
     }
 
     /// Runs `f` on the connection, outside any transaction the store opens (for a binding's
@@ -140,7 +155,11 @@ impl<C: Connection> SqlStore<C> {
     /// This and [`SqlStore::read`] are the store's error boundary: everything below returns
     /// [`SqlResult`], converted here, once, into the engine's [`Error`].
     fn write<T>(&self, f: impl FnOnce(&C) -> SqlResult<T>) -> Result<T> {
-        Ok(Tx::run(&*self.lock(), "BEGIN IMMEDIATE", f)?)
+        let out = Tx::run(&*self.lock(), "BEGIN IMMEDIATE", f)?;
+        if let Some(hook) = &self.on_commit {
+            hook();
+        }
+        Ok(out)
     }
 
     /// Runs `f` in a read transaction, so multi-statement reads see one state.

@@ -79,9 +79,9 @@ impl NodeSqlite {
     }
 
     /// Opens the store on `db`: checks, migrates and sets up the file (see
-    /// [`SqlStore::open`]). On failure the database is closed again.
+    /// [`SqlStore::over`]). On failure the database is closed again.
     pub fn open_store(db: DatabaseSync, what: &str) -> tether_engine::Result<NodeSqliteStore> {
-        SqlStore::open(NodeSqlite::new(db.clone()), what).inspect_err(|_| {
+        SqlStore::over(NodeSqlite::new(db.clone()), what).inspect_err(|_| {
             let _ = db.close();
         })
     }
