@@ -22,8 +22,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Detail, Error};
-
 /// SHA-256 of a record's canonical JSON data, written as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordHash(pub [u8; 32]);
@@ -124,14 +122,27 @@ fn write_hex(bytes: &[u8; 32], f: &mut fmt::Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
-fn parse_hex(s: &str, what: &str) -> Result<[u8; 32], Error> {
+/// A hash or digest that is not 64 lowercase hex digits. As an [`Error`](crate::Error) (`?`
+/// converts it) it is a `Protocol` error with `Detail::Malformed`: it comes from what a remote
+/// or a file sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedHex(String);
+
+impl fmt::Display for MalformedHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MalformedHex {}
+
+fn parse_hex(s: &str, what: &str) -> Result<[u8; 32], MalformedHex> {
     let bytes = s.as_bytes();
     if bytes.len() != 64 {
-        return Err(Error::protocol(format!(
+        return Err(MalformedHex(format!(
             "{what} must be 64 lowercase hex digits, got {} characters",
             bytes.len()
-        ))
-        .with_detail(Detail::Malformed));
+        )));
     }
     // Runs for every incoming record: a table lookup per digit, one branch per byte.
     const BAD: u8 = 0xff;
@@ -153,10 +164,7 @@ fn parse_hex(s: &str, what: &str) -> Result<[u8; 32], Error> {
     for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
         let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
         if hi == BAD || lo == BAD {
-            return Err(
-                Error::protocol(format!("{what} {s:?} is not lowercase hex"))
-                    .with_detail(Detail::Malformed),
-            );
+            return Err(MalformedHex(format!("{what} {s:?} is not lowercase hex")));
         }
         *o = hi << 4 | lo;
     }
@@ -178,8 +186,8 @@ macro_rules! hex_type {
             }
         }
         impl FromStr for $ty {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self, Error> {
+            type Err = MalformedHex;
+            fn from_str(s: &str) -> Result<Self, MalformedHex> {
                 parse_hex(s, $what).map($ty)
             }
         }

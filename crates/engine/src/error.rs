@@ -214,6 +214,12 @@ impl PartialEq for Source {
     }
 }
 
+impl From<crate::digest::MalformedHex> for Error {
+    fn from(e: crate::digest::MalformedHex) -> Self {
+        Error::protocol(e.to_string()).with_detail(Detail::Malformed)
+    }
+}
+
 /// The two sides of a failed verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegrityMismatch {

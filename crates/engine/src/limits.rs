@@ -41,11 +41,6 @@ pub const PAGE_BYTES: usize = 4 << 20;
 
 // A push or a page adds 3 levels around the data (body, list, change); serde_json stops at 128.
 const _: () = assert!(MAX_DEPTH + 3 <= 128);
-// A mutation of the largest record fits one push, with room for its key, its envelope and a
-// serialization that spells numbers longer than the canonical text does.
-const _: () = assert!(2 * MAX_RECORD_BYTES <= crate::sync::PUSH_BYTES);
-// The largest page (the budget reached just before its largest change) fits what clients read.
-const _: () = assert!(PAGE_BYTES + MAX_RECORD_BYTES + MAX_KEY_BYTES < crate::protocol::MAX_BODY);
 
 /// The stable reason a refused record is answered with by the cloud (`MutationResult::Invalid`)
 /// and journaled with by a replica, for a limit's [`Detail`]: `too_large`, `key_too_long`,

@@ -7,6 +7,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result, RunError};
 use crate::events::EventHub;
 use crate::query::{Query, QueryPage};
+pub use crate::rules::record_of;
 use crate::rules::{plan_local_edit, LocalEdit, Row, ScopeState};
 use crate::store::Store;
 use crate::types::{Checkpoint, Conflict, Data, Key, Millis, Record, Run, RunStatus, ScopeId};
@@ -345,23 +346,6 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
 /// Whether a row is a visible record (not a pending local delete): what [`record_of`] keeps.
 fn visible(row: &Row) -> bool {
     row.data.is_some() && row.hash.is_some()
-}
-
-/// The visible record of a row; `None` for a pending local delete. Fails (a storage error)
-/// only if the stored data is corrupt.
-pub fn record_of(row: Row) -> Result<Option<Record>> {
-    let (Some(data), Some(hash)) = (row.data, row.hash) else {
-        return Ok(None);
-    };
-    Ok(Some(Record {
-        collection: row.key.collection,
-        id: row.key.id,
-        data: data.to_data()?,
-        version: row.version,
-        updated_at: row.updated_at,
-        hash,
-        pending: row.pending.is_some(),
-    }))
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {

@@ -12,6 +12,7 @@ use std::future::Future;
 use crate::digest::Snapshot;
 use crate::error::Result;
 use crate::query::{Hit, IndexSet, Scan};
+pub use crate::rules::snapshot_of;
 use crate::rules::{changes_of, Changeset, KeyChange, Row, ScopeState, Source};
 use crate::types::{Conflict, Key, KeyRange, Millis, Run, ScopeId};
 
@@ -231,21 +232,4 @@ pub trait Store: MaybeSend + MaybeSync {
         scope: &ScopeId,
         scan: &Scan,
     ) -> impl Future<Output = Result<u64>> + MaybeSend;
-}
-
-/// Computes a snapshot from rows (for store implementations of [`Store::range_snapshot`]).
-pub fn snapshot_of<'a>(rows: impl IntoIterator<Item = &'a Row>, rehash: bool) -> Snapshot {
-    let mut snap = Snapshot::default();
-    let mut buf = Vec::new();
-    for row in rows {
-        let hash = match (&row.data, row.pending) {
-            // Corrupt data hashes to nothing, so the range differs and is repaired.
-            (Some(data), None) if rehash => data.hash_with(&mut buf).ok(),
-            _ => row.cloud_hash,
-        };
-        if let Some(h) = hash {
-            snap.insert(&crate::digest::leaf(&row.key.collection, &row.key.id, &h));
-        }
-    }
-    snap
 }

@@ -119,6 +119,12 @@ pub const NOT_SUPPORTED: [u16; 3] = [404, 405, 501];
 /// [`Exchange::with_max_body`] changes it per call.
 pub const MAX_BODY: usize = 64 << 20;
 
+// The largest page (the budget reached just before its largest change) fits what clients read.
+const _: () = {
+    use crate::limits::{MAX_KEY_BYTES, MAX_RECORD_BYTES, PAGE_BYTES};
+    assert!(PAGE_BYTES + MAX_RECORD_BYTES + MAX_KEY_BYTES < MAX_BODY);
+};
+
 /// The endpoints of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {

@@ -474,7 +474,7 @@ impl QueryPage {
     /// data is corrupt.
     pub fn of(scan: &Scan, hits: Vec<Hit>) -> crate::error::Result<QueryPage> {
         let (rows, cursor) = rows_of(scan, hits);
-        let records = rows.into_iter().map(crate::scope::record_of);
+        let records = rows.into_iter().map(crate::rules::record_of);
         Ok(QueryPage {
             records: records
                 .filter_map(Result::transpose)

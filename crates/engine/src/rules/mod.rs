@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{leaf, RecordHash, Snapshot};
 use crate::doc::Doc;
-use crate::types::{Checkpoint, Conflict, Counts, Key, Millis, Mutation, Op};
+use crate::error::Result;
+use crate::types::{Checkpoint, Conflict, Counts, Key, Millis, Mutation, Op, Record};
 
 /// One key's row in the replica: the visible state plus the cloud state it rests on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,6 +272,41 @@ impl Changeset {
         out.retain(|&(_, d)| d != 0);
         out
     }
+}
+
+/// The visible record of a row; `None` for a pending local delete. Fails (a storage error)
+/// only if the stored data is corrupt.
+pub fn record_of(row: Row) -> Result<Option<Record>> {
+    let (Some(data), Some(hash)) = (row.data, row.hash) else {
+        return Ok(None);
+    };
+    Ok(Some(Record {
+        collection: row.key.collection,
+        id: row.key.id,
+        data: data.to_data()?,
+        version: row.version,
+        updated_at: row.updated_at,
+        hash,
+        pending: row.pending.is_some(),
+    }))
+}
+
+/// Computes a snapshot from rows (for store implementations of
+/// [`Store::range_snapshot`](crate::Store::range_snapshot)).
+pub fn snapshot_of<'a>(rows: impl IntoIterator<Item = &'a Row>, rehash: bool) -> Snapshot {
+    let mut snap = Snapshot::default();
+    let mut buf = Vec::new();
+    for row in rows {
+        let hash = match (&row.data, row.pending) {
+            // Corrupt data hashes to nothing, so the range differs and is repaired.
+            (Some(data), None) if rehash => data.hash_with(&mut buf).ok(),
+            _ => row.cloud_hash,
+        };
+        if let Some(h) = hash {
+            snap.insert(&leaf(&row.key.collection, &row.key.id, &h));
+        }
+    }
+    snap
 }
 
 #[cfg(test)]

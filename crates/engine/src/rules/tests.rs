@@ -108,7 +108,7 @@ fn valid(changes: Vec<Change>) -> ValidPage {
 }
 
 fn digest_of(rows: &BTreeMap<Key, Row>) -> Snapshot {
-    crate::store::snapshot_of(rows.values(), false)
+    super::snapshot_of(rows.values(), false)
 }
 
 #[test]

@@ -99,7 +99,7 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
             }
         };
         let claimed: RecordHash = match hash {
-            Some(h) => h.parse().map_err(|e: Error| {
+            Some(h) => h.parse().map_err(|e: crate::digest::MalformedHex| {
                 Error::protocol(format!("{}/{}: {e}", key.collection, key.id))
                     .with_detail(Detail::Malformed)
             })?,

@@ -179,6 +179,10 @@ pub struct VerifyReport {
 /// Default [`SyncOptions::push_bytes`]: 4 MiB, half the reference server's default body limit.
 pub const PUSH_BYTES: usize = 4 << 20;
 
+// A mutation of the largest record fits one push, with room for its key, its envelope and a
+// serialization that spells numbers longer than the canonical text does.
+const _: () = assert!(2 * crate::limits::MAX_RECORD_BYTES <= PUSH_BYTES);
+
 /// Bytes of a push body around its mutations: `{"mutations":[` and `]}`.
 pub(crate) const PUSH_ENVELOPE: usize = r#"{"mutations":[]}"#.len();
 
