@@ -39,6 +39,19 @@ pub trait Connection {
     }
 }
 
+/// The statement in `slot`, prepared on first use: for statements run once per row of a
+/// transaction.
+pub(crate) fn statement<'c, 's, C: Connection>(
+    tx: &'c C,
+    slot: &'s mut Option<C::Statement<'c>>,
+    sql: &str,
+) -> SqlResult<&'s mut C::Statement<'c>> {
+    match slot {
+        Some(s) => Ok(s),
+        None => Ok(slot.insert(tx.prepare(sql)?)),
+    }
+}
+
 /// A prepared statement.
 pub trait Statement {
     /// Runs the statement with `params` bound to `?1`, `?2`, …; returns the rows changed.

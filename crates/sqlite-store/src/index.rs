@@ -7,9 +7,9 @@ use tether_engine::query::{Hit, Order, Scan};
 use tether_engine::rules::RowWrite;
 use tether_engine::{Doc, Error, IndexSet, ScopeId};
 
+use crate::conn::statement;
 use crate::conn::{Connection, SqlResult};
 use crate::sql::{self, Bound, Declared};
-use crate::store::statement;
 
 /// Past every index key: keys start with a type tag below 0xFF.
 const PAST_EVERY_KEY: &[u8] = &[0xFF];

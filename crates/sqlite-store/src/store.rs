@@ -17,7 +17,7 @@ use tether_engine::{
     Conflict, Doc, IndexSet, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
 };
 
-use crate::conn::{Connection, SqlResult, Statement};
+use crate::conn::{statement, Connection, SqlResult, Statement};
 use crate::index::{self, EntryWriter};
 use crate::schema;
 use crate::sql::{self, Declared};
@@ -322,19 +322,6 @@ fn write_changes<C: Connection>(
         sql::insert_conflict(tx, c)?;
     }
     Ok(())
-}
-
-/// The statement in `slot`, prepared on first use: for statements run once per row of a
-/// transaction.
-pub(crate) fn statement<'c, 's, C: Connection>(
-    tx: &'c C,
-    slot: &'s mut Option<C::Statement<'c>>,
-    sql: &str,
-) -> SqlResult<&'s mut C::Statement<'c>> {
-    match slot {
-        Some(s) => Ok(s),
-        None => Ok(slot.insert(tx.prepare(sql)?)),
-    }
 }
 
 fn sync_outbox(
