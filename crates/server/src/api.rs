@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,75 +23,13 @@ use tether_engine::{
 };
 use tracing::Instrument;
 
-use crate::config::Tokens;
+use crate::auth::bearer_token;
 use crate::error::ApiError;
-use crate::storage::{Position, PullAnswer, Purge, Storage, Write};
+use crate::state::AppState;
+use crate::storage::{Position, PullAnswer, Purge, Write};
 
 /// Most mutations accepted in one push or admin write.
 const MAX_WRITES: usize = 10_000;
-
-/// Most pages read from storage and serialized at once. A page in the making holds its rows,
-/// its changes and its serialized body (up to about three times
-/// [`PAGE_BYTES`](tether_engine::limits::PAGE_BYTES)); a page being sent holds only its body.
-/// So many slow readers cost a body each, and the peak of building stays bounded.
-const PAGE_BUILDERS: usize = 4;
-
-/// Shared state of the handlers.
-pub(crate) struct AppState {
-    pub storage: Arc<dyn Storage>,
-    pub tokens: Tokens,
-    pub jwt: Option<crate::auth::JwtConfig>,
-    pub hub: Arc<crate::live::ChangeHub>,
-    pub max_page: u32,
-    pub default_page: u32,
-    pub max_body_bytes: usize,
-    pub max_range_records: usize,
-    pub body_read_timeout: std::time::Duration,
-    pub stats: Arc<Counters>,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    pub metrics_token: Option<String>,
-    /// [`PAGE_BUILDERS`] permits.
-    pages: tokio::sync::Semaphore,
-    next_request: AtomicU64,
-}
-
-/// Counters the tests and the benchmark read.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub pulls: AtomicU64,
-    pub changes_sent: AtomicU64,
-}
-
-impl AppState {
-    pub fn new(
-        storage: Arc<dyn Storage>,
-        hub: Arc<crate::live::ChangeHub>,
-        config: &crate::Config,
-    ) -> Self {
-        let stats = Arc::new(Counters::default());
-        let metrics = Arc::new(crate::metrics::Metrics::new(
-            storage.clone(),
-            hub.clone(),
-            stats.clone(),
-        ));
-        AppState {
-            storage,
-            tokens: config.tokens.clone(),
-            jwt: config.jwt.clone(),
-            hub,
-            max_page: config.max_page.max(1),
-            default_page: config.default_page.clamp(1, config.max_page.max(1)),
-            max_body_bytes: config.max_body_bytes,
-            max_range_records: config.max_range_records,
-            body_read_timeout: config.body_read_timeout,
-            stats,
-            metrics,
-            metrics_token: config.metrics_token.clone(),
-            pages: tokio::sync::Semaphore::new(PAGE_BUILDERS),
-            next_request: AtomicU64::new(1),
-        }
-    }
-}
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -104,9 +42,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/scopes/{scope}/purge", post(admin_purge))
         .route("/v1/admin/scopes/{scope}/quarantine", get(admin_quarantine))
         .route("/v1/admin/scopes/{scope}/recheck", post(admin_recheck))
-        .route("/healthz", get(crate::metrics::healthz))
-        .route("/readyz", get(crate::metrics::readyz))
-        .route("/metrics", get(crate::metrics::metrics))
+        .route("/healthz", get(crate::probes::healthz))
+        .route("/readyz", get(crate::probes::readyz))
+        .route("/metrics", get(crate::probes::metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -546,14 +484,6 @@ async fn not_found(req: Request) -> ApiError {
         "not_found",
         format!("no endpoint {} {}", req.method(), req.uri().path()),
     )
-}
-
-/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive and
-/// followed by one or more spaces (RFC 7235 §2.1); an empty token is none.
-pub(crate) fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// What a request needs of its token's grant.

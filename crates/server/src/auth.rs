@@ -25,6 +25,7 @@
 //! assert_eq!(config.default_access, Access::Read);
 //! ```
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use jsonwebtoken::errors::ErrorKind;
@@ -32,7 +33,6 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::config::Grant;
 use crate::ServerError;
 
 /// What a token may do with the scopes it names.
@@ -243,6 +243,97 @@ impl JwtConfig {
 /// Whether a bearer token has the shape of a JWT (three base64url parts).
 pub(crate) fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3
+}
+
+/// What one bearer token grants.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Grant {
+    /// Scopes the token may read and push to; `"*"` grants every scope.
+    pub scopes: Vec<String>,
+    /// Whether the token may also use the admin API (the backend writing its own data,
+    /// purging tombstones) on those scopes.
+    #[serde(default)]
+    pub admin: bool,
+    /// Read-only: pulls, status, digest and records, but a push is `403` (default false:
+    /// read-write).
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl Grant {
+    /// Whether the grant covers `scope`.
+    pub fn allows(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == "*" || s == scope)
+    }
+}
+
+/// Bearer tokens and their grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Tokens(pub HashMap<String, Grant>);
+
+impl Tokens {
+    /// Parses the JSON form: `{"<token>": {"scopes": ["org-1"], "admin": false}, ...}`.
+    pub fn from_json(json: &str) -> Result<Self, ServerError> {
+        let tokens: Tokens = serde_json::from_str(json)
+            .map_err(|e| ServerError::Config(format!("tokens are not valid JSON: {e}")))?;
+        if tokens.0.keys().any(|t| t.is_empty()) {
+            return Err(ServerError::Config("a token must not be empty".into()));
+        }
+        Ok(tokens)
+    }
+
+    /// Reads tokens from a JSON file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ServerError::Config(format!("cannot read tokens file {}: {e}", path.display()))
+        })?;
+        Self::from_json(&text)
+    }
+
+    /// Reads tokens from the JSON in environment variable `var` (`None` if it is unset).
+    pub fn from_env(var: &str) -> Result<Option<Self>, ServerError> {
+        match std::env::var(var) {
+            Ok(json) => Self::from_json(&json).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Adds a token.
+    pub fn grant(mut self, token: &str, scopes: &[&str], admin: bool) -> Self {
+        self.0.insert(
+            token.to_string(),
+            Grant {
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                admin,
+                read_only: false,
+            },
+        );
+        self
+    }
+
+    /// The grant of a token, compared in constant time: every configured token is compared,
+    /// through the SHA-256 of each side (equal lengths, so not even the length of a token
+    /// leaks), and none of them ends the scan early. A hash map lookup would compare the
+    /// bytes of a token whose hash matched with `memcmp`, whose time tells how many leading
+    /// bytes of a guess were right.
+    pub fn lookup(&self, token: &str) -> Option<&Grant> {
+        let mut found = None;
+        for (candidate, grant) in &self.0 {
+            if same_secret(token, candidate) {
+                found = Some(grant);
+            }
+        }
+        found
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive and
+/// followed by one or more spaces (RFC 7235 §2.1); an empty token is none.
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Whether two secrets are equal, in time that does not depend on where they differ (the

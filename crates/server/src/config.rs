@@ -1,13 +1,10 @@
 //! Server configuration: where to listen, which storage, who may do what, and the limits.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::ServerError;
+pub use crate::auth::{Grant, Tokens};
 
 /// Most connections held at once, long polls included ([`Config::max_connections`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -115,89 +112,6 @@ pub enum StorageConfig {
         /// Connections in the pool.
         pool_size: usize,
     },
-}
-
-/// What one bearer token grants.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Grant {
-    /// Scopes the token may read and push to; `"*"` grants every scope.
-    pub scopes: Vec<String>,
-    /// Whether the token may also use the admin API (the backend writing its own data,
-    /// purging tombstones) on those scopes.
-    #[serde(default)]
-    pub admin: bool,
-    /// Read-only: pulls, status, digest and records, but a push is `403` (default false:
-    /// read-write).
-    #[serde(default)]
-    pub read_only: bool,
-}
-
-impl Grant {
-    /// Whether the grant covers `scope`.
-    pub fn allows(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == "*" || s == scope)
-    }
-}
-
-/// Bearer tokens and their grants.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Tokens(pub HashMap<String, Grant>);
-
-impl Tokens {
-    /// Parses the JSON form: `{"<token>": {"scopes": ["org-1"], "admin": false}, ...}`.
-    pub fn from_json(json: &str) -> Result<Self, ServerError> {
-        let tokens: Tokens = serde_json::from_str(json)
-            .map_err(|e| ServerError::Config(format!("tokens are not valid JSON: {e}")))?;
-        if tokens.0.keys().any(|t| t.is_empty()) {
-            return Err(ServerError::Config("a token must not be empty".into()));
-        }
-        Ok(tokens)
-    }
-
-    /// Reads tokens from a JSON file.
-    pub fn from_file(path: &std::path::Path) -> Result<Self, ServerError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ServerError::Config(format!("cannot read tokens file {}: {e}", path.display()))
-        })?;
-        Self::from_json(&text)
-    }
-
-    /// Reads tokens from the JSON in environment variable `var` (`None` if it is unset).
-    pub fn from_env(var: &str) -> Result<Option<Self>, ServerError> {
-        match std::env::var(var) {
-            Ok(json) => Self::from_json(&json).map(Some),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// Adds a token.
-    pub fn grant(mut self, token: &str, scopes: &[&str], admin: bool) -> Self {
-        self.0.insert(
-            token.to_string(),
-            Grant {
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-                admin,
-                read_only: false,
-            },
-        );
-        self
-    }
-
-    /// The grant of a token, compared in constant time: every configured token is compared,
-    /// through the SHA-256 of each side (equal lengths, so not even the length of a token
-    /// leaks), and none of them ends the scan early. A hash map lookup would compare the
-    /// bytes of a token whose hash matched with `memcmp`, whose time tells how many leading
-    /// bytes of a guess were right.
-    pub fn lookup(&self, token: &str) -> Option<&Grant> {
-        let mut found = None;
-        for (candidate, grant) in &self.0 {
-            if crate::auth::same_secret(token, candidate) {
-                found = Some(grant);
-            }
-        }
-        found
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ mod conn;
 mod error;
 pub mod live;
 mod metrics;
+mod probes;
+mod state;
 pub mod storage;
 pub mod tls;
 
@@ -47,7 +49,7 @@ pub use storage::{Storage, StorageError};
 pub struct Server {
     addr: SocketAddr,
     https: bool,
-    state: Arc<api::AppState>,
+    state: Arc<state::AppState>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     purger: Option<JoinHandle<()>>,
@@ -117,7 +119,7 @@ pub async fn serve(config: Config) -> Result<Server, ServerError> {
 pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Server, ServerError> {
     let hub = Arc::new(live::ChangeHub::default());
     let listener_task = storage.listen(hub.clone());
-    let state = Arc::new(api::AppState::new(storage.clone(), hub.clone(), &config));
+    let state = Arc::new(state::AppState::new(storage.clone(), hub.clone(), &config));
     let mut app = api::router(state.clone());
     if let Some(dir) = &config.demo_dir {
         app = app.nest_service("/demo", tower_http::services::ServeDir::new(dir));

@@ -1,17 +1,15 @@
-//! What operators watch: `GET /metrics` in the Prometheus text format, and the health probes
-//! `GET /healthz` (the process answers) and `GET /readyz` (its storage answers).
+//! What operators watch: the metrics registry behind `GET /metrics` (the endpoints themselves,
+//! with the health probes, are in `probes`).
 //!
 //! Labels are bounded: a route is its template (`/v1/scopes/{scope}/changes`), never the raw
 //! path, so no scope name ever becomes a label (scopes are unbounded, and naming them would
 //! tell a scraper which exist). Encoded by `prometheus-client`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -21,17 +19,19 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tether_engine::MutationResult;
 
-use crate::api::{AppState, Counters};
-use crate::error::ApiError;
 use crate::live::ChangeHub;
 use crate::storage::Storage;
 
-/// How long `/readyz` waits for the storage before it answers `503`.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Counters the tests and the benchmark read.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub pulls: AtomicU64,
+    pub changes_sent: AtomicU64,
+}
 
 /// The server's metrics, registered once and updated where things happen.
 pub(crate) struct Metrics {
-    registry: Registry,
+    pub registry: Registry,
     /// Requests answered, by route template, method and status code.
     pub requests: Family<RequestLabels, Counter>,
     /// Time to answer, by route template (a live pull's wait included).
@@ -255,68 +255,4 @@ impl Collector for Sampled {
         )?;
         Ok(())
     }
-}
-
-/// `GET /metrics`: the Prometheus text format (OpenMetrics 1.0 text, which Prometheus reads).
-pub(crate) async fn metrics(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    if let Some(wanted) = &st.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::api::bearer_token)
-            .unwrap_or("");
-        if !crate::auth::same_secret(given, wanted) {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "GET /metrics needs the metrics token as Authorization: Bearer <token>",
-            ));
-        }
-    }
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &st.metrics.registry)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
-}
-
-/// `GET /healthz`: the process is up and answering.
-pub(crate) async fn healthz() -> Response {
-    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
-}
-
-/// `GET /readyz`: the storage answers a trivial query within [`READY_TIMEOUT`]; `503`
-/// otherwise, so a load balancer sends no traffic to an instance whose database is gone.
-pub(crate) async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, st.storage.ready()).await {
-        Ok(Ok(())) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            not_ready(e.to_string())
-        }
-        Err(_) => not_ready(format!(
-            "the storage did not answer within {} s",
-            READY_TIMEOUT.as_secs()
-        )),
-    }
-}
-
-fn not_ready(why: String) -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(
-            serde_json::json!({ "status": "unavailable", "code": "not_ready",
-            "message": why }),
-        ),
-    )
-        .into_response()
 }
