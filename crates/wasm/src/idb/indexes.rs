@@ -14,8 +14,10 @@ use super::codec::{
     collection_lower, collection_upper, decode_key, decode_row, json, parse_data, row_key, set,
     ENTRIES_INDEX, INDEXES, META, ROWS,
 };
-use super::request::{committed, js_storage_error, wait};
-use super::store::{as_u64, call, cursor_err, object_store, result_of, SCAN_BATCH};
+use super::request::{
+    as_u64, call, committed, cursor_err, js_storage_error, object_store, result_of, wait,
+    SCAN_BATCH,
+};
 
 /// The key of the one record of the `indexes` store.
 const DECLARED: &str = "declared";

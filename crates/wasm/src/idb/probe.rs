@@ -9,8 +9,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{IdbKeyRange, IdbObjectStore};
 
 use super::codec::{decode_key, row_key};
-use super::request::{js_storage_error, wait};
-use super::store::{call, result_of};
+use super::request::{call, js_storage_error, result_of, wait};
 
 /// Which of `keys` may exist, found with one `getAllKeys` per collection over the span of that
 /// collection's keys when the span holds few rows (at most twice as many as keys), so that a

@@ -1,4 +1,5 @@
-//! Futures over IndexedDB requests and transactions, plus the error mapping.
+//! Futures over IndexedDB requests and transactions, the small helpers every operation issues
+//! requests through, and the error mapping.
 //!
 //! A request is awaited through a `Promise` whose `resolve`/`reject` are installed directly as
 //! the request's `onsuccess`/`onerror` handlers: no Rust closure is allocated per request and
@@ -9,9 +10,12 @@ use js_sys::{Array, Promise};
 use tether_engine::{Detail, Error, Result};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{DomException, IdbRequest, IdbTransaction};
+use web_sys::{DomException, IdbObjectStore, IdbRequest, IdbTransaction};
 
 use crate::js::JsFailure;
+
+/// Rows read per request when scanning a range (bounds memory on large scopes).
+pub(super) const SCAN_BATCH: u32 = 2000;
 
 /// Waits for a request to succeed and returns its result.
 pub(crate) async fn wait(req: &IdbRequest) -> Result<JsValue> {
@@ -98,4 +102,33 @@ pub(crate) fn js_storage_error(what: &str, err: &JsValue) -> Error {
 /// A JS array of strings (object store names, key paths).
 pub(crate) fn str_array(items: &[&str]) -> Array {
     items.iter().map(|s| JsValue::from_str(s)).collect()
+}
+
+/// The object store `name` of a transaction.
+pub(super) fn object_store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
+    tx.object_store(name)
+        .map_err(|e| js_storage_error("opening an object store", &e))
+}
+
+/// A request issued, or its synchronous failure as a storage error.
+pub(super) fn call(req: std::result::Result<IdbRequest, JsValue>) -> Result<IdbRequest> {
+    req.map_err(|e| js_storage_error("a request", &e))
+}
+
+/// The result of a request that succeeded.
+pub(super) fn result_of(req: &IdbRequest) -> Result<JsValue> {
+    req.result()
+        .map_err(|e| js_storage_error("reading a request result", &e))
+}
+
+/// A cursor that failed to move, as a storage error.
+pub(super) fn cursor_err(e: JsValue) -> Error {
+    js_storage_error("moving a cursor", &e)
+}
+
+/// A count request's result.
+pub(super) fn as_u64(v: &JsValue) -> Result<u64> {
+    v.as_f64()
+        .map(|f| f as u64)
+        .ok_or_else(|| Error::storage("IndexedDB count is not a number"))
 }

@@ -10,8 +10,8 @@ use tether_engine::{
 };
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
-    IdbCursor, IdbCursorDirection, IdbCursorWithValue, IdbKeyRange, IdbObjectStore, IdbRequest,
-    IdbTransaction, IdbTransactionMode,
+    IdbCursor, IdbCursorDirection, IdbCursorWithValue, IdbKeyRange, IdbObjectStore, IdbTransaction,
+    IdbTransactionMode,
 };
 
 use super::codec::{
@@ -22,14 +22,14 @@ use super::codec::{
 };
 use super::indexes::{build_in, count_in, declare_in, read_declared, scan_in, Declared};
 use super::probe::probe;
-use super::request::{abort, committed, js_storage_error, wait};
+use super::request::{
+    abort, as_u64, call, committed, cursor_err, js_storage_error, object_store, result_of, wait,
+    SCAN_BATCH,
+};
 use super::IdbStore;
 
 const RO: IdbTransactionMode = IdbTransactionMode::Readonly;
 const RW: IdbTransactionMode = IdbTransactionMode::Readwrite;
-
-/// Rows read per request when scanning a range (bounds memory on large scopes).
-pub(super) const SCAN_BATCH: u32 = 2000;
 
 /// Rows read for a write, in the order of the keys asked for. A write finds what was read of
 /// its row at its prior's slot.
@@ -753,28 +753,4 @@ fn idb_bounds(scope_js: &JsValue, range: &KeyRange) -> Option<(JsValue, JsValue)
 fn bound(lower: &JsValue, upper: &JsValue, lower_open: bool) -> Result<IdbKeyRange> {
     IdbKeyRange::bound_with_lower_open_and_upper_open(lower, upper, lower_open, true)
         .map_err(|e| js_storage_error("building a key range", &e))
-}
-
-pub(super) fn object_store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
-    tx.object_store(name)
-        .map_err(|e| js_storage_error("opening an object store", &e))
-}
-
-pub(super) fn call(req: std::result::Result<IdbRequest, JsValue>) -> Result<IdbRequest> {
-    req.map_err(|e| js_storage_error("a request", &e))
-}
-
-pub(super) fn result_of(req: &IdbRequest) -> Result<JsValue> {
-    req.result()
-        .map_err(|e| js_storage_error("reading a request result", &e))
-}
-
-pub(super) fn cursor_err(e: JsValue) -> Error {
-    js_storage_error("moving a cursor", &e)
-}
-
-pub(super) fn as_u64(v: &JsValue) -> Result<u64> {
-    v.as_f64()
-        .map(|f| f as u64)
-        .ok_or_else(|| Error::storage("IndexedDB count is not a number"))
 }
