@@ -12,6 +12,7 @@ source scripts/ci/setup.sh
 
 log "formatting and lints (native crates)"
 cargo fmt --all --check
+python3 scripts/ci/check-module-cycles.py
 cargo clippy --workspace --exclude tether-wasm --all-targets --all-features --locked -- -D warnings
 
 log "engine: unit, property, simulation and conformance tests (memory store)"

@@ -11,6 +11,7 @@ exec > >(tee "$LOG") 2>&1
 
 log "formatting and lints"
 cargo fmt --all --check
+python3 scripts/ci/check-module-cycles.py
 cargo clippy --workspace --exclude tether-wasm --all-targets --all-features --locked -- -D warnings
 # The browser crate is linted on its own target: its IndexedDB types are not Send elsewhere.
 ensure_wasm_target
