@@ -6,7 +6,7 @@ use std::time::Duration;
 use tether_native::http::{HttpOptions, HttpRemote, RetryPolicy};
 
 /// An HTTP remote with fast retries (2, from 20 ms), for tests against a loopback server.
-pub fn remote(url: &str, token: &str) -> HttpRemote {
+pub(crate) fn remote(url: &str, token: &str) -> HttpRemote {
     HttpRemote::with_options(
         url,
         token,

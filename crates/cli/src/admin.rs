@@ -10,10 +10,10 @@ use ureq3 as ureq;
 use crate::error::{CliError, Result};
 
 /// Records per admin request: well under the server's default body limit.
-pub const BATCH: usize = 5000;
+pub(crate) const BATCH: usize = 5000;
 
 /// The admin API of one server, with one token.
-pub struct Admin {
+pub(crate) struct Admin {
     base: String,
     token: String,
     agent: ureq::Agent,
@@ -21,13 +21,13 @@ pub struct Admin {
 
 impl Admin {
     /// The server at `base` (e.g. `http://127.0.0.1:8080`), with an admin token.
-    pub fn new(base: &str, token: &str) -> Self {
+    pub(crate) fn new(base: &str, token: &str) -> Self {
         Self::with_ca(base, token, None)
     }
 
     /// The same, trusting the CAs of `ca` (`--ca-cert`) instead of Mozilla's roots for an
     /// `https` server, as the sync's remote does.
-    pub fn with_ca(base: &str, token: &str, ca: Option<&CaCerts>) -> Self {
+    pub(crate) fn with_ca(base: &str, token: &str, ca: Option<&CaCerts>) -> Self {
         let roots = match ca {
             Some(ca) => ca
                 .der()
@@ -48,7 +48,7 @@ impl Admin {
 
     /// Writes records of `scope` in one request: `upserts` are `{collection, id, data}`
     /// objects, `deletes` `{collection, id}` objects.
-    pub fn write(&self, scope: &str, upserts: &[Value], deletes: &[Value]) -> Result<()> {
+    pub(crate) fn write(&self, scope: &str, upserts: &[Value], deletes: &[Value]) -> Result<()> {
         let url = format!(
             "{}/v1/admin/scopes/{}/records",
             self.base,
@@ -76,14 +76,14 @@ impl Admin {
     }
 
     /// Upserts many records, [`BATCH`] per request.
-    pub fn upsert_all(&self, scope: &str, upserts: &[Value]) -> Result<()> {
+    pub(crate) fn upsert_all(&self, scope: &str, upserts: &[Value]) -> Result<()> {
         upserts
             .chunks(BATCH)
             .try_for_each(|chunk| self.write(scope, chunk, &[]))
     }
 
     /// Deletes many records, [`BATCH`] per request.
-    pub fn delete_all(&self, scope: &str, deletes: &[Value]) -> Result<()> {
+    pub(crate) fn delete_all(&self, scope: &str, deletes: &[Value]) -> Result<()> {
         deletes
             .chunks(BATCH)
             .try_for_each(|chunk| self.write(scope, &[], chunk))
@@ -91,7 +91,7 @@ impl Admin {
 
     /// Loads records `0..dataset.len()` of the dataset into `scope`, generating one batch at
     /// a time so that a large dataset is never held in memory whole.
-    pub fn seed(&self, scope: &str, dataset: &Dataset) -> Result<()> {
+    pub(crate) fn seed(&self, scope: &str, dataset: &Dataset) -> Result<()> {
         let mut batch = Vec::with_capacity(BATCH);
         for record in dataset.iter() {
             batch.push(upsert(&record));
@@ -108,12 +108,12 @@ impl Admin {
 }
 
 /// A generated record as an admin upsert.
-pub fn upsert(r: &GenRecord) -> Value {
+pub(crate) fn upsert(r: &GenRecord) -> Value {
     json!({"collection": r.collection, "id": r.id, "data": r.data})
 }
 
 /// A generated record's key as an admin delete.
-pub fn delete(r: &GenRecord) -> Value {
+pub(crate) fn delete(r: &GenRecord) -> Value {
     json!({"collection": r.collection, "id": r.id})
 }
 

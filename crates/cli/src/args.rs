@@ -11,11 +11,11 @@ use crate::error::{CliError, Result};
 /// The replica file every command uses unless `--db` says otherwise. `tether demo` writes its
 /// own replica under `--dir` (default `./tether-demo/replica.db`) and prints the `--db` to
 /// inspect it with.
-pub const DEFAULT_REPLICA: &str = "./replica.db";
+pub(crate) const DEFAULT_REPLICA: &str = "./replica.db";
 
 /// Which replica file, and which scope of it.
 #[derive(clap::Args)]
-pub struct ReplicaArgs {
+pub(crate) struct ReplicaArgs {
     /// The replica file (a SQLite database).
     #[arg(long, default_value = DEFAULT_REPLICA)]
     pub db: PathBuf,
@@ -26,12 +26,12 @@ pub struct ReplicaArgs {
 
 impl ReplicaArgs {
     /// Opens the replica, creating the file if it is missing (for `sync` and `put`).
-    pub fn open(&self) -> Result<Replica> {
+    pub(crate) fn open(&self) -> Result<Replica> {
         Ok(Replica::open(&self.db)?)
     }
 
     /// Opens an existing replica: reading a file that is not there must not create it.
-    pub fn open_existing(&self) -> Result<Replica> {
+    pub(crate) fn open_existing(&self) -> Result<Replica> {
         if !self.db.exists() {
             return Err(CliError::Usage(format!(
                 "no replica at {} (run `tether sync`, or pass --db)",
@@ -44,7 +44,7 @@ impl ReplicaArgs {
 
 /// Which server, with which token.
 #[derive(clap::Args)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Base URL of the server, e.g. http://127.0.0.1:8080.
     #[arg(long)]
     pub remote: String,
@@ -61,7 +61,7 @@ pub struct ServerArgs {
 impl ServerArgs {
     /// The sync protocol's client of the server; a --ca-cert that cannot be read or parsed is
     /// an `InvalidInput` error before anything is sent.
-    pub fn http(&self) -> Result<HttpRemote> {
+    pub(crate) fn http(&self) -> Result<HttpRemote> {
         let options = HttpOptions {
             ca_certs: self.ca_certs()?,
             ..HttpOptions::default()
@@ -70,7 +70,7 @@ impl ServerArgs {
     }
 
     /// The admin API's client of the server, trusting the same CA.
-    pub fn admin(&self) -> Result<Admin> {
+    pub(crate) fn admin(&self) -> Result<Admin> {
         Ok(Admin::with_ca(
             &self.remote,
             &self.token,

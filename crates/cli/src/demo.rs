@@ -20,7 +20,7 @@ use crate::serve::runtime;
 
 /// Options of `tether demo`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Records in the generated cloud dataset.
     #[arg(long, default_value_t = 100_000)]
     records: u64,
@@ -35,7 +35,7 @@ pub struct Args {
 
 const SCOPE: &str = "org-1";
 
-pub fn run(args: &Args) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     if args.records == 0 {
         return Err(CliError::Usage("--records must be at least 1".into()));
     }

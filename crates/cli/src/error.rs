@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// The replica, the sync or the remote failed; its kind is the engine's.
     #[error(transparent)]
     Sync(#[from] tether_engine::Error),
@@ -44,12 +44,12 @@ pub enum CliError {
 }
 
 /// The result of a command.
-pub type Result<T, E = CliError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
 
 impl CliError {
     /// A short stable name for the message's prefix (`error [Auth]: ...`): the engine's kind
     /// for engine errors, the CLI's own otherwise.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             CliError::Sync(e) => e.kind().as_str(),
             CliError::Runtime(_) => "Runtime",

@@ -9,7 +9,7 @@ use crate::error::{CliError, Result};
 
 /// Which replica file and scope to look at.
 #[derive(clap::Args)]
-pub struct Target {
+pub(crate) struct Target {
     #[command(flatten)]
     replica: ReplicaArgs,
     /// Print JSON instead of text.
@@ -19,7 +19,7 @@ pub struct Target {
 
 /// Options of `tether history`.
 #[derive(clap::Args)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     #[command(flatten)]
     target: Target,
     /// Runs to show.
@@ -29,7 +29,7 @@ pub struct HistoryArgs {
 
 /// Options of `tether stats`.
 #[derive(clap::Args)]
-pub struct StatsArgs {
+pub(crate) struct StatsArgs {
     #[command(flatten)]
     target: Target,
     /// Window, in days back from now.
@@ -37,7 +37,7 @@ pub struct StatsArgs {
     days: u32,
 }
 
-pub fn stats(a: &StatsArgs) -> Result<ExitCode> {
+pub(crate) fn stats(a: &StatsArgs) -> Result<ExitCode> {
     let replica = a.target.replica.open_existing()?;
     let s = replica.scope(&a.target.replica.scope)?.stats(a.days)?;
     if a.target.json {
@@ -77,7 +77,7 @@ fn time(ms: Option<i64>) -> String {
     ms.map_or_else(|| "never".to_owned(), rfc3339)
 }
 
-pub fn status(t: &Target) -> Result<ExitCode> {
+pub(crate) fn status(t: &Target) -> Result<ExitCode> {
     let replica = t.replica.open_existing()?;
     let s = replica.scope(&t.replica.scope)?.status()?;
     if t.json {
@@ -111,7 +111,7 @@ pub fn status(t: &Target) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn history(h: &HistoryArgs) -> Result<ExitCode> {
+pub(crate) fn history(h: &HistoryArgs) -> Result<ExitCode> {
     let replica = h.target.replica.open_existing()?;
     let runs = replica.scope(&h.target.replica.scope)?.history(h.limit)?;
     if h.target.json {
@@ -155,7 +155,7 @@ pub fn history(h: &HistoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn conflicts(t: &Target) -> Result<ExitCode> {
+pub(crate) fn conflicts(t: &Target) -> Result<ExitCode> {
     let replica = t.replica.open_existing()?;
     let conflicts = replica.scope(&t.replica.scope)?.conflicts()?;
     if t.json {

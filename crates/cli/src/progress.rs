@@ -4,12 +4,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tether_engine::{Phase, Progress};
 
 /// Draws sync progress on stderr (nothing when stderr is not a terminal).
-pub struct Bar {
+pub(crate) struct Bar {
     bar: ProgressBar,
 }
 
 impl Bar {
-    pub fn new(label: &str) -> Self {
+    pub(crate) fn new(label: &str) -> Self {
         let bar = ProgressBar::new(0);
         let style = ProgressStyle::with_template(
             "{prefix:>12} [{bar:40}] {pos:>9}/{len:9} {per_sec:>12} {msg}",
@@ -22,7 +22,7 @@ impl Bar {
         Bar { bar }
     }
 
-    pub fn event(&self, p: &Progress) {
+    pub(crate) fn event(&self, p: &Progress) {
         if let Some(total) = p.total {
             self.bar.set_length(total);
         }
@@ -36,7 +36,7 @@ impl Bar {
         });
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }

@@ -8,7 +8,7 @@ use crate::error::{CliError, Result};
 
 /// Options of `tether get` and `tether delete`.
 #[derive(clap::Args)]
-pub struct KeyArgs {
+pub(crate) struct KeyArgs {
     #[command(flatten)]
     replica: ReplicaArgs,
     /// Collection.
@@ -19,7 +19,7 @@ pub struct KeyArgs {
 
 /// Options of `tether put`.
 #[derive(clap::Args)]
-pub struct PutArgs {
+pub(crate) struct PutArgs {
     #[command(flatten)]
     key: KeyArgs,
     /// The record's data, a JSON object.
@@ -28,7 +28,7 @@ pub struct PutArgs {
 
 /// Options of `tether list`.
 #[derive(clap::Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     #[command(flatten)]
     replica: ReplicaArgs,
     /// Collection.
@@ -38,7 +38,7 @@ pub struct ListArgs {
     limit: usize,
 }
 
-pub fn get(k: &KeyArgs) -> Result<ExitCode> {
+pub(crate) fn get(k: &KeyArgs) -> Result<ExitCode> {
     let replica = k.replica.open_existing()?;
     match replica.scope(&k.replica.scope)?.get(&k.collection, &k.id)? {
         Some(r) => {
@@ -52,7 +52,7 @@ pub fn get(k: &KeyArgs) -> Result<ExitCode> {
     }
 }
 
-pub fn list(l: &ListArgs) -> Result<ExitCode> {
+pub(crate) fn list(l: &ListArgs) -> Result<ExitCode> {
     let replica = l.replica.open_existing()?;
     for r in replica
         .scope(&l.replica.scope)?
@@ -63,7 +63,7 @@ pub fn list(l: &ListArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn put(p: &PutArgs) -> Result<ExitCode> {
+pub(crate) fn put(p: &PutArgs) -> Result<ExitCode> {
     let data: serde_json::Value = serde_json::from_str(&p.data)
         .map_err(|e| CliError::Usage(format!("data is not JSON: {e}")))?;
     let replica = p.key.replica.open()?;
@@ -74,7 +74,7 @@ pub fn put(p: &PutArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn delete(k: &KeyArgs) -> Result<ExitCode> {
+pub(crate) fn delete(k: &KeyArgs) -> Result<ExitCode> {
     let replica = k.replica.open_existing()?;
     replica
         .scope(&k.replica.scope)?

@@ -12,7 +12,7 @@ use crate::progress::Bar;
 
 /// Options of `tether sync`.
 #[derive(clap::Args)]
-pub struct SyncArgs {
+pub(crate) struct SyncArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
@@ -61,7 +61,7 @@ fn parse_every(text: &str) -> std::result::Result<u64, String> {
 
 /// Options of `tether verify`.
 #[derive(clap::Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
@@ -73,7 +73,7 @@ pub struct VerifyArgs {
 
 /// Options of `tether seed`.
 #[derive(clap::Args)]
-pub struct SeedArgs {
+pub(crate) struct SeedArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// The scope.
@@ -87,7 +87,7 @@ pub struct SeedArgs {
     seed: u64,
 }
 
-pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
+pub(crate) fn sync(a: &SyncArgs) -> Result<ExitCode> {
     if a.live {
         return live(a);
     }
@@ -273,7 +273,7 @@ fn live(a: &SyncArgs) -> Result<ExitCode> {
     }
 }
 
-pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+pub(crate) fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let replica = a.replica.open_existing()?;
     let report = replica
         .scope(&a.replica.scope)?
@@ -300,7 +300,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     })
 }
 
-pub fn seed(a: &SeedArgs) -> Result<ExitCode> {
+pub(crate) fn seed(a: &SeedArgs) -> Result<ExitCode> {
     a.server
         .admin()?
         .seed(&a.scope, &Dataset::new(a.seed, a.records))?;

@@ -11,7 +11,7 @@ use crate::error::{CliError, Result};
 
 /// Options of `tether serve`.
 #[derive(clap::Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: std::net::SocketAddr,
@@ -115,7 +115,7 @@ fn jwt(a: &ServeArgs) -> Result<Option<JwtConfig>> {
     }))
 }
 
-pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
+pub(crate) fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let jwt = jwt(a)?;
     let tokens = match (&a.tokens, &a.dev_token) {
         (Some(path), _) => Tokens::from_file(path)?,
@@ -184,6 +184,6 @@ pub fn serve(a: &ServeArgs) -> Result<ExitCode> {
 }
 
 /// The multi-threaded tokio runtime the server runs on.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().map_err(CliError::Runtime)
 }

@@ -123,13 +123,13 @@ struct ScopeData {
 
 mod rows_as_vec {
     use super::*;
-    pub fn serialize<S: serde::Serializer>(
+    pub(super) fn serialize<S: serde::Serializer>(
         m: &BTreeMap<Key, Row>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.collect_seq(m.values())
     }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<Key, Row>, D::Error> {
         let rows = Vec::<Row>::deserialize(d)?;

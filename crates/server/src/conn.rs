@@ -42,11 +42,11 @@ use crate::metrics::{Metrics, ReasonLabels};
 use crate::tls::{Conn, TlsConfig};
 
 /// How long `accept` waits after a failure (out of file descriptors) before it tries again.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a new connection waits for room at the cap (idle ones are shed meanwhile).
-pub const ROOM_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const ROOM_WAIT: Duration = Duration::from_secs(1);
 /// How long a shutdown waits for requests in flight before it drops their connections.
-pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// The connection limits of a server, from its [`Config`](crate::Config).
 #[derive(Debug, Clone, Copy)]

@@ -85,7 +85,11 @@ pub(crate) struct ReasonLabels {
 impl Metrics {
     /// The metrics; live waiters, the storage pool and the pull counters are read from
     /// `hub`, `storage` and `stats` at scrape time.
-    pub fn new(storage: Arc<dyn Storage>, hub: Arc<ChangeHub>, stats: Arc<Counters>) -> Metrics {
+    pub(crate) fn new(
+        storage: Arc<dyn Storage>,
+        hub: Arc<ChangeHub>,
+        stats: Arc<Counters>,
+    ) -> Metrics {
         let mut registry = Registry::with_prefix("tether");
         registry.register_collector(Box::new(Sampled {
             storage,
@@ -158,7 +162,13 @@ impl Metrics {
     }
 
     /// Counts an answered request and its time.
-    pub fn observe(&self, route: String, method: String, status: StatusCode, took: Duration) {
+    pub(crate) fn observe(
+        &self,
+        route: String,
+        method: String,
+        status: StatusCode,
+        took: Duration,
+    ) {
         self.latency
             .get_or_create(&RouteLabels {
                 route: route.clone(),
@@ -174,7 +184,7 @@ impl Metrics {
     }
 
     /// Counts the results of a push.
-    pub fn count_results(&self, results: &[MutationResult]) {
+    pub(crate) fn count_results(&self, results: &[MutationResult]) {
         for r in results {
             let result = match r {
                 MutationResult::Accepted { .. } => "accepted",

@@ -34,7 +34,7 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    pub fn new(
+    pub(crate) fn new(
         storage: Arc<dyn Storage>,
         hub: Arc<crate::live::ChangeHub>,
         config: &crate::Config,

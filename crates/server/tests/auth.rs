@@ -83,7 +83,7 @@ fn push(h: &Harness, token: &str) -> (u16, Value) {
 
 /// Base64url without padding, enough to forge a token by hand.
 mod base64_like {
-    pub fn encode(bytes: &[u8]) -> String {
+    pub(crate) fn encode(bytes: &[u8]) -> String {
         const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {

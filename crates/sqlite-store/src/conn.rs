@@ -234,11 +234,11 @@ pub struct DbFailure {
 
 /// SQLite's primary result codes the store tells apart (`sqlite3.h`).
 mod code {
-    pub const BUSY: i32 = 5;
-    pub const LOCKED: i32 = 6;
-    pub const CORRUPT: i32 = 11;
-    pub const FULL: i32 = 13;
-    pub const NOTADB: i32 = 26;
+    pub(super) const BUSY: i32 = 5;
+    pub(super) const LOCKED: i32 = 6;
+    pub(super) const CORRUPT: i32 = 11;
+    pub(super) const FULL: i32 = 13;
+    pub(super) const NOTADB: i32 = 26;
 }
 
 impl DbFailure {

@@ -17,7 +17,7 @@ const PAST_EVERY_KEY: &[u8] = &[0xFF];
 /// Declares `set`: drops the indexes not in it (or whose paths changed) with their entries and
 /// records the new ones as building; an index declared as it was is left alone, build cursor
 /// included. Returns the declarations now stored.
-pub fn declare(tx: &impl Connection, set: &IndexSet) -> SqlResult<Vec<Declared>> {
+pub(crate) fn declare(tx: &impl Connection, set: &IndexSet) -> SqlResult<Vec<Declared>> {
     let current = sql::declared(tx)?;
     for d in &current {
         if set.get(&d.spec.collection, &d.spec.name) != Some(&d.spec) {
@@ -35,7 +35,7 @@ pub fn declare(tx: &impl Connection, set: &IndexSet) -> SqlResult<Vec<Declared>>
 /// Indexes at most `batch` more rows for the first index still building (across scopes, in
 /// `(scope_id, id)` order, from its stored cursor) and stores the new cursor. Returns the
 /// declarations after the step.
-pub fn build(tx: &impl Connection, batch: usize) -> SqlResult<Vec<Declared>> {
+pub(crate) fn build(tx: &impl Connection, batch: usize) -> SqlResult<Vec<Declared>> {
     let declared = sql::declared(tx)?;
     let Some(d) = declared.iter().find(|d| d.building) else {
         return Ok(declared);
@@ -74,7 +74,7 @@ pub fn build(tx: &impl Connection, batch: usize) -> SqlResult<Vec<Declared>> {
 
 /// The statements that read, add and delete entries, prepared once per transaction when a
 /// write first needs them.
-pub struct EntryWriter<'c, C: Connection + 'c> {
+pub(crate) struct EntryWriter<'c, C: Connection + 'c> {
     old_key: Option<C::Statement<'c>>,
     insert: Option<C::Statement<'c>>,
     delete: Option<C::Statement<'c>>,
@@ -83,7 +83,7 @@ pub struct EntryWriter<'c, C: Connection + 'c> {
 
 impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
     /// No statement prepared yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         EntryWriter {
             old_key: None,
             insert: None,
@@ -96,7 +96,7 @@ impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
     /// declared index of its collection (built or not). The old entries are found by the row's
     /// id, never computed from its old data: a row whose stored data is corrupt is rewritten
     /// like any other.
-    pub fn reindex(
+    pub(crate) fn reindex(
         &mut self,
         tx: &'c C,
         declared: &[Declared],
@@ -150,7 +150,7 @@ impl<'c, C: Connection + 'c> EntryWriter<'c, C> {
 }
 
 /// The entries a scan selects, with their rows, in its order.
-pub fn scan(conn: &impl Connection, scope: &ScopeId, scan: &Scan) -> SqlResult<Vec<Hit>> {
+pub(crate) fn scan(conn: &impl Connection, scope: &ScopeId, scan: &Scan) -> SqlResult<Vec<Hit>> {
     let d = ready(conn, scan)?;
     let Some(scope_id) = sql::scope_id(conn, scope)? else {
         return Ok(Vec::new());
@@ -212,7 +212,7 @@ pub fn scan(conn: &impl Connection, scope: &ScopeId, scan: &Scan) -> SqlResult<V
 }
 
 /// The number of entries a scan selects, its cursor and limit ignored.
-pub fn scan_count(conn: &impl Connection, scope: &ScopeId, scan: &Scan) -> SqlResult<u64> {
+pub(crate) fn scan_count(conn: &impl Connection, scope: &ScopeId, scan: &Scan) -> SqlResult<u64> {
     let d = ready(conn, scan)?;
     let Some(scope_id) = sql::scope_id(conn, scope)? else {
         return Ok(0);
@@ -239,6 +239,6 @@ fn ready(conn: &impl Connection, scan: &Scan) -> SqlResult<Declared> {
 }
 
 /// The set of declared indexes (validated as the engine validates a declaration).
-pub fn set_of(declared: &[Declared]) -> SqlResult<IndexSet> {
+pub(crate) fn set_of(declared: &[Declared]) -> SqlResult<IndexSet> {
     Ok(IndexSet::new(declared.iter().map(|d| d.spec.clone()))?)
 }

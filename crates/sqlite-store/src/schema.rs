@@ -205,7 +205,7 @@ CREATE INDEX index_entries_by_row ON index_entries (index_no, scope_id, id);
 
 /// Checks that `conn` is a Tether replica (or an empty file) and brings its schema to
 /// [`SCHEMA_VERSION`]. `what` names the file in error messages.
-pub fn prepare(conn: &impl Connection, what: &str) -> SqlResult<()> {
+pub(crate) fn prepare(conn: &impl Connection, what: &str) -> SqlResult<()> {
     // The first read of the header is where SQLite notices a file that is not a database.
     let version = user_version(conn).map_err(|e| not_a_database(e, what))?;
     if version > SCHEMA_VERSION {

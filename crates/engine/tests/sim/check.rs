@@ -20,7 +20,7 @@ use tether_engine::*;
 
 use super::world::{Book, Edit, Shared, KEYS};
 
-pub fn accepted(b: &Book, e: &Edit) -> bool {
+pub(super) fn accepted(b: &Book, e: &Edit) -> bool {
     let mut later = b.history[e.h0..].iter().filter(|w| w.key == e.key);
     if later.clone().any(|w| w.state == e.state) {
         return true;
@@ -38,7 +38,7 @@ pub fn accepted(b: &Book, e: &Edit) -> bool {
     }
 }
 
-pub fn journaled(e: &Edit, conflicts: &[Conflict]) -> bool {
+pub(super) fn journaled(e: &Edit, conflicts: &[Conflict]) -> bool {
     conflicts.iter().any(|c| {
         c.record_id == e.key
             && c.id > e.floor
@@ -48,7 +48,11 @@ pub fn journaled(e: &Edit, conflicts: &[Conflict]) -> bool {
 }
 
 /// Checks every edit; with `settled`, none may be pending any more.
-pub fn every_edit(sh: &Shared<'_>, stores: &[MemoryStore], settled: bool) -> Result<(), String> {
+pub(super) fn every_edit(
+    sh: &Shared<'_>,
+    stores: &[MemoryStore],
+    settled: bool,
+) -> Result<(), String> {
     for (r, store) in stores.iter().enumerate() {
         let conflicts = block_on(store.conflicts(&sh.scope)).unwrap();
         let rows: Vec<(String, Option<Row>)> = (0..KEYS)

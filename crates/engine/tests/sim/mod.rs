@@ -79,7 +79,7 @@ fn env(name: &str) -> Option<u64> {
 }
 
 /// Runs the regressions, then the seeds; panics naming every failing seed with its log.
-pub fn drive(regressions: &[u64]) {
+pub(crate) fn drive(regressions: &[u64]) {
     let started = Instant::now();
     if let Some(seed) = env("TETHER_SIM_SEED") {
         let out = one(seed);

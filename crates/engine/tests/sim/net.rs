@@ -113,7 +113,7 @@ fn check_bases(sh: &Shared<'_>, me: usize, m: &[Mutation]) {
 }
 
 /// The clean wire: no faults, no races.
-pub struct Recorder<'a> {
+pub(super) struct Recorder<'a> {
     pub sh: &'a Shared<'a>,
     pub me: usize,
 }
@@ -142,7 +142,7 @@ impl Remote for Recorder<'_> {
 }
 
 /// The faulty wire of replica `me` (one of `stores`).
-pub struct Net<'a> {
+pub(super) struct Net<'a> {
     sh: &'a Shared<'a>,
     stores: &'a [MemoryStore],
     me: usize,
@@ -152,7 +152,7 @@ pub struct Net<'a> {
 }
 
 impl<'a> Net<'a> {
-    pub fn new(
+    pub(super) fn new(
         sh: &'a Shared<'a>,
         stores: &'a [MemoryStore],
         me: usize,

@@ -13,18 +13,18 @@ use super::net::{Net, Recorder};
 use crate::Rng;
 
 /// Replicas (MemoryStores); each is also edited by a second "tab" (another handle on it).
-pub const REPLICAS: usize = 3;
+pub(super) const REPLICAS: usize = 3;
 /// Keys `k0`..: few, so that edits, pushes and cloud writes collide.
-pub const KEYS: u64 = 6;
+pub(super) const KEYS: u64 = 6;
 /// Keys the other writer touches (`k4`, `k5` are created by replicas only).
 const CLOUD_KEYS: u64 = 4;
 /// Steps per seed.
-pub const STEPS: usize = 24;
+pub(super) const STEPS: usize = 24;
 /// Most replicas a seed may add by cloning one (the "cloned replica" step).
 const CLONES: usize = 2;
 
 /// One local edit, as the user made it.
-pub struct Edit {
+pub(super) struct Edit {
     pub id: usize,
     pub replica: usize,
     pub key: String,
@@ -41,7 +41,7 @@ pub struct Edit {
 }
 
 /// One state the cloud took for a key.
-pub struct Write {
+pub(super) struct Write {
     pub key: String,
     pub state: Option<Data>,
     pub version: u64,
@@ -51,7 +51,7 @@ pub struct Write {
 
 /// Everything a seed did, for the checks and the step log.
 #[derive(Default)]
-pub struct Book {
+pub(super) struct Book {
     pub edits: Vec<Edit>,
     pub history: Vec<Write>,
     /// (replica, key, version) of every base a replica's edit rested on when it was made.
@@ -66,14 +66,14 @@ pub struct Book {
 }
 
 impl Book {
-    pub fn saw(&mut self, what: &'static str) {
+    pub(super) fn saw(&mut self, what: &'static str) {
         self.seen.push(what);
     }
-    pub fn note(&mut self, line: String) {
+    pub(super) fn note(&mut self, line: String) {
         self.log.push(line);
     }
     /// Whether replica `me` holds edit `e`: its own, or one its origin made before the copy.
-    pub fn holds(&self, me: usize, e: &Edit) -> bool {
+    pub(super) fn holds(&self, me: usize, e: &Edit) -> bool {
         e.replica == me
             || self
                 .copies
@@ -82,7 +82,7 @@ impl Book {
     }
 }
 
-pub struct Shared<'a> {
+pub(super) struct Shared<'a> {
     pub cloud: Cloud,
     pub rng: Rng,
     pub scope: ScopeId,
@@ -90,19 +90,19 @@ pub struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    pub fn book(&self) -> MutexGuard<'_, Book> {
+    pub(super) fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The other writer (the backend itself) writes `n` keys.
-    pub fn cloud_writes(&self, n: u64, why: &str) {
+    pub(super) fn cloud_writes(&self, n: u64, why: &str) {
         for _ in 0..n {
             let id = format!("k{}", self.rng.below(CLOUD_KEYS));
             self.cloud_write(&id, why);
         }
     }
 
-    pub fn cloud_write(&self, id: &str, why: &str) {
+    pub(super) fn cloud_write(&self, id: &str, why: &str) {
         let mut b = self.book();
         if self.rng.chance(25) {
             if self.cloud.record(&self.scope, "c", id).is_none() {
@@ -135,13 +135,13 @@ impl Shared<'_> {
     }
 }
 
-pub fn clock() -> i64 {
+pub(super) fn clock() -> i64 {
     5
 }
 
 /// A random local edit (put, delete, revert to an earlier value, create then delete) of
 /// replica `r` through a handle on its store.
-pub async fn local_edit(sh: &Shared<'_>, store: &MemoryStore, r: usize, tab: &str) {
+pub(super) async fn local_edit(sh: &Shared<'_>, store: &MemoryStore, r: usize, tab: &str) {
     let id = format!("k{}", sh.rng.below(KEYS));
     let kind = sh.rng.below(10);
     let fresh = |sh: &Shared<'_>| {
@@ -252,7 +252,7 @@ async fn apply_edit(
 
 /// What one seed did.
 #[derive(Default, Clone, Copy)]
-pub struct Figures {
+pub(super) struct Figures {
     pub steps: u64,
     pub edits: u64,
     pub checks: u64,
@@ -260,7 +260,7 @@ pub struct Figures {
 }
 
 /// Runs one seed; `Err` names the first broken promise (the step log is in `book`).
-pub fn run_seed(seed: u64, book: &Mutex<Book>) -> Result<Figures, String> {
+pub(super) fn run_seed(seed: u64, book: &Mutex<Book>) -> Result<Figures, String> {
     let sh = Shared {
         cloud: Cloud::new(),
         rng: Rng(std::sync::atomic::AtomicU64::new(

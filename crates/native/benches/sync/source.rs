@@ -13,7 +13,7 @@ use tether_engine::{Change, Checkpoint, Error, Page, Pulled, Remote, Result, Sco
 /// 2026-01-01T00:00:00Z, the cloud's `updated_at` of every generated record.
 const UPDATED_AT: &str = "2026-01-01T00:00:00.000Z";
 
-pub struct Source {
+pub(crate) struct Source {
     ds: Dataset,
     state: Mutex<State>,
 }
@@ -29,7 +29,7 @@ struct State {
 }
 
 impl Source {
-    pub fn new(ds: Dataset) -> Self {
+    pub(crate) fn new(ds: Dataset) -> Self {
         Source {
             ds,
             state: Mutex::new(State::default()),
@@ -37,7 +37,7 @@ impl Source {
     }
 
     /// The changes of initial page `k` (pages of `limit`).
-    pub fn page(&self, k: u64, limit: u64) -> Vec<Change> {
+    pub(crate) fn page(&self, k: u64, limit: u64) -> Vec<Change> {
         let start = k * limit;
         let end = (start + limit).min(self.ds.len());
         (start..end)
@@ -46,12 +46,12 @@ impl Source {
     }
 
     /// Time spent building pages so far.
-    pub fn building(&self) -> Duration {
+    pub(crate) fn building(&self) -> Duration {
         self.lock().building
     }
 
     /// Makes the next incremental pull answer with `indices` changed in `round`.
-    pub fn set_changes(&self, round: u64, indices: Vec<u64>) {
+    pub(crate) fn set_changes(&self, round: u64, indices: Vec<u64>) {
         self.lock().changes = Some((round, indices));
     }
 

@@ -17,15 +17,15 @@ use tether_engine::{RemoteStatus, ScopeId};
 use tether_server::{Config, Server, StorageConfig, Tokens};
 
 /// Token with admin rights on every scope.
-pub const ADMIN: &str = "admin-token";
+pub(crate) const ADMIN: &str = "admin-token";
 /// Token that reads every scope.
-pub const READER: &str = "reader-token";
+pub(crate) const READER: &str = "reader-token";
 /// Token that reads scope `s1` only.
-pub const S1_ONLY: &str = "s1-token";
+pub(crate) const S1_ONLY: &str = "s1-token";
 
 /// Which storage the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// SQLite file in a temp dir.
     Sqlite,
     /// A fresh schema in the database of `TETHER_TEST_PG`.
@@ -72,7 +72,7 @@ macro_rules! postgres_only {
 /// PostgreSQL is required (`CI=true`/`CI=1` or `TETHER_REQUIRE_POSTGRES=1`); otherwise it says
 /// on stderr, past the test harness's capture, that the test was skipped and why, and returns
 /// false: the test then reports ok, but not silently.
-pub fn postgres(test: &str) -> bool {
+pub(crate) fn postgres(test: &str) -> bool {
     if pg_url().is_some() {
         return true;
     }
@@ -93,7 +93,7 @@ pub fn postgres(test: &str) -> bool {
 }
 
 /// The URL of the PostgreSQL test database, from `TETHER_TEST_PG`.
-pub fn pg_url() -> Option<String> {
+pub(crate) fn pg_url() -> Option<String> {
     std::env::var("TETHER_TEST_PG")
         .ok()
         .filter(|u| !u.is_empty())
@@ -108,7 +108,7 @@ fn postgres_required() -> bool {
 }
 
 /// A server on loopback plus what it needs to be restarted on the same storage.
-pub struct Harness {
+pub(crate) struct Harness {
     /// The runtime the server runs on; tests may run their own futures on it.
     pub rt: tokio::runtime::Runtime,
     /// The storage of the server.
@@ -123,12 +123,12 @@ pub struct Harness {
 
 impl Harness {
     /// A server with default limits.
-    pub fn start(backend: Backend) -> Harness {
+    pub(crate) fn start(backend: Backend) -> Harness {
         Self::start_with(backend, |_| {})
     }
 
     /// A server whose config `tune` adjusts.
-    pub fn start_with(backend: Backend, tune: fn(&mut Config)) -> Harness {
+    pub(crate) fn start_with(backend: Backend, tune: fn(&mut Config)) -> Harness {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
@@ -191,7 +191,7 @@ impl Harness {
     }
 
     /// Starts a server (again) on the same storage, on a new port.
-    pub fn restart(&self) {
+    pub(crate) fn restart(&self) {
         let server = self
             .rt
             .block_on(tether_server::serve(self.config()))
@@ -202,7 +202,7 @@ impl Harness {
 
     /// Starts the server again on the port it had (after [`Harness::stop`]), so that clients
     /// holding its URL reconnect to it.
-    pub fn restart_on_same_port(&self) {
+    pub(crate) fn restart_on_same_port(&self) {
         let mut config = self.config();
         config.bind = self
             .url()
@@ -215,14 +215,14 @@ impl Harness {
 
     /// Another server instance on the same storage (several stateless instances on one
     /// PostgreSQL), on its own port; the caller shuts it down.
-    pub fn another_instance(&self) -> Server {
+    pub(crate) fn another_instance(&self) -> Server {
         self.rt
             .block_on(tether_server::serve(self.config()))
             .unwrap()
     }
 
     /// The checkpoint after everything scope `s1` holds.
-    pub fn head(&self) -> String {
+    pub(crate) fn head(&self) -> String {
         let (_, page) = self.raw(
             "GET",
             "/v1/scopes/s1/changes?limit=5000",
@@ -233,7 +233,7 @@ impl Harness {
     }
 
     /// Stops the server; returns its counters.
-    pub fn stop(&self) -> tether_server::Stats {
+    pub(crate) fn stop(&self) -> tether_server::Stats {
         let server = self.server.lock().unwrap().take().expect("server running");
         let stats = server.stats();
         self.rt.block_on(server.shutdown());
@@ -241,7 +241,7 @@ impl Harness {
     }
 
     /// The SQLite database file of this test (`None` on PostgreSQL).
-    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+    pub(crate) fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         match &self.storage {
             StorageConfig::Sqlite { path } => Some(path.clone()),
             StorageConfig::Postgres { .. } => None,
@@ -251,7 +251,7 @@ impl Harness {
     /// Scrapes `GET /metrics` and returns the value of one series, written as in the text
     /// format (`tether_push_mutations_total{result="accepted"}`); 0 when it is absent (a
     /// labelled counter appears with its first increment).
-    pub fn metric(&self, series: &str) -> f64 {
+    pub(crate) fn metric(&self, series: &str) -> f64 {
         let text = ureq::get(&format!("{}/metrics", self.url()))
             .call()
             .unwrap()
@@ -264,22 +264,22 @@ impl Harness {
     }
 
     /// The PostgreSQL schema of this test.
-    pub fn schema(&self) -> Option<&str> {
+    pub(crate) fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
     }
 
     /// Counters of the running server.
-    pub fn stats(&self) -> tether_server::Stats {
+    pub(crate) fn stats(&self) -> tether_server::Stats {
         self.server.lock().unwrap().as_ref().unwrap().stats()
     }
 
     /// Base URL of the running server.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.url.lock().unwrap().clone()
     }
 
     /// POST to the admin write endpoint.
-    pub fn admin(&self, scope: &str, body: Value) -> Value {
+    pub(crate) fn admin(&self, scope: &str, body: Value) -> Value {
         let resp = ureq::post(&format!("{}/v1/admin/scopes/{scope}/records", self.url()))
             .set("authorization", &format!("Bearer {ADMIN}"))
             .send_json(body)
@@ -288,7 +288,7 @@ impl Harness {
     }
 
     /// Upserts records.
-    pub fn upsert(&self, scope: &str, records: &[(&str, &str, Value)]) {
+    pub(crate) fn upsert(&self, scope: &str, records: &[(&str, &str, Value)]) {
         let upserts: Vec<Value> = records
             .iter()
             .map(|(c, i, d)| json!({"collection": c, "id": i, "data": d}))
@@ -297,7 +297,7 @@ impl Harness {
     }
 
     /// Deletes records.
-    pub fn delete(&self, scope: &str, keys: &[(&str, &str)]) {
+    pub(crate) fn delete(&self, scope: &str, keys: &[(&str, &str)]) {
         let deletes: Vec<Value> = keys
             .iter()
             .map(|(c, i)| json!({"collection": c, "id": i}))
@@ -306,7 +306,7 @@ impl Harness {
     }
 
     /// Loads records `range` of the generated dataset (seed 7) into `scope`.
-    pub fn seed(&self, scope: &str, range: std::ops::Range<u64>) {
+    pub(crate) fn seed(&self, scope: &str, range: std::ops::Range<u64>) {
         let ds = Dataset::new(7, range.end);
         let mut batch = Vec::new();
         for i in range {
@@ -322,7 +322,7 @@ impl Harness {
     }
 
     /// Purges every tombstone of the scope.
-    pub fn purge(&self, scope: &str) -> u64 {
+    pub(crate) fn purge(&self, scope: &str) -> u64 {
         let resp = ureq::post(&format!("{}/v1/admin/scopes/{scope}/purge", self.url()))
             .set("authorization", &format!("Bearer {ADMIN}"))
             .send_string("")
@@ -333,7 +333,7 @@ impl Harness {
     }
 
     /// The cloud's status of a scope.
-    pub fn status(&self, scope: &str) -> RemoteStatus {
+    pub(crate) fn status(&self, scope: &str) -> RemoteStatus {
         ureq::get(&format!("{}/v1/scopes/{scope}/status", self.url()))
             .set("authorization", &format!("Bearer {READER}"))
             .call()
@@ -344,7 +344,7 @@ impl Harness {
 
     /// Runs plain SQL statements in this test's PostgreSQL schema, as a backend writing its
     /// own database would.
-    pub fn sql(&self, statements: &str) {
+    pub(crate) fn sql(&self, statements: &str) {
         let schema = self.schema().expect("a PostgreSQL test").to_string();
         let statements = format!("SET search_path = {schema};\n{statements}");
         self.rt.block_on(async move {
@@ -360,7 +360,7 @@ impl Harness {
     }
 
     /// A raw request; returns status and JSON body (`Null` when empty).
-    pub fn raw(
+    pub(crate) fn raw(
         &self,
         method: &str,
         path: &str,
@@ -435,6 +435,6 @@ fn unique_schema() -> String {
 }
 
 /// The scope id.
-pub fn sid(name: &str) -> ScopeId {
+pub(crate) fn sid(name: &str) -> ScopeId {
     ScopeId::new(name).unwrap()
 }

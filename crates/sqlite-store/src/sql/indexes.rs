@@ -8,7 +8,7 @@ use crate::params;
 
 /// One row of `indexes`: a declared index, its number, and how far its build has come.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Declared {
+pub(crate) struct Declared {
     /// `index_no`, what its entries carry.
     pub no: i64,
     /// The index.
@@ -20,7 +20,7 @@ pub struct Declared {
 }
 
 /// Every declared index, by collection then name.
-pub fn declared(conn: &impl Connection) -> SqlResult<Vec<Declared>> {
+pub(crate) fn declared(conn: &impl Connection) -> SqlResult<Vec<Declared>> {
     let mut out = Vec::new();
     conn.prepare(
         "SELECT index_no, collection, name, paths, building, build_scope, build_id \
@@ -48,7 +48,7 @@ pub fn declared(conn: &impl Connection) -> SqlResult<Vec<Declared>> {
 }
 
 /// Records a new index as building; returns its number.
-pub fn insert_index(conn: &impl Connection, spec: &IndexSpec) -> SqlResult<i64> {
+pub(crate) fn insert_index(conn: &impl Connection, spec: &IndexSpec) -> SqlResult<i64> {
     let paths = serde_json::to_string(&spec.paths)
         .map_err(|e| Error::storage(format!("index paths: {e}")))?;
     let no = conn.query_row(
@@ -61,14 +61,14 @@ pub fn insert_index(conn: &impl Connection, spec: &IndexSpec) -> SqlResult<i64> 
 }
 
 /// Drops an index and its entries.
-pub fn drop_index(conn: &impl Connection, no: i64) -> SqlResult<()> {
+pub(crate) fn drop_index(conn: &impl Connection, no: i64) -> SqlResult<()> {
     conn.execute("DELETE FROM index_entries WHERE index_no = ?1", params![no])?;
     conn.execute("DELETE FROM indexes WHERE index_no = ?1", params![no])?;
     Ok(())
 }
 
 /// Stores a build's progress: the last row built, or (`None`) that the build is complete.
-pub fn set_build_cursor(
+pub(crate) fn set_build_cursor(
     conn: &impl Connection,
     no: i64,
     cursor: Option<(i64, &str)>,
@@ -87,23 +87,23 @@ pub fn set_build_cursor(
 
 /// Adds an entry (kept if it is there already: a write may have added it before the build
 /// reached its row).
-pub const INSERT_ENTRY: &str =
+pub(crate) const INSERT_ENTRY: &str =
     "INSERT OR IGNORE INTO index_entries (index_no, scope_id, key, id) VALUES (?1, ?2, ?3, ?4)";
 
 /// Deletes an entry.
-pub const DELETE_ENTRY: &str =
+pub(crate) const DELETE_ENTRY: &str =
     "DELETE FROM index_entries WHERE index_no = ?1 AND scope_id = ?2 AND key = ?3 AND id = ?4";
 
 /// The key of a row's entry in one index, found through `index_entries_by_row`.
-pub const ENTRY_KEY: &str =
+pub(crate) const ENTRY_KEY: &str =
     "SELECT key FROM index_entries WHERE index_no = ?1 AND scope_id = ?2 AND id = ?3";
 
 /// Deletes a row's entry in one index, whatever its key.
-pub const DELETE_ROW_ENTRY: &str =
+pub(crate) const DELETE_ROW_ENTRY: &str =
     "DELETE FROM index_entries WHERE index_no = ?1 AND scope_id = ?2 AND id = ?3";
 
 /// Runs [`ENTRY_KEY`]: the row's key in index `no` (`None`: it has no entry).
-pub fn entry_key(
+pub(crate) fn entry_key(
     stmt: &mut impl Statement,
     no: i64,
     scope_id: i64,
@@ -116,13 +116,18 @@ pub fn entry_key(
 }
 
 /// Runs [`DELETE_ROW_ENTRY`].
-pub fn row_entry(stmt: &mut impl Statement, no: i64, scope_id: i64, id: &str) -> SqlResult<()> {
+pub(crate) fn row_entry(
+    stmt: &mut impl Statement,
+    no: i64,
+    scope_id: i64,
+    id: &str,
+) -> SqlResult<()> {
     stmt.execute(params![no, scope_id, id])?;
     Ok(())
 }
 
 /// Runs [`INSERT_ENTRY`] or [`DELETE_ENTRY`].
-pub fn entry(
+pub(crate) fn entry(
     stmt: &mut impl Statement,
     no: i64,
     scope_id: i64,
@@ -134,7 +139,7 @@ pub fn entry(
 }
 
 /// Scopes with an id at or after `from`, in id order.
-pub fn scope_ids_from(conn: &impl Connection, from: i64) -> SqlResult<Vec<i64>> {
+pub(crate) fn scope_ids_from(conn: &impl Connection, from: i64) -> SqlResult<Vec<i64>> {
     let mut out = Vec::new();
     conn.prepare("SELECT scope_id FROM scopes WHERE scope_id >= ?1 ORDER BY scope_id")?
         .query(params![from], &mut |r| {
@@ -148,7 +153,7 @@ pub fn scope_ids_from(conn: &impl Connection, from: i64) -> SqlResult<Vec<i64>> 
 /// first), by id: their ids and visible data (`None` for a pending delete, and for data that
 /// does not parse: such a row gets no entries, and verify's repair, which finds it, writes
 /// them).
-pub fn rows_to_build(
+pub(crate) fn rows_to_build(
     conn: &impl Connection,
     scope_id: i64,
     collection: &str,
@@ -174,7 +179,7 @@ pub fn rows_to_build(
 
 /// One bound of a scan of `index_entries`, on `(key, id)`.
 #[derive(Debug, Clone, Copy)]
-pub struct Bound<'a> {
+pub(crate) struct Bound<'a> {
     /// Index key.
     pub key: &'a [u8],
     /// Record id.
@@ -188,7 +193,7 @@ pub struct Bound<'a> {
 /// bounds compare the primary key's last two columns as a row value, so SQLite seeks to the
 /// first entry (or the last, descending) and walks from there, whatever the cursor.
 #[allow(clippy::too_many_arguments)]
-pub fn scan_entries(
+pub(crate) fn scan_entries(
     conn: &impl Connection,
     no: i64,
     scope_id: i64,
@@ -241,7 +246,7 @@ pub fn scan_entries(
 }
 
 /// The number of entries of index `no` in one scope with `from <= key < to`.
-pub fn count_entries(
+pub(crate) fn count_entries(
     conn: &impl Connection,
     no: i64,
     scope_id: i64,

@@ -8,7 +8,12 @@ use tether_engine::{
 use super::*;
 use crate::params;
 
-pub fn outbox_insert(conn: &impl Connection, scope_id: i64, seq: u64, key: &Key) -> SqlResult<()> {
+pub(crate) fn outbox_insert(
+    conn: &impl Connection,
+    scope_id: i64,
+    seq: u64,
+    key: &Key,
+) -> SqlResult<()> {
     conn.execute(
         "INSERT INTO outbox (scope_id, seq, collection, id) VALUES (?1, ?2, ?3, ?4)",
         params![scope_id, int(seq)?, &key.collection, &key.id],
@@ -16,7 +21,7 @@ pub fn outbox_insert(conn: &impl Connection, scope_id: i64, seq: u64, key: &Key)
     Ok(())
 }
 
-pub fn outbox_remove(conn: &impl Connection, scope_id: i64, seq: u64) -> SqlResult<()> {
+pub(crate) fn outbox_remove(conn: &impl Connection, scope_id: i64, seq: u64) -> SqlResult<()> {
     conn.execute(
         "DELETE FROM outbox WHERE scope_id = ?1 AND seq = ?2",
         params![scope_id, int(seq)?],
@@ -25,7 +30,7 @@ pub fn outbox_remove(conn: &impl Connection, scope_id: i64, seq: u64) -> SqlResu
 }
 
 /// Rows with a pending edit, by sequence number.
-pub fn pending(
+pub(crate) fn pending(
     conn: &impl Connection,
     scope_id: i64,
     after_seq: Option<u64>,
@@ -45,7 +50,7 @@ pub fn pending(
     )
 }
 
-pub fn pending_count(conn: &impl Connection, scope_id: i64) -> SqlResult<u64> {
+pub(crate) fn pending_count(conn: &impl Connection, scope_id: i64) -> SqlResult<u64> {
     let n: Option<i64> = conn.query_row(
         "SELECT COUNT(*) FROM outbox WHERE scope_id = ?1",
         params![scope_id],
@@ -54,7 +59,7 @@ pub fn pending_count(conn: &impl Connection, scope_id: i64) -> SqlResult<u64> {
     Ok(to_u64(n.unwrap_or(0))?)
 }
 
-pub fn insert_conflict(conn: &impl Connection, c: &Conflict) -> SqlResult<()> {
+pub(crate) fn insert_conflict(conn: &impl Connection, c: &Conflict) -> SqlResult<()> {
     let data = match &c.local_data {
         Some(d) => {
             let mut s = String::new();
@@ -84,7 +89,7 @@ pub fn insert_conflict(conn: &impl Connection, c: &Conflict) -> SqlResult<()> {
     Ok(())
 }
 
-pub fn conflicts(conn: &impl Connection, scope: &ScopeId) -> SqlResult<Vec<Conflict>> {
+pub(crate) fn conflicts(conn: &impl Connection, scope: &ScopeId) -> SqlResult<Vec<Conflict>> {
     let mut stmt = conn.prepare(
         "SELECT id, scope, collection, record_id, local_op, local_data, base_version, \
              cloud_version, cloud_hash, at, reason FROM conflicts \
@@ -111,7 +116,11 @@ pub fn conflicts(conn: &impl Connection, scope: &ScopeId) -> SqlResult<Vec<Confl
     Ok(out)
 }
 
-pub fn dismiss_conflict(conn: &impl Connection, scope: &ScopeId, id: u64) -> SqlResult<bool> {
+pub(crate) fn dismiss_conflict(
+    conn: &impl Connection,
+    scope: &ScopeId,
+    id: u64,
+) -> SqlResult<bool> {
     let n = conn.execute(
         "UPDATE conflicts SET dismissed = 1 WHERE scope = ?1 AND id = ?2 AND dismissed = 0",
         params![scope.as_str(), int(id)?],
@@ -120,7 +129,7 @@ pub fn dismiss_conflict(conn: &impl Connection, scope: &ScopeId, id: u64) -> Sql
 }
 
 /// Marks runs of the scope still running as interrupted, then inserts the new one.
-pub fn start_run(conn: &impl Connection, run: &Run) -> SqlResult<u64> {
+pub(crate) fn start_run(conn: &impl Connection, run: &Run) -> SqlResult<u64> {
     let gone = RunError::interrupted();
     let (failed, kind, running) = (
         name_of(&RunStatus::Failed)?,
@@ -146,7 +155,7 @@ pub fn start_run(conn: &impl Connection, run: &Run) -> SqlResult<u64> {
     Ok(to_u64(id)?)
 }
 
-pub fn finish_run(conn: &impl Connection, run: &Run) -> SqlResult<()> {
+pub(crate) fn finish_run(conn: &impl Connection, run: &Run) -> SqlResult<()> {
     if update_run(conn, run)? == 0 {
         return Err(Error::storage(format!("no run with id {}", run.id)).into());
     }
@@ -170,14 +179,18 @@ fn update_run(conn: &impl Connection, run: &Run) -> SqlResult<u64> {
 
 /// Records a run [`finish_run`] could not record when it ended (its write failed): kept as
 /// the run's outcome even if a later start marked it interrupted meanwhile.
-pub fn finish_unrecorded_run(conn: &impl Connection, run: &Run) -> SqlResult<()> {
+pub(crate) fn finish_unrecorded_run(conn: &impl Connection, run: &Run) -> SqlResult<()> {
     // A run gone from history since has nothing left to record.
     update_run(conn, run).map(drop)
 }
 
 /// Adds one applied page and its counts to the scope's run in progress, in the page's own
 /// transaction: the run's history holds the pages applied however the run ends.
-pub fn count_page(conn: &impl Connection, scope: &ScopeId, counts: &Counts) -> SqlResult<()> {
+pub(crate) fn count_page(
+    conn: &impl Connection,
+    scope: &ScopeId,
+    counts: &Counts,
+) -> SqlResult<()> {
     let running = name_of(&RunStatus::Running)?;
     conn.execute(
         "UPDATE runs SET pages = pages + 1, inserted = inserted + ?3, updated = updated + ?4, \
@@ -197,7 +210,7 @@ pub fn count_page(conn: &impl Connection, scope: &ScopeId, counts: &Counts) -> S
 }
 
 /// Runs of a scope, newest first, optionally only those started at or after `since`.
-pub fn runs(
+pub(crate) fn runs(
     conn: &impl Connection,
     scope: &ScopeId,
     since: Option<i64>,

@@ -8,16 +8,16 @@ mod indexes;
 mod journal;
 mod records;
 
-pub use indexes::*;
-pub use journal::*;
-pub use records::*;
+pub(crate) use indexes::*;
+pub(crate) use journal::*;
+pub(crate) use records::*;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tether_engine::digest::RecordHash;
 use tether_engine::{Data, Doc, Error, Key, Result, Row};
 
-pub use crate::conn::{Connection, SqlResult, SqlRow, Statement, Value};
+pub(crate) use crate::conn::{Connection, SqlResult, SqlRow, Statement, Value};
 
 /// The row columns every row query selects after its key columns, in this order.
 const ROW_COLUMNS: &str = "hash, version, updated_at, cloud_hash, generation, pending, data, sent";
@@ -51,7 +51,7 @@ fn row_from(key: Key, r: &dyn SqlRow, at: usize) -> SqlResult<Row> {
 }
 
 /// Serializes record data as JSON text into `out` (cleared first by the caller if reused).
-pub fn write_data(data: &Data, out: &mut String) -> Result<()> {
+pub(crate) fn write_data(data: &Data, out: &mut String) -> Result<()> {
     // serde_json writes only valid UTF-8; a String-backed writer avoids the utf8 re-check.
     let mut bytes = std::mem::take(out).into_bytes();
     serde_json::to_writer(&mut bytes, data).map_err(|e| Error::storage(format!("json: {e}")))?;
@@ -59,12 +59,12 @@ pub fn write_data(data: &Data, out: &mut String) -> Result<()> {
     Ok(())
 }
 
-pub fn parse_data(text: &str) -> Result<Data> {
+pub(crate) fn parse_data(text: &str) -> Result<Data> {
     serde_json::from_str(text)
         .map_err(|e| Error::storage(format!("stored record data is not a JSON object: {e}")))
 }
 
-pub fn opt_hash(v: Value<'_>) -> Result<Option<RecordHash>> {
+pub(crate) fn opt_hash(v: Value<'_>) -> Result<Option<RecordHash>> {
     match v {
         Value::Null => Ok(None),
         Value::Blob(b) => Ok(Some(RecordHash(bytes32(b, "hash")?))),
@@ -75,7 +75,7 @@ pub fn opt_hash(v: Value<'_>) -> Result<Option<RecordHash>> {
 /// How `records.cloud_hash` is stored: NULL when it equals the row's `hash` (every row
 /// without a pending edit, so nearly all of them: 33 bytes saved per row), an empty BLOB when
 /// the cloud has no such record, else the 32 bytes.
-pub fn stored_cloud_hash<'a>(
+pub(crate) fn stored_cloud_hash<'a>(
     hash: Option<&RecordHash>,
     cloud: Option<&'a RecordHash>,
 ) -> Option<&'a [u8]> {
@@ -87,7 +87,10 @@ pub fn stored_cloud_hash<'a>(
 }
 
 /// Decodes [`stored_cloud_hash`].
-pub fn cloud_hash_of(hash: Option<RecordHash>, stored: Value<'_>) -> Result<Option<RecordHash>> {
+pub(crate) fn cloud_hash_of(
+    hash: Option<RecordHash>,
+    stored: Value<'_>,
+) -> Result<Option<RecordHash>> {
     match stored {
         Value::Null => Ok(hash),
         Value::Blob([]) => Ok(None),
@@ -95,17 +98,17 @@ pub fn cloud_hash_of(hash: Option<RecordHash>, stored: Value<'_>) -> Result<Opti
     }
 }
 
-pub fn bytes32(b: &[u8], what: &str) -> Result<[u8; 32]> {
+pub(crate) fn bytes32(b: &[u8], what: &str) -> Result<[u8; 32]> {
     b.try_into()
         .map_err(|_| Error::storage(format!("stored {what} has {} bytes, expected 32", b.len())))
 }
 
-pub fn to_u64(v: i64) -> Result<u64> {
+pub(crate) fn to_u64(v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| Error::storage(format!("stored value {v} is negative")))
 }
 
 /// The engine's u64 values as SQLite INTEGERs (i64).
-pub fn int(v: u64) -> Result<i64> {
+pub(crate) fn int(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::storage(format!("{v} does not fit SQLite's INTEGER")))
 }
 

@@ -6,7 +6,7 @@ use tether_engine::{Checkpoint, Error, Key, KeyRange, Row, ScopeId, ScopeState};
 use super::*;
 use crate::params;
 
-pub fn scope_id(conn: &impl Connection, scope: &ScopeId) -> SqlResult<Option<i64>> {
+pub(crate) fn scope_id(conn: &impl Connection, scope: &ScopeId) -> SqlResult<Option<i64>> {
     conn.query_row(
         "SELECT scope_id FROM scopes WHERE name = ?1",
         params![scope.as_str()],
@@ -15,7 +15,7 @@ pub fn scope_id(conn: &impl Connection, scope: &ScopeId) -> SqlResult<Option<i64
 }
 
 /// The scope's id (if it has a row) and state (the default state if not).
-pub fn scope_state(
+pub(crate) fn scope_state(
     conn: &impl Connection,
     scope: &ScopeId,
 ) -> SqlResult<(Option<i64>, ScopeState)> {
@@ -47,7 +47,7 @@ pub fn scope_state(
 }
 
 /// Writes the scope state, creating the scope's row if needed; returns its id.
-pub fn write_scope_state(
+pub(crate) fn write_scope_state(
     conn: &impl Connection,
     scope: &ScopeId,
     id: Option<i64>,
@@ -103,7 +103,7 @@ pub fn write_scope_state(
     }
 }
 
-pub fn scopes(conn: &impl Connection) -> SqlResult<Vec<ScopeId>> {
+pub(crate) fn scopes(conn: &impl Connection) -> SqlResult<Vec<ScopeId>> {
     let mut out = Vec::new();
     conn.prepare("SELECT name FROM scopes ORDER BY name")?
         .query(&[], &mut |r| {
@@ -117,12 +117,16 @@ pub fn scopes(conn: &impl Connection) -> SqlResult<Vec<ScopeId>> {
 }
 
 /// Rows in the scope (all generations), from the per-generation counts.
-pub fn row_total(conn: &impl Connection, scope_id: i64) -> SqlResult<u64> {
+pub(crate) fn row_total(conn: &impl Connection, scope_id: i64) -> SqlResult<u64> {
     sum_generation_rows(conn, scope_id, i64::MAX)
 }
 
 /// Rows of generations older than `generation`.
-pub fn rows_older_than(conn: &impl Connection, scope_id: i64, generation: u64) -> SqlResult<u64> {
+pub(crate) fn rows_older_than(
+    conn: &impl Connection,
+    scope_id: i64,
+    generation: u64,
+) -> SqlResult<u64> {
     sum_generation_rows(conn, scope_id, int(generation)?)
 }
 
@@ -136,7 +140,7 @@ fn sum_generation_rows(conn: &impl Connection, scope_id: i64, below: i64) -> Sql
     Ok(to_u64(n.unwrap_or(0))?)
 }
 
-pub fn add_generation_rows(
+pub(crate) fn add_generation_rows(
     conn: &impl Connection,
     scope_id: i64,
     generation: u64,
@@ -163,7 +167,7 @@ pub fn add_generation_rows(
 /// row lies between their first and last id, none of them exists and the point lookups are
 /// skipped. That is the common case of an initial download from a cloud whose ids grow over
 /// time; with random ids the probe finds rows and costs one extra seek per run.
-pub fn read_rows(
+pub(crate) fn read_rows(
     conn: &impl Connection,
     scope_id: i64,
     keys: &[Key],
@@ -214,7 +218,7 @@ pub fn read_rows(
 }
 
 /// Rows of generations older than `generation`, with their data, in key order.
-pub fn stale_rows(
+pub(crate) fn stale_rows(
     conn: &impl Connection,
     scope_id: i64,
     generation: u64,
@@ -228,7 +232,7 @@ pub fn stale_rows(
 }
 
 /// Upserts a whole row (parameters as [`put_row`] binds them).
-pub const PUT_ROW: &str =
+pub(crate) const PUT_ROW: &str =
     "INSERT INTO records (scope_id, collection, id, data, hash, version, updated_at, \
          cloud_hash, generation, pending, sent) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
@@ -239,7 +243,7 @@ pub const PUT_ROW: &str =
 
 /// Writes a whole row with the [`PUT_ROW`] statement. `data` is the row's data already
 /// serialized as JSON text.
-pub fn put_row(
+pub(crate) fn put_row(
     stmt: &mut impl Statement,
     scope_id: i64,
     row: &Row,
@@ -263,13 +267,13 @@ pub fn put_row(
 
 /// Sets a row's cloud fields, keeping its data and hash.
 /// `cloud_hash` is stored as in [`stored_cloud_hash`], comparing with the row's own hash.
-pub const TOUCH_ROW: &str = "UPDATE records SET version = ?4, updated_at = ?5, \
+pub(crate) const TOUCH_ROW: &str = "UPDATE records SET version = ?4, updated_at = ?5, \
      cloud_hash = CASE WHEN ?6 IS hash THEN NULL WHEN ?6 IS NULL THEN X'' ELSE ?6 END, \
      generation = ?7, pending = ?8, sent = ?9 WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
 
 /// Runs [`TOUCH_ROW`] (on a row the planner was handed: [`RowWrite::Touch`](tether_engine::rules::RowWrite::Touch) names it).
 #[allow(clippy::too_many_arguments)]
-pub fn touch_row(
+pub(crate) fn touch_row(
     stmt: &mut impl Statement,
     scope_id: i64,
     key: &Key,
@@ -295,17 +299,17 @@ pub fn touch_row(
 }
 
 /// Deletes a row.
-pub const REMOVE_ROW: &str =
+pub(crate) const REMOVE_ROW: &str =
     "DELETE FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
 
 /// Runs [`REMOVE_ROW`].
-pub fn remove_row(stmt: &mut impl Statement, scope_id: i64, key: &Key) -> SqlResult<()> {
+pub(crate) fn remove_row(stmt: &mut impl Statement, scope_id: i64, key: &Key) -> SqlResult<()> {
     stmt.execute(params![scope_id, &key.collection, &key.id])?;
     Ok(())
 }
 
 /// Visible rows of a collection after `after`, by id.
-pub fn list(
+pub(crate) fn list(
     conn: &impl Connection,
     scope_id: i64,
     collection: &str,
@@ -324,7 +328,11 @@ pub fn list(
 }
 
 /// Visible rows of the scope or of one collection.
-pub fn count(conn: &impl Connection, scope_id: i64, collection: Option<&str>) -> SqlResult<u64> {
+pub(crate) fn count(
+    conn: &impl Connection,
+    scope_id: i64,
+    collection: Option<&str>,
+) -> SqlResult<u64> {
     let n: i64 = match collection {
         Some(c) => conn
             .query_row(
@@ -353,7 +361,7 @@ pub fn count(conn: &impl Connection, scope_id: i64, collection: Option<&str>) ->
 }
 
 /// Keys in a range, in order, skipping `offset`, at most `limit`.
-pub fn range_keys(
+pub(crate) fn range_keys(
     conn: &impl Connection,
     scope_id: i64,
     range: &KeyRange,
@@ -379,7 +387,7 @@ pub fn range_keys(
 
 /// A `WHERE` clause (numbered parameters) selecting the rows of a key range. Row-value
 /// comparisons on `(collection, id)` follow the primary key, so SQLite seeks instead of scans.
-pub fn range_clause(scope_id: i64, range: &KeyRange) -> (String, Vec<Value<'_>>) {
+pub(crate) fn range_clause(scope_id: i64, range: &KeyRange) -> (String, Vec<Value<'_>>) {
     let mut clause = String::from("scope_id = ?1");
     let mut args = vec![Value::Integer(scope_id)];
     for (bound, op) in [(&range.from, ">="), (&range.to, "<")] {

@@ -124,7 +124,7 @@ fn yes() -> bool {
 }
 
 impl ScopeMeta {
-    pub fn decode(value: &JsValue) -> Result<Self> {
+    pub(super) fn decode(value: &JsValue) -> Result<Self> {
         if value.is_undefined() {
             return Ok(ScopeMeta {
                 exact: true,
@@ -138,13 +138,13 @@ impl ScopeMeta {
             .map_err(|e| Error::storage(format!("scope state in IndexedDB is corrupt: {e}")))
     }
 
-    pub fn encode(&self) -> Result<JsValue> {
+    pub(super) fn encode(&self) -> Result<JsValue> {
         json(self).map(|s| JsValue::from_str(&s))
     }
 
     /// Applies a changeset's net row counts per generation
     /// ([`Changeset::generation_deltas`](tether_engine::rules::Changeset::generation_deltas)).
-    pub fn add_rows(&mut self, deltas: &[(u64, i64)]) {
+    pub(super) fn add_rows(&mut self, deltas: &[(u64, i64)]) {
         for &(g, delta) in deltas {
             let n = self.generations.entry(g).or_default();
             *n = n.saturating_add_signed(delta);
@@ -155,7 +155,7 @@ impl ScopeMeta {
     }
 
     /// Whether some row may have a generation older than `g`.
-    pub fn may_have_older(&self, g: u64) -> bool {
+    pub(super) fn may_have_older(&self, g: u64) -> bool {
         !self.exact || self.generations.range(..g).next().is_some()
     }
 }

@@ -47,7 +47,7 @@ struct Declaration {
 
 impl Declared {
     /// The declared record as read (undefined: nothing declared yet).
-    pub fn decode(value: &JsValue) -> Result<Declared> {
+    pub(super) fn decode(value: &JsValue) -> Result<Declared> {
         if value.is_undefined() {
             return Ok(Declared::default());
         }
@@ -63,14 +63,14 @@ impl Declared {
     }
 
     /// The declared indexes, ready or building.
-    pub fn set(&self) -> Result<IndexSet> {
+    pub(super) fn set(&self) -> Result<IndexSet> {
         IndexSet::new(self.indexes.iter().map(|d| d.spec.clone()))
     }
 
     /// The `x` value of a row of `key` with visible `data`: one entry per declared index of the
     /// collection; undefined when there is none (a collection without indexes, a pending
     /// local delete), so such rows carry nothing.
-    pub fn entries(&self, scope_js: &JsValue, key: &Key, data: Option<&Data>) -> JsValue {
+    pub(super) fn entries(&self, scope_js: &JsValue, key: &Key, data: Option<&Data>) -> JsValue {
         let Some(data) = data else {
             return JsValue::UNDEFINED;
         };
@@ -92,7 +92,7 @@ impl Declared {
 
     /// The stored entries of a row whose data is unchanged (a metadata-only write), without
     /// those of dropped indexes.
-    pub fn kept_entries(&self, collection: &str, stored: &JsValue) -> JsValue {
+    pub(super) fn kept_entries(&self, collection: &str, stored: &JsValue) -> JsValue {
         let Some(stored) = stored.dyn_ref::<Array>() else {
             return JsValue::UNDEFINED;
         };
@@ -113,7 +113,7 @@ impl Declared {
     }
 
     /// Whether an index is declared on `collection`.
-    pub fn covers(&self, collection: &str) -> bool {
+    pub(super) fn covers(&self, collection: &str) -> bool {
         self.of(collection).next().is_some()
     }
 
