@@ -2,10 +2,11 @@
 //! [`ScopeRef::changes`] (a channel) and [`ScopeRef::watch`] (a query kept up to date on its own
 //! thread).
 //!
-//! Events come from the replica's [`Observed`](tether_engine::events::Observed) store after
-//! each commit, so neither a listener nor a live query ever sees a transaction half applied or
-//! rolled back. A live query re-runs when an event touches its collection and calls back only
-//! when the result changed: other ids, other data (hash) or another pending state.
+//! Events come from the replica's [`EventHub`](tether_engine::events::EventHub), on which its
+//! syncers and scope handles publish after each commit, so neither a listener nor a live query
+//! ever sees a transaction half applied or rolled back. A live query re-runs when an event
+//! touches its collection and calls back only when the result changed: other ids, other data
+//! (hash) or another pending state.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
