@@ -331,6 +331,8 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             .await?;
         }
         let finished = self.store.finish_run(&run).await;
+        // A later verify or repair through this driver is no part of the run.
+        *self.run.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let snapshot = result?;
         finished?;
         Ok(SyncReport { run, snapshot })
