@@ -57,7 +57,9 @@ pub struct Config {
     /// sent), else the connection is closed. This also bounds an idle HTTP/1 keep-alive.
     pub header_read_timeout: Duration,
     /// Longest pause between two pieces of a request body; a body that stalls longer is
-    /// refused (`408`) and the connection closed.
+    /// refused (`408`) and the connection closed. The same bound holds the other way: a
+    /// client that reads none of an answer for this long (the socket takes no more of it) is
+    /// closed, so a slow reader cannot hold an answer's bytes for ever.
     pub body_read_timeout: Duration,
     /// A connection with no request in flight and no answer being sent for this long is
     /// closed, whatever it did before (sent nothing at all, or a protocol other than

@@ -11,7 +11,8 @@
 //!   unanswered;
 //! - hyper's header read timeout (a request head, or an HTTP/1 keep-alive's next one, must
 //!   arrive in time);
-//! - a body read timeout (the longest pause between two pieces of a request body);
+//! - a body read timeout (the longest pause between two pieces of a request body), which also
+//!   bounds how long a client may leave an answer unread (the socket takes none of it);
 //! - an idle timeout of our own: no request in flight and no answer being written for that
 //!   long closes the connection, whatever protocol it speaks or never spoke;
 //! - `accept` failures (out of file descriptors) shed idle connections and back off for
@@ -211,13 +212,22 @@ impl Connection {
                 }
             })
         };
+        let io = Watched {
+            io,
+            activity: activity.clone(),
+        };
         let conn = self
             .builder
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(conn);
         let mut draining = false;
+        // A client that leaves an answer unread (the socket takes no more of it) is bounded
+        // like one that pauses in a request body: it would hold the answer's bytes, and its
+        // connection, for as long as it likes.
+        let send_timeout = self.limits.body_read_timeout;
         loop {
             let idle_until = activity.idle_until(self.limits.idle_timeout);
+            let stall_until = activity.stalled_until(send_timeout);
             tokio::select! {
                 served = conn.as_mut() => {
                     if let Err(e) = served {
@@ -228,6 +238,13 @@ impl Connection {
                 () = tokio::time::sleep_until(idle_until) => {
                     if activity.idle_until(self.limits.idle_timeout) <= Instant::now() {
                         closed(&self.metrics, "idle");
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(stall_until) => {
+                    if activity.stalled_until(send_timeout) <= Instant::now() {
+                        closed(&self.metrics, "unread");
+                        tracing::debug!("closing a connection whose answer was left unread");
                         break;
                     }
                 }
@@ -243,6 +260,62 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// A connection's stream, noting in its [`Activity`] when writes wait on the peer to read.
+struct Watched<I> {
+    io: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> Watched<I> {
+    fn noted<T>(&self, polled: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        self.activity.write_stalled(polled.is_pending());
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.noted(polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.noted(polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    // Not noted: a flush of a socket is ready at once, which says nothing of the peer reading.
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -267,6 +340,8 @@ impl Drop for OpenGuard {
 struct Activity {
     in_flight: AtomicUsize,
     idle_since: Mutex<Instant>,
+    /// Since when a write has been waiting for the peer to read (`None`: writes move).
+    stalled_since: Mutex<Option<Instant>>,
 }
 
 impl Activity {
@@ -274,6 +349,24 @@ impl Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
+            stalled_since: Mutex::new(None),
+        }
+    }
+
+    /// When a write that has waited on the peer since it stalled will have waited `timeout`
+    /// (`timeout` from now while writes move, so that it is checked again).
+    fn stalled_until(&self, timeout: Duration) -> Instant {
+        let since = *self.stalled_since.lock().unwrap_or_else(|p| p.into_inner());
+        since.unwrap_or_else(Instant::now) + timeout
+    }
+
+    /// A write found the socket full (`true`) or got bytes out (`false`).
+    fn write_stalled(&self, stalled: bool) {
+        let mut since = self.stalled_since.lock().unwrap_or_else(|p| p.into_inner());
+        match (stalled, *since) {
+            (true, None) => *since = Some(Instant::now()),
+            (false, Some(_)) => *since = None,
+            _ => {}
         }
     }
 
