@@ -463,7 +463,7 @@ export class Scope {
     const lease = shared && !cross?.request && globalThis.indexedDB;
     const name = this.lockName;
     const held = lease
-      ? () => withLease(name, controller.signal, skipIfBusy, () => fn(controller.signal))
+      ? () => withLease(name, controller, skipIfBusy, () => fn(controller.signal))
       : () => fn(controller.signal);
     const done = withLock(cross, name, controller.signal, skipIfBusy, held)
       .finally(() => {
@@ -626,7 +626,8 @@ const LEASE_RETRY_MS = 200;
 const leaseHolder = `${Date.now()}:${Math.random()}`;
 let leaseDb = null;
 
-async function withLease(name, signal, skipIfBusy, fn) {
+async function withLease(name, controller, skipIfBusy, fn) {
+  const signal = controller.signal;
   while (!(await leaseStep(name, 'take'))) {
     if (skipIfBusy) return null;
     await new Promise((resolve, reject) => {
@@ -642,7 +643,20 @@ async function withLease(name, signal, skipIfBusy, fn) {
       else signal.addEventListener('abort', cancelled, { once: true });
     });
   }
-  const renew = setInterval(() => leaseStep(name, 'take').catch(() => {}), RENEW_MS);
+  // A renewal that finds the lease taken (this tab was frozen past LEASE_MS and another took
+  // it over) cancels what runs under it, at its next page boundary: two tabs never go on
+  // syncing one scope together.
+  const renew = setInterval(() => {
+    leaseStep(name, 'take')
+      .then((ours) => {
+        if (!ours) {
+          controller.abort(
+            tetherError('Cancelled', 'the scope lock was lost: another tab took it over'),
+          );
+        }
+      })
+      .catch(() => {});
+  }, RENEW_MS);
   try {
     return await fn();
   } finally {

@@ -333,8 +333,10 @@ async fn records(
         None => Err(ApiError::bad(
             "range_too_large",
             format!(
-                "the range holds more than {} records; ask for a smaller one",
-                st.max_range_records
+                "the range holds more than {} records or more than {} bytes of them; ask \
+                 for a smaller one",
+                st.max_range_records,
+                tether_engine::limits::PAGE_BYTES
             ),
         )),
     }

@@ -54,12 +54,14 @@ pub struct Config {
     /// sent), else the connection is closed. This also bounds an idle HTTP/1 keep-alive.
     pub header_read_timeout: Duration,
     /// Longest pause between two pieces of a request body; a body that stalls longer is
-    /// refused (`408`) and the connection closed.
+    /// refused (`408`) and the connection closed. The same bound holds the other way: a
+    /// client that reads none of an answer for this long (the socket takes no more of it) is
+    /// closed, so a slow reader cannot hold an answer's bytes for ever.
     pub body_read_timeout: Duration,
     /// A connection with no request in flight and no answer being sent for this long is
-    /// closed, whatever it did before (sent nothing at all, or a protocol other than
-    /// HTTP/1's keep-alive). A connection that sends nothing is closed after
-    /// `min(header_read_timeout, idle_timeout)` once it spoke HTTP/1, or this at most.
+    /// closed, whatever it did before. A connection that sends nothing is closed after
+    /// `min(header_read_timeout, idle_timeout)` (30 s by default): the header timer runs from
+    /// the accept.
     pub idle_timeout: Duration,
     /// A bearer token `GET /metrics` requires (`None`: open to whoever reaches the server's
     /// address; the metrics carry no scope names nor data).
@@ -118,7 +120,7 @@ pub enum StorageConfig {
 mod tests {
     use super::*;
 
-    /// The documented defaults: a connection that sends nothing is closed within 60 s.
+    /// The documented defaults: a connection that sends nothing is closed within 60 s (30 s).
     #[test]
     fn connection_bounds_default_to_the_documented_values() {
         let c = Config::new(

@@ -2,7 +2,7 @@
 //!
 //! `axum::serve` has no per-connection limits, so a client that opens sockets and sends
 //! nothing (or half a request) could hold them, and the server's file descriptors, forever.
-//! Here each connection is served by hyper-util's HTTP/1 + HTTP/2 builder, with:
+//! Here each connection is served by hyper-util's builder (HTTP/1.1 only), with:
 //!
 //! - a cap on open connections ([`Config::max_connections`](crate::Config)), a semaphore
 //!   permit per connection. At the cap, connections with no request in flight are asked to
@@ -11,7 +11,8 @@
 //!   unanswered;
 //! - hyper's header read timeout (a request head, or an HTTP/1 keep-alive's next one, must
 //!   arrive in time);
-//! - a body read timeout (the longest pause between two pieces of a request body);
+//! - a body read timeout (the longest pause between two pieces of a request body), which also
+//!   bounds how long a client may leave an answer unread (the socket takes none of it);
 //! - an idle timeout of our own: no request in flight and no answer being written for that
 //!   long closes the connection, whatever protocol it speaks or never spoke;
 //! - `accept` failures (out of file descriptors) shed idle connections and back off for
@@ -45,6 +46,10 @@ use crate::tls::{Conn, TlsConfig};
 pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a new connection waits for room at the cap (idle ones are shed meanwhile).
 pub(crate) const ROOM_WAIT: Duration = Duration::from_secs(1);
+/// How long a connection may sit with no request in flight before it may be shed at the cap:
+/// one accepted a moment ago has not sent its request head yet, and one that just answered may
+/// be about to send its next.
+pub(crate) const SHED_GRACE: Duration = Duration::from_millis(500);
 /// How long a shutdown waits for requests in flight before it drops their connections.
 pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
@@ -70,12 +75,14 @@ pub(crate) async fn accept_loop(
     let room = Arc::new(Semaphore::new(max));
     let (shed, _) = watch::channel(0u64);
     let (closing, _) = watch::channel(false);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: every client of the protocol speaks it, TLS offers only it (ALPN), and
+    // HTTP/2's flow control would let a client hold an answer unread without the socket ever
+    // filling, out of reach of the unread-answer bound.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     tokio::pin!(stop);
     loop {
@@ -102,10 +109,22 @@ pub(crate) async fn accept_loop(
         let permit = match room.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                shed.send_modify(|n| *n += 1);
-                match tokio::time::timeout(ROOM_WAIT, room.clone().acquire_owned()).await {
-                    Ok(Ok(permit)) => permit,
-                    _ => {
+                // At the cap: ask idle connections to close, again once the youngest of them
+                // are past their grace, until room frees, the wait is over or we stop.
+                let deadline = Instant::now() + ROOM_WAIT;
+                let mut permit = None;
+                while permit.is_none() && Instant::now() < deadline {
+                    shed.send_modify(|n| *n += 1);
+                    let next = (Instant::now() + SHED_GRACE).min(deadline);
+                    tokio::select! {
+                        got = room.clone().acquire_owned() => permit = got.ok(),
+                        () = tokio::time::sleep_until(next) => {}
+                        () = &mut stop => break,
+                    }
+                }
+                match permit {
+                    Some(permit) => permit,
+                    None => {
                         closed(&metrics, "refused");
                         tracing::warn!(max, "connection refused: every connection is busy");
                         continue;
@@ -122,10 +141,19 @@ pub(crate) async fn accept_loop(
             closing: closing.subscribe(),
         };
         let tls = tls.clone();
+        let mut shed_rx = shed.subscribe();
+        let accepted_at = Instant::now();
         tokio::spawn(async move {
-            match accepted_stream(tcp, tls.as_ref(), limits.header_read_timeout).await {
-                Ok(io) => conn.serve(io).await,
-                Err(e) => tracing::debug!(error = %e, "connection dropped before serving"),
+            // A TLS handshake in progress holds a permit like a connection: one past its grace
+            // is shed like an idle connection, so silent handshakes cannot fill the cap.
+            tokio::select! {
+                io = accepted_stream(tcp, tls.as_ref(), limits.header_read_timeout) => match io {
+                    Ok(io) => conn.serve(io).await,
+                    Err(e) => tracing::debug!(error = %e, "connection dropped before serving"),
+                },
+                () = shed_after_grace(&mut shed_rx, accepted_at) => {
+                    closed(&conn.metrics, "shed");
+                }
             }
             drop(permit);
         });
@@ -157,6 +185,19 @@ async fn accepted_stream(
     match tls {
         Some(tls) => tls.accept(tcp, handshake_within).await,
         None => Ok(Conn::Plain(tcp)),
+    }
+}
+
+/// Resolves at the first shed request that comes once `since` is [`SHED_GRACE`] old; never if
+/// the server is gone.
+async fn shed_after_grace(shed: &mut watch::Receiver<u64>, since: Instant) {
+    loop {
+        if shed.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        if since.elapsed() >= SHED_GRACE {
+            return;
+        }
     }
 }
 
@@ -192,6 +233,8 @@ impl Connection {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let _open = OpenGuard::new(&self.metrics);
+        // Shed requests made before this connection was ready are not for it.
+        self.shed.borrow_and_update();
         let activity = Arc::new(Activity::new());
         let service = {
             let (app, activity) = (self.app.clone(), activity.clone());
@@ -211,13 +254,22 @@ impl Connection {
                 }
             })
         };
+        let io = Watched {
+            io,
+            activity: activity.clone(),
+        };
         let conn = self
             .builder
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(conn);
         let mut draining = false;
+        // A client that leaves an answer unread (the socket takes no more of it) is bounded
+        // like one that pauses in a request body: it would hold the answer's bytes, and its
+        // connection, for as long as it likes.
+        let send_timeout = self.limits.body_read_timeout;
         loop {
             let idle_until = activity.idle_until(self.limits.idle_timeout);
+            let stall_until = activity.stalled_until(send_timeout);
             tokio::select! {
                 served = conn.as_mut() => {
                     if let Err(e) = served {
@@ -231,8 +283,15 @@ impl Connection {
                         break;
                     }
                 }
+                () = tokio::time::sleep_until(stall_until) => {
+                    if activity.stalled_until(send_timeout) <= Instant::now() {
+                        closed(&self.metrics, "unread");
+                        tracing::debug!("closing a connection whose answer was left unread");
+                        break;
+                    }
+                }
                 Ok(()) = self.shed.changed() => {
-                    if activity.is_idle() {
+                    if activity.idle_for(SHED_GRACE) {
                         closed(&self.metrics, "shed");
                         break;
                     }
@@ -243,6 +302,62 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// A connection's stream, noting in its [`Activity`] when writes wait on the peer to read.
+struct Watched<I> {
+    io: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> Watched<I> {
+    fn noted<T>(&self, polled: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        self.activity.write_stalled(polled.is_pending());
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.noted(polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.noted(polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    // Not noted: a flush of a socket is ready at once, which says nothing of the peer reading.
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -267,6 +382,8 @@ impl Drop for OpenGuard {
 struct Activity {
     in_flight: AtomicUsize,
     idle_since: Mutex<Instant>,
+    /// Since when a write has been waiting for the peer to read (`None`: writes move).
+    stalled_since: Mutex<Option<Instant>>,
 }
 
 impl Activity {
@@ -274,11 +391,40 @@ impl Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
+            stalled_since: Mutex::new(None),
+        }
+    }
+
+    /// When a write that has waited on the peer since it stalled will have waited `timeout`
+    /// (`timeout` from now while writes move, so that it is checked again).
+    fn stalled_until(&self, timeout: Duration) -> Instant {
+        let since = *self.stalled_since.lock().unwrap_or_else(|p| p.into_inner());
+        since.unwrap_or_else(Instant::now) + timeout
+    }
+
+    /// A write found the socket full (`true`) or got bytes out (`false`).
+    fn write_stalled(&self, stalled: bool) {
+        let mut since = self.stalled_since.lock().unwrap_or_else(|p| p.into_inner());
+        match (stalled, *since) {
+            (true, None) => *since = Some(Instant::now()),
+            (false, Some(_)) => *since = None,
+            _ => {}
         }
     }
 
     fn is_idle(&self) -> bool {
         self.in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    /// No request in flight, and none for at least `grace`.
+    fn idle_for(&self, grace: Duration) -> bool {
+        self.is_idle()
+            && self
+                .idle_since
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed()
+                >= grace
     }
 
     /// When the connection will have been idle for `timeout` (later than `timeout` from now

@@ -14,6 +14,7 @@ use tether_server::Config;
 
 both!(
     slow_clients_are_dropped_within_the_bounds,
+    an_answer_left_unread_is_dropped_within_the_bound,
     requests_are_served_while_hundreds_of_idle_sockets_are_open,
 );
 
@@ -74,12 +75,15 @@ fn slow_clients_are_dropped_within_the_bounds(backend: Backend) {
         silent.0, half.0, stalled.0
     );
     let within = |took: Duration, bound: u64| {
+        // Not before the bound; after it, as soon as a busy 2-core machine gets there.
         took >= Duration::from_millis(bound * 1000 - 200)
-            && took < Duration::from_millis(bound * 1000 + 1500)
+            && took < Duration::from_millis(bound * 1000 + 4000)
     };
+    // HTTP/1.1 only: the head's timer runs from the accept, so silence is bounded by the
+    // shorter of the header (1 s) and idle (2 s) bounds.
     assert!(
-        within(silent.0, 2),
-        "silent: idle timeout 2 s, {:?}",
+        within(silent.0, 1),
+        "silent: header timeout 1 s, {:?}",
         silent.0
     );
     assert!(
@@ -98,7 +102,6 @@ fn slow_clients_are_dropped_within_the_bounds(backend: Backend) {
         stalled.1
     );
     assert_eq!(h.status("s1").count, 0, "the stalled push wrote nothing");
-    assert!(h.metric("tether_connections_closed_total{reason=\"idle\"}") >= 1.0);
     // An ordinary keep-alive client is unaffected: two requests on one connection.
     let mut s = connect(&h);
     for _ in 0..2 {
@@ -110,6 +113,76 @@ fn slow_clients_are_dropped_within_the_bounds(backend: Backend) {
         let n = s.read(&mut buf).unwrap();
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
     }
+}
+
+/// A client that asks for a large answer and reads none of it holds the answer's bytes only
+/// until the body bound (1 s here) has passed with the socket full: then it is closed. The
+/// answer is gzip-encoded, as clients ask for it: the compressed body is produced as the
+/// socket takes it, so the request stays in flight (never idle) while nobody reads.
+fn an_answer_left_unread_is_dropped_within_the_bound(backend: Backend) {
+    let h = Harness::start_with(backend, short_bounds);
+    // 24 records of 1 MB of pseudo-random hex (gzip at its fastest level barely shrinks it);
+    // a first page of about 5 MB (pages stop at 4 MiB) asked for five times over: about 25 MB
+    // on the wire, far more than the socket buffers of both ends take while nobody reads.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = |n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b"0123456789abcdef"[(x & 15) as usize])
+            })
+            .collect()
+    };
+    for batch in 0..4 {
+        let records: Vec<(String, serde_json::Value)> = (0..6)
+            .map(|i| {
+                (
+                    format!("r{batch}{i}"),
+                    serde_json::json!({ "blob": noise(1 << 20) }),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &str, serde_json::Value)> = records
+            .iter()
+            .map(|(id, v)| ("big", id.as_str(), v.clone()))
+            .collect();
+        h.upsert("s1", &refs);
+    }
+    let mut s = connect(&h);
+    // Five requests for the first page (about 5 MB each: pages stop at 4 MiB), pipelined.
+    let req = format!(
+        "GET /v1/scopes/s1/changes HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\
+         Authorization: Bearer {READER}\r\n\r\n"
+    )
+    .repeat(5);
+    s.write_all(req.as_bytes()).unwrap();
+    // The answer has started (its head is here); then nothing is read for a while, so the
+    // server's writes stall.
+    let mut first = [0u8; 15];
+    s.read_exact(&mut first).unwrap();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(3500));
+    // Then drain: the server must have closed the connection well before the whole answer.
+    let (_, rest) = until_closed(s, start);
+    let got = String::from_utf8_lossy(&first).into_owned() + &rest;
+    eprintln!(
+        "an unread answer: {} bytes of ~25 MB arrived before the close; head {:?}",
+        got.len(),
+        &got[..got.len().min(200)]
+    );
+    assert!(
+        got.starts_with("HTTP/1.1 200"),
+        "{:?}",
+        &got[..got.len().min(80)]
+    );
+    assert!(
+        got.len() < 9 << 20,
+        "the whole answer went to a client that read none of it ({} bytes)",
+        got.len()
+    );
+    assert!(h.metric("tether_connections_closed_total{reason=\"unread\"}") >= 1.0);
 }
 
 /// 300 idle sockets against a cap of 64 connections: the idle ones are shed to make room,

@@ -626,6 +626,22 @@ const CASES: &[Case] = &[
         expect: Expect::Unsupported,
     },
     Case {
+        name: "range records: a range too large to answer is BodyTooLarge, not retried",
+        call: Call::RangeRecords,
+        method: "GET",
+        target: RECORDS_AT,
+        answers: &[answer(
+            400,
+            r#"{"code":"range_too_large","message":"over 4194304 bytes"}"#,
+        )],
+        expect: fails_with(
+            Protocol,
+            Some(Detail::BodyTooLarge),
+            None,
+            "range_too_large",
+        ),
+    },
+    Case {
         name: "range records: 500 is retried",
         call: Call::RangeRecords,
         method: "GET",

@@ -645,7 +645,27 @@ fn decode_records(r: &Request, a: &Answer) -> Option<Result<Option<Vec<Change>>>
     struct Records {
         records: Vec<Change>,
     }
+    // The range's records are more than one answer may carry (by count or by bytes): the
+    // same as an answer over the size a client reads, and the repair asks for smaller ranges.
+    if a.status == 400 && error_code(&a.body).as_deref() == Some("range_too_large") {
+        return Some(Err(Error::protocol(format!(
+            "{} {}: HTTP 400: {}",
+            r.method.as_str(),
+            r.target(),
+            error_text(&a.body)
+        ))
+        .with_detail(Detail::BodyTooLarge)));
+    }
     decode_optional::<Records>(r, a).map(|res| res.map(|o| o.map(|r| r.records)))
+}
+
+/// The `code` of an error body, if it is one.
+fn error_code(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Coded {
+        code: String,
+    }
+    serde_json::from_slice::<Coded>(body).ok().map(|c| c.code)
 }
 
 fn json<T: DeserializeOwned>(r: &Request, a: &Answer) -> Result<T> {

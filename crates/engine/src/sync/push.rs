@@ -57,8 +57,28 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             let mut outcomes = if mutations.is_empty() {
                 Vec::new()
             } else {
-                let response = match self.remote.push(scope, &mutations).await {
-                    Ok(response) => response,
+                // An answer that does not hold together is treated like a lost one: the cloud
+                // may have applied the push all the same.
+                let answered = self
+                    .remote
+                    .push(scope, &mutations)
+                    .await
+                    .and_then(|response| {
+                        for result in &response.results {
+                            match result {
+                                MutationResult::Accepted { version, .. } => {
+                                    check_version("an accepted mutation", *version)?
+                                }
+                                MutationResult::Rejected { current }
+                                | MutationResult::Invalid { current, .. } => {
+                                    check_versions(current)?
+                                }
+                            }
+                        }
+                        validate_push(sent.clone(), response.results)
+                    });
+                match answered {
+                    Ok(outcomes) => outcomes,
                     Err(e) => {
                         // It may have been applied: the pull of this run must know what was
                         // sent, to take the cloud's copy of it for the replica's own write.
@@ -72,17 +92,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                         let _ = self.mark_unanswered(scope, &sent).await;
                         return Err(e);
                     }
-                };
-                for result in &response.results {
-                    match result {
-                        MutationResult::Accepted { version, .. } => {
-                            check_version("an accepted mutation", *version)?
-                        }
-                        MutationResult::Rejected { current }
-                        | MutationResult::Invalid { current, .. } => check_versions(current)?,
-                    }
                 }
-                validate_push(sent, response.results)?
             };
             // The replica does not hold the cloud's data under a pending edit, so the row goes
             // (its leaf leaves the totals) and the verification at the end of this run repairs

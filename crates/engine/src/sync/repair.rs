@@ -80,10 +80,18 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 continue;
             }
             if cloud.count.max(local.count) <= REPAIR_LEAF {
-                let counts = self.repair_range(scope, &range).await?;
-                repaired += counts.repaired;
-                run.counts.conflicts += counts.conflicts;
-                continue;
+                match self.repair_range(scope, &range).await {
+                    Ok(counts) => {
+                        repaired += counts.repaired;
+                        run.counts.conflicts += counts.conflicts;
+                        continue;
+                    }
+                    // The range's records do not fit one answer (big records: the server
+                    // refuses a range over its page budget, or the answer is over what this
+                    // replica reads): bisect further, down to single records.
+                    Err(e) if e.detail() == Some(Detail::BodyTooLarge) && cloud.count > 1 => {}
+                    Err(e) => return Err(e),
+                }
             }
             if local.count < 2 {
                 return Ok(None);

@@ -365,6 +365,11 @@ impl PageRows {
         self.changes.push(c);
     }
 
+    /// The changes read, once no more follow.
+    pub(crate) fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+
     /// How many rows to fetch next (the row after a full page included) so that the page
     /// likely fills without reading far past its end, at the mean size of the rows so far; at
     /// least one, and `first` before any row.

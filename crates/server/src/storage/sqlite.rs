@@ -263,14 +263,15 @@ impl Storage for SqliteStorage {
             let mut rows = stmt.query(params_from_iter(
                 std::iter::once(scope.as_str()).chain(args.iter().map(String::as_str)),
             ))?;
-            let mut out = Vec::new();
+            // Bounded like a page, by count and by bytes: a range over either is refused.
+            let mut out = PageRows::new(max.min(u32::MAX as usize) as u32);
             while let Some(r) = rows.next()? {
-                if out.len() == max {
+                if out.full() {
                     return Ok(None);
                 }
                 out.push(row_change(r)?);
             }
-            Ok(Some(out))
+            Ok(Some(out.into_changes()))
         })
     }
 

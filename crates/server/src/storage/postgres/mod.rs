@@ -654,21 +654,34 @@ impl Storage for PgStorage {
     ) -> BoxFuture<'a, Option<Vec<Change>>> {
         Box::pin(async move {
             self.fix_hashes(scope).await?;
-            let client = self.client().await?;
+            let mut client = self.client().await?;
             let (cond, args) = range_sql(range, 2);
             let sql = format!(
                 "SELECT {COLUMNS} FROM records WHERE scope = $1 AND NOT deleted
                  AND hash IS NOT NULL{cond} ORDER BY collection, id LIMIT {}",
                 max as u64 + 1
             );
-            let rows = client.query(&sql, &params(&scope, &args)).await?;
-            if rows.len() > max {
-                return Ok(None);
+            // Bounded like a page, by count and by bytes (a range over either is refused),
+            // and read through a portal, so big records are not all read to find that out.
+            let tx = client.build_transaction().read_only(true).start().await?;
+            let stmt = tx.prepare_cached(&sql).await?;
+            let portal = tx.bind(&stmt, &params(&scope, &args)).await?;
+            let mut out = PageRows::new(max.min(u32::MAX as usize) as u32);
+            loop {
+                let batch = out.next_batch(FIRST_BATCH);
+                let rows = tx.query_portal(&portal, batch as i32).await?;
+                for r in &rows {
+                    if out.full() {
+                        return Ok(None);
+                    }
+                    out.push(row_change(r)?);
+                }
+                if rows.len() < batch {
+                    break;
+                }
             }
-            rows.iter()
-                .map(row_change)
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some)
+            tx.commit().await?;
+            Ok(Some(out.into_changes()))
         })
     }
 
