@@ -262,6 +262,17 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Network,
+        ErrorKind::Auth,
+        ErrorKind::Protocol,
+        ErrorKind::Integrity,
+        ErrorKind::Storage,
+        ErrorKind::Cancelled,
+        ErrorKind::InvalidInput,
+    ];
+
     /// The stable name, e.g. `"Network"`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -180,15 +180,7 @@ mod tests {
     #[test]
     fn auth_and_invalid_input_stop_and_nothing_else_does() {
         let s = fixed();
-        for kind in [
-            ErrorKind::Network,
-            ErrorKind::Auth,
-            ErrorKind::Protocol,
-            ErrorKind::Integrity,
-            ErrorKind::Storage,
-            ErrorKind::Cancelled,
-            ErrorKind::InvalidInput,
-        ] {
+        for kind in ErrorKind::ALL {
             let next = s.after(failed(kind), 3, 0.5);
             let stops = matches!(kind, ErrorKind::Auth | ErrorKind::InvalidInput);
             assert_eq!(next == Next::Stop(kind), stops, "{kind:?}: {next:?}");

@@ -426,7 +426,7 @@ pub fn background_next(
     };
     let kind = code
         .as_deref()
-        .and_then(|c| ERROR_KINDS.into_iter().find(|k| k.as_str() == c));
+        .and_then(|c| ErrorKind::ALL.into_iter().find(|k| k.as_str() == c));
     let outcome = match kind {
         Some(kind) => Outcome::Failed {
             kind,
@@ -448,17 +448,6 @@ pub fn background_next(
     };
     to_js(&next).map_err(|e| to_js_error(&e))
 }
-
-/// The error kinds a JS error's `code` may name.
-const ERROR_KINDS: [ErrorKind; 7] = [
-    ErrorKind::Network,
-    ErrorKind::Auth,
-    ErrorKind::Protocol,
-    ErrorKind::Integrity,
-    ErrorKind::Storage,
-    ErrorKind::Cancelled,
-    ErrorKind::InvalidInput,
-];
 
 /// The engine's background-sync defaults, `{intervalMs, jitter}` (every 15 minutes, ±10 %):
 /// the JS driver's, and the age after which `status()` recommends a sync.

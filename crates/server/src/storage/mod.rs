@@ -464,6 +464,40 @@ pub(crate) fn change(
     })
 }
 
+/// A scope's row as both storages read it: its commit sequence, totals, tombstone horizon and
+/// when it last changed.
+pub(crate) struct ScopeRow {
+    pub(crate) seq: u64,
+    pub(crate) totals: Snapshot,
+    pub(crate) horizon: u64,
+    pub(crate) updated_at: Option<String>,
+}
+
+/// `AND (collection, id) >= (P1, P2) AND (collection, id) < (P3, P4)` for the bounds `range`
+/// has, each parameter spelled by `param` from its number (counted from `first`), and the
+/// arguments in order.
+pub(crate) fn range_sql(
+    range: &KeyRange,
+    first: usize,
+    param: impl Fn(usize) -> String,
+) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    for (key, op) in [(&range.from, ">="), (&range.to, "<")] {
+        if let Some(k) = key {
+            let n = first + args.len();
+            sql.push_str(&format!(
+                " AND (collection, id) {op} ({}, {})",
+                param(n),
+                param(n + 1)
+            ));
+            args.push(k.collection.clone());
+            args.push(k.id.clone());
+        }
+    }
+    (sql, args)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,8 @@ use tether_engine::mutation::{judge, AppliedMutation, Judgement};
 
 use super::{
     applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PageRows, PoolUse,
-    Position, PullAnswer, Purge, Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
+    Position, PullAnswer, Purge, Quarantined, Recheck, ScopeRow, Storage, StorageError, Write,
+    WriteSummary,
 };
 
 const SCHEMA: &str = "
@@ -70,13 +71,6 @@ struct Pool {
     /// Calls holding a connection, and calls waiting for theirs (for `/metrics`).
     busy: AtomicUsize,
     waiting: AtomicUsize,
-}
-
-struct ScopeRow {
-    seq: u64,
-    totals: Snapshot,
-    horizon: u64,
-    updated_at: Option<String>,
 }
 
 impl SqliteStorage {
@@ -379,20 +373,10 @@ fn row_change(r: &rusqlite::Row<'_>) -> Result<Change, StorageError> {
     )
 }
 
-/// `AND (collection, id) >= (?n, ?n+1) AND (collection, id) < (...)` and its arguments.
-/// SQLite's default BINARY collation compares UTF-8 bytes, the protocol's key order.
+/// The key-range condition and its arguments, parameters from `?first`. SQLite's default
+/// BINARY collation compares UTF-8 bytes, the protocol's key order.
 pub(crate) fn range_sql(range: &KeyRange, first: usize) -> (String, Vec<String>) {
-    let mut sql = String::new();
-    let mut args = Vec::new();
-    for (key, op) in [(&range.from, ">="), (&range.to, "<")] {
-        if let Some(k) = key {
-            let n = first + args.len();
-            sql.push_str(&format!(" AND (collection, id) {op} (?{n}, ?{})", n + 1));
-            args.push(k.collection.clone());
-            args.push(k.id.clone());
-        }
-    }
-    (sql, args)
+    super::range_sql(range, first, |n| format!("?{n}"))
 }
 
 type Current = (u64, bool, Option<String>, String, Option<String>);

@@ -24,7 +24,8 @@ mod recheck;
 
 use super::{
     applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PageRows, PoolUse,
-    Position, PullAnswer, Purge, Quarantined, Recheck, Storage, StorageError, Write, WriteSummary,
+    Position, PullAnswer, Purge, Quarantined, Recheck, ScopeRow, Storage, StorageError, Write,
+    WriteSummary,
 };
 
 const SCHEMA: &str = include_str!("../schema.sql");
@@ -248,13 +249,6 @@ async fn lock_scope(
     Ok(())
 }
 
-struct ScopeRow {
-    seq: u64,
-    totals: Snapshot,
-    horizon: u64,
-    updated_at: Option<String>,
-}
-
 async fn scope_row(
     client: &impl tokio_postgres::GenericClient,
     scope: &str,
@@ -305,20 +299,7 @@ fn row_change(r: &Row) -> Result<Change, StorageError> {
 
 /// The key-range condition, with `COLLATE "C"` so that parameters compare as bytes too.
 fn range_sql(range: &KeyRange, first: usize) -> (String, Vec<String>) {
-    let mut sql = String::new();
-    let mut args = Vec::new();
-    for (key, op) in [(&range.from, ">="), (&range.to, "<")] {
-        if let Some(k) = key {
-            let n = first + args.len();
-            sql.push_str(&format!(
-                " AND (collection, id) {op} (${n}::text COLLATE \"C\", ${}::text COLLATE \"C\")",
-                n + 1
-            ));
-            args.push(k.collection.clone());
-            args.push(k.id.clone());
-        }
-    }
-    (sql, args)
+    super::range_sql(range, first, |n| format!("${n}::text COLLATE \"C\""))
 }
 
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
