@@ -5,7 +5,7 @@
 #[path = "../crates/server/tests/common/mod.rs"]
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -21,6 +21,7 @@ both!(
     a_replica_that_trusts_the_ca_syncs_over_https,
     an_untrusted_certificate_fails_at_once_saying_what_to_do,
     a_certificate_for_another_host_name_fails_the_same_way,
+    a_stalled_handshake_is_closed_within_the_header_bound,
 );
 
 /// A CA, a server certificate it signed for 127.0.0.1 (and no host name), and a second CA that
@@ -64,6 +65,39 @@ fn https(backend: Backend) -> Harness {
         let pki = pki();
         config.tls = Some(TlsConfig::from_pem(pki.cert.as_bytes(), pki.key.as_bytes()).unwrap());
     })
+}
+
+/// A client that opens a TLS connection and stalls in its handshake (a first few bytes of a
+/// ClientHello, then nothing) is closed once the header bound (1 s here) has passed, like one
+/// that stalls in its request head: it cannot hold a connection for ever.
+fn a_stalled_handshake_is_closed_within_the_header_bound(backend: Backend) {
+    let h = Harness::start_with(backend, |config| {
+        let pki = pki();
+        config.tls = Some(TlsConfig::from_pem(pki.cert.as_bytes(), pki.key.as_bytes()).unwrap());
+        config.header_read_timeout = std::time::Duration::from_secs(1);
+    });
+    let addr = h.url().trim_start_matches("https://").to_string();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(&[0x16, 0x03, 0x01]).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    let took = start.elapsed();
+    eprintln!("a stalled TLS handshake was closed after {took:?}");
+    assert!(
+        closed,
+        "the server kept a stalled handshake open ({took:?})"
+    );
+    assert!(took >= std::time::Duration::from_millis(800), "{took:?}");
 }
 
 /// A remote with the default retry policy (4 retries: a retried failure would take 5 attempts
