@@ -87,18 +87,7 @@ fn a_push_that_writes_nothing_wakes_no_waiter(backend: Backend) {
     // before anyone waits, or it would (rightly) wake the waiter.
     std::thread::sleep(Duration::from_millis(500));
     let cp = h.head();
-    let url = format!("{}/v1/scopes/s1/changes?checkpoint={cp}&wait=3", h.url());
-    let waiter = std::thread::spawn(move || {
-        ureq::get(&url)
-            .set("authorization", &format!("Bearer {READER}"))
-            .call()
-            .unwrap()
-            .into_json::<Value>()
-            .unwrap()
-    });
-    while h.metric("tether_live_waiters") < 1.0 {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let waiter = long_poll(&h, &cp, 3);
     for _ in 0..5 {
         let stale = json!({"collection": "objects", "id": "a", "op": "put", "data": {"n": 9},
             "base_version": null});
@@ -119,18 +108,7 @@ fn a_push_that_writes_nothing_wakes_no_waiter(backend: Backend) {
     assert_eq!(page["checkpoint"].as_str(), Some(cp.as_str()));
     // A push that writes does wake it.
     let cp = h.head();
-    let url = format!("{}/v1/scopes/s1/changes?checkpoint={cp}&wait=10", h.url());
-    let waiter = std::thread::spawn(move || {
-        ureq::get(&url)
-            .set("authorization", &format!("Bearer {READER}"))
-            .call()
-            .unwrap()
-            .into_json::<Value>()
-            .unwrap()
-    });
-    while h.metric("tether_live_waiters") < 1.0 {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let waiter = long_poll(&h, &cp, 10);
     let new =
         json!({"collection": "objects", "id": "b", "op": "put", "data": {}, "base_version": null});
     assert_eq!(push(new), "accepted");
@@ -193,4 +171,25 @@ fn an_initial_download_sends_no_old_tombstones(backend: Backend) {
     live.sort();
     assert_eq!(tombstones, ["r8"], "only the deletion after the start");
     assert_eq!(live, ["r0", "r2", "r4", "r6", "r9"]);
+}
+
+/// A live pull from `cp` waiting up to `wait` seconds, on a thread; returns once the server
+/// counts it as a waiter.
+fn long_poll(h: &Harness, cp: &str, wait: u32) -> std::thread::JoinHandle<Value> {
+    let url = format!(
+        "{}/v1/scopes/s1/changes?checkpoint={cp}&wait={wait}",
+        h.url()
+    );
+    let waiter = std::thread::spawn(move || {
+        ureq::get(&url)
+            .set("authorization", &format!("Bearer {READER}"))
+            .call()
+            .unwrap()
+            .into_json::<Value>()
+            .unwrap()
+    });
+    while h.metric("tether_live_waiters") < 1.0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    waiter
 }
