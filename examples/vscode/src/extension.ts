@@ -1,13 +1,14 @@
 // Example extension: a data catalog (the demo dataset `tether seed` writes) kept offline in a
 // Tether replica file under the extension's global storage, one Tether scope per organization.
 // Sign-in keeps the token in SecretStorage; a background sync runs every 15 minutes (with the
-// package's backoff after network failures); the tree view reads the replica only, so it works
-// offline.
+// package's backoff after network failures); the tree view reads the replica only, one indexed
+// query per expanded node, so it works offline and at any size of the catalog.
 import * as vscode from 'vscode';
 import { Replica, isTetherError } from 'tether-sync';
-import type { BackgroundSync, Conflict, HttpRemote, Scope, TetherRecord } from 'tether-sync';
-import { loadCatalog } from './catalog';
-import type { Catalog, CatalogNode } from './catalog';
+import type { BackgroundSync, Conflict, HttpRemote, Scope, SyncReport } from 'tether-sync';
+import { INDEXES } from './catalog';
+import { memory, report } from './report';
+import { CatalogTree } from './tree';
 
 const TOKEN_KEY = 'tether.token';
 const SYNC_EVERY_MS = 15 * 60 * 1000;
@@ -19,8 +20,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   await vscode.workspace.fs.createDirectory(context.globalStorageUri);
   const file = vscode.Uri.joinPath(context.globalStorageUri, 'replica.db').fsPath;
   // One SQLite file for every organization: switching keeps the others' records for offline use.
-  const replica = await Replica.open(file);
+  const replica = await Replica.open(file, { indexes: INDEXES });
   log.info(`replica ${file} (${replica.kind})`);
+  report('activated', memory());
   session = new Session(context, replica, log);
   context.subscriptions.push(log, session);
   await session.start();
@@ -41,7 +43,7 @@ type SyncState =
 
 class Session implements vscode.Disposable {
   private readonly status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
-  private readonly tree = new CatalogTree();
+  private readonly tree: CatalogTree;
   private background: BackgroundSync | undefined;
   private disposables: vscode.Disposable[] = [];
 
@@ -50,6 +52,7 @@ class Session implements vscode.Disposable {
     private readonly replica: Replica,
     private readonly log: vscode.LogOutputChannel,
   ) {
+    this.tree = new CatalogTree(log);
     this.status.name = 'Tether sync';
     this.status.command = 'tether.syncNow';
     this.disposables.push(
@@ -60,6 +63,7 @@ class Session implements vscode.Disposable {
       vscode.commands.registerCommand('tether.syncNow', () => this.syncNow()),
       vscode.commands.registerCommand('tether.switchOrganization', () => this.switchOrganization()),
       vscode.commands.registerCommand('tether.showConflicts', () => this.showConflicts()),
+      vscode.commands.registerCommand('tether.more', (node) => this.tree.more(node)),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('tether.organization') || e.affectsConfiguration('tether.serverUrl')) {
           void this.start();
@@ -98,7 +102,7 @@ class Session implements vscode.Disposable {
     const scope = this.scope();
     if (!scope) {
       this.show({ kind: 'no-organization' });
-      this.tree.show(undefined, undefined, []);
+      this.tree.show(undefined, []);
       return;
     }
     await this.refreshTree(scope);
@@ -120,6 +124,7 @@ class Session implements vscode.Disposable {
         progress?.end();
         progress = undefined;
         this.log.info(`${scope.id}: synced, ${report.snapshot.count} records`);
+        this.synced(report);
         this.show({ kind: 'synced', count: report.snapshot.count });
         void this.refreshTree(scope);
       },
@@ -154,6 +159,7 @@ class Session implements vscode.Disposable {
             },
           });
           this.show({ kind: 'synced', count: report.snapshot.count });
+          this.synced(report);
           await this.refreshTree(scope);
         } catch (e) {
           await this.failed(scope, e);
@@ -222,10 +228,14 @@ class Session implements vscode.Disposable {
     s.tooltip = `${this.organization}: click to sync now`;
   }
 
+  private synced({ run, snapshot }: SyncReport): void {
+    const ms = run.finishedAt === null ? null : run.finishedAt - run.startedAt;
+    report('synced', { scope: run.scope, kind: run.kind, count: snapshot.count, ms, ...memory() });
+  }
+
   private async refreshTree(scope: Scope): Promise<void> {
     try {
-      const [catalog, conflicts] = await Promise.all([loadCatalog(scope), scope.conflicts()]);
-      this.tree.show(scope.id, catalog, conflicts);
+      this.tree.show(scope, await scope.conflicts());
     } catch (e) {
       this.log.error(`${scope.id}: reading the replica failed: ${String(e)}`);
     }
@@ -285,86 +295,4 @@ function conflictItem(c: Conflict): vscode.QuickPickItem {
     description: `local ${c.localOp} lost to cloud version ${c.cloudVersion}`,
     detail: c.reason,
   };
-}
-
-// ---- tree view -------------------------------------------------------------------------------
-
-type Node =
-  | { type: 'record'; node: CatalogNode }
-  | { type: 'conflicts'; conflicts: Conflict[] }
-  | { type: 'conflict'; conflict: Conflict }
-  | { type: 'message'; text: string };
-
-const ICONS: Record<string, string> = {
-  repositories: 'repo',
-  files: 'file-code',
-  objects: 'table',
-  columns: 'symbol-field',
-};
-
-class CatalogTree implements vscode.TreeDataProvider<Node> {
-  private readonly changed = new vscode.EventEmitter<Node | undefined>();
-  readonly onDidChangeTreeData = this.changed.event;
-  private org: string | undefined;
-  private catalog: Catalog | undefined;
-  private conflicts: Conflict[] = [];
-
-  show(org: string | undefined, catalog: Catalog | undefined, conflicts: Conflict[]): void {
-    this.org = org;
-    this.catalog = catalog;
-    this.conflicts = conflicts;
-    this.changed.fire(undefined);
-  }
-
-  getChildren(parent?: Node): Node[] {
-    if (!parent) {
-      if (!this.org) return [{ type: 'message', text: 'Choose an organization ("Tether: Switch organization")' }];
-      const roots = (this.catalog?.roots ?? []).map((node): Node => ({ type: 'record', node }));
-      const top: Node[] = [{ type: 'conflicts', conflicts: this.conflicts }];
-      if (roots.length === 0) top.push({ type: 'message', text: `Nothing synced for ${this.org} yet` });
-      return [...top, ...roots];
-    }
-    if (parent.type === 'record') return parent.node.children.map((node): Node => ({ type: 'record', node }));
-    if (parent.type === 'conflicts') return parent.conflicts.map((conflict): Node => ({ type: 'conflict', conflict }));
-    return [];
-  }
-
-  getTreeItem(n: Node): vscode.TreeItem {
-    const None = vscode.TreeItemCollapsibleState.None;
-    const Collapsed = vscode.TreeItemCollapsibleState.Collapsed;
-    switch (n.type) {
-      case 'message':
-        return new vscode.TreeItem(n.text, None);
-      case 'conflicts': {
-        const item = new vscode.TreeItem(`Conflicts (${n.conflicts.length})`, n.conflicts.length ? Collapsed : None);
-        item.iconPath = new vscode.ThemeIcon('warning');
-        item.command = { command: 'tether.showConflicts', title: 'Show conflicts' };
-        return item;
-      }
-      case 'conflict': {
-        const c = n.conflict;
-        const item = new vscode.TreeItem(`${c.collection}/${c.recordId}`, None);
-        item.description = `local ${c.localOp} lost to v${c.cloudVersion}`;
-        return item;
-      }
-      case 'record': {
-        const { record, label, children } = n.node;
-        const item = new vscode.TreeItem(label, children.length ? Collapsed : None);
-        item.id = `${record.collection}/${record.id}`;
-        item.description = record.id;
-        item.tooltip = tooltip(record);
-        item.iconPath = new vscode.ThemeIcon(ICONS[record.collection] ?? 'circle-outline');
-        item.contextValue = record.collection;
-        // What screen readers (and the host test) find: collection, id, then the label.
-        item.accessibilityInformation = { label: `${record.collection} ${record.id} ${label}` };
-        return item;
-      }
-    }
-  }
-}
-
-function tooltip(record: TetherRecord): vscode.MarkdownString {
-  const md = new vscode.MarkdownString(`**${record.collection}/${record.id}** (v${record.version})\n\n`);
-  md.appendCodeblock(JSON.stringify(record.data, null, 2), 'json');
-  return md;
 }

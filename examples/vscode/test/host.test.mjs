@@ -7,61 +7,12 @@
 // provides CODE_SERVER, CODE_SERVER_PATH (Node 24 first), TETHER_BIN and VSIX.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { TOKEN, adminWrite, cli, failure, openWorkbench, startServer, stop, tempDir } from './harness.mjs';
 
-const { CODE_SERVER, CODE_SERVER_PATH, TETHER_BIN, VSIX } = process.env;
-for (const [k, v] of Object.entries({ CODE_SERVER, CODE_SERVER_PATH, TETHER_BIN, VSIX })) {
-  assert.ok(v, `${k} is not set: run scripts/ci/vscode.sh`);
-}
-const TOKEN = 'secret';
 const ORGS = { 'org-a': 300, 'org-b': 200 }; // records seeded per organization
-const EXTENSION_ID = 'tether-examples.tether-catalog';
-
-const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-vscode-'));
-const hostEnv = { ...process.env, PATH: CODE_SERVER_PATH };
-
-function cli(...args) {
-  return execFileSync(TETHER_BIN, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-/** Spawns `cmd` and resolves with [child, match] once its output matches `ready`. */
-function start(cmd, args, env, ready, logFile) {
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (d) => {
-      out += d;
-      if (logFile) writeFileSync(logFile, out);
-      const m = out.match(ready);
-      if (m) resolve([child, m]);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`${path.basename(cmd)} exited with ${code}:\n${out}`)));
-  });
-}
-
-async function stop(child, signal = 'SIGTERM') {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill(signal);
-  await exited;
-}
+const dir = tempDir();
 
 async function cloudStatus(url, scope) {
   const res = await fetch(`${url}/v1/scopes/${scope}/status`, { headers: { authorization: `Bearer ${TOKEN}` } });
@@ -70,62 +21,18 @@ async function cloudStatus(url, scope) {
 }
 
 test('the catalog extension in code-server: sign-in, tree, status bar, org switch, replica file', { timeout: 600_000 }, async (t) => {
-  const [server, m] = await start(TETHER_BIN, ['serve', '--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'),
-    '--dev-token', TOKEN], process.env, /listening on (http:\/\/[\d.:]+)/);
-  t.after(() => stop(server, 'SIGINT'));
-  const url = m[1];
+  const { server, url } = await startServer(t, dir);
   for (const [org, n] of Object.entries(ORGS)) cli('seed', '--remote', url, '--token', TOKEN, '--scope', org, '--records', String(n));
-
-  // Install the .vsix into a fresh extensions dir and user-data-dir.
-  const ext = path.join(dir, 'extensions');
-  const ud = path.join(dir, 'user-data');
-  const workspace = path.join(dir, 'workspace');
-  mkdirSync(path.join(ud, 'User'), { recursive: true });
-  mkdirSync(workspace);
-  const installed = execFileSync(CODE_SERVER, ['--extensions-dir', ext, '--user-data-dir', ud, '--install-extension', VSIX],
-    { env: hostEnv, encoding: 'utf8' });
-  assert.match(installed, /successfully installed/i);
-
-  const settingsFile = path.join(ud, 'User', 'settings.json');
-  const db = path.join(ud, 'User', 'globalStorage', EXTENSION_ID, 'replica.db');
-  writeFileSync(settingsFile, JSON.stringify({
-    'security.workspace.trust.enabled': false,
-    'workbench.startupEditor': 'none',
-    'tether.serverUrl': url,
-    'tether.organization': 'org-a',
-    'tether.organizations': Object.keys(ORGS),
-  }, null, 2));
 
   // No TETHER_TOKEN in the host's environment: the token goes through "Tether: Sign in" into
   // SecretStorage, as a user would enter it.
-  const port = await freePort();
-  const env = { ...hostEnv };
-  delete env.TETHER_TOKEN;
-  const [host] = await start(CODE_SERVER, ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
-    '--extensions-dir', ext, '--user-data-dir', ud, '--disable-telemetry', '--disable-update-check', workspace],
-  env, /HTTP server listening on/, path.join(dir, 'code-server.log'));
-  let hostStopped = false;
-  t.after(() => hostStopped || stop(host));
-
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROME_BIN || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  const { page, browser, command, db, stopHost } = await openWorkbench(t, dir, {
+    'tether.serverUrl': url,
+    'tether.organization': 'org-a',
+    'tether.organizations': Object.keys(ORGS),
   });
-  t.after(() => browser.close());
   const cloud = {}; // the server's status of each organization, taken before it stops
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
-  /** Runs a command from the command palette (F1). */
-  const command = async (title) => {
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor();
-    await input.fill(`>${title}`);
-    await page.locator('.quick-input-list [role="option"]', { hasText: title }).first().waitFor();
-    await input.press('Enter');
-  };
   try {
-    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
-
     // Signed out: the status bar asks for a sign-in. The command palette runs it; the token
     // goes into a password input box.
     const statusItem = (text) => page.locator('.statusbar-item', { hasText: text });
@@ -176,12 +83,7 @@ test('the catalog extension in code-server: sign-in, tree, status bar, org switc
     // host has it open) of a record that the server then changes; "Tether: Sync now" pushes it,
     // the cloud wins, and the journal appears in the tree.
     cli('put', '--db', db, '--scope', 'org-b', 'repositories', 'repo_000001', JSON.stringify({ name: 'local edit' }));
-    const res = await fetch(`${url}/v1/admin/scopes/org-b/records`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ upserts: [{ collection: 'repositories', id: 'repo_000001', data: { name: 'server edit' } }], deletes: [] }),
-    });
-    assert.ok(res.ok, `admin write: ${res.status} ${await res.text()}`);
+    await adminWrite(url, 'org-b', [{ collection: 'repositories', id: 'repo_000001', data: { name: 'server edit' } }]);
     await command('Tether: Sync now');
     await item(/^Conflicts \(1\)/).waitFor({ timeout: 60_000 });
     // Clicking the node runs "Tether: Show conflicts": a quick pick of the journal.
@@ -199,14 +101,10 @@ test('the catalog extension in code-server: sign-in, tree, status bar, org switc
     await statusItem(`Tether: offline (${ORGS['org-b']} records)`).waitFor({ timeout: 120_000 });
     assert.equal(await items('repositories').count(), 2);
   } catch (e) {
-    await page.screenshot({ path: path.join(dir, 'failure.png') }).catch(() => {});
-    const rows = await page.locator('.monaco-list-row').evaluateAll((els) =>
-      els.map((el) => `${el.getAttribute('role')} level=${el.getAttribute('aria-level')}: ${el.getAttribute('aria-label')}`)).catch(() => []);
-    throw new Error(`${e.message}\nlist rows:\n${rows.join('\n')}\n(screenshot and code-server.log in ${dir})`);
+    throw await failure(page, dir, e);
   }
   await browser.close();
-  await stop(host);
-  hostStopped = true;
+  await stopHost();
 
   // The replica file the extension host wrote, read by the native CLI: both organizations, each
   // with the server's count and digest.
