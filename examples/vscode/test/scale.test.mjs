@@ -85,8 +85,8 @@ test(`the catalog at ${OBJECTS} objects (${RECORDS} records): sync, tree expansi
         if (objectUi.length >= SAMPLES) break;
         const fileRow = page.getByRole('treeitem', { name: file, exact: true });
         await fileRow.click();
-        // A file may define no object: its twistie goes away and no row shows below it.
-        await page.waitForTimeout(50);
+        // A file may define no object: then its twistie goes away and no row shows below it.
+        await until(async () => (await rows(3).count()) > 0 || (await fileRow.getAttribute('aria-expanded')) === null, 'a file\'s objects');
         const objects = await rows(3).evaluateAll((els) => els.map((el) => el.getAttribute('aria-label')));
         for (const object of objects) {
           if (objectUi.length >= SAMPLES) break;
