@@ -39,6 +39,7 @@ export VSIX="$pack/tether-catalog.vsix"
 log "vscode: bundle test (Node 24) and the extension in code-server (headless Chromium)"
 (cd "$EXAMPLE" && "$TETHER_NODE24" --test --test-reporter=tap --test-concurrency=1 test/bundle.test.mjs)
 (cd "$EXAMPLE" && node --test --test-reporter=tap --test-concurrency=1 test/host.test.mjs)
+(cd "$EXAMPLE" && node --test --test-reporter=tap --test-concurrency=1 test/panel.test.mjs)
 # The catalog at scale: 2,000 objects here; TETHER_CATALOG_OBJECTS=100000 (the seeds' size, about
 # N minutes) gives the figures of examples/vscode/README.md.
 (cd "$EXAMPLE" && node --test --test-reporter=tap --test-concurrency=1 test/scale.test.mjs)

@@ -6,9 +6,11 @@
 import * as vscode from 'vscode';
 import { Replica, isTetherError } from 'tether-sync';
 import type { BackgroundSync, Conflict, HttpRemote, Scope, SyncReport } from 'tether-sync';
-import { INDEXES } from './catalog';
+import { INDEXES, label, objectsByName } from './catalog';
+import { WatchedReplica, showObject } from './panel';
 import { memory, report } from './report';
 import { CatalogTree } from './tree';
+import type { Node } from './tree';
 
 const TOKEN_KEY = 'tether.token';
 const SYNC_EVERY_MS = 15 * 60 * 1000;
@@ -45,6 +47,8 @@ class Session implements vscode.Disposable {
   private readonly status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
   private readonly tree: CatalogTree;
   private background: BackgroundSync | undefined;
+  /** The replica as the object panels' channels see it (counting their watchers). */
+  private readonly watched: WatchedReplica;
   private disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -53,6 +57,7 @@ class Session implements vscode.Disposable {
     private readonly log: vscode.LogOutputChannel,
   ) {
     this.tree = new CatalogTree(log);
+    this.watched = new WatchedReplica(replica);
     this.status.name = 'Tether sync';
     this.status.command = 'tether.syncNow';
     this.disposables.push(
@@ -64,6 +69,7 @@ class Session implements vscode.Disposable {
       vscode.commands.registerCommand('tether.switchOrganization', () => this.switchOrganization()),
       vscode.commands.registerCommand('tether.showConflicts', () => this.showConflicts()),
       vscode.commands.registerCommand('tether.more', (node) => this.tree.more(node)),
+      vscode.commands.registerCommand('tether.showObject', (target?: Node | string) => this.showObject(target)),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('tether.organization') || e.affectsConfiguration('tether.serverUrl')) {
           void this.start();
@@ -268,6 +274,60 @@ class Session implements vscode.Disposable {
     let org: string | undefined = picked.label;
     if (!known.has(org)) org = await vscode.window.showInputBox({ title: 'Organization id' });
     if (org) await config.update('organization', org.trim(), vscode.ConfigurationTarget.Global);
+  }
+
+  /**
+   * Opens the panel of an object: the tree's node, an object id, or (from the command palette)
+   * one picked by name, searched as the user types.
+   */
+  private async showObject(target?: Node | string): Promise<void> {
+    const scope = this.scope();
+    if (!scope) return void vscode.commands.executeCommand('tether.switchOrganization');
+    let id: string | undefined;
+    let title: string | undefined;
+    if (typeof target === 'string') id = target;
+    else if (target?.type === 'record' && target.record.collection === 'objects') {
+      id = target.record.id;
+      title = label(target.record);
+    } else {
+      const picked = await this.pickObject(scope);
+      id = picked?.description;
+      title = picked?.label;
+    }
+    if (!id) return;
+    showObject(this.context, this.watched, scope, id, title ?? id);
+  }
+
+  // A quick pick of objects by name prefix (the `name` index), or by id when the text is one.
+  private async pickObject(scope: Scope): Promise<vscode.QuickPickItem | undefined> {
+    const pick = vscode.window.createQuickPick();
+    pick.title = 'Tether: Show Object';
+    pick.placeholder = 'Object name (prefix) or id';
+    pick.matchOnDescription = true;
+    let asked = 0;
+    const search = async (text: string) => {
+      const mine = ++asked;
+      pick.busy = true;
+      const prefix = text.trim();
+      const byId = /^obj_/.test(prefix) ? await scope.get('objects', prefix) : null;
+      const page = byId ? { records: [byId] } : await scope.query('objects', objectsByName(prefix, 50));
+      if (mine !== asked) return;
+      pick.items = page.records.map((r) => ({ label: label(r), description: r.id }));
+      pick.busy = false;
+    };
+    pick.onDidChangeValue((text) => void search(text).catch((e) => this.log.error(String(e))));
+    void search('');
+    pick.show();
+    return new Promise((resolve) => {
+      pick.onDidAccept(() => {
+        resolve(pick.selectedItems[0]);
+        pick.hide();
+      });
+      pick.onDidHide(() => {
+        resolve(undefined);
+        pick.dispose();
+      });
+    });
   }
 
   private async showConflicts(): Promise<void> {

@@ -78,12 +78,12 @@ test('the shipped bundle activates under Node 24 with its wasm beside it, offlin
   await ext.activate(context);
   try {
     assert.ok(existsSync(path.join(storage, 'replica.db')), 'the replica file is in globalStorageUri');
-    for (const id of ['tether.signIn', 'tether.syncNow', 'tether.switchOrganization', 'tether.showConflicts']) {
+    for (const id of ['tether.signIn', 'tether.syncNow', 'tether.switchOrganization', 'tether.showConflicts', 'tether.showObject']) {
       assert.ok(vscode.commandIds.has(id), `command ${id}`);
     }
     assert.equal(vscode.statusItems[0].text, '$(account) Tether: sign in');
     const tree = vscode.trees.get('tether.catalog');
-    const roots = tree.getChildren().map((n) => tree.getTreeItem(n).label);
+    const roots = (await tree.getChildren()).map((n) => tree.getTreeItem(n).label);
     assert.deepEqual(roots, ['Conflicts (0)', 'Nothing synced for org-a yet']);
   } finally {
     await ext.deactivate();
