@@ -99,6 +99,7 @@ export function showObject(
       downstream: m.downstream,
       names: m.names,
       ms: performance.now() - opened,
+      webviewMs: m.sinceLoadMs,
       watchers: replica.watchers,
       watchersBefore,
     });
@@ -121,6 +122,7 @@ interface Rendered {
   upstream: number;
   downstream: number;
   names: string[];
+  sinceLoadMs: number;
 }
 
 function isRendered(m: unknown): m is Rendered {

@@ -1,5 +1,5 @@
 // The example extension at the seeds' size, in a real extension host (code-server on Node 24):
-// `tether seed` writes TETHER_CATALOG_OBJECTS objects (default 2,000: 10,000 records; the
+// `tether seed` writes TETHER_CATALOG_OBJECTS objects (default 5,000: 25,000 records, 250 repositories; the
 // dataset has 20 objects, 45 columns and 35 other records per 100), the extension syncs them into
 // its replica file with its indexes, and the test expands the tree in the workbench as a user
 // would: the root (re-read after each "Tether: Sync now"), repositories, objects' columns; then
@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOKEN, cli, failure, openWorkbench, percentiles, startServer, tempDir, until } from './harness.mjs';
 
-const OBJECTS = Number(process.env.TETHER_CATALOG_OBJECTS ?? 2000);
+const OBJECTS = Number(process.env.TETHER_CATALOG_OBJECTS ?? 5000);
 const RECORDS = OBJECTS * 5;
 const ORG = 'org-scale';
 const SAMPLES = Number(process.env.TETHER_CATALOG_SAMPLES ?? 30);
@@ -41,8 +41,9 @@ test(`the catalog at ${OBJECTS} objects (${RECORDS} records): sync, tree expansi
     await page.getByRole('tab', { name: /^Tether/ }).first().click();
     const rows = (level) => page.locator(`[role="treeitem"][aria-level="${level}"]`);
     await page.getByRole('treeitem', { name: /^repositories / }).first().waitFor({ timeout: 60_000 });
-    const more = await page.getByRole('treeitem', { name: /^more… / }).count();
-    assert.equal(more, OBJECTS / 20 > 200 ? 1 : 0, 'the root shows one page of repositories and "more…" after it');
+    const repositories = OBJECTS / 20;
+    assert.equal(report('children').filter((e) => e.collection === 'repositories')[0].n, Math.min(200, repositories),
+      'the root reads one page of repositories');
 
     // The root, re-read after each sync (an incremental sync that finds nothing new).
     for (let i = 0; i < Math.min(SAMPLES, 20); i++) {
@@ -76,6 +77,7 @@ test(`the catalog at ${OBJECTS} objects (${RECORDS} records): sync, tree expansi
 
     // Objects: each object of the first repositories expanded once (its columns), then collapsed.
     const objectUi = [];
+    const objectIds = [];
     for (const label of repos) {
       if (objectUi.length >= SAMPLES) break;
       const repo = page.getByRole('treeitem', { name: label, exact: true });
@@ -91,6 +93,7 @@ test(`the catalog at ${OBJECTS} objects (${RECORDS} records): sync, tree expansi
         for (const object of objects) {
           if (objectUi.length >= SAMPLES) break;
           objectUi.push(await expand(page.getByRole('treeitem', { name: object, exact: true }), 3, true));
+          objectIds.push(object.split(' ')[1]);
         }
         if (objects.length) await fileRow.click();
         await until(async () => (await rows(3).count()) === 0, 'the objects to hide');
@@ -103,6 +106,42 @@ test(`the catalog at ${OBJECTS} objects (${RECORDS} records): sync, tree expansi
     results.root = { host: host('repositories') };
     results.repository = { host: host('files'), ui: percentiles(repoUi) };
     results.objectColumns = { host: host('columns'), ui: percentiles(objectUi) };
+
+    // The object panel, opened from the command palette by id, then closed: from the command
+    // to the webview's first full render of what the host's replica pushed (reported by the
+    // extension), and from Enter to the columns shown in the page.
+    const panelUi = [];
+    for (const id of objectIds) {
+      const opened = report('panel-open').length;
+      await command('Tether: Show Object');
+      const input = page.locator('.quick-input-widget input');
+      await input.fill(id);
+      await page.locator('.quick-input-list [role="option"]', { hasText: id }).first().waitFor();
+      const t0 = performance.now();
+      await input.press('Enter');
+      await until(() => report('panel-open').length > opened, `the panel of ${id}`);
+      panelUi.push(performance.now() - t0);
+      const closed = report('panel-closed').length;
+      await command('View: Close All Editors');
+      await until(() => report('panel-closed').length > closed, `the panel of ${id} to close`);
+    }
+    const panels = report('panel-open');
+    results.panelOpen = {
+      host: percentiles(panels.map((e) => e.ms)),
+      webview: percentiles(panels.map((e) => e.webviewMs)),
+      ui: percentiles(panelUi),
+    };
+    assert.ok(report('panel-closed').every((e) => e.watchers === e.watchersBefore), 'every closed panel left no watcher');
+
+    // The root's "more…" (the last row: End in the tree) shows the next page.
+    if (repositories > 200) {
+      await page.getByRole('treeitem', { name: /^Conflicts / }).click();
+      await page.keyboard.press('End');
+      const more = page.getByRole('treeitem', { name: new RegExp(`^more… \\(200 of ${repositories}\\)`) });
+      await more.click();
+      await until(() => report('children').some((e) => e.collection === 'repositories' && e.n === Math.min(400, repositories)),
+        'the second page of repositories');
+    }
 
     // Memory after browsing: the next sync reports it.
     const before = report('synced').length;
