@@ -31,8 +31,12 @@ test('the object panel reads the host\'s replica through the channel, live, and 
     { TETHER_TOKEN: TOKEN });
   // What the webview frames request (the workbench's own requests are not the panel's).
   const webviewRequests = [];
+  const refused = []; // what the webview's Content-Security-Policy refused
   page.on('request', (r) => {
     if (/\/webview\//.test(r.frame().url())) webviewRequests.push(r.url());
+  });
+  page.on('console', (m) => {
+    if (/Content Security Policy|Refused to/i.test(m.text())) refused.push(m.text());
   });
   try {
     await page.locator('.statusbar-item', { hasText: 'Tether: synced 300 records' }).waitFor({ timeout: 180_000 });
@@ -89,6 +93,7 @@ test('the object panel reads the host\'s replica through the channel, live, and 
     assert.ok(webviewRequests.length > 0, 'the webview frames were seen');
     assert.deepEqual(webviewRequests.filter((u) => /\.wasm(\?|$)/.test(u) || u.startsWith(url)), [],
       `the webview requested no wasm and nothing from the server: ${webviewRequests.join('\n')}`);
+    assert.deepEqual(refused, [], 'the webview ran within its Content-Security-Policy');
   } catch (e) {
     throw await failure(page, dir, e);
   }
