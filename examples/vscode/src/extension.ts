@@ -308,12 +308,15 @@ class Session implements vscode.Disposable {
     const search = async (text: string) => {
       const mine = ++asked;
       pick.busy = true;
-      const prefix = text.trim();
-      const byId = /^obj_/.test(prefix) ? await scope.get('objects', prefix) : null;
-      const page = byId ? { records: [byId] } : await scope.query('objects', objectsByName(prefix, 50));
-      if (mine !== asked) return;
-      pick.items = page.records.map((r) => ({ label: label(r), description: r.id }));
-      pick.busy = false;
+      try {
+        const prefix = text.trim();
+        const byId = /^obj_/.test(prefix) ? await scope.get('objects', prefix) : null;
+        const page = byId ? { records: [byId] } : await scope.query('objects', objectsByName(prefix, 50));
+        // A slower answer to an earlier text must not replace the items of a later one.
+        if (mine === asked) pick.items = page.records.map((r) => ({ label: label(r), description: r.id }));
+      } finally {
+        if (mine === asked) pick.busy = false;
+      }
     };
     pick.onDidChangeValue((text) => void search(text).catch((e) => this.log.error(String(e))));
     void search('');

@@ -60,6 +60,7 @@ test('the object panel reads the host\'s replica through the channel, live, and 
     // Three watched queries (columns, upstream, downstream) and the object's change events.
     assert.equal(opened.watchers - opened.watchersBefore, 4, `watchers on the host: ${JSON.stringify(opened)}`);
     await page.screenshot({ path: `${dir}/panel.png` });
+    const name = (await frame.locator('h1').textContent()).split('.')[1]; // schema.name
 
     // A cloud change to the object's columns and lineage, synced by the host: the open panel
     // shows it (a renamed column, a new one, a new upstream dependency).
@@ -89,6 +90,17 @@ test('the object panel reads the host\'s replica through the channel, live, and 
     const again = await until(() => report('panel-open')[1], 'the panel opened again');
     assert.equal(again.watchersBefore, opened.watchersBefore);
     assert.equal(again.columns, 4);
+
+    // The command palette finds an object by the start of its name (the `name` index).
+    await command('View: Close All Editors');
+    await until(() => report('panel-closed').length === 2, 'the second close');
+    await command('Tether: Show Object');
+    await page.locator('.quick-input-widget input').fill(name.slice(0, 6));
+    const option = page.locator('.quick-input-list [role="option"]', { hasText: OBJECT });
+    await option.waitFor();
+    await option.click();
+    const third = await until(() => report('panel-open')[2], 'the panel opened from the palette');
+    assert.equal(third.object, OBJECT);
 
     assert.ok(webviewRequests.length > 0, 'the webview frames were seen');
     assert.deepEqual(webviewRequests.filter((u) => /\.wasm(\?|$)/.test(u) || u.startsWith(url)), [],
