@@ -8,7 +8,7 @@ import { Replica, isTetherError } from 'tether-sync';
 import type { BackgroundSync, Conflict, HttpRemote, Scope, SyncReport } from 'tether-sync';
 import { INDEXES, label, objectsByName } from './catalog';
 import { WatchedReplica, showObject } from './panel';
-import { memory, report } from './report';
+import { memory, report, sampleMemory } from './report';
 import { CatalogTree } from './tree';
 import type { Node } from './tree';
 
@@ -122,6 +122,7 @@ class Session implements vscode.Disposable {
       remote: this.remote(),
       intervalMs: SYNC_EVERY_MS,
       onProgress: (p) => {
+        sampleMemory();
         progress ??= this.windowProgress(scope.id);
         progress.report(p.done);
         this.show({ kind: 'syncing', done: p.done });

@@ -100,6 +100,7 @@ export function showObject(
       names: m.names,
       ms: performance.now() - opened,
       webviewMs: m.sinceLoadMs,
+      connectedMs: m.connectedMs,
       watchers: replica.watchers,
       watchersBefore,
     });
@@ -123,6 +124,7 @@ interface Rendered {
   downstream: number;
   names: string[];
   sinceLoadMs: number;
+  connectedMs: number;
 }
 
 function isRendered(m: unknown): m is Rendered {

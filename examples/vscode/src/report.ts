@@ -15,8 +15,20 @@ export function report(event: string, fields: Record<string, unknown> = {}): voi
   }
 }
 
-/** The extension host's memory, in MiB. */
-export function memory(): { rssMiB: number; heapMiB: number } {
+let peak = 0;
+
+/** The extension host's memory, in MiB: now, and the highest RSS {@link sampleMemory} saw. */
+export function memory(): { rssMiB: number; heapMiB: number; peakRssMiB: number } {
   const m = process.memoryUsage();
-  return { rssMiB: Math.round(m.rss / 2 ** 20), heapMiB: Math.round(m.heapUsed / 2 ** 20) };
+  peak = Math.max(peak, m.rss);
+  return { rssMiB: mib(m.rss), heapMiB: mib(m.heapUsed), peakRssMiB: mib(peak) };
+}
+
+/** Notes the RSS now (cheap: no heap statistics), for the peak {@link memory} reports. */
+export function sampleMemory(): void {
+  if (FILE) peak = Math.max(peak, process.memoryUsage.rss());
+}
+
+function mib(bytes: number): number {
+  return Math.round(bytes / 2 ** 20);
 }

@@ -36,7 +36,7 @@ test(`the catalog at ${OBJECTS} objects (${RECORDS} records): sync, tree expansi
     const first = report('synced')[0];
     assert.equal(first.kind, 'initial');
     results.initialSync = { runMs: first.ms, pageToSyncedMs: Math.round(performance.now() - started) };
-    results.memory = { activated: activated.rssMiB, synced: first.rssMiB, heapSyncedMiB: first.heapMiB };
+    results.memory = { activated: activated.rssMiB, synced: first.rssMiB, peakDuringSync: first.peakRssMiB, heapSyncedMiB: first.heapMiB };
 
     await page.getByRole('tab', { name: /^Tether/ }).first().click();
     const rows = (level) => page.locator(`[role="treeitem"][aria-level="${level}"]`);
@@ -129,6 +129,8 @@ test(`the catalog at ${OBJECTS} objects (${RECORDS} records): sync, tree expansi
     results.panelOpen = {
       host: percentiles(panels.map((e) => e.ms)),
       webview: percentiles(panels.map((e) => e.webviewMs)),
+      webviewConnected: percentiles(panels.map((e) => e.connectedMs)),
+      webviewQueries: percentiles(panels.map((e) => e.webviewMs - e.connectedMs)),
       ui: percentiles(panelUi),
     };
     assert.ok(report('panel-closed').every((e) => e.watchers === e.watchersBefore), 'every closed panel left no watcher');

@@ -33,8 +33,12 @@ void main().catch((e: unknown) => {
   app.replaceChildren(el('p', { class: 'error' }, `Could not read the replica: ${e instanceof Error ? e.message : String(e)}`));
 });
 
+/** When the connection to the host's replica was made, since this document started loading. */
+let connectedMs = 0;
+
 async function main(): Promise<void> {
   const replica = await connectVsCodeWebview(vscode);
+  connectedMs = performance.now();
   const scope = replica.scope(scopeId);
   await readObject(scope);
   // The object's own record: read again when a change event names it.
@@ -83,6 +87,7 @@ function render(): void {
     type: 'tether-catalog.rendered',
     // Since this document started loading: the part of the panel's opening spent in the webview.
     sinceLoadMs: performance.now(),
+    connectedMs,
     columns: columns.length,
     upstream: upstream.length,
     downstream: downstream.length,
