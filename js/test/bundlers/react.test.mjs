@@ -174,6 +174,7 @@ async function scenario(t, name) {
     // An empty replica: the query answers, with nothing.
     await a.waitForFunction(() => document.querySelector('#state')?.textContent === 'ready');
     assert.deepEqual(await items(a), []);
+    await a.waitForFunction(() => document.querySelector('#detail')?.textContent === 'none');
 
     // A sync through useSync: progress, report, and the list re-rendered with the records.
     const group = Array.from({ length: PER_GROUP }, (_, i) => `a_${i}=a${i}`);
@@ -181,6 +182,7 @@ async function scenario(t, name) {
     await showsItems(a, group);
     assert.match(await text(a, '#progress'), /^(apply|verify|sweep) 100$/);
     await a.waitForFunction((n) => document.querySelector('#status').textContent === `visible=${n} pending=0`, PER_GROUP * 2);
+    await a.waitForFunction(() => document.querySelector('#detail').textContent === 'a3 pending=false');
     const first = await settled(a);
     assert.ok(first.renders <= 3 * RENDERS_PER_CHANGE, `renders to the first records: ${first.renders}`);
 
@@ -205,11 +207,22 @@ async function scenario(t, name) {
     group[3] = 'a_3=edited in tab B';
     await showsItems(a, group);
     await a.waitForFunction(() => document.querySelector('#status').textContent.endsWith('pending=1'));
+    await a.waitForFunction(() => document.querySelector('#detail').textContent === 'edited in tab B pending=true');
     const edited = await settled(a);
     assert.ok(edited.renders - other.renders <= RENDERS_PER_CHANGE, `renders for another tab's edit: ${edited.renders - other.renders}`);
     // One live query per mounted list (StrictMode creates two in development, keeps one).
     assert.ok(edited.live <= 2, `live queries made: ${edited.live}`);
     assert.ok(edited.active > 0);
+
+    // The edit pushed, and a sync that changes nothing: no change event, yet the status (its
+    // last sync) and the record's pending flag follow, on the end of the sync run.
+    await sync(a);
+    await a.waitForFunction(() => document.querySelector('#detail').textContent === 'edited in tab B pending=false');
+    await a.waitForFunction(() => document.querySelector('#status').textContent.endsWith('pending=0'));
+    const before = await text(a, '#synced');
+    await sync(a);
+    await a.waitForFunction((t) => document.querySelector('#synced').textContent !== t, before);
+    await settled(a);
 
     // Unmounted: no subscription left, and another tab's edit makes no re-read or render.
     await a.evaluate(() => window.app.unmount());

@@ -1,10 +1,10 @@
 // A React page on tether-sync/react, driven by react.test.mjs through `window.app`: a list from
-// `useLiveQuery` (its query an inline literal), the status from `useSyncStatus`, a sync button
-// on `useSync`. No JSX, so every bundler builds it as it is. The scope handed to the hooks is
+// `useLiveQuery` (its query an inline literal), the status from `useSyncStatus`, one record from
+// `useRecord`, a sync button on `useSync`. No JSX, so every bundler builds it as it is. The scope handed to the hooks is
 // wrapped to count the subscriptions they hold, and its `query` to count re-reads.
 import { createElement as h, StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { useLiveQuery, useSync, useSyncStatus } from 'tether-sync/react';
+import { useLiveQuery, useRecord, useSync, useSyncStatus } from 'tether-sync/react';
 
 const stats = { renders: 0, live: 0, active: 0, queries: 0 };
 
@@ -19,7 +19,14 @@ function List({ scope }) {
 
 function Status({ scope }) {
   const { status } = useSyncStatus(scope);
-  return h('p', { id: 'status' }, status ? `visible=${status.visible} pending=${status.pendingEdits}` : '');
+  return h('div', null,
+    h('p', { id: 'status' }, status ? `visible=${status.visible} pending=${status.pendingEdits}` : ''),
+    h('p', { id: 'synced' }, String(status?.lastSyncedAt ?? '')));
+}
+
+function Detail({ scope }) {
+  const { record, loading } = useRecord(scope, 'items', 'a_3');
+  return h('p', { id: 'detail' }, loading ? 'loading' : record ? `${record.data.label} pending=${record.pending}` : 'none');
 }
 
 function Sync({ scope, token }) {
@@ -53,6 +60,7 @@ function counted(scope) {
       const live = scope.live(collection, q, options);
       return { subscribe: (fn) => track(live.subscribe(fn)), getSnapshot: live.getSnapshot };
     },
+    get: (c, id) => scope.get(c, id),
     status: (o) => scope.status(o),
     subscribe: (fn) => track(scope.subscribe(fn)),
     onSyncEnd: (fn) => track(scope.onSyncEnd(fn)),
@@ -68,7 +76,7 @@ export function install({ Replica }) {
     async mount(id, token) {
       const scope = counted((await open(id)).scope(id));
       root = createRoot(document.getElementById('root'));
-      root.render(h(StrictMode, null, h(List, { scope }), h(Status, { scope }), h(Sync, { scope, token })));
+      root.render(h(StrictMode, null, h(List, { scope }), h(Detail, { scope }), h(Status, { scope }), h(Sync, { scope, token })));
     },
     unmount() {
       root.unmount();
