@@ -19,6 +19,8 @@ import { startServe } from '../fixtures/serve-process.mjs';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const APP = path.join(HERE, 'react-app');
 const MODULES = path.join(HERE, 'node_modules');
+/** React 18 in a folder of its own (npm ci in js/test/bundlers/react18). */
+const REACT18 = path.join(HERE, 'react18');
 const BUILDS = path.join(MODULES, '.tether-react-builds'); // gitignored with node_modules
 const BIN = process.env.TETHER_BIN ?? path.join(REPO, 'target/debug/tether');
 const TOKEN = 'secret';
@@ -83,14 +85,26 @@ function page(out) {
     '<script type="module" src="./main.js"></script>\n');
 }
 
-async function esbuild(name) {
+// `react` and `react-dom` (and their subpaths) from `dir` for every importer, the package's too.
+function reactFrom(dir) {
+  return {
+    name: 'react-from',
+    setup(build) {
+      build.onResolve({ filter: /^react(-dom)?(\/.*)?$/ }, (args) =>
+        args.pluginData === 'react-from' ? undefined
+          : build.resolve(args.path, { kind: args.kind, resolveDir: dir, pluginData: 'react-from' }));
+    },
+  };
+}
+
+async function esbuild(name, plugins = []) {
   const { build } = await import('esbuild');
   const out = path.join(BUILDS, name);
   // Development: React's checks run (a getSnapshot that is not cached is logged).
   await build({
     entryPoints: { main: path.join(APP, 'main-esbuild.js') }, bundle: true, outdir: out, format: 'esm',
     platform: 'browser', loader: { '.wasm': 'file' }, define: { 'process.env.NODE_ENV': '"development"' },
-    logLevel: 'error',
+    logLevel: 'error', plugins,
   });
   page(out);
 }
@@ -247,6 +261,14 @@ test('React: esbuild (development, its file-loader recipe)', async (t) => {
   await scenario(t, 'esbuild');
 });
 
+test('React 18: esbuild (development)', async (t) => {
+  assert.ok(existsSync(path.join(REACT18, 'node_modules/react-dom')), 'React 18 not installed: npm ci in js/test/bundlers/react18');
+  await esbuild('esbuild-react18', [reactFrom(REACT18)]);
+  const version = await (await fetch(`${web.url}/apps/esbuild-react18/main.js`)).text();
+  assert.match(version, /"18\.3\.1"/, 'the page bundles React 18');
+  await scenario(t, 'esbuild-react18');
+});
+
 test('React: Vite 8 (vite build)', async (t) => {
   await vite('vite8');
   await scenario(t, 'vite8');
@@ -255,4 +277,25 @@ test('React: Vite 8 (vite build)', async (t) => {
 test('React: webpack 5 (production)', async (t) => {
   await webpack('webpack');
   await scenario(t, 'webpack');
+});
+
+test('server rendering: the loading state, and nothing subscribed or read', async () => {
+  const { createElement: h } = await import('react');
+  const { renderToString } = await import('react-dom/server');
+  // The entry as the packed package ships it: it imports React and nothing else.
+  const { useLiveQuery, useSyncStatus } = await import('tether-sync/react');
+  const calls = [];
+  const live = { subscribe: () => calls.push('subscribe'), getSnapshot: () => calls.push('getSnapshot') };
+  const scope = {
+    live: () => live,
+    status: () => calls.push('status'),
+    subscribe: () => calls.push('events'),
+  };
+  function View() {
+    const { loading, records } = useLiveQuery(scope, 'items', { index: 'group', eq: 'a' });
+    const { status } = useSyncStatus(scope);
+    return h('p', null, `${loading ? 'loading' : 'ready'} ${records.length} ${status === null}`);
+  }
+  assert.equal(renderToString(h(View)), '<p>loading 0 true</p>');
+  assert.deepEqual(calls, []);
 });
