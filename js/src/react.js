@@ -66,14 +66,16 @@ const NOT_SYNCING = Object.freeze({ syncing: false, progress: null, report: null
 
 /**
  * Runs syncs of `scope` and follows them: `{sync, syncing, progress, report, error}`. `sync`
- * takes `scope.sync`'s options and returns its promise; `progress` is the latest progress
- * event of a sync started through it, `report` and `error` the outcome of the latest one.
+ * takes `scope.sync`'s options and returns its promise (an `InvalidInput` rejection while
+ * `scope` is null); `progress` is the latest progress event of a sync started through it,
+ * `report` and `error` the outcome of the latest one.
  */
 export function useSync(scope) {
   const [state, setState] = useState(NOT_SYNCING);
   const running = useRef(0);
   const sync = useCallback(
     async (options = {}) => {
+      if (scope == null) throw invalidInput('useSync: no scope to sync yet (the replica is still opening)');
       running.current += 1;
       setState((s) => ({ ...s, syncing: true, progress: null, error: null }));
       const onProgress = (p) => {
@@ -217,6 +219,11 @@ function listen(scope, poke, touches, intervalMs) {
     offs.push(() => clearInterval(timer));
   }
   return () => offs.forEach((off) => off());
+}
+
+// The package's error shape (`isTetherError` holds), without importing its core.
+function invalidInput(message) {
+  return Object.assign(new Error(message), { name: 'InvalidInputError', code: 'InvalidInput' });
 }
 
 function sameRecord(a, b) {

@@ -135,8 +135,9 @@ export declare function useSyncStatus(
 /** Syncs run through {@link useSync}, and how the latest went. */
 export interface SyncState {
   /**
-   * Runs `scope.sync(options)` and returns its promise (which rejects as `scope.sync` does;
-   * the error is also in `error`). `options.onProgress`, if given, is still called.
+   * Runs `scope.sync(options)` and returns its promise (which rejects as `scope.sync` does,
+   * and with `InvalidInput` while the scope is `null`; the error of a sync is also in
+   * `error`). `options.onProgress`, if given, is still called.
    */
   sync(options: SyncOptions): Promise<SyncReport>;
   /** A sync started here is running. */
@@ -162,4 +163,4 @@ export interface SyncState {
  * const percent = progress?.percent ?? 0;
  * ```
  */
-export declare function useSync(scope: SyncScope): SyncState;
+export declare function useSync(scope: SyncScope | null | undefined): SyncState;

@@ -49,6 +49,7 @@ export async function others(): Promise<string> {
   const { status, error } = useSyncStatus(scope, { intervalMs: 60_000 });
   const pending: number | undefined = status?.pendingEdits;
   const s = useSync(scope);
+  useSync(null);
   const report = await s.sync({ remote: { url: 'https://sync.example.com', token: 't' }, onProgress: (p) => p.percent });
   const percent: number | null | undefined = s.progress?.percent;
   // @ts-expect-error: sync needs a remote
