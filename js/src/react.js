@@ -117,6 +117,8 @@ function queryStore(scope, collection, query) {
   };
   const live = scope.live(collection, query, {
     onError: (e) => {
+      // The same failure again (each change re-reads the query) renders nothing new.
+      if (error && error.name === e?.name && error.message === e?.message) return;
       error = e;
       tell();
     },

@@ -17,6 +17,12 @@ function List({ scope }) {
     h('ul', { id: 'items' }, records.map((r) => h('li', { key: r.id, 'data-id': r.id }, `${r.id}=${r.data.label}`))));
 }
 
+// A query on an index the replica does not declare: an error in the state, not a throw.
+function Undeclared({ scope }) {
+  const { error, loading } = useLiveQuery(scope, 'items', { index: 'undeclared' });
+  return h('p', { id: 'undeclared' }, error ? `${error.name}` : loading ? 'loading' : 'no error');
+}
+
 function Status({ scope }) {
   const { status } = useSyncStatus(scope);
   return h('div', null,
@@ -76,7 +82,7 @@ export function install({ Replica }) {
     async mount(id, token) {
       const scope = counted((await open(id)).scope(id));
       root = createRoot(document.getElementById('root'));
-      root.render(h(StrictMode, null, h(List, { scope }), h(Detail, { scope }), h(Status, { scope }), h(Sync, { scope, token })));
+      root.render(h(StrictMode, null, h(List, { scope }), h(Undeclared, { scope }), h(Detail, { scope }), h(Status, { scope }), h(Sync, { scope, token })));
     },
     unmount() {
       root.unmount();
