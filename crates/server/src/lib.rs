@@ -28,6 +28,7 @@ mod error;
 pub mod live;
 mod metrics;
 mod probes;
+pub(crate) mod sources;
 mod state;
 pub mod storage;
 pub mod tls;
