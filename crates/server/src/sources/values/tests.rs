@@ -551,7 +551,7 @@ async fn measure_object_json_rate() {
                      ratio float8, price numeric(12,2), at timestamptz, tags text[],
                      meta jsonb, blob bytea, ok bool, ids int8[]);
                  INSERT INTO m SELECT
-                     md5(i::text)::uuid, 'org-' || (i % 10), 'name ' || i, i * 1000003,
+                     md5(i::text)::uuid, 'org-' || (i % 10), 'name ' || i, i::int8 * 1000003,
                      i / 7.0, i / 3.0, now() - i * interval '1 second',
                      ARRAY['a', 'b' || i], jsonb_build_object('i', i, 'k', ARRAY[1, 2]),
                      decode(md5(i::text), 'hex'), i % 2 = 0, ARRAY[i, i * 2]
