@@ -151,15 +151,19 @@ pub(crate) fn object_json(alias: &str, cols: &[Column]) -> String {
     }
 }
 
+/// The version of the forms, part of every [`shape_fingerprint`]: a release that changes how
+/// any value is written bumps it, so every source table is sent again in the new forms.
+pub(crate) const FORMS: u32 = 1;
+
 /// Columns per `jsonb_build_object` call: two arguments each, under PostgreSQL's 100.
 pub(crate) const OBJECT_CHUNK: usize = 50;
 
 /// A fingerprint of the columns' names, positions and types: hex SHA-256 of a canonical JSON
 /// text of them. It changes when a column is added, dropped (or dropped and added again),
 /// renamed, or changes type or type modifier (`numeric(10,2)` to `numeric(10,3)` changes every
-/// value's text), and with nothing else.
+/// value's text), and with nothing else; and for every table when [`FORMS`] changes.
 pub(crate) fn shape_fingerprint(cols: &[Column]) -> String {
-    let canonical: Vec<serde_json::Value> = cols
+    let columns: Vec<serde_json::Value> = cols
         .iter()
         .map(|c| {
             serde_json::json!([
@@ -172,7 +176,7 @@ pub(crate) fn shape_fingerprint(cols: &[Column]) -> String {
             ])
         })
         .collect();
-    let text = serde_json::Value::Array(canonical).to_string();
+    let text = serde_json::json!([FORMS, columns]).to_string();
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
