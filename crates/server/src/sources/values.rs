@@ -3,10 +3,10 @@
 //! capture, re-send after a schema change), so equal rows give equal `jsonb` and hash equal
 //! whichever path wrote them. The forms are documented in docs/server.md, "Declared sources".
 //!
-//! The expressions are plain built-in SQL (no helper function to install): `to_jsonb` where
-//! its form is already the rule, a cast to text where the rule is the value's text form, and
-//! an element-wise subquery only for arrays whose elements need a rule `to_jsonb` does not
-//! follow (`int8`, `bytea`). Some forms depend on session settings (the time zone, the
+//! The expressions are plain built-in SQL (no helper function to install): the value itself
+//! where the conversion `to_jsonb` and `jsonb_build_object` do is the rule, its text where the
+//! rule is the text form, and an element-wise subquery only for arrays whose elements need a
+//! rule that conversion does not follow (`int8`, `bytea`). Some forms depend on session settings (the time zone, the
 //! interval style, float digits): every connection or function that evaluates them must run
 //! with [`SETTINGS`].
 
@@ -114,7 +114,8 @@ pub(crate) async fn columns(
 }
 
 /// SQL expression of type jsonb for `alias`.column (the column's name quoted as an
-/// identifier). `alias` is written as given: a table alias of the query, an unquoted name.
+/// identifier); SQL NULL for NULL. `alias` is written as given: a table alias of the query,
+/// an unquoted lowercase name.
 pub(crate) fn value_json(alias: &str, col: &Column) -> String {
     match arg(alias, col) {
         Arg::Value(v) => format!("to_jsonb({v})"),

@@ -340,6 +340,25 @@ async fn every_type_has_its_documented_form_and_null_is_null() {
             }
             // The big int8 survives as its digits, not a rounded double.
             assert_eq!(values["c12"].as_str(), Some("9007199254740993"));
+            // Each column alone is its member; NULL alone is SQL NULL.
+            let alone: Vec<String> = cols
+                .iter()
+                .map(|c| format!("({})::text", value_json("s", c)))
+                .collect();
+            let sql = format!("SELECT {} FROM t AS s ORDER BY id", alone.join(", "));
+            let rows = client.query(&sql, &[]).await.unwrap();
+            for (i, col) in cols.iter().enumerate() {
+                let text: &str = rows[0].get(i);
+                assert_eq!(
+                    serde_json::from_str::<Value>(text).unwrap(),
+                    values[&col.name],
+                    "{}",
+                    col.name
+                );
+                if col.name != "id" {
+                    assert_eq!(rows[1].get::<_, Option<&str>>(i), None, "{}", col.name);
+                }
+            }
             for (name, value) in nulls.as_object().unwrap() {
                 if name != "id" {
                     assert_eq!(value, &Value::Null, "{name}");
