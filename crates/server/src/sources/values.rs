@@ -83,7 +83,8 @@ pub(crate) const MAX_EXACT_INT: i64 = (1 << 53) - 1;
 const MAX_DIMS: usize = 6;
 
 /// The columns of `schema.table` (not dropped, not system), in attnum order; empty if the
-/// table does not exist.
+/// table does not exist. The names are matched as the catalog holds them (case-sensitive, not
+/// quoted).
 pub(crate) async fn columns(
     client: &impl GenericClient,
     schema: &str,

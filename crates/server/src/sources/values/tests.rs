@@ -162,6 +162,13 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("date", "'2024-05-01'", json!("2024-05-01")),
         ("date", "'infinity'", json!("infinity")),
+        ("date", "'0044-03-15 BC'", json!("0044-03-15 BC")),
+        ("date", "'12345-01-01'", json!("12345-01-01")),
+        (
+            "timestamptz",
+            "'0044-03-15 10:00+00 BC'",
+            json!("0044-03-15T10:00:00+00:00 BC"),
+        ),
         ("time", "'10:00:00'", json!("10:00:00")),
         ("time", "'23:59:59.999999'", json!("23:59:59.999999")),
         ("timetz", "'10:00:00+02'", json!("10:00:00+02")),
@@ -172,6 +179,7 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
             json!("P1Y2M3DT4H5M6.5S"),
         ),
         ("interval", "'-1 mon 3 sec'", json!("P-1MT3S")),
+        ("interval", "'0'", json!("PT0S")),
         (
             "json",
             r#"'{"b": 1, "a": [1, 2.50], "b": 2}'"#,
