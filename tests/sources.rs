@@ -394,7 +394,7 @@ fn the_catalog_syncs_to_native_and_node_replicas_of_two_organizations() {
         .await
         .unwrap();
         // Four concurrent writers, each on its own connection.
-        let writers: Vec<_> = (0..4)
+        let writers: Vec<_> = (0..4i32)
             .map(|w| {
                 let url = url_as(&url, &s.roles[0], "app");
                 let schema = app_schema.clone();
@@ -407,7 +407,7 @@ fn the_catalog_syncs_to_native_and_node_replicas_of_two_organizations() {
                                 "INSERT INTO {schema}.objects (organization_id, name, props)
                                  VALUES ($1::text::uuid, $2, jsonb_build_object('w', $3::int))"
                             ),
-                            &[&org, &format!("w{w}-{i}"), &(w as i32)],
+                            &[&org, &format!("w{w}-{i}"), &w],
                         )
                         .await
                         .unwrap();

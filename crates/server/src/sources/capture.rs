@@ -16,13 +16,19 @@ use sha2::{Digest as _, Sha256};
 use tokio_postgres::Transaction;
 
 use super::catalog::{ident, literal, Plan};
+use super::values;
 
 /// Settings the capture functions run under: the key and scope texts they queue must be the
 /// ones the consumer computes in its own session (a timestamptz key prints in the session's
-/// time zone), and a `SECURITY DEFINER` function must not resolve names through the caller's
-/// search path.
-const FUNCTION_SETTINGS: &str = "SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' \
-     SET DateStyle = 'ISO' SET IntervalStyle = 'iso_8601' SET extra_float_digits = 1";
+/// time zone: [`values::SETTINGS`]), and a `SECURITY DEFINER` function must not resolve names
+/// through the caller's search path.
+fn function_settings() -> String {
+    let mut s = String::from("SET search_path = pg_catalog, pg_temp");
+    for (name, value) in values::SETTINGS {
+        s.push_str(&format!(" SET {name} = {}", literal(value)));
+    }
+    s
+}
 
 /// The four statement triggers of a source: (suffix, event, transition tables).
 const TRIGGERS: [(&str, &str, &str); 4] = [
@@ -76,11 +82,12 @@ pub(crate) async fn install(
         format!("INSERT INTO {queue} (collection, key, scope) VALUES ({coll}, NULL, NULL)"),
     ];
     tx.batch_execute("SET LOCAL lock_timeout = '10s'").await?;
+    let settings = function_settings();
     for ((suffix, _, _), body) in TRIGGERS.iter().zip(&bodies) {
         let function = format!("{}.{}", ident(schema), ident(&format!("{tag}_{suffix}")));
         tx.batch_execute(&format!(
             "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
-             SECURITY DEFINER {FUNCTION_SETTINGS} AS $tether_capture$
+             SECURITY DEFINER {settings} AS $tether_capture$
              BEGIN
                  {body};
                  RETURN NULL;
