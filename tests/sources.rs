@@ -581,3 +581,216 @@ fn node_replica(url: &str, org: &str, dir: &Path, want: &[(String, BTreeSet<Stri
     let replica = Replica::open(&file).unwrap();
     check(&replica, org, want, "the Node replica");
 }
+
+/// A server's `/readyz` body.
+fn readyz(url: &str) -> serde_json::Value {
+    let body = ureq::get(&format!("{url}/readyz"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Waits until `f` holds, for at most `secs` seconds.
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(secs), "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn one_instance_consumes_and_another_takes_over_when_it_stops() {
+    if !common::postgres("sources::one_instance_consumes_and_another_takes_over") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let org = "0a0a0a0a-0000-4000-8000-00000000000a";
+    let insert = |name: &str| {
+        rt.block_on(s.app.execute(
+            &format!(
+                "INSERT INTO {}.objects (organization_id, name) VALUES ($1::text::uuid, $2)",
+                s.app_schema
+            ),
+            &[&org, &name],
+        ))
+        .unwrap();
+    };
+    insert("before");
+    let first = rt.block_on(start_server(&s, &[org]));
+    let second = rt.block_on(start_server(&s, &[org]));
+    let (u1, u2) = (first.url(), second.url());
+    eventually(10, "one consumer", || {
+        readyz(&u1)["sources"]["consumer"] == json!(true)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        readyz(&u2)["sources"]["consumer"],
+        json!(false),
+        "two consumers at once"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    insert("while the first consumes");
+    rt.block_on(s.settled());
+    sync_and_verify(
+        &replica,
+        &u2,
+        org,
+        "through the instance that does not consume",
+    );
+    let names = |r: &Replica| -> BTreeSet<String> {
+        r.scope(org)
+            .unwrap()
+            .list("objects", None, 1000)
+            .unwrap()
+            .iter()
+            .map(|o| o.data["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(names(&replica).contains("while the first consumes"));
+    // The consumer stops (its connection closes, as when its process dies): the other takes
+    // over, and changes keep flowing.
+    rt.block_on(first.shutdown());
+    eventually(10, "the second instance takes over", || {
+        readyz(&u2)["sources"]["consumer"] == json!(true)
+    });
+    insert("after the takeover");
+    rt.block_on(s.settled());
+    sync_and_verify(&replica, &u2, org, "after the takeover");
+    assert!(names(&replica).contains("after the takeover"));
+    rt.block_on(async {
+        second.shutdown().await;
+        s.teardown().await;
+    });
+}
+
+#[test]
+fn a_table_renamed_is_reported_and_resumes_when_it_is_back() {
+    if !common::postgres("sources::a_table_renamed_is_reported") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let org = "0a0a0a0a-0000-4000-8000-00000000000a";
+    let server = rt.block_on(start_server(&s, &[org]));
+    let base = server.url();
+    let state = |c: &str| readyz(&base)["sources"]["collections"][c]["state"].clone();
+    eventually(10, "live", || {
+        ["repositories", "objects", "columns", "lineage"]
+            .iter()
+            .all(|c| state(c) == json!("live"))
+    });
+    let app = &s.app_schema;
+    rt.block_on(
+        s.app
+            .batch_execute(&format!("ALTER TABLE {app}.columns RENAME TO columns_old")),
+    )
+    .unwrap();
+    eventually(10, "the renamed table is reported", || {
+        state("columns") == json!("broken")
+    });
+    let body = readyz(&base);
+    assert_eq!(
+        body["status"],
+        json!("ready"),
+        "the other collections serve: {body}"
+    );
+    assert!(
+        body["sources"]["collections"]["columns"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not exist")),
+        "{body}"
+    );
+    assert_eq!(
+        body["sources"]["collections"]["objects"]["state"],
+        json!("live")
+    );
+    // Back under its name, with a row written meanwhile: it resumes and the row arrives.
+    rt.block_on(s.app.batch_execute(&format!(
+        "INSERT INTO {app}.columns_old (organization_id, object_id, name, position)
+           VALUES ('{org}', gen_random_uuid(), 'written while renamed', 1);
+         ALTER TABLE {app}.columns_old RENAME TO columns;"
+    )))
+    .unwrap();
+    eventually(10, "live again", || state("columns") == json!("live"));
+    rt.block_on(s.settled());
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    sync_and_verify(&replica, &base, org, "after the rename back");
+    let cols = replica
+        .scope(org)
+        .unwrap()
+        .list("columns", None, 10)
+        .unwrap();
+    assert!(cols
+        .iter()
+        .any(|c| c.data["name"] == json!("written while renamed")));
+    rt.block_on(async {
+        server.shutdown().await;
+        s.teardown().await;
+    });
+}
+
+#[test]
+fn a_bad_declaration_stops_the_server_naming_its_line() {
+    if !common::postgres("sources::a_bad_declaration_stops_the_server") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let app = s.app_schema.clone();
+    rt.block_on(s.app.batch_execute(&format!(
+        "CREATE TABLE {app}.nokey (organization_id uuid, name text);
+         GRANT SELECT, TRIGGER ON {app}.nokey TO {}",
+        s.roles[1]
+    )))
+    .unwrap();
+    let cases = [
+        (format!("table = \"{app}.missing\"\ncollection = \"m\"\nscope = \"organization_id\""), "does not exist"),
+        (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"org\""), "scope column \"org\""),
+        (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nexclude = [\"nope\"]"), "excluded column \"nope\""),
+        (format!("table = \"{app}.nokey\"\ncollection = \"n\"\nscope = \"organization_id\""), "no primary key"),
+        (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nkey = [\"name\"]"), "unique index"),
+    ];
+    for (decl, words) in cases {
+        let text = format!("# sources\n\n[[source]]\n{decl}\n");
+        let mut config = Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            StorageConfig::Postgres {
+                url: s.tether_url.clone(),
+                schema: Some(s.tether_schema.clone()),
+                pool_size: 2,
+            },
+            Tokens::default(),
+        );
+        config.sources = Some(Sources::parse(&text, "sources.toml").unwrap());
+        let e = match rt.block_on(tether_server::serve(config)) {
+            Ok(_) => panic!("{decl}: the server started"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("sources.toml:4: ") && e.contains(words),
+            "{decl}: {e}"
+        );
+    }
+    // And on SQLite storage, sources are refused.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        StorageConfig::Sqlite {
+            path: dir.path().join("c.db"),
+        },
+        Tokens::default(),
+    );
+    config.sources = Some(Sources::parse(&sources_toml(&app), "s.toml").unwrap());
+    let e = rt.block_on(tether_server::serve(config)).err().unwrap();
+    assert!(e.to_string().contains("need PostgreSQL"), "{e}");
+    rt.block_on(s.teardown());
+}

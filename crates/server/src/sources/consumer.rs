@@ -180,9 +180,17 @@ impl Consumer {
                 "declared source: sending the table's rows (new, changed or recreated)"
             );
         }
+        let passing = tx
+            .query_one(
+                "SELECT pass IS NOT NULL FROM sources WHERE collection = $1",
+                &[&collection],
+            )
+            .await?
+            .get(0);
         tx.commit().await?;
         self.broken.remove(collection);
         self.status.set(collection, SourceState::Live);
+        self.status.set_passing(collection, passing);
         self.plans.insert(collection.to_string(), plan);
         Ok(())
     }
@@ -378,6 +386,7 @@ impl Consumer {
         }
         tx.commit().await?;
         for collection in &truncated {
+            self.status.set_passing(collection, true);
             tracing::info!(
                 collection = collection.as_str(),
                 "source table truncated: sending it again"

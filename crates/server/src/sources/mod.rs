@@ -186,6 +186,10 @@ impl SourceStatus {
     }
 
     fn pass_done(&self, collection: &str) {
-        self.update(collection, |r| r.passing = false);
+        self.set_passing(collection, false);
+    }
+
+    fn set_passing(&self, collection: &str, on: bool) {
+        self.update(collection, |r| r.passing = on);
     }
 }
