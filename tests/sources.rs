@@ -189,6 +189,11 @@ impl Setup {
 
     /// Waits until the consumer has handled every committed change and no pass runs.
     async fn settled(&self) {
+        self.settled_n(4).await
+    }
+
+    /// [`Setup::settled`] with `sources` declared.
+    async fn settled_n(&self, want: i64) {
         let t = &self.tether_schema;
         let start = Instant::now();
         loop {
@@ -206,7 +211,7 @@ impl Setup {
             if let Ok(row) = row {
                 let (queued, passes, sources): (i64, i64, i64) =
                     (row.get(0), row.get(1), row.get(2));
-                if queued == 0 && passes == 0 && sources == 4 {
+                if queued == 0 && passes == 0 && sources == want {
                     return;
                 }
             }
@@ -281,7 +286,13 @@ fn sync_and_verify(replica: &Replica, url: &str, org: &str, what: &str) {
 }
 
 async fn start_server(s: &Setup, orgs: &[&str]) -> Server {
-    let sources = Sources::parse(&sources_toml(&s.app_schema), "sources.toml").unwrap();
+    start_server_with(s, orgs, "").await
+}
+
+/// A server with the catalog's sources and the declarations of `more`.
+async fn start_server_with(s: &Setup, orgs: &[&str], more: &str) -> Server {
+    let text = sources_toml(&s.app_schema) + more;
+    let sources = Sources::parse(&text, "sources.toml").unwrap();
     let mut config = Config::new(
         "127.0.0.1:0".parse().unwrap(),
         StorageConfig::Postgres {
@@ -793,4 +804,75 @@ fn a_bad_declaration_stops_the_server_naming_its_line() {
     let e = rt.block_on(tether_server::serve(config)).err().unwrap();
     assert!(e.to_string().contains("need PostgreSQL"), "{e}");
     rt.block_on(s.teardown());
+}
+
+#[test]
+fn a_row_whose_value_cannot_convert_is_reported_and_the_others_sent() {
+    if !common::postgres("sources::a_row_whose_value_cannot_convert") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let org = "0a0a0a0a-0000-4000-8000-00000000000a";
+    let app = s.app_schema.clone();
+    // `json` keeps text that `jsonb` refuses (`\u0000`): reading such a row as JSON fails.
+    let insert = |id: i32, body: &str| {
+        rt.block_on(s.app.execute(
+            &format!("INSERT INTO {app}.notes VALUES ($1, $2::text::uuid, $3::text::json)"),
+            &[&id, &org, &body],
+        ))
+        .unwrap();
+    };
+    rt.block_on(s.app.batch_execute(&format!(
+        "CREATE TABLE {app}.notes (id int PRIMARY KEY, organization_id uuid, body json);
+         GRANT SELECT, TRIGGER ON {app}.notes TO {}",
+        s.roles[1]
+    )))
+    .unwrap();
+    insert(1, r#"{"text": "fine"}"#);
+    insert(2, r#"{"text": "nul \u0000 here"}"#);
+    insert(3, r#"{"text": "fine too"}"#);
+    let more = format!(
+        "\n[[source]]\ntable = \"{app}.notes\"\ncollection = \"notes\"\nscope = \"organization_id\"\n"
+    );
+    let server = rt.block_on(start_server_with(&s, &[org], &more));
+    let base = server.url();
+    rt.block_on(async {
+        s.settled_n(5).await;
+    });
+    insert(4, r#"{"text": "nul \u0000 again"}"#);
+    insert(5, r#"{"text": "after"}"#);
+    rt.block_on(s.settled_n(5));
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    sync_and_verify(&replica, &base, org, "with unreadable rows");
+    let ids: BTreeSet<String> = replica
+        .scope(org)
+        .unwrap()
+        .list("notes", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["1", "3", "5"].map(String::from)));
+    let body = readyz(&base);
+    assert_eq!(
+        body["sources"]["collections"]["notes"]["state"],
+        json!("live"),
+        "{body}"
+    );
+    let metrics = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("tether_source_rows_refused_total{collection=\"notes\"} 2"),
+        "{metrics}"
+    );
+    rt.block_on(async {
+        server.shutdown().await;
+        s.teardown().await;
+    });
 }

@@ -250,6 +250,16 @@ impl Plan {
     /// A page of the table in key order, after the key whose column texts are `$1..$n`
     /// (`after` false: the first page): the key's column texts, id, scope, data.
     pub(crate) fn page_sql(&self, after: bool, limit: usize) -> String {
+        self.page(after, limit, true)
+    }
+
+    /// [`Plan::page_sql`] with NULL for the data: the keys of a page whose data cannot be read
+    /// as a whole (one row's value fails to convert), to read its rows one by one.
+    pub(crate) fn page_keys_sql(&self, after: bool, limit: usize) -> String {
+        self.page(after, limit, false)
+    }
+
+    fn page(&self, after: bool, limit: usize, data: bool) -> String {
         let cols: Vec<String> = self
             .key
             .iter()
@@ -267,12 +277,16 @@ impl Plan {
         } else {
             String::new()
         };
+        let data = if data {
+            format!("({})::text", values::object_json("t", &self.columns))
+        } else {
+            "NULL::text".into()
+        };
         format!(
-            "SELECT {}, {}, {}, ({})::text FROM {} t {cond} ORDER BY {} LIMIT {limit}",
+            "SELECT {}, {}, {}, {data} FROM {} t {cond} ORDER BY {} LIMIT {limit}",
             texts.join(", "),
             self.key_text("t"),
             self.scope_text("t"),
-            values::object_json("t", &self.columns),
             self.table(),
             cols.join(", "),
         )

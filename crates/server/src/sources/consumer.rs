@@ -334,20 +334,17 @@ impl Consumer {
         let mut failed = Vec::new();
         for (collection, keys) in &touched {
             let plan = &self.plans[collection];
-            let wanted: Vec<&str> = keys.keys().map(String::as_str).collect();
-            tx.batch_execute("SAVEPOINT source").await?;
-            let rows = match tx.query(&plan.rows_sql(), &[&wanted]).await {
-                Ok(rows) => rows,
+            let wanted: Vec<String> = keys.keys().cloned().collect();
+            let (mut now, unreadable) = match read_rows(&tx, plan, &wanted).await? {
+                Ok(read) => read,
                 Err(e) => {
-                    tx.batch_execute("ROLLBACK TO SAVEPOINT source").await?;
                     failed.push((collection.clone(), e));
                     continue;
                 }
             };
-            let mut now: HashMap<String, (Option<String>, String)> = rows
-                .iter()
-                .map(|r| (r.get(0), (r.get(1), r.get(2))))
-                .collect();
+            for (id, why) in unreadable {
+                self.refuse(collection, &id, why);
+            }
             for (key, seen) in keys {
                 let here = now.remove(key);
                 let placed = match here {
@@ -402,6 +399,11 @@ impl Consumer {
         Ok(true)
     }
 
+    fn refuse(&self, collection: &str, id: &str, why: String) {
+        tracing::warn!(collection, id, reason = why.as_str(), "source row not sent");
+        self.status.count_refused(collection);
+    }
+
     /// Checks a row read from a source: the write that puts it in its scope, and that scope;
     /// `None` (and a warning) for a row that cannot be a record.
     fn place(
@@ -413,8 +415,7 @@ impl Consumer {
         data: &str,
     ) -> Option<String> {
         let refuse = |why: String| {
-            tracing::warn!(collection, id, reason = why.as_str(), "source row not sent");
-            self.status.count_refused(collection);
+            self.refuse(collection, id, why);
             None
         };
         let Some(scope) = scope else {
@@ -490,24 +491,50 @@ impl Consumer {
             .flatten()
             .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
-        let rows = match tx
+        tx.batch_execute("SAVEPOINT page").await?;
+        let whole = tx
             .query(&plan.page_sql(after.is_some(), PASS_PAGE), &params)
-            .await
-        {
-            Ok(rows) => rows,
+            .await;
+        let n = plan.key.len();
+        // A value that fails to convert fails the page's query: then the page's keys, and
+        // its rows one by one, so one bad row is reported and the others are sent.
+        let (rows, mut data) = match whole {
+            Ok(rows) => (rows, HashMap::new()),
+            Err(e) if is_bad_value(&e) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT page").await?;
+                let keys = match tx
+                    .query(&plan.page_keys_sql(after.is_some(), PASS_PAGE), &params)
+                    .await
+                {
+                    Ok(rows) => rows,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let ids: Vec<String> = keys.iter().map(|r| r.get(n)).collect();
+                let (read, unreadable) = match read_rows(&tx, &plan, &ids).await? {
+                    Ok(read) => read,
+                    Err(e) => return Ok(Err(e)),
+                };
+                for (id, why) in unreadable {
+                    self.refuse(collection, &id, why);
+                }
+                (keys, read)
+            }
             Err(e) => return Ok(Err(e)),
         };
         tx.commit().await?;
-        let n = plan.key.len();
         let mut batches = Batches::new();
         let mut last = None;
         for r in &rows {
-            let (id, scope, data): (String, Option<String>, String) =
-                (r.get(n), r.get(n + 1), r.get(n + 2));
-            if self
-                .place(&mut batches, collection, &id, scope.as_deref(), &data)
-                .is_none()
-            {
+            let (id, scope): (String, Option<String>) = (r.get(n), r.get(n + 1));
+            let row_data: Option<String> = match r.get::<_, Option<String>>(n + 2) {
+                Some(d) => Some(d),
+                None => data.remove(&id).map(|(_, d)| d),
+            };
+            let placed = match &row_data {
+                Some(d) => self.place(&mut batches, collection, &id, scope.as_deref(), d),
+                None => None,
+            };
+            if placed.is_none() {
                 // Not sendable now: if an earlier pass sent it, it must go.
                 if let Some(scope) = scope.filter(|s| ScopeId::new(s.as_str()).is_ok()) {
                     delete(&mut batches, &scope, collection, &id);
@@ -615,6 +642,52 @@ impl Consumer {
             self.hub.notify(scope);
         }
     }
+}
+
+/// Rows read again by id, and the ids whose row cannot be read (a value that fails to
+/// convert, e.g. a `json` string with `\u0000`), with why.
+type ReadRows = (
+    HashMap<String, (Option<String>, String)>,
+    Vec<(String, String)>,
+);
+
+/// The current rows of the record ids `ids` (id → scope, data). A data exception in one row
+/// fails the whole query; then each id is read alone and the failing ones are returned apart.
+async fn read_rows(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    ids: &[String],
+) -> Result<Result<ReadRows, tokio_postgres::Error>, StorageError> {
+    let sql = plan.rows_sql();
+    let collect = |rows: &[tokio_postgres::Row], into: &mut HashMap<_, _>| {
+        into.extend(rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))));
+    };
+    let mut read = HashMap::new();
+    tx.batch_execute("SAVEPOINT source").await?;
+    match tx.query(&sql, &[&ids]).await {
+        Ok(rows) => {
+            collect(&rows, &mut read);
+            return Ok(Ok((read, Vec::new())));
+        }
+        Err(e) if is_bad_value(&e) => tx.batch_execute("ROLLBACK TO SAVEPOINT source").await?,
+        Err(e) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT source").await?;
+            return Ok(Err(e));
+        }
+    }
+    let mut unreadable = Vec::new();
+    for id in ids {
+        tx.batch_execute("SAVEPOINT source").await?;
+        match tx.query(&sql, &[&vec![id.clone()]]).await {
+            Ok(rows) => collect(&rows, &mut read),
+            Err(e) if is_bad_value(&e) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT source").await?;
+                unreadable.push((id.clone(), pg(&e)));
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok((read, unreadable)))
 }
 
 /// Which of the record ids `ids` name a row of the table now, and its scope. An id that does
