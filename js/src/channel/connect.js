@@ -16,7 +16,8 @@ export async function connectReplica(port, options = {}) {
   try {
     info = await link.request(null, 'hello', undefined, {});
   } catch (e) {
-    link.shut(e, false);
+    // A late answer (after a timeout) would leave a connection open on the owner: say goodbye.
+    link.shut(e, true);
     throw e;
   }
   return new ConnectedReplica(link, info);

@@ -308,11 +308,22 @@ test('closing the connection, its port, or the serving handle leaves no watcher 
   }
 });
 
-test('a request to an owner that never answers rejects after timeoutMs; unknown messages are ignored', async () => {
+test('an owner that never answers: a timeout; one whose replica failed to open: its error; unknown messages are ignored', async () => {
   const { port1, port2 } = new MessageChannel();
   port1.on('message', () => {}); // a port with no owner behind it
   await assert.rejects(connectReplica(port2, { timeoutMs: 100 }), (e) => e.code === 'Network' && e.detail === 'Timeout');
   port1.close();
+
+  // An owner whose replica failed to open answers with that error.
+  const failed = new MessageChannel();
+  const opening = Replica.open(path.join(dir, 'no-such-dir', 'x.db'));
+  const refused = serveReplica(failed.port1, opening);
+  const there = await opening.catch((e) => e);
+  const here = await connectReplica(failed.port2).catch((e) => e);
+  assert.equal(here.code, 'Storage');
+  assert.deepEqual(said(here), said(there));
+  assert.equal(refused.connections, 0);
+  failed.port1.close();
 
   const { owner, served, connected, port1: ownerPort, port2: connPort, done } = await pair('unknown');
   // Noise on both ports: other messages of the app, another version, garbage.
