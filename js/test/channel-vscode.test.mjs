@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Replica } from '../src/node.js';
 import { serveWebview } from '../src/vscode.js';
 import { connectVsCodeWebview } from '../src/webview.js';
+import { Cloud } from './fixtures/cloud.mjs';
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
@@ -113,6 +114,34 @@ test('a reloaded webview (a new connection, no goodbye) ends the earlier one on 
   assert.equal(served.connections, 1);
   assert.equal(served.active, 0);
   assert.equal(await second.scope('s').count(), 1);
+  served.dispose();
+  await replica.close();
+});
+
+test('the host\'s own remote (a FunctionRemote, which cannot cross): the webview syncs without one and hears each sync end', async () => {
+  const cloud = new Cloud();
+  for (let i = 0; i < 5; i++) await cloud.put('objects', `o${i}`, { name: `n${i}` });
+  const replica = await Replica.openInMemory({ indexes: { objects: ['name'] } });
+  const p = panel();
+  const served = serveWebview(p, replica, { remote: cloud.remote() });
+  const connected = await connectVsCodeWebview();
+  assert.equal(connected.ownRemote, true);
+  const scope = connected.scope('org-1');
+  let ends = 0;
+  const off = scope.onSyncEnd(() => (ends += 1));
+  const phases = new Set();
+  const report = await scope.sync({ onProgress: (e) => phases.add(e.phase) });
+  assert.equal(report.run.inserted, 5);
+  assert.ok(phases.has('apply'));
+  await until('the end of the first sync', () => ends === 1);
+  // A sync that only pushes changes no visible data (no change event), and still ends.
+  await scope.put('objects', 'o0', { name: 'edited' });
+  assert.equal((await scope.status()).pendingEdits, 1);
+  await scope.sync();
+  await until('the end of the second sync', () => ends === 2);
+  assert.equal((await scope.status()).pendingEdits, 0);
+  off();
+  await until('the owner to drop it', () => served.active === 0);
   served.dispose();
   await replica.close();
 });

@@ -307,6 +307,12 @@ export class ConnectedScope {
     return this.#link.stream({ t: 'subscribe', scope: this.#id }, (e) => call(f, e), reportError);
   }
 
+  /** Calls `listener()` each time a sync or verify run of this scope ends on the owner. */
+  onSyncEnd(listener) {
+    const f = requireFunction(listener, 'onSyncEnd');
+    return this.#link.stream({ t: 'syncEnd', scope: this.#id }, () => call(f), reportError);
+  }
+
   /** A query watched on the owner, which pushes each new result. Returns the stop. */
   watch(collection, query, callback, options = {}) {
     const f = requireFunction(callback, 'watch');
