@@ -18,6 +18,9 @@ export type ErrorCode =
  * `CheckpointMissing`, `SnapshotMissing`, `NoProgress`, `BodyTooLarge`, `UnexpectedStatus`,
  * `NotSupported`; Storage `Quota`, `Busy`, `Corrupt`; InvalidInput `WasmNotFound` (the wasm is
  * not where the entry point looked: a bundler did not copy it, docs/browser.md "Bundlers").
+ * Through a replica channel (`tether-sync/channel`): InvalidInput `ReadOnly` and
+ * `ScopeNotAllowed` (what the owner refuses this connection), Storage `Closed` (the channel
+ * closed), Network `Timeout` (the owner did not answer within `timeoutMs`).
  */
 export type ErrorDetail =
   | 'Timeout'
@@ -36,7 +39,10 @@ export type ErrorDetail =
   | 'WasmNotFound'
   | 'Quota'
   | 'Busy'
-  | 'Corrupt';
+  | 'Corrupt'
+  | 'ReadOnly'
+  | 'ScopeNotAllowed'
+  | 'Closed';
 
 /**
  * Every error Tether throws or rejects with. Narrow on `code` (or `name`), then on `detail`:
