@@ -511,7 +511,11 @@ fn the_catalog_syncs_to_native_and_node_replicas_of_two_organizations() {
                    SELECT x.id, x.id, x.organization_id, 'self' FROM objects x
                    WHERE x.name LIKE 'single%';
                  ALTER TABLE objects ADD COLUMN owner text NOT NULL DEFAULT 'data-team';
-                 UPDATE objects SET owner = 'platform' WHERE name = 'multi';"
+                 UPDATE objects SET owner = 'platform' WHERE name = 'multi';
+                 ALTER TABLE columns DROP COLUMN data_type;
+                 ALTER TABLE repositories ALTER COLUMN name TYPE varchar(200);
+                 ALTER TABLE lineage ALTER COLUMN confidence TYPE numeric;
+                 UPDATE lineage SET confidence = 0.25;"
             ))
             .await
             .unwrap();
@@ -532,6 +536,21 @@ fn the_catalog_syncs_to_native_and_node_replicas_of_two_organizations() {
             objects.iter().all(|o| o.data.contains_key("owner")),
             "an object without the new column: a stale shape"
         );
+        let scope = r.scope(org).unwrap();
+        assert!(
+            scope
+                .list("columns", None, 100_000)
+                .unwrap()
+                .iter()
+                .all(|c| !c.data.contains_key("data_type")),
+            "a column record still has the dropped column"
+        );
+        // numeric is a string (exact), where float8 was a number.
+        assert!(scope
+            .list("lineage", None, 100_000)
+            .unwrap()
+            .iter()
+            .all(|l| l.data["confidence"] == json!("0.25")));
     }
     assert!(rb
         .scope(b)
