@@ -25,7 +25,9 @@ ensure_wasm_target
 cargo build -p tether-engine --target wasm32-unknown-unknown --release --locked
 scripts/ci/check-no-env-imports.sh target/wasm32-unknown-unknown/release/deps
 
-for part in native server tests browser bundlers vscode; do
+# tests after browser: its declared-sources scenario syncs a Node replica with the npm
+# package browser.sh builds.
+for part in native server browser tests bundlers vscode; do
   if [ -x "scripts/ci/$part.sh" ]; then
     log "$part"
     "scripts/ci/$part.sh"

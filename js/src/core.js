@@ -291,6 +291,17 @@ export class Scope {
   }
 
   /**
+   * Calls `listener()` after each sync or verify run of this scope ends, whatever its outcome:
+   * runs started from this page and (IndexedDB) from other tabs on the same database. A push
+   * the cloud accepted changes the status (pending edits, last sync) without a change event,
+   * so a view of `status()` re-reads on this too. Returns the function that unsubscribes.
+   */
+  onSyncEnd(listener) {
+    requireFunction(listener, 'onSyncEnd');
+    return this.#replica[LISTEN](this.id, (event) => event === null && listener(), true);
+  }
+
+  /**
    * Calls `callback(result)` with the query's first result, then again each time a change of
    * `collection` changes it. Returns the function that stops it.
    */

@@ -311,6 +311,37 @@ test('watch: a sync that clears pending flags calls back; errors go to onError',
   stopBad();
 });
 
+test('onSyncEnd: called when each sync or verify run ends, failed ones too, until unsubscribed', async () => {
+  const cloud = new Cloud();
+  const replica = await Replica.openInMemory({ indexes: INDEXES });
+  const scope = replica.scope('org-1');
+  const other = replica.scope('org-2');
+  let ends = 0;
+  let events = 0;
+  const off = scope.onSyncEnd(() => (ends += 1));
+  scope.subscribe(() => (events += 1));
+  await scope.put('objects', 'o1', { name: 'orders', schema: 'sales' });
+  await until(() => events === 1, 'the edit event');
+  assert.equal(ends, 0, 'a local edit is no sync end');
+  await scope.sync({ remote: cloud.remote() });
+  await until(() => ends === 1, 'the end of the sync');
+  assert.equal((await scope.status()).pendingEdits, 0, 'the status after the end is the new one');
+  // This remote has no digest to compare with: the verify run fails, and ends.
+  await assert.rejects(scope.verify({ remote: cloud.remote() }), { code: 'InvalidInput' });
+  await until(() => ends === 2, 'the end of the verify run');
+  const failing = { pull: () => Promise.reject(Object.assign(new Error('down'), { code: 'Network' })) };
+  await assert.rejects(scope.sync({ remote: { ...failing } }), { code: 'Network' });
+  await until(() => ends === 3, 'the end of the failed sync');
+  await other.sync({ remote: cloud.remote() });
+  await tick(20);
+  assert.equal(ends, 3, "another scope's runs are not this scope's");
+  off();
+  await scope.sync({ remote: cloud.remote() });
+  await tick(20);
+  assert.equal(ends, 3, 'no call after unsubscribing');
+  assert.throws(() => scope.onSyncEnd('nope'), { code: 'InvalidInput' });
+});
+
 test('live: a Svelte store, a React external store and an async iterable', async () => {
   const { scope } = await columnsReplica();
   const realQuery = scope.query.bind(scope);

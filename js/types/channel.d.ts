@@ -217,6 +217,12 @@ export declare class ConnectedScope {
   ): Promise<QueryResult<T>>;
   subscribe(listener: (event: ChangeEvent) => void): () => void;
   /**
+   * Calls `listener` each time a sync, verify or repair run of this scope ends on the owner,
+   * whatever its outcome (a push the cloud accepted changes pending flags without a change
+   * event). Returns the function that stops it.
+   */
+  onSyncEnd(listener: () => void): () => void;
+  /**
    * A query the owner watches: it runs it again after each change of `collection` (an edit,
    * a sync) and posts each new result, which `callback` gets. Returns the stop.
    *
@@ -250,6 +256,12 @@ export declare class ConnectedScope {
    * ```
    */
   sync(options?: ChannelSyncOptions): Promise<SyncReport>;
+  /**
+   * The {@link Scope.sync} signature, so that code written for a `Scope` (the React hooks)
+   * takes a connected one: a remote with functions (a token function, a `FunctionRemote`)
+   * rejects with `InvalidInput`, since functions do not cross the channel.
+   */
+  sync(options: SyncOptions): Promise<SyncReport>;
   verify(options?: { remote?: ChannelRemote; repair?: boolean; signal?: AbortSignal }): Promise<VerifyReport>;
   preview(options?: { remote?: ChannelRemote; full?: boolean; pageSize?: number; signal?: AbortSignal }): Promise<Preview>;
   /** Not available through a channel (start it on the owner): throws `InvalidInput`. */

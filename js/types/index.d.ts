@@ -638,6 +638,17 @@ export declare class Scope {
    */
   subscribe(listener: (event: ChangeEvent) => void): () => void;
   /**
+   * Calls `listener` after each sync or verify run of this scope ends, whatever its outcome:
+   * runs started from this page and, for IndexedDB, from other tabs on the same database. A
+   * push the cloud accepted changes `status()` (pending edits, last sync) without a change
+   * event; this is the moment to read it again. Returns the function that unsubscribes.
+   *
+   * ```ts
+   * const off = scope.onSyncEnd(async () => render(await scope.status()));
+   * ```
+   */
+  onSyncEnd(listener: () => void): () => void;
+  /**
    * Calls `callback` with the query's first result, then each time a change of `collection`
    * (here, by a sync, or in another tab) changes the result: other records, other data, or
    * other pending flags. Changes are coalesced: a burst of them makes one re-query, a change

@@ -9,6 +9,8 @@ cd "$ROOT"
 log "tether-sqlite and tether-native tests (the SQLite store and its rusqlite binding)"
 cargo test -p tether-sqlite -p tether-native --locked
 
+# The CLI's test of the README's "Sync an existing PostgreSQL schema" needs PostgreSQL.
+ensure_postgres
 log "tether-dataset and tether-cli tests"
 cargo test -p tether-dataset -p tether-cli --locked
 

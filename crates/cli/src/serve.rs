@@ -21,6 +21,14 @@ pub(crate) struct ServeArgs {
     /// PostgreSQL URL; when given, used instead of --db.
     #[arg(long)]
     database_url: Option<String>,
+    /// PostgreSQL schema for Tether's own tables (created if missing; default: the
+    /// connection's, usually `public`).
+    #[arg(long, value_name = "NAME", requires = "database_url")]
+    database_schema: Option<String>,
+    /// TOML file of declared sources: PostgreSQL tables mirrored into read-only collections
+    /// (docs/server.md, "Declared sources"); needs --database-url.
+    #[arg(long, value_name = "FILE", requires = "database_url")]
+    sources: Option<PathBuf>,
     /// JSON file of tokens: {"<token>": {"scopes": ["org-1"], "admin": false}}. Without it,
     /// the JSON in $TETHER_TOKENS, else --dev-token.
     #[arg(long)]
@@ -136,7 +144,7 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let storage = match &a.database_url {
         Some(url) => StorageConfig::Postgres {
             url: url.clone(),
-            schema: None,
+            schema: a.database_schema.clone(),
             pool_size: 8,
         },
         None => StorageConfig::Sqlite {
@@ -147,6 +155,10 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<ExitCode> {
     config.demo_dir = a.demo_dir.clone();
     config.cors_origins = a.cors_origins.clone();
     config.jwt = jwt;
+    if let Some(path) = &a.sources {
+        config.sources =
+            Some(tether_server::sources::Sources::from_file(path).map_err(ServerError::from)?);
+    }
     let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
     config.max_connections = a.max_connections.max(1);
     config.header_read_timeout = secs(a.header_read_timeout);

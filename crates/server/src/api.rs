@@ -203,8 +203,28 @@ async fn mutations(
             (Op::Delete, _) => None,
         };
         let data = state.as_ref().map(|_| canonical.as_slice());
+        if let Some(table) = st.read_only.get(&key.collection) {
+            let message = format!(
+                "collection {:?} comes from the PostgreSQL table {table} and is read-only to \
+                 replicas",
+                key.collection
+            );
+            refused.push(Some(Refusal {
+                key,
+                reason: READ_ONLY,
+                message,
+                current: true,
+            }));
+            continue;
+        }
         if let Err(e) = limits::check_record(&key, data) {
-            refused.push(Some((key, e)));
+            refused.push(Some(Refusal {
+                // A key over the limit names no stored record.
+                current: e.detail() != Some(Detail::KeyTooLong),
+                reason: limit_reason(&e),
+                message: limit_message(&e),
+                key,
+            }));
             continue;
         }
         refused.push(None);
@@ -237,12 +257,16 @@ async fn mutations(
                     "storage answered fewer results than writes",
                 )
             })?,
-            Some((key, e)) => {
+            Some(Refusal {
+                key,
+                reason,
+                message,
+                current,
+            }) => {
                 // The record as it is, so the replica can put it back (as for a rejection).
-                // A key over the limit names no stored record. Ids hold no control character
-                // (`Key::validate`), so `[id, id + U+0001)` is this key alone (U+0000 itself
-                // cannot be sent to PostgreSQL as text).
-                let current = if e.detail() == Some(Detail::KeyTooLong) {
+                // Ids hold no control character (`Key::validate`), so `[id, id + U+0001)` is
+                // this key alone (U+0000 itself cannot be sent to PostgreSQL as text).
+                let current = if !current {
                     None
                 } else {
                     let range = KeyRange {
@@ -255,8 +279,8 @@ async fn mutations(
                         .and_then(|v| v.into_iter().next())
                 };
                 MutationResult::Invalid {
-                    reason: limit_reason(&e).into(),
-                    message: limit_message(&e),
+                    reason: reason.into(),
+                    message,
                     current,
                 }
             }
@@ -265,6 +289,18 @@ async fn mutations(
     }
     st.metrics.count_results(&results);
     Ok(Json(PushResponse { results }))
+}
+
+/// The reason of a mutation of a collection that comes from a declared source.
+const READ_ONLY: &str = "read_only";
+
+/// A mutation answered `invalid` without going to storage.
+struct Refusal {
+    key: Key,
+    reason: &'static str,
+    message: String,
+    /// Whether a stored record can have this key (`current` is looked up).
+    current: bool,
 }
 
 /// The stable reason of a record refused by [`limits::check_record`] (`too_large`, ...).
@@ -403,6 +439,21 @@ async fn admin_records(
             origin: None,
             replaces: None,
         });
+    }
+    // The consumer of declared sources owns their collections: another writer's records
+    // would be overwritten or swept by it, so they are refused here as pushes are.
+    if let Some((w, table)) = writes
+        .iter()
+        .find_map(|w| st.read_only.get(&w.key.collection).map(|t| (w, t)))
+    {
+        return Err(ApiError::bad(
+            READ_ONLY,
+            format!(
+                "{}/{}: collection {:?} comes from the PostgreSQL table {table}; write to the \
+                 table instead",
+                w.key.collection, w.key.id, w.key.collection
+            ),
+        ));
     }
     tracing::Span::current().record("page_size", writes.len());
     let summary = st.storage.admin_write(scope.as_str(), writes).await?;

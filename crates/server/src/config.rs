@@ -69,6 +69,9 @@ pub struct Config {
     /// Serve HTTPS with this certificate and key (`None`: plain HTTP, for loopback, a trusted
     /// network, or behind a TLS-terminating proxy).
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Tables of the application's PostgreSQL mirrored into read-only collections
+    /// (docs/server.md, "Declared sources"); needs [`StorageConfig::Postgres`].
+    pub sources: Option<crate::sources::Sources>,
 }
 
 impl Config {
@@ -92,6 +95,7 @@ impl Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             metrics_token: None,
             tls: None,
+            sources: None,
         }
     }
 }

@@ -15,6 +15,9 @@ pub enum ServerError {
     /// The storage could not be opened.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A declared source cannot be used (the file, or the table it names).
+    #[error("sources: {0}")]
+    Sources(#[from] crate::sources::SourcesError),
     /// The listening socket could not be bound.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),

@@ -28,6 +28,7 @@ mod error;
 pub mod live;
 mod metrics;
 mod probes;
+pub mod sources;
 mod state;
 pub mod storage;
 pub mod tls;
@@ -55,6 +56,8 @@ pub struct Server {
     purger: Option<JoinHandle<()>>,
     /// PostgreSQL's change listener (live pulls), if the storage has one.
     listener: Option<JoinHandle<()>>,
+    /// The declared sources' consumer, if sources are declared.
+    consumer: Option<JoinHandle<()>>,
 }
 
 /// Counters since the server started.
@@ -105,21 +108,65 @@ impl Server {
         if let Some(l) = self.listener.take() {
             l.abort();
         }
+        if let Some(c) = self.consumer.take() {
+            c.abort();
+        }
         let _ = (&mut self.task).await;
     }
 }
 
 /// Opens the storage, binds the address and serves until [`Server::shutdown`].
 pub async fn serve(config: Config) -> Result<Server, ServerError> {
-    let storage = open_storage(&config.storage).await?;
-    serve_with(config, storage).await
+    let Some(sources) = config.sources.clone() else {
+        let storage = open_storage(&config.storage).await?;
+        return serve_with(config, storage).await;
+    };
+    let StorageConfig::Postgres {
+        url,
+        schema,
+        pool_size,
+    } = &config.storage
+    else {
+        return Err(ServerError::Config(
+            "declared sources (--sources) need PostgreSQL storage (--database-url)".into(),
+        ));
+    };
+    let pg = storage::postgres::PgStorage::connect(url, schema.as_deref(), *pool_size).await?;
+    sources::check(&pg, &sources).await?;
+    let status = Arc::new(sources::SourceStatus::new(&sources));
+    let mut server = serve_parts(config, Arc::new(pg.clone()), Some(status.clone())).await?;
+    server.consumer = Some(sources::start(
+        pg,
+        Arc::new(sources),
+        status,
+        server.state.hub.clone(),
+    ));
+    Ok(server)
 }
 
 /// Like [`serve`], over storage the caller opened.
 pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Server, ServerError> {
+    if config.sources.is_some() {
+        return Err(ServerError::Config(
+            "declared sources are started by serve(), which opens the PostgreSQL storage".into(),
+        ));
+    }
+    serve_parts(config, storage, None).await
+}
+
+async fn serve_parts(
+    config: Config,
+    storage: Arc<dyn Storage>,
+    sources: Option<Arc<sources::SourceStatus>>,
+) -> Result<Server, ServerError> {
     let hub = Arc::new(live::ChangeHub::default());
     let listener_task = storage.listen(hub.clone());
-    let state = Arc::new(state::AppState::new(storage.clone(), hub.clone(), &config));
+    let state = Arc::new(state::AppState::new(
+        storage.clone(),
+        hub.clone(),
+        &config,
+        sources,
+    ));
     let mut app = api::router(state.clone());
     if let Some(dir) = &config.demo_dir {
         app = app.nest_service("/demo", tower_http::services::ServeDir::new(dir));
@@ -161,6 +208,7 @@ pub async fn serve_with(config: Config, storage: Arc<dyn Storage>) -> Result<Ser
         task,
         purger,
         listener: listener_task,
+        consumer: None,
     })
 }
 

@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tether_engine::MutationResult;
 
 use crate::live::ChangeHub;
+use crate::sources::{SourceReport, SourceState, SourceStatus};
 use crate::storage::Storage;
 
 /// Counters the tests and the benchmark read.
@@ -89,12 +90,14 @@ impl Metrics {
         storage: Arc<dyn Storage>,
         hub: Arc<ChangeHub>,
         stats: Arc<Counters>,
+        sources: Option<Arc<SourceStatus>>,
     ) -> Metrics {
         let mut registry = Registry::with_prefix("tether");
         registry.register_collector(Box::new(Sampled {
             storage,
             hub,
             stats,
+            sources,
         }));
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -201,6 +204,7 @@ struct Sampled {
     storage: Arc<dyn Storage>,
     hub: Arc<ChangeHub>,
     stats: Arc<Counters>,
+    sources: Option<Arc<SourceStatus>>,
 }
 
 impl std::fmt::Debug for Sampled {
@@ -263,6 +267,91 @@ impl Collector for Sampled {
             "Requests waiting for a storage connection",
             pool.waiting,
         )?;
+        if let Some(sources) = &st.sources {
+            encode_sources(&mut encoder, sources)?;
+        }
         Ok(())
     }
+}
+
+/// The declared sources' metrics: one series per collection (collections are few and named
+/// by the operator's sources file, so they are bounded labels).
+fn encode_sources(
+    encoder: &mut DescriptorEncoder,
+    sources: &SourceStatus,
+) -> Result<(), std::fmt::Error> {
+    let reports = sources.reports();
+    let per_source = |encoder: &mut DescriptorEncoder,
+                      name: &str,
+                      help: &str,
+                      counter: bool,
+                      value: &dyn Fn(&SourceReport) -> u64|
+     -> Result<(), std::fmt::Error> {
+        let kind = if counter {
+            prometheus_client::metrics::MetricType::Counter
+        } else {
+            prometheus_client::metrics::MetricType::Gauge
+        };
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+        for r in &reports {
+            let labels = [("collection", r.collection.as_str())];
+            let m = family.encode_family(&labels)?;
+            if counter {
+                ConstCounter::new(value(r)).encode(m)?;
+            } else {
+                ConstGauge::new(value(r) as i64).encode(m)?;
+            }
+        }
+        Ok(())
+    };
+    per_source(
+        encoder,
+        "source_up",
+        "1 while the source's table can be read (0: dropped, renamed, a privilege gone)",
+        false,
+        &|r| u64::from(!matches!(r.state, SourceState::Broken(_))),
+    )?;
+    per_source(
+        encoder,
+        "source_pass_running",
+        "1 while the source's rows are being sent (backfill, after a schema change or TRUNCATE)",
+        false,
+        &|r| u64::from(r.passing),
+    )?;
+    per_source(
+        encoder,
+        "source_rows_sent",
+        "Rows sent by passes over the source's table (backfill progress)",
+        true,
+        &|r| r.sent,
+    )?;
+    per_source(
+        encoder,
+        "source_changes",
+        "Captured changes of the source handled",
+        true,
+        &|r| r.changes,
+    )?;
+    per_source(
+        encoder,
+        "source_rows_refused",
+        "Source rows that cannot be records (over a limit, a refused key or scope)",
+        true,
+        &|r| r.refused,
+    )?;
+    let g = ConstGauge::new(i64::from(sources.is_consumer()));
+    g.encode(encoder.encode_descriptor(
+        "source_consumer",
+        "1 when this instance is the one consuming the sources' changes",
+        None,
+        g.metric_type(),
+    )?)?;
+    let g = ConstGauge::new(sources.backlog());
+    g.encode(encoder.encode_descriptor(
+        "source_backlog",
+        "Captured changes waiting for the consumer (as it last counted them)",
+        None,
+        g.metric_type(),
+    )?)?;
+    Ok(())
 }

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::{bearer_token, same_secret};
 use crate::error::ApiError;
+use crate::sources::{SourceState, SourceStatus};
 use crate::state::AppState;
 
 /// How long `/readyz` waits for the storage before it answers `503`.
@@ -57,7 +58,13 @@ pub(crate) async fn healthz() -> Response {
 /// otherwise, so a load balancer sends no traffic to an instance whose database is gone.
 pub(crate) async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     match tokio::time::timeout(READY_TIMEOUT, st.storage.ready()).await {
-        Ok(Ok(())) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Ok(())) => {
+            let mut body = serde_json::json!({ "status": "ready" });
+            if let Some(sources) = &st.sources {
+                body["sources"] = sources_report(sources);
+            }
+            axum::Json(body).into_response()
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             not_ready(e.to_string())
@@ -67,6 +74,34 @@ pub(crate) async fn readyz(State(st): State<Arc<AppState>>) -> Response {
             READY_TIMEOUT.as_secs()
         )),
     }
+}
+
+/// The declared sources as `/readyz` shows them. A broken source does not make the instance
+/// unready: the other collections serve, and the broken one serves what it had (its records
+/// stay); it shows here, in the log and in `tether_source_up`.
+fn sources_report(sources: &SourceStatus) -> serde_json::Value {
+    let each: serde_json::Map<String, serde_json::Value> = sources
+        .reports()
+        .into_iter()
+        .map(|r| {
+            let (state, error) = match &r.state {
+                SourceState::Waiting => ("waiting", None),
+                SourceState::Live if r.passing => ("sending", None),
+                SourceState::Live => ("live", None),
+                SourceState::Broken(why) => ("broken", Some(why.clone())),
+            };
+            let mut v = serde_json::json!({ "table": r.table, "state": state, "sent": r.sent });
+            if let Some(error) = error {
+                v["error"] = error.into();
+            }
+            (r.collection, v)
+        })
+        .collect();
+    serde_json::json!({
+        "consumer": sources.is_consumer(),
+        "backlog": sources.backlog(),
+        "collections": each,
+    })
 }
 
 fn not_ready(why: String) -> Response {

@@ -1,10 +1,12 @@
 //! The state the handlers share: storage, tokens, limits, the live hub and the metrics.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::config::Tokens;
 use crate::metrics::{Counters, Metrics};
+use crate::sources::SourceStatus;
 use crate::storage::Storage;
 
 /// Most pages read from storage and serialized at once. A page in the making holds its rows,
@@ -31,6 +33,10 @@ pub(crate) struct AppState {
     pub pages: tokio::sync::Semaphore,
     /// The id of the next request, for its trace span.
     pub next_request: AtomicU64,
+    /// Collections that come from declared sources: read-only to pushes and the admin API.
+    pub read_only: BTreeMap<String, String>,
+    /// The declared sources' state (`None`: none declared).
+    pub sources: Option<Arc<SourceStatus>>,
 }
 
 impl AppState {
@@ -38,9 +44,21 @@ impl AppState {
         storage: Arc<dyn Storage>,
         hub: Arc<crate::live::ChangeHub>,
         config: &crate::Config,
+        sources: Option<Arc<SourceStatus>>,
     ) -> Self {
         let stats = Arc::new(Counters::default());
-        let metrics = Arc::new(Metrics::new(storage.clone(), hub.clone(), stats.clone()));
+        let metrics = Arc::new(Metrics::new(
+            storage.clone(),
+            hub.clone(),
+            stats.clone(),
+            sources.clone(),
+        ));
+        let read_only = config
+            .sources
+            .iter()
+            .flat_map(|s| &s.sources)
+            .map(|s| (s.collection.clone(), s.relation()))
+            .collect();
         AppState {
             storage,
             tokens: config.tokens.clone(),
@@ -56,6 +74,8 @@ impl AppState {
             metrics_token: config.metrics_token.clone(),
             pages: tokio::sync::Semaphore::new(PAGE_BUILDERS),
             next_request: AtomicU64::new(1),
+            read_only,
+            sources,
         }
     }
 }

@@ -150,7 +150,15 @@ fn an_answer_left_unread_is_dropped_within_the_bound(backend: Backend) {
             .collect();
         h.upsert("s1", &refs);
     }
-    let mut s = connect(&h);
+    // A small receive buffer: the kernel's autotuning may otherwise let the client's socket
+    // take tens of megabytes unread (tcp_rmem's maximum is 32 MiB on some kernels), and the
+    // server's writes would never stall.
+    let addr: std::net::SocketAddr = h.url().trim_start_matches("http://").parse().unwrap();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(64 << 10).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     // Five requests for the first page (about 5 MB each: pages stop at 4 MiB), pipelined.
     let req = format!(
         "GET /v1/scopes/s1/changes HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\

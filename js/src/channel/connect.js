@@ -16,7 +16,8 @@ export async function connectReplica(port, options = {}) {
   try {
     info = await link.request(null, 'hello', undefined, {});
   } catch (e) {
-    link.shut(e, false);
+    // A late answer (after a timeout) would leave a connection open on the owner: say goodbye.
+    link.shut(e, true);
     throw e;
   }
   return new ConnectedReplica(link, info);
@@ -304,6 +305,12 @@ export class ConnectedScope {
   subscribe(listener) {
     const f = requireFunction(listener, 'subscribe');
     return this.#link.stream({ t: 'subscribe', scope: this.#id }, (e) => call(f, e), reportError);
+  }
+
+  /** Calls `listener()` each time a sync or verify run of this scope ends on the owner. */
+  onSyncEnd(listener) {
+    const f = requireFunction(listener, 'onSyncEnd');
+    return this.#link.stream({ t: 'syncEnd', scope: this.#id }, () => call(f), reportError);
   }
 
   /** A query watched on the owner, which pushes each new result. Returns the stop. */

@@ -154,7 +154,7 @@ export function serveReplica(port, replica, options = {}) {
     }
   };
 
-  // A watched query or a subscription: its results and events are pushed under the request id.
+  // A watched query, a subscription or the ends of sync runs: pushed under the request id.
   const stream = (c, s, m) => {
     const push = (value) => post(c, { t: 'push', id: m.id, value });
     const fail = (e) => post(c, { t: 'push', id: m.id, error: encodeError(e) });
@@ -164,6 +164,10 @@ export function serveReplica(port, replica, options = {}) {
         const id = String(m.scope);
         if (!allowed(id)) throw scopeRefused(id);
         stop = current.scope(id).watch(String(m.collection), m.query, push, { onError: fail });
+      } else if (m.t === 'syncEnd') {
+        const id = String(m.scope);
+        if (!allowed(id)) throw scopeRefused(id);
+        stop = current.scope(id).onSyncEnd(() => push(null));
       } else if (m.scope === null || m.scope === undefined) {
         stop = current.subscribe((event) => {
           if (allowed(event.scope)) push(event);
@@ -197,14 +201,14 @@ export function serveReplica(port, replica, options = {}) {
     if (m.t === 'bye') {
       end(c, false);
     } else if (!s || !current) {
-      if (m.t === 'call' || m.t === 'watch' || m.t === 'subscribe') {
+      if (m.t === 'call' || m.t === 'watch' || m.t === 'subscribe' || m.t === 'syncEnd') {
         refuse(c, m.id, tetherError('Storage', 'this connection to the replica was closed', 'Closed'));
       }
     } else if (m.t === 'call') {
       call(c, s, m);
     } else if (m.t === 'abort') {
       s.calls.get(m.id)?.abort(tetherError('Cancelled', 'cancelled by the connection'));
-    } else if (m.t === 'watch' || m.t === 'subscribe') {
+    } else if (m.t === 'watch' || m.t === 'subscribe' || m.t === 'syncEnd') {
       stream(c, s, m);
     } else if (m.t === 'stop') {
       s.streams.get(m.id)?.();

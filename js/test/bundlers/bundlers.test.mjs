@@ -21,6 +21,8 @@ const BIN = process.env.TETHER_BIN ?? path.join(REPO, 'target/debug/tether');
 const TOKEN = 'secret';
 const SCOPE = 'org-1';
 const RECORDS = 500;
+/** The goal for the connecting side of a replica channel (issue 21), minified and gzipped. */
+const CONNECT_GZIP_BUDGET = 20 * 1024;
 
 let tmp;
 let cloud; // {url, child}
@@ -130,6 +132,7 @@ async function scenario(name, pageUrl = `${web.url}/apps/${name}/index.html`) {
     assert.equal(first.last.percent, 100, `last progress event: ${JSON.stringify(first.last)}`);
     const listed = await page.evaluate((n) => window.app.list(n, 'objects', 3), name);
     assert.equal(listed.length, 3);
+    assert.equal(await page.evaluate((n) => window.app.channelCount(n), name), RECORDS);
 
     // Reload: the replica is still in IndexedDB, the package loads again.
     await page.reload();
@@ -260,6 +263,7 @@ function assertNodeSync(args, opts) {
   assert.equal(first.ok, true, JSON.stringify(first));
   assert.equal(first.kind, 'initial');
   assert.equal(first.count, RECORDS);
+  assert.equal(first.viaChannel, RECORDS);
   // From the snapshot, after a change on the server: incremental.
   return changeOnServer().then(() => {
     const second = node(args, { ...opts, snapshot });
@@ -296,6 +300,22 @@ test('Node 20: an extension bundled by esbuild (--platform=node --format=cjs)', 
   assert.equal(r.code, 'InvalidInput');
   assert.equal(r.detail, 'WasmNotFound');
   assert.ok(r.message.includes(path.join(bare, 'tether_wasm_node_bg.wasm')), r.message);
+});
+
+test('the connecting side of a replica channel, bundled alone by esbuild: no wasm, fetch or eval, under 20 KB gzipped', async () => {
+  const { build } = await import('esbuild');
+  const { gzipSync } = await import('node:zlib');
+  for (const [entry, name] of [['tether-sync/channel', 'connectReplica'], ['tether-sync/webview', 'connectVsCodeWebview']]) {
+    const out = await build({
+      stdin: { contents: `import { ${name} } from '${entry}'; globalThis.connect = ${name};`, resolveDir: HERE },
+      bundle: true, minify: true, format: 'esm', platform: 'browser', write: false, logLevel: 'error',
+    });
+    const code = out.outputFiles[0].text;
+    const gzipped = gzipSync(code, { level: 9 }).length;
+    console.log(`${entry} (${name}): ${code.length} bytes minified, ${gzipped} bytes gzipped`);
+    assert.ok(gzipped < CONNECT_GZIP_BUDGET, `${entry}: ${gzipped} bytes gzipped`);
+    assert.doesNotMatch(code, /WebAssembly|\.wasm|fetch\(|eval\(|Function\(/, `${entry} loads or evaluates code`);
+  }
 });
 
 async function startCloud() {

@@ -4,6 +4,7 @@ import { Replica, type QueryResult, type TetherError } from 'tether-sync';
 import { connectReplica, isTetherError, serveReplica, type ConnectedReplica, type ConnectedScope } from 'tether-sync/channel';
 import { serveFromWorker } from 'tether-sync/worker';
 import { connectVsCodeWebview } from 'tether-sync/webview';
+import { useLiveQuery, useRecord, useSync, useSyncStatus } from 'tether-sync/react';
 
 interface Column {
   object_id: string;
@@ -56,4 +57,17 @@ export async function channel(replica: Replica): Promise<void> {
 export async function webview(): Promise<string> {
   const replica = await connectVsCodeWebview();
   return replica.name;
+}
+
+// The React hooks take a connected scope as they take a Scope (called outside a component
+// here: only the types are checked).
+export function hooks(scope: ConnectedScope): number {
+  const { records } = useLiveQuery<Column>(scope, 'columns', { index: 'object_id', eq: 'obj_1' });
+  const { record } = useRecord<Column>(scope, 'columns', 'c1');
+  const { status } = useSyncStatus(scope);
+  const { sync } = useSync(scope);
+  void sync;
+  const off = scope.onSyncEnd(() => {});
+  off();
+  return records.length + (record?.data.position ?? 0) + (status?.pendingEdits ?? 0);
 }

@@ -28,11 +28,23 @@ declare const context: {
     update(key: string, value: any): PromiseLike<void>;
   };
   globalStorageUri: { readonly fsPath: string };
+  subscriptions: { dispose(): any }[];
 };
 // The \`vscode\` module, as far as the snippets use it.
 declare const vscode: {
   Uri: { joinPath(base: { readonly fsPath: string }, ...parts: string[]): { readonly fsPath: string } };
+  ViewColumn: { One: 1 };
+  window: {
+    createWebviewPanel(viewType: string, title: string, column: 1, options: { enableScripts?: boolean }): {
+      readonly webview: {
+        postMessage(message: any): PromiseLike<boolean>;
+        onDidReceiveMessage(listener: (e: any) => any): { dispose(): any };
+      };
+      onDidDispose(listener: () => any): { dispose(): any };
+    };
+  };
 };
+declare function render(records: unknown[]): void;
 `;
 
 for (const f of readdirSync(here)) {

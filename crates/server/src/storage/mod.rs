@@ -45,7 +45,7 @@ pub enum StorageError {
 
 /// A PostgreSQL error as text: `tokio_postgres::Error` displays a database's answer as
 /// `db error` only, and the cause (message, SQLSTATE, detail) is what an operator needs.
-fn postgres_text(e: &tokio_postgres::Error) -> String {
+pub(crate) fn postgres_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());

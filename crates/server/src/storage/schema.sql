@@ -95,6 +95,14 @@ CREATE OR REPLACE FUNCTION tether_records_before() RETURNS trigger LANGUAGE plpg
 DECLARE
     v bigint;
 BEGIN
+    -- The server's batch writes (storage/postgres/bulk.rs) do this bookkeeping for the whole
+    -- batch themselves; per row it costs O(n^2) in one transaction.
+    IF current_setting('tether.writer', true) = 'bulk' THEN
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        RETURN NEW;
+    END IF;
     IF TG_OP = 'DELETE' THEN
         IF OLD.deleted THEN
             RETURN OLD; -- purging a tombstone
@@ -154,6 +162,9 @@ DECLARE
     d bytea;
     n bigint := 0;
 BEGIN
+    IF current_setting('tether.writer', true) = 'bulk' THEN
+        RETURN NULL;
+    END IF;
     SELECT digest INTO d FROM scopes WHERE scope = NEW.scope;
     IF TG_OP = 'UPDATE' AND NOT OLD.deleted AND OLD.hash IS NOT NULL THEN
         d := tether_add(d, tether_leaf(OLD.collection, OLD.id, OLD.hash), -1);
@@ -176,3 +187,25 @@ CREATE TRIGGER tether_records_before BEFORE INSERT OR UPDATE OR DELETE ON record
 DROP TRIGGER IF EXISTS tether_records_after ON records;
 CREATE TRIGGER tether_records_after AFTER INSERT OR UPDATE ON records
     FOR EACH ROW EXECUTE FUNCTION tether_records_after();
+
+-- Declared sources (docs/server.md, "Declared sources"). The capture triggers on an
+-- application's tables queue here the keys each statement touched, with the scope they had;
+-- the consumer reads those rows again and deletes the entries it handled (no cursor, so a
+-- transaction that commits late is never skipped).
+CREATE TABLE IF NOT EXISTS source_changes (
+    id         bigserial PRIMARY KEY,
+    collection text COLLATE "C" NOT NULL,
+    key        text COLLATE "C",   -- NULL: the table was truncated
+    scope      text COLLATE "C"
+);
+-- Each source's state: the fingerprint of its table's shape and declaration (a change sends
+-- the table again), and the pass in progress: 'send' (rows in key order after pass_after) then
+-- 'sweep' (records whose row is gone, after pass_after = [scope, id]), NULL when none runs.
+CREATE TABLE IF NOT EXISTS sources (
+    collection  text COLLATE "C" PRIMARY KEY,
+    relation    text NOT NULL,
+    fingerprint text NOT NULL,
+    pass        text,
+    pass_after  text,
+    sent        bigint NOT NULL DEFAULT 0
+);

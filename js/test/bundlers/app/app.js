@@ -1,4 +1,6 @@
 // What every bundled page does with the package: `window.app` is driven by bundlers.test.mjs.
+import { serveReplica, connectReplica } from 'tether-sync/channel';
+
 export function install({ Replica, isTetherError }) {
   const scope = async (name) => (await Replica.open(name)).scope('org-1');
   window.app = {
@@ -22,6 +24,17 @@ export function install({ Replica, isTetherError }) {
     },
     async get(name, collection, id) {
       return (await (await scope(name)).get(collection, id))?.data ?? null;
+    },
+    // The same replica through tether-sync/channel, over a MessageChannel of the page.
+    async channelCount(name) {
+      const replica = await Replica.open(name);
+      const { port1, port2 } = new MessageChannel();
+      const served = serveReplica(port1, replica);
+      const connected = await connectReplica(port2);
+      const count = await connected.scope('org-1').count();
+      await connected.close();
+      served.close();
+      return count;
     },
   };
   window.ready = true;

@@ -18,7 +18,9 @@ use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus}
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::live::ChangeHub;
+pub(crate) use bulk::{bulk_write, BulkWrite, Unchanged};
 
+mod bulk;
 mod listen;
 mod recheck;
 
@@ -93,6 +95,16 @@ impl PgStorage {
         drop(client);
         storage.schema = schema;
         Ok(storage)
+    }
+
+    /// The connection settings (for connections of its own, like the sources' consumer).
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// The schema Tether's tables live in.
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
     }
 
     async fn client(&self) -> Result<Object, StorageError> {
@@ -229,8 +241,9 @@ pub(super) fn readable(key: &Key, text: &str, buf: &mut Vec<u8>) -> Result<Recor
     Ok(hash)
 }
 
-async fn lock_scope(
-    tx: &deadpool_postgres::Transaction<'_>,
+/// Takes the scope's lock (creating its row if new) and marks the transaction as the server's.
+pub(crate) async fn lock_scope(
+    tx: &tokio_postgres::Transaction<'_>,
     scope: &str,
 ) -> Result<(), StorageError> {
     tx.execute(
@@ -533,8 +546,8 @@ impl Storage for PgStorage {
         writes: Vec<Write>,
     ) -> BoxFuture<'a, WriteSummary> {
         Box::pin(async move {
-            // Last write of a key wins; upserts go first, then deletes, each as one statement.
-            let mut upserts: BTreeMap<Key, (String, String)> = BTreeMap::new();
+            // Last write of a key wins; upserts go first, then deletes.
+            let mut upserts: BTreeMap<Key, (String, RecordHash)> = BTreeMap::new();
             let mut deletes: BTreeMap<Key, ()> = BTreeMap::new();
             for w in writes {
                 match w.state {
@@ -542,7 +555,7 @@ impl Storage for PgStorage {
                         deletes.remove(&w.key);
                         let text = serde_json::to_string(&d)
                             .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-                        upserts.insert(w.key, (text, h.to_string()));
+                        upserts.insert(w.key, (text, h));
                     }
                     None => {
                         upserts.remove(&w.key);
@@ -550,44 +563,28 @@ impl Storage for PgStorage {
                     }
                 }
             }
+            let batch = upserts
+                .into_iter()
+                .map(|(key, state)| BulkWrite {
+                    key,
+                    state: Some(state),
+                })
+                .chain(
+                    deletes
+                        .into_keys()
+                        .map(|key| BulkWrite { key, state: None }),
+                )
+                .collect();
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock_scope(&tx, scope).await?;
-            let mut summary = WriteSummary::default();
-            if !upserts.is_empty() {
-                let (mut cs, mut is, mut ds, mut hs) = (vec![], vec![], vec![], vec![]);
-                for (k, (d, h)) in upserts {
-                    cs.push(k.collection);
-                    is.push(k.id);
-                    ds.push(d);
-                    hs.push(h);
-                }
-                summary.upserted = tx
-                    .execute(
-                        "INSERT INTO records (scope, collection, id, data, hash, deleted)
-                         SELECT $1, c, i, d::jsonb, h, false
-                         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(c, i, d, h)
-                         ON CONFLICT (scope, collection, id) DO UPDATE SET data = EXCLUDED.data,
-                           hash = EXCLUDED.hash, deleted = false",
-                        &[&scope, &cs, &is, &ds, &hs],
-                    )
-                    .await?;
-            }
-            if !deletes.is_empty() {
-                let (cs, is): (Vec<String>, Vec<String>) =
-                    deletes.into_keys().map(|k| (k.collection, k.id)).unzip();
-                summary.deleted = tx
-                    .execute(
-                        "UPDATE records SET deleted = true WHERE scope = $1 AND NOT deleted
-                         AND (collection, id) IN
-                           (SELECT c, i FROM unnest($2::text[], $3::text[]) AS u(c, i))",
-                        &[&scope, &cs, &is],
-                    )
-                    .await?;
-            }
-            summary.version = scope_row(&*tx, scope).await?.seq;
+            let done = bulk_write(&tx, &self.schema, scope, batch, Unchanged::Write).await?;
             tx.commit().await?;
-            Ok(summary)
+            Ok(WriteSummary {
+                upserted: done.upserted,
+                deleted: done.deleted,
+                version: done.seq,
+            })
         })
     }
 
