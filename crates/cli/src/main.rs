@@ -62,14 +62,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Without RUST_LOG: warnings, and for a server also what its declared sources do (passes
+    // starting, progressing, ending), which an operator follows in the log.
+    let default = match cli.command {
+        Command::Serve(_) => "warn,tether_server::sources=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     quiet_on_closed_stdout();
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(code) => code,

@@ -29,6 +29,8 @@ const QUEUE_BATCH: i64 = 5_000;
 const PASS_PAGE: usize = 5_000;
 /// Records one step of a sweep checks.
 const SWEEP_PAGE: i64 = 5_000;
+/// A pass logs its progress every this many rows.
+const PROGRESS_EVERY: i64 = 100_000;
 /// Pause when there was nothing to do: the longest a change waits in the queue when idle.
 const POLL: Duration = Duration::from_millis(50);
 /// How often a waiting instance tries to become the consumer, and a consumer checks the
@@ -549,23 +551,37 @@ impl Consumer {
             .map(|l| serde_json::to_string(&l))
             .transpose()
             .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        if finished {
-            tx.execute(
+        let sent: i64 = if finished {
+            tx.query_one(
                 "UPDATE sources SET pass = 'sweep', pass_after = NULL, sent = sent + $2
-                 WHERE collection = $1",
+                 WHERE collection = $1 RETURNING sent",
                 &[&collection, &(rows.len() as i64)],
             )
-            .await?;
+            .await?
+            .get(0)
         } else {
-            tx.execute(
-                "UPDATE sources SET pass_after = $2, sent = sent + $3 WHERE collection = $1",
+            tx.query_one(
+                "UPDATE sources SET pass_after = $2, sent = sent + $3 WHERE collection = $1
+                 RETURNING sent",
                 &[&collection, &position, &(rows.len() as i64)],
             )
-            .await?;
-        }
+            .await?
+            .get(0)
+        };
         tx.commit().await?;
         self.notify(&written);
         self.status.count_sent(collection, rows.len() as u64);
+        // Progress in the log: every PROGRESS_EVERY rows of a pass, and at its end.
+        let before = sent - rows.len() as i64;
+        if finished || before / PROGRESS_EVERY != sent / PROGRESS_EVERY {
+            tracing::info!(
+                collection,
+                table = plan.source.relation().as_str(),
+                sent,
+                finished,
+                "declared source: rows sent by the pass"
+            );
+        }
         Ok(Ok(()))
     }
 
