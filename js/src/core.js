@@ -4,6 +4,7 @@
 // (dispatch to listeners, other tabs over BroadcastChannel, watched and live queries: live.js).
 // It imports no wasm itself: each entry point registers the build it uses (setGlue).
 import { Events, watchQuery, LiveQuery } from './live.js';
+import { ERROR_CODES, tetherError, isTetherError } from './errors.js';
 
 let ready = null;
 let defaultSource = null;
@@ -84,24 +85,7 @@ export async function fetchWasm(url) {
   return bytes;
 }
 
-/** An `Error` with Tether's stable `name` and `code`, like those thrown from wasm. */
-export function tetherError(code, message, detail) {
-  const e = new Error(message);
-  e.name = `${code}Error`;
-  e.code = code;
-  if (detail) e.detail = detail;
-  if (code === 'Network') e.retryable = true;
-  return e;
-}
-
-/** Whether `e` is an error from Tether (has one of the stable codes). */
-export function isTetherError(e) {
-  return e instanceof Error && typeof e.code === 'string' && ERROR_CODES.includes(e.code);
-}
-
-export const ERROR_CODES = Object.freeze([
-  'Network', 'Auth', 'Protocol', 'Integrity', 'Storage', 'Cancelled', 'InvalidInput',
-]);
+export { ERROR_CODES, tetherError, isTetherError };
 
 // Between Replica and its scopes only.
 const LISTEN = Symbol('tether.listen');

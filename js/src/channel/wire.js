@@ -5,29 +5,15 @@
 // the connection (one port may carry several, and other messages of the app), `t` the kind. A VS
 // Code webview's postMessage serializes as JSON, so nothing here relies on structured clone.
 
+import { tetherError, isTetherError } from '../errors.js';
+
 /** Marks the channel's messages among whatever else the port carries. */
 export const MARK = 'tether-replica';
 
 /** The protocol version; a message of another version is ignored (a request is refused). */
 export const VERSION = 1;
 
-/** Stable error codes, as core.js has them (copied: this module must not import the core). */
-const CODES = ['Network', 'Auth', 'Protocol', 'Integrity', 'Storage', 'Cancelled', 'InvalidInput'];
-
-/** An `Error` with Tether's stable `name` and `code`, like those thrown from wasm. */
-export function tetherError(code, message, detail) {
-  const e = new Error(message);
-  e.name = `${code}Error`;
-  e.code = code;
-  if (detail) e.detail = detail;
-  if (code === 'Network') e.retryable = true;
-  return e;
-}
-
-/** Whether `e` is an error from Tether (has one of the stable codes). */
-export function isTetherError(e) {
-  return e instanceof Error && typeof e.code === 'string' && CODES.includes(e.code);
-}
+export { tetherError, isTetherError };
 
 // The fields of a Tether error that cross the channel (besides name and message).
 const FIELDS = ['code', 'detail', 'retryable', 'status', 'retryAfterMs', 'expected', 'actual'];

@@ -18,7 +18,7 @@ use tokio_postgres::{Client, IsolationLevel, NoTls, Transaction};
 
 use super::catalog::{self, Plan};
 use super::config::Sources;
-use super::{capture, values, SourceState, SourceStatus};
+use super::{capture, SourceState, SourceStatus};
 use crate::live::ChangeHub;
 use crate::storage::postgres::{bulk_write, lock_scope, BulkWrite, PgStorage, Unchanged};
 use crate::storage::StorageError;
@@ -46,13 +46,7 @@ pub(crate) async fn run(
     status: Arc<SourceStatus>,
     hub: Arc<ChangeHub>,
 ) {
-    let mut config = storage.config().clone();
-    let options = format!(
-        "{} {}",
-        config.get_options().unwrap_or_default(),
-        values::SESSION_OPTIONS
-    );
-    config.options(options.trim());
+    let config = super::session_config(&storage);
     let mut backoff = Duration::from_millis(200);
     loop {
         let result = async {

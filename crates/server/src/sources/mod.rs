@@ -28,22 +28,14 @@ use crate::storage::postgres::PgStorage;
 /// without a primary key, missing privileges: an error naming the line), so a bad file stops
 /// the server at start.
 pub(crate) async fn check(storage: &PgStorage, sources: &Sources) -> Result<(), SourcesError> {
-    let mut config = storage.config().clone();
-    let options = format!(
-        "{} {}",
-        config.get_options().unwrap_or_default(),
-        values::SESSION_OPTIONS
-    );
-    config.options(options.trim());
-    let (client, connection) =
-        config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| SourcesError {
-                origin: sources.origin.clone(),
-                line: 0,
-                message: format!("cannot connect to check the sources: {e}"),
-            })?;
+    let (client, connection) = session_config(storage)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| SourcesError {
+            origin: sources.origin.clone(),
+            line: 0,
+            message: format!("cannot connect to check the sources: {e}"),
+        })?;
     let conn = tokio::spawn(connection);
     let mut result = Ok(());
     for source in &sources.sources {
@@ -54,6 +46,19 @@ pub(crate) async fn check(storage: &PgStorage, sources: &Sources) -> Result<(), 
     }
     conn.abort();
     result
+}
+
+/// The storage's connection settings plus the session settings under which the JSON forms of
+/// values are stable ([`values::SESSION_OPTIONS`]): every connection that reads source tables.
+fn session_config(storage: &PgStorage) -> tokio_postgres::Config {
+    let mut config = storage.config().clone();
+    let options = format!(
+        "{} {}",
+        config.get_options().unwrap_or_default(),
+        values::SESSION_OPTIONS
+    );
+    config.options(options.trim());
+    config
 }
 
 /// Starts the consumer task: every instance runs one, and the one holding the database's
