@@ -7,6 +7,8 @@
 #[path = "../crates/server/tests/common/mod.rs"]
 mod common;
 mod support;
+#[path = "sources/edges.rs"]
+mod edges;
 
 use std::collections::BTreeSet;
 use std::path::Path;
