@@ -170,3 +170,80 @@ fn a_table_dropped_and_created_again_in_one_transaction_is_captured_again() {
         s.teardown().await;
     });
 }
+
+/// Installing the capture triggers takes a lock that waits for the table's open write
+/// transactions, and every later writer queues behind it: with an application transaction
+/// held open on a newly declared table, the application's other writes must not wait for
+/// it (they waited up to the 10 s lock timeout, again at every retry).
+#[test]
+fn installing_the_triggers_does_not_stall_the_applications_writes() {
+    if !common::postgres("sources::installing_the_triggers_does_not_stall") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let org = "0a0a0a0a-0000-4000-8000-00000000000a";
+    let app = s.app_schema.clone();
+    rt.block_on(s.app.batch_execute(&format!(
+        "CREATE TABLE {app}.events (id int PRIMARY KEY, organization_id uuid, name text);
+         GRANT SELECT, TRIGGER ON {app}.events TO {}",
+        s.roles[1]
+    )))
+    .unwrap();
+    let held = rt.block_on(connect(&url_as(&url, &s.roles[0], "app")));
+    rt.block_on(held.batch_execute(&format!(
+        "BEGIN; INSERT INTO {app}.events VALUES (1, '{org}', 'held open')"
+    )))
+    .unwrap();
+    let more = format!(
+        "\n[[source]]\ntable = \"{app}.events\"\ncollection = \"events\"\nscope = \"organization_id\"\n"
+    );
+    let server = rt.block_on(start_server_with(&s, &[org], &more));
+    let base = server.url();
+    // The consumer is waiting for the table's lock.
+    let waiting = || -> i64 {
+        rt.block_on(s.admin.query_one(
+            &format!(
+                "SELECT count(*) FROM pg_locks WHERE relation = '{app}.events'::regclass \
+                 AND NOT granted"
+            ),
+            &[],
+        ))
+        .unwrap()
+        .get(0)
+    };
+    let start = Instant::now();
+    while waiting() == 0 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    rt.block_on(s.app.batch_execute(&format!(
+        "INSERT INTO {app}.events VALUES (2, '{org}', 'meanwhile')"
+    )))
+    .unwrap();
+    let waited = started.elapsed();
+    std::thread::sleep(Duration::from_millis(3000));
+    rt.block_on(held.batch_execute("COMMIT")).unwrap();
+    assert!(
+        waited < Duration::from_millis(1000),
+        "an application's insert waited {waited:?} behind the capture triggers' installation"
+    );
+    rt.block_on(s.settled_n(5));
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    sync_and_verify(&replica, &base, org, "after the triggers were installed");
+    let ids: BTreeSet<String> = replica
+        .scope(org)
+        .unwrap()
+        .list("events", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["1", "2"].map(String::from)));
+    rt.block_on(async {
+        server.shutdown().await;
+        s.teardown().await;
+    });
+}
