@@ -6,9 +6,9 @@
 
 #[path = "../crates/server/tests/common/mod.rs"]
 mod common;
-mod support;
 #[path = "sources/edges.rs"]
 mod edges;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -797,6 +797,7 @@ fn a_bad_declaration_stops_the_server_naming_its_line() {
         (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nexclude = [\"nope\"]"), "excluded column \"nope\""),
         (format!("table = \"{app}.nokey\"\ncollection = \"n\"\nscope = \"organization_id\""), "no primary key"),
         (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nkey = [\"name\"]"), "unique index"),
+        (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nexclude = [\"id\"]"), "key column of"),
     ];
     for (decl, words) in cases {
         let text = format!("# sources\n\n[[source]]\n{decl}\n");

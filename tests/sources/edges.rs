@@ -56,7 +56,10 @@ fn a_row_whose_scope_no_scope_can_have_does_not_stop_the_consumer() {
     );
     let server = rt.block_on(start_server_with(&s, &[org], &more));
     let base = server.url();
-    assert!(rt.block_on(drained(&s, 5, 30)), "the first pass did not end");
+    assert!(
+        rt.block_on(drained(&s, 5, 30)),
+        "the first pass did not end"
+    );
     rt.block_on(s.app.batch_execute(&format!(
         "INSERT INTO {app}.tags VALUES (1, '{org}', 'before');
          INSERT INTO {app}.tags
@@ -121,8 +124,7 @@ fn a_table_dropped_and_created_again_in_one_transaction_is_captured_again() {
                VALUES ('{org}', gen_random_uuid(), '{name}', 1);"
         )
     };
-    rt.block_on(s.app.batch_execute(&column("old")))
-        .unwrap();
+    rt.block_on(s.app.batch_execute(&column("old"))).unwrap();
     rt.block_on(s.settled());
     // The same DDL as SCHEMA's, in one transaction: the checks see the same shape.
     rt.block_on(s.app.batch_execute(&format!(

@@ -88,8 +88,10 @@ pub(crate) async fn install(
         ),
         format!("INSERT INTO {queue} (collection, key, scope) VALUES ({coll}, NULL, NULL)"),
     ];
-    tx.batch_execute(&format!("SET LOCAL lock_timeout = '{TRIGGER_LOCK_TIMEOUT_MS}ms'"))
-        .await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{TRIGGER_LOCK_TIMEOUT_MS}ms'"
+    ))
+    .await?;
     let settings = function_settings();
     for ((suffix, _, _), body) in TRIGGERS.iter().zip(&bodies) {
         let function = format!("{}.{}", ident(schema), ident(&format!("{tag}_{suffix}")));

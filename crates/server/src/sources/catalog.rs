@@ -130,6 +130,12 @@ pub(crate) async fn resolve(
             pk
         }
     };
+    // The file's check sees only a declared key; the primary key's columns are known here.
+    if let Some(c) = source.exclude.iter().find(|c| key_names.contains(c)) {
+        return Err(fail(format!(
+            "column {c:?} is a key column of {rel} and cannot be excluded"
+        )));
+    }
     // A declared key must name rows one to one: NOT NULL columns under a unique index.
     let unique: bool = client
         .query_one(
