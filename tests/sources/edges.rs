@@ -249,3 +249,60 @@ fn installing_the_triggers_does_not_stall_the_applications_writes() {
         s.teardown().await;
     });
 }
+
+/// An instance that starts applies Tether's schema, whose DDL locks `records` more strongly
+/// as it goes (an index's share lock, then the exclusive lock of `ALTER TABLE` and of the
+/// triggers), while the consumer of another instance reads `records` and then writes it in
+/// one transaction. PostgreSQL found the cycle ("deadlock detected") and failed one of them:
+/// the start or the step (the takeover test met both). The start now takes the strongest lock
+/// first, so the two wait for each other in turn.
+#[test]
+fn an_instance_starts_while_another_reads_then_writes_records() {
+    if !common::postgres("sources::an_instance_starts_while_another") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let org = "0a0a0a0a-0000-4000-8000-00000000000a";
+    let first = rt.block_on(start_server(&s, &[org]));
+    rt.block_on(s.settled());
+    // A step of the first instance's consumer, held between its read and its write.
+    let step = rt.block_on(connect(&s.tether_url));
+    let t = &s.tether_schema;
+    rt.block_on(step.batch_execute(&format!("BEGIN; SELECT count(*) FROM {t}.records")))
+        .unwrap();
+    let starting =
+        rt.spawn({
+            let (url, schema) = (s.tether_url.clone(), s.tether_schema.clone());
+            async move {
+                tether_server::storage::postgres::PgStorage::connect(&url, Some(&schema), 1).await
+            }
+        });
+    let blocked = || -> i64 {
+        rt.block_on(s.admin.query_one(
+            &format!("SELECT count(*) FROM pg_locks WHERE relation = '{t}.records'::regclass AND NOT granted"),
+            &[],
+        ))
+        .unwrap()
+        .get(0)
+    };
+    let start = Instant::now();
+    while blocked() == 0 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rt.block_on(step.batch_execute(&format!(
+        "LOCK TABLE {t}.records IN ROW EXCLUSIVE MODE; COMMIT"
+    )))
+    .unwrap();
+    let started = rt.block_on(starting).unwrap();
+    assert!(
+        started.is_ok(),
+        "the second instance did not start: {:?}",
+        started.err()
+    );
+    rt.block_on(async {
+        first.shutdown().await;
+        s.teardown().await;
+    });
+}
