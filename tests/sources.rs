@@ -6,6 +6,8 @@
 
 #[path = "../crates/server/tests/common/mod.rs"]
 mod common;
+#[path = "sources/edges.rs"]
+mod edges;
 mod support;
 
 use std::collections::BTreeSet;
@@ -20,6 +22,8 @@ use tether_server::{Config, Server, StorageConfig, Tokens};
 use tokio_postgres::{Client, NoTls};
 
 const TOKEN: &str = "catalog-reader";
+/// Advisory lock key under which tests create and drop their roles (see `setup`).
+const ROLES_LOCK: i64 = 7_412_001;
 
 /// The seeds' catalog, as an application would create it (uuid keys, `organization_id`,
 /// timestamptz, text[], jsonb, numeric, an enum, a composite key on `lineage`).
@@ -136,14 +140,17 @@ async fn setup(url: &str) -> Setup {
         .unwrap()
         .get(0);
     // Two ordinary roles, as on a managed PostgreSQL: the application owns its tables; the
-    // server's role may only read them, add triggers, and create its own schema.
+    // server's role may only read them, add triggers, and create its own schema. The grant on
+    // the database updates its catalog row, which two tests at once fail on ("tuple
+    // concurrently updated"): a lock makes them take turns.
     admin
         .batch_execute(&format!(
-            "CREATE ROLE {app_role} LOGIN PASSWORD 'app' NOSUPERUSER NOBYPASSRLS;
+            "BEGIN; SELECT pg_advisory_xact_lock({ROLES_LOCK});
+             CREATE ROLE {app_role} LOGIN PASSWORD 'app' NOSUPERUSER NOBYPASSRLS;
              CREATE ROLE {tether_role} LOGIN PASSWORD 'tether' NOSUPERUSER NOBYPASSRLS
                  NOREPLICATION NOCREATEROLE NOCREATEDB;
              GRANT CREATE, CONNECT ON DATABASE {db} TO {tether_role};
-             CREATE SCHEMA {app_schema} AUTHORIZATION {app_role};"
+             CREATE SCHEMA {app_schema} AUTHORIZATION {app_role}; COMMIT;"
         ))
         .await
         .unwrap();
@@ -179,8 +186,10 @@ impl Setup {
         let [app_role, tether_role] = &self.roles;
         self.admin
             .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE;
-                 DROP OWNED BY {app_role}, {tether_role}; DROP ROLE {app_role}; DROP ROLE {tether_role};",
+                "BEGIN; SELECT pg_advisory_xact_lock({ROLES_LOCK});
+                 DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE;
+                 DROP OWNED BY {app_role}, {tether_role}; DROP ROLE {app_role}; DROP ROLE {tether_role};
+                 COMMIT;",
                 self.app_schema, self.tether_schema
             ))
             .await
@@ -788,6 +797,7 @@ fn a_bad_declaration_stops_the_server_naming_its_line() {
         (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nexclude = [\"nope\"]"), "excluded column \"nope\""),
         (format!("table = \"{app}.nokey\"\ncollection = \"n\"\nscope = \"organization_id\""), "no primary key"),
         (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nkey = [\"name\"]"), "unique index"),
+        (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nexclude = [\"id\"]"), "key column of"),
     ];
     for (decl, words) in cases {
         let text = format!("# sources\n\n[[source]]\n{decl}\n");

@@ -30,6 +30,13 @@ fn function_settings() -> String {
     s
 }
 
+/// How long creating a trigger waits for the table's lock. It waits for the table's open
+/// write transactions, and every writer that comes after waits behind it, so the wait is a
+/// stall of the application's writes: kept short, and the source (reported broken meanwhile)
+/// tries again at the next check, every second. It was 10 s, which held an application's
+/// inserts 10 s at each try while one of its transactions stayed open.
+const TRIGGER_LOCK_TIMEOUT_MS: u32 = 200;
+
 /// The four statement triggers of a source: (suffix, event, transition tables).
 const TRIGGERS: [(&str, &str, &str); 4] = [
     ("ins", "INSERT", "REFERENCING NEW TABLE AS tether_new"),
@@ -81,7 +88,10 @@ pub(crate) async fn install(
         ),
         format!("INSERT INTO {queue} (collection, key, scope) VALUES ({coll}, NULL, NULL)"),
     ];
-    tx.batch_execute("SET LOCAL lock_timeout = '10s'").await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{TRIGGER_LOCK_TIMEOUT_MS}ms'"
+    ))
+    .await?;
     let settings = function_settings();
     for ((suffix, _, _), body) in TRIGGERS.iter().zip(&bodies) {
         let function = format!("{}.{}", ident(schema), ident(&format!("{tag}_{suffix}")));

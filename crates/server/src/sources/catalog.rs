@@ -36,7 +36,8 @@ pub(crate) struct Plan {
     pub(crate) columns: Vec<Column>,
     /// The key columns, in key order.
     pub(crate) key: Vec<KeyColumn>,
-    /// Changes when the table's shape or the declaration changes: the table is sent again.
+    /// Changes when the table's shape, the declaration or the table itself (its oid) changes:
+    /// the table is sent again.
     pub(crate) fingerprint: String,
 }
 
@@ -129,6 +130,12 @@ pub(crate) async fn resolve(
             pk
         }
     };
+    // The file's check sees only a declared key; the primary key's columns are known here.
+    if let Some(c) = source.exclude.iter().find(|c| key_names.contains(c)) {
+        return Err(fail(format!(
+            "column {c:?} is a key column of {rel} and cannot be excluded"
+        )));
+    }
     // A declared key must name rows one to one: NOT NULL columns under a unique index.
     let unique: bool = client
         .query_one(
@@ -185,6 +192,11 @@ pub(crate) async fn resolve(
         h.update([1]);
         h.update(k.as_bytes());
     }
+    // The table's identity too: one dropped and created again (or swapped for a rewritten
+    // copy) between two checks has the same shape but none of the capture triggers, and rows
+    // the records may not hold; a new oid reinstalls them and sends the table again.
+    h.update([2]);
+    h.update(oid.to_be_bytes());
     let fingerprint = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(Plan {
         source: source.clone(),

@@ -532,7 +532,7 @@ impl Consumer {
             };
             if placed.is_none() {
                 // Not sendable now: if an earlier pass sent it, it must go.
-                if let Some(scope) = scope.filter(|s| ScopeId::new(s.as_str()).is_ok()) {
+                if let Some(scope) = scope {
                     delete(&mut batches, &scope, collection, &id);
                 }
             }
@@ -741,7 +741,13 @@ fn is_bad_value(e: &tokio_postgres::Error) -> bool {
         .is_some_and(|d| d.code().code().starts_with("22"))
 }
 
+/// Queues the tombstone of `collection/id` in `scope`. A scope column's text that no scope can
+/// have (empty, over 256 bytes) holds no record, and locking it would insert it into `scopes`,
+/// which fails past what PostgreSQL can index and then stopped the consumer on every retry.
 fn delete(batches: &mut Batches, scope: &str, collection: &str, id: &str) {
+    if ScopeId::new(scope).is_err() {
+        return;
+    }
     batches
         .entry(scope.to_string())
         .or_default()

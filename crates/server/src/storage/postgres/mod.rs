@@ -89,6 +89,21 @@ impl PgStorage {
             tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
                 .await?;
         }
+        // The DDL below locks `records` more strongly as it goes (an index's share lock, then
+        // the exclusive lock of ALTER TABLE and of the triggers): against another instance's
+        // transaction that reads `records` and then writes it (a push, the sources' consumer),
+        // that upgrade was a deadlock. Taking the strongest lock first makes it a wait.
+        tx.batch_execute(
+            "DO $$ BEGIN
+                 IF to_regclass('records') IS NOT NULL THEN
+                     LOCK TABLE records IN ACCESS EXCLUSIVE MODE;
+                 END IF;
+                 IF to_regclass('applied') IS NOT NULL THEN
+                     LOCK TABLE applied IN ACCESS EXCLUSIVE MODE;
+                 END IF;
+             END $$",
+        )
+        .await?;
         tx.batch_execute(SCHEMA).await?;
         let schema: String = tx.query_one("SELECT current_schema()", &[]).await?.get(0);
         tx.commit().await?;
