@@ -306,3 +306,175 @@ fn an_instance_starts_while_another_reads_then_writes_records() {
         s.teardown().await;
     });
 }
+
+#[test]
+fn a_bad_declaration_stops_the_server_naming_its_line() {
+    if !common::postgres("sources::a_bad_declaration_stops_the_server") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let app = s.app_schema.clone();
+    rt.block_on(s.app.batch_execute(&format!(
+        "CREATE TABLE {app}.parts (id uuid, organization_id uuid, PRIMARY KEY (id, organization_id))
+           PARTITION BY LIST (organization_id);
+         GRANT SELECT, TRIGGER ON {app}.parts TO {};
+         CREATE TABLE {app}.nokey (organization_id uuid, name text);
+         GRANT SELECT, TRIGGER ON {app}.nokey TO {}",
+        s.roles[1], s.roles[1]
+    )))
+    .unwrap();
+    let cases = [
+        (format!("table = \"{app}.missing\"\ncollection = \"m\"\nscope = \"organization_id\""), "does not exist"),
+        (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"org\""), "scope column \"org\""),
+        (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nexclude = [\"nope\"]"), "excluded column \"nope\""),
+        (format!("table = \"{app}.nokey\"\ncollection = \"n\"\nscope = \"organization_id\""), "no primary key"),
+        (format!("table = \"{app}.parts\"\ncollection = \"p\"\nscope = \"organization_id\""), "partitioned"),
+        (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nkey = [\"name\"]"), "unique index"),
+        (format!("table = \"{app}.objects\"\ncollection = \"o\"\nscope = \"organization_id\"\nexclude = [\"id\"]"), "key column of"),
+    ];
+    for (decl, words) in cases {
+        let text = format!("# sources\n\n[[source]]\n{decl}\n");
+        let mut config = Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            StorageConfig::Postgres {
+                url: s.tether_url.clone(),
+                schema: Some(s.tether_schema.clone()),
+                pool_size: 2,
+            },
+            Tokens::default(),
+        );
+        config.sources = Some(Sources::parse(&text, "sources.toml").unwrap());
+        let e = match rt.block_on(tether_server::serve(config)) {
+            Ok(_) => panic!("{decl}: the server started"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("sources.toml:4: ") && e.contains(words),
+            "{decl}: {e}"
+        );
+    }
+    // And on SQLite storage, sources are refused.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        StorageConfig::Sqlite {
+            path: dir.path().join("c.db"),
+        },
+        Tokens::default(),
+    );
+    config.sources = Some(Sources::parse(&sources_toml(&app), "s.toml").unwrap());
+    let e = rt.block_on(tether_server::serve(config)).err().unwrap();
+    assert!(e.to_string().contains("need PostgreSQL"), "{e}");
+    rt.block_on(s.teardown());
+}
+
+#[test]
+fn a_row_whose_value_cannot_convert_is_reported_and_the_others_sent() {
+    if !common::postgres("sources::a_row_whose_value_cannot_convert") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let org = "0a0a0a0a-0000-4000-8000-00000000000a";
+    let app = s.app_schema.clone();
+    // `json` keeps text that `jsonb` refuses (`\u0000`): reading such a row as JSON fails.
+    let insert = |id: i32, body: &str| {
+        rt.block_on(s.app.execute(
+            &format!("INSERT INTO {app}.notes VALUES ($1, $2::text::uuid, $3::text::json)"),
+            &[&id, &org, &body],
+        ))
+        .unwrap();
+    };
+    rt.block_on(s.app.batch_execute(&format!(
+        "CREATE TABLE {app}.notes (id int PRIMARY KEY, organization_id uuid, body json);
+         GRANT SELECT, TRIGGER ON {app}.notes TO {}",
+        s.roles[1]
+    )))
+    .unwrap();
+    insert(1, r#"{"text": "fine"}"#);
+    insert(2, r#"{"text": "nul \u0000 here"}"#);
+    insert(3, r#"{"text": "fine too"}"#);
+    let more = format!(
+        "\n[[source]]\ntable = \"{app}.notes\"\ncollection = \"notes\"\nscope = \"organization_id\"\n"
+    );
+    let server = rt.block_on(start_server_with(&s, &[org], &more));
+    let base = server.url();
+    rt.block_on(async {
+        s.settled_n(5).await;
+    });
+    insert(4, r#"{"text": "nul \u0000 again"}"#);
+    insert(5, r#"{"text": "after"}"#);
+    rt.block_on(s.settled_n(5));
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    sync_and_verify(&replica, &base, org, "with unreadable rows");
+    let ids: BTreeSet<String> = replica
+        .scope(org)
+        .unwrap()
+        .list("notes", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["1", "3", "5"].map(String::from)));
+    let body = readyz(&base);
+    assert_eq!(
+        body["sources"]["collections"]["notes"]["state"],
+        json!("live"),
+        "{body}"
+    );
+    let metrics = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("tether_source_rows_refused_total{collection=\"notes\"} 2"),
+        "{metrics}"
+    );
+    rt.block_on(async {
+        server.shutdown().await;
+        s.teardown().await;
+    });
+}
+
+/// A pass reads a table of big rows by bytes, not 5,000 rows at a time: 40 rows of 300 KB
+/// (12 MB, three pages of about 4 MiB) all arrive.
+#[test]
+fn a_table_of_big_rows_is_sent_in_pages_bounded_by_bytes() {
+    if !common::postgres("sources::a_table_of_big_rows_is_sent_in_pages") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let org = "0a0a0a0a-0000-4000-8000-00000000000a";
+    let app = s.app_schema.clone();
+    rt.block_on(s.app.batch_execute(&format!(
+        "CREATE TABLE {app}.blobs (id int PRIMARY KEY, organization_id uuid, body text);
+         GRANT SELECT, TRIGGER ON {app}.blobs TO {};
+         INSERT INTO {app}.blobs SELECT g, '{org}', repeat(md5(g::text), 300000 / 32)
+           FROM generate_series(1, 40) g;",
+        s.roles[1]
+    )))
+    .unwrap();
+    let more = format!(
+        "\n[[source]]\ntable = \"{app}.blobs\"\ncollection = \"blobs\"\nscope = \"organization_id\"\n"
+    );
+    let server = rt.block_on(start_server_with(&s, &[org], &more));
+    assert!(rt.block_on(drained(&s, 5, 60)), "the pass did not end");
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    sync_and_verify(&replica, &server.url(), org, "big rows");
+    assert_eq!(
+        replica.scope(org).unwrap().count(Some("blobs")).unwrap(),
+        40
+    );
+    rt.block_on(async {
+        server.shutdown().await;
+        s.teardown().await;
+    });
+}

@@ -52,7 +52,7 @@ pub(crate) async fn resolve(
     let rel = source.relation();
     let row = client
         .query_opt(
-            "SELECT c.oid, c.relrowsecurity AND (c.relforcerowsecurity OR c.relowner <> r.oid)
+            "SELECT c.oid, c.relkind = 'p', c.relrowsecurity AND (c.relforcerowsecurity OR c.relowner <> r.oid)
                       AND NOT (r.rolbypassrls OR r.rolsuper),
                     has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'TRIGGER'),
                     current_user::text
@@ -68,8 +68,22 @@ pub(crate) async fn resolve(
             "table {rel} does not exist (or this role cannot see it)"
         )));
     };
-    let (oid, policies, select, trigger, role): (u32, bool, bool, bool, String) =
-        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let (oid, partitioned, policies, select, trigger, role): (u32, bool, bool, bool, bool, String) = (
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+    );
+    // Statement triggers on a partitioned table see the statements that name it, not those
+    // that write a partition directly: such writes would be lost.
+    if partitioned {
+        return Err(fail(format!(
+            "{rel} is partitioned: writes into its partitions would not be captured; declare \
+             a plain table (partitioned tables are not supported yet)"
+        )));
+    }
     if !select || !trigger {
         return Err(fail(format!(
             "role {role} needs SELECT and TRIGGER on {rel}: GRANT SELECT, TRIGGER ON {rel} TO {role}"

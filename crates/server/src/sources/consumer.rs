@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_engine::digest::record_hash_with;
+use tether_engine::limits::PAGE_BYTES;
 use tether_engine::{limits, Key, ScopeId};
 use tokio_postgres::{Client, IsolationLevel, NoTls, Transaction};
 
@@ -25,8 +26,11 @@ use crate::storage::StorageError;
 
 /// Queue entries one step handles at most.
 const QUEUE_BATCH: i64 = 5_000;
-/// Rows of a table one step of a pass reads.
+/// Rows of a table one step of a pass reads at most (and at most about [`PAGE_BYTES`] of
+/// data, read [`PORTAL_BATCH`] rows at a time).
 const PASS_PAGE: usize = 5_000;
+/// Most rows a pass reads from its portal at once.
+const PORTAL_BATCH: i32 = 500;
 /// Records one step of a sweep checks.
 const SWEEP_PAGE: i64 = 5_000;
 /// A pass logs its progress every this many rows.
@@ -257,8 +261,31 @@ impl Consumer {
                 (Err(e), _) => self.mark_broken(&collection, e.message),
             }
         }
+        // A broken source's table may still queue (a renamed table keeps its triggers): its
+        // entries go, and a pass is stored instead, so that whenever it can be read again
+        // (after a restart too) it is sent whole. The queue stays small and its scans cheap.
+        let broken: Vec<String> = self.broken.keys().cloned().collect();
+        if !broken.is_empty() {
+            let tx = client.transaction().await?;
+            tx.execute(
+                "UPDATE sources SET pass = 'send', pass_after = NULL, sent = 0
+                 WHERE collection = ANY($1) AND (pass IS DISTINCT FROM 'send' OR pass_after IS NOT NULL)",
+                &[&broken],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM source_changes WHERE collection = ANY($1)",
+                &[&broken],
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        // An estimate from the ids' span (the primary key's two ends, no count of the rows).
         let backlog: i64 = client
-            .query_one("SELECT count(*) FROM source_changes", &[])
+            .query_one(
+                "SELECT coalesce(max(id) - min(id) + 1, 0) FROM source_changes",
+                &[],
+            )
             .await?
             .get(0);
         self.status.set_backlog(backlog);
@@ -488,14 +515,18 @@ impl Consumer {
             .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
         tx.batch_execute("SAVEPOINT page").await?;
-        let whole = tx
-            .query(&plan.page_sql(after.is_some(), PASS_PAGE), &params)
-            .await;
         let n = plan.key.len();
+        let whole = read_page(
+            &tx,
+            &plan.page_sql(after.is_some(), PASS_PAGE),
+            &params,
+            n + 2,
+        )
+        .await;
         // A value that fails to convert fails the page's query: then the page's keys, and
         // its rows one by one, so one bad row is reported and the others are sent.
-        let (rows, mut data) = match whole {
-            Ok(rows) => (rows, HashMap::new()),
+        let (rows, mut data, finished) = match whole {
+            Ok((rows, ended)) => (rows, HashMap::new(), ended),
             Err(e) if is_bad_value(&e) => {
                 tx.batch_execute("ROLLBACK TO SAVEPOINT page").await?;
                 let keys = match tx
@@ -513,7 +544,8 @@ impl Consumer {
                 for (id, why) in unreadable {
                     self.refuse(collection, &id, why);
                 }
-                (keys, read)
+                let ended = keys.len() < PASS_PAGE;
+                (keys, read, ended)
             }
             Err(e) => return Ok(Err(e)),
         };
@@ -538,7 +570,6 @@ impl Consumer {
             }
             last = Some((0..n).map(|i| r.get::<_, String>(i)).collect::<Vec<_>>());
         }
-        let finished = rows.len() < PASS_PAGE;
         let tx = client.transaction().await?;
         let written = write_batches(&tx, &self.schema, batches).await?;
         let position = last
@@ -651,6 +682,39 @@ impl Consumer {
         for scope in scopes {
             self.hub.notify(scope);
         }
+    }
+}
+
+/// Reads a page of a pass through a portal, at most [`PORTAL_BATCH`] rows at a time, and stops once
+/// the data read (column `data`) passes [`PAGE_BYTES`]: a table of big rows is not held 5,000
+/// rows at a time. Says whether the table ended (fewer rows than the page's `LIMIT`).
+async fn read_page(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    data: usize,
+) -> Result<(Vec<tokio_postgres::Row>, bool), tokio_postgres::Error> {
+    let statement = tx.prepare(sql).await?;
+    let portal = tx.bind(&statement, params).await?;
+    let (mut rows, mut bytes) = (Vec::new(), 0usize);
+    // A few rows first; then as many as the mean size so far says fit the rest of the budget.
+    let mut want = 8;
+    loop {
+        let batch = tx.query_portal(&portal, want).await?;
+        let got = batch.len();
+        for r in batch {
+            bytes += r.get::<_, Option<&str>>(data).map_or(0, str::len);
+            rows.push(r);
+        }
+        if got < want as usize {
+            let ended = rows.len() < PASS_PAGE;
+            return Ok((rows, ended));
+        }
+        if bytes >= PAGE_BYTES {
+            return Ok((rows, false));
+        }
+        let mean = (bytes / rows.len()).max(1);
+        want = ((PAGE_BYTES - bytes) / mean).clamp(1, PORTAL_BATCH as usize) as i32;
     }
 }
 
