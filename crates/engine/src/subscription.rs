@@ -226,6 +226,21 @@ pub struct SubsetPage {
     pub remaining: Option<u64>,
 }
 
+/// The answer to a subset pull.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PulledSubset {
+    /// A page of the subscription.
+    Page {
+        /// The page.
+        page: SubsetPage,
+        /// Bytes received for it.
+        bytes: u64,
+    },
+    /// The checkpoint is older than the cloud's tombstone horizon (HTTP 410): download the
+    /// subscription again from the start.
+    Reset,
+}
+
 /// The count and digest of a subscription's records (`GET .../digest?sub=...`), and the
 /// position in the scope's feed they were read at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,7 +368,7 @@ mod tests {
         let values: Vec<Value> = (0..=MAX_FILTER_VALUES).map(|i| json!(i)).collect();
         let many_values = json!({"collection": "c", "where": {"a": values}}).to_string();
         assert_eq!(detail(&many_values), Some(Detail::TooLarge));
-        let deep = vec!["a"; MAX_PATH_SEGMENTS + 1].join(".");
+        let deep = ["a"; MAX_PATH_SEGMENTS + 1].join(".");
         let deep = json!({"collection": "c", "where": {deep: ["v"]}}).to_string();
         assert_eq!(detail(&deep), Some(Detail::TooLarge));
         let long = json!({"collection": "c", "where": {"a": ["x".repeat(MAX_SUBSCRIPTION_BYTES)]}})

@@ -54,7 +54,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 }
 
 type Scope = Result<Path<String>, PathRejection>;
-pub(crate) type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 async fn changes(
     State(st): State<Arc<AppState>>,
@@ -378,21 +378,8 @@ async fn records(
             tracing::Span::current().record("changes", records.len());
             Ok(Json(serde_json::json!({ "records": records })).into_response())
         }
-        None => Err(range_too_large(&st)),
+        None => Err(ApiError::range_too_large(st.max_range_records)),
     }
-}
-
-/// `400 range_too_large`: a records range over the count or the bytes one answer carries.
-pub(crate) fn range_too_large(st: &AppState) -> ApiError {
-    ApiError::bad(
-        "range_too_large",
-        format!(
-            "the range holds more than {} records or more than {} bytes of them; ask for a \
-             smaller one",
-            st.max_range_records,
-            tether_engine::limits::PAGE_BYTES
-        ),
-    )
 }
 
 /// Body of the admin write endpoint.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::subset::SubsetAnswer;
 use crate::storage::Position;
+
+/// The query parameters of a request, as the handlers read them.
+pub(crate) type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// Reads `sub`: `400 bad_subscription` for one that does not parse or break the rules,
 /// `400 subscription_too_large` over a limit, `400 unindexed_filter` for a path this server
@@ -53,8 +57,8 @@ pub(crate) fn parse(st: &AppState, text: &str) -> Result<Subscription, ApiError>
 /// parameter than the range's.
 pub(crate) fn take(
     st: &AppState,
-    params: crate::api::Params,
-) -> Result<(Option<Subscription>, crate::api::Params), ApiError> {
+    params: Params,
+) -> Result<(Option<Subscription>, Params), ApiError> {
     let Ok(Query(mut map)) = params else {
         return Ok((None, params));
     };
@@ -139,6 +143,6 @@ pub(crate) async fn records(
             tracing::Span::current().record("changes", records.len());
             Ok(Json(serde_json::json!({ "records": records })).into_response())
         }
-        None => Err(crate::api::range_too_large(st)),
+        None => Err(ApiError::range_too_large(st.max_range_records)),
     }
 }

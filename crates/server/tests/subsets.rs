@@ -21,6 +21,7 @@ both!(
     the_digest_and_records_of_a_subset_are_those_of_its_records,
     bad_subscriptions_are_refused_and_limits_enforced_alike,
     a_subset_pull_behind_the_horizon_resets,
+    the_engine_reads_the_servers_answers,
 );
 
 /// Declared filters of these tests.
@@ -460,4 +461,63 @@ fn a_subset_pull_behind_the_horizon_resets(backend: Backend) {
         (410, Some(true)),
         "{body}"
     );
+}
+
+/// The engine's requests (`protocol::pull_subset`, `subset_digest`) against this server, their
+/// answers decoded by the engine as a transport would hand them over.
+fn the_engine_reads_the_servers_answers(backend: Backend) {
+    use tether_engine::protocol::{self, Answer, Exchange, RetryPolicy, Step};
+    use tether_engine::subscription::PulledSubset;
+    let h = start(backend);
+    seed(&h);
+    fn call<T>(h: &Harness, mut x: Exchange<T>) -> tether_engine::Result<T> {
+        let resp = ureq::get(&x.request().url(&h.url()))
+            .set("authorization", &format!("Bearer {READER}"))
+            .call();
+        let resp = match resp {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let status = resp.status();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+        match x.handle(
+            &RetryPolicy::default(),
+            Ok(Answer::new(status, body)),
+            0,
+            0.5,
+        ) {
+            Step::Done(r) => r,
+            Step::Wait(ms) => panic!("waits {ms}"),
+        }
+    }
+    let scope = common::sid("s1");
+    // Values given out of order and repeated: the request and the echo are canonical.
+    let sub = Subscription::new("files")
+        .with_filter("repository", [json!("r3"), json!("r1"), json!("r3")]);
+    let PulledSubset::Page { page, .. } =
+        call(&h, protocol::pull_subset(&scope, &sub, None, 100)).unwrap()
+    else {
+        panic!("reset")
+    };
+    assert_eq!(page.changes.len(), 40);
+    assert!(!page.has_more);
+    let digest = call(
+        &h,
+        protocol::subset_digest(&scope, &sub, &Default::default()),
+    )
+    .unwrap()
+    .expect("the server has subsets");
+    assert_eq!((digest.count, &digest.checkpoint), (40, &page.checkpoint));
+    let records = call(
+        &h,
+        protocol::subset_records(&scope, &sub, &Default::default()),
+    )
+    .unwrap()
+    .expect("the server has subsets");
+    assert_eq!(records.len(), 40);
+    // An undeclared path is the server's 400, an error the engine reports with its code.
+    let undeclared = Subscription::new("files").with_filter("path", [json!("p/1.sql")]);
+    let err = call(&h, protocol::pull_subset(&scope, &undeclared, None, 100)).unwrap_err();
+    assert!(err.to_string().contains("unindexed_filter"), "{err}");
 }

@@ -8,23 +8,8 @@ use super::{
     error_code, get, json, range_query, Answer, Detail, Endpoint, Error, Exchange, Request, Result,
     NOT_SUPPORTED,
 };
-use crate::subscription::{Subscription, SubsetPage, SubsetSnapshot};
+use crate::subscription::{PulledSubset, Subscription, SubsetPage, SubsetSnapshot};
 use crate::types::{Change, Checkpoint, KeyRange, ScopeId};
-
-/// The answer to a subset pull.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PulledSubset {
-    /// A page of the subscription.
-    Page {
-        /// The page.
-        page: SubsetPage,
-        /// Bytes received for it.
-        bytes: u64,
-    },
-    /// The checkpoint is older than the cloud's tombstone horizon (HTTP 410): download the
-    /// subscription again from the start.
-    Reset,
-}
 
 /// A pull of the page of `sub` after `checkpoint` (from the start when `None`): its live
 /// records, the tombstones of its collection, and the changes that left it

@@ -176,6 +176,7 @@ fn initial_sql(
         );
     };
     let first = expr(&first.split('.').collect::<Vec<_>>());
+    let indexed = indexed_by(sub);
     args.push(scope.to_string().into());
     let mut picks = Vec::new();
     for v in values {
@@ -184,7 +185,7 @@ fn initial_sql(
         let rest = matching(sub, args);
         args.extend([(cursor as i64).into(), (safe as i64).into(), n.into()]);
         picks.push(format!(
-            "SELECT * FROM (SELECT version FROM records WHERE scope = ?
+            "SELECT * FROM (SELECT version FROM records{indexed} WHERE scope = ?
              AND collection = {collection} AND {first} = ? AND {rest}
              AND version > ? AND version <= ? AND NOT deleted ORDER BY version LIMIT ?)"
         ));
@@ -211,8 +212,9 @@ fn records_sql(
     // largest number before it.
     let (cond, bounds) = range_sql(range, args.len() + 1);
     let mut sql = format!(
-        "SELECT {columns} FROM records WHERE scope = ? AND collection = {} AND NOT deleted
+        "SELECT {columns} FROM records{} WHERE scope = ? AND collection = {} AND NOT deleted
          AND {inside}{cond}",
+        indexed_by(sub),
         literal(&sub.collection)
     );
     sql.push_str(" ORDER BY collection, id");
@@ -221,6 +223,18 @@ fn records_sql(
     }
     args.extend(bounds.into_iter().map(SqlValue::from));
     (sql, args)
+}
+
+/// ` INDEXED BY <the first path's index>`: without statistics SQLite may prefer the
+/// collection's feed, which costs the whole collection (a key range makes it likely).
+fn indexed_by(sub: &Subscription) -> String {
+    sub.filters.keys().next().map_or(String::new(), |path| {
+        let index = FilterIndex {
+            collection: sub.collection.clone(),
+            path: path.clone(),
+        };
+        format!(" INDEXED BY {}", index.index_name())
+    })
 }
 
 /// `json_extract(data, '$."a"."b"')`: path segments are ASCII letters, digits and `_`
