@@ -22,6 +22,7 @@ both!(
     bad_subscriptions_are_refused_and_limits_enforced_alike,
     a_subset_pull_behind_the_horizon_resets,
     the_engine_reads_the_servers_answers,
+    a_live_subset_pull_waits_for_its_collection,
 );
 
 /// Declared filters of these tests.
@@ -173,6 +174,10 @@ fn an_initial_pull_returns_exactly_the_subset_across_pages(backend: Backend) {
     let got = pull_all(&h, &Subscription::new("files"), None, 50);
     assert_eq!(got.live.len(), 120);
     assert_eq!(got.pages, 3);
+
+    // Started again on the same storage, the indexes are found, not made twice.
+    h.restart();
+    assert_eq!(pull_all(&h, &repos(&["r1"]), None, 100).live.len(), 20);
 }
 
 fn an_incremental_pull_carries_moves_in_and_out_and_deletes(backend: Backend) {
@@ -520,4 +525,37 @@ fn the_engine_reads_the_servers_answers(backend: Backend) {
     let undeclared = Subscription::new("files").with_filter("path", [json!("p/1.sql")]);
     let err = call(&h, protocol::pull_subset(&scope, &undeclared, None, 100)).unwrap_err();
     assert!(err.to_string().contains("unindexed_filter"), "{err}");
+}
+
+/// `wait` on a subset: a change of another collection does not answer it, one of its own
+/// collection does (an `outside` entry counts as a change).
+fn a_live_subset_pull_waits_for_its_collection(backend: Backend) {
+    let h = start(backend);
+    seed(&h);
+    let sub = repos(&["r1"]);
+    let head = pull_all(&h, &sub, None, 100).checkpoint;
+    let url = format!(
+        "{}/v1/scopes/s1/changes?wait=5&sub={}&checkpoint={head}",
+        h.url(),
+        encode(&sub.encode())
+    );
+    let waiting = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let page: Value = ureq::get(&url)
+            .set("authorization", &format!("Bearer {READER}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        (page, started.elapsed())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    h.upsert("s1", &[("objects", "o001", json!({"repository": "r1"}))]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    h.upsert("s1", &[("files", "f002", json!({"repository": "r3"}))]);
+    let (page, took) = waiting.join().unwrap();
+    assert_eq!(page["changes"], json!([]), "{page}");
+    assert_eq!(page["outside"][0]["id"], "f002", "{page}");
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
+    assert!(took >= std::time::Duration::from_millis(500), "{took:?}");
 }

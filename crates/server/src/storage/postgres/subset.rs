@@ -38,21 +38,40 @@ impl Args {
 }
 
 /// Creates the index of every declared filter (an index declared before and no longer is left
-/// for the operator to drop). On a large table, create it beforehand with
-/// `CREATE INDEX CONCURRENTLY` under [`FilterIndex::index_name`]: this statement then finds it.
+/// for the operator to drop), and analyzes `records` when it created one: PostgreSQL keeps
+/// statistics of an expression only from the next `ANALYZE`, and without them it preferred the
+/// primary key to the new index for a subset's key range (a scan of the collection). On a
+/// large table, create the index beforehand with `CREATE INDEX CONCURRENTLY` under
+/// [`FilterIndex::index_name`]: it is then found and left as it is.
 pub(super) async fn declare(pg: &PgStorage, filters: &[FilterIndex]) -> Result<(), StorageError> {
-    let client = pg.client().await?;
+    let mut client = pg.client().await?;
+    let tx = client.transaction().await?;
+    // Two instances starting at once must not create one index twice (the schema's lock).
+    tx.execute("SELECT pg_advisory_xact_lock(7410)", &[])
+        .await?;
+    let mut created = false;
     for f in filters {
-        client
-            .batch_execute(&format!(
-                "CREATE INDEX IF NOT EXISTS {} ON records (scope, {}, version) WHERE collection \
+        let exists = tx
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&f.index_name()])
+            .await?
+            .get::<_, bool>(0);
+        if exists {
+            continue;
+        }
+        tx.batch_execute(&format!(
+            "CREATE INDEX IF NOT EXISTS {} ON records (scope, {}, version) WHERE collection \
                  = {}",
-                f.index_name(),
-                expr(&f.segments()),
-                literal(&f.collection)
-            ))
-            .await?;
+            f.index_name(),
+            expr(&f.segments()),
+            literal(&f.collection)
+        ))
+        .await?;
+        created = true;
     }
+    if created {
+        tx.batch_execute("ANALYZE records").await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
