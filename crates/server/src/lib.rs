@@ -161,6 +161,9 @@ async fn serve_parts(
     storage: Arc<dyn Storage>,
     sources: Option<Arc<sources::SourceStatus>>,
 ) -> Result<Server, ServerError> {
+    for f in &config.filter_indexes {
+        f.validate().map_err(ServerError::Config)?;
+    }
     storage.declare_filters(&config.filter_indexes).await?;
     let hub = Arc::new(live::ChangeHub::default());
     let listener_task = storage.listen(hub.clone());

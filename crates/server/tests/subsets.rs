@@ -559,3 +559,28 @@ fn a_live_subset_pull_waits_for_its_collection(backend: Backend) {
     assert!(took < std::time::Duration::from_secs(4), "{took:?}");
     assert!(took >= std::time::Duration::from_millis(500), "{took:?}");
 }
+
+/// A declaration built by hand (not through `FilterIndex::parse`) whose path is no path stops
+/// the server at start: paths are written into SQL.
+#[test]
+fn a_bad_filter_declaration_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = tether_server::StorageConfig::Sqlite {
+        path: dir.path().join("cloud.db"),
+    };
+    let mut config = tether_server::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        storage,
+        tether_server::Tokens::default(),
+    );
+    config.filter_indexes = vec![tether_server::FilterIndex {
+        collection: "files".into(),
+        path: "a'); DROP TABLE records; --".into(),
+    }];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(tether_server::serve(config))
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("filter index files:a'"), "{err}");
+}

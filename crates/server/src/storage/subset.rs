@@ -36,12 +36,17 @@ impl FilterIndex {
             collection: collection.to_string(),
             path: path.to_string(),
         };
-        // The subscription's own rules: a well-formed collection and path.
-        Subscription::new(collection)
-            .with_filter(path, [serde_json::json!("")])
-            .validate()
-            .map_err(|e| format!("filter index {spec:?}: {e}"))?;
+        index.validate()?;
         Ok(index)
+    }
+
+    /// Checks the collection and path by the rules of subscriptions (the path is written into
+    /// SQL, so the server refuses at start a declaration built by hand that breaks them).
+    pub fn validate(&self) -> Result<(), String> {
+        Subscription::new(self.collection.as_str())
+            .with_filter(self.path.as_str(), [serde_json::json!("")])
+            .validate()
+            .map_err(|e| format!("filter index {}:{}: {e}", self.collection, self.path))
     }
 
     /// The index's name: the same for the same declaration, on every start and instance, so
