@@ -25,6 +25,8 @@ both!(
     a_live_subset_pull_waits_for_its_collection,
 );
 
+postgres_only!(rows_written_by_plain_sql_are_in_subsets_like_any_other);
+
 /// Declared filters of these tests.
 fn declare(c: &mut tether_server::Config) {
     c.filter_indexes = [
@@ -583,4 +585,32 @@ fn a_bad_filter_declaration_stops_the_server_at_start() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("filter index files:a'"), "{err}");
+}
+
+/// Plain SQL writers (and declared sources, whose consumer writes `records` in batches) go
+/// through no code of the server's, and the expression index follows them all the same.
+fn rows_written_by_plain_sql_are_in_subsets_like_any_other(backend: Backend) {
+    let h = start(backend);
+    seed(&h);
+    let sub = repos(&["r1"]);
+    let first = pull_all(&h, &sub, None, 100);
+    h.sql(
+        "INSERT INTO records (scope, collection, id, data) VALUES
+           ('s1', 'files', 'sql1', '{\"repository\": \"r1\"}');
+         UPDATE records SET data = data || '{\"repository\": \"r0\"}'
+           WHERE scope = 's1' AND collection = 'files' AND id = 'f001';",
+    );
+    let next = pull_all(&h, &sub, Some(&first.checkpoint), 100);
+    assert_eq!(next.live.keys().collect::<Vec<_>>(), ["sql1"]);
+    assert_eq!(next.outside, ids([1]));
+    let fresh = pull_all(&h, &sub, None, 100).live;
+    assert!(fresh.contains_key("sql1") && !fresh.contains_key("f001"));
+    let q = format!("sub={}", encode(&sub.encode()));
+    let (_, digest) = h.raw(
+        "GET",
+        &format!("/v1/scopes/s1/digest?{q}"),
+        Some(READER),
+        None,
+    );
+    assert_eq!(digest["count"], 20);
 }
