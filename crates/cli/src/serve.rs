@@ -29,6 +29,10 @@ pub(crate) struct ServeArgs {
     /// (docs/server.md, "Declared sources"); needs --database-url.
     #[arg(long, value_name = "FILE", requires = "database_url")]
     sources: Option<PathBuf>,
+    /// Let subscriptions filter on this path of this collection's records, served from an
+    /// index the server creates at start (docs/server.md, "Subsets"); repeatable.
+    #[arg(long = "filter-index", value_name = "COLLECTION:PATH", value_parser = parse_filter_index)]
+    filter_indexes: Vec<tether_server::FilterIndex>,
     /// JSON file of tokens: {"<token>": {"scopes": ["org-1"], "admin": false}}. Without it,
     /// the JSON in $TETHER_TOKENS, else --dev-token.
     #[arg(long)]
@@ -154,6 +158,7 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let mut config = Config::new(a.bind, storage, tokens);
     config.demo_dir = a.demo_dir.clone();
     config.cors_origins = a.cors_origins.clone();
+    config.filter_indexes = a.filter_indexes.clone();
     config.jwt = jwt;
     if let Some(path) = &a.sources {
         config.sources =
@@ -198,4 +203,9 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<ExitCode> {
 /// The multi-threaded tokio runtime the server runs on.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().map_err(CliError::Runtime)
+}
+
+/// `COLLECTION:PATH` of `--filter-index`.
+fn parse_filter_index(spec: &str) -> Result<tether_server::FilterIndex, String> {
+    tether_server::FilterIndex::parse(spec)
 }

@@ -20,12 +20,15 @@ use crate::digest::{leaf, record_hash, RecordHash, Snapshot};
 use crate::error::{Error, Result};
 use crate::mutation::{judge, AppliedMutation, Judgement, MutationId};
 use crate::remote::{Pulled, Remote};
+use crate::subscription::{PulledSubset, Subscription, SubsetSnapshot};
 use crate::types::{
     Change, Checkpoint, Data, Key, KeyRange, Millis, Mutation, MutationResult, Op, Page,
     PushResponse, RemoteStatus, ScopeId,
 };
 
 use crate::time::rfc3339;
+
+mod subset;
 
 /// An in-process cloud. All methods take `&self`; state is behind a mutex.
 #[derive(Default)]
@@ -569,5 +572,33 @@ impl Remote for Cloud {
         Ok(Some(self.range_live(scope, range, |it| {
             it.map(|(k, r)| change_of(k, r)).collect()
         })))
+    }
+
+    async fn pull_subset(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<PulledSubset> {
+        self.pull_subset_now(scope, sub, checkpoint, limit)
+    }
+
+    async fn subset_digest(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<SubsetSnapshot>> {
+        Ok(Some(self.subset_digest_now(scope, sub, range)))
+    }
+
+    async fn subset_records(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<Vec<Change>>> {
+        Ok(Some(self.subset_records_now(scope, sub, range)))
     }
 }

@@ -47,6 +47,7 @@ pub mod schedule;
 pub mod scope;
 mod sort;
 pub mod store;
+pub mod subscription;
 pub mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;

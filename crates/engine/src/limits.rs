@@ -10,6 +10,7 @@
 //! | [`MAX_DEPTH`] | 64 levels, the data object being 1 | a push or page adds 3 levels around the data; serde_json refuses more than 128 |
 //! | [`PAGE_BYTES`] | 4 MiB | the server cuts a page once its changes reach this many bytes (at least one change) |
 //! | no U+0000 | in any string or member name | PostgreSQL's `text` and `jsonb` cannot hold it |
+//! | [`MAX_FILTER_PATHS`], [`MAX_FILTER_VALUES`], [`MAX_PATH_SEGMENTS`], [`MAX_SUBSCRIPTION_BYTES`] | 4 paths, 100 values, 8 segments, 4,096 bytes | a subscription fits a URL and each of its pages reads a bounded number of index ranges |
 //!
 //! ```
 //! use tether_engine::limits::{check_record, MAX_DEPTH};
@@ -38,6 +39,21 @@ pub const MAX_DEPTH: usize = 64;
 /// The server's page budget: a page ends with the change that takes the bytes of its changes
 /// to this many or more, so a page holds at most this plus one change (and always one).
 pub const PAGE_BYTES: usize = 4 << 20;
+
+/// Most paths one [`Subscription`](crate::subscription::Subscription) filters on. Each path
+/// costs the server an index ("Subsets" in docs/server.md) and each page an index scan per value.
+pub const MAX_FILTER_PATHS: usize = 4;
+
+/// Most values a subscription lists, over all its paths: a page of a subset reads one index
+/// range per value of its first path.
+pub const MAX_FILTER_VALUES: usize = 100;
+
+/// Most member names in one filter path (`owner.team` is 2).
+pub const MAX_PATH_SEGMENTS: usize = 8;
+
+/// Most bytes of a subscription's canonical JSON: percent-encoded in a query string (up to
+/// three times longer) it stays under the 16 KiB of request line that common proxies accept.
+pub const MAX_SUBSCRIPTION_BYTES: usize = 4096;
 
 // A push or a page adds 3 levels around the data (body, list, change); serde_json stops at 128.
 const _: () = assert!(MAX_DEPTH + 3 <= 128);

@@ -7,6 +7,7 @@ use std::future::Future;
 use crate::digest::Snapshot;
 use crate::error::{Error, Result};
 use crate::store::{MaybeSend, MaybeSync};
+use crate::subscription::{PulledSubset, Subscription, SubsetSnapshot};
 use crate::types::{
     Change, Checkpoint, KeyRange, Mutation, Page, PushResponse, RemoteStatus, ScopeId,
 };
@@ -98,6 +99,46 @@ pub trait Remote: MaybeSend + MaybeSync {
         async { Ok(None) }
     }
 
+    /// Pulls the page of the subscription `sub` after `checkpoint` (protocol v1.2,
+    /// docs/partial-sync.md). A remote without subsets answers `Protocol`
+    /// [`Detail::NotSupported`](crate::Detail::NotSupported).
+    fn pull_subset(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> impl Future<Output = Result<PulledSubset>> + MaybeSend {
+        let _ = (scope, sub, checkpoint, limit);
+        async {
+            Err(Error::protocol("this remote does not serve subscriptions")
+                .with_detail(crate::Detail::NotSupported))
+        }
+    }
+
+    /// Count and digest of the records of `sub` in a key range, and the checkpoint they
+    /// describe; `None` if not supported.
+    fn subset_digest(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> impl Future<Output = Result<Option<SubsetSnapshot>>> + MaybeSend {
+        let _ = (scope, sub, range);
+        async { Ok(None) }
+    }
+
+    /// The records of `sub` in a key range, in key order; `None` if not supported.
+    fn subset_records(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> impl Future<Output = Result<Option<Vec<Change>>>> + MaybeSend {
+        let _ = (scope, sub, range);
+        async { Ok(None) }
+    }
+
     /// A sync (or verify) begins: the [`Syncer`](crate::Syncer) calls this first. HTTP
     /// transports reset their per-sync retry budget here
     /// ([`RetryPolicy::run_budget_ms`](crate::protocol::RetryPolicy::run_budget_ms)); a remote
@@ -162,6 +203,31 @@ macro_rules! forward_remote {
                 range: &KeyRange,
             ) -> impl Future<Output = Result<Option<Vec<Change>>>> + MaybeSend {
                 (**self).range_records(scope, range)
+            }
+            fn pull_subset(
+                &self,
+                scope: &ScopeId,
+                sub: &Subscription,
+                checkpoint: Option<&Checkpoint>,
+                limit: u32,
+            ) -> impl Future<Output = Result<PulledSubset>> + MaybeSend {
+                (**self).pull_subset(scope, sub, checkpoint, limit)
+            }
+            fn subset_digest(
+                &self,
+                scope: &ScopeId,
+                sub: &Subscription,
+                range: &KeyRange,
+            ) -> impl Future<Output = Result<Option<SubsetSnapshot>>> + MaybeSend {
+                (**self).subset_digest(scope, sub, range)
+            }
+            fn subset_records(
+                &self,
+                scope: &ScopeId,
+                sub: &Subscription,
+                range: &KeyRange,
+            ) -> impl Future<Output = Result<Option<Vec<Change>>>> + MaybeSend {
+                (**self).subset_records(scope, sub, range)
             }
         }
     )*};

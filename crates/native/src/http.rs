@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::CertificateError;
+use tether_engine::subscription::{PulledSubset, Subscription, SubsetSnapshot};
 use ureq3 as ureq;
 
 pub use tether_engine::protocol::RetryPolicy;
@@ -407,6 +408,35 @@ impl Remote for HttpRemote {
         range: &KeyRange,
     ) -> Result<Option<Vec<Change>>> {
         self.inner.run(protocol::range_records(scope, range))
+    }
+
+    async fn pull_subset(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<PulledSubset> {
+        self.inner
+            .run(protocol::pull_subset(scope, sub, checkpoint, limit))
+    }
+
+    async fn subset_digest(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<SubsetSnapshot>> {
+        self.inner.run(protocol::subset_digest(scope, sub, range))
+    }
+
+    async fn subset_records(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<Vec<Change>>> {
+        self.inner.run(protocol::subset_records(scope, sub, range))
     }
 }
 

@@ -105,6 +105,10 @@ async fn changes(
     };
     tracing::Span::current().record("page_size", limit);
     st.stats.pulls.fetch_add(1, Ordering::Relaxed);
+    if let Some(text) = params.get("sub") {
+        let sub = crate::subsets::parse(&st, text)?;
+        return crate::subsets::changes(st, scope, sub, from, limit, wait).await;
+    }
     // Subscribed before the first pull: a change committed between that pull and the wait
     // still wakes it.
     let mut woken = (wait > 0).then(|| st.hub.subscribe(scope.as_str()));
@@ -346,7 +350,11 @@ async fn digest(
     Authorized(scope, _): Authorized<ReadAccess>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    let (sub, params) = crate::subsets::take(&st, params)?;
     let range = key_range(params)?;
+    if let Some(sub) = sub {
+        return crate::subsets::digest(&st, &scope, &sub, &range).await;
+    }
     let snap = st.storage.range_digest(scope.as_str(), &range).await?;
     Ok(Json(snap).into_response())
 }
@@ -356,7 +364,11 @@ async fn records(
     Authorized(scope, _): Authorized<ReadAccess>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    let (sub, params) = crate::subsets::take(&st, params)?;
     let range = key_range(params)?;
+    if let Some(sub) = sub {
+        return crate::subsets::records(&st, &scope, &sub, &range).await;
+    }
     match st
         .storage
         .range_records(scope.as_str(), &range, st.max_range_records)
@@ -366,15 +378,7 @@ async fn records(
             tracing::Span::current().record("changes", records.len());
             Ok(Json(serde_json::json!({ "records": records })).into_response())
         }
-        None => Err(ApiError::bad(
-            "range_too_large",
-            format!(
-                "the range holds more than {} records or more than {} bytes of them; ask \
-                 for a smaller one",
-                st.max_range_records,
-                tether_engine::limits::PAGE_BYTES
-            ),
-        )),
+        None => Err(ApiError::range_too_large(st.max_range_records)),
     }
 }
 

@@ -72,6 +72,9 @@ pub struct Config {
     /// Tables of the application's PostgreSQL mirrored into read-only collections
     /// (docs/server.md, "Declared sources"); needs [`StorageConfig::Postgres`].
     pub sources: Option<crate::sources::Sources>,
+    /// The `(collection, path)`s subscriptions may filter on: the storage keeps an index of
+    /// each, created at start (docs/server.md, "Subsets"; `tether serve --filter-index`).
+    pub filter_indexes: Vec<crate::FilterIndex>,
 }
 
 impl Config {
@@ -96,6 +99,7 @@ impl Config {
             metrics_token: None,
             tls: None,
             sources: None,
+            filter_indexes: Vec::new(),
         }
     }
 }

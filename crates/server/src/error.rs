@@ -36,6 +36,18 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// `400 range_too_large`: a records range over `max_records` or over the bytes of a page.
+    pub(crate) fn range_too_large(max_records: usize) -> Self {
+        ApiError::bad(
+            "range_too_large",
+            format!(
+                "the range holds more than {max_records} records or more than {} bytes of \
+                 them; ask for a smaller one",
+                tether_engine::limits::PAGE_BYTES
+            ),
+        )
+    }
+
     /// An error with the given status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {

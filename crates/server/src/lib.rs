@@ -31,6 +31,7 @@ mod probes;
 pub mod sources;
 mod state;
 pub mod storage;
+mod subsets;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ use tower_http::compression::CompressionLayer;
 
 pub use config::{Config, Grant, StorageConfig, Tokens};
 pub use error::{ApiError, ServerError};
+pub use storage::subset::FilterIndex;
 pub use storage::{Storage, StorageError};
 
 /// A running server.
@@ -159,6 +161,10 @@ async fn serve_parts(
     storage: Arc<dyn Storage>,
     sources: Option<Arc<sources::SourceStatus>>,
 ) -> Result<Server, ServerError> {
+    for f in &config.filter_indexes {
+        f.validate().map_err(ServerError::Config)?;
+    }
+    storage.declare_filters(&config.filter_indexes).await?;
     let hub = Arc::new(live::ChangeHub::default());
     let listener_task = storage.listen(hub.clone());
     let state = Arc::new(state::AppState::new(

@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub read_only: BTreeMap<String, String>,
     /// The declared sources' state (`None`: none declared).
     pub sources: Option<Arc<SourceStatus>>,
+    /// `(collection, path)` of each declared filter index: the filters subscriptions may use.
+    pub filters: std::collections::BTreeSet<(String, String)>,
 }
 
 impl AppState {
@@ -76,6 +78,11 @@ impl AppState {
             next_request: AtomicU64::new(1),
             read_only,
             sources,
+            filters: config
+                .filter_indexes
+                .iter()
+                .map(|f| (f.collection.clone(), f.path.clone()))
+                .collect(),
         }
     }
 }

@@ -105,8 +105,10 @@ use crate::types::{Change, Checkpoint, KeyRange, Mutation, PushResponse, RemoteS
 #[cfg(any(test, feature = "testing"))]
 pub mod cases;
 mod retry;
+mod subset;
 
 pub use retry::{is_retried, parse_http_date, retry_after_ms, RetryPolicy, RunBudget};
+pub use subset::{pull_subset, subset_digest, subset_records};
 
 #[doc(no_inline)]
 pub use crate::schedule::Schedule;

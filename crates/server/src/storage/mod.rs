@@ -14,10 +14,14 @@ use std::pin::Pin;
 use tether_engine::digest::{leaf, RecordHash, Snapshot};
 use tether_engine::limits::PAGE_BYTES;
 use tether_engine::mutation::{AppliedMutation, MutationId};
+use tether_engine::subscription::{Subscription, SubsetSnapshot};
 use tether_engine::{Change, Data, Key, KeyRange, MutationResult, Page, RemoteStatus};
+
+use subset::{FilterIndex, SubsetAnswer};
 
 pub mod postgres;
 pub mod sqlite;
+pub mod subset;
 
 /// A boxed, sendable storage future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
@@ -236,6 +240,39 @@ pub trait Storage: Send + Sync + 'static {
     fn range_records<'a>(
         &'a self,
         scope: &'a str,
+        range: &'a KeyRange,
+        max: usize,
+    ) -> BoxFuture<'a, Option<Vec<Change>>>;
+
+    /// Creates the index of each declared filter (`Config::filter_indexes`), at start.
+    fn declare_filters<'a>(&'a self, filters: &'a [FilterIndex]) -> BoxFuture<'a, ()>;
+
+    /// The page of the subscription `sub` after `from` (docs/partial-sync.md): its live
+    /// records up to the checkpoint's `safe`, then the collection's feed, whose records outside
+    /// `sub` are markers. The caller checked that every path of `sub` is declared.
+    fn pull_subset<'a>(
+        &'a self,
+        scope: &'a str,
+        sub: &'a Subscription,
+        from: Option<Position>,
+        limit: u32,
+    ) -> BoxFuture<'a, SubsetAnswer>;
+
+    /// Count and digest of the live records of `sub` in a key range, and the checkpoint of the
+    /// state they describe.
+    fn subset_digest<'a>(
+        &'a self,
+        scope: &'a str,
+        sub: &'a Subscription,
+        range: &'a KeyRange,
+    ) -> BoxFuture<'a, SubsetSnapshot>;
+
+    /// The live records of `sub` in a key range, in key order; `None` if there are more than
+    /// `max` (or more than a page's bytes).
+    fn subset_records<'a>(
+        &'a self,
+        scope: &'a str,
+        sub: &'a Subscription,
         range: &'a KeyRange,
         max: usize,
     ) -> BoxFuture<'a, Option<Vec<Change>>>;

@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS records_feed ON records (scope, version);
 CREATE INDEX IF NOT EXISTS records_tombstones ON records (scope, updated_at) WHERE deleted;
+-- The feed of one collection: subsets read it above their checkpoint (docs/partial-sync.md).
+CREATE INDEX IF NOT EXISTS records_collection_feed ON records (scope, collection, version);
 -- A live row the server could not read back (a number beyond f64, nesting deeper than its JSON
 -- parser allows, a key it refuses): why, or NULL. Such a row has no hash, so it is neither
 -- counted nor served; incremental feeds carry it as a tombstone (docs/server.md).

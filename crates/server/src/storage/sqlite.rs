@@ -17,6 +17,11 @@ use tether_engine::{Change, Digest, Key, KeyRange, MutationResult, RemoteStatus}
 
 use tether_engine::mutation::{judge, AppliedMutation, Judgement};
 
+mod subset;
+
+use tether_engine::subscription::{Subscription, SubsetSnapshot};
+
+use super::subset::{FilterIndex, SubsetAnswer};
 use super::{
     applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PageRows, PoolUse,
     Position, PullAnswer, Purge, Quarantined, Recheck, ScopeRow, Storage, StorageError, Write,
@@ -45,6 +50,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS records_feed ON records (scope, version);
 CREATE INDEX IF NOT EXISTS records_tombstones ON records (scope, updated_at) WHERE deleted;
+CREATE INDEX IF NOT EXISTS records_collection_feed ON records (scope, collection, version);
 CREATE TABLE IF NOT EXISTS applied (
     scope      TEXT NOT NULL,
     client     TEXT NOT NULL,
@@ -267,6 +273,43 @@ impl Storage for SqliteStorage {
             }
             Ok(Some(out.into_changes()))
         })
+    }
+
+    fn declare_filters<'a>(&'a self, filters: &'a [FilterIndex]) -> BoxFuture<'a, ()> {
+        let filters = filters.to_vec();
+        self.run(move |conn| subset::declare(conn, &filters))
+    }
+
+    fn pull_subset<'a>(
+        &'a self,
+        scope: &'a str,
+        sub: &'a Subscription,
+        from: Option<Position>,
+        limit: u32,
+    ) -> BoxFuture<'a, SubsetAnswer> {
+        let (scope, sub) = (scope.to_string(), sub.clone());
+        self.run(move |conn| subset::pull(conn, &scope, &sub, from, limit))
+    }
+
+    fn subset_digest<'a>(
+        &'a self,
+        scope: &'a str,
+        sub: &'a Subscription,
+        range: &'a KeyRange,
+    ) -> BoxFuture<'a, SubsetSnapshot> {
+        let (scope, sub, range) = (scope.to_string(), sub.clone(), range.clone());
+        self.run(move |conn| subset::digest(conn, &scope, &sub, &range))
+    }
+
+    fn subset_records<'a>(
+        &'a self,
+        scope: &'a str,
+        sub: &'a Subscription,
+        range: &'a KeyRange,
+        max: usize,
+    ) -> BoxFuture<'a, Option<Vec<Change>>> {
+        let (scope, sub, range) = (scope.to_string(), sub.clone(), range.clone());
+        self.run(move |conn| subset::records(conn, &scope, &sub, &range, max))
     }
 
     /// Nothing to quarantine: only the server writes this database (there is no documented

@@ -23,6 +23,10 @@ pub(crate) use bulk::{bulk_write, BulkWrite, Unchanged};
 mod bulk;
 mod listen;
 mod recheck;
+mod subset;
+
+use super::subset::{FilterIndex, SubsetAnswer};
+use tether_engine::subscription::{Subscription, SubsetSnapshot};
 
 use super::{
     applied_of, change, finish_page, leaf_of, must_reset, Applied, BoxFuture, PageRows, PoolUse,
@@ -676,6 +680,39 @@ impl Storage for PgStorage {
             tx.commit().await?;
             Ok(Some(out.into_changes()))
         })
+    }
+
+    fn declare_filters<'a>(&'a self, filters: &'a [FilterIndex]) -> BoxFuture<'a, ()> {
+        Box::pin(subset::declare(self, filters))
+    }
+
+    fn pull_subset<'a>(
+        &'a self,
+        scope: &'a str,
+        sub: &'a Subscription,
+        from: Option<Position>,
+        limit: u32,
+    ) -> BoxFuture<'a, SubsetAnswer> {
+        Box::pin(subset::pull(self, scope, sub, from, limit))
+    }
+
+    fn subset_digest<'a>(
+        &'a self,
+        scope: &'a str,
+        sub: &'a Subscription,
+        range: &'a KeyRange,
+    ) -> BoxFuture<'a, SubsetSnapshot> {
+        Box::pin(subset::digest(self, scope, sub, range))
+    }
+
+    fn subset_records<'a>(
+        &'a self,
+        scope: &'a str,
+        sub: &'a Subscription,
+        range: &'a KeyRange,
+        max: usize,
+    ) -> BoxFuture<'a, Option<Vec<Change>>> {
+        Box::pin(subset::records(self, scope, sub, range, max))
     }
 
     fn quarantine<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Vec<Quarantined>> {
