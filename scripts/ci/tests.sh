@@ -2,8 +2,8 @@
 # The cross-crate scenarios of the workspace's tests/ package (tether-tests): tether-native's
 # Replica against tether-server on loopback, on SQLite and on PostgreSQL storage (PostgreSQL is
 # started on loopback if it is not running; a missing database is then a failure), and smoke
-# runs of the HTTP sync and live delay benchmarks. The declared-sources scenario also syncs a
-# replica with the npm package under Node 24.
+# runs of the HTTP sync, live delay and declared sources benchmarks. The declared-sources
+# scenario also syncs a replica with the npm package under Node 24.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/ci/setup.sh
@@ -31,3 +31,12 @@ TETHER_BENCH_RECORDS="${TETHER_BENCH_RECORDS:-5000}" \
 log "live sync delay benchmark (smoke size, unoptimized)"
 TETHER_BENCH_WRITES="${TETHER_BENCH_WRITES:-20}" \
   cargo bench -p tether-tests --locked --bench live_delay --profile dev
+
+log "declared sources benchmark (smoke size, unoptimized)"
+TETHER_BENCH_SOURCE_ROWS="${TETHER_BENCH_SOURCE_ROWS:-20000}" \
+  TETHER_BENCH_SOURCE_BASE="${TETHER_BENCH_SOURCE_BASE:-2000}" \
+  TETHER_BENCH_SOURCE_SECONDS="${TETHER_BENCH_SOURCE_SECONDS:-0.5}" \
+  TETHER_BENCH_SOURCE_ROUNDS="${TETHER_BENCH_SOURCE_ROUNDS:-1}" \
+  TETHER_BENCH_SOURCE_WRITES="${TETHER_BENCH_SOURCE_WRITES:-20}" \
+  TETHER_BENCH_SOURCE_LOAD_SECONDS="${TETHER_BENCH_SOURCE_LOAD_SECONDS:-1}" \
+  cargo bench -p tether-tests --locked --bench sources --profile dev

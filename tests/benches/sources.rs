@@ -5,7 +5,8 @@
 //!    transaction) by 1 and by 4 writers into a table shaped like the seeds' `metadata.objects`,
 //!    plain and declared as a source (capture triggers installed, the consumer consuming), in
 //!    alternating phases of the same run on tables of the same size; then once more with the
-//!    server stopped, which leaves the triggers' share alone;
+//!    server stopped, which leaves the triggers' share alone, and the consumer's rate as it
+//!    drains what they queued;
 //! 2. the delay from the application's COMMIT to a live native replica having applied the row
 //!    (its change event), at a steady rate;
 //! 3. the backfill of a `TETHER_BENCH_SOURCE_ROWS`-row table declared at start: rows/s, the
@@ -17,13 +18,11 @@
 //! created fresh for the run and dropped after it. Sizes come from the environment:
 //! `TETHER_BENCH_SOURCE_ROWS` (backfill rows, 1,000,000), `TETHER_BENCH_SOURCE_BASE` (rows of
 //! the tables written to in 1 and 2, 100,000), `TETHER_BENCH_SOURCE_SECONDS` (one write phase,
-//! 5), `TETHER_BENCH_SOURCE_ROUNDS` (alternations, 3), `TETHER_BENCH_SOURCE_WRITES` (commits
+//! 2.5), `TETHER_BENCH_SOURCE_ROUNDS` (alternations, 6), `TETHER_BENCH_SOURCE_WRITES` (commits
 //! timed in 2, 200), `TETHER_BENCH_SOURCE_RATE` (their rate per second, 20) and
 //! `TETHER_BENCH_SOURCE_LOAD_SECONDS` (each writer run of 3, 10).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,15 +30,16 @@ use std::time::{Duration, Instant};
 use tether_engine::{CancelFlag, SyncOptions, Trigger};
 use tether_native::http::HttpRemote;
 use tether_native::Replica;
-use tether_server::sources::Sources;
-use tether_server::{Config, StorageConfig, Tokens};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-const TOKEN: &str = "bench-token";
-/// Organizations the rows are spread over (each is a scope).
-const ORGS: u64 = 10;
-/// The collection the source table becomes.
-const COLLECTION: &str = "objects";
+#[path = "sources/support.rs"]
+mod support;
+
+use support::{
+    checkpoint, connect, create_table, drain_queue, fill, ids_of, load_average, org, rss_kib,
+    serve_child, server_version, wait_pass_done, wal, write_sources, ServerChild, COLLECTION, ORGS,
+    TOKEN,
+};
 
 struct Sizes {
     rows: u64,
@@ -70,8 +70,8 @@ fn main() {
     let sizes = Sizes {
         rows: env("TETHER_BENCH_SOURCE_ROWS", 1_000_000),
         base: env("TETHER_BENCH_SOURCE_BASE", 100_000),
-        phase: Duration::from_secs_f64(env("TETHER_BENCH_SOURCE_SECONDS", 5.0)),
-        rounds: env("TETHER_BENCH_SOURCE_ROUNDS", 3),
+        phase: Duration::from_secs_f64(env("TETHER_BENCH_SOURCE_SECONDS", 2.5)),
+        rounds: env("TETHER_BENCH_SOURCE_ROUNDS", 6),
         writes: env("TETHER_BENCH_SOURCE_WRITES", 200),
         rate: env("TETHER_BENCH_SOURCE_RATE", 20.0),
         load: Duration::from_secs_f64(env("TETHER_BENCH_SOURCE_LOAD_SECONDS", 10.0)),
@@ -146,21 +146,25 @@ fn writes_and_delay(
         sizes.phase.as_secs_f64()
     );
     println!(
-        "{:<8} {:>7} {:>11} {:>11} {:>7} {:>11}",
-        "op", "writers", "plain", "source", "ratio", "drain s"
+        "{:<8} {:<7} {:>7} {:>11} {:>11} {:>7} {:>11}",
+        "op", "commit", "writers", "plain", "source", "ratio", "drain s"
     );
-    for writers in [1, 4] {
-        for op in [Op::Insert, Op::Update] {
-            let (p, s, drain) = alternate(rt, db, url, tether, sizes, &ids, op, writers);
-            println!(
-                "{:<8} {:>7} {:>11.0} {:>11.0} {:>7.2} {:>11.2}",
-                op.name(),
-                writers,
-                p,
-                s,
-                p / s,
-                drain
-            );
+    for commit in [Commit::Sync, Commit::Async] {
+        for writers in [1, 4] {
+            for op in [Op::Insert, Op::Update] {
+                let (p, s, drain) =
+                    alternate(rt, db, url, tether, sizes, &ids, (op, commit), writers);
+                println!(
+                    "{:<8} {:<7} {:>7} {:>11.0} {:>11.0} {:>7.2} {:>11.2}",
+                    op.name(),
+                    commit.name(),
+                    writers,
+                    p,
+                    s,
+                    p / s,
+                    drain
+                );
+            }
         }
     }
     println!();
@@ -174,14 +178,14 @@ fn writes_and_delay(
     server.stop();
     // The triggers stay on the table: what they cost alone, without the consumer's work.
     println!();
-    println!("1b. the same with the server stopped (triggers only, the queue grows)");
+    println!("1b. the same with the server stopped (triggers only, the queue grows), commit off");
     println!(
         "{:<8} {:>7} {:>11} {:>11} {:>7}",
         "op", "writers", "plain", "source", "ratio"
     );
     for writers in [1, 4] {
         for op in [Op::Insert, Op::Update] {
-            let (p, s, _) = alternate(rt, db, url, "", sizes, &ids, op, writers);
+            let (p, s, _) = alternate(rt, db, url, "", sizes, &ids, (op, Commit::Async), writers);
             println!(
                 "{:<8} {:>7} {:>11.0} {:>11.0} {:>7.2}",
                 op.name(),
@@ -192,6 +196,23 @@ fn writes_and_delay(
             );
         }
     }
+    // What the triggers queued meanwhile: the consumer's own rate, with no writer beside it.
+    let queued: i64 = rt.block_on(async {
+        db.query_one(
+            &format!("SELECT count(*) FROM {tether}.source_changes"),
+            &[],
+        )
+        .await
+        .expect("queue")
+        .get(0)
+    });
+    let _server = ServerChild::spawn(url, tether, &sources);
+    let drained = rt.block_on(drain_queue(db, tether)).as_secs_f64();
+    println!(
+        "1c. the server started again drains those {queued} queued changes in {drained:.1} s \
+         ({:.0} changes/s)",
+        queued as f64 / drained
+    );
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -220,7 +241,7 @@ fn alternate(
     tether: &str,
     sizes: &Sizes,
     ids: &HashMap<String, Vec<String>>,
-    op: Op,
+    op: (Op, Commit),
     writers: usize,
 ) -> (f64, f64, f64) {
     let mut tables: Vec<&String> = ids.keys().collect();
@@ -239,11 +260,27 @@ fn alternate(
             }
         }
     }
-    (
-        done[0] as f64 / secs[0],
-        done[1] as f64 / secs[1],
-        drain,
-    )
+    (done[0] as f64 / secs[0], done[1] as f64 / secs[1], drain)
+}
+
+/// How the application's transactions commit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// `synchronous_commit = on` (the default): each commit waits for its WAL flush, so the
+    /// disk's flush latency, shared with everything else on the machine, is in every write.
+    Sync,
+    /// `synchronous_commit = off`: no flush wait; what is left is CPU, where the triggers'
+    /// and the consumer's costs show undiluted.
+    Async,
+}
+
+impl Commit {
+    fn name(self) -> &'static str {
+        match self {
+            Commit::Sync => "on",
+            Commit::Async => "off",
+        }
+    }
 }
 
 /// `writers` connections each writing single rows into `table` for `phase`: writes and seconds.
@@ -251,13 +288,20 @@ async fn write_for(
     url: &str,
     table: &str,
     ids: &[String],
-    op: Op,
+    (op, commit): (Op, Commit),
     writers: usize,
     phase: Duration,
 ) -> (u64, f64) {
     let mut clients = Vec::new();
     for _ in 0..writers {
-        clients.push(connect(url).await);
+        let client = connect(url).await;
+        if commit == Commit::Async {
+            client
+                .batch_execute("SET synchronous_commit = off")
+                .await
+                .expect("synchronous_commit");
+        }
+        clients.push(client);
     }
     let start = Instant::now();
     let deadline = start + phase;
@@ -347,7 +391,12 @@ impl Writer {
         client
             .query_one(
                 &self.insert,
-                &[&org, &format!("object {n}"), &props, &(n * 1000).to_string()],
+                &[
+                    &org,
+                    &format!("object {n}"),
+                    &props,
+                    &(n * 1000).to_string(),
+                ],
             )
             .await
             .expect("insert")
@@ -397,7 +446,9 @@ fn commit_to_replica(
     assert_eq!(caught_up.snapshot.count, rows as u64, "initial sync");
     let updatable: Vec<String> = rt.block_on(async {
         db.query(
-            &format!("SELECT id::text FROM {table} WHERE organization_id = $1::text::uuid LIMIT $2"),
+            &format!(
+                "SELECT id::text FROM {table} WHERE organization_id = $1::text::uuid LIMIT $2"
+            ),
             &[&scope, &(sizes.writes as i64)],
         )
         .await
@@ -491,6 +542,8 @@ fn backfill(
             .expect("vacuum");
     });
     let ids = rt.block_on(ids_of(db, &table));
+    rt.block_on(checkpoint(db));
+    let wal0 = rt.block_on(wal(db));
     println!();
     println!(
         "3. backfill of {} rows ({ORGS} organizations; generated in {:.1} s), load average {}",
@@ -498,7 +551,17 @@ fn backfill(
         generated.elapsed().as_secs_f64(),
         load_average()
     );
-    let before = rt.block_on(write_for(url, &table, &ids, Op::Update, 1, sizes.load));
+    let before = rt.block_on(write_for(
+        url,
+        &table,
+        &ids,
+        (Op::Update, Commit::Sync),
+        1,
+        sizes.load,
+    ));
+    let wal1 = rt.block_on(wal(db));
+    rt.block_on(checkpoint(db));
+    let wal2 = rt.block_on(wal(db));
     let sources = write_sources(dir, "backfill.toml", &table);
     let spawned = Instant::now();
     let mut server = ServerChild::spawn(url, tether, &sources);
@@ -517,7 +580,7 @@ fn backfill(
     };
     let during = rt.spawn({
         let (url, table, ids, load) = (url.to_string(), table.clone(), ids.clone(), sizes.load);
-        async move { write_for(&url, &table, &ids, Op::Update, 1, load).await }
+        async move { write_for(&url, &table, &ids, (Op::Update, Commit::Sync), 1, load).await }
     });
     let mut swept_at = None;
     let done_at = loop {
@@ -537,7 +600,18 @@ fn backfill(
         std::thread::sleep(Duration::from_millis(50));
     };
     let during = rt.block_on(during).expect("writer");
-    let after = rt.block_on(write_for(url, &table, &ids, Op::Update, 1, sizes.load));
+    let wal3 = rt.block_on(wal(db));
+    rt.block_on(checkpoint(db));
+    let wal4 = rt.block_on(wal(db));
+    let after = rt.block_on(write_for(
+        url,
+        &table,
+        &ids,
+        (Op::Update, Commit::Sync),
+        1,
+        sizes.load,
+    ));
+    let wal5 = rt.block_on(wal(db));
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.join().expect("sampler");
     server.stop();
@@ -576,220 +650,32 @@ fn backfill(
         sizes.load.as_secs_f64(),
         rate(after)
     );
+    let span = |a: (i64, i64), b: (i64, i64)| {
+        format!(
+            "{:.0} MB of WAL, {} checkpoints",
+            (b.0 - a.0) as f64 / 1e6,
+            b.1 - a.1
+        )
+    };
+    println!(
+        "   (each run after a CHECKPOINT) before: {}; backfill: {}; after: {}",
+        span(wal0, wal1),
+        span(wal2, wal3),
+        span(wal4, wal5)
+    );
 }
 
 fn mib(kib: Option<&u64>) -> String {
     kib.map_or("?".into(), |k| format!("{:.0}", *k as f64 / 1024.0))
 }
 
-/// The table of the seeds' `metadata.objects`, without its foreign keys.
-async fn create_table(db: &Client, table: &str) {
-    db.batch_execute(&format!(
-        "CREATE TABLE {table} (
-             id uuid PRIMARY KEY,
-             organization_id uuid NOT NULL,
-             name text NOT NULL,
-             created_at timestamptz NOT NULL DEFAULT now(),
-             tags text[] NOT NULL DEFAULT '{{}}',
-             props jsonb NOT NULL DEFAULT '{{}}',
-             row_count numeric,
-             internal_notes text);
-         CREATE INDEX ON {table} (organization_id)"
-    ))
-    .await
-    .expect("create table");
-}
-
-/// `rows` rows spread over the organizations, in one statement.
-async fn fill(db: &Client, table: &str, rows: u64) {
-    db.execute(
-        &format!(
-            "INSERT INTO {table}
-             SELECT gen_random_uuid(),
-                    ('00000000-0000-4000-8000-' || lpad(to_hex(g % {ORGS}), 12, '0'))::uuid,
-                    'object ' || g, now() - g * interval '1 second',
-                    ARRAY['t' || (g % 7), 'bench'],
-                    jsonb_build_object('n', g, 'kind', 'table', 'columns', g % 50),
-                    (g * 1000)::numeric, 'secret ' || g
-             FROM generate_series(1, $1::bigint) g"
-        ),
-        &[&(rows as i64)],
-    )
-    .await
-    .expect("fill");
-}
-
-/// The uuid of organization `n`, as `fill` writes it.
-fn org(n: u64) -> String {
-    format!("00000000-0000-4000-8000-{n:012x}")
-}
-
-async fn ids_of(db: &Client, table: &str) -> Vec<String> {
-    db.query(&format!("SELECT id::text FROM {table}"), &[])
-        .await
-        .expect("ids")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-fn write_sources(dir: &std::path::Path, name: &str, table: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        format!(
-            "[[source]]\ntable = \"{table}\"\ncollection = \"{COLLECTION}\"\n\
-             scope = \"organization_id\"\nexclude = [\"internal_notes\"]\n"
-        ),
-    )
-    .expect("sources file");
-    path
-}
-
-/// Waits until the source's pass is over (it has a row in `sources` and no pass): how long.
-fn wait_pass_done(
-    rt: &tokio::runtime::Runtime,
-    db: &Client,
-    tether: &str,
-    limit: Duration,
-) -> Duration {
-    let start = Instant::now();
-    loop {
-        let pass = rt
-            .block_on(db.query_opt(
-                &format!("SELECT pass FROM {tether}.sources WHERE collection = $1"),
-                &[&COLLECTION],
-            ))
-            .ok()
-            .flatten()
-            .map(|r| r.get::<_, Option<String>>(0));
-        if pass == Some(None) {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "the source's pass did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until the consumer has taken every queued change: how long.
-async fn drain_queue(db: &Client, tether: &str) -> Duration {
-    let start = Instant::now();
-    loop {
-        let queued: i64 = db
-            .query_one(&format!("SELECT count(*) FROM {tether}.source_changes"), &[])
-            .await
-            .expect("queue")
-            .get(0);
-        if queued == 0 {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < Duration::from_secs(600), "queue not drained");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn percentiles(mut delays: Vec<Duration>) -> (f64, f64, f64) {
     delays.sort();
     let at = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    (ms(at(0.5)), ms(at(0.99)), ms(*delays.last().expect("delays")))
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("connect to TETHER_TEST_PG");
-    tokio::spawn(connection);
-    client
-}
-
-async fn server_version(db: &Client) -> String {
-    db.query_one("SHOW server_version", &[])
-        .await
-        .map_or("?".into(), |r| r.get(0))
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// Resident memory of `pid` in KiB (0 once it is gone).
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// The server in a child process, with the declared sources of a file.
-struct ServerChild {
-    child: Child,
-    url: String,
-    pg_url: String,
-}
-
-impl ServerChild {
-    fn spawn(pg_url: &str, schema: &str, sources: &std::path::Path) -> ServerChild {
-        let mut child = Command::new(std::env::current_exe().expect("current exe"))
-            .env("TETHER_BENCH_SERVE", schema)
-            .env("TETHER_BENCH_SOURCES", sources)
-            .env("TETHER_TEST_PG", pg_url)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("server address");
-        assert!(!line.trim().is_empty(), "the server did not start");
-        ServerChild {
-            child,
-            url: format!("http://{}", line.trim()),
-            pg_url: pg_url.to_string(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerChild {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The child: serve with the declared sources until killed, printing the address on stdout.
-fn serve_child(schema: &str) {
-    let url = std::env::var("TETHER_TEST_PG").expect("TETHER_TEST_PG");
-    let path = std::env::var("TETHER_BENCH_SOURCES").expect("TETHER_BENCH_SOURCES");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let mut config = Config::new(
-            "127.0.0.1:0".parse().expect("addr"),
-            StorageConfig::Postgres {
-                url,
-                schema: Some(schema.to_string()),
-                pool_size: 4,
-            },
-            Tokens::default().grant(TOKEN, &["*"], true),
-        );
-        config.sources = Some(Sources::from_file(path.as_ref()).expect("sources file"));
-        let server = tether_server::serve(config).await.expect("serve");
-        println!("{}", server.addr());
-        std::io::stdout().flush().expect("stdout");
-        std::future::pending::<()>().await;
-    });
+    (
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(*delays.last().expect("delays")),
+    )
 }
