@@ -39,4 +39,4 @@ TETHER_BENCH_SOURCE_ROWS="${TETHER_BENCH_SOURCE_ROWS:-20000}" \
   TETHER_BENCH_SOURCE_ROUNDS="${TETHER_BENCH_SOURCE_ROUNDS:-1}" \
   TETHER_BENCH_SOURCE_WRITES="${TETHER_BENCH_SOURCE_WRITES:-20}" \
   TETHER_BENCH_SOURCE_LOAD_SECONDS="${TETHER_BENCH_SOURCE_LOAD_SECONDS:-1}" \
-  cargo bench -p tether-tests --locked --bench sources --profile dev
+  cargo bench -p tether-tests --locked --bench declared_sources --profile dev

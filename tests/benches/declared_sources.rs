@@ -32,7 +32,7 @@ use tether_native::http::HttpRemote;
 use tether_native::Replica;
 use tokio_postgres::Client;
 
-#[path = "sources/support.rs"]
+#[path = "declared_sources/support.rs"]
 mod support;
 
 use support::{
