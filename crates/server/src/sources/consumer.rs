@@ -166,12 +166,28 @@ impl Consumer {
         // A source seen broken may have been dropped and created again: send it again too.
         let was_broken = self.broken.contains_key(collection);
         if stored.as_deref() != Some(plan.fingerprint.as_str()) || was_broken {
+            // Nothing to sweep after the pass if no live record of the collection exists yet
+            // (a first declaration): every record it will hold comes from the table.
+            let sweep: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM records WHERE collection = $1 AND NOT deleted)",
+                    &[&collection],
+                )
+                .await?
+                .get(0);
             tx.execute(
-                "INSERT INTO sources (collection, relation, fingerprint, pass, pass_after, sent)
-                 VALUES ($1, $2, $3, 'send', NULL, 0)
+                "INSERT INTO sources (collection, relation, fingerprint, pass, pass_after, sent,
+                   sweep)
+                 VALUES ($1, $2, $3, 'send', NULL, 0, $4)
                  ON CONFLICT (collection) DO UPDATE SET relation = EXCLUDED.relation,
-                   fingerprint = EXCLUDED.fingerprint, pass = 'send', pass_after = NULL, sent = 0",
-                &[&collection, &plan.source.relation(), &plan.fingerprint],
+                   fingerprint = EXCLUDED.fingerprint, pass = 'send', pass_after = NULL, sent = 0,
+                   sweep = EXCLUDED.sweep",
+                &[
+                    &collection,
+                    &plan.source.relation(),
+                    &plan.fingerprint,
+                    &sweep,
+                ],
             )
             .await?;
             tracing::info!(
@@ -268,7 +284,7 @@ impl Consumer {
         if !broken.is_empty() {
             let tx = client.transaction().await?;
             tx.execute(
-                "UPDATE sources SET pass = 'send', pass_after = NULL, sent = 0
+                "UPDATE sources SET pass = 'send', pass_after = NULL, sent = 0, sweep = true
                  WHERE collection = ANY($1) AND (pass IS DISTINCT FROM 'send' OR pass_after IS NOT NULL)",
                 &[&broken],
             )
@@ -398,7 +414,7 @@ impl Consumer {
                 continue;
             }
             tx.execute(
-                "UPDATE sources SET pass = 'send', pass_after = NULL, sent = 0
+                "UPDATE sources SET pass = 'send', pass_after = NULL, sent = 0, sweep = true
                  WHERE collection = $1",
                 &[collection],
             )
@@ -576,26 +592,33 @@ impl Consumer {
             .map(|l| serde_json::to_string(&l))
             .transpose()
             .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        let sent: i64 = if finished {
+        let row = if finished {
             tx.query_one(
-                "UPDATE sources SET pass = 'sweep', pass_after = NULL, sent = sent + $2
-                 WHERE collection = $1 RETURNING sent",
+                "UPDATE sources SET pass = CASE WHEN sweep THEN 'sweep' END, pass_after = NULL,
+                   sent = sent + $2
+                 WHERE collection = $1 RETURNING sent, pass IS NULL",
                 &[&collection, &(rows.len() as i64)],
             )
             .await?
-            .get(0)
         } else {
             tx.query_one(
                 "UPDATE sources SET pass_after = $2, sent = sent + $3 WHERE collection = $1
-                 RETURNING sent",
+                 RETURNING sent, pass IS NULL",
                 &[&collection, &position, &(rows.len() as i64)],
             )
             .await?
-            .get(0)
         };
+        let (sent, done): (i64, bool) = (row.get(0), row.get(1));
         tx.commit().await?;
         self.notify(&written);
         self.status.count_sent(collection, rows.len() as u64);
+        if done {
+            tracing::info!(
+                collection,
+                "declared source: pass done, the table is in sync"
+            );
+            self.status.pass_done(collection);
+        }
         // Progress in the log: every PROGRESS_EVERY rows of a pass, and at its end.
         let before = sent - rows.len() as i64;
         if finished || before / PROGRESS_EVERY != sent / PROGRESS_EVERY {

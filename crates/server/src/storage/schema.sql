@@ -184,11 +184,15 @@ BEGIN
 END $$;
 
 DROP TRIGGER IF EXISTS tether_records_before ON records;
+-- The WHEN clauses spare the server's batch writes a call per row (a quarter of a batch's time);
+-- the functions check the same setting, for a server whose triggers predate the clauses.
 CREATE TRIGGER tether_records_before BEFORE INSERT OR UPDATE OR DELETE ON records
-    FOR EACH ROW EXECUTE FUNCTION tether_records_before();
+    FOR EACH ROW WHEN (current_setting('tether.writer', true) IS DISTINCT FROM 'bulk')
+    EXECUTE FUNCTION tether_records_before();
 DROP TRIGGER IF EXISTS tether_records_after ON records;
 CREATE TRIGGER tether_records_after AFTER INSERT OR UPDATE ON records
-    FOR EACH ROW EXECUTE FUNCTION tether_records_after();
+    FOR EACH ROW WHEN (current_setting('tether.writer', true) IS DISTINCT FROM 'bulk')
+    EXECUTE FUNCTION tether_records_after();
 
 -- Declared sources (docs/server.md, "Declared sources"). The capture triggers on an
 -- application's tables queue here the keys each statement touched, with the scope they had;
@@ -211,3 +215,6 @@ CREATE TABLE IF NOT EXISTS sources (
     pass_after  text,
     sent        bigint NOT NULL DEFAULT 0
 );
+-- Whether the running pass ends with a sweep: not when the collection held no live record
+-- when the pass started (a first declaration), where there is nothing to sweep.
+ALTER TABLE sources ADD COLUMN IF NOT EXISTS sweep boolean NOT NULL DEFAULT true;

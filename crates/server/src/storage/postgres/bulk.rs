@@ -90,7 +90,9 @@ pub(crate) async fn bulk_write(
     }
 
     // What each key holds now: live or not, and the hash counted in the digest (a live row
-    // without a hash, or a quarantined one, is not counted).
+    // without a hash, or a quarantined one, is not counted). One primary-key probe per key
+    // (LATERAL): a plain join of 5,000 keys made the planner hash-join over a scan of the whole
+    // table (157 ms against 21 ms at 200,000 records, growing with the table).
     let (cs, is): (Vec<&str>, Vec<&str>) = writes
         .iter()
         .map(|w| (w.key.collection.as_str(), w.key.id.as_str()))
@@ -100,7 +102,8 @@ pub(crate) async fn bulk_write(
             "SELECT r.collection, r.id, r.deleted,
                     CASE WHEN r.quarantine IS NULL THEN r.hash END
              FROM unnest($2::text[], $3::text[]) AS u(c, i)
-             JOIN records r ON r.scope = $1 AND r.collection = u.c AND r.id = u.i",
+             CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.scope = $1
+                 AND r.collection = u.c AND r.id = u.i) r",
             &[&scope, &cs, &is],
         )
         .await?;
