@@ -351,14 +351,14 @@ impl tether_engine::Remote for Unreachable {
 
 #[test]
 fn checkpoints_run_off_the_writer_while_the_replica_is_open() {
-    // The writer checkpoints by itself only past thousands of WAL pages; these ~2 MB of
+    // The writer checkpoints by itself only past 8,000 WAL pages (32 MB); these ~5 MB of
     // records stay below that, so only the background checkpointer can move them into the
-    // main file while the replica is still open.
+    // main file while the replica is still open. It runs once the WAL holds 1,000 pages (4 MB).
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
     let cloud = Cloud::new();
     let s = sid("org-1");
-    for i in 0..4000 {
+    for i in 0..10_000 {
         let filler = "x".repeat(400);
         cloud.put(
             &s,
@@ -374,21 +374,24 @@ fn checkpoints_run_off_the_writer_while_the_replica_is_open() {
         page_size: 200,
         ..SyncOptions::default()
     };
-    assert_eq!(scope.sync(&cloud, opts).unwrap().snapshot.count, 4000);
+    assert_eq!(scope.sync(&cloud, opts).unwrap().snapshot.count, 10_000);
     let main_file = || std::fs::metadata(&path).unwrap().len();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while main_file() < 1_500_000 && std::time::Instant::now() < deadline {
+    while main_file() < 2_500_000 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(
-        main_file() >= 1_500_000,
+        main_file() >= 2_500_000,
         "the main file holds {} bytes while open: nothing was checkpointed",
         main_file()
     );
     drop(scope);
     drop(replica);
     let reopened = Replica::open(&path).unwrap();
-    assert_eq!(reopened.scope("org-1").unwrap().count(None).unwrap(), 4000);
+    assert_eq!(
+        reopened.scope("org-1").unwrap().count(None).unwrap(),
+        10_000
+    );
 }
 
 /// What the facade returns can be named through tether-native alone, without a dependency on

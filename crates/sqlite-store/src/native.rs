@@ -5,7 +5,10 @@
 //! with the Node store of the npm package: this module only opens files, and moves WAL
 //! checkpoints off the writer through the store's commit hook.
 
+use std::ffi::c_int;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::ToSql;
@@ -16,18 +19,26 @@ use crate::{DbFailure, SqlError, SqlResult, SqlRow, SqlStore, Value};
 /// Prepared statements kept per connection: the store uses about 40 distinct ones.
 const STATEMENT_CACHE: usize = 64;
 
-/// Moves WAL checkpoints off the writing thread: after each write transaction the store nudges
-/// a thread with its own connection to the file, which runs a `PASSIVE` checkpoint (it never
-/// blocks the writer or a reader). The writer's own automatic checkpoint stays on, at
-/// [`WRITER_AUTOCHECKPOINT`] pages, so the WAL stays bounded even if this thread fell behind.
+/// Moves WAL checkpoints off the writing thread: after a write transaction that leaves
+/// [`CHECKPOINT_PAGES`] or more in the WAL, the store nudges a thread with its own connection to
+/// the file, which runs a `PASSIVE` checkpoint (it never blocks the writer or a reader). The
+/// writer checkpoints by itself at [`WRITER_AUTOCHECKPOINT`] pages, so the WAL stays bounded
+/// even if this thread fell behind.
 struct Checkpointer {
     nudge: Option<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// WAL pages after which the writer checkpoints by itself (SQLite's default is 1,000): a
-/// safety net only, the checkpointer thread runs long before.
-const WRITER_AUTOCHECKPOINT: u32 = 8_000;
+/// WAL pages after which the writer checkpoints by itself: a safety net only, the checkpointer
+/// thread runs long before.
+const WRITER_AUTOCHECKPOINT: i32 = 8_000;
+
+/// WAL pages from which a commit nudges the checkpointer thread: SQLite's own automatic
+/// checkpoint threshold. A checkpoint after every commit copied the pages an initial sync
+/// touches again and again (each page of 1,000 records rewrites the same few hundred B-tree
+/// pages) and fsynced the file once per page, on the core that validates the next page;
+/// waiting for 1,000 pages (4 MB) copies each of them once per several pages of records.
+const CHECKPOINT_PAGES: i32 = 1_000;
 
 impl Checkpointer {
     /// Starts the thread on its own connection to `path`; `None` (checkpoints stay on the
@@ -88,8 +99,10 @@ impl SqlStore<Rusqlite> {
         if path.is_dir() {
             return Err(Error::invalid(format!("{what} is a directory")));
         }
-        let conn = rusqlite::Connection::open(path)
+        let mut conn = rusqlite::Connection::open(path)
             .map_err(|e| Error::storage(format!("cannot open {what}: {e}")))?;
+        let wal_full = watch_wal(&mut conn)
+            .map_err(|e| Error::storage(format!("cannot set up {what}: {e}")))?;
         let store = Self::with_rusqlite(conn, &what)?;
         if let Some(identity) = file_identity(path) {
             if store.note_file_identity(&identity)? {
@@ -100,15 +113,13 @@ impl SqlStore<Rusqlite> {
                 );
             }
         }
-        store.with_connection(|c| {
-            c.0.execute_batch(&format!(
-                "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}"
-            ))
-            .map_err(|e| Error::storage(format!("cannot set up {what}: {e}")))
-        })?;
         Ok(match Checkpointer::start(path) {
             // The hook owns the checkpointer: dropping the store stops its thread.
-            Some(c) => store.on_commit(Box::new(move || c.nudge())),
+            Some(c) => store.on_commit(Box::new(move || {
+                if wal_full.swap(false, Ordering::Relaxed) {
+                    c.nudge();
+                }
+            })),
             None => store,
         })
     }
@@ -148,6 +159,30 @@ impl SqlStore<Rusqlite> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         SqlStore::over(Rusqlite(conn), what)
     }
+}
+
+/// Replaces SQLite's automatic checkpoint (a WAL hook, which `wal_autocheckpoint` would
+/// overwrite) with one that raises the returned flag when a commit leaves [`CHECKPOINT_PAGES`]
+/// in the WAL, for the commit hook to nudge the checkpointer, and checkpoints on the writer
+/// itself from [`WRITER_AUTOCHECKPOINT`] pages. The flag, not a channel: the connection keeps
+/// the hook until it closes, and must not keep the checkpointer's thread alive.
+fn watch_wal(conn: &mut rusqlite::Connection) -> rusqlite::Result<Arc<AtomicBool>> {
+    let full = Arc::new(AtomicBool::new(false));
+    let flag = full.clone();
+    conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: c_int| {
+        if pages >= WRITER_AUTOCHECKPOINT {
+            // As SQLite's own automatic checkpoint: a failure (another connection's checkpoint
+            // under way) is not the commit's, which has happened.
+            if let Err(e) = wal.checkpoint() {
+                tracing::debug!("writer checkpoint: {e}");
+            }
+        }
+        if pages >= CHECKPOINT_PAGES {
+            flag.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }))?;
+    Ok(full)
 }
 
 /// The file's device and inode, which a copy (or a backup restored as a new file) does not
@@ -263,7 +298,8 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use tether_engine::rules::{Changeset, Row, ScopeState};
+    use tether_engine::digest::RecordHash;
+    use tether_engine::rules::{Changeset, Row, RowWrite, ScopeState};
     use tether_engine::{Detail, ErrorKind, ScopeId, Store};
 
     #[test]
@@ -302,6 +338,71 @@ mod tests {
         );
         write(false).unwrap();
         assert_eq!(commits.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn small_commits_stay_in_the_wal_until_it_holds_checkpoint_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replica.db");
+        let store = SqlStore::open(&path).unwrap();
+        let scope = ScopeId::new("s").unwrap();
+        // Rows of 2 KB, so that a few thousand fill more than CHECKPOINT_PAGES pages of 4 KB.
+        let put = |from: usize, n: usize| {
+            let rows: Vec<RowWrite> = (from..from + n)
+                .map(|i| RowWrite::Put {
+                    row: Row {
+                        key: tether_engine::Key::new("c", format!("r{i:06}")),
+                        data: Some(tether_engine::Doc::from_stored(format!(
+                            r#"{{"a":"{}"}}"#,
+                            "x".repeat(2_000)
+                        ))),
+                        hash: Some(RecordHash([1; 32])),
+                        version: 1,
+                        updated_at: String::new(),
+                        cloud_hash: Some(RecordHash([1; 32])),
+                        generation: 0,
+                        pending: None,
+                        sent: None,
+                    },
+                    prior: None,
+                })
+                .collect();
+            futures_executor::block_on(store.update(
+                &scope,
+                &[],
+                false,
+                move |st: &ScopeState, _: &[Option<Row>]| {
+                    Ok(Changeset {
+                        scope: st.clone(),
+                        rows,
+                        ..Changeset::default()
+                    })
+                },
+            ))
+            .unwrap();
+        };
+        let modified = || std::fs::metadata(&path).unwrap().modified().unwrap();
+        put(0, 10);
+        let untouched = modified();
+        for round in 1..4 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            put(round * 10, 10);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            modified(),
+            untouched,
+            "commits of a few pages stay in the WAL: no checkpoint copies them into the file"
+        );
+        put(100, 2_500);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while modified() == untouched {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a WAL of more than {CHECKPOINT_PAGES} pages is checkpointed into the file"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     fn sqlite(code: std::ffi::c_int) -> SqlError {
