@@ -203,33 +203,10 @@ impl Setup {
 
     /// [`Setup::settled`] with `sources` declared.
     async fn settled_n(&self, want: i64) {
-        let t = &self.tether_schema;
-        let start = Instant::now();
-        loop {
-            let row = self
-                .admin
-                .query_one(
-                    &format!(
-                        "SELECT (SELECT count(*) FROM {t}.source_changes),
-                                (SELECT count(*) FROM {t}.sources WHERE pass IS NOT NULL),
-                                (SELECT count(*) FROM {t}.sources)"
-                    ),
-                    &[],
-                )
-                .await;
-            if let Ok(row) = row {
-                let (queued, passes, sources): (i64, i64, i64) =
-                    (row.get(0), row.get(1), row.get(2));
-                if queued == 0 && passes == 0 && sources == want {
-                    return;
-                }
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "the consumer did not catch up"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        assert!(
+            edges::drained(self, want, 90).await,
+            "the consumer did not catch up"
+        );
     }
 }
 

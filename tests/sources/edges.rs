@@ -5,7 +5,7 @@ use super::*;
 
 /// Waits until the queue is empty and no pass runs, for at most `secs` seconds: false when
 /// the consumer did not get there.
-async fn drained(s: &Setup, want: i64, secs: u64) -> bool {
+pub(crate) async fn drained(s: &Setup, want: i64, secs: u64) -> bool {
     let t = &s.tether_schema;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(secs) {
