@@ -120,13 +120,23 @@ export async function openWorkbench(t, dir, settings, env = {}) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
   await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
   /** Runs a command from the command palette (F1). */
+  // The palette can close again as soon as it opens (focus taken by a view refreshing after a
+  // sync): then it is opened again, up to three times.
   const command = async (title) => {
-    await page.keyboard.press('F1');
     const input = page.locator('.quick-input-widget input');
-    await input.waitFor();
-    await input.fill(`>${title}`);
-    await page.locator('.quick-input-list [role="option"]', { hasText: title }).first().waitFor();
-    await input.press('Enter');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await page.keyboard.press('F1');
+        await input.waitFor({ state: 'visible', timeout: 10_000 });
+        await input.fill(`>${title}`, { timeout: 10_000 });
+        await page.locator('.quick-input-list [role="option"]', { hasText: title }).first().waitFor({ timeout: 10_000 });
+        await input.press('Enter', { timeout: 10_000 });
+        return;
+      } catch (e) {
+        if (attempt >= 3) throw e;
+        await page.keyboard.press('Escape').catch(() => {});
+      }
+    }
   };
   /** The events the extension reported so far (src/report.ts), those named `event` if given. */
   const report = (event) => {
