@@ -225,6 +225,30 @@ fn two_syncs_of_one_scope_never_overlap() {
 }
 
 #[test]
+fn many_opens_of_a_new_file_at_once_all_succeed() {
+    // The first openers of a new file migrate it and switch it to WAL while the others read
+    // it: a switch that met another's write lock once failed with "database is locked".
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        let path = dir.path().join(format!("replica-{round}.db"));
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (barrier, path) = (barrier.clone(), path.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let replica = Replica::open(&path)?;
+                    replica.scope("org-1")?.status().map(|_| ())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+#[test]
 fn a_version_1_file_is_migrated_in_place_and_keeps_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");

@@ -266,6 +266,11 @@ impl DbFailure {
     pub fn is_not_a_database(&self) -> bool {
         self.primary_code() == Some(code::NOTADB)
     }
+
+    /// Whether SQLite said another connection holds a lock this statement needed.
+    pub fn is_busy(&self) -> bool {
+        matches!(self.primary_code(), Some(code::BUSY | code::LOCKED))
+    }
 }
 
 impl std::fmt::Display for DbFailure {

@@ -17,7 +17,7 @@ use tether_engine::{
     Conflict, Doc, IndexSet, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
 };
 
-use crate::conn::{statement, Connection, SqlResult, Statement};
+use crate::conn::{statement, Connection, SqlError, SqlResult, Statement};
 use crate::index::{self, EntryWriter};
 use crate::schema;
 use crate::sql::{self, Declared};
@@ -61,8 +61,7 @@ impl<C: Connection> SqlStore<C> {
     fn setup(conn: C, what: &str) -> SqlResult<Self> {
         conn.execute_batch(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))?;
         schema::prepare(&conn, what)?;
-        // journal_mode answers with the mode it set; an in-memory database stays "memory".
-        conn.query_row("PRAGMA journal_mode = WAL", &[], |_| Ok(()))?;
+        use_wal(&conn)?;
         // Larger than the 2 MB default cache so the inner B-tree pages of a million-record
         // replica stay cached between pages; the bound keeps peak memory flat whatever the size.
         conn.execute_batch(
@@ -545,6 +544,29 @@ impl<C: Connection> Drop for Tx<'_, C> {
             // Nothing to report to: the error that got us here is already on its way up, and a
             // rollback only fails when there is no transaction left to roll back.
             let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Times [`use_wal`] waits for another connection's write lock before giving up.
+const WAL_SWITCH_TRIES: u32 = 20;
+
+/// Turns on WAL (the pragma answers with the mode it set; an in-memory database stays
+/// "memory"). The switch takes the write lock from inside a read, where SQLite answers busy at
+/// once instead of calling the busy handler (waiting there could deadlock two readers). Another
+/// connection opening the same new file at that moment (migrating it, or switching it too)
+/// holds that lock for a moment, so on busy this waits for it as any writer does (`BEGIN
+/// IMMEDIATE` from outside a transaction waits up to the busy timeout) and asks again; once
+/// the other connection has switched the file, asking again changes nothing.
+fn use_wal(conn: &impl Connection) -> SqlResult<()> {
+    let mut tries = 0;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", &[], |_| Ok(())) {
+            Err(SqlError::Db(e)) if e.is_busy() && tries < WAL_SWITCH_TRIES => {
+                tries += 1;
+                conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")?;
+            }
+            done => return done.map(|_| ()),
         }
     }
 }
