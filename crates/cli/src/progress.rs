@@ -23,6 +23,15 @@ impl Bar {
     }
 
     pub(crate) fn event(&self, p: &Progress) {
+        if p.phase == Phase::Ready {
+            // A partial replica's priority is complete: said once, above the bar.
+            if let Some(priority) = p.priority {
+                self.bar.println(format!(
+                    "priority {priority} complete: its subscriptions are in"
+                ));
+            }
+            return;
+        }
         if let Some(total) = p.total {
             self.bar.set_length(total);
         }
@@ -33,6 +42,7 @@ impl Bar {
             Phase::Apply => "applying",
             Phase::Verify => "verifying",
             Phase::Sweep => "sweeping",
+            Phase::Ready => "ready",
         });
     }
 

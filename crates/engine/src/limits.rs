@@ -48,6 +48,10 @@ pub const MAX_FILTER_PATHS: usize = 4;
 /// range per value of its first path.
 pub const MAX_FILTER_VALUES: usize = 100;
 
+/// Most subscriptions a replica holds in one scope: each is pulled on its own every sync (one
+/// request at least) and checked against every evicted row.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+
 /// Most member names in one filter path (`owner.team` is 2).
 pub const MAX_PATH_SEGMENTS: usize = 8;
 

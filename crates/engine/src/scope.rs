@@ -8,9 +8,12 @@ use crate::error::{Error, Result, RunError};
 use crate::events::EventHub;
 use crate::query::{Query, QueryPage};
 pub use crate::rules::record_of;
-use crate::rules::{plan_local_edit, LocalEdit, Row, ScopeState};
+use crate::rules::{plan_evict, plan_local_edit, Changeset, LocalEdit, Row, ScopeState};
 use crate::store::Store;
-use crate::types::{Checkpoint, Conflict, Data, Key, Millis, Record, Run, RunStatus, ScopeId};
+use crate::subscription::{Held, Subscription};
+use crate::types::{
+    Checkpoint, Conflict, Data, Key, KeyRange, Millis, Record, Run, RunStatus, ScopeId,
+};
 
 /// One scope of a replica.
 ///
@@ -57,6 +60,10 @@ pub struct ScopeStatus {
     pub full_sync_in_progress: bool,
     /// Whether a sync is recommended now, and why.
     pub sync_recommended: bool,
+    /// The subscriptions of a partial replica, with where each stands; empty: the replica
+    /// holds the whole scope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<Held>,
     /// Why a sync is recommended.
     pub reason: Option<String>,
 }
@@ -117,6 +124,34 @@ pub fn stats_of(runs: &[Run], days: u32) -> Stats {
 }
 
 const DAY_MS: i64 = 86_400_000;
+
+/// Rows read and evicted per transaction when subscriptions narrow.
+const EVICT_BATCH: usize = 1000;
+
+/// The held state of `sub` when the subscriptions become a list holding it: its own if it was
+/// held already; complete at a holder's checkpoint if a complete held subscription (or the
+/// whole scope, synced) covers it; else not yet downloaded.
+fn held_from(st: &ScopeState, sub: Subscription, priority: u8) -> Held {
+    if let Some(old) = st.subscriptions.iter().find(|h| h.subscription == sub) {
+        return Held {
+            priority,
+            ..old.clone()
+        };
+    }
+    let holder = if st.subscriptions.is_empty() {
+        st.checkpoint.clone().filter(|_| !st.full_sync)
+    } else {
+        st.subscriptions
+            .iter()
+            .find(|h| h.complete && h.subscription.covers(&sub))
+            .and_then(|h| h.checkpoint.clone())
+    };
+    Held {
+        complete: holder.is_some(),
+        checkpoint: holder,
+        ..Held::new(sub, priority)
+    }
+}
 
 impl<'a, S: Store> ScopeHandle<'a, S> {
     /// A handle on `scope` of `store`.
@@ -286,7 +321,7 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
             Some("never synced")
         } else if last.as_ref().is_some_and(|r| r.status == RunStatus::Failed) {
             Some("the last sync failed")
-        } else if st.full_sync {
+        } else if st.full_sync || st.subscriptions.iter().any(|h| !h.complete) {
             Some("a full download is unfinished")
         } else if pending > 0 {
             Some("local edits are waiting to be pushed")
@@ -308,7 +343,177 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
             full_sync_in_progress: st.full_sync,
             sync_recommended: reason.is_some(),
             reason: reason.map(str::to_owned),
+            subscriptions: st.subscriptions,
         })
+    }
+
+    /// The subscriptions the replica holds of this scope (docs/partial-sync.md), in the order
+    /// they were declared; empty when it holds the whole scope.
+    pub async fn subscriptions(&self) -> Result<Vec<Held>> {
+        Ok(self.store.scope_state(&self.scope).await?.subscriptions)
+    }
+
+    /// Whether every subscription of priority `priority` or higher (a lower number) has been
+    /// downloaded to the end once, so what they select is in the replica. A whole scope is
+    /// ready once synced.
+    pub async fn is_ready(&self, priority: u8) -> Result<bool> {
+        let st = self.store.scope_state(&self.scope).await?;
+        if st.subscriptions.is_empty() {
+            return Ok(st.synced_at.is_some() && !st.full_sync);
+        }
+        Ok(st
+            .subscriptions
+            .iter()
+            .filter(|h| h.priority <= priority)
+            .all(|h| h.complete))
+    }
+
+    /// Replaces the replica's subscriptions of this scope with `wanted` (subscription and
+    /// priority, 0 the highest); an empty list makes it a whole-scope replica again (the next
+    /// sync downloads what it lacks; what it holds comes as unchanged). Returns the number of
+    /// records evicted.
+    ///
+    /// A subscription kept keeps its progress; a new one that a complete one (or the whole
+    /// scope, synced) covers starts where that one stands and downloads nothing; any other
+    /// starts from the beginning at the next sync. Held records that no subscription selects
+    /// any more leave the replica now (change events mark them `evicted`), except records with
+    /// a pending edit, which stay until the edit is answered. Each subscription is checked
+    /// ([`Subscription::validate`]); at most [`MAX_SUBSCRIPTIONS`] of them, none twice.
+    ///
+    /// [`MAX_SUBSCRIPTIONS`]: crate::limits::MAX_SUBSCRIPTIONS
+    ///
+    /// ```
+    /// # futures_executor::block_on(async {
+    /// use serde_json::json;
+    /// use tether_engine::{memory::MemoryStore, subscription::Subscription, ScopeHandle, ScopeId};
+    /// let store = MemoryStore::new();
+    /// let scope = ScopeHandle::new(&store, ScopeId::new("org-1").unwrap());
+    /// let repos = Subscription::new("repositories");
+    /// let files = Subscription::new("files").with_filter("repository", [json!("repo_1")]);
+    /// scope.set_subscriptions(vec![(repos, 0), (files, 1)]).await.unwrap();
+    /// assert_eq!(scope.subscriptions().await.unwrap().len(), 2);
+    /// assert!(!scope.is_ready(0).await.unwrap(), "nothing downloaded yet");
+    /// # });
+    /// ```
+    pub async fn set_subscriptions(&self, wanted: Vec<(Subscription, u8)>) -> Result<u64> {
+        if wanted.len() > crate::limits::MAX_SUBSCRIPTIONS {
+            return Err(Error::invalid(format!(
+                "a replica holds at most {} subscriptions of a scope, got {}",
+                crate::limits::MAX_SUBSCRIPTIONS,
+                wanted.len()
+            ))
+            .with_detail(crate::Detail::TooLarge));
+        }
+        for (i, (sub, _)) in wanted.iter().enumerate() {
+            sub.validate()?;
+            if wanted[..i].iter().any(|(s, _)| s == sub) {
+                return Err(Error::invalid(format!(
+                    "the subscription {} is declared twice",
+                    sub.encode()
+                )));
+            }
+        }
+        let narrowed = std::sync::atomic::AtomicBool::new(false);
+        self.store
+            .update(
+                &self.scope,
+                &[],
+                false,
+                |st: &ScopeState, _: &[Option<Row>]| {
+                    let mut scope = st.clone();
+                    scope.subscriptions = wanted
+                        .into_iter()
+                        .map(|(sub, priority)| held_from(st, sub, priority))
+                        .collect();
+                    let kept_all = st.subscriptions.iter().all(|old| {
+                        scope
+                            .subscriptions
+                            .iter()
+                            .any(|new| new.subscription.covers(&old.subscription))
+                    });
+                    let narrows = !scope.subscriptions.is_empty()
+                        && (st.subscriptions.is_empty() || !kept_all);
+                    narrowed.store(narrows, std::sync::atomic::Ordering::Relaxed);
+                    if scope.subscriptions.is_empty() != st.subscriptions.is_empty() {
+                        // Whole to partial: the scope's checkpoint is unused from now on; partial
+                        // to whole: the next sync downloads the scope in full.
+                        scope.checkpoint = None;
+                        scope.full_sync = false;
+                    }
+                    Ok(Changeset {
+                        scope,
+                        ..Changeset::default()
+                    })
+                },
+            )
+            .await?;
+        if !narrowed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(0);
+        }
+        self.evict_unselected().await
+    }
+
+    /// Adds a subscription (or changes its priority), keeping the others.
+    pub async fn subscribe(&self, sub: Subscription, priority: u8) -> Result<()> {
+        let mut wanted: Vec<(Subscription, u8)> = self
+            .subscriptions()
+            .await?
+            .into_iter()
+            .map(|h| (h.subscription, h.priority))
+            .filter(|(s, _)| *s != sub)
+            .collect();
+        wanted.push((sub, priority));
+        self.set_subscriptions(wanted).await.map(|_| ())
+    }
+
+    /// Removes a subscription, evicting what no other selects; returns the number of records
+    /// evicted. Removing the last one makes the replica whole again (no subscription selects
+    /// the whole scope), as `set_subscriptions(vec![])` does.
+    pub async fn unsubscribe(&self, sub: &Subscription) -> Result<u64> {
+        let wanted: Vec<(Subscription, u8)> = self
+            .subscriptions()
+            .await?
+            .into_iter()
+            .filter(|h| h.subscription != *sub)
+            .map(|h| (h.subscription, h.priority))
+            .collect();
+        self.set_subscriptions(wanted).await
+    }
+
+    /// Evicts every held row no subscription selects, in transactions of [`EVICT_BATCH`] rows.
+    async fn evict_unselected(&self) -> Result<u64> {
+        let mut evicted = 0;
+        let mut from: Option<Key> = None;
+        loop {
+            let range = KeyRange {
+                from: from.clone(),
+                to: None,
+            };
+            let mut keys = self
+                .store
+                .range_keys(&self.scope, &range, EVICT_BATCH + 1)
+                .await?;
+            if from.is_some() && keys.first() == from.as_ref() {
+                keys.remove(0);
+            }
+            let Some(last) = keys.last().cloned() else {
+                return Ok(evicted);
+            };
+            let applied = self
+                .store
+                .update(
+                    &self.scope,
+                    &keys,
+                    true,
+                    |st: &ScopeState, rows: &[Option<Row>]| plan_evict(st, rows),
+                )
+                .await?;
+            evicted += applied.counts.deleted;
+            if let Some(hub) = self.events {
+                hub.publish_applied(&self.scope, &applied, None);
+            }
+            from = Some(last);
+        }
     }
 
     /// The latest runs, newest first.

@@ -190,6 +190,52 @@ impl Subscription {
     }
 }
 
+/// A subscription as a replica holds it: with its priority, and where its download stands.
+/// Stored in the scope's state ([`crate::rules::ScopeState::subscriptions`]) and written in the
+/// same transaction as the pages that move it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    /// What it selects.
+    pub subscription: Subscription,
+    /// 0 is the highest: a sync completes every subscription of a priority before the next.
+    #[serde(default)]
+    pub priority: u8,
+    /// Where its pull stands in the scope's feed; `None` before its first page.
+    #[serde(default)]
+    pub checkpoint: Option<crate::types::Checkpoint>,
+    /// Its pull reached the end at `checkpoint` once: the replica holds every record it
+    /// selected then. A new subscription is not complete until its download ends.
+    #[serde(default)]
+    pub complete: bool,
+}
+
+impl Held {
+    /// A subscription not yet downloaded.
+    pub fn new(subscription: Subscription, priority: u8) -> Self {
+        Held {
+            subscription,
+            priority,
+            checkpoint: None,
+            complete: false,
+        }
+    }
+}
+
+impl Subscription {
+    /// Whether every record `other` selects is one this selects too: same collection, and each
+    /// of this one's filters is in `other` with a subset of its values. A replica that holds
+    /// this one completely holds `other` and starts `other` at this one's checkpoint.
+    pub fn covers(&self, other: &Subscription) -> bool {
+        self.collection == other.collection
+            && self.filters.iter().all(|(path, values)| {
+                other
+                    .filters
+                    .get(path)
+                    .is_some_and(|theirs| theirs.iter().all(|v| values.iter().any(|w| same(v, w))))
+            })
+    }
+}
+
 /// A change of a subscription's collection whose new state is outside the subscription, in a
 /// [`SubsetPage`]: the record moved out, or changed while outside (a replica that does not
 /// hold it ignores it). Deletes are tombstones in `changes`, as in any page.
@@ -339,6 +385,18 @@ mod tests {
         ] {
             assert!(!sub.matches("o", no.as_object().unwrap()), "{no}");
         }
+    }
+
+    #[test]
+    fn covering() {
+        let all = Subscription::new("files");
+        let two = Subscription::new("files").with_filter("repository", [json!("a"), json!("b")]);
+        let one = Subscription::new("files").with_filter("repository", [json!("a")]);
+        let narrower = one.clone().with_filter("kind", [json!("sql")]);
+        assert!(all.covers(&two) && two.covers(&one) && one.covers(&narrower));
+        assert!(two.covers(&two));
+        assert!(!one.covers(&two) && !two.covers(&all) && !narrower.covers(&one));
+        assert!(!all.covers(&Subscription::new("objects")));
     }
 
     #[test]

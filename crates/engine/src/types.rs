@@ -529,6 +529,23 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run of `scope` of `kind` started by hand at `now`, not yet recorded (id 0).
+    pub fn manual(scope: &ScopeId, kind: RunKind, now: Millis) -> Run {
+        Run {
+            id: 0,
+            scope: scope.to_string(),
+            kind,
+            trigger: Trigger::Manual,
+            started_at: now,
+            finished_at: None,
+            status: RunStatus::Running,
+            pages: 0,
+            counts: Counts::default(),
+            bytes_received: 0,
+            error: None,
+        }
+    }
+
     /// Duration in milliseconds, once ended.
     pub fn duration_ms(&self) -> Option<i64> {
         self.finished_at.map(|f| f - self.started_at)
@@ -549,6 +566,9 @@ pub enum Phase {
     Verify,
     /// Removing rows of an older generation after a full resync.
     Sweep,
+    /// Every subscription of [`Progress::priority`] is complete: what they select is in the
+    /// replica (a partial replica; docs/partial-sync.md).
+    Ready,
 }
 
 /// A progress event while syncing.
@@ -564,4 +584,11 @@ pub struct Progress {
     pub total: Option<u64>,
     /// `done / total` as a percentage in `[0, 100]`, when known.
     pub percent: Option<f64>,
+    /// The subscription (its encoding) the event is about, in a partial replica; then `done`
+    /// and `total` count its records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    /// Its priority, or the priority now complete ([`Phase::Ready`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
 }

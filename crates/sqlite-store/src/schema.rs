@@ -65,7 +65,7 @@ use tether_engine::Error;
 use crate::conn::{Connection, SqlError, SqlResult};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The value of the `format` marker in `tether_meta`.
 const FORMAT: &str = "tether-replica";
@@ -200,6 +200,11 @@ ALTER TABLE records ADD COLUMN sent INTEGER;
     // module docs).
     r#"
 CREATE INDEX index_entries_by_row ON index_entries (index_no, scope_id, id);
+"#,
+    // Version 8: a partial replica's subscriptions (`ScopeState::subscriptions`) as the JSON
+    // of their list; NULL for a replica of the whole scope.
+    r#"
+ALTER TABLE scopes ADD COLUMN subscriptions TEXT;
 "#,
 ];
 

@@ -20,6 +20,9 @@ pub enum Source {
     Sweep,
     /// A repair of rows that differed from the cloud.
     Repair,
+    /// A change of a partial replica's subscriptions: records no subscription selects any
+    /// more leave the replica (docs/partial-sync.md).
+    Subscriptions,
 }
 
 /// How a key's visible record changed.
@@ -43,6 +46,11 @@ pub struct KeyChange {
     pub id: String,
     /// What happened to it.
     pub op: ChangeOp,
+    /// A [`ChangeOp::Delete`] of a record that still exists in the cloud but left this partial
+    /// replica (it moved out of its subscriptions, or they were removed): a UI may say "no
+    /// longer synced" rather than "deleted".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evicted: bool,
 }
 
 /// The visible changes a changeset makes: a record that appears, disappears, changes its data,
@@ -72,6 +80,7 @@ pub fn changes_of(cs: &Changeset) -> Vec<KeyChange> {
             collection: key.collection.clone(),
             id: key.id.clone(),
             op,
+            evicted: matches!(w, RowWrite::Remove { evict: true, .. }),
         });
     }
     out

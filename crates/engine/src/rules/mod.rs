@@ -24,10 +24,12 @@
 
 mod changes;
 mod plan;
+mod subset;
 mod validate;
 
 pub use changes::*;
 pub use plan::*;
+pub use subset::*;
 pub use validate::*;
 
 use serde::{Deserialize, Serialize};
@@ -114,6 +116,11 @@ pub struct ScopeState {
     /// `"{client}:{seq}"` (see [`crate::mutation`]).
     #[serde(default)]
     pub client: Option<String>,
+    /// The parts of the scope this replica holds, in the order they were declared; empty: the
+    /// whole scope (docs/partial-sync.md). With subscriptions, `checkpoint` is unused (each
+    /// subscription has its own) and stays `None`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<crate::subscription::Held>,
 }
 
 impl ScopeState {
@@ -192,6 +199,9 @@ pub enum RowWrite {
         key: Key,
         /// The row deleted.
         prior: Prior,
+        /// The record still exists in the cloud but left this partial replica (a move-out or
+        /// a subscription removed): change events say so ([`KeyChange::evicted`]).
+        evict: bool,
     },
 }
 

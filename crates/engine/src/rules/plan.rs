@@ -72,7 +72,7 @@ pub fn plan_page(
     Ok(out)
 }
 
-fn check_version(row: &Row, inc: &Incoming) -> Result<()> {
+pub(super) fn check_version(row: &Row, inc: &Incoming) -> Result<()> {
     if inc.version < row.version {
         return Err(Error::protocol(format!(
             "{}/{}: version went backwards from {} to {}",
@@ -91,7 +91,7 @@ fn check_version(row: &Row, inc: &Incoming) -> Result<()> {
 }
 
 /// Applies one incoming cloud state to a key, updating totals, counters and conflicts.
-fn apply_one(
+pub(super) fn apply_one(
     scope_name: &str,
     out: &mut Changeset,
     inc: Incoming,
@@ -145,7 +145,11 @@ fn apply_one(
             row: cloud_row(key, updated_at, data, hash),
             prior: Some(prior),
         },
-        None => RowWrite::Remove { key, prior },
+        None => RowWrite::Remove {
+            key,
+            prior,
+            evict: false,
+        },
     };
     match row {
         Some((prior, r)) if r.pending.is_some() => {
@@ -154,7 +158,11 @@ fn apply_one(
                 out.counts.unchanged += 1;
                 out.rows.push(match new_hash {
                     Some(_) => touch(key, prior, updated_at, None, None),
-                    None => RowWrite::Remove { key, prior },
+                    None => RowWrite::Remove {
+                        key,
+                        prior,
+                        evict: false,
+                    },
                 });
             } else if ours {
                 // The cloud holds what an unanswered push of this run sent: our own write,
@@ -205,7 +213,11 @@ fn apply_one(
             }
             None => {
                 out.counts.deleted += 1;
-                out.rows.push(RowWrite::Remove { key, prior });
+                out.rows.push(RowWrite::Remove {
+                    key,
+                    prior,
+                    evict: false,
+                });
             }
         },
     }
@@ -461,6 +473,7 @@ pub fn plan_push(
                     (None, Some(prior)) => Some(RowWrite::Remove {
                         key: key.clone(),
                         prior,
+                        evict: false,
                     }),
                     (None, None) => None,
                 }
@@ -575,6 +588,7 @@ pub fn plan_sweep(
         out.rows.push(RowWrite::Remove {
             key: row.key.clone(),
             prior,
+            evict: false,
         });
     }
     out.scope.full_sync = false;
@@ -639,6 +653,7 @@ pub fn plan_repair(
                         None => Some(RowWrite::Remove {
                             key: key.clone(),
                             prior,
+                            evict: false,
                         }),
                     }
                 } else if rests_on(r, version, cloud_hash) {
@@ -652,6 +667,7 @@ pub fn plan_repair(
                         None => Some(RowWrite::Remove {
                             key: key.clone(),
                             prior,
+                            evict: false,
                         }),
                     }
                 }
@@ -660,6 +676,7 @@ pub fn plan_repair(
             (Some(r), None) => Some(RowWrite::Remove {
                 key: key.clone(),
                 prior: Prior::of(slot, r),
+                evict: false,
             }),
             (Some(r), Some(i)) => {
                 let hash = i.hash();

@@ -160,28 +160,8 @@ pub fn validate_page(page: Page) -> Result<ValidPage> {
                 .with_detail(Detail::SnapshotMissing),
         );
     }
-    let mut buf = Vec::with_capacity(512);
-    let mut changes = page
-        .changes
-        .into_iter()
-        .map(|c| validate_change(c, &mut buf))
-        .collect::<Result<Vec<_>>>()?;
-    // Key order, highest version first within a key; then keep the first of each key.
-    crate::sort::sort_by(&mut changes, |a, b| {
-        a.key.cmp(&b.key).then(b.version.cmp(&a.version))
-    });
-    for w in changes.windows(2) {
-        if w[0].key == w[1].key && w[0].version == w[1].version && w[0].hash() != w[1].hash() {
-            return Err(Error::protocol(format!(
-                "{}/{}: two different states with version {} in one page",
-                w[0].key.collection, w[0].key.id, w[0].version
-            ))
-            .with_detail(Detail::VersionBackwards));
-        }
-    }
-    changes.dedup_by(|later, first| later.key == first.key);
     Ok(ValidPage {
-        changes,
+        changes: valid_changes(page.changes)?,
         checkpoint,
         has_more: page.has_more,
         remaining: page.remaining,
@@ -272,4 +252,29 @@ fn current_of(row: &Row, current: Option<Change>, buf: &mut Vec<u8>) -> Result<O
         .with_detail(Detail::Malformed));
     }
     Ok(Some(validate_change(c, buf)?))
+}
+
+/// Validates a page's changes ([`validate_change`]) and puts them in key order, one per key
+/// (the highest version of each; two different states of one version are a protocol error).
+pub(super) fn valid_changes(changes: Vec<Change>) -> Result<Vec<Incoming>> {
+    let mut buf = Vec::with_capacity(512);
+    let mut changes = changes
+        .into_iter()
+        .map(|c| validate_change(c, &mut buf))
+        .collect::<Result<Vec<_>>>()?;
+    // Key order, highest version first within a key; then keep the first of each key.
+    crate::sort::sort_by(&mut changes, |a, b| {
+        a.key.cmp(&b.key).then(b.version.cmp(&a.version))
+    });
+    for w in changes.windows(2) {
+        if w[0].key == w[1].key && w[0].version == w[1].version && w[0].hash() != w[1].hash() {
+            return Err(Error::protocol(format!(
+                "{}/{}: two different states with version {} in one page",
+                w[0].key.collection, w[0].key.id, w[0].version
+            ))
+            .with_detail(Detail::VersionBackwards));
+        }
+    }
+    changes.dedup_by(|later, first| later.key == first.key);
+    Ok(changes)
 }

@@ -39,12 +39,14 @@ mod pipeline;
 mod preview;
 mod push;
 mod repair;
+mod subsets;
 
 use crate::types::{
     Change, Counts, Key, KeyRange, Millis, MutationResult, Phase, Progress, Run, RunKind,
     RunStatus, ScopeId, Trigger,
 };
 pub use preview::Preview;
+pub use subsets::SubsetCheck;
 
 /// A source of the current time, in milliseconds since the Unix epoch.
 pub trait Clock: MaybeSend + MaybeSync {
@@ -174,6 +176,10 @@ pub struct VerifyReport {
     pub repaired: u64,
     /// Whether they match now.
     pub matches_now: bool,
+    /// A partial replica's subscriptions, each compared on its own (`cloud` and `local` are
+    /// then their sums, and `matched` says every one matched).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<SubsetCheck>,
 }
 
 /// Default [`SyncOptions::push_bytes`]: 4 MiB, half the reference server's default body limit.
@@ -352,6 +358,18 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 "this remote cannot wait for changes: a live sync needs long-polls",
             ));
         }
+        if !self
+            .store
+            .scope_state(scope)
+            .await?
+            .subscriptions
+            .is_empty()
+        {
+            return Err(Error::invalid(
+                "a live sync of a partial replica is not supported yet: sync it in rounds",
+            )
+            .with_detail(Detail::NotSupported));
+        }
         // Caught up once (in full if asked), then round after round of push and long-poll.
         let mut verified = self.round(scope, opts, run).await?;
         let again = SyncOptions {
@@ -408,6 +426,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         run: &mut Run,
     ) -> Result<Snapshot> {
         let mut state = self.store.scope_state(scope).await?;
+        if !state.subscriptions.is_empty() {
+            return self.pull_subsets(scope, opts, run).await;
+        }
         let mut resynced = false;
         let mut caught_up = false;
         if opts.full || (state.checkpoint.is_none() && !state.full_sync) {
@@ -675,22 +696,29 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         total: Option<u64>,
     ) {
         if let Some(sink) = opts.progress {
-            let percent = total.map(|t| {
-                if t == 0 {
-                    100.0
-                } else {
-                    (done as f64 * 100.0 / t as f64).min(100.0)
-                }
-            });
+            let percent = percent(done, total);
             sink.progress(&Progress {
                 scope: scope.to_string(),
                 phase,
                 done,
                 total,
                 percent,
+                subscription: None,
+                priority: None,
             });
         }
     }
+}
+
+/// `done / total` as a percentage in `[0, 100]` (100 for an empty total).
+fn percent(done: u64, total: Option<u64>) -> Option<f64> {
+    total.map(|t| {
+        if t == 0 {
+            100.0
+        } else {
+            (done as f64 * 100.0 / t as f64).min(100.0)
+        }
+    })
 }
 
 /// Every version the remote sent fits a store ([`MAX_VERSION`]).

@@ -17,6 +17,13 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             return Ok(());
         }
         let client = self.client_id(scope, opts).await?;
+        // A partial replica drops what it pushed once answered if no subscription selects it.
+        let partial = !self
+            .store
+            .scope_state(scope)
+            .await?
+            .subscriptions
+            .is_empty();
         let mut after = None;
         let mut done = 0;
         loop {
@@ -119,6 +126,9 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 )
                 .await?;
             run.counts.conflicts += applied.counts.conflicts;
+            if partial {
+                self.evict_unselected(scope, &keys).await?;
+            }
             done += keys.len() as u64;
         }
         self.emit_counts(opts, scope, Phase::Push, done, Some(total));

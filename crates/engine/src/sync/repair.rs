@@ -10,6 +10,15 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
     /// `repair` fixes differing key ranges in place (cloud wins).
     pub async fn verify(&self, scope: &ScopeId, repair: bool) -> Result<VerifyReport> {
         self.remote.begin_run();
+        if !self
+            .store
+            .scope_state(scope)
+            .await?
+            .subscriptions
+            .is_empty()
+        {
+            return self.verify_subsets(scope, repair).await;
+        }
         let cloud = match self.remote.range_digest(scope, &KeyRange::all()).await? {
             Some(s) => s,
             None => match self.remote.status(scope).await? {
@@ -29,19 +38,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         let mut now_local = local;
         let mut now_cloud = cloud;
         if !matched && repair {
-            let mut run = Run {
-                id: 0,
-                scope: scope.to_string(),
-                kind: RunKind::Incremental,
-                trigger: Trigger::Manual,
-                started_at: self.clock.now(),
-                finished_at: None,
-                status: RunStatus::Running,
-                pages: 0,
-                counts: Default::default(),
-                bytes_received: 0,
-                error: None,
-            };
+            let mut run = Run::manual(scope, RunKind::Incremental, self.clock.now());
             repaired = self
                 .repair(scope, &mut run)
                 .await?
@@ -61,6 +58,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             matched,
             repaired,
             matches_now: now_local == now_cloud,
+            subscriptions: Vec::new(),
         })
     }
 
@@ -108,20 +106,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 to: range.to,
             });
         }
-        let totals = self
-            .store
-            .range_snapshot(scope, &KeyRange::all(), false)
-            .await?;
-        self.update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
-            Ok(Changeset {
-                scope: ScopeState {
-                    totals,
-                    ..st.clone()
-                },
-                ..Changeset::default()
-            })
-        })
-        .await?;
+        self.recount(scope).await?;
         run.counts.repaired += repaired;
         Ok(Some(repaired))
     }

@@ -27,19 +27,23 @@
 //! in-process [`Cloud`] with faults; the edit scenarios (`edits`, from
 //! [`edits_during_a_push_end_in_one_place`] to [`repair_is_checked_against_a_fresh_cloud_answer`])
 //! check that every local edit ends in one place while the user and other writers act in the
-//! middle of a sync.
+//! middle of a sync; the subset scenarios (`subsets`, from
+//! [`subscriptions_download_their_records_and_follow_moves`] to
+//! [`a_pending_edit_that_moves_out_is_journaled_not_lost`]) drive partial replicas.
 
 mod edits;
 mod push;
 mod queries;
 mod scenarios;
 mod store_cases;
+mod subsets;
 
 pub use edits::*;
 pub use push::*;
 pub use queries::*;
 pub use scenarios::*;
 pub use store_cases::*;
+pub use subsets::*;
 
 use serde_json::json;
 
@@ -89,6 +93,12 @@ macro_rules! for_each_conformance_case {
         $m!(index_builds_resume_and_sets_change_in_place);
         $m!(change_events_follow_commits);
         $m!(queries_match_the_naive_filter_on_random_data);
+        $m!(subscriptions_download_their_records_and_follow_moves);
+        $m!(adding_downloads_only_the_new_part_and_removing_evicts);
+        $m!(whole_to_partial_and_back);
+        $m!(priorities_complete_in_order);
+        $m!(subset_divergence_is_repaired);
+        $m!(a_pending_edit_that_moves_out_is_journaled_not_lost);
     };
 }
 

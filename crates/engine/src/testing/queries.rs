@@ -130,6 +130,7 @@ pub async fn indexes_follow_every_write<S: Store>(store: &S) {
                         crate::rules::RowWrite::Remove {
                             key: x.key.clone(),
                             prior: crate::rules::Prior::of(1, x),
+                            evict: false,
                         },
                     ],
                     ..crate::rules::Changeset::default()

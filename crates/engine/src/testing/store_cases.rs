@@ -238,6 +238,7 @@ pub async fn touch_keeps_data_and_remove_deletes<S: Store>(store: &S) {
                         RowWrite::Remove {
                             key: Key::new("t", "b"),
                             prior: b,
+                            evict: false,
                         },
                     ],
                     ..Changeset::default()
@@ -471,6 +472,7 @@ pub async fn update_stale_sees_older_generations<S: Store>(store: &S) {
                 out.rows.push(RowWrite::Remove {
                     key: r.key.clone(),
                     prior: Prior::of(slot, r),
+                    evict: false,
                 });
             }
             Ok(out)

@@ -21,7 +21,7 @@ pub(crate) fn scope_state(
 ) -> SqlResult<(Option<i64>, ScopeState)> {
     let found = conn.query_row(
         "SELECT scope_id, checkpoint, count, digest, generation, full_sync, next_seq, \
-             synced_at, client FROM scopes WHERE name = ?1",
+             synced_at, client, subscriptions FROM scopes WHERE name = ?1",
         params![scope.as_str()],
         |r| {
             let digest = match r.value(3)? {
@@ -39,6 +39,12 @@ pub(crate) fn scope_state(
                 next_seq: to_u64(r.get(6)?)?,
                 synced_at: r.get(7)?,
                 client: r.get(8)?,
+                subscriptions: match r.get::<Option<String>>(9)? {
+                    Some(json) => serde_json::from_str(&json).map_err(|e| {
+                        Error::storage(format!("a scope's subscriptions are corrupt: {e}"))
+                    })?,
+                    None => Vec::new(),
+                },
             };
             Ok((Some(r.get(0)?), state))
         },
@@ -60,11 +66,19 @@ pub(crate) fn write_scope_state(
         int(st.next_seq)?,
     );
     let digest = &st.totals.digest.0[..];
+    let subscriptions =
+        match st.subscriptions.is_empty() {
+            true => None,
+            false => Some(serde_json::to_string(&st.subscriptions).map_err(|e| {
+                Error::storage(format!("cannot encode a scope's subscriptions: {e}"))
+            })?),
+        };
     match id {
         Some(id) => {
             conn.execute(
                 "UPDATE scopes SET checkpoint = ?2, count = ?3, digest = ?4, generation = ?5, \
-                 full_sync = ?6, next_seq = ?7, synced_at = ?8, client = ?9 WHERE scope_id = ?1",
+                 full_sync = ?6, next_seq = ?7, synced_at = ?8, client = ?9, subscriptions = ?10 \
+                 WHERE scope_id = ?1",
                 params![
                     id,
                     checkpoint,
@@ -74,7 +88,8 @@ pub(crate) fn write_scope_state(
                     st.full_sync,
                     next_seq,
                     st.synced_at,
-                    st.client.as_deref()
+                    st.client.as_deref(),
+                    subscriptions.as_deref()
                 ],
             )?;
             Ok(id)
@@ -83,7 +98,8 @@ pub(crate) fn write_scope_state(
             // RETURNING rather than last_insert_rowid(): one statement on every binding.
             let id = conn.query_row(
                 "INSERT INTO scopes (name, checkpoint, count, digest, generation, full_sync, \
-                 next_seq, synced_at, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 next_seq, synced_at, client, subscriptions) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  RETURNING scope_id",
                 params![
                     scope.as_str(),
@@ -94,7 +110,8 @@ pub(crate) fn write_scope_state(
                     st.full_sync,
                     next_seq,
                     st.synced_at,
-                    st.client.as_deref()
+                    st.client.as_deref(),
+                    subscriptions.as_deref()
                 ],
                 |r| r.get(0),
             )?;
