@@ -98,6 +98,18 @@ pub(crate) fn status(t: &Target) -> Result<ExitCode> {
     if s.full_sync_in_progress {
         println!("full download    in progress");
     }
+    for h in &s.subscriptions {
+        println!(
+            "subscription     {} (priority {}, {})",
+            h.subscription.encode(),
+            h.priority,
+            if h.complete {
+                "complete"
+            } else {
+                "downloading"
+            }
+        );
+    }
     if let Some(e) = &s.last_error {
         println!("last error       [{}] {}", e.kind.as_str(), e.message);
     }

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use tether_dataset::Dataset;
+use tether_engine::subscription::Subscription;
 use tether_engine::SyncOptions;
 
 use crate::args::{ReplicaArgs, ServerArgs};
@@ -35,6 +36,51 @@ pub(crate) struct SyncArgs {
     /// backoff after failures), until Ctrl-C.
     #[arg(long, value_name = "DURATION", value_parser = parse_every)]
     every: Option<u64>,
+    /// Hold only part of the scope (repeatable; replaces the subscriptions stored with the
+    /// replica, which later syncs keep): a collection, optionally filtered, optionally with a
+    /// priority (0, the default, is the highest; higher priorities complete first). Values are
+    /// strings; for numbers give the JSON form `{"collection":…,"where":{…}}@PRIORITY`.
+    #[arg(
+        long,
+        value_name = "COLLECTION[:PATH=VALUE[,VALUE...]]...[@PRIORITY]",
+        value_parser = parse_only,
+        conflicts_with = "all"
+    )]
+    only: Vec<(Subscription, u8)>,
+    /// Hold the whole scope again (forgets the subscriptions; the next sync downloads what the
+    /// replica lacks).
+    #[arg(long)]
+    all: bool,
+}
+
+/// `files:repository=r1,r2:language=sql@1` (or the JSON form, `@1` optional) as a
+/// subscription and its priority.
+fn parse_only(text: &str) -> std::result::Result<(Subscription, u8), String> {
+    let (body, priority) = match text.rsplit_once('@') {
+        Some((body, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (
+            body,
+            p.parse::<u8>()
+                .map_err(|_| format!("{p:?}: a priority is 0 to 255"))?,
+        ),
+        _ => (text, 0),
+    };
+    let sub = if body.starts_with('{') {
+        Subscription::parse(body).map_err(|e| e.to_string())?
+    } else {
+        let mut parts = body.split(':');
+        let collection = parts.next().unwrap_or_default();
+        let mut sub = Subscription::new(collection);
+        for filter in parts {
+            let (path, values) = filter
+                .split_once('=')
+                .ok_or_else(|| format!("{filter:?}: a filter is PATH=VALUE[,VALUE...]"))?;
+            let values = values.split(',').map(|v| serde_json::json!(v));
+            sub = sub.with_filter(path, values);
+        }
+        sub
+    };
+    sub.validate().map_err(|e| e.to_string())?;
+    Ok((sub, priority))
 }
 
 /// `15m`, `30s`, `1h`, `500ms` as milliseconds.
@@ -88,6 +134,15 @@ pub(crate) struct SeedArgs {
 }
 
 pub(crate) fn sync(a: &SyncArgs) -> Result<ExitCode> {
+    if !a.only.is_empty() || a.all {
+        let replica = a.replica.open()?;
+        let evicted = replica
+            .scope(&a.replica.scope)?
+            .set_subscriptions(a.only.clone())?;
+        if evicted > 0 {
+            println!("{evicted} records no subscription selects left the replica");
+        }
+    }
     if a.live {
         return live(a);
     }
@@ -119,10 +174,22 @@ pub(crate) fn sync(a: &SyncArgs) -> Result<ExitCode> {
         report.run.kind, a.replica.scope, report.run.pages, c.inserted, c.updated, c.deleted,
         c.unchanged, c.conflicts, report.run.bytes_received
     );
-    println!(
-        "verified: {} records, digest {}",
-        report.snapshot.count, report.snapshot.digest
-    );
+    let held = scope.subscriptions()?;
+    if held.is_empty() {
+        println!(
+            "verified: {} records, digest {}",
+            report.snapshot.count, report.snapshot.digest
+        );
+    } else {
+        println!(
+            "holds {} records of {} subscriptions, each verified against the cloud's subset:",
+            report.snapshot.count,
+            held.len()
+        );
+        for h in held {
+            println!("  {} (priority {})", h.subscription.encode(), h.priority);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -282,6 +349,19 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         "cloud: {} records, digest {}\nlocal: {} records, digest {}",
         report.cloud.count, report.cloud.digest, report.local.count, report.local.digest
     );
+    for s in &report.subscriptions {
+        println!(
+            "  {}: cloud {} records, local {}{}",
+            s.subscription,
+            s.cloud.count,
+            s.local.count,
+            if s.cloud == s.local {
+                ""
+            } else {
+                " (differed)"
+            }
+        );
+    }
     if a.repair && !report.matched {
         println!("repaired {} rows", report.repaired);
     }

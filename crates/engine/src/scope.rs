@@ -454,7 +454,7 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
     }
 
     /// Adds a subscription (or changes its priority), keeping the others.
-    pub async fn subscribe(&self, sub: Subscription, priority: u8) -> Result<()> {
+    pub async fn add_subscription(&self, sub: Subscription, priority: u8) -> Result<()> {
         let mut wanted: Vec<(Subscription, u8)> = self
             .subscriptions()
             .await?
@@ -469,7 +469,7 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
     /// Removes a subscription, evicting what no other selects; returns the number of records
     /// evicted. Removing the last one makes the replica whole again (no subscription selects
     /// the whole scope), as `set_subscriptions(vec![])` does.
-    pub async fn unsubscribe(&self, sub: &Subscription) -> Result<u64> {
+    pub async fn remove_subscription(&self, sub: &Subscription) -> Result<u64> {
         let wanted: Vec<(Subscription, u8)> = self
             .subscriptions()
             .await?

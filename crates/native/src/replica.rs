@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures_executor::block_on;
 use tether_engine::events::EventHub;
 use tether_engine::schedule::Schedule;
+use tether_engine::subscription::{Held, Subscription};
 use tether_engine::{
     Conflict, IndexSet, Millis, Preview, Query, QueryPage, Record, Remote, Result, Run,
     ScopeHandle, ScopeId, ScopeStatus, Stats, Store, SyncOptions, SyncReport, Syncer, VerifyReport,
@@ -266,6 +267,64 @@ impl ScopeRef<'_> {
         let syncer = Syncer::new(&self.replica.shared.store, remote, &now)
             .events(&self.replica.shared.events);
         block_on(syncer.preview(self.id(), options))
+    }
+
+    /// The subscriptions this replica holds of the scope (docs/partial-sync.md), in the order
+    /// they were declared; empty when it holds the whole scope.
+    pub fn subscriptions(&self) -> Result<Vec<Held>> {
+        block_on(self.handle.subscriptions())
+    }
+
+    /// Replaces the scope's subscriptions (each with its priority, 0 the highest) and evicts
+    /// the records no subscription selects any more (not those with a pending edit); returns
+    /// how many left. An empty list makes the replica whole again. Waits for a sync of the
+    /// scope in this process to end first. See [`ScopeHandle::set_subscriptions`].
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use tether_engine::{cloud::Cloud, subscription::Subscription, ScopeId};
+    /// use tether_native::{Replica, SyncOptions};
+    /// let cloud = Cloud::new();
+    /// let org = ScopeId::new("org-1").unwrap();
+    /// cloud.put(&org, "files", "f1", json!({"repository": "r1"}), 0);
+    /// cloud.put(&org, "files", "f2", json!({"repository": "r2"}), 0);
+    /// let replica = Replica::open_in_memory().unwrap();
+    /// let scope = replica.scope("org-1").unwrap();
+    /// let r1 = Subscription::new("files").with_filter("repository", [json!("r1")]);
+    /// scope.set_subscriptions(vec![(r1, 0)]).unwrap();
+    /// scope.sync(&cloud, SyncOptions::default()).unwrap();
+    /// assert!(scope.get("files", "f1").unwrap().is_some());
+    /// assert!(scope.get("files", "f2").unwrap().is_none());
+    /// assert!(scope.is_ready(0).unwrap());
+    /// ```
+    ///
+    /// [`ScopeHandle::set_subscriptions`]: tether_engine::ScopeHandle::set_subscriptions
+    pub fn set_subscriptions(&self, wanted: Vec<(Subscription, u8)>) -> Result<u64> {
+        let lock = self.replica.sync_lock(self.id());
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        block_on(self.handle.set_subscriptions(wanted))
+    }
+
+    /// Adds a subscription (or changes its priority), keeping the others.
+    pub fn add_subscription(&self, sub: Subscription, priority: u8) -> Result<()> {
+        let lock = self.replica.sync_lock(self.id());
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        block_on(self.handle.add_subscription(sub, priority))
+    }
+
+    /// Removes a subscription, evicting what no other selects; returns how many records left.
+    /// Removing the last one makes the replica whole again.
+    pub fn remove_subscription(&self, sub: &Subscription) -> Result<u64> {
+        let lock = self.replica.sync_lock(self.id());
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        block_on(self.handle.remove_subscription(sub))
+    }
+
+    /// Whether every subscription of priority `priority` or higher has been downloaded to the
+    /// end once (a whole scope: whether it was synced). Progress events of phase `Ready` say
+    /// when, during a sync.
+    pub fn is_ready(&self, priority: u8) -> Result<bool> {
+        block_on(self.handle.is_ready(priority))
     }
 
     /// Compares the replica's rows (every record's data hashed again) with the cloud's digest;

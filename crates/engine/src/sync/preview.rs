@@ -30,6 +30,12 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
     pub async fn preview(&self, scope: &ScopeId, opts: SyncOptions<'_>) -> Result<Preview> {
         self.remote.begin_run();
         let state = self.store.scope_state(scope).await?;
+        if !state.subscriptions.is_empty() {
+            return Err(Error::invalid(
+                "a preview of a partial replica is not supported yet: it would pull the whole scope",
+            )
+            .with_detail(Detail::NotSupported));
+        }
         let mut out = Preview {
             pushes: self.store.pending_count(scope).await?,
             full: opts.full || state.checkpoint.is_none() || state.full_sync,

@@ -147,7 +147,7 @@ pub async fn adding_downloads_only_the_new_part_and_removing_evicts<S: Store>(st
         .await
         .unwrap();
     syncer.sync(&s, SyncOptions::default()).await.unwrap();
-    scope.subscribe(r2.clone(), 0).await.unwrap();
+    scope.add_subscription(r2.clone(), 0).await.unwrap();
     let added = syncer.sync(&s, SyncOptions::default()).await.unwrap();
     assert_eq!(
         (added.run.counts.inserted, added.run.counts.unchanged),
@@ -156,7 +156,7 @@ pub async fn adding_downloads_only_the_new_part_and_removing_evicts<S: Store>(st
     );
     // Covered by r1 and r2 together is not covered by one: f001..f091 are r1 alone.
     let narrow = files_of(&["r1"]).with_filter("path", [json!("p1.sql"), json!("p11.sql")]);
-    scope.subscribe(narrow.clone(), 1).await.unwrap();
+    scope.add_subscription(narrow.clone(), 1).await.unwrap();
     let held = scope.subscriptions().await.unwrap();
     assert!(
         held.iter()
@@ -175,7 +175,7 @@ pub async fn adding_downloads_only_the_new_part_and_removing_evicts<S: Store>(st
         )
         .await
         .unwrap();
-    let evicted = scope.unsubscribe(&r1).await.unwrap();
+    let evicted = scope.remove_subscription(&r1).await.unwrap();
     assert_eq!(
         evicted, 7,
         "r1's files but f001 and f011 (narrow) and f021 (pending)"
