@@ -137,7 +137,7 @@ fn partial_replica_follows_the_cloud(storage: &[&str]) {
     assert!(verified.ends_with("match\n"), "{verified}");
     let status = stdout(tether(&["status", "--db", part, "--scope", "org-1"]));
     assert!(
-        status.contains(&format!("subscription     {{\"collection\":\"files\"")),
+        status.contains("subscription     {\"collection\":\"files\""),
         "{status}"
     );
 
