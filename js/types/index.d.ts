@@ -122,7 +122,8 @@ export interface TetherRecord<T extends object = JsonObject> {
 export type RunKind = 'initial' | 'incremental' | 'full-resync';
 export type Trigger = 'manual' | 'background' | 'startup' | 'live';
 export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled';
-export type Phase = 'push' | 'pull' | 'apply' | 'verify' | 'sweep';
+/** `ready`: every subscription of `priority` is complete (a partial replica). */
+export type Phase = 'push' | 'pull' | 'apply' | 'verify' | 'sweep' | 'ready';
 
 /** One sync run as kept in history. */
 export interface Run {
@@ -182,6 +183,10 @@ export interface Progress {
   total: number | null;
   /** 0..100, when the total is known. */
   percent: number | null;
+  /** The subscription (its canonical JSON) the event is about, in a partial replica. */
+  subscription?: string;
+  /** Its priority, or the priority now complete (`phase: 'ready'`). */
+  priority?: number;
 }
 
 export interface ScopeStatus {
@@ -424,13 +429,19 @@ export interface QueryResult<T extends object = JsonObject> {
 }
 
 /** What made a change. */
-export type ChangeSource = 'local' | 'pull' | 'push' | 'sweep' | 'repair';
+/** `subscriptions`: a partial replica's subscriptions narrowed and records left it. */
+export type ChangeSource = 'local' | 'pull' | 'push' | 'sweep' | 'repair' | 'subscriptions';
 
 /** One changed record: `insert` (became visible), `update` (its data changed), `delete`. */
 export interface KeyChange {
   collection: string;
   id: string;
   op: 'insert' | 'update' | 'delete';
+  /**
+   * On a `delete` of a partial replica: the record still exists in the cloud but no
+   * subscription selects it any more ("no longer synced", not "deleted").
+   */
+  evicted?: boolean;
 }
 
 /**
