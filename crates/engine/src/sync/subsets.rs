@@ -152,6 +152,9 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             let wanted = sub.clone();
             let page = pipeline::run_on(opts.offload, move || {
                 check_versions(&page.changes)?;
+                for o in &page.outside {
+                    check_version(format_args!("{}/{}", o.collection, o.id), o.version)?;
+                }
                 validate_subset_page(page, &wanted)
             })
             .await?;
