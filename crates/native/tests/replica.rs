@@ -264,14 +264,15 @@ fn a_version_1_file_is_migrated_in_place_and_keeps_its_history() {
             .unwrap();
     }
     // Turn the file back into what version 1 wrote: no `runs.error_detail`, no
-    // `conflicts.reason`, no `scopes.client`, no index tables, no `records.sent`.
+    // `conflicts.reason`, no `scopes.client`, no index tables, no `records.sent`, no
+    // `scopes.subscriptions`.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
             "ALTER TABLE runs DROP COLUMN error_detail; ALTER TABLE conflicts DROP COLUMN reason; \
              ALTER TABLE scopes DROP COLUMN client; DROP TABLE index_entries; \
              DROP TABLE indexes; ALTER TABLE records DROP COLUMN sent; \
-             PRAGMA user_version = 1;",
+             ALTER TABLE scopes DROP COLUMN subscriptions; PRAGMA user_version = 1;",
         )
         .unwrap();
     }
@@ -321,7 +322,7 @@ fn a_version_2_file_is_migrated_in_place_and_keeps_its_conflicts() {
         c.execute_batch(
             "ALTER TABLE conflicts DROP COLUMN reason; ALTER TABLE scopes DROP COLUMN client; \
              DROP TABLE index_entries; DROP TABLE indexes; ALTER TABLE records DROP COLUMN sent; \
-             PRAGMA user_version = 2;",
+             ALTER TABLE scopes DROP COLUMN subscriptions; PRAGMA user_version = 2;",
         )
         .unwrap();
     }

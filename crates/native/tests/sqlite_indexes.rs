@@ -106,13 +106,14 @@ fn a_version_4_file_migrates_keeping_its_data_and_builds_indexes() {
         let store = SqliteStore::open(&path).unwrap();
         sync_columns(&store, &s, 300)
     };
-    // A version-4 file is this one without the two tables version 5 added and the column
-    // version 6 added (version 7 only adds an index to a dropped table).
+    // A version-4 file is this one without the two tables version 5 added, the column
+    // version 6 added (version 7 only adds an index to a dropped table) and the column version
+    // 8 added.
     {
         let c = sqlite(&path);
         c.execute_batch(
             "DROP TABLE index_entries; DROP TABLE indexes; ALTER TABLE records DROP COLUMN sent; \
-             PRAGMA user_version = 4;",
+             ALTER TABLE scopes DROP COLUMN subscriptions; PRAGMA user_version = 4;",
         )
         .unwrap();
     }
@@ -120,7 +121,7 @@ fn a_version_4_file_migrates_keeping_its_data_and_builds_indexes() {
     let version: i64 = sqlite(&path)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((version, SCHEMA_VERSION), (7, 7));
+    assert_eq!((version, SCHEMA_VERSION), (8, 8));
     let state = block_on(store.scope_state(&s)).unwrap();
     assert_eq!(state.totals, cloud.snapshot(&s), "data kept");
     assert!(store.indexes().is_empty());
