@@ -1,6 +1,8 @@
 //! The `tether` binary as a user runs it: the demo end to end, then the inspection and local
 //! record commands on the replica it leaves, and the errors of a missing replica.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -201,48 +203,8 @@ fn sync_every_takes_a_duration() {
 #[test]
 fn sync_dry_run_reports_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let url = format!("http://{addr}");
     let cloud = dir.path().join("cloud.db");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args([
-            "serve",
-            "--bind",
-            &addr,
-            "--db",
-            cloud.to_str().unwrap(),
-            "--dev-token",
-            "t",
-        ])
-        .env_remove("TETHER_TOKENS")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start tether serve");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never listened"
-        );
-        if let Ok(Some(status)) = server.try_wait() {
-            panic!("the server exited: {status}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _server = Kill(server);
+    let (_server, url) = support::serve(&["--db", cloud.to_str().unwrap()]);
     let db = dir.path().join("r.db");
     let db = db.to_str().unwrap();
     let remote = ["--remote", url.as_str(), "--token", "t", "--scope", "s"];

@@ -3,9 +3,10 @@
 //! matching files, follows a file moved to another repository out, and verifies; `--all`
 //! makes it whole again.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::io::Write as _;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn tether(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tether"))
@@ -22,45 +23,6 @@ fn stdout(out: Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `tether serve` with a filter index on `files.repository` and `storage` (its flags).
-fn serve(storage: &[&str]) -> (Server, String) {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["serve", "--bind", &addr, "--dev-token", "t"])
-        .args(["--filter-index", "files:repository"])
-        .args(storage)
-        .env_remove("TETHER_TOKENS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tether serve");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never listened"
-        );
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the server exited: {status}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    (Server(child), format!("http://{addr}"))
 }
 
 /// The files a replica holds: id and repository.
@@ -81,7 +43,9 @@ fn files(db: &str) -> BTreeSet<(String, String)> {
 }
 
 fn partial_replica_follows_the_cloud(storage: &[&str]) {
-    let (_server, url) = serve(storage);
+    let mut args = vec!["--filter-index", "files:repository"];
+    args.extend_from_slice(storage);
+    let (_server, url) = support::serve(&args);
     let dir = tempfile::tempdir().unwrap();
     let (whole, part) = (dir.path().join("whole.db"), dir.path().join("part.db"));
     let (whole, part) = (whole.to_str().unwrap(), part.to_str().unwrap());
@@ -156,22 +120,7 @@ fn a_partial_replica_on_sqlite_storage() {
 
 #[test]
 fn a_partial_replica_on_postgres_storage() {
-    let Some(url) = std::env::var("TETHER_TEST_PG")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        let required = ["CI", "TETHER_REQUIRE_POSTGRES"]
-            .iter()
-            .any(|v| std::env::var(v).is_ok_and(|v| v == "1" || v == "true"));
-        assert!(
-            !required,
-            "TETHER_TEST_PG is not set, and PostgreSQL is required here"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED a_partial_replica_on_postgres_storage: TETHER_TEST_PG is not set \
-             (`source scripts/ci/setup.sh && ensure_postgres` sets it)"
-        );
+    let Some(url) = support::postgres("a_partial_replica_on_postgres_storage") else {
         return;
     };
     let schema = format!("partial_e2e_{}", std::process::id());

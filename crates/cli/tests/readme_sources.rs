@@ -4,6 +4,8 @@
 //! free port instead of 8080. Needs `TETHER_TEST_PG` (a superuser URL, as
 //! `scripts/ci/setup.sh`'s `ensure_postgres` exports) and psql; in CI a missing one fails.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -69,22 +71,7 @@ fn get(addr: &str, path: &str) -> Option<String> {
 
 #[test]
 fn the_readme_syncs_an_existing_postgresql_schema() {
-    let Some(admin) = std::env::var("TETHER_TEST_PG")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        let required = ["CI", "TETHER_REQUIRE_POSTGRES"]
-            .iter()
-            .any(|v| std::env::var(v).is_ok_and(|v| v == "1" || v == "true"));
-        assert!(
-            !required,
-            "TETHER_TEST_PG is not set, and PostgreSQL is required here"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED readme_sources: TETHER_TEST_PG is not set (`source scripts/ci/setup.sh && \
-             ensure_postgres` sets it)"
-        );
+    let Some(admin) = support::postgres("readme_sources") else {
         return;
     };
     let blocks = blocks();

@@ -556,23 +556,13 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .map(|r| done.saturating_add(n).saturating_add(r))
                 .or(total);
             self.emit_counts(opts, scope, Phase::Pull, done, total);
-            if page.has_more && page.changes.is_empty() {
-                if Some(&page.checkpoint) == state.checkpoint.as_ref() {
-                    return Err(Error::protocol(
-                        "the remote said has_more but sent no changes and the same checkpoint",
-                    )
-                    .with_detail(Detail::NoProgress));
-                }
-                empty_pages += 1;
-                if empty_pages > MAX_EMPTY_PAGES {
-                    return Err(Error::protocol(format!(
-                        "the remote said has_more but sent no changes {empty_pages} pages in a row"
-                    ))
-                    .with_detail(Detail::NoProgress));
-                }
-            } else {
-                empty_pages = 0;
-            }
+            check_progress(
+                page.has_more,
+                page.changes.len(),
+                &page.checkpoint,
+                state.checkpoint.as_ref(),
+                &mut empty_pages,
+            )?;
             let mode = if state.full_sync {
                 Mode::Full
             } else {
@@ -708,6 +698,36 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             });
         }
     }
+}
+
+/// Whether a page moves the pull on: one that says `has_more` with no changes must at least
+/// move the checkpoint, and at most [`MAX_EMPTY_PAGES`] may do so in a row (a remote that
+/// spins, not one that pages). `empty_pages` counts them across the calls of one pull.
+fn check_progress(
+    has_more: bool,
+    changes: usize,
+    next: &crate::types::Checkpoint,
+    from: Option<&crate::types::Checkpoint>,
+    empty_pages: &mut u32,
+) -> Result<()> {
+    if !has_more || changes > 0 {
+        *empty_pages = 0;
+        return Ok(());
+    }
+    if Some(next) == from {
+        return Err(Error::protocol(
+            "the remote said has_more but sent no changes and the same checkpoint",
+        )
+        .with_detail(Detail::NoProgress));
+    }
+    *empty_pages += 1;
+    if *empty_pages > MAX_EMPTY_PAGES {
+        return Err(Error::protocol(format!(
+            "the remote said has_more but sent no changes {empty_pages} pages in a row"
+        ))
+        .with_detail(Detail::NoProgress));
+    }
+    Ok(())
 }
 
 /// `done / total` as a percentage in `[0, 100]` (100 for an empty total).

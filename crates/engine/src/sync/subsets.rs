@@ -159,23 +159,13 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             })
             .await?;
             let n = (page.changes.len() + page.outside.len()) as u64;
-            if page.has_more && n == 0 {
-                if Some(&page.checkpoint) == checkpoint.as_ref() {
-                    return Err(Error::protocol(
-                        "the remote said has_more but sent no changes and the same checkpoint",
-                    )
-                    .with_detail(Detail::NoProgress));
-                }
-                empty_pages += 1;
-                if empty_pages > MAX_EMPTY_PAGES {
-                    return Err(Error::protocol(format!(
-                        "the remote said has_more but sent no changes {empty_pages} pages in a row"
-                    ))
-                    .with_detail(Detail::NoProgress));
-                }
-            } else {
-                empty_pages = 0;
-            }
+            check_progress(
+                page.has_more,
+                n as usize,
+                &page.checkpoint,
+                checkpoint.as_ref(),
+                &mut empty_pages,
+            )?;
             let has_more = page.has_more;
             let keys = page.keys();
             let now = self.clock.now();

@@ -7,7 +7,7 @@ use crate::digest::{record_hash, Snapshot};
 use crate::error::{Detail, Error, ErrorKind, RunError};
 use crate::rules::{Changeset, Prior, Row, RowWrite, ScopeState};
 use crate::store::{snapshot_of, Store};
-use crate::types::{Conflict, Counts, Key, KeyRange, Op, Run, RunKind, RunStatus, Trigger};
+use crate::types::{Conflict, Counts, Key, KeyRange, Op, Run, RunKind, RunStatus};
 
 use super::*;
 
@@ -530,19 +530,7 @@ pub async fn scopes_are_independent<S: Store>(store: &S) {
 }
 
 fn new_run(scope: &str) -> Run {
-    Run {
-        id: 0,
-        scope: scope.into(),
-        kind: RunKind::Initial,
-        trigger: Trigger::Manual,
-        started_at: NOW,
-        finished_at: None,
-        status: RunStatus::Running,
-        pages: 0,
-        counts: Counts::default(),
-        bytes_received: 0,
-        error: None,
-    }
+    Run::manual(&sid(scope), RunKind::Initial, NOW)
 }
 
 /// Runs get increasing ids, come back newest first, and a run left running is marked failed
