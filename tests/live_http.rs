@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::{Backend, Harness, READER};
 use serde_json::json;
+use tether_engine::subscription::Subscription;
 use tether_engine::{CancelFlag, ErrorKind, Phase, Progress, RunStatus, SyncOptions, Trigger};
 use tether_native::http::{HttpOptions, HttpRemote, RetryPolicy};
 use tether_native::{BackgroundOptions, Replica};
@@ -17,6 +18,7 @@ use tether_native::{BackgroundOptions, Replica};
 both!(a_live_replica_follows_the_server_until_stopped);
 both!(a_live_replica_whose_server_vanishes_fails_typed_and_loses_nothing);
 both!(a_background_live_replica_reconnects_when_its_server_returns);
+both!(a_live_partial_replica_follows_its_subscriptions);
 
 /// A live session of scope `s1` with waits of `wait_s`, reporting each applied page's count.
 fn live_session(
@@ -41,6 +43,66 @@ fn live_session(
             ..SyncOptions::default()
         },
     )
+}
+
+/// Waits (20 s at most) until `done` says so.
+fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A live session of a partial replica: it long-polls its highest-priority subscription,
+/// applies a file that moves in and evicts one that moves out as they commit, takes a change
+/// of its other subscription's collection at the latest when the wait ends, and never holds
+/// what no subscription selects.
+fn a_live_partial_replica_follows_its_subscriptions(backend: Backend) {
+    let h = Harness::start_with(backend, |c| {
+        c.filter_indexes = vec![tether_server::FilterIndex::parse("files:repository").unwrap()];
+    });
+    h.upsert(
+        "s1",
+        &[
+            ("files", "f1", json!({"repository": "r1"})),
+            ("files", "f2", json!({"repository": "r2"})),
+            ("repositories", "r1", json!({"name": "one"})),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    let scope = replica.scope("s1").unwrap();
+    let files = Subscription::new("files").with_filter("repository", [json!("r1")]);
+    scope
+        .set_subscriptions(vec![(files, 0), (Subscription::new("repositories"), 1)])
+        .unwrap();
+    let remote = HttpRemote::new(&h.url(), READER);
+    let stop = CancelFlag::new();
+    let (applied, _changes) = mpsc::channel::<u64>();
+    let report = std::thread::scope(|s| {
+        let live = s.spawn(|| live_session(&replica, &remote, 2, &stop, applied));
+        let _stop = StopOnDrop(&stop);
+        let has = |c: &str, id: &str| scope.get(c, id).unwrap().is_some();
+        until("caught up", || {
+            has("files", "f1") && has("repositories", "r1")
+        });
+        h.upsert("s1", &[("files", "f3", json!({"repository": "r1"}))]);
+        until("f3 moved in", || has("files", "f3"));
+        h.upsert("s1", &[("files", "f1", json!({"repository": "r2"}))]);
+        until("f1 moved out", || !has("files", "f1"));
+        h.upsert("s1", &[("repositories", "r2", json!({"name": "two"}))]);
+        until("r2 arrived", || has("repositories", "r2"));
+        assert!(!has("files", "f2"), "never selected");
+        stop.cancel();
+        live.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(report.run.status, RunStatus::Completed);
+    assert_eq!(report.run.counts.inserted, 4, "f1, r1, f3, r2");
+    assert_eq!(report.run.counts.deleted, 1, "f1 evicted");
+    let check = replica.scope("s1").unwrap().verify(&remote, false).unwrap();
+    assert!(check.matched, "{check:?}");
 }
 
 /// Ends a live session when dropped: a failed assertion must still end it, or the scope would

@@ -116,6 +116,21 @@ pub trait Remote: MaybeSend + MaybeSync {
         }
     }
 
+    /// Like [`Remote::pull_subset`], but when nothing of `sub` follows `checkpoint` the cloud
+    /// waits up to `wait_s` seconds for a change of it before answering the empty page. Without
+    /// [`Remote::can_wait`] it is a plain subset pull.
+    fn pull_subset_wait(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait_s: u32,
+    ) -> impl Future<Output = Result<PulledSubset>> + MaybeSend {
+        let _ = wait_s;
+        self.pull_subset(scope, sub, checkpoint, limit)
+    }
+
     /// Count and digest of the records of `sub` in a key range, and the checkpoint they
     /// describe; `None` if not supported.
     fn subset_digest(
@@ -212,6 +227,16 @@ macro_rules! forward_remote {
                 limit: u32,
             ) -> impl Future<Output = Result<PulledSubset>> + MaybeSend {
                 (**self).pull_subset(scope, sub, checkpoint, limit)
+            }
+            fn pull_subset_wait(
+                &self,
+                scope: &ScopeId,
+                sub: &Subscription,
+                checkpoint: Option<&Checkpoint>,
+                limit: u32,
+                wait_s: u32,
+            ) -> impl Future<Output = Result<PulledSubset>> + MaybeSend {
+                (**self).pull_subset_wait(scope, sub, checkpoint, limit, wait_s)
             }
             fn subset_digest(
                 &self,

@@ -421,6 +421,20 @@ impl Remote for HttpRemote {
             .run(protocol::pull_subset(scope, sub, checkpoint, limit))
     }
 
+    async fn pull_subset_wait(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait_s: u32,
+    ) -> Result<PulledSubset> {
+        let deadline = u64::try_from(self.inner.options.timeout.as_millis()).unwrap_or(u64::MAX);
+        self.inner.run(protocol::pull_subset_wait(
+            scope, sub, checkpoint, limit, wait_s, deadline,
+        ))
+    }
+
     async fn subset_digest(
         &self,
         scope: &ScopeId,

@@ -108,7 +108,7 @@ mod retry;
 mod subset;
 
 pub use retry::{is_retried, parse_http_date, retry_after_ms, RetryPolicy, RunBudget};
-pub use subset::{pull_subset, subset_digest, subset_records};
+pub use subset::{pull_subset, pull_subset_wait, subset_digest, subset_records};
 
 #[doc(no_inline)]
 pub use crate::schedule::Schedule;

@@ -30,6 +30,31 @@ pub fn pull_subset(
     get(Endpoint::Pull, scope, "changes", &query, decode_subset_pull)
 }
 
+/// A live pull of `sub`: like [`pull_subset`], and when nothing of the subscription follows
+/// `checkpoint` the server waits up to `wait_s` seconds for a change of it (`wait=S`), cut to
+/// end 5 s inside `deadline_ms` as [`super::pull_wait`] does.
+pub fn pull_subset_wait(
+    scope: &ScopeId,
+    sub: &Subscription,
+    checkpoint: Option<&Checkpoint>,
+    limit: u32,
+    wait_s: u32,
+    deadline_ms: u64,
+) -> Exchange<PulledSubset> {
+    let room = u32::try_from((deadline_ms / 1000).saturating_sub(5)).unwrap_or(u32::MAX);
+    let (limit, wait) = (limit.to_string(), wait_s.min(room).to_string());
+    let encoded = sub.encode();
+    let mut query = vec![
+        ("limit", limit.as_str()),
+        ("sub", encoded.as_str()),
+        ("wait", wait.as_str()),
+    ];
+    if let Some(c) = checkpoint {
+        query.push(("checkpoint", c.as_str()));
+    }
+    get(Endpoint::Pull, scope, "changes", &query, decode_subset_pull)
+}
+
 /// Count and digest of the records of `sub` in `range` (the whole collection with
 /// [`KeyRange::default`]), and the checkpoint they were read at. `None`: the server has no
 /// subsets (it refused `sub`, or lacks the digest endpoint).

@@ -358,18 +358,6 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 "this remote cannot wait for changes: a live sync needs long-polls",
             ));
         }
-        if !self
-            .store
-            .scope_state(scope)
-            .await?
-            .subscriptions
-            .is_empty()
-        {
-            return Err(Error::invalid(
-                "a live sync of a partial replica is not supported yet: sync it in rounds",
-            )
-            .with_detail(Detail::NotSupported));
-        }
         // Caught up once (in full if asked), then round after round of push and long-poll.
         let mut verified = self.round(scope, opts, run).await?;
         let again = SyncOptions {

@@ -52,6 +52,12 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
     /// Steps 3 and 4 for a partial replica: pulls every held subscription, highest priority
     /// first (a [`Phase::Ready`] event as each priority completes), then verifies each.
     /// Returns the totals of what the replica holds.
+    ///
+    /// In a live round (`opts.live_wait_s` above 0) of a replica whose subscriptions are all
+    /// complete, the first pull of the highest-priority subscription long-polls: the round
+    /// starts when it changes (or the wait ends), then pulls every subscription once; and only
+    /// the subscriptions that completed in this round are verified (the others were when they
+    /// completed, and a digest of a subset costs its size).
     pub(super) async fn pull_subsets(
         &self,
         scope: &ScopeId,
@@ -62,18 +68,33 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             self.restart_subsets(scope).await?;
         }
         let state = self.store.scope_state(scope).await?;
+        let caught_up = state.subscriptions.iter().all(|h| h.complete);
+        let live = opts.live_wait_s > 0;
+        let mut wait = if live && caught_up {
+            opts.live_wait_s
+        } else {
+            0
+        };
         let mut priorities: Vec<u8> = state.subscriptions.iter().map(|h| h.priority).collect();
         priorities.sort_unstable();
         priorities.dedup();
         for priority in priorities {
             for sub in self.held_of(scope, Some(priority)).await? {
-                self.pull_subset(scope, &sub, priority, opts, run).await?;
+                self.pull_subset(scope, &sub, priority, wait, opts, run)
+                    .await?;
+                wait = 0;
             }
             self.emit_subset(opts, scope, Phase::Ready, None, priority, 0, None);
         }
         self.emit_finished(opts, scope, Phase::Verify, run);
         for sub in self.held_of(scope, None).await? {
-            self.check_subset(scope, &sub, opts, run).await?;
+            let was_complete = state
+                .subscriptions
+                .iter()
+                .any(|h| h.subscription == sub && h.complete);
+            if !(live && was_complete) {
+                self.check_subset(scope, &sub, opts, run).await?;
+            }
         }
         Ok(self.store.scope_state(scope).await?.totals)
     }
@@ -89,13 +110,15 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             .collect())
     }
 
-    /// Pulls one subscription from its checkpoint to the end; returns the changes and markers
-    /// it applied. A subscription removed meanwhile ends the pull.
+    /// Pulls one subscription from its checkpoint to the end, the first request long-polling
+    /// `wait` seconds if above 0; returns the changes and markers it applied. A subscription
+    /// removed meanwhile ends the pull.
     async fn pull_subset(
         &self,
         scope: &ScopeId,
         sub: &Subscription,
         priority: u8,
+        mut wait: u32,
         opts: &SyncOptions<'_>,
         run: &mut Run,
     ) -> Result<u64> {
@@ -128,10 +151,19 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 done,
                 total,
             );
-            let pulled = self
-                .remote
-                .pull_subset(scope, sub, checkpoint.as_ref(), limit)
-                .await?;
+            let pulled = match wait {
+                0 => {
+                    self.remote
+                        .pull_subset(scope, sub, checkpoint.as_ref(), limit)
+                        .await?
+                }
+                w => {
+                    self.remote
+                        .pull_subset_wait(scope, sub, checkpoint.as_ref(), limit, w)
+                        .await?
+                }
+            };
+            wait = 0;
             let (page, bytes) = match pulled {
                 PulledSubset::Reset if checkpoint.is_none() || reset => {
                     return Err(Error::protocol(format!(
@@ -285,7 +317,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                     return Ok(());
                 }
                 if self
-                    .pull_subset(scope, sub, held.priority, opts, run)
+                    .pull_subset(scope, sub, held.priority, 0, opts, run)
                     .await?
                     > 0
                 {
@@ -319,7 +351,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             }
             downloaded = true;
             self.download_subset_again(scope, sub, &local).await?;
-            self.pull_subset(scope, sub, held.priority, opts, run)
+            self.pull_subset(scope, sub, held.priority, 0, opts, run)
                 .await?;
         }
     }
