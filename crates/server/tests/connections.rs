@@ -171,7 +171,17 @@ fn an_answer_left_unread_is_dropped_within_the_bound(backend: Backend) {
     let mut first = [0u8; 15];
     s.read_exact(&mut first).unwrap();
     let start = Instant::now();
-    std::thread::sleep(Duration::from_millis(3500));
+    // Nothing is read until the server gives up on the connection. A fixed pause was not
+    // enough on a loaded machine: the server was still producing (gzip) the answer, so its
+    // writes had not stalled yet. The bound is 1 s of a full socket; 60 s is far past it.
+    let closed = "tether_connections_closed_total{reason=\"unread\"}";
+    while h.metric(closed) < 1.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the server never closed the unread connection"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Then drain: the server must have closed the connection well before the whole answer.
     let (_, rest) = until_closed(s, start);
     let got = String::from_utf8_lossy(&first).into_owned() + &rest;
