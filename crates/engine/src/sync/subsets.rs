@@ -4,9 +4,10 @@
 
 use crate::rules::{
     held_index, plan_evict, plan_evict_unless, plan_subset_page, selected, validate_subset_page,
-    RowWrite,
+    RowWrite, ValidSubsetPage,
 };
 use crate::subscription::{PulledSubset, Subscription};
+use crate::types::Checkpoint;
 
 use super::*;
 
@@ -35,6 +36,14 @@ impl LocalSubset {
     ) -> impl Iterator<Item = &'s (Key, RecordHash)> + 's {
         self.leaves.iter().filter(|(k, _)| range.contains(k))
     }
+}
+
+/// A subset page pulled and validated.
+enum FetchedSubset {
+    /// HTTP 410: download the subscription again.
+    Reset,
+    /// The page and the bytes received for it.
+    Page(ValidSubsetPage, u64),
 }
 
 /// One subscription's verification: what the cloud and the replica hold of it.
@@ -126,6 +135,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         let limit = opts.page_size.max(1);
         let (mut done, mut empty_pages, mut reset) = (0u64, 0u32, false);
         let mut total = None;
+        let mut ahead: Option<(Option<Checkpoint>, Result<FetchedSubset>)> = None;
         loop {
             check_cancel(opts)?;
             let state = self.store.scope_state(scope).await?;
@@ -151,45 +161,33 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 done,
                 total,
             );
-            let pulled = match wait {
-                0 => {
-                    self.remote
-                        .pull_subset(scope, sub, checkpoint.as_ref(), limit)
-                        .await?
-                }
-                w => {
-                    self.remote
-                        .pull_subset_wait(scope, sub, checkpoint.as_ref(), limit, w)
+            let fetched = match ahead.take() {
+                Some((from, fetched)) if from == checkpoint => fetched?,
+                // The subscription moved meanwhile (reset, or removed and added again): the
+                // page pulled ahead is from elsewhere.
+                _ => {
+                    self.fetch_subset(scope, sub, checkpoint.as_ref(), limit, wait, opts)
                         .await?
                 }
             };
             wait = 0;
-            let (page, bytes) = match pulled {
-                PulledSubset::Reset if checkpoint.is_none() || reset => {
+            let (page, bytes) = match fetched {
+                FetchedSubset::Reset if checkpoint.is_none() || reset => {
                     return Err(Error::protocol(format!(
                         "the remote answered reset to a pull of {encoded} it could not restart"
                     ))
                     .with_detail(Detail::NoProgress));
                 }
-                PulledSubset::Reset => {
+                FetchedSubset::Reset => {
                     // Older than the cloud's tombstone horizon: download the subset again;
                     // what it missed deleting is found by the verification after the pull.
                     reset = true;
                     self.set_held(scope, &encoded, None).await?;
                     continue;
                 }
-                PulledSubset::Page { page, bytes } => (page, bytes),
+                FetchedSubset::Page(page, bytes) => (page, bytes),
             };
             run.bytes_received = run.bytes_received.saturating_add(bytes);
-            let wanted = sub.clone();
-            let page = pipeline::run_on(opts.offload, move || {
-                check_versions(&page.changes)?;
-                for o in &page.outside {
-                    check_version(format_args!("{}/{}", o.collection, o.id), o.version)?;
-                }
-                validate_subset_page(page, &wanted)
-            })
-            .await?;
             let n = (page.changes.len() + page.outside.len()) as u64;
             check_progress(
                 page.has_more,
@@ -208,17 +206,25 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 .map(|u| u.clone())
                 .unwrap_or_default();
             let encoded_ref = encoded.as_str();
-            let applied = self
-                .update(
-                    scope,
-                    &keys,
-                    // With data: a marker's row is kept when another subscription selects it.
-                    true,
-                    move |st: &ScopeState, rows: &[Option<Row>]| {
-                        plan_subset_page(scope_name, st, encoded_ref, page, rows, &unanswered, now)
-                    },
-                )
-                .await?;
+            let next_from = Some(page.checkpoint.clone());
+            let apply = self.update(
+                scope,
+                &keys,
+                // With data: a marker's row is kept when another subscription selects it.
+                true,
+                move |st: &ScopeState, rows: &[Option<Row>]| {
+                    plan_subset_page(scope_name, st, encoded_ref, page, rows, &unanswered, now)
+                },
+            );
+            let applied = if has_more {
+                // The next page is pulled and validated while this one is written.
+                let next = self.fetch_subset(scope, sub, next_from.as_ref(), limit, 0, opts);
+                let (next, applied) = pipeline::join(next, apply).await;
+                ahead = Some((next_from, next));
+                applied?
+            } else {
+                apply.await?
+            };
             run.pages += 1;
             run.counts += applied.counts;
             done = done.saturating_add(n);
@@ -238,6 +244,45 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 return Ok(done);
             }
         }
+    }
+
+    /// Pulls one page of `sub` (long-polling `wait` seconds when above 0) and validates it,
+    /// through `opts.offload` when there is one.
+    async fn fetch_subset(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait: u32,
+        opts: &SyncOptions<'_>,
+    ) -> Result<FetchedSubset> {
+        let pulled = match wait {
+            0 => {
+                self.remote
+                    .pull_subset(scope, sub, checkpoint, limit)
+                    .await?
+            }
+            w => {
+                self.remote
+                    .pull_subset_wait(scope, sub, checkpoint, limit, w)
+                    .await?
+            }
+        };
+        let (page, bytes) = match pulled {
+            PulledSubset::Reset => return Ok(FetchedSubset::Reset),
+            PulledSubset::Page { page, bytes } => (page, bytes),
+        };
+        let wanted = sub.clone();
+        let page = pipeline::run_on(opts.offload, move || {
+            check_versions(&page.changes)?;
+            for o in &page.outside {
+                check_version(format_args!("{}/{}", o.collection, o.id), o.version)?;
+            }
+            validate_subset_page(page, &wanted)
+        })
+        .await?;
+        Ok(FetchedSubset::Page(page, bytes))
     }
 
     /// Sets a held subscription's checkpoint (`None`: download it again) in one transaction.
