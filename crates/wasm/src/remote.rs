@@ -6,6 +6,7 @@ use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use tether_engine::protocol::{
     self, Answer, Exchange, Failure, Method, Request, RetryPolicy, RunBudget, Step, TransportError,
 };
+use tether_engine::subscription::{PulledSubset, Subscription, SubsetSnapshot};
 use tether_engine::{
     Change, Checkpoint, Error, KeyRange, Mutation, Pulled, PushResponse, Remote, RemoteStatus,
     Result, ScopeId, Snapshot,
@@ -392,6 +393,35 @@ impl Remote for HttpRemote {
         range: &KeyRange,
     ) -> Result<Option<Vec<Change>>> {
         self.run(protocol::range_records(scope, range)).await
+    }
+
+    async fn pull_subset(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<PulledSubset> {
+        self.run(protocol::pull_subset(scope, sub, checkpoint, limit))
+            .await
+    }
+
+    async fn subset_digest(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<SubsetSnapshot>> {
+        self.run(protocol::subset_digest(scope, sub, range)).await
+    }
+
+    async fn subset_records(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<Vec<Change>>> {
+        self.run(protocol::subset_records(scope, sub, range)).await
     }
 }
 
