@@ -70,8 +70,9 @@ export interface ServableReplica {
 /** What the owner allows a connection. */
 export interface ServeOptions {
   /**
-   * Reads only: `put`, `delete`, `dismissConflict`, `sync`, `verify` and `preview` reject with
-   * an `InvalidInput` error whose `detail` is `'ReadOnly'`.
+   * Reads only: `put`, `delete`, `dismissConflict`, `setSubscriptions`, `addSubscription`,
+   * `removeSubscription`, `sync`, `verify` and `preview` reject with an `InvalidInput` error
+   * whose `detail` is `'ReadOnly'`.
    */
   readOnly?: boolean;
   /**
