@@ -393,7 +393,8 @@ export class Scope {
       const stop = this.#replica[LISTEN](this.id, (event) => event === null && check(), true);
       this.#readyChecks.add(check);
       signal?.addEventListener('abort', onAbort, { once: true });
-      check(); // a run may have ended between the first read and listening
+      if (signal?.aborted) onAbort(); // aborted during the first read
+      else check(); // a run may have ended between the first read and listening
     });
   }
 

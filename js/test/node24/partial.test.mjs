@@ -84,6 +84,10 @@ test('a partial replica file holds the cloud subset, follows moves out, and the 
     { collection: 'files', where: { repository: WANTED }, priority: 1 },
   ]), 0);
   assert.equal(await scope.isReady(0), false);
+  const abort = new AbortController();
+  const waiting = scope.whenReady(0, { signal: abort.signal });
+  abort.abort();
+  await assert.rejects(waiting, (e) => e.code === 'Cancelled');
   const order = [];
   const ready0 = scope.whenReady(0).then(() => order.push('ready 0'));
   const ready1 = scope.whenReady(1).then(() => order.push('ready 1'));
