@@ -224,6 +224,7 @@ export class Scope {
   #raw;
   #background = null;
   #running = new Set();
+  #readyChecks = new Set();
 
   /** @internal */
   constructor(replica, raw) {
@@ -329,6 +330,98 @@ export class Scope {
   }
 
   /**
+   * Makes the replica partial (docs/partial-sync.md): it holds only the records `list` selects,
+   * `[{collection, where?: {path: [values]}, priority?}]` (an empty list makes it whole again).
+   * Waits for a sync of the scope to end (the scope's lock), evicts what no subscription
+   * selects any more, and resolves to the number of records evicted; the next sync downloads
+   * what is new. A bad subscription rejects with `InvalidInput`, and nothing changes.
+   */
+  setSubscriptions(list) {
+    return this.#declaring(() => this.#raw.setSubscriptions(list));
+  }
+
+  /** Adds a subscription `{collection, where?, priority?}` (or changes its priority). */
+  addSubscription(sub) {
+    return this.#declaring(() => this.#raw.addSubscription(sub));
+  }
+
+  /** Removes a subscription, evicting what no other selects; resolves to the number evicted. */
+  removeSubscription(sub) {
+    return this.#declaring(() => this.#raw.removeSubscription(sub));
+  }
+
+  /** The held subscriptions, `[{collection, where, priority, complete}]`; empty: a whole scope. */
+  subscriptions() {
+    return this.#raw.subscriptions();
+  }
+
+  /**
+   * Whether every subscription of `priority` (default 0) or higher has been downloaded to its
+   * end; for a whole scope, whether it has been synced.
+   */
+  isReady(priority = 0) {
+    return this.#raw.isReady(priority);
+  }
+
+  /**
+   * Resolves when {@link isReady}(`priority`) is true: at once if it is, else when a sync (from
+   * here, or another tab) reports the priority ready or ends with it ready. `signal` rejects it
+   * with `Cancelled`; a bad priority rejects with `InvalidInput`.
+   */
+  async whenReady(priority = 0, options = {}) {
+    const { signal } = options;
+    if (signal?.aborted) throw tetherError('Cancelled', 'whenReady was cancelled');
+    if (await this.#raw.isReady(priority)) return;
+    await new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (f) => {
+        if (settled) return;
+        settled = true;
+        this.#readyChecks.delete(check);
+        stop();
+        signal?.removeEventListener('abort', onAbort);
+        f();
+      };
+      const check = () => {
+        this.#raw.isReady(priority).then(
+          (ready) => ready && settle(resolve),
+          (e) => settle(() => reject(e)),
+        );
+      };
+      const onAbort = () => settle(() => reject(tetherError('Cancelled', 'whenReady was cancelled')));
+      // Sync ends here and in other tabs; `ready` progress events of runs started here.
+      const stop = this.#replica[LISTEN](this.id, (event) => event === null && check(), true);
+      this.#readyChecks.add(check);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) onAbort(); // aborted during the first read
+      else check(); // a run may have ended between the first read and listening
+    });
+  }
+
+  // Declaring subscriptions waits for a sync of the scope to end, as natively: a run reads
+  // them page by page. A new subscription may be complete at once (covered by a held one).
+  #declaring(fn) {
+    return this.#locked({}, false, fn).finally(() => this.#checkReady());
+  }
+
+  #checkReady() {
+    for (const check of this.#readyChecks) check();
+  }
+
+  // The options of a run, its progress also telling waiting `whenReady` calls when a priority
+  // is complete (before the run ends: lower priorities may take long).
+  #withReady(options) {
+    const onProgress = options.onProgress;
+    return {
+      ...options,
+      onProgress: (p) => {
+        if (p?.phase === 'ready') this.#checkReady();
+        onProgress?.(p);
+      },
+    };
+  }
+
+  /**
    * Syncs once: pushes local edits, pulls pages, verifies the digest. Waits for the scope's
    * lock (another tab may be syncing it). Rejects with a Tether error; `signal` cancels.
    */
@@ -339,7 +432,7 @@ export class Scope {
 
   #syncOnce(options) {
     return this.#locked(options, false, (signal) =>
-      this.#synced(this.#raw.sync({ ...options, signal, remote: requireRemote(options) })),
+      this.#synced(this.#raw.sync({ ...this.#withReady(options), signal, remote: requireRemote(options) })),
     );
   }
 
@@ -414,7 +507,7 @@ export class Scope {
     requireRemote(options);
     this.#background?.stop();
     this.#background = new BackgroundSync(this, options, (opts, skipIfBusy) =>
-      this.#locked(opts, skipIfBusy, (signal) => this.#synced(this.#raw.sync({ ...opts, signal }))),
+      this.#locked(opts, skipIfBusy, (signal) => this.#synced(this.#raw.sync({ ...this.#withReady(opts), signal }))),
     );
     return this.#background;
   }

@@ -5,6 +5,7 @@
 import type {
   ChangeEvent,
   Conflict,
+  HeldSubscription,
   JsonObject,
   LiveQuery,
   Preview,
@@ -15,6 +16,7 @@ import type {
   Scope,
   ScopeStatus,
   Stats,
+  SubscriptionSpec,
   SyncOptions,
   SyncReport,
   TetherError,
@@ -68,8 +70,9 @@ export interface ServableReplica {
 /** What the owner allows a connection. */
 export interface ServeOptions {
   /**
-   * Reads only: `put`, `delete`, `dismissConflict`, `sync`, `verify` and `preview` reject with
-   * an `InvalidInput` error whose `detail` is `'ReadOnly'`.
+   * Reads only: `put`, `delete`, `dismissConflict`, `setSubscriptions`, `addSubscription`,
+   * `removeSubscription`, `sync`, `verify` and `preview` reject with an `InvalidInput` error
+   * whose `detail` is `'ReadOnly'`.
    */
   readOnly?: boolean;
   /**
@@ -247,6 +250,14 @@ export declare class ConnectedScope {
   stats(options?: { days?: number }): Promise<Stats>;
   conflicts(): Promise<Conflict[]>;
   dismissConflict(id: number): Promise<void>;
+  /** The owner's {@link Scope.setSubscriptions} (a write: refused on a read-only connection). */
+  setSubscriptions(list: SubscriptionSpec[]): Promise<number>;
+  addSubscription(sub: SubscriptionSpec): Promise<void>;
+  removeSubscription(sub: SubscriptionSpec): Promise<number>;
+  subscriptions(): Promise<HeldSubscription[]>;
+  isReady(priority?: number): Promise<boolean>;
+  /** Waits on the owner; `signal` stops the wait there and rejects with `Cancelled`. */
+  whenReady(priority?: number, options?: { signal?: AbortSignal }): Promise<void>;
   /**
    * A sync run on the owner; `onProgress` gets its progress, `signal` cancels it there.
    *

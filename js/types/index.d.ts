@@ -157,6 +157,41 @@ export interface VerifyReport {
   matched: boolean;
   repaired: number;
   matchesNow: boolean;
+  /**
+   * A partial replica's subscriptions, each compared on its own (`cloud` and `local` above are
+   * their sums); left out for a whole scope.
+   */
+  subscriptions?: Array<{ subscription: string; cloud: Snapshot; local: Snapshot }>;
+}
+
+/** A value a subscription's filter compares with: strings, or numbers (compared as doubles). */
+export type FilterValue = string | number;
+
+/**
+ * The part of a scope a partial replica holds (docs/partial-sync.md): one collection, and
+ * optionally filters on its records' data. A record matches when, for every dotted path of
+ * `where`, its value there equals one of the listed values. Limits: at most 4 paths, 100
+ * values in all, 8 segments a path, 4 KiB encoded, 64 subscriptions a scope.
+ *
+ * ```ts
+ * const sub: SubscriptionSpec = { collection: 'files', where: { repository: ['repo_1', 'repo_2'] }, priority: 1 };
+ * ```
+ */
+export interface SubscriptionSpec {
+  collection: string;
+  where?: Record<string, FilterValue[]>;
+  /** 0 (the default) is the highest: a sync completes every subscription of a priority before the next. */
+  priority?: number;
+}
+
+/** A subscription the replica holds ({@link Scope.subscriptions}). */
+export interface HeldSubscription {
+  collection: string;
+  /** Empty for a whole collection. */
+  where: Record<string, FilterValue[]>;
+  priority: number;
+  /** Its download reached the end once: the replica holds what it selects. */
+  complete: boolean;
 }
 
 /** What a sync would do ({@link Scope.preview}). */
@@ -691,6 +726,42 @@ export declare class Scope {
   stats(options?: { days?: number }): Promise<Stats>;
   conflicts(): Promise<Conflict[]>;
   dismissConflict(id: number): Promise<void>;
+  /**
+   * Makes the replica partial: it holds only what `list` selects (an empty list makes it
+   * whole again). Waits for a sync of the scope to end, evicts what no subscription selects
+   * any more (change events with `evicted: true`; records with pending edits stay until
+   * pushed) and resolves to the number of records evicted; the next sync downloads what is
+   * new, highest priority first. A bad subscription rejects with `InvalidInput` and changes
+   * nothing. The subscriptions are stored: later syncs keep them.
+   *
+   * ```ts
+   * await scope.setSubscriptions([
+   *   { collection: 'repositories' },
+   *   { collection: 'files', where: { repository: ['repo_1'] }, priority: 1 },
+   * ]);
+   * const sync = scope.sync({ remote });
+   * await scope.whenReady(0); // the repositories are in: show them
+   * await sync;
+   * ```
+   */
+  setSubscriptions(list: SubscriptionSpec[]): Promise<number>;
+  /** Adds a subscription (or changes its priority); the next sync downloads it. */
+  addSubscription(sub: SubscriptionSpec): Promise<void>;
+  /** Removes a subscription, evicting what no other selects; resolves to the number evicted. */
+  removeSubscription(sub: SubscriptionSpec): Promise<number>;
+  /** The held subscriptions in the order declared; empty for a whole scope. */
+  subscriptions(): Promise<HeldSubscription[]>;
+  /**
+   * Whether every subscription of `priority` (default 0) or higher (a lower number) has been
+   * downloaded to its end; for a whole scope, whether it has been synced.
+   */
+  isReady(priority?: number): Promise<boolean>;
+  /**
+   * Resolves when {@link Scope.isReady} is true: at once if it is, else when a sync (from here,
+   * or another tab) reports the priority `ready` or ends with it ready. `signal` rejects it
+   * with `Cancelled`.
+   */
+  whenReady(priority?: number, options?: { signal?: AbortSignal }): Promise<void>;
   /** One sync run, holding the scope's Web Lock (waits for another tab's run to end). */
   sync(options: SyncOptions): Promise<SyncReport>;
   /** Compares with the cloud's digest; `repair` fixes differing ranges in place. */

@@ -5,7 +5,9 @@
 # in Node: Node entry, packed package in Chromium, end to end against `tether serve` and the
 # native CLI, and the example app (screenshot in target/browser-example.png); then the Node
 # entry's file replica (node:sqlite) under the pinned Node 24, against `tether serve` and the
-# native CLI. The benchmarks are separate: `cd js && npm run bench`, and
+# native CLI. A partial replica against `tether serve --filter-index` runs in both:
+# js/test/partial.test.mjs (Chromium) and js/test/node24/partial.test.mjs (Node 24). The
+# benchmarks are separate: `cd js && npm run bench`, and
 # `"$TETHER_NODE24" js/bench/node-sqlite-bench.mjs`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

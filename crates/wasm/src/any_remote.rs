@@ -4,8 +4,9 @@
 
 use js_sys::{Function, Reflect};
 use serde::de::DeserializeOwned;
+use tether_engine::subscription::{PulledSubset, Subscription, SubsetSnapshot};
 use tether_engine::{
-    Change, Checkpoint, Error, KeyRange, Mutation, Page, Pulled, PushResponse, Remote,
+    Change, Checkpoint, Detail, Error, KeyRange, Mutation, Page, Pulled, PushResponse, Remote,
     RemoteStatus, Result, ScopeId, Snapshot,
 };
 use wasm_bindgen::{JsCast, JsValue};
@@ -126,6 +127,25 @@ impl Remote for FnRemote {
         ]);
         Ok(Some(self.call(status, arg, "status").await?))
     }
+
+    // The function remote's contract (`pull`, `push`, `status`) has no subsets; a partial
+    // replica syncs with `{url}`. Said here rather than by the trait's default so the message
+    // names the way out. `subset_digest` and `subset_records` keep answering "not supported"
+    // (`None`), which a sync never reaches: the pull fails first.
+    async fn pull_subset(
+        &self,
+        _scope: &ScopeId,
+        sub: &Subscription,
+        _checkpoint: Option<&Checkpoint>,
+        _limit: u32,
+    ) -> Result<PulledSubset> {
+        Err(Error::protocol(format!(
+            "a function remote ({{pull, push, status}}) does not serve subscriptions, so it \
+             cannot sync {}: give the scope an HTTP remote ({{url, token}}) or no subscriptions",
+            sub.encode()
+        ))
+        .with_detail(Detail::NotSupported))
+    }
 }
 
 /// Whether `v` has a property (used to tell remote kinds apart).
@@ -239,5 +259,40 @@ impl Remote for AnyRemote {
         range: &KeyRange,
     ) -> Result<Option<Vec<Change>>> {
         delegate!(self.range_records(scope, range))
+    }
+    async fn pull_subset(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<PulledSubset> {
+        delegate!(self.pull_subset(scope, sub, checkpoint, limit))
+    }
+    async fn pull_subset_wait(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait_s: u32,
+    ) -> Result<PulledSubset> {
+        delegate!(self.pull_subset_wait(scope, sub, checkpoint, limit, wait_s))
+    }
+    async fn subset_digest(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<SubsetSnapshot>> {
+        delegate!(self.subset_digest(scope, sub, range))
+    }
+    async fn subset_records(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<Vec<Change>>> {
+        delegate!(self.subset_records(scope, sub, range))
     }
 }

@@ -14,6 +14,7 @@ use js_sys::{Function, Promise};
 use tether_engine::events::{EventHub, Subscription};
 use tether_engine::query::{IndexRef, Order, Values};
 use tether_engine::schedule::{Next, Outcome, Schedule, DEFAULT_INTERVAL_MS};
+use tether_engine::subscription::Subscription as Wanted;
 use tether_engine::sync::ProgressSink;
 use tether_engine::{
     CancelFlag, Error, ErrorKind, IndexSet, MemoryStore, Progress, Query, Result, ScopeHandle,
@@ -355,6 +356,47 @@ impl WasmScope {
         })
     }
 
+    /// Replaces the scope's subscriptions (docs/partial-sync.md) with `list`, an array of
+    /// `{collection, where?, priority?}` (an empty one makes the replica whole); resolves to the
+    /// number of records evicted. The caller (the JS layer) holds the scope's lock.
+    #[wasm_bindgen(js_name = setSubscriptions)]
+    pub fn set_subscriptions(&self, list: JsValue) -> Promise {
+        let wanted = subscription_list(&list);
+        scoped!(self, |h| to_js(&h.set_subscriptions(wanted?).await?))
+    }
+
+    /// Adds a subscription `{collection, where?, priority?}`, or changes its priority.
+    #[wasm_bindgen(js_name = addSubscription)]
+    pub fn add_subscription(&self, sub: JsValue) -> Promise {
+        let sub = subscription_arg(&sub);
+        scoped!(self, |h| {
+            let (sub, priority) = sub?;
+            h.add_subscription(sub, priority).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Removes a subscription (its priority, if given, is ignored); resolves to the number of
+    /// records evicted.
+    #[wasm_bindgen(js_name = removeSubscription)]
+    pub fn remove_subscription(&self, sub: JsValue) -> Promise {
+        let sub = subscription_arg(&sub);
+        scoped!(self, |h| to_js(&h.remove_subscription(&sub?.0).await?))
+    }
+
+    /// The held subscriptions, `[{collection, where, priority, complete}]`, in declared order.
+    pub fn subscriptions(&self) -> Promise {
+        scoped!(self, |h| to_js(&shapes::held(&h.subscriptions().await?)))
+    }
+
+    /// Whether every subscription of `priority` or higher (a lower number) is complete; a whole
+    /// scope, whether it has been synced.
+    #[wasm_bindgen(js_name = isReady)]
+    pub fn is_ready(&self, priority: JsValue) -> Promise {
+        let priority = priority_of(&priority);
+        scoped!(self, |h| to_js(&h.is_ready(priority?).await?))
+    }
+
     /// One sync run: `{remote, onProgress, signal, trigger, pageSize, pushBatch, full, live}`.
     /// The caller (the JS layer) holds the scope's Web Lock.
     pub fn sync(&self, options: JsValue) -> Promise {
@@ -667,6 +709,55 @@ fn query_of(collection: String, query: &JsValue) -> Result<Query> {
         ))
     })?;
     Ok(q)
+}
+
+/// The subscriptions of `setSubscriptions`: an array of `{collection, where?, priority?}`.
+fn subscription_list(list: &JsValue) -> Result<Vec<(Wanted, u8)>> {
+    const SHAPE: &str = "setSubscriptions takes an array of {collection, where?, priority?}";
+    if !js_sys::Array::is_array(list) {
+        return Err(Error::invalid(SHAPE));
+    }
+    let text = json_of(list, "the subscriptions")?;
+    let values: Vec<serde_json::Value> = serde_json::from_slice(text.as_bytes())
+        .map_err(|e| Error::invalid(format!("{SHAPE}: {e}")))?;
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| shapes::subscription_of(v).map_err(|e| at_index(e, i)))
+        .collect()
+}
+
+/// `e`, an `InvalidInput` about the `i`th subscription, saying which one it is.
+fn at_index(mut e: Error, i: usize) -> Error {
+    if let Error::InvalidInput { message, .. } = &mut e {
+        *message = format!("subscriptions[{i}]: {message}");
+    }
+    e
+}
+
+/// One subscription `{collection, where?, priority?}` and its priority.
+fn subscription_arg(sub: &JsValue) -> Result<(Wanted, u8)> {
+    let text = json_of(sub, "a subscription")?;
+    let value = serde_json::from_slice(text.as_bytes())
+        .map_err(|e| Error::invalid(format!("a subscription: {e}")))?;
+    shapes::subscription_of(value)
+}
+
+/// A priority argument: a whole number from 0 (the highest) to 255; left out, 0.
+fn priority_of(priority: &JsValue) -> Result<u8> {
+    if priority.is_undefined() || priority.is_null() {
+        return Ok(0);
+    }
+    priority
+        .as_f64()
+        .filter(|p| p.fract() == 0.0 && (0.0..=f64::from(u8::MAX)).contains(p))
+        .map(|p| p as u8)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "a priority is a whole number from 0 (the highest) to {}, got {priority:?}",
+                u8::MAX
+            ))
+        })
 }
 
 fn signal_of(options: &JsValue) -> Option<AbortSignal> {

@@ -7,9 +7,14 @@
 //! text its store holds, written into that text verbatim ([`records_text`]): it is never
 //! parsed into a tree, renamed or serialized again in the wasm.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 use tether_engine::schedule::Schedule;
+use tether_engine::subscription::{Held, Subscription};
+use tether_engine::sync::SubsetCheck;
 use tether_engine::{
     Conflict, Digest, Error, Millis, Op, RecordHash, Result, Row, Run, RunError, RunKind,
     RunStatus, ScopeStatus, Snapshot, Stats, SyncReport, Trigger, VerifyReport,
@@ -171,6 +176,8 @@ pub struct JsVerifyReport<'a> {
     matched: bool,
     repaired: u64,
     matches_now: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    subscriptions: &'a [SubsetCheck],
 }
 
 impl<'a> From<&'a VerifyReport> for JsVerifyReport<'a> {
@@ -181,6 +188,7 @@ impl<'a> From<&'a VerifyReport> for JsVerifyReport<'a> {
             matched: r.matched,
             repaired: r.repaired,
             matches_now: r.matches_now,
+            subscriptions: &r.subscriptions,
         }
     }
 }
@@ -326,4 +334,58 @@ impl From<&Schedule> for JsSchedule {
             jitter: s.jitter,
         }
     }
+}
+
+/// A held subscription as `scope.subscriptions()` lists it: `{collection, where, priority,
+/// complete}`, `where` empty for a whole collection, so that an entry can be passed back to
+/// `removeSubscription` as it is.
+#[derive(Serialize)]
+pub struct JsHeld<'a> {
+    collection: &'a str,
+    #[serde(rename = "where")]
+    filters: &'a BTreeMap<String, Vec<Value>>,
+    priority: u8,
+    complete: bool,
+}
+
+/// The list of `scope.subscriptions()`.
+pub fn held(list: &[Held]) -> Vec<JsHeld<'_>> {
+    list.iter()
+        .map(|h| JsHeld {
+            collection: &h.subscription.collection,
+            filters: &h.subscription.filters,
+            priority: h.priority,
+            complete: h.complete,
+        })
+        .collect()
+}
+
+/// A subscription and its priority from its JS form `{collection, where?: {path: [values]},
+/// priority?}` (priority 0, the highest, when left out), checked by [`Subscription::parse`]:
+/// `InvalidInput` naming what is wrong.
+pub fn subscription_of(value: Value) -> Result<(Subscription, u8)> {
+    let Value::Object(mut fields) = value else {
+        return Err(Error::invalid(format!(
+            "a subscription is {{collection, where?: {{path: [values]}}, priority?}}, got {value}"
+        )));
+    };
+    // `where: null` is no filter, as `where: undefined` (which JSON.stringify leaves out) is.
+    if fields.get("where").is_some_and(Value::is_null) {
+        fields.remove("where");
+    }
+    let priority = match fields.remove("priority") {
+        None | Some(Value::Null) => 0,
+        Some(p) => p
+            .as_u64()
+            .and_then(|n| u8::try_from(n).ok())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "a subscription's priority is a whole number from 0 (the highest) to {}, \
+                     got {p}",
+                    u8::MAX
+                ))
+            })?,
+    };
+    let sub = Subscription::parse(&Value::Object(fields).to_string())?;
+    Ok((sub, priority))
 }

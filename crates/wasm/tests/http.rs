@@ -5,7 +5,8 @@
 use js_sys::{Function, Reflect};
 use serde_json::{json, Value};
 use tether_engine::protocol::cases::{self, Call, Reply};
-use tether_engine::{Detail, Error, ErrorKind, Remote, ScopeId};
+use tether_engine::subscription::{PulledSubset, Subscription};
+use tether_engine::{Detail, Error, ErrorKind, KeyRange, Remote, ScopeId};
 use tether_wasm::any_remote::AnyRemote;
 use tether_wasm::remote::{HttpRemote, Token};
 use wasm_bindgen::prelude::*;
@@ -262,4 +263,77 @@ async fn a_body_over_the_limit_is_refused_while_it_streams() {
         n < 4.0 * 1024.0 * 1024.0,
         "{n} bytes were pulled for a 1 MiB limit"
     );
+}
+
+/// The remote a JS `{url, token, fetch}` describes, over `fetch`.
+fn js_http_remote(fetch: Function) -> AnyRemote {
+    let options = js_sys::Object::new();
+    for (k, v) in [
+        ("url", JsValue::from(BASE)),
+        ("token", JsValue::from(cases::TOKEN)),
+        ("fetch", fetch.into()),
+    ] {
+        Reflect::set(&options, &k.into(), &v).unwrap();
+    }
+    AnyRemote::from_js(&options, None).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn subsets_go_through_the_fetch_remote_and_not_through_functions() {
+    let scope = ScopeId::new("s").unwrap();
+    let sub = Subscription::new("files").with_filter("repository", [json!("r 1")]);
+    let page = json!({"subscription": sub, "changes": [], "outside": [
+        {"collection": "files", "id": "f1", "version": 9}], "checkpoint": "9", "has_more": false});
+    let digest = json!({"count": 0, "digest": "0".repeat(64), "checkpoint": "9"});
+    let replies: Vec<Reply> = [
+        page.to_string(),
+        digest.to_string(),
+        r#"{"records":[]}"#.into(),
+    ]
+    .into_iter()
+    .map(|body| Reply::Answer {
+        status: 200,
+        retry_after: None,
+        body: String::leak(body),
+    })
+    .collect();
+    let (fetch, seen_by) = fake(&replies, None);
+    let remote = js_http_remote(fetch);
+    let Ok(PulledSubset::Page { page, .. }) = remote.pull_subset(&scope, &sub, None, 10).await
+    else {
+        panic!("a page");
+    };
+    assert_eq!(page.outside[0].id, "f1");
+    let snapshot = remote.subset_digest(&scope, &sub, &KeyRange::all()).await;
+    assert_eq!(snapshot.unwrap().map(|s| s.count), Some(0));
+    let records = remote.subset_records(&scope, &sub, &KeyRange::all()).await;
+    assert_eq!(records.unwrap(), Some(vec![]));
+    let encoded = "sub=%7B%22collection%22%3A%22files%22%2C%22where%22%3A%7B%22repository%22\
+                   %3A%5B%22r%201%22%5D%7D%7D";
+    let seen = seen(&seen_by);
+    let paths: Vec<&str> = seen
+        .iter()
+        .map(|s| s["url"].as_str().unwrap().trim_start_matches(BASE))
+        .collect();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    for (path, endpoint) in paths.iter().zip(["changes", "digest", "records"]) {
+        assert!(
+            path.starts_with(&format!("/v1/scopes/s/{endpoint}?")),
+            "{path}"
+        );
+        assert!(path.contains(encoded), "{path}");
+    }
+
+    // A remote of JS functions has no subset call: it says so, as a protocol it cannot speak.
+    let options = js_sys::Object::new();
+    let pull = Function::new_no_args("throw new Error('never called')");
+    Reflect::set(&options, &"pull".into(), &pull).unwrap();
+    let remote = AnyRemote::from_js(&options, None).unwrap();
+    let err = remote
+        .pull_subset(&scope, &sub, None, 10)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err:?}");
+    assert_eq!(err.detail(), Some(Detail::NotSupported));
+    assert!(err.to_string().contains("HTTP remote"), "{err}");
 }

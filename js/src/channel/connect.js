@@ -3,8 +3,10 @@
 import { MARK, VERSION, endpoint, ours, connectionId, tetherError, decodeError, reportError } from './wire.js';
 import { LiveQuery } from '../live.js';
 
-// Calls that run against the network for as long as they need: the request timeout leaves them alone.
-const LONG = new Set(['sync', 'verify', 'preview']);
+// Calls that run against the network for as long as they need, or wait for the owner's syncs
+// (subscriptions are declared between runs, `whenReady` waits for one): the request timeout
+// leaves them alone.
+const LONG = new Set(['sync', 'verify', 'preview', 'whenReady', 'setSubscriptions', 'addSubscription', 'removeSubscription']);
 
 /**
  * Connects to the replica an owner serves on `port` (`serveReplica`); resolves with the
@@ -364,6 +366,32 @@ export class ConnectedScope {
 
   dismissConflict(id) {
     return this.#call('dismissConflict', [Number(id)]).then(() => undefined);
+  }
+
+  /** Replaces the owner's subscriptions of this scope (a write: refused when read-only). */
+  setSubscriptions(list) {
+    return this.#call('setSubscriptions', [list]);
+  }
+
+  addSubscription(sub) {
+    return this.#call('addSubscription', [sub]).then(() => undefined);
+  }
+
+  removeSubscription(sub) {
+    return this.#call('removeSubscription', [sub]);
+  }
+
+  subscriptions() {
+    return this.#call('subscriptions', []);
+  }
+
+  isReady(priority) {
+    return this.#call('isReady', [priority]);
+  }
+
+  /** Resolves when the owner's replica is ready at `priority`; `signal` stops the wait there. */
+  whenReady(priority, options = {}) {
+    return this.#call('whenReady', [priority], { signal: options.signal }).then(() => undefined);
   }
 
   /**

@@ -14,9 +14,15 @@ const METHODS = {
   history: 'read',
   stats: 'read',
   conflicts: 'read',
+  subscriptions: 'read',
+  isReady: 'read',
+  whenReady: 'read',
   put: 'write',
   delete: 'write',
   dismissConflict: 'write',
+  setSubscriptions: 'write',
+  addSubscription: 'write',
+  removeSubscription: 'write',
   sync: 'remote',
   verify: 'remote',
   preview: 'remote',
@@ -130,6 +136,8 @@ export function serveReplica(port, replica, options = {}) {
       throw tetherError('InvalidInput', `${m.method} refused: this connection to the replica is read-only`, 'ReadOnly');
     }
     const scope = current.scope(id);
+    // Waits as long as the owner's syncs take: the connection's abort (or its end) stops it.
+    if (m.method === 'whenReady') return scope.whenReady(args[0], { signal });
     if (kind !== 'remote') return scope[m.method](...args);
     const { remote, progress, errors, ...rest } = args[0] ?? {};
     return scope[m.method]({

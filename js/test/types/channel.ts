@@ -27,6 +27,9 @@ export async function page(worker: Worker, shared: SharedWorker): Promise<number
     await scope.sync({ onProgress: (p) => console.log(p.percent), signal: abort.signal });
     await scope.sync({ remote: { url: 'https://sync.example.com', token: 'secret' } });
     await scope.query('columns', { index: 'object_id', eq: 'obj_1' }, { signal: abort.signal });
+    await scope.setSubscriptions([{ collection: 'files', where: { repository: ['repo_1'] } }]);
+    if (!(await scope.isReady(0))) await scope.whenReady(0, { signal: abort.signal });
+    console.log((await scope.subscriptions()).map((h) => h.complete));
   } catch (e) {
     if (isTetherError(e) && e.code === 'InvalidInput' && e.detail === 'ReadOnly') return -1;
     if (isTetherError(e) && e.code === 'Storage' && e.detail === 'Closed') return -2;

@@ -47,6 +47,21 @@ export async function example(module: WebAssembly.Module): Promise<number> {
   const kind: 'initial' | 'incremental' | 'full-resync' = run.kind;
   const stats = await scope.stats({ days: 7 });
   for (const c of await scope.conflicts()) await scope.dismissConflict(c.id);
+  const evicted: number = await scope.setSubscriptions([
+    { collection: 'repositories' },
+    { collection: 'files', where: { repository: ['repo_1'], size: [1, 2] }, priority: 1 },
+  ]);
+  await scope.addSubscription({ collection: 'objects', priority: 2 });
+  const removed: number = await scope.removeSubscription({ collection: 'objects' });
+  for (const h of await scope.subscriptions()) {
+    const complete: boolean = h.complete;
+    console.log(h.collection, h.where, h.priority, complete);
+  }
+  // @ts-expect-error: filter values are lists
+  await scope.setSubscriptions([{ collection: 'files', where: { repository: 'repo_1' } }]);
+  const ready: boolean = await scope.isReady(1);
+  await scope.whenReady(0, { signal: new AbortController().signal });
+  console.log(evicted, removed, ready);
   const bg = scope.startBackgroundSync({
     remote: {
       pull: async ({ checkpoint, limit }) => ({ changes: [], checkpoint: checkpoint ?? '0', has_more: limit < 0 }),
