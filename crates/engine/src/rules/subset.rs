@@ -143,12 +143,15 @@ pub fn selected(subscriptions: &[&Subscription], row: &Row) -> Result<bool> {
 ///   and another subscription selects it (then the state at `v` is in that subscription);
 /// - the subscription's checkpoint moves to the page's, and it is complete on its last page.
 ///
-/// A subscription no longer held (removed while the page was in flight) changes nothing.
+/// A subscription no longer held (removed while the page was in flight), or no longer at
+/// `from`, the checkpoint the page was pulled from (removed and declared again, or restarted,
+/// meanwhile), changes nothing: the page does not continue where the subscription stands.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_subset_page(
     scope_name: &str,
     state: &ScopeState,
     encoded: &str,
+    from: Option<&Checkpoint>,
     page: ValidSubsetPage,
     rows: &[Option<Row>],
     unanswered: &[(Key, Option<RecordHash>)],
@@ -159,7 +162,9 @@ pub fn plan_subset_page(
         source: Source::Pull,
         ..Changeset::default()
     };
-    let Some(index) = held_index(state, encoded) else {
+    let Some(index) =
+        held_index(state, encoded).filter(|&i| state.subscriptions[i].checkpoint.as_ref() == from)
+    else {
         return Ok(out);
     };
     if rows.len() != page.changes.len() + page.outside.len() {

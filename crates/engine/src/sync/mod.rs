@@ -424,9 +424,12 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             resynced = opts.full;
         }
         loop {
-            let snapshot = self
+            let Some(snapshot) = self
                 .pull_all(scope, opts, run, &mut state, &mut resynced)
-                .await?;
+                .await?
+            else {
+                return self.pull_subsets(scope, opts, run).await;
+            };
             if state.full_sync {
                 self.emit_finished(opts, scope, Phase::Sweep, run);
                 let now = self.clock.now();
@@ -435,13 +438,19 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     .update_stale(
                         scope,
                         state.generation,
-                        |st: &ScopeState, rows: &[Option<Row>]| {
-                            plan_sweep(scope_name, st, rows, now)
+                        |st: &ScopeState, rows: &[Option<Row>]| match st.subscriptions.is_empty() {
+                            true => plan_sweep(scope_name, st, rows, now),
+                            false => Ok(unchanged(st)),
                         },
                     )
                     .await?;
                 run.counts += applied.counts;
-                state = self.store.scope_state(scope).await?;
+            }
+            state = self.store.scope_state(scope).await?;
+            if !state.subscriptions.is_empty() {
+                // Subscriptions declared since the last page: the whole scope's snapshot no
+                // longer describes the replica, whose subscriptions are pulled and verified.
+                return self.pull_subsets(scope, opts, run).await;
             }
             self.emit_finished(opts, scope, Phase::Verify, run);
             if state.totals == snapshot {
@@ -479,7 +488,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         }
     }
 
-    /// Pulls and applies pages until the last one; returns the cloud's snapshot.
+    /// Pulls and applies pages until the last one; returns the cloud's snapshot, or `None` if
+    /// subscriptions were declared meanwhile (the page in flight is dropped: a partial replica
+    /// holds only what they select).
     async fn pull_all(
         &self,
         scope: &ScopeId,
@@ -487,7 +498,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         run: &mut Run,
         state: &mut ScopeState,
         resynced: &mut bool,
-    ) -> Result<Snapshot> {
+    ) -> Result<Option<Snapshot>> {
         let mut done = 0u64;
         let mut total = None;
         let mut empty_pages = 0u32;
@@ -570,12 +581,18 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .lock()
                 .map(|u| u.clone())
                 .unwrap_or_default();
+            let partial = AtomicBool::new(false);
+            let partial_ref = &partial;
             // The planner is called once: it moves the records out of the page, no clone.
             let apply = self.update(
                 scope,
                 &keys,
                 false,
                 move |st: &ScopeState, rows: &[Option<Row>]| {
+                    if !st.subscriptions.is_empty() {
+                        partial_ref.store(true, Ordering::Relaxed);
+                        return Ok(unchanged(st));
+                    }
                     plan_page(scope_name, st, page, rows, mode, &unanswered, now)
                 },
             );
@@ -589,6 +606,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             } else {
                 apply.await?
             };
+            if partial.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
             state.checkpoint = Some(checkpoint);
             state.totals = applied.totals;
             run.pages += 1;
@@ -603,7 +623,7 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             self.emit_counts(opts, scope, Phase::Apply, done, total);
             if !has_more {
                 // validate_page guarantees the last page carries its snapshot.
-                return snapshot.ok_or_else(|| {
+                return snapshot.map(Some).ok_or_else(|| {
                     Error::protocol("last page without snapshot")
                         .with_detail(Detail::SnapshotMissing)
                 });
@@ -716,6 +736,14 @@ fn check_progress(
         .with_detail(Detail::NoProgress));
     }
     Ok(())
+}
+
+/// A changeset that writes nothing: `state` as it is.
+fn unchanged(state: &ScopeState) -> Changeset {
+    Changeset {
+        scope: state.clone(),
+        ..Changeset::default()
+    }
 }
 
 /// `done / total` as a percentage in `[0, 100]` (100 for an empty total).

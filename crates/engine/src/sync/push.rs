@@ -17,13 +17,6 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             return Ok(());
         }
         let client = self.client_id(scope, opts).await?;
-        // A partial replica drops what it pushed once answered if no subscription selects it.
-        let partial = !self
-            .store
-            .scope_state(scope)
-            .await?
-            .subscriptions
-            .is_empty();
         let mut after = None;
         let mut done = 0;
         loop {
@@ -126,7 +119,16 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 )
                 .await?;
             run.counts.conflicts += applied.counts.conflicts;
-            if partial {
+            // A partial replica drops what was answered if no subscription selects it. Read
+            // after the answer is written: subscriptions declared before this read are seen
+            // here, and the eviction of a later declaration finds the edits answered.
+            if !self
+                .store
+                .scope_state(scope)
+                .await?
+                .subscriptions
+                .is_empty()
+            {
                 self.evict_unselected(scope, &keys).await?;
             }
             done += keys.len() as u64;

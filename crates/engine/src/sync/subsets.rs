@@ -46,6 +46,14 @@ enum FetchedSubset {
     Page(ValidSubsetPage, u64),
 }
 
+/// What one subscription's pull did.
+struct SubsetPull {
+    /// Changes and markers it applied.
+    applied: u64,
+    /// Whether the cloud answered `410` and the subscription was downloaded again.
+    restarted: bool,
+}
+
 /// One subscription's verification: what the cloud and the replica hold of it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubsetCheck {
@@ -84,13 +92,20 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         } else {
             0
         };
+        // Downloaded again after a `410` in this round: verified even in a live round, since
+        // the download cannot delete what the cloud deleted meanwhile.
+        let mut restarted = Vec::new();
         let mut priorities: Vec<u8> = state.subscriptions.iter().map(|h| h.priority).collect();
         priorities.sort_unstable();
         priorities.dedup();
         for priority in priorities {
             for sub in self.held_of(scope, Some(priority)).await? {
-                self.pull_subset(scope, &sub, priority, wait, opts, run)
+                let pulled = self
+                    .pull_subset(scope, &sub, priority, wait, opts, run)
                     .await?;
+                if pulled.restarted {
+                    restarted.push(sub);
+                }
                 wait = 0;
             }
             self.emit_subset(opts, scope, Phase::Ready, None, priority, 0, None);
@@ -101,7 +116,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 .subscriptions
                 .iter()
                 .any(|h| h.subscription == sub && h.complete);
-            if !(live && was_complete) {
+            if !(live && was_complete) || restarted.contains(&sub) {
                 self.check_subset(scope, &sub, opts, run).await?;
             }
         }
@@ -120,8 +135,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
     }
 
     /// Pulls one subscription from its checkpoint to the end, the first request long-polling
-    /// `wait` seconds if above 0; returns the changes and markers it applied. A subscription
-    /// removed meanwhile ends the pull.
+    /// `wait` seconds if above 0. A subscription removed meanwhile ends the pull.
     async fn pull_subset(
         &self,
         scope: &ScopeId,
@@ -130,7 +144,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         mut wait: u32,
         opts: &SyncOptions<'_>,
         run: &mut Run,
-    ) -> Result<u64> {
+    ) -> Result<SubsetPull> {
         let encoded = sub.encode();
         let limit = opts.page_size.max(1);
         let (mut done, mut empty_pages, mut reset) = (0u64, 0u32, false);
@@ -140,7 +154,10 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             check_cancel(opts)?;
             let state = self.store.scope_state(scope).await?;
             let Some(i) = held_index(&state, &encoded) else {
-                return Ok(done);
+                return Ok(SubsetPull {
+                    applied: done,
+                    restarted: reset,
+                });
             };
             let checkpoint = state.subscriptions[i].checkpoint.clone();
             if checkpoint.is_none() && total.is_none() {
@@ -207,13 +224,28 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 .unwrap_or_default();
             let encoded_ref = encoded.as_str();
             let next_from = Some(page.checkpoint.clone());
+            let from = checkpoint.as_ref();
+            let dropped = std::sync::atomic::AtomicBool::new(false);
+            let dropped_ref = &dropped;
             let apply = self.update(
                 scope,
                 &keys,
                 // With data: a marker's row is kept when another subscription selects it.
                 true,
                 move |st: &ScopeState, rows: &[Option<Row>]| {
-                    plan_subset_page(scope_name, st, encoded_ref, page, rows, &unanswered, now)
+                    let moved = held_index(st, encoded_ref)
+                        .is_some_and(|i| st.subscriptions[i].checkpoint.as_ref() != from);
+                    dropped_ref.store(moved, std::sync::atomic::Ordering::Relaxed);
+                    plan_subset_page(
+                        scope_name,
+                        st,
+                        encoded_ref,
+                        from,
+                        page,
+                        rows,
+                        &unanswered,
+                        now,
+                    )
                 },
             );
             let applied = if has_more {
@@ -225,6 +257,12 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             } else {
                 apply.await?
             };
+            if dropped.load(std::sync::atomic::Ordering::Relaxed) {
+                // The subscription was restarted while the page was in flight: pull again from
+                // where it stands now (the page pulled ahead is dropped too, being from
+                // elsewhere).
+                continue;
+            }
             run.pages += 1;
             run.counts += applied.counts;
             done = done.saturating_add(n);
@@ -241,7 +279,10 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 total,
             );
             if !has_more {
-                return Ok(done);
+                return Ok(SubsetPull {
+                    applied: done,
+                    restarted: reset,
+                });
             }
         }
     }
@@ -364,6 +405,7 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 if self
                     .pull_subset(scope, sub, held.priority, 0, opts, run)
                     .await?
+                    .applied
                     > 0
                 {
                     continue;

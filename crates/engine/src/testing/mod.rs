@@ -36,6 +36,7 @@ mod push;
 mod queries;
 mod scenarios;
 mod store_cases;
+mod subset_races;
 mod subsets;
 
 pub use edits::*;
@@ -43,6 +44,7 @@ pub use push::*;
 pub use queries::*;
 pub use scenarios::*;
 pub use store_cases::*;
+pub use subset_races::*;
 pub use subsets::*;
 
 use serde_json::json;
@@ -99,6 +101,10 @@ macro_rules! for_each_conformance_case {
         $m!(priorities_complete_in_order);
         $m!(subset_divergence_is_repaired);
         $m!(a_pending_edit_that_moves_out_is_journaled_not_lost);
+        $m!(subscriptions_set_during_a_whole_download_take_over);
+        $m!(subscriptions_set_during_a_push_evict_what_it_answers);
+        $m!(a_page_pulled_before_a_subscription_restarted_is_dropped);
+        $m!(a_live_round_verifies_a_subscription_it_downloaded_again);
     };
 }
 

@@ -17,7 +17,7 @@ use crate::types::{Phase, Progress, ScopeId};
 use super::*;
 
 /// `files` spread over repositories `r0`..`r9` (10 each), and 20 `repositories`.
-fn catalog(cloud: &Cloud, s: &ScopeId) {
+pub(super) fn catalog(cloud: &Cloud, s: &ScopeId) {
     for i in 0..100 {
         cloud.put(
             s,
@@ -32,17 +32,17 @@ fn catalog(cloud: &Cloud, s: &ScopeId) {
     }
 }
 
-fn files_of(repos: &[&str]) -> Subscription {
+pub(super) fn files_of(repos: &[&str]) -> Subscription {
     Subscription::new("files").with_filter("repository", repos.iter().map(|r| json!(r)))
 }
 
 /// The keys the cloud's subset holds and the replica's rows of the same collection.
-async fn held_ids<S: Store>(store: &S, s: &ScopeId, collection: &str) -> Vec<String> {
+pub(super) async fn held_ids<S: Store>(store: &S, s: &ScopeId, collection: &str) -> Vec<String> {
     let rows = store.list(s, collection, None, 10_000).await.unwrap();
     rows.into_iter().map(|r| r.key.id).collect()
 }
 
-fn cloud_ids(cloud: &Cloud, s: &ScopeId, sub: &Subscription) -> Vec<String> {
+pub(super) fn cloud_ids(cloud: &Cloud, s: &ScopeId, sub: &Subscription) -> Vec<String> {
     let mut ids: Vec<String> = cloud
         .subset_records_now(s, sub, &crate::KeyRange::all())
         .into_iter()
