@@ -569,13 +569,29 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
         keys.dedup();
         let now = self.clock.now();
         let scope_name = scope.as_str();
+        let encoded = sub.encode();
         let applied = self
             .update(
                 scope,
                 &keys,
                 true,
                 |st: &ScopeState, rows: &[Option<Row>]| {
-                    let mut out = plan_repair(scope_name, st, &keys, rows, &cloud, now)?;
+                    if held_index(st, &encoded).is_none() {
+                        // Removed meanwhile: what it selected was evicted and stays so.
+                        return Ok(unchanged(st));
+                    }
+                    // A pending edit the cloud's subset does not hold may rest on a record the
+                    // cloud still has elsewhere (or the edit moves it into the subset): the
+                    // push settles it, as for a move-out marker; the cloud deleted nothing.
+                    let rows: Vec<Option<Row>> = keys
+                        .iter()
+                        .zip(rows)
+                        .map(|(key, row)| {
+                            row.clone()
+                                .filter(|r| r.pending.is_none() || cloud.contains_key(key))
+                        })
+                        .collect();
+                    let mut out = plan_repair(scope_name, st, &keys, &rows, &cloud, now)?;
                     // Not in the cloud's subset is not deleted: it may be anywhere else.
                     for w in &mut out.rows {
                         if let RowWrite::Remove { evict, .. } = w {
@@ -604,6 +620,9 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
             &keys,
             true,
             |st: &ScopeState, rows: &[Option<Row>]| {
+                if held_index(st, &encoded).is_none() {
+                    return Ok(unchanged(st));
+                }
                 let others: Vec<&Subscription> = st
                     .subscriptions
                     .iter()

@@ -105,6 +105,8 @@ macro_rules! for_each_conformance_case {
         $m!(subscriptions_set_during_a_push_evict_what_it_answers);
         $m!(a_page_pulled_before_a_subscription_restarted_is_dropped);
         $m!(a_live_round_verifies_a_subscription_it_downloaded_again);
+        $m!(a_subscription_removed_during_its_verification_is_not_repaired);
+        $m!(verify_repair_keeps_a_pending_edit_that_moves_a_record_in);
     };
 }
 

@@ -35,10 +35,13 @@ struct Resubscriber<'a, S> {
     before_pull: Mutex<Vec<(u32, Vec<Wanted>)>>,
     /// The same before a subset pull.
     before_subset_pull: Mutex<Vec<(u32, Vec<Wanted>)>>,
+    /// The same before a subset digest.
+    before_subset_digest: Mutex<Vec<(u32, Vec<Wanted>)>>,
     /// Lists declared once the cloud has applied the next push, before its answer is applied.
     after_push: Mutex<Vec<Wanted>>,
     pulls: AtomicU32,
     subset_pulls: AtomicU32,
+    subset_digests: AtomicU32,
     /// Whether it long-polls (answering at once); the second long-poll stops the live sync.
     live: bool,
     waits: AtomicU32,
@@ -51,9 +54,11 @@ impl<'a, S: Store> Resubscriber<'a, S> {
             store,
             before_pull: Mutex::default(),
             before_subset_pull: Mutex::default(),
+            before_subset_digest: Mutex::default(),
             after_push: Mutex::default(),
             pulls: AtomicU32::new(0),
             subset_pulls: AtomicU32::new(0),
+            subset_digests: AtomicU32::new(0),
             live: false,
             waits: AtomicU32::new(0),
         }
@@ -150,6 +155,8 @@ impl<S: Store> Remote for Resubscriber<'_, S> {
         sub: &Subscription,
         range: &KeyRange,
     ) -> Result<Option<SubsetSnapshot>> {
+        let n = self.subset_digests.fetch_add(1, Ordering::SeqCst);
+        self.due(scope, &self.before_subset_digest, n).await;
         self.cloud.subset_digest(scope, sub, range).await
     }
 
@@ -281,4 +288,63 @@ pub async fn a_live_round_verifies_a_subscription_it_downloaded_again<S: Store>(
     syncer.sync(&s, live).await.unwrap();
     assert_eq!(remote.waits.load(Ordering::SeqCst), 2, "stopped in round 2");
     holds_exactly(store, &cloud, &s, &sub).await;
+}
+
+/// A subscription removed while the sync verifies it is not repaired: the repair would bring
+/// back the records its removal evicted, which no subscription selects.
+pub async fn a_subscription_removed_during_its_verification_is_not_repaired<S: Store>(store: &S) {
+    let s = sid("org-1");
+    let cloud = Cloud::new();
+    catalog(&cloud, &s);
+    let (r1, r2) = (files_of(&["r1"]), files_of(&["r2"]));
+    let remote = Resubscriber::new(&cloud, store);
+    // Digests: r1's and r2's sizes before their downloads, then r1's and r2's verifications.
+    remote
+        .before_subset_digest
+        .lock()
+        .unwrap()
+        .push((3, vec![vec![(r1.clone(), 0)]]));
+    ScopeHandle::new(store, s.clone())
+        .set_subscriptions(vec![(r1.clone(), 0), (r2, 0)])
+        .await
+        .unwrap();
+    let syncer = Syncer::new(store, &remote, &clock);
+    syncer.sync(&s, SyncOptions::default()).await.unwrap();
+    holds_exactly(store, &cloud, &s, &r1).await;
+}
+
+/// `verify --repair` leaves alone a pending edit that moves a held record into another
+/// subscription: the cloud's subset does not hold it yet, but the cloud did not change it, so
+/// the edit is pushed and accepted, not journaled.
+pub async fn verify_repair_keeps_a_pending_edit_that_moves_a_record_in<S: Store>(store: &S) {
+    let s = sid("org-1");
+    let cloud = Cloud::new();
+    catalog(&cloud, &s);
+    let (r1, r2) = (files_of(&["r1"]), files_of(&["r2"]));
+    let scope = ScopeHandle::new(store, s.clone());
+    scope
+        .set_subscriptions(vec![(r1.clone(), 0), (r2.clone(), 0)])
+        .await
+        .unwrap();
+    let syncer = Syncer::new(store, &cloud, &clock);
+    syncer.sync(&s, SyncOptions::default()).await.unwrap();
+    scope
+        .put(
+            "files",
+            "f002",
+            json!({"repository": "r1", "path": "moved"}),
+        )
+        .await
+        .unwrap();
+    syncer.verify(&s, true).await.unwrap();
+    assert!(store.conflicts(&s).await.unwrap().is_empty());
+    assert_eq!(store.pending_count(&s).await.unwrap(), 1);
+    syncer.sync(&s, SyncOptions::default()).await.unwrap();
+    assert!(store.conflicts(&s).await.unwrap().is_empty());
+    assert_eq!(
+        cloud.record(&s, "files", "f002").unwrap().1["path"],
+        "moved"
+    );
+    let both = files_of(&["r1", "r2"]);
+    holds_exactly(store, &cloud, &s, &both).await;
 }
