@@ -459,6 +459,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             let mut expected = snapshot;
             if self.repair(scope, run).await?.is_some() {
                 state = self.store.scope_state(scope).await?;
+                if !state.subscriptions.is_empty() {
+                    return self.pull_subsets(scope, opts, run).await;
+                }
                 // The cloud may have moved on since the last page: the repaired ranges hold
                 // what it answered during the repair, so compare with what it says now.
                 if let Some(fresh) = self.cloud_snapshot(scope).await? {
@@ -663,6 +666,11 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
 
     async fn begin_full(&self, scope: &ScopeId) -> Result<ScopeState> {
         self.update(scope, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
+            if !st.subscriptions.is_empty() {
+                // Partial meanwhile: its subscriptions are pulled instead (the first page of
+                // the whole scope sees it), and a partial replica is never in a full download.
+                return Ok(unchanged(st));
+            }
             Ok(Changeset {
                 scope: ScopeState {
                     checkpoint: None,

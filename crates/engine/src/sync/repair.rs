@@ -146,6 +146,11 @@ impl<S: Store, R: Remote> Syncer<'_, S, R> {
                 &keys,
                 true,
                 |st: &ScopeState, rows: &[Option<Row>]| {
+                    if !st.subscriptions.is_empty() {
+                        // Subscriptions declared meanwhile: the whole scope's records would
+                        // fill a partial replica with what they do not select.
+                        return Ok(unchanged(st));
+                    }
                     plan_repair(scope_name, st, &keys, rows, &cloud, now)
                 },
             )

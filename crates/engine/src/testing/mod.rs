@@ -103,6 +103,7 @@ macro_rules! for_each_conformance_case {
         $m!(a_pending_edit_that_moves_out_is_journaled_not_lost);
         $m!(subscriptions_set_during_a_whole_download_take_over);
         $m!(subscriptions_set_during_a_push_evict_what_it_answers);
+        $m!(subscriptions_set_during_a_whole_repair_take_over);
         $m!(a_page_pulled_before_a_subscription_restarted_is_dropped);
         $m!(a_live_round_verifies_a_subscription_it_downloaded_again);
         $m!(a_subscription_removed_during_its_verification_is_not_repaired);

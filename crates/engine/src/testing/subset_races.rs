@@ -37,11 +37,14 @@ struct Resubscriber<'a, S> {
     before_subset_pull: Mutex<Vec<(u32, Vec<Wanted>)>>,
     /// The same before a subset digest.
     before_subset_digest: Mutex<Vec<(u32, Vec<Wanted>)>>,
+    /// The same before a whole scope's range digest.
+    before_range_digest: Mutex<Vec<(u32, Vec<Wanted>)>>,
     /// Lists declared once the cloud has applied the next push, before its answer is applied.
     after_push: Mutex<Vec<Wanted>>,
     pulls: AtomicU32,
     subset_pulls: AtomicU32,
     subset_digests: AtomicU32,
+    range_digests: AtomicU32,
     /// Whether it long-polls (answering at once); the second long-poll stops the live sync.
     live: bool,
     waits: AtomicU32,
@@ -55,10 +58,12 @@ impl<'a, S: Store> Resubscriber<'a, S> {
             before_pull: Mutex::default(),
             before_subset_pull: Mutex::default(),
             before_subset_digest: Mutex::default(),
+            before_range_digest: Mutex::default(),
             after_push: Mutex::default(),
             pulls: AtomicU32::new(0),
             subset_pulls: AtomicU32::new(0),
             subset_digests: AtomicU32::new(0),
+            range_digests: AtomicU32::new(0),
             live: false,
             waits: AtomicU32::new(0),
         }
@@ -111,6 +116,8 @@ impl<S: Store> Remote for Resubscriber<'_, S> {
     }
 
     async fn range_digest(&self, scope: &ScopeId, range: &KeyRange) -> Result<Option<Snapshot>> {
+        let n = self.range_digests.fetch_add(1, Ordering::SeqCst);
+        self.due(scope, &self.before_range_digest, n).await;
         self.cloud.range_digest(scope, range).await
     }
 
@@ -207,6 +214,42 @@ pub async fn subscriptions_set_during_a_whole_download_take_over<S: Store>(store
         state.checkpoint, None,
         "a partial replica has no scope checkpoint"
     );
+}
+
+/// Subscriptions declared while a whole scope is being repaired (its last page missed a
+/// change) take over: the repair does not write back what their declaration evicted, and the
+/// replica is not left in a full download.
+pub async fn subscriptions_set_during_a_whole_repair_take_over<S: Store>(store: &S) {
+    let s = sid("org-1");
+    let cloud = Cloud::new();
+    catalog(&cloud, &s);
+    let remote = Resubscriber::new(&cloud, store);
+    let syncer = Syncer::new(store, &remote, &clock);
+    syncer.sync(&s, SyncOptions::default()).await.unwrap();
+    for i in 0..5 {
+        cloud.put(
+            &s,
+            "repositories",
+            &format!("r{i}"),
+            json!({"name": "x"}),
+            NOW,
+        );
+    }
+    cloud.inject(crate::cloud::Faults {
+        truncate_next: true,
+        ..crate::cloud::Faults::default()
+    });
+    let sub = files_of(&["r1"]);
+    remote
+        .before_range_digest
+        .lock()
+        .unwrap()
+        .push((0, vec![vec![(sub.clone(), 0)]]));
+    syncer.sync(&s, SyncOptions::default()).await.unwrap();
+    assert!(remote.range_digests.load(Ordering::SeqCst) > 0, "repaired");
+    syncer.sync(&s, SyncOptions::default()).await.unwrap();
+    holds_exactly(store, &cloud, &s, &sub).await;
+    assert!(!store.scope_state(&s).await.unwrap().full_sync);
 }
 
 /// A record a push answers after the replica became partial meanwhile leaves it if no
