@@ -29,7 +29,10 @@
 //! check that every local edit ends in one place while the user and other writers act in the
 //! middle of a sync; the subset scenarios (`subsets`, from
 //! [`subscriptions_download_their_records_and_follow_moves`] to
-//! [`a_pending_edit_that_moves_out_is_journaled_not_lost`]) drive partial replicas.
+//! [`a_pending_edit_that_moves_out_is_journaled_not_lost`]) drive partial replicas, and the
+//! subset races (`subset_races`, from [`subscriptions_set_during_a_whole_download_take_over`]
+//! to [`verify_repair_keeps_a_pending_edit_that_moves_a_record_in`]) change their
+//! subscriptions in the middle of a sync.
 
 mod edits;
 mod push;
