@@ -44,12 +44,12 @@ pub(crate) struct SyncArgs {
         long,
         value_name = "COLLECTION[:PATH=VALUE[,VALUE...]]...[@PRIORITY]",
         value_parser = parse_only,
-        conflicts_with = "all"
+        conflicts_with_all = ["all", "dry_run"]
     )]
     only: Vec<(Subscription, u8)>,
     /// Hold the whole scope again (forgets the subscriptions; the next sync downloads what the
     /// replica lacks).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     all: bool,
 }
 

@@ -54,6 +54,15 @@ fn partial_replica_follows_the_cloud(storage: &[&str]) {
     run(&["seed", "--records", "2000"]);
     let wanted = ["repo_000003", "repo_000011"];
     let only = format!("files:repository={}", wanted.join(","));
+    // A dry run changes nothing, subscriptions included: it refuses them.
+    let dry = tether(
+        &[
+            &["sync", "--db", part, "--dry-run", "--only", &only][..],
+            &remote[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(dry.status.code(), Some(2), "a usage error");
     let out = run(&["sync", "--db", part, "--only", &only]);
     assert!(
         out.contains("each verified against the cloud's subset"),
