@@ -128,6 +128,38 @@ const DAY_MS: i64 = 86_400_000;
 /// Rows read and evicted per transaction when subscriptions narrow.
 const EVICT_BATCH: usize = 1000;
 
+/// The subscriptions held but `sub`, with their priorities.
+fn keep_others(held: &[Held], sub: &Subscription) -> Vec<(Subscription, u8)> {
+    held.iter()
+        .filter(|h| h.subscription != *sub)
+        .map(|h| (h.subscription.clone(), h.priority))
+        .collect()
+}
+
+/// Checks a list of subscriptions: each valid, none twice, at most [`MAX_SUBSCRIPTIONS`].
+///
+/// [`MAX_SUBSCRIPTIONS`]: crate::limits::MAX_SUBSCRIPTIONS
+fn check_wanted(wanted: &[(Subscription, u8)]) -> Result<()> {
+    if wanted.len() > crate::limits::MAX_SUBSCRIPTIONS {
+        return Err(Error::invalid(format!(
+            "a replica holds at most {} subscriptions of a scope, got {}",
+            crate::limits::MAX_SUBSCRIPTIONS,
+            wanted.len()
+        ))
+        .with_detail(crate::Detail::TooLarge));
+    }
+    for (i, (sub, _)) in wanted.iter().enumerate() {
+        sub.validate()?;
+        if wanted[..i].iter().any(|(s, _)| s == sub) {
+            return Err(Error::invalid(format!(
+                "the subscription {} is declared twice",
+                sub.encode()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The held state of `sub` when the subscriptions become a list holding it: its own if it was
 /// held already; complete at a holder's checkpoint if a complete held subscription (or the
 /// whole scope, synced) covers it; else not yet downloaded.
@@ -396,23 +428,37 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
     /// # });
     /// ```
     pub async fn set_subscriptions(&self, wanted: Vec<(Subscription, u8)>) -> Result<u64> {
-        if wanted.len() > crate::limits::MAX_SUBSCRIPTIONS {
-            return Err(Error::invalid(format!(
-                "a replica holds at most {} subscriptions of a scope, got {}",
-                crate::limits::MAX_SUBSCRIPTIONS,
-                wanted.len()
-            ))
-            .with_detail(crate::Detail::TooLarge));
-        }
-        for (i, (sub, _)) in wanted.iter().enumerate() {
-            sub.validate()?;
-            if wanted[..i].iter().any(|(s, _)| s == sub) {
-                return Err(Error::invalid(format!(
-                    "the subscription {} is declared twice",
-                    sub.encode()
-                )));
-            }
-        }
+        self.change_subscriptions(move |_| Ok(wanted)).await
+    }
+
+    /// Adds a subscription (or changes its priority), keeping the others.
+    pub async fn add_subscription(&self, sub: Subscription, priority: u8) -> Result<()> {
+        self.change_subscriptions(move |held| {
+            let mut wanted = keep_others(held, &sub);
+            wanted.push((sub, priority));
+            Ok(wanted)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes a subscription, evicting what no other selects; returns the number of records
+    /// evicted. Removing the last one makes the replica whole again (no subscription selects
+    /// the whole scope), as `set_subscriptions(vec![])` does.
+    pub async fn remove_subscription(&self, sub: &Subscription) -> Result<u64> {
+        let sub = sub.clone();
+        self.change_subscriptions(move |held| Ok(keep_others(held, &sub)))
+            .await
+    }
+
+    /// Replaces the subscriptions with what `change` makes of the held ones, read and written
+    /// in one transaction (two changes at once never lose one), then evicts what the new set no
+    /// longer selects. The eviction is marked in the same transaction
+    /// ([`ScopeState::evicting`]), so one cut short by a crash is finished by the next sync.
+    async fn change_subscriptions(
+        &self,
+        change: impl FnOnce(&[Held]) -> Result<Vec<(Subscription, u8)>> + crate::store::MaybeSend,
+    ) -> Result<u64> {
         let narrowed = std::sync::atomic::AtomicBool::new(false);
         self.store
             .update(
@@ -420,6 +466,8 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
                 &[],
                 false,
                 |st: &ScopeState, _: &[Option<Row>]| {
+                    let wanted = change(&st.subscriptions)?;
+                    check_wanted(&wanted)?;
                     let mut scope = st.clone();
                     scope.subscriptions = wanted
                         .into_iter()
@@ -434,6 +482,7 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
                     let narrows = !scope.subscriptions.is_empty()
                         && (st.subscriptions.is_empty() || !kept_all);
                     narrowed.store(narrows, std::sync::atomic::Ordering::Relaxed);
+                    scope.evicting = narrows;
                     if scope.subscriptions.is_empty() != st.subscriptions.is_empty() {
                         // Whole to partial: the scope's checkpoint is unused from now on; partial
                         // to whole: the next sync downloads the scope in full.
@@ -453,35 +502,10 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
         self.evict_unselected().await
     }
 
-    /// Adds a subscription (or changes its priority), keeping the others.
-    pub async fn add_subscription(&self, sub: Subscription, priority: u8) -> Result<()> {
-        let mut wanted: Vec<(Subscription, u8)> = self
-            .subscriptions()
-            .await?
-            .into_iter()
-            .map(|h| (h.subscription, h.priority))
-            .filter(|(s, _)| *s != sub)
-            .collect();
-        wanted.push((sub, priority));
-        self.set_subscriptions(wanted).await.map(|_| ())
-    }
-
-    /// Removes a subscription, evicting what no other selects; returns the number of records
-    /// evicted. Removing the last one makes the replica whole again (no subscription selects
-    /// the whole scope), as `set_subscriptions(vec![])` does.
-    pub async fn remove_subscription(&self, sub: &Subscription) -> Result<u64> {
-        let wanted: Vec<(Subscription, u8)> = self
-            .subscriptions()
-            .await?
-            .into_iter()
-            .filter(|h| h.subscription != *sub)
-            .map(|h| (h.subscription, h.priority))
-            .collect();
-        self.set_subscriptions(wanted).await
-    }
-
-    /// Evicts every held row no subscription selects, in transactions of [`EVICT_BATCH`] rows.
-    async fn evict_unselected(&self) -> Result<u64> {
+    /// Evicts every held row no subscription selects, in transactions of [`EVICT_BATCH`] rows,
+    /// then clears [`ScopeState::evicting`]. A sync calls it first when a narrowing's eviction
+    /// was cut short.
+    pub(crate) async fn evict_unselected(&self) -> Result<u64> {
         let mut evicted = 0;
         let mut from: Option<Key> = None;
         loop {
@@ -497,6 +521,22 @@ impl<'a, S: Store> ScopeHandle<'a, S> {
                 keys.remove(0);
             }
             let Some(last) = keys.last().cloned() else {
+                self.store
+                    .update(
+                        &self.scope,
+                        &[],
+                        false,
+                        |st: &ScopeState, _: &[Option<Row>]| {
+                            Ok(Changeset {
+                                scope: ScopeState {
+                                    evicting: false,
+                                    ..st.clone()
+                                },
+                                ..Changeset::default()
+                            })
+                        },
+                    )
+                    .await?;
                 return Ok(evicted);
             };
             let applied = self

@@ -272,7 +272,8 @@ fn a_version_1_file_is_migrated_in_place_and_keeps_its_history() {
             "ALTER TABLE runs DROP COLUMN error_detail; ALTER TABLE conflicts DROP COLUMN reason; \
              ALTER TABLE scopes DROP COLUMN client; DROP TABLE index_entries; \
              DROP TABLE indexes; ALTER TABLE records DROP COLUMN sent; \
-             ALTER TABLE scopes DROP COLUMN subscriptions; PRAGMA user_version = 1;",
+             ALTER TABLE scopes DROP COLUMN subscriptions; ALTER TABLE scopes DROP COLUMN evicting; \
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     }
@@ -322,7 +323,8 @@ fn a_version_2_file_is_migrated_in_place_and_keeps_its_conflicts() {
         c.execute_batch(
             "ALTER TABLE conflicts DROP COLUMN reason; ALTER TABLE scopes DROP COLUMN client; \
              DROP TABLE index_entries; DROP TABLE indexes; ALTER TABLE records DROP COLUMN sent; \
-             ALTER TABLE scopes DROP COLUMN subscriptions; PRAGMA user_version = 2;",
+             ALTER TABLE scopes DROP COLUMN subscriptions; ALTER TABLE scopes DROP COLUMN evicting; \
+             PRAGMA user_version = 2;",
         )
         .unwrap();
     }

@@ -113,7 +113,8 @@ fn a_version_4_file_migrates_keeping_its_data_and_builds_indexes() {
         let c = sqlite(&path);
         c.execute_batch(
             "DROP TABLE index_entries; DROP TABLE indexes; ALTER TABLE records DROP COLUMN sent; \
-             ALTER TABLE scopes DROP COLUMN subscriptions; PRAGMA user_version = 4;",
+             ALTER TABLE scopes DROP COLUMN subscriptions; ALTER TABLE scopes DROP COLUMN evicting; \
+             PRAGMA user_version = 4;",
         )
         .unwrap();
     }

@@ -202,9 +202,11 @@ ALTER TABLE records ADD COLUMN sent INTEGER;
 CREATE INDEX index_entries_by_row ON index_entries (index_no, scope_id, id);
 "#,
     // Version 8: a partial replica's subscriptions (`ScopeState::subscriptions`) as the JSON
-    // of their list; NULL for a replica of the whole scope.
+    // of their list, NULL for a replica of the whole scope; and whether a narrowing's eviction
+    // is unfinished (`ScopeState::evicting`).
     r#"
 ALTER TABLE scopes ADD COLUMN subscriptions TEXT;
+ALTER TABLE scopes ADD COLUMN evicting INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

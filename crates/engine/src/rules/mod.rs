@@ -121,6 +121,11 @@ pub struct ScopeState {
     /// subscription has its own) and stays `None`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscriptions: Vec<crate::subscription::Held>,
+    /// The subscriptions narrowed and the rows they no longer select are still being evicted
+    /// (set in the narrowing's transaction, cleared when the eviction ends): the next sync
+    /// finishes an eviction a crash cut short.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evicting: bool,
 }
 
 impl ScopeState {

@@ -414,6 +414,15 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
         run: &mut Run,
     ) -> Result<Snapshot> {
         let mut state = self.store.scope_state(scope).await?;
+        if state.evicting {
+            // A narrowing of the subscriptions was cut short before its eviction ended.
+            let handle = crate::scope::ScopeHandle::new(self.store, scope.clone());
+            let handle = match self.events {
+                Some(hub) => handle.events(hub),
+                None => handle,
+            };
+            run.counts.deleted += handle.evict_unselected().await?;
+        }
         if !state.subscriptions.is_empty() {
             return self.pull_subsets(scope, opts, run).await;
         }

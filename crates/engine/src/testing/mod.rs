@@ -104,6 +104,7 @@ macro_rules! for_each_conformance_case {
         $m!(priorities_complete_in_order);
         $m!(subset_divergence_is_repaired);
         $m!(a_pending_edit_that_moves_out_is_journaled_not_lost);
+        $m!(an_eviction_cut_short_is_finished_by_the_next_sync);
         $m!(subscriptions_set_during_a_whole_download_take_over);
         $m!(subscriptions_set_during_a_push_evict_what_it_answers);
         $m!(subscriptions_set_during_a_whole_repair_take_over);

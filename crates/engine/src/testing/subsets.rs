@@ -388,3 +388,47 @@ pub async fn a_pending_edit_that_moves_out_is_journaled_not_lost<S: Store>(store
     assert_eq!(store.pending_count(&s).await.unwrap(), 0);
     assert!(syncer.verify(&s, false).await.unwrap().matched);
 }
+
+/// A narrowing whose eviction a crash cut short (the subscriptions stored, the eviction marked
+/// and not done) is finished by the next sync: nothing stays held that no subscription selects.
+pub async fn an_eviction_cut_short_is_finished_by_the_next_sync<S: Store>(store: &S) {
+    let s = sid("org-1");
+    let cloud = Cloud::new();
+    catalog(&cloud, &s);
+    let syncer = Syncer::new(store, &cloud, &clock);
+    syncer.sync(&s, SyncOptions::default()).await.unwrap();
+    let sub = files_of(&["r2"]);
+    // What `set_subscriptions` writes in its first transaction, and no more.
+    let held = crate::subscription::Held {
+        complete: true,
+        checkpoint: store.scope_state(&s).await.unwrap().checkpoint,
+        ..crate::subscription::Held::new(sub.clone(), 0)
+    };
+    store
+        .update(&s, &[], false, |st: &ScopeState, _: &[Option<Row>]| {
+            Ok(Changeset {
+                scope: ScopeState {
+                    subscriptions: vec![held],
+                    evicting: true,
+                    checkpoint: None,
+                    ..st.clone()
+                },
+                ..Changeset::default()
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count(&s, None).await.unwrap(),
+        120,
+        "nothing evicted yet"
+    );
+    let report = syncer.sync(&s, SyncOptions::default()).await.unwrap();
+    assert_eq!(report.run.counts.deleted, 110);
+    assert_eq!(
+        held_ids(store, &s, "files").await,
+        cloud_ids(&cloud, &s, &sub)
+    );
+    assert_eq!(store.count(&s, None).await.unwrap(), 10);
+    assert!(!store.scope_state(&s).await.unwrap().evicting);
+}

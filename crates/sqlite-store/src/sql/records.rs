@@ -21,7 +21,7 @@ pub(crate) fn scope_state(
 ) -> SqlResult<(Option<i64>, ScopeState)> {
     let found = conn.query_row(
         "SELECT scope_id, checkpoint, count, digest, generation, full_sync, next_seq, \
-             synced_at, client, subscriptions FROM scopes WHERE name = ?1",
+             synced_at, client, subscriptions, evicting FROM scopes WHERE name = ?1",
         params![scope.as_str()],
         |r| {
             let digest = match r.value(3)? {
@@ -45,6 +45,7 @@ pub(crate) fn scope_state(
                     })?,
                     None => Vec::new(),
                 },
+                evicting: r.get(10)?,
             };
             Ok((Some(r.get(0)?), state))
         },
@@ -77,8 +78,8 @@ pub(crate) fn write_scope_state(
         Some(id) => {
             conn.execute(
                 "UPDATE scopes SET checkpoint = ?2, count = ?3, digest = ?4, generation = ?5, \
-                 full_sync = ?6, next_seq = ?7, synced_at = ?8, client = ?9, subscriptions = ?10 \
-                 WHERE scope_id = ?1",
+                 full_sync = ?6, next_seq = ?7, synced_at = ?8, client = ?9, subscriptions = ?10, \
+                 evicting = ?11 WHERE scope_id = ?1",
                 params![
                     id,
                     checkpoint,
@@ -89,7 +90,8 @@ pub(crate) fn write_scope_state(
                     next_seq,
                     st.synced_at,
                     st.client.as_deref(),
-                    subscriptions.as_deref()
+                    subscriptions.as_deref(),
+                    st.evicting
                 ],
             )?;
             Ok(id)
@@ -98,8 +100,8 @@ pub(crate) fn write_scope_state(
             // RETURNING rather than last_insert_rowid(): one statement on every binding.
             let id = conn.query_row(
                 "INSERT INTO scopes (name, checkpoint, count, digest, generation, full_sync, \
-                 next_seq, synced_at, client, subscriptions) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 next_seq, synced_at, client, subscriptions, evicting) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
                  RETURNING scope_id",
                 params![
                     scope.as_str(),
@@ -111,7 +113,8 @@ pub(crate) fn write_scope_state(
                     next_seq,
                     st.synced_at,
                     st.client.as_deref(),
-                    subscriptions.as_deref()
+                    subscriptions.as_deref(),
+                    st.evicting
                 ],
                 |r| r.get(0),
             )?;
