@@ -247,7 +247,7 @@ fn converges_for_every_seed() {
 mod sim;
 
 /// Seeds that once failed the multi-replica simulation, run first.
-const REGRESSIONS: &[u64] = &[2228, 581, 1177, 8897];
+const REGRESSIONS: &[u64] = &[2228, 581, 1177, 8897, 65, 95, 83];
 
 #[test]
 fn replicas_keep_every_edit() {

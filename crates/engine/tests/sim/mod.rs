@@ -5,6 +5,7 @@
 
 mod check;
 mod net;
+mod subs;
 mod world;
 
 use std::sync::Mutex;
@@ -40,6 +41,16 @@ const KINDS: &[&str] = &[
     "cloud-write-after-push",
     "push-answer-lost",
     "cloned-replica",
+    "subscribe-set",
+    "subscribe-add",
+    "subscribe-remove",
+    "subscribe-narrow",
+    "subscribe-widen",
+    "subscribe-whole",
+    "subscribe-during-pull",
+    "subscribe-during-push",
+    "subset-marker-lost",
+    "verify-partial-pending",
 ];
 
 struct Outcome {
@@ -121,6 +132,7 @@ pub(crate) fn drive(regressions: &[u64]) {
         total.edits += out.figures.edits;
         total.checks += out.figures.checks;
         total.converged += out.figures.converged;
+        total.partial += out.figures.partial;
         for s in &out.seen {
             *seen.entry(s).or_default() += 1;
         }
@@ -131,7 +143,7 @@ pub(crate) fn drive(regressions: &[u64]) {
     }
     println!(
         "simulation: {} seeds ({} regressions), {} steps, {} edits made, {} edit checks, \
-         lost {}, {} replicas converged, {:.1} s",
+         lost {}, {} replicas converged ({} of them partial), {:.1} s",
         seeds.len(),
         regressions.len(),
         total.steps,
@@ -139,6 +151,7 @@ pub(crate) fn drive(regressions: &[u64]) {
         total.checks,
         failed.len(),
         total.converged,
+        total.partial,
         started.elapsed().as_secs_f64()
     );
     println!("kinds: {seen:?}");

@@ -5,8 +5,10 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use tether_engine::subscription::{PulledSubset, Subscription, SubsetSnapshot};
 use tether_engine::*;
 
+use super::subs;
 use super::world::{clock, local_edit, Shared};
 
 /// Applies `m` to the cloud and records each accepted mutation as a write by replica `me`.
@@ -139,6 +141,31 @@ impl Remote for Recorder<'_> {
     ) -> Result<Option<Vec<Change>>> {
         self.sh.cloud.range_records(scope, range).await
     }
+    async fn pull_subset(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        cp: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<PulledSubset> {
+        self.sh.cloud.pull_subset_now(scope, sub, cp, limit)
+    }
+    async fn subset_digest(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<SubsetSnapshot>> {
+        Ok(Some(self.sh.cloud.subset_digest_now(scope, sub, range)))
+    }
+    async fn subset_records(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<Vec<Change>>> {
+        Ok(Some(self.sh.cloud.subset_records_now(scope, sub, range)))
+    }
 }
 
 /// The faulty wire of replica `me` (one of `stores`).
@@ -242,6 +269,9 @@ impl Remote for Net<'_> {
             if self.fault(8, "edit-during-pull") {
                 local_edit(sh, self.store(), self.me, "tab2 during pull").await;
             }
+            if self.fault(3, "subscribe-during-pull") {
+                subs::change(sh, self.store(), self.me, "tab2 during pull").await;
+            }
             if self.fault(6, "crash") {
                 return Err(Error::network("crashed before apply"));
             }
@@ -280,6 +310,9 @@ impl Remote for Net<'_> {
         if self.fault(12, "edit-after-push") {
             local_edit(sh, self.store(), self.me, "tab2 after push").await;
         }
+        if self.fault(5, "subscribe-during-push") {
+            subs::change(sh, self.store(), self.me, "tab2 during push").await;
+        }
         if self.fault(6, "concurrent-sync") {
             self.other_replica_syncs().await;
         }
@@ -303,5 +336,73 @@ impl Remote for Net<'_> {
     ) -> Result<Option<Vec<Change>>> {
         self.gate()?;
         self.sh.cloud.range_records(scope, range).await
+    }
+    async fn pull_subset(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        cp: Option<&Checkpoint>,
+        limit: u32,
+    ) -> Result<PulledSubset> {
+        self.gate()?;
+        let sh = self.sh;
+        if self.fault(8, "drop") {
+            return Err(Error::network("dropped"));
+        }
+        let mut pulled = sh.cloud.pull_subset_now(scope, sub, cp, limit)?;
+        let PulledSubset::Page { page, .. } = &mut pulled else {
+            sh.book().saw("410");
+            return Ok(pulled);
+        };
+        if !page.changes.is_empty() && self.fault(10, "duplicate") {
+            let i = sh.rng.below(page.changes.len() as u64) as usize;
+            page.changes.push(page.changes[i].clone());
+        }
+        if !page.outside.is_empty() && self.fault(10, "duplicate") {
+            let i = sh.rng.below(page.outside.len() as u64) as usize;
+            page.outside.push(page.outside[i].clone());
+        }
+        if self.fault(20, "reorder") {
+            for i in (1..page.changes.len()).rev() {
+                page.changes.swap(i, sh.rng.below(i as u64 + 1) as usize);
+            }
+            for i in (1..page.outside.len()).rev() {
+                page.outside.swap(i, sh.rng.below(i as u64 + 1) as usize);
+            }
+        }
+        if !page.changes.is_empty() && self.fault(5, "truncate") {
+            page.changes.pop();
+        }
+        if !page.outside.is_empty() && self.fault(5, "subset-marker-lost") {
+            page.outside.pop();
+        }
+        if self.fault(8, "edit-during-pull") {
+            local_edit(sh, self.store(), self.me, "tab2 during pull").await;
+        }
+        if self.fault(5, "subscribe-during-pull") {
+            subs::change(sh, self.store(), self.me, "tab2 during pull").await;
+        }
+        if self.fault(6, "crash") {
+            return Err(Error::network("crashed before apply"));
+        }
+        Ok(pulled)
+    }
+    async fn subset_digest(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<SubsetSnapshot>> {
+        self.gate()?;
+        Ok(Some(self.sh.cloud.subset_digest_now(scope, sub, range)))
+    }
+    async fn subset_records(
+        &self,
+        scope: &ScopeId,
+        sub: &Subscription,
+        range: &KeyRange,
+    ) -> Result<Option<Vec<Change>>> {
+        self.gate()?;
+        Ok(Some(self.sh.cloud.subset_records_now(scope, sub, range)))
     }
 }

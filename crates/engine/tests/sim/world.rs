@@ -10,6 +10,7 @@ use tether_engine::*;
 
 use super::check;
 use super::net::{Net, Recorder};
+use super::subs;
 use crate::Rng;
 
 /// Replicas (MemoryStores); each is also edited by a second "tab" (another handle on it).
@@ -118,7 +119,10 @@ impl Shared<'_> {
             });
         } else {
             b.next_value += 1;
-            let data = json!({ "w": b.next_value });
+            let mut state = Data::new();
+            state.insert("w".into(), json!(b.next_value));
+            subs::tag(self, &mut state);
+            let data = Value::Object(state);
             let version = self.cloud.put(&self.scope, "c", id, data.clone(), 0);
             b.note(format!("  cloud ({why}): put {id}={data} -> v{version}"));
             let Value::Object(state) = data else {
@@ -150,6 +154,8 @@ pub(super) async fn local_edit(sh: &Shared<'_>, store: &MemoryStore, r: usize, t
         let mut d = Data::new();
         d.insert("r".into(), json!(r));
         d.insert("n".into(), json!(b.next_value));
+        drop(b);
+        subs::tag(sh, &mut d);
         Some(d)
     };
     let states = match kind {
@@ -257,6 +263,8 @@ pub(super) struct Figures {
     pub edits: u64,
     pub checks: u64,
     pub converged: u64,
+    /// Replicas that were partial when the cloud quiesced.
+    pub partial: u64,
 }
 
 /// Runs one seed; `Err` names the first broken promise (the step log is in `book`).
@@ -277,12 +285,13 @@ pub(super) fn run_seed(seed: u64, book: &Mutex<Book>) -> Result<Figures, String>
         sh.book()
             .note(format!("step {step} (roll {roll}, replica r{r}):"));
         match roll {
-            0..=29 => {
+            0..=24 => {
                 for _ in 0..1 + sh.rng.below(3) {
                     let tab = if sh.rng.chance(50) { "tab1" } else { "tab2" };
                     block_on(local_edit(&sh, &stores[r], r, tab));
                 }
             }
+            25..=29 => block_on(subs::change(&sh, &stores[r], r, "tab1")),
             30..=59 => sync(&sh, &stores, r, true, None)?,
             60..=69 => sh.cloud_writes(1 + sh.rng.below(4), "other writer"),
             70..=75 => {
@@ -338,29 +347,32 @@ pub(super) fn run_seed(seed: u64, book: &Mutex<Book>) -> Result<Figures, String>
                 .map_err(|e| format!("final sync {round} of r{r} failed: {e}"))?;
         }
     }
-    let cloud_snap = sh.cloud.snapshot(&sh.scope);
+    let mut partial = 0;
     for (r, store) in stores.iter().enumerate() {
-        let state = block_on(store.scope_state(&sh.scope)).unwrap();
-        let rows = block_on(store.range_snapshot(&sh.scope, &KeyRange::all(), true)).unwrap();
         let pending = block_on(store.pending_count(&sh.scope)).unwrap();
+        if pending != 0 {
+            return Err(format!("r{r}: {pending} edits pending after quiescence"));
+        }
         let rec = Recorder { sh: &sh, me: r };
         let verified = block_on(Syncer::new(store, &rec, &clock).verify(&sh.scope, false))
             .map_err(|e| format!("final verify of r{r}: {e}"))?;
-        if state.totals != cloud_snap || rows != cloud_snap || !verified.matched || pending != 0 {
+        if !verified.matched {
             return Err(format!(
-                "r{r} did not converge: totals {:?}, rows {:?}, cloud {:?}, verify {}, pending {pending}",
-                state.totals, rows, cloud_snap, verified.matched
+                "r{r}: the final verify found a mismatch: {verified:?}"
             ));
         }
         let handle = ScopeHandle::new(store, sh.scope.clone());
-        for i in 0..KEYS {
-            let id = format!("k{i}");
-            let mine = block_on(handle.get("c", &id)).unwrap().map(|x| x.data);
-            let theirs = sh.cloud.record(&sh.scope, "c", &id).map(|(_, d)| d);
-            if mine != theirs {
-                return Err(format!("r{r} {id}: {mine:?} but the cloud has {theirs:?}"));
-            }
+        if block_on(handle.subscriptions()).unwrap().is_empty() {
+            is_whole(&sh, store, r)?;
+            continue;
         }
+        partial += 1;
+        subs::holds_its_subsets(&sh, store, r)?;
+        // Back to whole: the next sync brings what the subscriptions left out.
+        block_on(handle.set_subscriptions(Vec::new())).unwrap();
+        block_on(Syncer::new(store, &rec, &clock).sync(&sh.scope, SyncOptions::default()))
+            .map_err(|e| format!("r{r}'s sync back to whole failed: {e}"))?;
+        is_whole(&sh, store, r).map_err(|e| format!("back to whole: {e}"))?;
     }
     if let Some(v) = sh.book().violations.first() {
         return Err(format!("quiesce: {v}"));
@@ -372,7 +384,31 @@ pub(super) fn run_seed(seed: u64, book: &Mutex<Book>) -> Result<Figures, String>
         edits: b.edits.len() as u64,
         checks: b.checks,
         converged: stores.len() as u64,
+        partial,
     })
+}
+
+/// A quiet whole replica equals the cloud: totals, rows rehashed and every record.
+fn is_whole(sh: &Shared<'_>, store: &MemoryStore, r: usize) -> Result<(), String> {
+    let cloud_snap = sh.cloud.snapshot(&sh.scope);
+    let state = block_on(store.scope_state(&sh.scope)).unwrap();
+    let rows = block_on(store.range_snapshot(&sh.scope, &KeyRange::all(), true)).unwrap();
+    if state.totals != cloud_snap || rows != cloud_snap {
+        return Err(format!(
+            "r{r} did not converge: totals {:?}, rows {:?}, cloud {:?}",
+            state.totals, rows, cloud_snap
+        ));
+    }
+    let handle = ScopeHandle::new(store, sh.scope.clone());
+    for i in 0..KEYS {
+        let id = format!("k{i}");
+        let mine = block_on(handle.get("c", &id)).unwrap().map(|x| x.data);
+        let theirs = sh.cloud.record(&sh.scope, "c", &id).map(|(_, d)| d);
+        if mine != theirs {
+            return Err(format!("r{r} {id}: {mine:?} but the cloud has {theirs:?}"));
+        }
+    }
+    Ok(())
 }
 
 fn sync(
@@ -438,6 +474,11 @@ fn reset(sh: &Shared<'_>) {
 
 fn verify(sh: &Shared<'_>, stores: &[MemoryStore], r: usize) -> Result<(), String> {
     let repair = sh.rng.chance(70);
+    let partial = !block_on(stores[r].scope_state(&sh.scope))
+        .unwrap()
+        .subscriptions
+        .is_empty();
+    let pending = block_on(stores[r].pending_count(&sh.scope)).unwrap();
     let net = Net::new(sh, stores, r, false, None);
     let rep = block_on(Syncer::new(&stores[r], &net, &clock).verify(&sh.scope, repair))
         .map_err(|e| format!("r{r}: verify({repair}) failed: {e}"))?;
@@ -451,6 +492,13 @@ fn verify(sh: &Shared<'_>, stores: &[MemoryStore], r: usize) -> Result<(), Strin
         b.saw("repaired");
     }
     if repair && !rep.matches_now {
+        // A partial replica selects a row with a pending edit by its visible data, which its
+        // cloud state need not match, and its repair leaves pending edits to the push
+        // (docs/partial-sync.md): with edits pending its comparison is not conclusive.
+        if partial && pending > 0 {
+            b.saw("verify-partial-pending");
+            return Ok(());
+        }
         return Err(format!("r{r}: verify(repair) left a mismatch"));
     }
     Ok(())
