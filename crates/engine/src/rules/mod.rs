@@ -262,6 +262,16 @@ pub struct Changeset {
 }
 
 impl Changeset {
+    /// A changeset that writes `state` as it is and nothing else yet, made by `source`: where
+    /// a planner starts.
+    pub fn starting_from(state: &ScopeState, source: Source) -> Self {
+        Changeset {
+            scope: state.clone(),
+            source,
+            ..Changeset::default()
+        }
+    }
+
     /// Net change of the number of rows of each generation, nonzero entries only, for stores
     /// that count rows per generation (so the sweep at the end of a full download knows
     /// without a scan whether any row is stale).

@@ -46,11 +46,7 @@ pub fn plan_page(
             page.changes.len()
         )));
     }
-    let mut out = Changeset {
-        scope: state.clone(),
-        source: Source::Pull,
-        ..Changeset::default()
-    };
+    let mut out = Changeset::starting_from(state, Source::Pull);
     out.rows.reserve(page.changes.len());
     let generation = state.generation;
     if mode == Mode::Incremental {
@@ -285,11 +281,7 @@ pub fn plan_local_edit(
     edit: &LocalEdit,
 ) -> Result<Changeset> {
     edit.key.validate()?;
-    let mut out = Changeset {
-        scope: state.clone(),
-        source: Source::Local,
-        ..Changeset::default()
-    };
+    let mut out = Changeset::starting_from(state, Source::Local);
     let doc = edit.data.as_ref().map(Doc::new);
     // What the cloud could never hold is refused here, not journaled at the next push.
     crate::limits::check_record(&edit.key, doc.as_ref().map(|d| d.as_str().as_bytes()))?;
@@ -344,11 +336,7 @@ pub fn plan_push(
     rows: &[Option<Row>],
     now: Millis,
 ) -> Result<Changeset> {
-    let mut out = Changeset {
-        scope: state.clone(),
-        source: Source::Push,
-        ..Changeset::default()
-    };
+    let mut out = Changeset::starting_from(state, Source::Push);
     for (slot, (o, current)) in outcomes.iter().zip(rows).enumerate() {
         let key = &o.pushed.key;
         let prior = current.as_ref().map(|c| Prior::of(slot, c));
@@ -494,11 +482,7 @@ pub fn plan_unanswered(
     pushed: &[(Key, u64)],
     rows: &[Option<Row>],
 ) -> Result<Changeset> {
-    let mut out = Changeset {
-        scope: state.clone(),
-        source: Source::Push,
-        ..Changeset::default()
-    };
+    let mut out = Changeset::starting_from(state, Source::Push);
     for (slot, ((key, seq), row)) in pushed.iter().zip(rows).enumerate() {
         let Some(r) = row.as_ref().filter(|r| r.pending.is_some()) else {
             continue;
@@ -530,11 +514,7 @@ pub fn plan_sweep(
     stale: &[Option<Row>],
     now: Millis,
 ) -> Result<Changeset> {
-    let mut out = Changeset {
-        scope: state.clone(),
-        source: Source::Sweep,
-        ..Changeset::default()
-    };
+    let mut out = Changeset::starting_from(state, Source::Sweep);
     for (slot, row) in stale.iter().enumerate() {
         let Some(row) = row else { continue };
         let prior = Prior::of(slot, row);
@@ -614,11 +594,7 @@ pub fn plan_repair(
     cloud: &HashMap<Key, Incoming>,
     now: Millis,
 ) -> Result<Changeset> {
-    let mut out = Changeset {
-        scope: state.clone(),
-        source: Source::Repair,
-        ..Changeset::default()
-    };
+    let mut out = Changeset::starting_from(state, Source::Repair);
     let mut buf = Vec::new();
     for (slot, (key, row)) in keys.iter().zip(rows).enumerate() {
         let inc = cloud.get(key).filter(|i| i.state.is_some());

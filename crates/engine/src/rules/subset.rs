@@ -157,11 +157,7 @@ pub fn plan_subset_page(
     unanswered: &[(Key, Option<RecordHash>)],
     now: Millis,
 ) -> Result<Changeset> {
-    let mut out = Changeset {
-        scope: state.clone(),
-        source: Source::Pull,
-        ..Changeset::default()
-    };
+    let mut out = Changeset::starting_from(state, Source::Pull);
     let Some(index) =
         held_index(state, encoded).filter(|&i| state.subscriptions[i].checkpoint.as_ref() == from)
     else {
@@ -219,11 +215,7 @@ pub fn plan_subset_page(
 /// scope) nothing is evicted.
 pub fn plan_evict(state: &ScopeState, rows: &[Option<Row>]) -> Result<Changeset> {
     if state.subscriptions.is_empty() {
-        return Ok(Changeset {
-            scope: state.clone(),
-            source: Source::Subscriptions,
-            ..Changeset::default()
-        });
+        return Ok(Changeset::starting_from(state, Source::Subscriptions));
     }
     let subs: Vec<&Subscription> = state
         .subscriptions
@@ -240,11 +232,7 @@ pub fn plan_evict_unless(
     keep: &[&Subscription],
     rows: &[Option<Row>],
 ) -> Result<Changeset> {
-    let mut out = Changeset {
-        scope: state.clone(),
-        source: Source::Subscriptions,
-        ..Changeset::default()
-    };
+    let mut out = Changeset::starting_from(state, Source::Subscriptions);
     for (slot, row) in rows.iter().enumerate() {
         let Some(r) = row else { continue };
         if r.pending.is_some() || selected(keep, r)? {
