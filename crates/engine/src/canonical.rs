@@ -34,6 +34,9 @@
 
 use serde_json::{Map, Number, Value};
 
+mod check;
+pub use check::is_canonical;
+
 /// Appends the RFC 8785 canonical form of `value` to `out`.
 ///
 /// Cannot fail: a `serde_json::Value` has no NaN or infinity to reject. `out` is not cleared,

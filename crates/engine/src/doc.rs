@@ -43,6 +43,12 @@ impl Doc {
             .into_boxed_str())
     }
 
+    /// A doc over text found canonical already ([`is_canonical`](crate::canonical::is_canonical)),
+    /// kept without a copy.
+    pub(crate) fn from_canonical_text(text: Box<str>) -> Doc {
+        Doc(text)
+    }
+
     /// A doc over the text a store kept for it. Not checked here: a store only keeps text it
     /// was given as a `Doc`, and a corrupt one is reported by [`Doc::to_data`] when read.
     pub fn from_stored(text: impl Into<Box<str>>) -> Doc {

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::*;
 use crate::digest::{leaf, record_hash};
 use crate::doc::Doc;
-use crate::error::Result;
+use crate::error::{Detail, Error, Result};
 use crate::types::{Change, Checkpoint, MutationResult, Page};
 
 /// Applies a changeset to an in-memory table, as a store would, checking that every write
@@ -649,4 +649,128 @@ proptest! {
         }
         prop_assert_eq!(st.totals.count, cloud.len() as u64);
     }
+}
+
+/// What validating a record's data gave before the canonical check (the rewrite, then the
+/// limits on its output, then the hash): the reference for the fast path.
+fn by_rewrite(key: &Key, text: &str) -> Result<(String, RecordHash)> {
+    let mut buf = Vec::new();
+    crate::canonical::write_canonical_text(text, &mut buf).map_err(|e| {
+        Error::protocol(format!(
+            "{}/{}: data is not JSON: {e}",
+            key.collection, key.id
+        ))
+        .with_detail(Detail::Malformed)
+    })?;
+    crate::limits::check_record(key, Some(&buf)).map_err(|e| {
+        let detail = e.detail().unwrap_or(Detail::Malformed);
+        Error::protocol(format!("the page holds a record over a limit: {e}")).with_detail(detail)
+    })?;
+    let hash = crate::digest::hash_canonical(&buf);
+    Ok((String::from_utf8(buf).unwrap(), hash))
+}
+
+/// `validate_change` on one record decides exactly as the rewrite does: the same text kept, the
+/// same hash, or the same error.
+fn decides_as_the_rewrite(key: &Key, text: &str) -> std::result::Result<(), TestCaseError> {
+    let reference = by_rewrite(key, text);
+    let claimed = reference.as_ref().map_or(RecordHash([0; 32]), |r| r.1);
+    let change = Change {
+        collection: key.collection.clone(),
+        id: key.id.clone(),
+        version: 1,
+        updated_at: "t".into(),
+        deleted: false,
+        data: Some(serde_json::value::RawValue::from_string(text.into()).unwrap()),
+        hash: Some(claimed.to_string()),
+    };
+    let got = validate_change(change, &mut Vec::new()).map(|inc| {
+        inc.state
+            .map(|(doc, hash)| (doc.as_str().to_owned(), hash))
+            .unwrap()
+    });
+    match (got, reference) {
+        (Ok(got), Ok(want)) => prop_assert_eq!(got, want),
+        (Err(got), Err(want)) => prop_assert_eq!(
+            (got.kind(), got.detail(), got.to_string()),
+            (want.kind(), want.detail(), want.to_string())
+        ),
+        (got, want) => prop_assert!(false, "{text:?}: got {got:?}, the rewrite {want:?}"),
+    }
+    Ok(())
+}
+
+fn data_value() -> impl Strategy<Value = serde_json::Value> {
+    let name =
+        proptest::sample::select(vec!["a", "b", "é", "\u{E000}", "\u{1F602}", "\n", "\0", ""]);
+    let leaf = prop_oneof![
+        Just(json!(null)),
+        any::<i64>().prop_map(|n| json!(n)),
+        (-1000i64..1000, 0i32..8).prop_map(|(m, e)| json!(m as f64 / 10f64.powi(e))),
+        proptest::sample::select(vec!["x", "a\"b", "\u{1}", "\0", "😂"]).prop_map(|s| json!(s)),
+    ];
+    let tree = leaf.prop_recursive(3, 24, 4, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            proptest::collection::vec((name.clone(), inner), 0..4).prop_map(|m| {
+                serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
+        ]
+    });
+    proptest::collection::vec(
+        (
+            proptest::sample::select(vec!["a", "b", "\u{E000}", "\u{1F602}"]),
+            tree,
+        ),
+        0..4,
+    )
+    .prop_map(|m| {
+        json!(m
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<serde_json::Map<_, _>>())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_fast_path_decides_as_the_rewrite(v in data_value(), spelling in 0u8..3, long_key in any::<bool>()) {
+        let key = Key::new("c", if long_key { "i".repeat(crate::limits::MAX_KEY_BYTES) } else { "i".into() });
+        let text = match spelling {
+            0 => crate::canonical::canonical_string(&v),
+            1 => serde_json::to_string(&v).unwrap(),
+            _ => serde_json::to_string_pretty(&v).unwrap(),
+        };
+        decides_as_the_rewrite(&key, &text)?;
+    }
+}
+
+#[test]
+fn the_fast_path_decides_as_the_rewrite_at_each_limit() {
+    use crate::limits::{MAX_DEPTH, MAX_RECORD_BYTES};
+    let key = Key::new("c", "i");
+    let nested = |levels: usize| {
+        format!(
+            r#"{{"a":{}{}}}"#,
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
+    };
+    let fill = |n: usize| format!(r#"{{"a":"{}"}}"#, "x".repeat(n - 8));
+    for text in [
+        nested(MAX_DEPTH),
+        nested(MAX_DEPTH + 1),
+        nested(126),
+        fill(MAX_RECORD_BYTES),
+        fill(MAX_RECORD_BYTES + 1),
+        r#"{"a":"\u0000"}"#.into(),
+        r#"{"\u0000":1}"#.into(),
+        r#"{"a":1,"a":2}"#.into(),
+        r#"{"a":1e400}"#.into(),
+    ] {
+        decides_as_the_rewrite(&key, &text).unwrap();
+    }
+    decides_as_the_rewrite(&Key::new("c", "\0"), "{}").unwrap();
 }

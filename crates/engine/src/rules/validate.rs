@@ -2,10 +2,13 @@
 //! snapshot, one state per key and version, and push answers matched to the mutations sent.
 //! Nothing is applied if anything is wrong.
 
-use crate::canonical::write_canonical_text;
+use serde_json::value::RawValue;
+
+use crate::canonical::{is_canonical, write_canonical_text};
 use crate::digest::{hash_canonical, RecordHash, Snapshot};
 use crate::doc::Doc;
 use crate::error::{Detail, Error, Result};
+use crate::limits::{MAX_DEPTH, MAX_RECORD_BYTES};
 use crate::types::{Change, Checkpoint, Key, MutationResult, Page};
 
 use super::Row;
@@ -111,29 +114,14 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
                 .with_detail(Detail::Malformed))
             }
         };
-        buf.clear();
-        write_canonical_text(data.get(), buf).map_err(|e| {
-            Error::protocol(format!(
-                "{}/{}: data is not JSON: {e}",
-                key.collection, key.id
-            ))
-            .with_detail(Detail::Malformed)
-        })?;
-        // The cloud holds every record to the same limits as a local edit; one over them
-        // is a record no replica could push back.
-        crate::limits::check_record(&key, Some(buf)).map_err(|e| {
-            let detail = e.detail().unwrap_or(Detail::Malformed);
-            Error::protocol(format!("the page holds a record over a limit: {e}"))
-                .with_detail(detail)
-        })?;
-        let actual = hash_canonical(buf);
+        let (doc, actual) = canonical_data(&key, data, buf)?;
         if actual != claimed {
             return Err(Error::protocol(format!(
                 "{}/{} version {version}: hash mismatch, page says {claimed}, data hashes to {actual}",
                 key.collection, key.id
             )).with_detail(Detail::HashMismatch));
         }
-        Some((Doc::from_canonical(buf.clone()), actual))
+        Some((doc, actual))
     };
     Ok(Incoming {
         key,
@@ -141,6 +129,40 @@ pub fn validate_change(change: Change, buf: &mut Vec<u8>) -> Result<Incoming> {
         updated_at,
         state,
     })
+}
+
+/// A record's data as canonical text, checked against the limits, and its hash.
+///
+/// The server sends the canonical text it stores, so the data is usually canonical already:
+/// then one pass over the text checks that and the limits, and the text is kept and hashed as
+/// it came. Anything else (another spelling, a record the check does not follow, one over a
+/// limit) is rewritten and checked as the rewrite's output, which decides alike
+/// (`the_fast_path_decides_as_the_rewrite`).
+fn canonical_data(key: &Key, data: Box<RawValue>, buf: &mut Vec<u8>) -> Result<(Doc, RecordHash)> {
+    // The cloud holds every record to the same limits as a local edit; one over them
+    // is a record no replica could push back.
+    let over_limit = |e: Error| {
+        let detail = e.detail().unwrap_or(Detail::Malformed);
+        Error::protocol(format!("the page holds a record over a limit: {e}")).with_detail(detail)
+    };
+    let text = data.get();
+    if text.len() <= MAX_RECORD_BYTES && is_canonical(text, MAX_DEPTH) {
+        // Canonical, no deeper than the limit and no U+0000: of the limits only the key's is
+        // left to check.
+        crate::limits::check_record(key, None).map_err(over_limit)?;
+        let hash = hash_canonical(text.as_bytes());
+        return Ok((Doc::from_canonical_text(data.into()), hash));
+    }
+    buf.clear();
+    write_canonical_text(text, buf).map_err(|e| {
+        Error::protocol(format!(
+            "{}/{}: data is not JSON: {e}",
+            key.collection, key.id
+        ))
+        .with_detail(Detail::Malformed)
+    })?;
+    crate::limits::check_record(key, Some(buf)).map_err(over_limit)?;
+    Ok((Doc::from_canonical(buf.clone()), hash_canonical(buf)))
 }
 
 /// Validates a page: every change (see [`validate_change`]), a checkpoint present, and within the
