@@ -91,12 +91,7 @@ impl CancelFlag {
     }
 }
 
-/// A pulled answer, its page validated.
-enum Fetched {
-    Reset,
-    Page(crate::rules::ValidPage, u64),
-}
-
+use pipeline::Fetched;
 pub use pipeline::{run_on, Offload};
 
 /// Options of one sync.
@@ -644,40 +639,6 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     Error::protocol("last page without snapshot")
                         .with_detail(Detail::SnapshotMissing)
                 });
-            }
-        }
-    }
-
-    /// Pulls one page (long-polling `wait` seconds when above 0) and validates it, through
-    /// `opts.offload` when there is one, else once `after` opens (see [`pipeline::Gate`]).
-    async fn fetch(
-        &self,
-        scope: &ScopeId,
-        checkpoint: Option<&crate::types::Checkpoint>,
-        limit: u32,
-        wait: u32,
-        opts: &SyncOptions<'_>,
-        after: Option<&pipeline::Gate>,
-    ) -> Result<Fetched> {
-        let pulled = if wait > 0 {
-            self.remote
-                .pull_wait(scope, checkpoint, limit, wait)
-                .await?
-        } else {
-            self.remote.pull(scope, checkpoint, limit).await?
-        };
-        match pulled {
-            Pulled::Reset => Ok(Fetched::Reset),
-            Pulled::Page { page, bytes } => {
-                if let (None, Some(gate)) = (opts.offload, after) {
-                    gate.opened().await;
-                }
-                let valid = pipeline::run_on(opts.offload, move || {
-                    check_versions(&page.changes)?;
-                    validate_page(page)
-                })
-                .await?;
-                Ok(Fetched::Page(valid, bytes))
             }
         }
     }

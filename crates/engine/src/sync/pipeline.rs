@@ -9,6 +9,12 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
+use super::{check_versions, SyncOptions, Syncer};
+use crate::remote::{Pulled, Remote};
+use crate::rules::{validate_page, ValidPage};
+use crate::store::Store;
+use crate::types::{Checkpoint, ScopeId};
+
 /// Runs jobs off the sync's thread, so that validating and hashing the next page overlaps
 /// writing this one. `tether-native` gives one that runs each job on a worker thread; without
 /// one (`None`, as in the browser, where the IndexedDB transaction itself runs off the page's
@@ -166,6 +172,48 @@ pub(crate) async fn overlap<A: Future, B: Future>(
         done
     };
     join(next, write).await
+}
+
+/// A pulled answer, its page validated.
+pub(super) enum Fetched {
+    Reset,
+    Page(ValidPage, u64),
+}
+
+impl<S: Store, R: Remote> Syncer<'_, S, R> {
+    /// Pulls one page (long-polling `wait` seconds when above 0) and validates it, through
+    /// `opts.offload` when there is one, else once `after` opens (see [`Gate`]).
+    pub(super) async fn fetch(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait: u32,
+        opts: &SyncOptions<'_>,
+        after: Option<&Gate>,
+    ) -> crate::error::Result<Fetched> {
+        let pulled = if wait > 0 {
+            self.remote
+                .pull_wait(scope, checkpoint, limit, wait)
+                .await?
+        } else {
+            self.remote.pull(scope, checkpoint, limit).await?
+        };
+        match pulled {
+            Pulled::Reset => Ok(Fetched::Reset),
+            Pulled::Page { page, bytes } => {
+                if let (None, Some(gate)) = (opts.offload, after) {
+                    gate.opened().await;
+                }
+                let valid = run_on(opts.offload, move || {
+                    check_versions(&page.changes)?;
+                    validate_page(page)
+                })
+                .await?;
+                Ok(Fetched::Page(valid, bytes))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
