@@ -5,7 +5,8 @@
 // connected through `tether-sync/channel`), and for both modes the page's long tasks during the
 // sync are reported (count over 50 ms, longest). On the largest size, a delta (1,000 updates and
 // 200 deletes, as the peer harness's) through the engine, against blind raw puts and raw
-// compare-then-put (reads every key first, as an engine must).
+// compare-then-put (reads every key first, as an engine must), then a full re-download of the
+// base over the rows (the remote answers reset) against compare-then-put of the same pages.
 // With the tether CLI built (target/release/tether, or TETHER_BIN), also the sync of the same
 // number of records over fetch from a `tether serve` on loopback (default options, gzip).
 //
@@ -81,6 +82,9 @@ try {
         engineMs: Math.round(d.engine.ms),
         engineOverCompare: +(d.engine.ms / d.compare.ms).toFixed(2),
         engineOverRawPut: +(d.engine.ms / d.raw.ms).toFixed(2),
+        resyncCompareMs: Math.round(r.resync.compare.ms),
+        resyncEngineMs: Math.round(r.resync.engine.ms),
+        resyncOverCompare: +(r.resync.engine.ms / r.resync.compare.ms).toFixed(2),
       };
     }
   }
