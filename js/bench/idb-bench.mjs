@@ -11,7 +11,7 @@
 // number of records over fetch from a `tether serve` on loopback (default options, gzip).
 //
 //   node bench/idb-bench.mjs [sizes...]     (default: 10000 100000; needs js/pkg built)
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,7 +45,8 @@ const server = await startServer({
 const rate = (r) => Math.round(r.records / (r.ms / 1000));
 // A persistent context, so that IndexedDB is on disk as in a user's browser (a fresh context is
 // off the record: IndexedDB in memory, which makes the raw puts cheaper than any real one).
-const browser = await chromium.launchPersistentContext(mkdtempSync(path.join(os.tmpdir(), 'tether-bench-profile-')), {
+const profile = mkdtempSync(path.join(os.tmpdir(), 'tether-bench-profile-'));
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROME_BIN || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
 });
@@ -108,6 +109,7 @@ try {
 } finally {
   await browser.close();
   await server.close();
+  rmSync(profile, { recursive: true, force: true });
 }
 const wasm = readFileSync(path.join(JS_DIR, 'pkg/tether_wasm_bg.wasm'));
 const summary = { results, delta, wasmBytes: wasm.length, wasmGzipBytes: gzipSync(wasm, { level: 9 }).length };
