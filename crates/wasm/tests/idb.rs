@@ -276,6 +276,57 @@ async fn behaves_like_the_memory_store() {
     IdbStore::delete(&name).await.unwrap();
 }
 
+/// A write whose keys fill at least half of their span (a re-download, a dense update) reads
+/// the span's rows with one `getAll`: every key must still get its own row, the rows of the
+/// span that the write does not name skipped, keys absent from the span none.
+#[wasm_bindgen_test]
+async fn a_dense_span_read_whole_gives_each_key_its_own_row() {
+    let name = db_name("dense");
+    let idb = IdbStore::open(&name).await.unwrap();
+    let scope = ScopeId::new("org-1").unwrap();
+    let cloud = Cloud::new();
+    seed(&cloud, &scope);
+    let opts = SyncOptions {
+        page_size: 1000,
+        ..SyncOptions::default()
+    };
+    Syncer::new(&idb, &cloud, &|| 5_i64)
+        .sync(&scope, opts)
+        .await
+        .unwrap();
+    // Every other object of obj_0000..=obj_0100 (51 of the span's 101 rows), in reverse, an
+    // absent key inside the span, and two columns (too few to probe: read one by one).
+    let mut keys: Vec<Key> = (0..=100)
+        .rev()
+        .step_by(2)
+        .map(|i| Key::new("objects", format!("obj_{i:04}")))
+        .collect();
+    keys.insert(10, Key::new("objects", "obj_0050x"));
+    keys.push(Key::new("columns", "a"));
+    keys.push(Key::new("columns", "missing"));
+    let mut expected = Vec::new();
+    for k in &keys {
+        expected.push(idb.row(&scope, k).await.unwrap());
+    }
+    assert_eq!(expected.iter().filter(|r| r.is_some()).count(), 52);
+    let seen = std::cell::RefCell::new(Vec::new());
+    idb.update(&scope, &keys, true, &|st: &tether_engine::ScopeState,
+                                      rows: &[Option<
+        tether_engine::Row,
+    >]| {
+        *seen.borrow_mut() = rows.to_vec();
+        Ok(tether_engine::rules::Changeset::starting_from(
+            st,
+            tether_engine::rules::Source::Pull,
+        ))
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen.into_inner(), expected);
+    drop(idb);
+    IdbStore::delete(&name).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn planner_error_writes_nothing() {
     let name = db_name("abort");

@@ -91,12 +91,7 @@ impl CancelFlag {
     }
 }
 
-/// A pulled answer, its page validated.
-enum Fetched {
-    Reset,
-    Page(crate::rules::ValidPage, u64),
-}
-
+use pipeline::Fetched;
 pub use pipeline::{run_on, Offload};
 
 /// Options of one sync.
@@ -530,7 +525,9 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 Some(f) => f?,
                 None => {
                     let cp = state.checkpoint.clone();
-                    let f = self.fetch(scope, cp.as_ref(), limit, wait, opts).await?;
+                    let f = self
+                        .fetch(scope, cp.as_ref(), limit, wait, opts, None)
+                        .await?;
                     wait = 0;
                     f
                 }
@@ -595,12 +592,15 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                 .unwrap_or_default();
             let partial = AtomicBool::new(false);
             let partial_ref = &partial;
+            let planned = pipeline::Gate::default();
+            let planned_ref = &planned;
             // The planner is called once: it moves the records out of the page, no clone.
             let apply = self.update(
                 scope,
                 &keys,
                 false,
                 move |st: &ScopeState, rows: &[Option<Row>]| {
+                    planned_ref.open();
                     if !st.subscriptions.is_empty() {
                         partial_ref.store(true, Ordering::Relaxed);
                         return Ok(unchanged(st));
@@ -611,8 +611,8 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
             let applied = if has_more {
                 // The next page is pulled from this page's checkpoint while this one is
                 // written; if the write fails, it is dropped with the error.
-                let next = self.fetch(scope, Some(&checkpoint), limit, 0, opts);
-                let (next, applied) = pipeline::join(next, apply).await;
+                let next = self.fetch(scope, Some(&checkpoint), limit, 0, opts, Some(&planned));
+                let (next, applied) = pipeline::overlap(next, apply, &planned).await;
                 ahead = Some(next);
                 applied?
             } else {
@@ -639,36 +639,6 @@ impl<'a, S: Store, R: Remote> Syncer<'a, S, R> {
                     Error::protocol("last page without snapshot")
                         .with_detail(Detail::SnapshotMissing)
                 });
-            }
-        }
-    }
-
-    /// Pulls one page (long-polling `wait` seconds when above 0) and validates it, through
-    /// `opts.offload` when there is one.
-    async fn fetch(
-        &self,
-        scope: &ScopeId,
-        checkpoint: Option<&crate::types::Checkpoint>,
-        limit: u32,
-        wait: u32,
-        opts: &SyncOptions<'_>,
-    ) -> Result<Fetched> {
-        let pulled = if wait > 0 {
-            self.remote
-                .pull_wait(scope, checkpoint, limit, wait)
-                .await?
-        } else {
-            self.remote.pull(scope, checkpoint, limit).await?
-        };
-        match pulled {
-            Pulled::Reset => Ok(Fetched::Reset),
-            Pulled::Page { page, bytes } => {
-                let valid = pipeline::run_on(opts.offload, move || {
-                    check_versions(&page.changes)?;
-                    validate_page(page)
-                })
-                .await?;
-                Ok(Fetched::Page(valid, bytes))
             }
         }
     }

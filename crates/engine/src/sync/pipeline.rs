@@ -1,13 +1,19 @@
 //! Overlapping pages: while page N's transaction writes, page N+1 is pulled and validated
-//! (hashed), on a second core when an [`Offload`] is given. Two small pieces make that work on
+//! (hashed), on a second core when an [`Offload`] is given. Three small pieces make that work on
 //! any executor without a runtime: [`join`] polls two futures together (the pull first, so it is
-//! under way before the write), and [`offload`] hands a job to the [`Offload`] and awaits its
-//! result.
+//! under way before the write), [`offload`] hands a job to the [`Offload`] and awaits its
+//! result, and a [`Gate`] holds inline validation back until the write has been planned.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
+
+use super::{check_versions, SyncOptions, Syncer};
+use crate::remote::{Pulled, Remote};
+use crate::rules::{validate_page, ValidPage};
+use crate::store::Store;
+use crate::types::{Checkpoint, ScopeId};
 
 /// Runs jobs off the sync's thread, so that validating and hashing the next page overlaps
 /// writing this one. `tether-native` gives one that runs each job on a worker thread; without
@@ -119,6 +125,97 @@ pub(crate) async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Out
     .await
 }
 
+/// Opened once page N has been planned, that is once its writes are issued and its store waits
+/// for them to commit. Without an [`Offload`], validating page N+1 runs on the thread that
+/// issues page N's reads and writes: before its gate opens, that work would delay page N's
+/// writes while the storage engine idles; after, it fills the wait for the commit (in the
+/// browser, IndexedDB commits off the page's thread).
+#[derive(Default)]
+pub(crate) struct Gate(Mutex<(bool, Option<Waker>)>);
+
+impl Gate {
+    /// Opens the gate (again is harmless) and wakes what waits on it.
+    pub(crate) fn open(&self) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = true;
+        if let Some(w) = g.1.take() {
+            w.wake();
+        }
+    }
+
+    /// Resolves once the gate is open.
+    pub(crate) async fn opened(&self) {
+        poll_fn(|cx| {
+            let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if g.0 {
+                Poll::Ready(())
+            } else {
+                g.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Polls `next` and `write` together (see [`join`]), `write` opening `gate` once planned; the
+/// gate opens when `write` ends too, so that a write failing before its plan never leaves
+/// `next` waiting.
+pub(crate) async fn overlap<A: Future, B: Future>(
+    next: A,
+    write: B,
+    gate: &Gate,
+) -> (A::Output, B::Output) {
+    let write = async {
+        let done = write.await;
+        gate.open();
+        done
+    };
+    join(next, write).await
+}
+
+/// A pulled answer, its page validated.
+pub(super) enum Fetched {
+    Reset,
+    Page(ValidPage, u64),
+}
+
+impl<S: Store, R: Remote> Syncer<'_, S, R> {
+    /// Pulls one page (long-polling `wait` seconds when above 0) and validates it, through
+    /// `opts.offload` when there is one, else once `after` opens (see [`Gate`]).
+    pub(super) async fn fetch(
+        &self,
+        scope: &ScopeId,
+        checkpoint: Option<&Checkpoint>,
+        limit: u32,
+        wait: u32,
+        opts: &SyncOptions<'_>,
+        after: Option<&Gate>,
+    ) -> crate::error::Result<Fetched> {
+        let pulled = if wait > 0 {
+            self.remote
+                .pull_wait(scope, checkpoint, limit, wait)
+                .await?
+        } else {
+            self.remote.pull(scope, checkpoint, limit).await?
+        };
+        match pulled {
+            Pulled::Reset => Ok(Fetched::Reset),
+            Pulled::Page { page, bytes } => {
+                if let (None, Some(gate)) = (opts.offload, after) {
+                    gate.opened().await;
+                }
+                let valid = run_on(opts.offload, move || {
+                    check_versions(&page.changes)?;
+                    validate_page(page)
+                })
+                .await?;
+                Ok(Fetched::Page(valid, bytes))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +250,57 @@ mod tests {
     fn a_dropped_job_is_an_error_not_a_hang() {
         let r = futures_executor::block_on(run_on(Some(&Dropper), || Ok(1)));
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn a_gated_future_runs_once_the_other_opens_the_gate_and_before_it_ends() {
+        use std::cell::RefCell;
+        let gate = Gate::default();
+        let log = RefCell::new(Vec::new());
+        let gated = async {
+            log.borrow_mut().push("pulled");
+            gate.opened().await;
+            log.borrow_mut().push("validated");
+        };
+        let writer = async {
+            log.borrow_mut().push("read");
+            gate.open();
+            log.borrow_mut().push("written");
+            // The commit: pending once, as a store's wait for its transaction.
+            let mut once = false;
+            poll_fn(|cx| {
+                if once {
+                    return Poll::Ready(());
+                }
+                once = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            })
+            .await;
+            log.borrow_mut().push("committed");
+        };
+        futures_executor::block_on(overlap(gated, writer, &gate));
+        assert_eq!(
+            log.into_inner(),
+            ["pulled", "read", "written", "validated", "committed"]
+        );
+    }
+
+    #[test]
+    fn a_write_that_ends_before_planning_still_opens_the_gate() {
+        let gate = Gate::default();
+        let (next, write) = futures_executor::block_on(overlap(
+            async {
+                gate.opened().await;
+                "validated"
+            },
+            async { Err::<(), _>("the store failed before planning") },
+            &gate,
+        ));
+        assert_eq!(
+            (next, write),
+            ("validated", Err("the store failed before planning"))
+        );
     }
 
     #[test]

@@ -479,23 +479,16 @@ async fn update_in(
     let meta_req = call(object_store(tx, META)?.get(&scope_js))?;
     let declared_req = read_declared(tx)?;
     let key_js: Vec<JsValue> = keys.iter().map(|k| row_key(&scope_js, k)).collect();
-    let present = probe(&rows_os, &scope_js, keys).await?;
-    // Issue every read at once; requests complete in order, so awaiting the last suffices.
-    let reqs = key_js
-        .iter()
-        .zip(keys)
-        .map(|(k, key)| match present.may_exist(key) {
-            false => Ok(None),
-            true => call(rows_os.get(k)).map(Some),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut present = probe(&rows_os, &scope_js, keys).await?;
+    let (reads, last) = present.issue(&rows_os, keys, &key_js)?;
     // The meta and declared requests were issued first, so they completed before any later
     // one. A request already complete must not be awaited again (its event has fired).
-    match reqs.iter().rev().flatten().next() {
-        Some(last) => drop(wait(last).await?),
+    match last {
+        Some(last) => drop(wait(&last).await?),
         None if !present.awaited => drop(wait(&declared_req).await?),
         None => {}
     }
+    present.read()?;
     let meta = ScopeMeta::decode(&result_of(&meta_req)?)?;
     let declared = Declared::decode(&result_of(&declared_req)?)?;
     let mut read = ReadRows {
@@ -504,11 +497,8 @@ async fn update_in(
         data: Vec::with_capacity(keys.len()),
         entries: Vec::with_capacity(keys.len()),
     };
-    for (req, key) in reqs.iter().zip(keys) {
-        let value = match req {
-            Some(r) => result_of(r)?,
-            None => JsValue::UNDEFINED,
-        };
+    for (r, key) in reads.iter().zip(keys) {
+        let value = present.value(r)?;
         if value.is_undefined() {
             read.rows.push(None);
             read.data.push(JsValue::UNDEFINED);
