@@ -60,7 +60,7 @@ pub struct HttpOptions {
     pub ca_certs: Option<CaCerts>,
     /// When a pull answers a page with more after it, request the next page at once, so that
     /// the server prepares it while this client validates and writes (default on; one answer
-    /// held at most, docs/native.md "Sync over HTTP"). Off, every request is the engine's.
+    /// held at most, docs/native.md "Two cores during a sync"). Off, every request is the engine's.
     pub pull_ahead: bool,
 }
 
