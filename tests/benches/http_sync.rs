@@ -1,11 +1,16 @@
 //! Initial sync of 100,000 records over HTTP, from the server on SQLite and on PostgreSQL
 //! storage, into a tether-native SQLite replica: records/s end to end, the server's CPU time,
-//! and bytes on the wire with and without gzip.
+//! and bytes on the wire with and without gzip. Before that, the admin write rate: the records
+//! written through `POST /v1/admin/scopes/{scope}/records` in batches of `ADMIN_BATCH`, once as
+//! new records and once more over them (every upsert is a write, so the second pass replaces
+//! each row).
 //!
 //! The server runs in a child process (this binary, re-executed with `TETHER_BENCH_SERVE`) so
 //! that its CPU time can be read from `/proc/<pid>/stat`; a counting TCP relay between client
 //! and server measures the bytes on the wire. PostgreSQL is measured when `TETHER_TEST_PG` is
-//! set. `TETHER_BENCH_RECORDS` overrides the record count.
+//! set. The client's CPU time is this process's (the relay's copying included).
+//! `TETHER_BENCH_RECORDS` overrides the record count, `TETHER_BENCH_RUNS` (default 1) repeats
+//! each sync case.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +27,9 @@ use tether_native::Replica;
 use tether_server::{Config, StorageConfig, Tokens};
 
 const TOKEN: &str = "bench-token";
+
+/// Records per admin request: the server's most (`MAX_WRITES`).
+const ADMIN_BATCH: u64 = 10_000;
 
 fn main() {
     if let Ok(storage) = std::env::var("TETHER_BENCH_SERVE") {
@@ -41,28 +49,53 @@ fn main() {
         Ok(url) => storages.push(("postgres", format!("pg:bench_{}:{url}", std::process::id()))),
         Err(_) => eprintln!("TETHER_TEST_PG not set: PostgreSQL storage not measured"),
     }
+    let mut servers = Vec::new();
+    println!("admin writes of {records} records in batches of {ADMIN_BATCH}");
+    println!(
+        "{:<9} {:<9} {:>9} {:>11} {:>13}",
+        "storage", "pass", "seconds", "records/s", "server cpu s"
+    );
+    for (name, spec) in storages {
+        let mut child = spawn_server(&spec);
+        let (addr, pid) = read_addr(&mut child);
+        for pass in ["insert", "overwrite"] {
+            let cpu0 = cpu_seconds(pid);
+            let secs = seed(&addr, records);
+            println!(
+                "{:<9} {:<9} {:>9.2} {:>11.0} {:>13.2}",
+                name,
+                pass,
+                secs,
+                records as f64 / secs,
+                cpu_seconds(pid) - cpu0
+            );
+        }
+        servers.push((name, spec, child, addr, pid));
+    }
     println!("initial sync of {records} records over HTTP into a SQLite replica");
     println!(
-        "{:<9} {:>5} {:<5} {:>9} {:>11} {:>13} {:>14} {:>11}",
+        "{:<9} {:>5} {:<5} {:>9} {:>11} {:>13} {:>13} {:>14} {:>11}",
         "storage",
         "page",
         "gzip",
         "seconds",
         "records/s",
         "server cpu s",
+        "client cpu s",
         "wire bytes",
         "bytes/rec"
     );
     // The default page size (what an application gets without asking) and the server's most.
     let pages = [SyncOptions::default().page_size, 5000];
-    for (name, spec) in storages {
-        let mut child = spawn_server(&spec);
-        let (addr, pid) = read_addr(&mut child);
-        let seeded = seed(&addr, records);
-        eprintln!("{name}: seeded {records} records in {seeded:.1}s via the admin API");
-        for (page_size, gzip) in pages.into_iter().flat_map(|p| [(p, true), (p, false)]) {
+    let runs: usize = std::env::var("TETHER_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    for (name, spec, mut child, addr, pid) in servers {
+        let cases = pages.into_iter().flat_map(|p| [(p, true), (p, false)]);
+        for (page_size, gzip) in cases.flat_map(|c| std::iter::repeat_n(c, runs)) {
             let relay = Relay::start(&addr);
-            let cpu0 = cpu_seconds(pid);
+            let (cpu0, client0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
             let replica_dir = tempfile::tempdir().expect("temp dir");
             let replica = Replica::open(replica_dir.path().join("replica.db")).expect("replica");
             let remote = HttpRemote::with_options(
@@ -87,16 +120,18 @@ fn main() {
                 .expect("sync");
             let secs = start.elapsed().as_secs_f64();
             let cpu = cpu_seconds(pid) - cpu0;
+            let client = cpu_seconds(std::process::id()) - client0;
             assert_eq!(report.snapshot.count, records);
             let bytes = relay.bytes.load(Ordering::Relaxed);
             println!(
-                "{:<9} {:>5} {:<5} {:>9.2} {:>11.0} {:>13.2} {:>14} {:>11.0}",
+                "{:<9} {:>5} {:<5} {:>9.2} {:>11.0} {:>13.2} {:>13.2} {:>14} {:>11.0}",
                 name,
                 page_size,
                 gzip,
                 secs,
                 records as f64 / secs,
                 cpu,
+                client,
                 bytes,
                 bytes as f64 / records as f64
             );
@@ -155,20 +190,30 @@ fn read_addr(child: &mut Child) -> (String, u32) {
     (line.trim().to_string(), child.id())
 }
 
+/// Writes the generated records through the admin API; the seconds the requests took (the
+/// bodies are built before the clock starts, so the client's JSON encoding is not counted).
 fn seed(addr: &str, records: u64) -> f64 {
-    let start = Instant::now();
     let ds = Dataset::new(7, records);
+    let bodies: Vec<Vec<u8>> = (0..records)
+        .step_by(ADMIN_BATCH as usize)
+        .map(|first| {
+            let upserts: Vec<_> = (first..records.min(first + ADMIN_BATCH))
+                .map(|i| {
+                    let r = ds.record(i);
+                    json!({"collection": r.collection, "id": r.id, "data": r.data})
+                })
+                .collect();
+            serde_json::to_vec(&json!({ "upserts": upserts })).expect("body")
+        })
+        .collect();
     let url = format!("http://{addr}/v1/admin/scopes/bench/records");
-    let mut batch = Vec::new();
-    for i in 0..records {
-        let r = ds.record(i);
-        batch.push(json!({"collection": r.collection, "id": r.id, "data": r.data}));
-        if batch.len() == 5000 || i + 1 == records {
-            ureq::post(&url)
-                .set("authorization", &format!("Bearer {TOKEN}"))
-                .send_json(json!({ "upserts": std::mem::take(&mut batch) }))
-                .expect("seed");
-        }
+    let start = Instant::now();
+    for body in bodies {
+        ureq::post(&url)
+            .set("authorization", &format!("Bearer {TOKEN}"))
+            .set("content-type", "application/json")
+            .send_bytes(&body)
+            .expect("seed");
     }
     start.elapsed().as_secs_f64()
 }

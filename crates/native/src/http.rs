@@ -58,6 +58,10 @@ pub struct HttpOptions {
     /// Mozilla's (`None`, the default): a private cloud's CA. Set with [`HttpOptions::ca_cert`]
     /// or [`HttpOptions::ca_cert_file`].
     pub ca_certs: Option<CaCerts>,
+    /// When a pull answers a page with more after it, request the next page at once, so that
+    /// the server prepares it while this client validates and writes (default on; one answer
+    /// held at most, docs/native.md "Two cores during a sync"). Off, every request is the engine's.
+    pub pull_ahead: bool,
 }
 
 impl HttpOptions {
@@ -147,6 +151,7 @@ impl Default for HttpOptions {
             gzip: true,
             retry: RetryPolicy::default(),
             ca_certs: None,
+            pull_ahead: true,
         }
     }
 }
@@ -154,8 +159,9 @@ impl Default for HttpOptions {
 /// A remote reached over HTTP: base URL plus bearer token.
 ///
 /// A pull runs on a thread of its own, so that the next page downloads while the sync writes
-/// the current one (the engine asks for it before the write); every other call runs on the
-/// caller's thread.
+/// the current one (the engine asks for it before the write), and a page with more after it
+/// starts the pull of the next one ahead ([`HttpOptions::pull_ahead`]); every other call runs
+/// on the caller's thread.
 pub struct HttpRemote {
     inner: Arc<Inner>,
 }
@@ -168,6 +174,7 @@ struct Inner {
     agent: ureq::Agent,
     options: HttpOptions,
     budget: RunBudget,
+    ahead: ahead::PullAhead,
 }
 
 /// A clone is a remote of its own: same server and options, its own retry budget.
@@ -264,6 +271,7 @@ impl Inner {
             agent,
             options,
             budget: RunBudget::default(),
+            ahead: ahead::PullAhead::default(),
         }
     }
 
@@ -360,9 +368,11 @@ impl Remote for HttpRemote {
         checkpoint: Option<&Checkpoint>,
         limit: u32,
     ) -> Result<Pulled> {
-        let (inner, exchange) = (self.inner.clone(), protocol::pull(scope, checkpoint, limit));
-        tether_engine::sync::run_on(Some(&crate::replica::Threads), move || inner.run(exchange))
-            .await
+        let (inner, scope, checkpoint) = (self.inner.clone(), scope.clone(), checkpoint.cloned());
+        tether_engine::sync::run_on(Some(&crate::replica::Threads), move || {
+            inner.pull(&scope, checkpoint.as_ref(), limit)
+        })
+        .await
     }
 
     fn can_push(&self) -> bool {
@@ -371,6 +381,7 @@ impl Remote for HttpRemote {
 
     fn begin_run(&self) {
         self.inner.budget.reset();
+        self.inner.ahead.forget();
     }
 
     fn can_wait(&self) -> bool {
@@ -384,6 +395,7 @@ impl Remote for HttpRemote {
         limit: u32,
         wait_s: u32,
     ) -> Result<Pulled> {
+        self.inner.ahead.forget();
         let deadline = u64::try_from(self.inner.options.timeout.as_millis()).unwrap_or(u64::MAX);
         self.inner.run(protocol::pull_wait(
             scope, checkpoint, limit, wait_s, deadline,
@@ -391,14 +403,17 @@ impl Remote for HttpRemote {
     }
 
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
+        self.inner.ahead.forget();
         self.inner.run(protocol::push(scope, mutations)?)
     }
 
     async fn status(&self, scope: &ScopeId) -> Result<Option<RemoteStatus>> {
+        self.inner.ahead.forget();
         self.inner.run(protocol::status(scope))
     }
 
     async fn range_digest(&self, scope: &ScopeId, range: &KeyRange) -> Result<Option<Snapshot>> {
+        self.inner.ahead.forget();
         self.inner.run(protocol::range_digest(scope, range))
     }
 
@@ -407,6 +422,7 @@ impl Remote for HttpRemote {
         scope: &ScopeId,
         range: &KeyRange,
     ) -> Result<Option<Vec<Change>>> {
+        self.inner.ahead.forget();
         self.inner.run(protocol::range_records(scope, range))
     }
 
@@ -417,6 +433,7 @@ impl Remote for HttpRemote {
         checkpoint: Option<&Checkpoint>,
         limit: u32,
     ) -> Result<PulledSubset> {
+        self.inner.ahead.forget();
         self.inner
             .run(protocol::pull_subset(scope, sub, checkpoint, limit))
     }
@@ -429,6 +446,7 @@ impl Remote for HttpRemote {
         limit: u32,
         wait_s: u32,
     ) -> Result<PulledSubset> {
+        self.inner.ahead.forget();
         let deadline = u64::try_from(self.inner.options.timeout.as_millis()).unwrap_or(u64::MAX);
         self.inner.run(protocol::pull_subset_wait(
             scope, sub, checkpoint, limit, wait_s, deadline,
@@ -441,6 +459,7 @@ impl Remote for HttpRemote {
         sub: &Subscription,
         range: &KeyRange,
     ) -> Result<Option<SubsetSnapshot>> {
+        self.inner.ahead.forget();
         self.inner.run(protocol::subset_digest(scope, sub, range))
     }
 
@@ -450,6 +469,7 @@ impl Remote for HttpRemote {
         sub: &Subscription,
         range: &KeyRange,
     ) -> Result<Option<Vec<Change>>> {
+        self.inner.ahead.forget();
         self.inner.run(protocol::subset_records(scope, sub, range))
     }
 }
@@ -538,5 +558,6 @@ pub(crate) fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+mod ahead;
 #[cfg(test)]
 mod tests;

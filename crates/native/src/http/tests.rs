@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -18,6 +18,8 @@ use super::*;
 struct Loopback {
     base: String,
     stop: Arc<AtomicBool>,
+    /// Requests answered so far.
+    served: Arc<AtomicUsize>,
     thread: JoinHandle<Vec<Seen>>,
 }
 
@@ -34,6 +36,8 @@ impl Loopback {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = served.clone();
         let thread = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(10);
             let mut seen = Vec::new();
@@ -42,6 +46,7 @@ impl Loopback {
                     Ok((mut stream, _)) => {
                         seen.push(read_request(&mut stream));
                         answer(&mut stream, replies.get(seen.len() - 1));
+                        count.fetch_add(1, Ordering::SeqCst);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(1));
@@ -51,7 +56,21 @@ impl Loopback {
             }
             seen
         });
-        Loopback { base, stop, thread }
+        Loopback {
+            base,
+            stop,
+            served,
+            thread,
+        }
+    }
+
+    /// Waits up to 5 s until `n` requests have been answered; whether they were.
+    fn wait_served(&self, n: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.served.load(Ordering::SeqCst) < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.served.load(Ordering::SeqCst) >= n
     }
 
     fn finish(self) -> Vec<Seen> {
@@ -117,8 +136,109 @@ fn options() -> HttpOptions {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(5),
         retry: cases::policy(),
+        // Every request is the call's own: the case table counts them.
+        pull_ahead: false,
         ..HttpOptions::default()
     }
+}
+
+fn page(checkpoint: &str, has_more: bool) -> Reply {
+    let body = format!(r#"{{"changes":[],"checkpoint":"{checkpoint}","has_more":{has_more}}}"#);
+    Reply::Answer {
+        status: 200,
+        retry_after: None,
+        body: Box::leak(body.into_boxed_str()),
+    }
+}
+
+fn checkpoint_of(pulled: Pulled) -> String {
+    match pulled {
+        Pulled::Page { page, .. } => page.checkpoint.unwrap().0,
+        Pulled::Reset => panic!("reset"),
+    }
+}
+
+/// A page with more after it starts the pull of the next one before the engine asks; the
+/// engine's pull of it takes that answer, and the last page starts nothing.
+#[test]
+fn a_page_with_more_pulls_the_next_one_ahead() {
+    let replies =
+        Box::leak(vec![page("1", true), page("2", true), page("3", false)].into_boxed_slice());
+    let server = Loopback::start(replies);
+    let remote = HttpRemote::with_options(
+        &server.base,
+        "t",
+        HttpOptions {
+            pull_ahead: true,
+            ..options()
+        },
+    );
+    let scope = ScopeId::new("s").unwrap();
+    let pull = |cp: Option<&str>| {
+        let cp = cp.map(|c| Checkpoint(c.into()));
+        checkpoint_of(futures_executor::block_on(remote.pull(&scope, cp.as_ref(), 7)).unwrap())
+    };
+    assert_eq!(pull(None), "1");
+    assert!(server.wait_served(2), "the next page was not pulled ahead");
+    assert_eq!(pull(Some("1")), "2");
+    assert!(server.wait_served(3), "the page after was not pulled ahead");
+    assert_eq!(pull(Some("2")), "3");
+    std::thread::sleep(Duration::from_millis(50));
+    let seen = server.finish();
+    let targets: Vec<&str> = seen
+        .iter()
+        .map(|s| s.head.lines().next().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "GET /v1/scopes/s/changes?limit=7 HTTP/1.1",
+            "GET /v1/scopes/s/changes?limit=7&checkpoint=1 HTTP/1.1",
+            "GET /v1/scopes/s/changes?limit=7&checkpoint=2 HTTP/1.1",
+        ]
+    );
+}
+
+/// The page pulled ahead answers only the same request: a pull from another checkpoint, or
+/// another call in between, asks the server again.
+#[test]
+fn the_page_ahead_answers_only_the_same_pull() {
+    let replies = Box::leak(
+        vec![
+            page("1", true),
+            page("2", false),
+            page("9", false),
+            page("1", true),
+            page("2", false),
+            page("5", false),
+        ]
+        .into_boxed_slice(),
+    );
+    let server = Loopback::start(replies);
+    let remote = HttpRemote::with_options(
+        &server.base,
+        "t",
+        HttpOptions {
+            pull_ahead: true,
+            ..options()
+        },
+    );
+    let scope = ScopeId::new("s").unwrap();
+    let pull = |cp: Option<&str>, limit: u32| {
+        let cp = cp.map(|c| Checkpoint(c.into()));
+        checkpoint_of(futures_executor::block_on(remote.pull(&scope, cp.as_ref(), limit)).unwrap())
+    };
+    assert_eq!(pull(None, 7), "1");
+    assert!(server.wait_served(2));
+    // Another limit: not the request pulled ahead.
+    assert_eq!(pull(Some("1"), 8), "9");
+    assert_eq!(pull(None, 7), "1");
+    assert!(server.wait_served(5));
+    // A new run drops the page ahead.
+    remote.begin_run();
+    assert_eq!(pull(Some("1"), 7), "5");
+    let seen = server.finish();
+    assert_eq!(seen.len(), 6);
 }
 
 fn run_case(case: &'static Case) -> Vec<String> {
