@@ -315,17 +315,17 @@ pub(crate) async fn scan_in(
     known: Option<&Declared>,
 ) -> Result<(Vec<Hit>, Declared)> {
     let declared_req = read_declared(tx)?;
-    if let Some(guess) = known.and_then(|k| k.ready(scan).ok()) {
-        let hits = scan_with(tx, scope, scan, guess).await?;
-        let declared = Declared::decode(&settled(&declared_req).await?)?;
-        if declared.ready(scan).is_ok_and(|d| d.no == guess.no) {
-            return Ok((hits, declared));
-        }
-        let hits = scan_with(tx, scope, scan, declared.ready(scan)?).await?;
-        return Ok((hits, declared));
-    }
-    let declared = Declared::decode(&wait(&declared_req).await?)?;
-    let hits = scan_with(tx, scope, scan, declared.ready(scan)?).await?;
+    let guess = known.and_then(|k| k.ready(scan).ok());
+    let guessed = match guess {
+        Some(d) => Some(scan_with(tx, scope, scan, d).await?),
+        None => None,
+    };
+    let declared = Declared::decode(&settled(&declared_req).await?)?;
+    let d = declared.ready(scan)?;
+    let hits = match guessed {
+        Some(hits) if guess.is_some_and(|g| g.no == d.no) => hits,
+        _ => scan_with(tx, scope, scan, d).await?,
+    };
     Ok((hits, declared))
 }
 
@@ -473,17 +473,17 @@ pub(crate) async fn count_in(
     known: Option<&Declared>,
 ) -> Result<(u64, Declared)> {
     let declared_req = read_declared(tx)?;
-    if let Some(guess) = known.and_then(|k| k.ready(scan).ok()) {
-        let n = count_with(tx, scope, scan, guess).await?;
-        let declared = Declared::decode(&settled(&declared_req).await?)?;
-        if declared.ready(scan).is_ok_and(|d| d.no == guess.no) {
-            return Ok((n, declared));
-        }
-        let n = count_with(tx, scope, scan, declared.ready(scan)?).await?;
-        return Ok((n, declared));
-    }
-    let declared = Declared::decode(&wait(&declared_req).await?)?;
-    let n = count_with(tx, scope, scan, declared.ready(scan)?).await?;
+    let guess = known.and_then(|k| k.ready(scan).ok());
+    let guessed = match guess {
+        Some(d) => Some(count_with(tx, scope, scan, d).await?),
+        None => None,
+    };
+    let declared = Declared::decode(&settled(&declared_req).await?)?;
+    let d = declared.ready(scan)?;
+    let n = match guessed {
+        Some(n) if guess.is_some_and(|g| g.no == d.no) => n,
+        _ => count_with(tx, scope, scan, d).await?,
+    };
     Ok((n, declared))
 }
 
