@@ -20,9 +20,11 @@ cd "$ROOT"
 # before wasm-opt, measured on the build of the time). merge-similar-functions is skipped for the
 # same reason (0.5 KB gzipped). The features are those rustc enables by default for
 # wasm32-unknown-unknown (also in the module's target_features section, stripped here).
+# The Node module is optimized for speed instead (-O3, as its cargo profile): no page downloads it.
 wasm_opt() {
-  node "$WASM_OPT" "$1" -o "$1" -Oz --skip-pass=inlining-optimizing \
-    --skip-pass=merge-similar-functions --strip-target-features \
+  local level=(-Oz --skip-pass=inlining-optimizing --skip-pass=merge-similar-functions)
+  [ "$2" = speed ] && level=(-O3)
+  node "$WASM_OPT" "$1" -o "$1" "${level[@]}" --strip-target-features \
     --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
     --enable-call-indirect-overlong
@@ -36,7 +38,7 @@ build() {
   cargo build -p tether-wasm --target wasm32-unknown-unknown --profile "$profile" "$@"
   wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
     --out-dir "$JS/pkg" --out-name "$name" "$TARGET_DIR/wasm32-unknown-unknown/$profile/tether_wasm.wasm"
-  wasm_opt "$JS/pkg/${name}_bg.wasm"
+  wasm_opt "$JS/pkg/${name}_bg.wasm" "$([ "$name" = tether_wasm_node ] && echo speed)"
   local raw gz
   raw=$(wc -c < "$JS/pkg/${name}_bg.wasm")
   gz=$(gzip -9 -c "$JS/pkg/${name}_bg.wasm" | wc -c)

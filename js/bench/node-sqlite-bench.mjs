@@ -11,7 +11,8 @@
 //    shape): the Node counterpart of `cargo bench -p tether-native --bench sync`.
 //
 // Needs a Node with node:sqlite and a release build of the CLI
-// (cargo build --release -p tether-cli --bin tether), or TETHER_BIN.
+// (cargo build --release -p tether-cli --bin tether), or TETHER_BIN; TETHER_BENCH_PARTS=store
+// runs the second part alone (no CLI needed), ROUNDS times (default 2; the best of each side).
 //   "$TETHER_NODE24" js/bench/node-sqlite-bench.mjs
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -25,45 +26,51 @@ import { startServe } from '../test/fixtures/serve-process.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.TETHER_BIN ?? path.join(REPO, 'target/release/tether');
-if (!existsSync(BIN)) throw new Error(`no ${BIN}: cargo build --release -p tether-cli --bin tether`);
+const HTTP = process.env.TETHER_BENCH_PARTS !== 'store';
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
+if (HTTP && !existsSync(BIN)) throw new Error(`no ${BIN}: cargo build --release -p tether-cli --bin tether`);
 const N = Number(process.env.TETHER_BENCH_RECORDS ?? 100_000);
 const PAGE = 1000;
 const TOKEN = 'bench';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-node-bench-'));
 
-const { url, child: server } = await startServe(BIN, ['--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN]);
+if (HTTP) await overHttp();
 
-try {
-  execFileSync(BIN, ['seed', '--remote', url, '--token', TOKEN, '--scope', 'bench', '--records', String(N)], { stdio: 'ignore' });
-  const best = { node: 0, native: 0 };
-  for (let round = 0; round < 2; round++) {
-    const nativeFile = path.join(dir, `native-${round}.db`);
-    let t = performance.now();
-    execFileSync(BIN, ['sync', '--remote', url, '--token', TOKEN, '--db', nativeFile, '--scope', 'bench',
-      '--page-size', String(PAGE)], { stdio: 'ignore' });
-    const native = N / ((performance.now() - t) / 1000);
+async function overHttp() {
+  const { url, child: server } = await startServe(BIN, ['--bind', '127.0.0.1:0', '--db', path.join(dir, 'cloud.db'), '--dev-token', TOKEN]);
 
-    const replica = await Replica.open(path.join(dir, `node-${round}.db`));
-    t = performance.now();
-    const report = await replica.scope('bench').sync({ remote: { url, token: TOKEN }, pageSize: PAGE });
-    const node = N / ((performance.now() - t) / 1000);
-    await replica.close();
-    if (report.run.inserted !== N) throw new Error(`node sync inserted ${report.run.inserted}, expected ${N}`);
-    console.log(`round ${round + 1}: native ${Math.round(native)} rec/s, node:sqlite ${Math.round(node)} rec/s`);
-    best.node = Math.max(best.node, node);
-    best.native = Math.max(best.native, native);
-  }
-  console.log(`initial sync of ${N} records over HTTP (${process.version}, ${os.cpus().length} cores): ` +
-    `native ${Math.round(best.native)} rec/s, node:sqlite ${Math.round(best.node)} rec/s ` +
-    `(native / node = ${(best.native / best.node).toFixed(2)})`);
-} finally {
-  server.kill('SIGINT');
+  try {
+    execFileSync(BIN, ['seed', '--remote', url, '--token', TOKEN, '--scope', 'bench', '--records', String(N)], { stdio: 'ignore' });
+    const best = { node: 0, native: 0 };
+    for (let round = 0; round < 2; round++) {
+      const nativeFile = path.join(dir, `native-${round}.db`);
+      let t = performance.now();
+      execFileSync(BIN, ['sync', '--remote', url, '--token', TOKEN, '--db', nativeFile, '--scope', 'bench',
+        '--page-size', String(PAGE)], { stdio: 'ignore' });
+      const native = N / ((performance.now() - t) / 1000);
+
+      const replica = await Replica.open(path.join(dir, `node-${round}.db`));
+      t = performance.now();
+      const report = await replica.scope('bench').sync({ remote: { url, token: TOKEN }, pageSize: PAGE });
+      const node = N / ((performance.now() - t) / 1000);
+      await replica.close();
+      if (report.run.inserted !== N) throw new Error(`node sync inserted ${report.run.inserted}, expected ${N}`);
+      console.log(`round ${round + 1}: native ${Math.round(native)} rec/s, node:sqlite ${Math.round(node)} rec/s`);
+      best.node = Math.max(best.node, node);
+      best.native = Math.max(best.native, native);
+    }
+    console.log(`initial sync of ${N} records over HTTP (${process.version}, ${os.cpus().length} cores): ` +
+      `native ${Math.round(best.native)} rec/s, node:sqlite ${Math.round(best.node)} rec/s ` +
+      `(native / node = ${(best.native / best.node).toFixed(2)})`);
+  } finally {
+    server.kill('SIGINT');
+}
 }
 
 try {
   const { pages } = await generatePages(N, PAGE);
   const best = { raw: 0, sqlite: 0, memory: 0 };
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < ROUNDS; round++) {
     best.raw = Math.max(best.raw, rawUpserts(path.join(dir, `raw-${round}.db`), pages));
     best.sqlite = Math.max(best.sqlite, await engine(await Replica.open(path.join(dir, `engine-${round}.db`)), pages));
     best.memory = Math.max(best.memory, await engine(await Replica.openInMemory(), pages));

@@ -1,7 +1,7 @@
 //! IdbStore's indexes in headless Chromium, beyond the engine's conformance cases: the upgrade
 //! of a version-1 database, a build interrupted and resumed by another store on the same
-//! database, a changed index set on reopen, and paged scans across ties, each compared with
-//! the reference `MemoryStore`.
+//! database, a changed index set on reopen, paged scans across ties, each compared with the
+//! reference `MemoryStore`, and a scan after another tab declared a new set.
 #![cfg(target_family = "wasm")]
 
 use js_sys::{Array, Uint8Array};
@@ -445,6 +445,48 @@ async fn a_write_from_another_tab_follows_the_set_it_declared() {
         h1.query_count(&q.clone().eq([json!("ant")])).await.unwrap(),
         0
     );
+    drop((first, second));
+    IdbStore::delete(&name).await.unwrap();
+}
+
+/// A scan reads its index's entries together with the declared set, guessing the index's
+/// number from the set its store read last; another tab's declaration since (the same name
+/// over other paths: a new number, built anew) must win over the guess.
+#[wasm_bindgen_test]
+async fn a_scan_follows_a_set_declared_since_the_last_scan() {
+    let name = db_name("guess");
+    let s = scope("org");
+    let first = IdbStore::open(&name).await.unwrap();
+    let second = IdbStore::open(&name).await.unwrap();
+    let on = |path: &str| {
+        IndexSet::builder()
+            .named("by", "objects", [path])
+            .build()
+            .unwrap()
+    };
+    first.declare_indexes(&on("name")).await.unwrap();
+    build_all(&first).await;
+    let h1 = ScopeHandle::new(&first, s.clone());
+    h1.put("objects", "a", json!({"name": "ant", "kind": "x"}))
+        .await
+        .unwrap();
+    h1.put("objects", "b", json!({"name": "bee", "kind": "ant"}))
+        .await
+        .unwrap();
+    let q = Query::named("objects", "by").eq([json!("ant")]);
+    assert_eq!(ids(&h1.query(&q).await.unwrap()), ["a"]);
+    assert_eq!(h1.query_count(&q).await.unwrap(), 1);
+
+    second.declare_indexes(&on("kind")).await.unwrap();
+    let building = h1.query(&q).await.unwrap_err();
+    assert_eq!(building.kind(), ErrorKind::InvalidInput, "{building}");
+    assert!(building.to_string().contains("being built"), "{building}");
+    let building = h1.query_count(&q).await.unwrap_err();
+    assert!(building.to_string().contains("being built"), "{building}");
+
+    build_all(&second).await;
+    assert_eq!(ids(&h1.query(&q).await.unwrap()), ["b"]);
+    assert_eq!(h1.query_count(&q).await.unwrap(), 1);
     drop((first, second));
     IdbStore::delete(&name).await.unwrap();
 }

@@ -58,6 +58,7 @@
 //! without `x`: such rows drop out of the indexes until they are written again.
 
 use std::collections::BTreeMap;
+use std::thread::LocalKey;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
@@ -219,15 +220,27 @@ fn utf8(v: &JsValue) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::storage("row key part in IndexedDB is not UTF-8"))
 }
 
+thread_local! {
+    /// The names of a row value's fields as JS strings, made once: each `JsValue::from_str` is
+    /// a call into JS (a `TextDecoder`), and a scan reads three fields per row.
+    pub(crate) static FIELD_M: JsValue = JsValue::from_str("m");
+    pub(crate) static FIELD_D: JsValue = JsValue::from_str("d");
+    pub(crate) static FIELD_X: JsValue = JsValue::from_str("x");
+}
+
+/// A field of a row value (one of the `FIELD_*` names), undefined when absent.
+pub(crate) fn field(value: &JsValue, name: &'static LocalKey<JsValue>) -> JsValue {
+    name.with(|name| Reflect::get(value, name).unwrap_or(JsValue::UNDEFINED))
+}
+
 /// Decodes a stored row value. The data is parsed only if asked for or if an edit is pending.
 pub(crate) fn decode_row(key: Key, value: &JsValue, with_data: bool) -> Result<Stored> {
-    let m = Reflect::get(value, &"m".into())
-        .ok()
-        .and_then(|m| m.as_string())
+    let m = field(value, &FIELD_M)
+        .as_string()
         .ok_or_else(|| Error::storage("row in IndexedDB has no metadata"))?;
     let meta: Meta = serde_json::from_slice(m.as_bytes())
         .map_err(|e| Error::storage(format!("row metadata in IndexedDB is corrupt: {e}")))?;
-    let data_js = Reflect::get(value, &"d".into()).unwrap_or(JsValue::UNDEFINED);
+    let data_js = field(value, &FIELD_D);
     let present = !data_js.is_undefined();
     let data = if present && (with_data || meta.p.is_some()) {
         let text = data_js
@@ -250,7 +263,7 @@ pub(crate) fn decode_row(key: Key, value: &JsValue, with_data: bool) -> Result<S
             sent: meta.n,
         },
         data: data_js,
-        entries: Reflect::get(value, &"x".into()).unwrap_or(JsValue::UNDEFINED),
+        entries: field(value, &FIELD_X),
     })
 }
 

@@ -11,8 +11,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{IdbCursorDirection, IdbCursorWithValue, IdbIndex, IdbKeyRange, IdbTransaction};
 
 use super::codec::{
-    collection_lower, collection_upper, decode_key, decode_row, json, parse_data, row_key, set,
-    ENTRIES_INDEX, INDEXES, META, ROWS,
+    collection_lower, collection_upper, decode_key, decode_row, field, json, parse_data, row_key,
+    set, ENTRIES_INDEX, FIELD_X, INDEXES, META, ROWS,
 };
 use super::request::{
     as_u64, call, committed, cursor_err, js_storage_error, object_store, result_of, wait,
@@ -299,10 +299,53 @@ fn same_entries(factory: &web_sys::IdbFactory, a: &JsValue, b: &JsValue) -> bool
     }
 }
 
-/// [`tether_engine::Store::scan`] in `tx` (read-only over `rows` and `indexes`).
-pub(crate) async fn scan_in(tx: &IdbTransaction, scope: &ScopeId, scan: &Scan) -> Result<Vec<Hit>> {
-    let declared = load(tx).await?;
+/// [`tether_engine::Store::scan`] in `tx` (read-only over `rows` and `indexes`), with the
+/// declared set this store read last (`known`), if any. Returns the hits and the declared set
+/// read in `tx`.
+///
+/// With `known`, the scan's first batch is issued together with the read of the declared set
+/// rather than after it: a query then costs one round trip instead of two. The set read in the
+/// same transaction decides: when its index is the one guessed (same number, ready; numbers
+/// are never reused, so the entries are that index's), the hits stand; otherwise (another tab
+/// declared another set) the scan runs again on what was read, or fails as it would have.
+pub(crate) async fn scan_in(
+    tx: &IdbTransaction,
+    scope: &ScopeId,
+    scan: &Scan,
+    known: Option<&Declared>,
+) -> Result<(Vec<Hit>, Declared)> {
+    let declared_req = read_declared(tx)?;
+    let guess = known.and_then(|k| k.ready(scan).ok());
+    let guessed = match guess {
+        Some(d) => Some(scan_with(tx, scope, scan, d).await?),
+        None => None,
+    };
+    let declared = Declared::decode(&settled(&declared_req).await?)?;
     let d = declared.ready(scan)?;
+    let hits = match guessed {
+        Some(hits) if guess.is_some_and(|g| g.no == d.no) => hits,
+        _ => scan_with(tx, scope, scan, d).await?,
+    };
+    Ok((hits, declared))
+}
+
+/// The result of a request that may have completed already (a later request of its
+/// transaction was awaited: requests complete in order).
+async fn settled(req: &web_sys::IdbRequest) -> Result<JsValue> {
+    if req.ready_state() == web_sys::IdbRequestReadyState::Done {
+        result_of(req)
+    } else {
+        wait(req).await
+    }
+}
+
+/// The hits of `scan` over the entries of index `d`.
+async fn scan_with(
+    tx: &IdbTransaction,
+    scope: &ScopeId,
+    scan: &Scan,
+    d: &Declaration,
+) -> Result<Vec<Hit>> {
     let index = entries_index(tx)?;
     let scope_js = JsValue::from_str(scope.as_str());
     let limit = scan.limit.unwrap_or(usize::MAX);
@@ -319,12 +362,12 @@ pub(crate) async fn scan_in(tx: &IdbTransaction, scope: &ScopeId, scan: &Scan) -
             continue;
         };
         match scan.order {
-            Order::Asc => ascending(&index, &scope_js, d, &bounds, limit, &mut hits).await?,
+            Order::Asc => ascending(&index, &scope_js, scan, d, &bounds, limit, &mut hits).await?,
             // All of the range is wanted: batches read forwards and reversed beat a request
             // per entry.
             Order::Desc if scan.limit.is_none() => {
                 let start = hits.len();
-                ascending(&index, &scope_js, d, &bounds, limit, &mut hits).await?;
+                ascending(&index, &scope_js, scan, d, &bounds, limit, &mut hits).await?;
                 hits[start..].reverse();
             }
             Order::Desc => {
@@ -341,11 +384,7 @@ pub(crate) async fn scan_in(tx: &IdbTransaction, scope: &ScopeId, scan: &Scan) -
                     let Some(cursor) = cursor.dyn_ref::<IdbCursorWithValue>() else {
                         break;
                     };
-                    hits.push(hit_of(
-                        d,
-                        &cursor.primary_key().map_err(cursor_err)?,
-                        &cursor.value().map_err(cursor_err)?,
-                    )?);
+                    hits.push(hit_of(scan, d, &cursor.value().map_err(cursor_err)?)?);
                     if hits.len() < limit {
                         cursor.continue_().map_err(cursor_err)?;
                     }
@@ -357,10 +396,11 @@ pub(crate) async fn scan_in(tx: &IdbTransaction, scope: &ScopeId, scan: &Scan) -
 }
 
 /// Appends the entries of one range to `hits` in ascending order, until `hits` holds `limit`,
-/// reading batches of `getAll`.
+/// reading batches of `getAll` (the values alone: each carries its entry, key and id).
 async fn ascending(
     index: &IdbIndex,
     scope_js: &JsValue,
+    scan: &Scan,
     d: &Declaration,
     bounds: &Bounds<'_>,
     limit: usize,
@@ -373,12 +413,10 @@ async fn ascending(
         let want = (limit - hits.len()).min(SCAN_BATCH as usize) as u32;
         let range = key_range(&lower, &upper, open)?;
         let values = call(index.get_all_with_key_and_limit(&range, want))?;
-        let keys = call(index.get_all_keys_with_key_and_limit(&range, want))?;
-        let keys: Array = wait(&keys).await?.unchecked_into();
-        let values: Array = result_of(&values)?.unchecked_into();
-        let n = keys.length();
+        let values: Array = wait(&values).await?.unchecked_into();
+        let n = values.length();
         for i in 0..n {
-            hits.push(hit_of(d, &keys.get(i), &values.get(i))?);
+            hits.push(hit_of(scan, d, &values.get(i))?);
         }
         if n < want {
             break;
@@ -391,26 +429,71 @@ async fn ascending(
     Ok(())
 }
 
-/// The hit of an entry: its row (with data) and index key.
-fn hit_of(d: &Declaration, key_js: &JsValue, value: &JsValue) -> Result<Hit> {
-    let row = decode_row(decode_key(key_js)?, value, true)?.row;
-    let data = row.data.as_ref().ok_or_else(|| {
+/// The hit of a row value found through index `d`: its row (with data), and its index key and
+/// id as its entry of `d` holds them (the entry it was found by), so the data is not parsed.
+fn hit_of(scan: &Scan, d: &Declaration, value: &JsValue) -> Result<Hit> {
+    let corrupt = || {
         Error::storage(format!(
+            "a row found through index {} does not carry its entry",
+            d.spec.qualified()
+        ))
+    };
+    let entry = field(value, &FIELD_X)
+        .dyn_ref::<Array>()
+        .and_then(|x| {
+            x.iter()
+                .filter_map(|e| e.dyn_into::<Array>().ok())
+                .find(|e| e.get(1).as_f64() == Some(f64::from(d.no)))
+        })
+        .ok_or_else(corrupt)?;
+    let bytes = |v: JsValue| {
+        v.dyn_into::<Uint8Array>()
+            .map(|a| a.to_vec())
+            .map_err(|_| corrupt())
+    };
+    let key = bytes(entry.get(2))?;
+    let id = String::from_utf8(bytes(entry.get(3))?).map_err(|_| corrupt())?;
+    let row = decode_row(Key::new(scan.collection.as_str(), id), value, true)?.row;
+    if row.data.is_none() {
+        return Err(Error::storage(format!(
             "index {} has an entry for {} which has no data",
             d.spec.qualified(),
             row.key.id
-        ))
-    })?;
-    Ok(Hit {
-        key: d.spec.key_of(&data.to_data()?),
-        row,
-    })
+        )));
+    }
+    Ok(Hit { key, row })
 }
 
-/// [`tether_engine::Store::scan_count`] in `tx` (read-only over `rows` and `indexes`).
-pub(crate) async fn count_in(tx: &IdbTransaction, scope: &ScopeId, scan: &Scan) -> Result<u64> {
-    let declared = load(tx).await?;
+/// [`tether_engine::Store::scan_count`] in `tx` (read-only over `rows` and `indexes`), with the
+/// declared set this store read last, guessed as [`scan_in`] does.
+pub(crate) async fn count_in(
+    tx: &IdbTransaction,
+    scope: &ScopeId,
+    scan: &Scan,
+    known: Option<&Declared>,
+) -> Result<(u64, Declared)> {
+    let declared_req = read_declared(tx)?;
+    let guess = known.and_then(|k| k.ready(scan).ok());
+    let guessed = match guess {
+        Some(d) => Some(count_with(tx, scope, scan, d).await?),
+        None => None,
+    };
+    let declared = Declared::decode(&settled(&declared_req).await?)?;
     let d = declared.ready(scan)?;
+    let n = match guessed {
+        Some(n) if guess.is_some_and(|g| g.no == d.no) => n,
+        _ => count_with(tx, scope, scan, d).await?,
+    };
+    Ok((n, declared))
+}
+
+/// The number of entries of index `d` that `scan` covers, its limit and cursor ignored.
+async fn count_with(
+    tx: &IdbTransaction,
+    scope: &ScopeId,
+    scan: &Scan,
+    d: &Declaration,
+) -> Result<u64> {
     let index = entries_index(tx)?;
     let scope_js = JsValue::from_str(scope.as_str());
     let all = Scan {

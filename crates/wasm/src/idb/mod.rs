@@ -54,6 +54,9 @@ pub struct IdbStore {
     /// [`tether_engine::Store::indexes`] answers; writes and scans read the stored set in
     /// their own transaction).
     indexes: RefCell<IndexSet>,
+    /// The declared set (with index numbers) the last scan or count read: the next one guesses
+    /// its index's number from it and reads its entries together with the set, which decides.
+    declared: RefCell<Option<Rc<indexes::Declared>>>,
 }
 
 impl IdbStore {
@@ -76,6 +79,7 @@ impl IdbStore {
             conn,
             on_lost,
             indexes: RefCell::default(),
+            declared: RefCell::default(),
         };
         // The indexes declared earlier are kept by every write from now on, so queries on them
         // work before the app declares its set again.

@@ -458,12 +458,18 @@ impl Store for IdbStore {
 
     async fn scan(&self, scope: &ScopeId, scan: &Scan) -> Result<Vec<Hit>> {
         let tx = self.transaction(&[ROWS, INDEXES], RO).await?;
-        scan_in(&tx, scope, scan).await
+        let known = self.declared.borrow().clone();
+        let (hits, declared) = scan_in(&tx, scope, scan, known.as_deref()).await?;
+        *self.declared.borrow_mut() = Some(std::rc::Rc::new(declared));
+        Ok(hits)
     }
 
     async fn scan_count(&self, scope: &ScopeId, scan: &Scan) -> Result<u64> {
         let tx = self.transaction(&[ROWS, INDEXES], RO).await?;
-        count_in(&tx, scope, scan).await
+        let known = self.declared.borrow().clone();
+        let (n, declared) = count_in(&tx, scope, scan, known.as_deref()).await?;
+        *self.declared.borrow_mut() = Some(std::rc::Rc::new(declared));
+        Ok(n)
     }
 }
 
