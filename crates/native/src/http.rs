@@ -404,7 +404,11 @@ impl Remote for HttpRemote {
 
     async fn push(&self, scope: &ScopeId, mutations: &[Mutation]) -> Result<PushResponse> {
         self.inner.ahead.forget();
-        self.inner.run(protocol::push(scope, mutations)?)
+        let answer = self.inner.run(protocol::push(scope, mutations)?);
+        // Another replica sharing this remote may have started a pull ahead while the push was
+        // on its way: that page predates the push, so it is not this replica's next answer.
+        self.inner.ahead.forget();
+        answer
     }
 
     async fn status(&self, scope: &ScopeId) -> Result<Option<RemoteStatus>> {
