@@ -16,7 +16,8 @@ use super::request::{call, js_storage_error, result_of, wait};
 /// collection's keys when the span holds few rows (at most twice as many as keys), so that a
 /// download of new records does not pay a `get` per record even when its pages mix
 /// collections. A key is [`Probe::may_exist`] if it was found, or if its collection was not
-/// probed (few keys, or a wide span: then every key of it is read).
+/// probed (few keys, a sample of its span full of rows, or a wide span: then every key of it is
+/// read).
 pub(super) async fn probe(
     rows: &IdbObjectStore,
     scope_js: &JsValue,
