@@ -327,6 +327,56 @@ async fn a_dense_span_read_whole_gives_each_key_its_own_row() {
     IdbStore::delete(&name).await.unwrap();
 }
 
+/// A write whose keys are spread over many stored rows (a delta on a large replica): the
+/// sample of its first keys' span comes back full, so the whole span is not probed and each
+/// key is read with its own `get`. Every key must still get its own row, absent keys none.
+#[wasm_bindgen_test]
+async fn keys_spread_over_stored_rows_are_read_one_by_one() {
+    let name = db_name("spread");
+    let idb = IdbStore::open(&name).await.unwrap();
+    let scope = ScopeId::new("org-1").unwrap();
+    let cloud = Cloud::new();
+    seed(&cloud, &scope);
+    let opts = SyncOptions {
+        page_size: 1000,
+        ..SyncOptions::default()
+    };
+    Syncer::new(&idb, &cloud, &|| 5_i64)
+        .sync(&scope, opts)
+        .await
+        .unwrap();
+    // Every fifth object (the first sixteen keys span 71 stored rows), out of order, absent
+    // keys among them.
+    let mut keys: Vec<Key> = (0..150)
+        .step_by(5)
+        .rev()
+        .map(|i| Key::new("objects", format!("obj_{i:04}")))
+        .collect();
+    keys.insert(3, Key::new("objects", "obj_0120x"));
+    keys.push(Key::new("objects", "obj_9999"));
+    let mut expected = Vec::new();
+    for k in &keys {
+        expected.push(idb.row(&scope, k).await.unwrap());
+    }
+    assert_eq!(expected.iter().filter(|r| r.is_some()).count(), 30);
+    let seen = std::cell::RefCell::new(Vec::new());
+    idb.update(&scope, &keys, true, &|st: &tether_engine::ScopeState,
+                                      rows: &[Option<
+        tether_engine::Row,
+    >]| {
+        *seen.borrow_mut() = rows.to_vec();
+        Ok(tether_engine::rules::Changeset::starting_from(
+            st,
+            tether_engine::rules::Source::Pull,
+        ))
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen.into_inner(), expected);
+    drop(idb);
+    IdbStore::delete(&name).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn planner_error_writes_nothing() {
     let name = db_name("abort");

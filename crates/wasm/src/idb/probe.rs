@@ -16,7 +16,8 @@ use super::request::{call, js_storage_error, result_of, wait};
 /// collection's keys when the span holds few rows (at most twice as many as keys), so that a
 /// download of new records does not pay a `get` per record even when its pages mix
 /// collections. A key is [`Probe::may_exist`] if it was found, or if its collection was not
-/// probed (few keys, or a wide span: then every key of it is read).
+/// probed (few keys, a sample of its span full of rows, or a wide span: then every key of it is
+/// read).
 pub(super) async fn probe(
     rows: &IdbObjectStore,
     scope_js: &JsValue,
@@ -33,9 +34,44 @@ pub(super) async fn probe(
             None => spans.push((&k.collection, k, k, 1)),
         }
     }
+    // A sample first: the span of a collection's first MIN_KEYS keys. Where it alone holds
+    // more than twice as many rows, the keys are spread over stored rows (a delta on a large
+    // replica) and the whole span's probe would come back full and be wasted, after a round
+    // trip that holds back every read: those collections are read with a `get` per key.
+    let mut samples = Vec::new();
+    for &(collection, _, _, n) in &spans {
+        if n < MIN_KEYS {
+            continue;
+        }
+        let mut first = keys
+            .iter()
+            .filter(|k| k.collection == collection)
+            .take(MIN_KEYS);
+        let Some(k0) = first.next() else { continue };
+        let (from, to) = first.fold((k0, k0), |(a, b), k| (a.min(k), b.max(k)));
+        let range = IdbKeyRange::bound(&row_key(scope_js, from), &row_key(scope_js, to))
+            .map_err(|e| js_storage_error("building a key range", &e))?;
+        let limit = 2 * MIN_KEYS as u32;
+        samples.push((
+            collection,
+            call(rows.get_all_keys_with_key_and_limit(&range, limit))?,
+        ));
+    }
+    let mut probe = Probe::default();
+    if let Some((_, last)) = samples.last() {
+        wait(last).await?;
+        probe.awaited = true;
+    }
+    let mut spread = Vec::new();
+    for (collection, req) in samples {
+        let found: Array = result_of(&req)?.unchecked_into();
+        if found.length() >= 2 * MIN_KEYS as u32 {
+            spread.push(collection);
+        }
+    }
     let mut requests = Vec::new();
     for (collection, lo, hi, n) in spans {
-        if n < MIN_KEYS {
+        if n < MIN_KEYS || spread.contains(&collection) {
             continue;
         }
         let limit = u32::try_from(n * 2).unwrap_or(u32::MAX);
@@ -44,7 +80,6 @@ pub(super) async fn probe(
         let req = call(rows.get_all_keys_with_key_and_limit(&range, limit))?;
         requests.push((collection, range, limit, req));
     }
-    let mut probe = Probe::default();
     // Requests complete in order: once the last has, all have.
     if let Some((_, _, _, last)) = requests.last() {
         wait(last).await?;
