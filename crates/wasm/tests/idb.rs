@@ -281,19 +281,6 @@ async fn behaves_like_the_memory_store() {
 /// span that the write does not name skipped, keys absent from the span none.
 #[wasm_bindgen_test]
 async fn a_dense_span_read_whole_gives_each_key_its_own_row() {
-    let name = db_name("dense");
-    let idb = IdbStore::open(&name).await.unwrap();
-    let scope = ScopeId::new("org-1").unwrap();
-    let cloud = Cloud::new();
-    seed(&cloud, &scope);
-    let opts = SyncOptions {
-        page_size: 1000,
-        ..SyncOptions::default()
-    };
-    Syncer::new(&idb, &cloud, &|| 5_i64)
-        .sync(&scope, opts)
-        .await
-        .unwrap();
     // Every other object of obj_0000..=obj_0100 (51 of the span's 101 rows), in reverse, an
     // absent key inside the span, and two columns (too few to probe: read one by one).
     let mut keys: Vec<Key> = (0..=100)
@@ -304,27 +291,7 @@ async fn a_dense_span_read_whole_gives_each_key_its_own_row() {
     keys.insert(10, Key::new("objects", "obj_0050x"));
     keys.push(Key::new("columns", "a"));
     keys.push(Key::new("columns", "missing"));
-    let mut expected = Vec::new();
-    for k in &keys {
-        expected.push(idb.row(&scope, k).await.unwrap());
-    }
-    assert_eq!(expected.iter().filter(|r| r.is_some()).count(), 52);
-    let seen = std::cell::RefCell::new(Vec::new());
-    idb.update(&scope, &keys, true, &|st: &tether_engine::ScopeState,
-                                      rows: &[Option<
-        tether_engine::Row,
-    >]| {
-        *seen.borrow_mut() = rows.to_vec();
-        Ok(tether_engine::rules::Changeset::starting_from(
-            st,
-            tether_engine::rules::Source::Pull,
-        ))
-    })
-    .await
-    .unwrap();
-    assert_eq!(seen.into_inner(), expected);
-    drop(idb);
-    IdbStore::delete(&name).await.unwrap();
+    assert_update_reads_each_key_alone("dense", &keys, 52).await;
 }
 
 /// A write whose keys are spread over many stored rows (a delta on a large replica): the
@@ -332,7 +299,22 @@ async fn a_dense_span_read_whole_gives_each_key_its_own_row() {
 /// key is read with its own `get`. Every key must still get its own row, absent keys none.
 #[wasm_bindgen_test]
 async fn keys_spread_over_stored_rows_are_read_one_by_one() {
-    let name = db_name("spread");
+    // Every fifth object (the first sixteen keys span 71 stored rows), out of order, absent
+    // keys among them.
+    let mut keys: Vec<Key> = (0..150)
+        .step_by(5)
+        .rev()
+        .map(|i| Key::new("objects", format!("obj_{i:04}")))
+        .collect();
+    keys.insert(3, Key::new("objects", "obj_0120x"));
+    keys.push(Key::new("objects", "obj_9999"));
+    assert_update_reads_each_key_alone("spread", &keys, 30).await;
+}
+
+/// Syncs the seeded scope into a new store, then checks that the rows an `update` of `keys`
+/// hands its planner are those read one `row` at a time (`present` of them stored).
+async fn assert_update_reads_each_key_alone(tag: &str, keys: &[Key], present: usize) {
+    let name = db_name(tag);
     let idb = IdbStore::open(&name).await.unwrap();
     let scope = ScopeId::new("org-1").unwrap();
     let cloud = Cloud::new();
@@ -345,23 +327,14 @@ async fn keys_spread_over_stored_rows_are_read_one_by_one() {
         .sync(&scope, opts)
         .await
         .unwrap();
-    // Every fifth object (the first sixteen keys span 71 stored rows), out of order, absent
-    // keys among them.
-    let mut keys: Vec<Key> = (0..150)
-        .step_by(5)
-        .rev()
-        .map(|i| Key::new("objects", format!("obj_{i:04}")))
-        .collect();
-    keys.insert(3, Key::new("objects", "obj_0120x"));
-    keys.push(Key::new("objects", "obj_9999"));
     let mut expected = Vec::new();
-    for k in &keys {
+    for k in keys {
         expected.push(idb.row(&scope, k).await.unwrap());
     }
-    assert_eq!(expected.iter().filter(|r| r.is_some()).count(), 30);
+    assert_eq!(expected.iter().filter(|r| r.is_some()).count(), present);
     let seen = std::cell::RefCell::new(Vec::new());
-    idb.update(&scope, &keys, true, &|st: &tether_engine::ScopeState,
-                                      rows: &[Option<
+    idb.update(&scope, keys, true, &|st: &tether_engine::ScopeState,
+                                     rows: &[Option<
         tether_engine::Row,
     >]| {
         *seen.borrow_mut() = rows.to_vec();
