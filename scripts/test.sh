@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ci/setup.sh
 
+# The run's temporary files in a directory of its own, removed at the end: chromedriver leaves
+# each Chromium profile (about 65 MB) behind, and a run starts dozens of browsers.
+TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/tether-test.XXXXXX")"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+
 # Keep a copy of everything printed, to count the tests at the end.
 LOG="$(mktemp)"
 exec > >(tee "$LOG") 2>&1
