@@ -123,7 +123,8 @@ impl EventHub {
     /// Publishes the visible changes of a committed write, if it made any; `run` is the id of
     /// the sync run that wrote it (ignored for a local edit).
     pub fn publish_applied(&self, scope: &ScopeId, applied: &Applied, run: Option<u64>) {
-        if applied.changes.is_empty() {
+        // Nobody to tell: the changes are not copied into an event.
+        if applied.changes.is_empty() || self.lock().list.is_empty() {
             return;
         }
         self.publish(&ChangeEvent {

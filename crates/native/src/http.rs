@@ -276,6 +276,22 @@ impl Inner {
     }
 
     fn run<T>(&self, exchange: Exchange<T>) -> Result<T> {
+        let (result, retry_ms) = self.attempt(exchange, |pause| {
+            std::thread::sleep(pause);
+            true
+        });
+        self.budget.spend(retry_ms);
+        result
+    }
+
+    /// Runs an exchange to its end as [`Self::run`] does, but `wait` takes each pause between
+    /// attempts and says whether the answer is still wanted (`false` ends it with an error);
+    /// the time spent retrying is returned rather than spent from the run's budget.
+    fn attempt<T>(
+        &self,
+        exchange: Exchange<T>,
+        wait: impl Fn(Duration) -> bool,
+    ) -> (Result<T>, u64) {
         let mut exchange = exchange
             .with_max_body(self.options.max_body)
             .with_run_spent(self.budget.spent_ms());
@@ -283,13 +299,21 @@ impl Inner {
         loop {
             let token = match &self.token {
                 Token::Fixed(t) => t.clone(),
-                Token::Fn(f) => f()?,
+                Token::Fn(f) => match f() {
+                    Ok(t) => t,
+                    Err(e) => return (Err(e), exchange.retry_ms()),
+                },
             };
             let outcome = self.send(exchange.request(), &token, exchange.max_body());
             match exchange.handle(&self.options.retry, outcome, crate::now(), jitter()) {
                 Step::Wait(ms) => {
                     tracing::debug!(attempts = exchange.attempts(), wait_ms = ms, "retrying");
-                    std::thread::sleep(Duration::from_millis(ms));
+                    if !wait(Duration::from_millis(ms)) {
+                        return (
+                            Err(Error::network("the request was dropped while it retried")),
+                            exchange.retry_ms(),
+                        );
+                    }
                 }
                 // A 401 with a token function: the token may have expired since it was
                 // handed out; ask the function once more.
@@ -300,10 +324,7 @@ impl Inner {
                 {
                     refreshed = true;
                 }
-                Step::Done(result) => {
-                    self.budget.spend(exchange.retry_ms());
-                    return result;
-                }
+                Step::Done(result) => return (result, exchange.retry_ms()),
             }
         }
     }

@@ -10,10 +10,17 @@
 //!
 //! At most one page is fetched ahead, and only the next one: what a remote holds beyond the
 //! engine's own pages is one answer (within [`super::HttpOptions::max_body`]). Any other call
-//! of the remote, a pull from another checkpoint and the start of a run drop it (its thread
-//! finishes its request and the answer is discarded). A page fetched a moment early is still an
-//! answer to its checkpoint: one taken a moment later could only hold more after it.
+//! of the remote, a pull from another checkpoint and the start of a run drop it: its thread
+//! finishes the request under way, retries no more, and the answer is discarded. A page fetched
+//! a moment early is still an answer to its checkpoint: one taken a moment later could only
+//! hold more after it.
+//!
+//! Only a page answers from ahead. A pull ahead that failed is asked again by the engine's own
+//! pull, so the errors a sync sees are its own requests' (made with the token of that moment);
+//! the time the pull ahead spent retrying counts against the run's budget only when the engine
+//! takes its answer, so a dropped one costs the next run nothing.
 
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -27,7 +34,10 @@ struct Ahead {
     scope: ScopeId,
     checkpoint: Checkpoint,
     limit: u32,
-    answer: JoinHandle<Result<Pulled>>,
+    /// The answer and the time spent retrying for it.
+    answer: JoinHandle<(Result<Pulled>, u64)>,
+    /// Dropped with the pull ahead: its thread stops retrying.
+    _wanted: mpsc::Sender<()>,
 }
 
 /// The remote's pull ahead, if any. A clone of a remote starts without one.
@@ -70,15 +80,21 @@ impl Inner {
         checkpoint: Option<&Checkpoint>,
         limit: u32,
     ) -> Result<Pulled> {
-        let pulled = match self.ahead.take() {
+        let ahead = match self.ahead.take() {
             Some(a)
                 if &a.scope == scope && Some(&a.checkpoint) == checkpoint && a.limit == limit =>
             {
-                a.answer
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::storage("the pull of the next page panicked")))?
+                let (answer, retry_ms) = a.answer.join().unwrap_or_else(|_| {
+                    (Err(Error::storage("the pull of the next page panicked")), 0)
+                });
+                self.budget.spend(retry_ms);
+                answer.ok()
             }
-            _ => self.run(protocol::pull(scope, checkpoint, limit))?,
+            _ => None,
+        };
+        let pulled = match ahead {
+            Some(pulled) => pulled,
+            None => self.run(protocol::pull(scope, checkpoint, limit))?,
         };
         if let Pulled::Page { page, .. } = &pulled {
             if let (true, true, Some(next)) =
@@ -93,15 +109,22 @@ impl Inner {
     fn pull_ahead(self: &Arc<Self>, scope: &ScopeId, checkpoint: &Checkpoint, limit: u32) {
         let inner = self.clone();
         let (s, c) = (scope.clone(), checkpoint.clone());
+        let (wanted, dropped) = mpsc::channel::<()>();
         let spawned = std::thread::Builder::new()
             .name("tether-pull".into())
-            .spawn(move || inner.run(protocol::pull(&s, Some(&c), limit)));
+            .spawn(move || {
+                // Nothing is ever sent: the wait ends early only when the pull ahead is dropped.
+                let wait =
+                    |pause| matches!(dropped.recv_timeout(pause), Err(RecvTimeoutError::Timeout));
+                inner.attempt(protocol::pull(&s, Some(&c), limit), wait)
+            });
         match spawned {
             Ok(answer) => self.ahead.set(Ahead {
                 scope: scope.clone(),
                 checkpoint: checkpoint.clone(),
                 limit,
                 answer,
+                _wanted: wanted,
             }),
             // The engine's own pull will ask for it.
             Err(e) => tracing::debug!("no thread to pull the next page ahead ({e})"),

@@ -151,8 +151,23 @@ fn page(checkpoint: &str, has_more: bool) -> Reply {
     }
 }
 
-fn checkpoint_of(pulled: Pulled) -> String {
-    match pulled {
+/// A remote of `server` that pulls the next page ahead.
+fn remote_pulling_ahead(server: &Loopback) -> HttpRemote {
+    HttpRemote::with_options(
+        &server.base,
+        "t",
+        HttpOptions {
+            pull_ahead: true,
+            ..options()
+        },
+    )
+}
+
+/// The checkpoint of the page that a pull of scope `s` from `cp` answers.
+fn pull_page(remote: &HttpRemote, cp: Option<&str>, limit: u32) -> String {
+    let scope = ScopeId::new("s").unwrap();
+    let cp = cp.map(|c| Checkpoint(c.into()));
+    match futures_executor::block_on(remote.pull(&scope, cp.as_ref(), limit)).unwrap() {
         Pulled::Page { page, .. } => page.checkpoint.unwrap().0,
         Pulled::Reset => panic!("reset"),
     }
@@ -165,19 +180,8 @@ fn a_page_with_more_pulls_the_next_one_ahead() {
     let replies =
         Box::leak(vec![page("1", true), page("2", true), page("3", false)].into_boxed_slice());
     let server = Loopback::start(replies);
-    let remote = HttpRemote::with_options(
-        &server.base,
-        "t",
-        HttpOptions {
-            pull_ahead: true,
-            ..options()
-        },
-    );
-    let scope = ScopeId::new("s").unwrap();
-    let pull = |cp: Option<&str>| {
-        let cp = cp.map(|c| Checkpoint(c.into()));
-        checkpoint_of(futures_executor::block_on(remote.pull(&scope, cp.as_ref(), 7)).unwrap())
-    };
+    let remote = remote_pulling_ahead(&server);
+    let pull = |cp: Option<&str>| pull_page(&remote, cp, 7);
     assert_eq!(pull(None), "1");
     assert!(server.wait_served(2), "the next page was not pulled ahead");
     assert_eq!(pull(Some("1")), "2");
@@ -215,19 +219,8 @@ fn the_page_ahead_answers_only_the_same_pull() {
         .into_boxed_slice(),
     );
     let server = Loopback::start(replies);
-    let remote = HttpRemote::with_options(
-        &server.base,
-        "t",
-        HttpOptions {
-            pull_ahead: true,
-            ..options()
-        },
-    );
-    let scope = ScopeId::new("s").unwrap();
-    let pull = |cp: Option<&str>, limit: u32| {
-        let cp = cp.map(|c| Checkpoint(c.into()));
-        checkpoint_of(futures_executor::block_on(remote.pull(&scope, cp.as_ref(), limit)).unwrap())
-    };
+    let remote = remote_pulling_ahead(&server);
+    let pull = |cp: Option<&str>, limit: u32| pull_page(&remote, cp, limit);
     assert_eq!(pull(None, 7), "1");
     assert!(server.wait_served(2));
     // Another limit: not the request pulled ahead.
@@ -239,6 +232,66 @@ fn the_page_ahead_answers_only_the_same_pull() {
     assert_eq!(pull(Some("1"), 7), "5");
     let seen = server.finish();
     assert_eq!(seen.len(), 6);
+}
+
+/// A pull ahead dropped while it waits to retry (here by a new run) retries no more, and its
+/// retrying costs the new run nothing: the server sees no request from it after the drop, so
+/// the answer meant for the engine's own pull is the engine's.
+#[test]
+fn a_dropped_pull_ahead_stops_retrying() {
+    let replies = Box::leak(
+        vec![
+            page("1", true),
+            Reply::Answer {
+                status: 503,
+                retry_after: Some("1"),
+                body: r#"{"code":"unavailable","message":"busy"}"#,
+            },
+            page("7", false),
+        ]
+        .into_boxed_slice(),
+    );
+    let server = Loopback::start(replies);
+    let remote = remote_pulling_ahead(&server);
+    let pull = |cp: Option<&str>| pull_page(&remote, cp, 7);
+    assert_eq!(pull(None), "1");
+    assert!(server.wait_served(2), "the next page was not pulled ahead");
+    remote.begin_run();
+    // Past the 1 s the 503 asked for: a pull ahead still retrying would have asked by now.
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        server.served.load(Ordering::SeqCst),
+        2,
+        "the dropped pull ahead retried"
+    );
+    assert_eq!(remote.inner.budget.spent_ms(), 0);
+    assert_eq!(pull(Some("1")), "7");
+    assert_eq!(server.finish().len(), 3);
+}
+
+/// A pull ahead that failed does not answer the engine's pull: that pull asks the server again,
+/// so the error or page the engine gets is its own request's.
+#[test]
+fn a_failed_pull_ahead_is_asked_again() {
+    let replies = Box::leak(
+        vec![
+            page("1", true),
+            Reply::Answer {
+                status: 401,
+                retry_after: None,
+                body: r#"{"code":"unauthorized","message":"expired"}"#,
+            },
+            page("2", false),
+        ]
+        .into_boxed_slice(),
+    );
+    let server = Loopback::start(replies);
+    let remote = remote_pulling_ahead(&server);
+    let pull = |cp: Option<&str>| pull_page(&remote, cp, 7);
+    assert_eq!(pull(None), "1");
+    assert!(server.wait_served(2), "the next page was not pulled ahead");
+    assert_eq!(pull(Some("1")), "2");
+    assert_eq!(server.finish().len(), 3);
 }
 
 fn run_case(case: &'static Case) -> Vec<String> {
