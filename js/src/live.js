@@ -29,15 +29,18 @@ function poster(name) {
  * replica objects) on the same IndexedDB database when `channel` names it.
  */
 export class Events {
-  #subscription;
+  #raw;
+  #subscription = null;
+  #closed = false;
   #channel;
   #receiver = null;
   #listeners = new Set();
   #id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${nextId++}`;
 
   constructor(raw, channel) {
+    this.#raw = raw;
     this.#channel = channel && typeof BroadcastChannel === 'function' ? channel : null;
-    this.#subscription = raw.onChange((event) => this.#local(event));
+    this.#hook();
   }
 
   /**
@@ -48,8 +51,12 @@ export class Events {
     const entry = { scope, listener, refresh };
     this.#listeners.add(entry);
     this.#receive();
+    this.#hook();
     return () => {
-      if (this.#listeners.delete(entry)) this.#receive();
+      if (this.#listeners.delete(entry)) {
+        this.#receive();
+        this.#hook();
+      }
     };
   }
 
@@ -61,9 +68,23 @@ export class Events {
 
   /** No events from now on. */
   close() {
-    this.#subscription.cancel();
+    this.#closed = true;
     this.#listeners.clear();
+    this.#hook();
     this.#receive();
+  }
+
+  // The wasm's hook is held while its events are wanted: by a listener here, or by other tabs
+  // (a channel). Without either, a write builds no event object for nobody (each page of a
+  // Node sync would otherwise convert its changes into one).
+  #hook() {
+    const wanted = !this.#closed && (this.#channel !== null || this.#listeners.size > 0);
+    if (wanted && !this.#subscription) {
+      this.#subscription = this.#raw.onChange((event) => this.#local(event));
+    } else if (!wanted && this.#subscription) {
+      this.#subscription.cancel();
+      this.#subscription = null;
+    }
   }
 
   #local(event) {

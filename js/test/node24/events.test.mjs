@@ -49,6 +49,34 @@ test('a SQLite file replica publishes its edits and sync pages as change events,
   }
 });
 
+test('a listener gets the writes that commit while it listens, however often listeners come and go', async () => {
+  // With no listener (and no other tabs to tell) the wasm's event hook is let go, so a write
+  // builds no event; it is taken again with the next listener.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-events-'));
+  try {
+    const replica = await Replica.open(path.join(dir, 'replica.db'));
+    const scope = replica.scope('org-1');
+    const got = [];
+    const listen = () => replica.subscribe((e) => got.push(...e.changes.map((c) => c.id)));
+    await scope.put('objects', 'before', { n: 0 });
+    const stop = listen();
+    await scope.put('objects', 'first', { n: 1 });
+    await tick(20);
+    stop();
+    stop();
+    await scope.put('objects', 'unheard', { n: 2 });
+    await tick(20);
+    const again = listen();
+    await scope.put('objects', 'second', { n: 3 });
+    await tick(20);
+    again();
+    await replica.close();
+    assert.deepEqual(got, ['first', 'second']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('Replica.open(path, {indexes}) queries and watches a SQLite file; a reopen keeps the indexes', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-indexes-'));
   const indexes = { columns: [['object_id', 'position']] };
