@@ -478,3 +478,62 @@ fn a_table_of_big_rows_is_sent_in_pages_bounded_by_bytes() {
         s.teardown().await;
     });
 }
+
+/// The consumer's queue step reads rows by bytes too: 40 rows of 300 KB inserted in one
+/// transaction (12 MB, queued together, far under the step's 5,000 entries) are written in
+/// steps of about 4 MiB, so in at least three transactions, and all arrive.
+#[test]
+fn big_rows_queued_together_are_written_in_steps_bounded_by_bytes() {
+    if !common::postgres("sources::big_rows_queued_together_are_written_in_steps") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let org = "0a0a0a0a-0000-4000-8000-00000000000b";
+    let (app, t) = (s.app_schema.clone(), s.tether_schema.clone());
+    rt.block_on(s.app.batch_execute(&format!(
+        "CREATE TABLE {app}.blobs (id int PRIMARY KEY, organization_id uuid, body text);
+         GRANT SELECT, TRIGGER ON {app}.blobs TO {};",
+        s.roles[1]
+    )))
+    .unwrap();
+    let more = format!(
+        "\n[[source]]\ntable = \"{app}.blobs\"\ncollection = \"blobs\"\nscope = \"organization_id\"\n"
+    );
+    let server = rt.block_on(start_server_with(&s, &[org], &more));
+    assert!(
+        rt.block_on(drained(&s, 5, 60)),
+        "the first pass did not end"
+    );
+    rt.block_on(s.app.batch_execute(&format!(
+        "INSERT INTO {app}.blobs SELECT g, '{org}', repeat(md5(g::text), 300000 / 32)
+           FROM generate_series(1, 40) g;"
+    )))
+    .unwrap();
+    assert!(rt.block_on(drained(&s, 5, 60)), "the queue was not drained");
+    let transactions: i64 = rt
+        .block_on(s.admin.query_one(
+            &format!(
+                "SELECT count(DISTINCT xmin::text) FROM {t}.records WHERE collection = 'blobs'"
+            ),
+            &[],
+        ))
+        .unwrap()
+        .get(0);
+    assert!(
+        transactions >= 3,
+        "12 MB of queued rows written in {transactions} transaction(s)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    sync_and_verify(&replica, &server.url(), org, "big queued rows");
+    assert_eq!(
+        replica.scope(org).unwrap().count(Some("blobs")).unwrap(),
+        40
+    );
+    rt.block_on(async {
+        server.shutdown().await;
+        s.teardown().await;
+    });
+}

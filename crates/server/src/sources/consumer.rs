@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_engine::digest::record_hash_with;
-use tether_engine::{limits, Key, ScopeId};
+use tether_engine::limits::{self, PAGE_BYTES};
+use tether_engine::{Key, ScopeId};
 use tokio_postgres::{Client, IsolationLevel, NoTls, Transaction};
 
 use super::catalog::{self, Plan};
@@ -25,7 +26,8 @@ use crate::live::ChangeHub;
 use crate::storage::postgres::{bulk_write, lock_scope, BulkWrite, PgStorage, Unchanged};
 use crate::storage::StorageError;
 
-/// Queue entries one step handles at most.
+/// Queue entries one step reads at most; it handles those whose rows it read before the data
+/// passed [`PAGE_BYTES`] (read [`PORTAL_BATCH`] keys at a time at most).
 const QUEUE_BATCH: i64 = 5_000;
 /// Rows of a table one step of a pass reads at most (and at most about [`PAGE_BYTES`] of
 /// data, read [`PORTAL_BATCH`] rows at a time).
@@ -113,6 +115,13 @@ struct Consumer {
 
 /// What a step wrote, per scope.
 type Batches = BTreeMap<String, Vec<BulkWrite>>;
+
+/// A key named by queue entries of one step: the scopes it was seen in, the entries' ids.
+#[derive(Default)]
+struct Touched {
+    scopes: BTreeSet<String>,
+    ids: Vec<i64>,
+}
 
 impl Consumer {
     async fn consume(&mut self, client: &mut Client) -> Result<(), StorageError> {
@@ -348,69 +357,89 @@ impl Consumer {
             tx.commit().await?;
             return Ok(false);
         }
-        // Per collection: the keys touched with every scope they were seen in, the queue ids.
-        let mut touched: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
-        let mut ids: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        let mut truncated = BTreeSet::new();
+        // Per collection: the keys touched, each with every scope it was seen in and its queue
+        // ids; the ids of TRUNCATE entries.
+        let mut touched: BTreeMap<String, BTreeMap<String, Touched>> = BTreeMap::new();
+        let mut truncated: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for e in &entries {
             let (id, collection, key, scope): (i64, String, Option<String>, Option<String>) =
                 (e.get(0), e.get(1), e.get(2), e.get(3));
-            ids.entry(collection.clone()).or_default().push(id);
             match key {
-                None => {
-                    truncated.insert(collection);
-                }
+                None => truncated.entry(collection).or_default().push(id),
                 Some(key) => {
-                    let scopes = touched
+                    let t = touched
                         .entry(collection)
                         .or_default()
                         .entry(key)
                         .or_default();
-                    scopes.extend(scope);
+                    t.scopes.extend(scope);
+                    t.ids.push(id);
                 }
             }
         }
         let mut batches = Batches::new();
         let mut failed = Vec::new();
-        for (collection, keys) in &touched {
+        // The queue ids handled, per collection: a key's rows are read only while the data read
+        // is under PAGE_BYTES, and the keys left stay queued for the next step.
+        let mut handled: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        let mut bytes = 0usize;
+        'collections: for (collection, keys) in &touched {
             let plan = &self.plans[collection];
-            let wanted: Vec<String> = keys.keys().cloned().collect();
-            let (mut now, unreadable) = match read_rows(&tx, plan, &wanted).await? {
-                Ok(read) => read,
-                Err(e) => {
-                    failed.push((collection.clone(), e));
-                    continue;
+            let keys: Vec<(&String, &Touched)> = keys.iter().collect();
+            // A few keys first; then as many as the mean size so far says fit the budget.
+            let (mut at, mut want, mut rows) = (0, 8, 0usize);
+            while at < keys.len() {
+                if bytes >= PAGE_BYTES {
+                    break 'collections;
                 }
-            };
-            for (id, why) in unreadable {
-                self.refuse(collection, &id, why);
-            }
-            for (key, seen) in keys {
-                let here = now.remove(key);
-                let placed = match here {
-                    Some((scope, data)) => {
-                        self.place(&mut batches, collection, key, scope.as_deref(), &data)
+                let chunk = &keys[at..(at + want).min(keys.len())];
+                at += chunk.len();
+                let wanted: Vec<String> = chunk.iter().map(|(k, _)| (*k).clone()).collect();
+                let (mut now, unreadable) = match read_rows(&tx, plan, &wanted).await? {
+                    Ok(read) => read,
+                    Err(e) => {
+                        failed.push((collection.clone(), e));
+                        continue 'collections;
                     }
-                    None => None,
                 };
-                for scope in seen {
-                    if placed.as_deref() != Some(scope.as_str()) {
-                        delete(&mut batches, scope, collection, key);
-                    }
+                for (id, why) in unreadable {
+                    self.refuse(collection, &id, why);
                 }
+                for (key, t) in chunk {
+                    let placed = match now.remove(*key) {
+                        Some((scope, data)) => {
+                            bytes += data.len();
+                            rows += 1;
+                            self.place(&mut batches, collection, key, scope.as_deref(), &data)
+                        }
+                        None => None,
+                    };
+                    for scope in &t.scopes {
+                        if placed.as_deref() != Some(scope.as_str()) {
+                            delete(&mut batches, scope, collection, key);
+                        }
+                    }
+                    handled
+                        .entry(collection.clone())
+                        .or_default()
+                        .extend(&t.ids);
+                }
+                let mean = (bytes / rows.max(1)).max(1);
+                want = (PAGE_BYTES.saturating_sub(bytes) / mean).clamp(1, PORTAL_BATCH as usize);
+            }
+        }
+        for (collection, ids) in &truncated {
+            if !failed.iter().any(|(f, _)| f == collection) {
+                handled.entry(collection.clone()).or_default().extend(ids);
             }
         }
         tx.commit().await?;
-        let done: Vec<i64> = ids
-            .iter()
-            .filter(|(c, _)| !failed.iter().any(|(f, _)| f == *c))
-            .flat_map(|(_, v)| v.iter().copied())
-            .collect();
+        let done: Vec<i64> = handled.values().flatten().copied().collect();
         let tx = client.transaction().await?;
         let written = write_batches(&tx, &self.schema, batches).await?;
         tx.execute("DELETE FROM source_changes WHERE id = ANY($1)", &[&done])
             .await?;
-        for collection in &truncated {
+        for collection in truncated.keys() {
             if failed.iter().any(|(f, _)| f == collection) {
                 continue;
             }
@@ -422,7 +451,10 @@ impl Consumer {
             .await?;
         }
         tx.commit().await?;
-        for collection in &truncated {
+        for collection in truncated.keys() {
+            if failed.iter().any(|(f, _)| f == collection) {
+                continue;
+            }
             self.status.set_passing(collection, true);
             tracing::info!(
                 collection = collection.as_str(),
@@ -430,7 +462,7 @@ impl Consumer {
             );
         }
         self.notify(&written);
-        for (collection, v) in &ids {
+        for (collection, v) in &handled {
             self.status.count_changes(collection, v.len() as u64);
         }
         for (collection, e) in failed {
