@@ -481,7 +481,8 @@ fn a_table_of_big_rows_is_sent_in_pages_bounded_by_bytes() {
 
 /// The consumer's queue step reads rows by bytes too: 40 rows of 300 KB inserted in one
 /// transaction (12 MB, queued together, far under the step's 5,000 entries) are written in
-/// steps of about 4 MiB, so in at least three transactions, and all arrive.
+/// steps of about 4 MiB, so in at least three transactions, oldest queued first (inserted from
+/// 40 down to 1, whose keys sort "1", "10", ... as text), and all arrive.
 #[test]
 fn big_rows_queued_together_are_written_in_steps_bounded_by_bytes() {
     if !common::postgres("sources::big_rows_queued_together_are_written_in_steps") {
@@ -506,12 +507,34 @@ fn big_rows_queued_together_are_written_in_steps_bounded_by_bytes() {
         rt.block_on(drained(&s, 5, 60)),
         "the first pass did not end"
     );
-    rt.block_on(s.app.batch_execute(&format!(
-        "INSERT INTO {app}.blobs SELECT g, '{org}', repeat(md5(g::text), 300000 / 32)
-           FROM generate_series(1, 40) g;"
-    )))
-    .unwrap();
+    let inserts: String = (1..=40)
+        .rev()
+        .map(|g| {
+            format!(
+                "INSERT INTO {app}.blobs VALUES ({g}, '{org}', repeat(md5('{g}'), 300000 / 32));"
+            )
+        })
+        .collect();
+    rt.block_on(s.app.batch_execute(&format!("BEGIN; {inserts} COMMIT;")))
+        .unwrap();
     assert!(rt.block_on(drained(&s, 5, 60)), "the queue was not drained");
+    // Each step's transaction id, in the order the rows were inserted: never going back.
+    let steps: Vec<(String, i64)> = rt
+        .block_on(s.admin.query(
+            &format!(
+                "SELECT id, xmin::text::bigint FROM {t}.records WHERE collection = 'blobs'
+                 ORDER BY id::int DESC"
+            ),
+            &[],
+        ))
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        steps.windows(2).all(|w| w[0].1 <= w[1].1),
+        "rows written out of their queue order: {steps:?}"
+    );
     let transactions: i64 = rt
         .block_on(s.admin.query_one(
             &format!(

@@ -117,8 +117,9 @@ struct Consumer {
 type Batches = BTreeMap<String, Vec<BulkWrite>>;
 
 /// A key named by queue entries of one step: the scopes it was seen in, the entries' ids.
-#[derive(Default)]
 struct Touched {
+    collection: String,
+    key: String,
     scopes: BTreeSet<String>,
     ids: Vec<i64>,
 }
@@ -357,76 +358,84 @@ impl Consumer {
             tx.commit().await?;
             return Ok(false);
         }
-        // Per collection: the keys touched, each with every scope it was seen in and its queue
-        // ids; the ids of TRUNCATE entries.
-        let mut touched: BTreeMap<String, BTreeMap<String, Touched>> = BTreeMap::new();
+        // The keys touched, in the order of their first entry, each with every scope it was
+        // seen in and its queue ids; the ids of TRUNCATE entries.
+        let mut order: Vec<Touched> = Vec::new();
+        let mut at_key: HashMap<(String, String), usize> = HashMap::new();
         let mut truncated: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for e in &entries {
             let (id, collection, key, scope): (i64, String, Option<String>, Option<String>) =
                 (e.get(0), e.get(1), e.get(2), e.get(3));
-            match key {
-                None => truncated.entry(collection).or_default().push(id),
-                Some(key) => {
-                    let t = touched
-                        .entry(collection)
-                        .or_default()
-                        .entry(key)
-                        .or_default();
-                    t.scopes.extend(scope);
-                    t.ids.push(id);
-                }
-            }
+            let Some(key) = key else {
+                truncated.entry(collection).or_default().push(id);
+                continue;
+            };
+            let i = *at_key
+                .entry((collection.clone(), key.clone()))
+                .or_insert_with(|| {
+                    order.push(Touched {
+                        collection,
+                        key,
+                        scopes: BTreeSet::new(),
+                        ids: Vec::new(),
+                    });
+                    order.len() - 1
+                });
+            order[i].scopes.extend(scope);
+            order[i].ids.push(id);
         }
         let mut batches = Batches::new();
-        let mut failed = Vec::new();
-        // The queue ids handled, per collection: a key's rows are read only while the data read
-        // is under PAGE_BYTES, and the keys left stay queued for the next step.
+        let mut failed: Vec<(String, tokio_postgres::Error)> = Vec::new();
+        // The queue ids handled, per collection. Keys are read oldest first and only while the
+        // rows read are under PAGE_BYTES: a step handles the front of the queue, and the keys
+        // left stay queued for the next step.
         let mut handled: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        let mut bytes = 0usize;
-        'collections: for (collection, keys) in &touched {
-            let plan = &self.plans[collection];
-            let keys: Vec<(&String, &Touched)> = keys.iter().collect();
-            // A few keys first; then as many as the mean size so far says fit the budget.
-            let (mut at, mut want, mut rows) = (0, 8, 0usize);
-            while at < keys.len() {
-                if bytes >= PAGE_BYTES {
-                    break 'collections;
+        // A few keys first; then as many as the mean size so far says fit the budget.
+        let (mut at, mut want, mut bytes, mut rows) = (0, 8, 0usize, 0usize);
+        while at < order.len() && bytes < PAGE_BYTES {
+            let chunk = &order[at..(at + want).min(order.len())];
+            at += chunk.len();
+            let mut by_collection: BTreeMap<&str, Vec<&Touched>> = BTreeMap::new();
+            for t in chunk {
+                if !failed.iter().any(|(f, _)| *f == t.collection) {
+                    by_collection.entry(&t.collection).or_default().push(t);
                 }
-                let chunk = &keys[at..(at + want).min(keys.len())];
-                at += chunk.len();
-                let wanted: Vec<String> = chunk.iter().map(|(k, _)| (*k).clone()).collect();
-                let (mut now, unreadable) = match read_rows(&tx, plan, &wanted).await? {
-                    Ok(read) => read,
-                    Err(e) => {
-                        failed.push((collection.clone(), e));
-                        continue 'collections;
-                    }
-                };
+            }
+            for (collection, keys) in by_collection {
+                let wanted: Vec<String> = keys.iter().map(|t| t.key.clone()).collect();
+                let (mut now, unreadable) =
+                    match read_rows(&tx, &self.plans[collection], &wanted).await? {
+                        Ok(read) => read,
+                        Err(e) => {
+                            failed.push((collection.to_string(), e));
+                            continue;
+                        }
+                    };
                 for (id, why) in unreadable {
                     self.refuse(collection, &id, why);
                 }
-                for (key, t) in chunk {
-                    let placed = match now.remove(*key) {
+                for t in keys {
+                    let placed = match now.remove(&t.key) {
                         Some((scope, data)) => {
                             bytes += data.len();
                             rows += 1;
-                            self.place(&mut batches, collection, key, scope.as_deref(), &data)
+                            self.place(&mut batches, collection, &t.key, scope.as_deref(), &data)
                         }
                         None => None,
                     };
                     for scope in &t.scopes {
                         if placed.as_deref() != Some(scope.as_str()) {
-                            delete(&mut batches, scope, collection, key);
+                            delete(&mut batches, scope, collection, &t.key);
                         }
                     }
                     handled
-                        .entry(collection.clone())
+                        .entry(collection.to_string())
                         .or_default()
                         .extend(&t.ids);
                 }
-                let mean = (bytes / rows.max(1)).max(1);
-                want = (PAGE_BYTES.saturating_sub(bytes) / mean).clamp(1, PORTAL_BATCH as usize);
             }
+            let mean = (bytes / rows.max(1)).max(1);
+            want = (PAGE_BYTES.saturating_sub(bytes) / mean).clamp(1, PORTAL_BATCH as usize);
         }
         for (collection, ids) in &truncated {
             if !failed.iter().any(|(f, _)| f == collection) {
