@@ -186,6 +186,14 @@ impl Clone for HttpRemote {
     }
 }
 
+/// A pull ahead under way retries no more once its remote is gone (its thread holds the
+/// remote's state, so dropping that alone would not end it).
+impl Drop for HttpRemote {
+    fn drop(&mut self) {
+        self.inner.ahead.forget();
+    }
+}
+
 impl std::fmt::Debug for HttpRemote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.inner.fmt(f)
@@ -322,6 +330,9 @@ impl Inner {
                         && matches!(self.token, Token::Fn(_))
                         && !refreshed =>
                 {
+                    if !wait(Duration::ZERO) {
+                        return (Err(e), exchange.retry_ms());
+                    }
                     refreshed = true;
                 }
                 Step::Done(result) => return (result, exchange.retry_ms()),

@@ -15,17 +15,18 @@
 //! a moment early is still an answer to its checkpoint: one taken a moment later could only
 //! hold more after it.
 //!
-//! Only a page answers from ahead. A pull ahead that failed is asked again by the engine's own
-//! pull, so the errors a sync sees are its own requests' (made with the token of that moment);
-//! the time the pull ahead spent retrying counts against the run's budget only when the engine
-//! takes its answer, so a dropped one costs the next run nothing.
+//! A pull ahead refused for its token (`Auth`) is asked again by the engine's own pull, with
+//! the token of that moment; any other answer, a failure after its retries included, is the
+//! engine's (asking again would double the time a sync takes to report an outage). The time
+//! the pull ahead spent retrying counts against the run's budget only when the engine takes
+//! its answer, so a dropped one costs the next run nothing.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tether_engine::protocol;
-use tether_engine::{Checkpoint, Error, Pulled, Result, ScopeId};
+use tether_engine::{Checkpoint, Error, ErrorKind, Pulled, Result, ScopeId};
 
 use super::Inner;
 
@@ -88,12 +89,16 @@ impl Inner {
                     (Err(Error::storage("the pull of the next page panicked")), 0)
                 });
                 self.budget.spend(retry_ms);
-                answer.ok()
+                match answer {
+                    // The token may have been renewed since the pull ahead was sent.
+                    Err(e) if e.kind() == ErrorKind::Auth => None,
+                    answer => Some(answer),
+                }
             }
             _ => None,
         };
         let pulled = match ahead {
-            Some(pulled) => pulled,
+            Some(answer) => answer?,
             None => self.run(protocol::pull(scope, checkpoint, limit))?,
         };
         if let Pulled::Page { page, .. } = &pulled {

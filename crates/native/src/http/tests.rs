@@ -269,10 +269,10 @@ fn a_dropped_pull_ahead_stops_retrying() {
     assert_eq!(server.finish().len(), 3);
 }
 
-/// A pull ahead that failed does not answer the engine's pull: that pull asks the server again,
-/// so the error or page the engine gets is its own request's.
+/// A pull ahead refused for its token does not answer the engine's pull: that pull asks the
+/// server again, with the token of its own moment.
 #[test]
-fn a_failed_pull_ahead_is_asked_again() {
+fn a_pull_ahead_refused_for_its_token_is_asked_again() {
     let replies = Box::leak(
         vec![
             page("1", true),
@@ -292,6 +292,32 @@ fn a_failed_pull_ahead_is_asked_again() {
     assert!(server.wait_served(2), "the next page was not pulled ahead");
     assert_eq!(pull(Some("1")), "2");
     assert_eq!(server.finish().len(), 3);
+}
+
+/// Any other failure of a pull ahead, after its retries, is the engine's pull's answer: asking
+/// again would double the time a sync takes to report an outage.
+#[test]
+fn a_pull_ahead_that_failed_otherwise_answers_with_its_error() {
+    let replies = Box::leak(
+        vec![
+            page("1", true),
+            Reply::Answer {
+                status: 404,
+                retry_after: None,
+                body: r#"{"code":"not_found","message":"no such route"}"#,
+            },
+        ]
+        .into_boxed_slice(),
+    );
+    let server = Loopback::start(replies);
+    let remote = remote_pulling_ahead(&server);
+    assert_eq!(pull_page(&remote, None, 7), "1");
+    assert!(server.wait_served(2), "the next page was not pulled ahead");
+    let scope = ScopeId::new("s").unwrap();
+    let cp = Checkpoint("1".into());
+    let err = futures_executor::block_on(remote.pull(&scope, Some(&cp), 7)).unwrap_err();
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    assert_eq!(server.finish().len(), 2);
 }
 
 fn run_case(case: &'static Case) -> Vec<String> {
