@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Replica } from '../../src/node.js';
+import { Events } from '../../src/live.js';
 import { Cloud } from '../fixtures/cloud.mjs';
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
@@ -75,6 +76,39 @@ test('a listener gets the writes that commit while it listens, however often lis
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the wasm change hook is held only while a listener or another tab wants the events', () => {
+  let held = 0;
+  let taken = 0;
+  const raw = {
+    onChange() {
+      held++;
+      taken++;
+      return { cancel: () => held-- };
+    },
+  };
+  const events = new Events(raw, null);
+  assert.equal(held, 0, 'held with nobody listening');
+  const all = events.listen(null, () => {});
+  const one = events.listen('org-1', () => {});
+  assert.deepEqual([held, taken], [1, 1]);
+  all();
+  assert.equal(held, 1, 'let go while a listener is left');
+  one();
+  one();
+  assert.equal(held, 0, 'kept after the last listener left');
+  events.listen(null, () => {});
+  assert.deepEqual([held, taken], [1, 2]);
+  events.close();
+  assert.equal(held, 0, 'kept after close');
+  events.listen(null, () => {});
+  assert.equal(held, 0, 'taken again after close');
+  // With a channel (an IndexedDB replica's other tabs) it is held from the start to close.
+  const shared = new Events(raw, `tether:test-${process.pid}`);
+  assert.equal(held, 1);
+  shared.close();
+  assert.equal(held, 0);
 });
 
 test('Replica.open(path, {indexes}) queries and watches a SQLite file; a reopen keeps the indexes', async () => {
