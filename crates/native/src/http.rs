@@ -284,11 +284,13 @@ impl Inner {
     }
 
     fn run<T>(&self, exchange: Exchange<T>) -> Result<T> {
+        // A call left running by a cancelled sync spends nothing of the next one's budget.
+        let run = self.budget.run();
         let (result, retry_ms) = self.attempt(exchange, |pause| {
             std::thread::sleep(pause);
             true
         });
-        self.budget.spend(retry_ms);
+        self.budget.spend_in(run, retry_ms);
         result
     }
 

@@ -1,6 +1,6 @@
 //! The retry policy: what is retried, how long to wait, and `Retry-After`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use super::{Endpoint, Failure};
 use crate::schedule::Schedule;
@@ -102,41 +102,63 @@ impl RetryPolicy {
 /// budget.spend(1_500);
 /// budget.spend(500);
 /// assert_eq!(budget.spent_ms(), 2_000);
+/// // A call still running when the next sync begins (its sync was cancelled) costs the next
+/// // one nothing.
+/// let run = budget.run();
 /// budget.reset();
+/// budget.spend_in(run, 700);
 /// assert_eq!(budget.spent_ms(), 0);
 /// ```
 #[derive(Debug, Default)]
 pub struct RunBudget {
-    spent_ms: AtomicU64,
+    /// The run counted (one more at each reset) and what it spent.
+    spent: Mutex<(u64, u64)>,
 }
 
 /// A clone counts on its own, from what the original had spent.
 impl Clone for RunBudget {
     fn clone(&self) -> Self {
         RunBudget {
-            spent_ms: AtomicU64::new(self.spent_ms()),
+            spent: Mutex::new(*self.lock()),
         }
     }
 }
 
 impl RunBudget {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, u64)> {
+        self.spent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Milliseconds spent retrying since the last [`RunBudget::reset`].
     pub fn spent_ms(&self) -> u64 {
-        self.spent_ms.load(Ordering::Relaxed)
+        self.lock().1
+    }
+
+    /// The sync counted now: a call notes it when it starts and spends with
+    /// [`RunBudget::spend_in`].
+    pub fn run(&self) -> u64 {
+        self.lock().0
     }
 
     /// Adds the retry time of one call ([`Exchange::retry_ms`](super::Exchange::retry_ms)).
     pub fn spend(&self, ms: u64) {
-        let _ = self
-            .spent_ms
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                Some(s.saturating_add(ms))
-            });
+        let mut spent = self.lock();
+        spent.1 = spent.1.saturating_add(ms);
+    }
+
+    /// Adds the retry time of a call made for sync `run` ([`RunBudget::run`] when it started),
+    /// unless another sync has begun since.
+    pub fn spend_in(&self, run: u64, ms: u64) {
+        let mut spent = self.lock();
+        if spent.0 == run {
+            spent.1 = spent.1.saturating_add(ms);
+        }
     }
 
     /// A new sync begins.
     pub fn reset(&self) {
-        self.spent_ms.store(0, Ordering::Relaxed);
+        let mut spent = self.lock();
+        *spent = (spent.0.wrapping_add(1), 0);
     }
 }
 

@@ -81,6 +81,7 @@ impl Inner {
         checkpoint: Option<&Checkpoint>,
         limit: u32,
     ) -> Result<Pulled> {
+        let run = self.budget.run();
         let ahead = match self.ahead.take() {
             Some(a)
                 if &a.scope == scope && Some(&a.checkpoint) == checkpoint && a.limit == limit =>
@@ -88,7 +89,7 @@ impl Inner {
                 let (answer, retry_ms) = a.answer.join().unwrap_or_else(|_| {
                     (Err(Error::storage("the pull of the next page panicked")), 0)
                 });
-                self.budget.spend(retry_ms);
+                self.budget.spend_in(run, retry_ms);
                 match answer {
                     // The token may have been renewed since the pull ahead was sent.
                     Err(e) if e.kind() == ErrorKind::Auth => None,
@@ -101,10 +102,14 @@ impl Inner {
             Some(answer) => answer?,
             None => self.run(protocol::pull(scope, checkpoint, limit))?,
         };
+        // A pull left running by a cancelled sync starts nothing for the next one.
         if let Pulled::Page { page, .. } = &pulled {
-            if let (true, true, Some(next)) =
-                (self.options.pull_ahead, page.has_more, &page.checkpoint)
-            {
+            if let (true, true, Some(next), true) = (
+                self.options.pull_ahead,
+                page.has_more,
+                &page.checkpoint,
+                self.budget.run() == run,
+            ) {
                 self.pull_ahead(scope, next, limit);
             }
         }

@@ -320,6 +320,40 @@ fn a_pull_ahead_that_failed_otherwise_answers_with_its_error() {
     assert_eq!(server.finish().len(), 2);
 }
 
+/// A pull left running by a sync that was cancelled (its thread waits out a 503) spends
+/// nothing of the next sync's retry budget and starts no pull ahead for it.
+#[test]
+fn a_pull_outliving_its_sync_costs_the_next_one_nothing() {
+    let replies = Box::leak(
+        vec![
+            Reply::Answer {
+                status: 503,
+                retry_after: Some("1"),
+                body: r#"{"code":"unavailable","message":"busy"}"#,
+            },
+            page("1", true),
+        ]
+        .into_boxed_slice(),
+    );
+    let server = Loopback::start(replies);
+    let remote = remote_pulling_ahead(&server);
+    let inner = remote.inner.clone();
+    let stale = std::thread::spawn(move || {
+        let scope = ScopeId::new("s").unwrap();
+        inner.pull(&scope, None, 7).map(|_| ())
+    });
+    assert!(server.wait_served(1));
+    remote.begin_run();
+    stale.join().unwrap().unwrap();
+    assert_eq!(remote.inner.budget.spent_ms(), 0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        server.finish().len(),
+        2,
+        "a pull ahead was started for the next sync"
+    );
+}
+
 fn run_case(case: &'static Case) -> Vec<String> {
     let server = Loopback::start(case.answers);
     let remote = HttpRemote::with_options(&server.base, cases::TOKEN, options());
