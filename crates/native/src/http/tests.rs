@@ -151,6 +151,20 @@ fn page(checkpoint: &str, has_more: bool) -> Reply {
     }
 }
 
+/// A loopback server answering `replies` in turn.
+fn serve(replies: Vec<Reply>) -> Loopback {
+    Loopback::start(Box::leak(replies.into_boxed_slice()))
+}
+
+/// An answer with `status`, a `Retry-After` and an error body.
+const fn error_reply(status: u16, retry_after: Option<&'static str>, body: &'static str) -> Reply {
+    Reply::Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
 /// A remote of `server` that pulls the next page ahead.
 fn remote_pulling_ahead(server: &Loopback) -> HttpRemote {
     HttpRemote::with_options(
@@ -207,18 +221,14 @@ fn a_page_with_more_pulls_the_next_one_ahead() {
 /// another call in between, asks the server again.
 #[test]
 fn the_page_ahead_answers_only_the_same_pull() {
-    let replies = Box::leak(
-        vec![
-            page("1", true),
-            page("2", false),
-            page("9", false),
-            page("1", true),
-            page("2", false),
-            page("5", false),
-        ]
-        .into_boxed_slice(),
-    );
-    let server = Loopback::start(replies);
+    let server = serve(vec![
+        page("1", true),
+        page("2", false),
+        page("9", false),
+        page("1", true),
+        page("2", false),
+        page("5", false),
+    ]);
     let remote = remote_pulling_ahead(&server);
     let pull = |cp: Option<&str>, limit: u32| pull_page(&remote, cp, limit);
     assert_eq!(pull(None, 7), "1");
@@ -239,19 +249,11 @@ fn the_page_ahead_answers_only_the_same_pull() {
 /// the answer meant for the engine's own pull is the engine's.
 #[test]
 fn a_dropped_pull_ahead_stops_retrying() {
-    let replies = Box::leak(
-        vec![
-            page("1", true),
-            Reply::Answer {
-                status: 503,
-                retry_after: Some("1"),
-                body: r#"{"code":"unavailable","message":"busy"}"#,
-            },
-            page("7", false),
-        ]
-        .into_boxed_slice(),
-    );
-    let server = Loopback::start(replies);
+    let server = serve(vec![
+        page("1", true),
+        error_reply(503, Some("1"), r#"{"code":"unavailable","message":"busy"}"#),
+        page("7", false),
+    ]);
     let remote = remote_pulling_ahead(&server);
     let pull = |cp: Option<&str>| pull_page(&remote, cp, 7);
     assert_eq!(pull(None), "1");
@@ -273,19 +275,11 @@ fn a_dropped_pull_ahead_stops_retrying() {
 /// server again, with the token of its own moment.
 #[test]
 fn a_pull_ahead_refused_for_its_token_is_asked_again() {
-    let replies = Box::leak(
-        vec![
-            page("1", true),
-            Reply::Answer {
-                status: 401,
-                retry_after: None,
-                body: r#"{"code":"unauthorized","message":"expired"}"#,
-            },
-            page("2", false),
-        ]
-        .into_boxed_slice(),
-    );
-    let server = Loopback::start(replies);
+    let server = serve(vec![
+        page("1", true),
+        error_reply(401, None, r#"{"code":"unauthorized","message":"expired"}"#),
+        page("2", false),
+    ]);
     let remote = remote_pulling_ahead(&server);
     let pull = |cp: Option<&str>| pull_page(&remote, cp, 7);
     assert_eq!(pull(None), "1");
@@ -298,18 +292,14 @@ fn a_pull_ahead_refused_for_its_token_is_asked_again() {
 /// again would double the time a sync takes to report an outage.
 #[test]
 fn a_pull_ahead_that_failed_otherwise_answers_with_its_error() {
-    let replies = Box::leak(
-        vec![
-            page("1", true),
-            Reply::Answer {
-                status: 404,
-                retry_after: None,
-                body: r#"{"code":"not_found","message":"no such route"}"#,
-            },
-        ]
-        .into_boxed_slice(),
-    );
-    let server = Loopback::start(replies);
+    let server = serve(vec![
+        page("1", true),
+        error_reply(
+            404,
+            None,
+            r#"{"code":"not_found","message":"no such route"}"#,
+        ),
+    ]);
     let remote = remote_pulling_ahead(&server);
     assert_eq!(pull_page(&remote, None, 7), "1");
     assert!(server.wait_served(2), "the next page was not pulled ahead");
@@ -324,18 +314,10 @@ fn a_pull_ahead_that_failed_otherwise_answers_with_its_error() {
 /// nothing of the next sync's retry budget and starts no pull ahead for it.
 #[test]
 fn a_pull_outliving_its_sync_costs_the_next_one_nothing() {
-    let replies = Box::leak(
-        vec![
-            Reply::Answer {
-                status: 503,
-                retry_after: Some("1"),
-                body: r#"{"code":"unavailable","message":"busy"}"#,
-            },
-            page("1", true),
-        ]
-        .into_boxed_slice(),
-    );
-    let server = Loopback::start(replies);
+    let server = serve(vec![
+        error_reply(503, Some("1"), r#"{"code":"unavailable","message":"busy"}"#),
+        page("1", true),
+    ]);
     let remote = remote_pulling_ahead(&server);
     let inner = remote.inner.clone();
     let stale = std::thread::spawn(move || {
@@ -472,11 +454,11 @@ fn the_retry_budget_is_shared_by_the_calls_of_one_sync() {
 
 #[test]
 fn a_token_function_is_asked_again_once_after_a_401() {
-    const EXPIRED: Reply = Reply::Answer {
-        status: 401,
-        retry_after: None,
-        body: r#"{"code":"unauthorized","message":"the token has expired"}"#,
-    };
+    const EXPIRED: Reply = error_reply(
+        401,
+        None,
+        r#"{"code":"unauthorized","message":"the token has expired"}"#,
+    );
     const NO_STATUS: Reply = Reply::Answer {
         status: 404,
         retry_after: None,
