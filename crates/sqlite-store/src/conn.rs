@@ -57,6 +57,22 @@ pub trait Statement {
     /// Runs the statement with `params` bound to `?1`, `?2`, …; returns the rows changed.
     fn execute(&mut self, params: &[Value<'_>]) -> SqlResult<u64>;
 
+    /// Runs the statement once per row of `params`, in order: the rows lie one after another,
+    /// `width` values each (a `width` of 0 runs nothing). Stops at the first failure, which
+    /// the caller's transaction rolls back.
+    ///
+    /// The default calls [`Statement::execute`] per row; a binding that pays for each call
+    /// across a language boundary (`node:sqlite` from WebAssembly) hands over all rows at once.
+    fn execute_rows(&mut self, width: usize, params: &[Value<'_>]) -> SqlResult<()> {
+        if width == 0 {
+            return Ok(());
+        }
+        for row in params.chunks(width) {
+            self.execute(row)?;
+        }
+        Ok(())
+    }
+
     /// Runs the query with `params`, calling `each` on every row in order.
     fn query(
         &mut self,

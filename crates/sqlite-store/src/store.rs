@@ -17,7 +17,7 @@ use tether_engine::{
     Conflict, Doc, IndexSet, Key, KeyRange, Millis, Result, Row, Run, ScopeId, ScopeState, Store,
 };
 
-use crate::conn::{statement, Connection, SqlError, SqlResult, Statement};
+use crate::conn::{Connection, SqlError, SqlResult, Statement, Value};
 use crate::index::{self, EntryWriter};
 use crate::schema;
 use crate::sql::{self, Declared};
@@ -269,9 +269,7 @@ fn write_changes<C: Connection>(
 ) -> SqlResult<()> {
     let scope_id = sql::write_scope_state(tx, scope, scope_id, &changes.scope)?;
     if !changes.rows.is_empty() {
-        // Prepared once per transaction rather than looked up in the statement cache per row
-        // (a cache hashes the SQL text on every lookup).
-        let (mut put, mut touch, mut remove) = (None, None, None);
+        let mut records = RecordWrites::default();
         let mut entries = EntryWriter::new();
         for w in &changes.rows {
             if !declared.is_empty() {
@@ -281,8 +279,7 @@ fn write_changes<C: Connection>(
                 RowWrite::Put { row, .. } => {
                     // The canonical text the engine hashed: stored as it is.
                     let data = row.data.as_ref().map(Doc::as_str);
-                    let stmt = statement(tx, &mut put, sql::PUT_ROW)?;
-                    sql::put_row(stmt, scope_id, row, data)?;
+                    records.push(tx, sql::PUT_ROW, &sql::put_params(scope_id, row, data)?)?;
                 }
                 RowWrite::Touch {
                     key,
@@ -294,8 +291,7 @@ fn write_changes<C: Connection>(
                     sent,
                     ..
                 } => {
-                    sql::touch_row(
-                        statement(tx, &mut touch, sql::TOUCH_ROW)?,
+                    let params = sql::touch_params(
                         scope_id,
                         key,
                         *version,
@@ -305,14 +301,16 @@ fn write_changes<C: Connection>(
                         *pending,
                         *sent,
                     )?;
+                    records.push(tx, sql::TOUCH_ROW, &params)?;
                 }
                 RowWrite::Remove { key, .. } => {
-                    sql::remove_row(statement(tx, &mut remove, sql::REMOVE_ROW)?, scope_id, key)?;
+                    records.push(tx, sql::REMOVE_ROW, &sql::remove_params(scope_id, key))?;
                 }
             }
             let old = w.prior().and_then(|p| p.pending);
             sync_outbox(tx, scope_id, w.key(), old, w.pending())?;
         }
+        records.flush(tx)?;
         for (generation, delta) in changes.generation_deltas() {
             sql::add_generation_rows(tx, scope_id, generation, delta)?;
         }
@@ -321,6 +319,45 @@ fn write_changes<C: Connection>(
         sql::insert_conflict(tx, c)?;
     }
     Ok(())
+}
+
+/// The `records` writes of a changeset, gathered while the same statement repeats and run
+/// together ([`Statement::execute_rows`]), in the changeset's order. Only `records` is
+/// written this way: the index entries and the outbox, written in between, are other tables,
+/// so the order across them does not change what the transaction leaves.
+#[derive(Default)]
+struct RecordWrites<'a> {
+    sql: &'static str,
+    width: usize,
+    params: Vec<Value<'a>>,
+}
+
+impl<'a> RecordWrites<'a> {
+    /// Adds one run of `sql`, first running what was gathered if that was another statement.
+    fn push<C: Connection>(
+        &mut self,
+        tx: &C,
+        sql: &'static str,
+        params: &[Value<'a>],
+    ) -> SqlResult<()> {
+        if sql != self.sql {
+            self.flush(tx)?;
+            self.sql = sql;
+            self.width = params.len();
+        }
+        self.params.extend_from_slice(params);
+        Ok(())
+    }
+
+    /// Runs what was gathered.
+    fn flush<C: Connection>(&mut self, tx: &C) -> SqlResult<()> {
+        if !self.params.is_empty() {
+            tx.prepare(self.sql)?
+                .execute_rows(self.width, &self.params)?;
+            self.params.clear();
+        }
+        Ok(())
+    }
 }
 
 fn sync_outbox(

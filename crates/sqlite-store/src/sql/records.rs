@@ -251,7 +251,7 @@ pub(crate) fn stale_rows(
     Ok(rows.into_iter().map(Some).collect())
 }
 
-/// Upserts a whole row (parameters as [`put_row`] binds them).
+/// Upserts a whole row (parameters as [`put_params`] lists them).
 pub(crate) const PUT_ROW: &str =
     "INSERT INTO records (scope_id, collection, id, data, hash, version, updated_at, \
          cloud_hash, generation, pending, sent) \
@@ -261,28 +261,26 @@ pub(crate) const PUT_ROW: &str =
          cloud_hash = excluded.cloud_hash, generation = excluded.generation, \
          pending = excluded.pending, sent = excluded.sent";
 
-/// Writes a whole row with the [`PUT_ROW`] statement. `data` is the row's data already
+/// The parameters of [`PUT_ROW`] for a whole row. `data` is the row's data already
 /// serialized as JSON text.
-pub(crate) fn put_row(
-    stmt: &mut impl Statement,
+pub(crate) fn put_params<'a>(
     scope_id: i64,
-    row: &Row,
-    data: Option<&str>,
-) -> SqlResult<()> {
-    stmt.execute(params![
-        scope_id,
-        &row.key.collection,
-        &row.key.id,
-        data,
-        row.hash.as_ref().map(|h| &h.0[..]),
-        int(row.version)?,
-        &row.updated_at,
-        stored_cloud_hash(row.hash.as_ref(), row.cloud_hash.as_ref()),
-        int(row.generation)?,
-        row.pending.map(int).transpose()?,
-        row.sent.map(int).transpose()?,
-    ])?;
-    Ok(())
+    row: &'a Row,
+    data: Option<&'a str>,
+) -> SqlResult<[Value<'a>; 11]> {
+    Ok([
+        scope_id.into(),
+        (&row.key.collection).into(),
+        (&row.key.id).into(),
+        data.into(),
+        row.hash.as_ref().map(|h| &h.0[..]).into(),
+        int(row.version)?.into(),
+        (&row.updated_at).into(),
+        stored_cloud_hash(row.hash.as_ref(), row.cloud_hash.as_ref()).into(),
+        int(row.generation)?.into(),
+        row.pending.map(int).transpose()?.into(),
+        row.sent.map(int).transpose()?.into(),
+    ])
 }
 
 /// Sets a row's cloud fields, keeping its data and hash.
@@ -291,41 +289,39 @@ pub(crate) const TOUCH_ROW: &str = "UPDATE records SET version = ?4, updated_at 
      cloud_hash = CASE WHEN ?6 IS hash THEN NULL WHEN ?6 IS NULL THEN X'' ELSE ?6 END, \
      generation = ?7, pending = ?8, sent = ?9 WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
 
-/// Runs [`TOUCH_ROW`] (on a row the planner was handed: [`RowWrite::Touch`](tether_engine::rules::RowWrite::Touch) names it).
+/// The parameters of [`TOUCH_ROW`] (on a row the planner was handed:
+/// [`RowWrite::Touch`](tether_engine::rules::RowWrite::Touch) names it).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn touch_row(
-    stmt: &mut impl Statement,
+pub(crate) fn touch_params<'a>(
     scope_id: i64,
-    key: &Key,
+    key: &'a Key,
     version: u64,
-    updated_at: &str,
-    cloud_hash: Option<&RecordHash>,
+    updated_at: &'a str,
+    cloud_hash: Option<&'a RecordHash>,
     generation: u64,
     pending: Option<u64>,
     sent: Option<u64>,
-) -> SqlResult<()> {
-    stmt.execute(params![
-        scope_id,
-        &key.collection,
-        &key.id,
-        int(version)?,
-        updated_at,
-        cloud_hash.map(|h| &h.0[..]),
-        int(generation)?,
-        pending.map(int).transpose()?,
-        sent.map(int).transpose()?,
-    ])?;
-    Ok(())
+) -> SqlResult<[Value<'a>; 9]> {
+    Ok([
+        scope_id.into(),
+        (&key.collection).into(),
+        (&key.id).into(),
+        int(version)?.into(),
+        updated_at.into(),
+        cloud_hash.map(|h| &h.0[..]).into(),
+        int(generation)?.into(),
+        pending.map(int).transpose()?.into(),
+        sent.map(int).transpose()?.into(),
+    ])
 }
 
 /// Deletes a row.
 pub(crate) const REMOVE_ROW: &str =
     "DELETE FROM records WHERE scope_id = ?1 AND collection = ?2 AND id = ?3";
 
-/// Runs [`REMOVE_ROW`].
-pub(crate) fn remove_row(stmt: &mut impl Statement, scope_id: i64, key: &Key) -> SqlResult<()> {
-    stmt.execute(params![scope_id, &key.collection, &key.id])?;
-    Ok(())
+/// The parameters of [`REMOVE_ROW`].
+pub(crate) fn remove_params(scope_id: i64, key: &Key) -> [Value<'_>; 3] {
+    [scope_id.into(), (&key.collection).into(), (&key.id).into()]
 }
 
 /// Visible rows of a collection after `after`, by id.
