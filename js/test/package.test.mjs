@@ -1,5 +1,6 @@
-// What `npm pack` ships: README, licenses, metadata, and every file the `exports` map and
-// `sideEffects` name; the CommonJS entry agrees with the ES one.
+// What `npm pack` ships: README, licenses, metadata, every file the `exports` map and
+// `sideEffects` name, and the modules the wasm glue imports; the CommonJS entry agrees with the
+// ES one.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -22,6 +23,11 @@ test('the tarball has the README, both licenses, the metadata and every exported
   for (const f of ['README.md', 'LICENSE-MIT', 'LICENSE-APACHE', 'package.json']) assert.ok(files.has(f), `${f} not packed`);
   const exported = [...targets(pkg.exports), ...pkg.sideEffects, pkg.main, pkg.types].map((t) => t.replace(/^\.\//, ''));
   for (const f of exported) assert.ok(files.has(f), `${f} (named in package.json) not packed`);
+  // The wasm-bindgen glue imports the crate's JS snippets (the Node build's `runRows`).
+  for (const glue of ['pkg/tether_wasm.js', 'pkg/tether_wasm_node.js']) {
+    const imports = [...readFileSync(path.join(JS_DIR, glue), 'utf8').matchAll(/^import .* from '\.\/(.+)';$/gm)];
+    for (const [, f] of imports) assert.ok(files.has(`pkg/${f}`), `pkg/${f} (imported by ${glue}) not packed`);
+  }
   assert.equal(typeof pkg.repository?.url, 'string');
   assert.ok(pkg.keywords?.length > 0);
   assert.equal(pkg.license, 'MIT OR Apache-2.0');
