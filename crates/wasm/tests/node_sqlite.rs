@@ -5,6 +5,10 @@
 #![cfg(target_family = "wasm")]
 
 use js_sys::Function;
+use tether_engine::digest::RecordHash;
+use tether_engine::rules::{Changeset, Prior, RowWrite};
+use tether_engine::{Doc, Key, Row, ScopeId, ScopeState, Store};
+use tether_sqlite::{Connection, Statement, Value};
 use tether_wasm::node_sqlite::{DatabaseSync, NodeSqlite};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
@@ -76,5 +80,162 @@ fn a_file_of_another_application_is_refused_and_left_alone() {
         .expect("refused");
     assert_eq!(e.kind(), tether_engine::ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("another application"), "{e}");
+    remove_dir(&dir);
+}
+
+/// Every value a row's columns read back, in order.
+fn table(conn: &NodeSqlite) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    conn.prepare("SELECT n, a, b FROM t ORDER BY n")
+        .expect("prepare")
+        .query(&[], &mut |r| {
+            out.push(
+                (0..3)
+                    .map(|i| format!("{:?}", r.value(i).unwrap()))
+                    .collect(),
+            );
+            Ok(())
+        })
+        .expect("query");
+    out
+}
+
+#[wasm_bindgen_test]
+fn rows_run_together_bind_each_value_as_a_run_of_its_own_does() {
+    let dir = temp_dir();
+    let conn = NodeSqlite::new(open_db(&format!("{dir}/rows.db")));
+    conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, a, b)")
+        .expect("create");
+    // Text past ASCII (a surrogate pair, a byte-order mark), empty text and BLOBs, NULL,
+    // integers JS numbers cannot hold, a real.
+    let rows = [
+        [
+            Value::Integer(1),
+            Value::Text("é, 😀 and \u{feff}!"),
+            Value::Blob(&[0, 1, 255]),
+        ],
+        [Value::Integer(2), Value::Null, Value::Blob(&[])],
+        [Value::Integer(3), Value::Real(1.5), Value::Text("")],
+        [
+            Value::Integer(i64::MAX),
+            Value::Integer(i64::MIN),
+            Value::Text("plain"),
+        ],
+    ];
+    let mut one_by_one = conn
+        .prepare("INSERT INTO t (n, a, b) VALUES (?1, ?2, ?3)")
+        .unwrap();
+    for row in &rows {
+        one_by_one.execute(row).expect("a row");
+    }
+    let expected = table(&conn);
+    assert_eq!(expected[0][1], r#"Text("é, 😀 and \u{feff}!")"#);
+    conn.execute_batch("DELETE FROM t").expect("delete");
+
+    conn.prepare("INSERT INTO t (n, a, b) VALUES (?1, ?2, ?3)")
+        .unwrap()
+        .execute_rows(3, rows.as_flattened())
+        .expect("the rows");
+    assert_eq!(table(&conn), expected);
+    NodeSqlite::close(&conn);
+    remove_dir(&dir);
+}
+
+#[wasm_bindgen_test]
+fn rows_run_together_stop_at_the_first_failure() {
+    let dir = temp_dir();
+    let conn = NodeSqlite::new(open_db(&format!("{dir}/rows.db")));
+    conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, a, b)")
+        .expect("create");
+    let rows = [1, 1, 2].map(|n| [Value::Integer(n), Value::Null, Value::Null]);
+    let e = conn
+        .prepare("INSERT INTO t (n, a, b) VALUES (?1, ?2, ?3)")
+        .unwrap()
+        .execute_rows(3, rows.as_flattened())
+        .expect_err("the second row breaks the key");
+    let e = tether_engine::Error::from(e);
+    assert_eq!(e.kind(), tether_engine::ErrorKind::Storage, "{e}");
+    assert!(e.to_string().contains("UNIQUE"), "{e}");
+    assert_eq!(
+        table(&conn).len(),
+        1,
+        "the row after the failure is not run"
+    );
+    NodeSqlite::close(&conn);
+    remove_dir(&dir);
+}
+
+#[wasm_bindgen_test]
+async fn the_writes_of_one_changeset_land_in_its_order() {
+    let dir = temp_dir();
+    let path = format!("{dir}/replica.db");
+    let store = NodeSqlite::open_store(open_db(&path), &path).expect("open the store");
+    let scope = ScopeId::new("s").unwrap();
+    let row = |id: &str, version: u64, data: &str| Row {
+        key: Key::new("c", id),
+        data: Some(Doc::from_stored(data.to_owned())),
+        hash: Some(RecordHash([version as u8; 32])),
+        version,
+        updated_at: format!("t{version}"),
+        cloud_hash: Some(RecordHash([version as u8; 32])),
+        generation: 0,
+        pending: None,
+        sent: None,
+    };
+    let (a1, a2, b) = (
+        row("a", 1, r#"{"v":"é"}"#),
+        row("a", 2, r#"{"v":"😀"}"#),
+        row("b", 3, "{}"),
+    );
+    // Runs of each statement, one key written three times: each run goes in the order given.
+    let writes = vec![
+        RowWrite::Put {
+            row: a1.clone(),
+            prior: None,
+        },
+        RowWrite::Remove {
+            key: a1.key.clone(),
+            prior: Prior::of(0, &a1),
+            evict: false,
+        },
+        RowWrite::Put {
+            row: b.clone(),
+            prior: None,
+        },
+        RowWrite::Put {
+            row: a2.clone(),
+            prior: None,
+        },
+        RowWrite::Touch {
+            key: b.key.clone(),
+            prior: Prior::of(0, &b),
+            version: 4,
+            updated_at: "t4".into(),
+            cloud_hash: b.hash,
+            generation: 0,
+            pending: None,
+            sent: None,
+        },
+    ];
+    store
+        .update(
+            &scope,
+            &[],
+            false,
+            move |st: &ScopeState, _: &[Option<Row>]| {
+                Ok(Changeset {
+                    scope: st.clone(),
+                    rows: writes,
+                    ..Changeset::default()
+                })
+            },
+        )
+        .await
+        .expect("the changeset");
+    assert_eq!(store.row(&scope, &a1.key).await.unwrap(), Some(a2));
+    let touched = store.row(&scope, &b.key).await.unwrap().expect("b");
+    assert_eq!((touched.version, touched.updated_at.as_str()), (4, "t4"));
+    assert_eq!(touched.data, b.data);
+    store.with_connection(NodeSqlite::close);
     remove_dir(&dir);
 }
