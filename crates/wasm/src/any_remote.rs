@@ -12,7 +12,7 @@ use tether_engine::{
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::AbortSignal;
 
-use crate::js::{from_js_error, json_of, object, prop, resolve};
+use crate::js::{from_js_error, object, prop, resolve, utf8_of};
 use crate::remote::{HttpRemote, Token};
 
 /// A remote made of the user's JavaScript functions:
@@ -40,24 +40,31 @@ impl FnRemote {
         })
     }
 
-    /// Calls `f` and returns its answer as JSON text (a string answer is taken as the text).
-    async fn call_text(&self, f: &Function, arg: JsValue, what: &str) -> Result<String> {
+    /// Calls `f` and returns its answer, awaited.
+    async fn answer(&self, f: &Function, arg: JsValue) -> Result<JsValue> {
         let v = f
             .call1(&JsValue::NULL, &arg)
             .map_err(|e| from_js_error(&e))?;
-        let v = resolve(v).await.map_err(|e| from_js_error(&e))?;
-        match v.as_string() {
-            Some(text) => Ok(text),
-            None => json_of(&v, what),
-        }
+        resolve(v).await.map_err(|e| from_js_error(&e))
     }
 
     async fn call<T: DeserializeOwned>(&self, f: &Function, arg: JsValue, what: &str) -> Result<T> {
-        let text = self.call_text(f, arg, what).await?;
-        // From bytes, as the engine reads pages: one decoder in the wasm, not two.
-        serde_json::from_slice(text.as_bytes())
+        // A string answer is taken as the JSON text; from bytes, as the engine reads pages: one
+        // decoder in the wasm, not two.
+        let text = utf8_of(&self.answer(f, arg).await?, what)?;
+        serde_json::from_slice(&text)
             .map_err(|e| Error::protocol(format!("{what}: malformed answer: {e}")))
     }
+}
+
+/// Whether a pull's answer may be `{"reset": true}`: anything but a plain object without a
+/// `reset` member (a string is JSON text to look into; `toJSON` may add one; serde reads a
+/// struct from an array too). Looking saves a pass over a page's text.
+fn may_reset(answer: &JsValue) -> bool {
+    !answer.is_object()
+        || js_sys::Array::is_array(answer)
+        || has(answer, "reset")
+        || has(answer, "toJSON")
 }
 
 impl Remote for FnRemote {
@@ -76,20 +83,23 @@ impl Remote for FnRemote {
             ("limit", limit.into()),
             ("signal", self.signal.clone()),
         ]);
-        let text = self.call_text(&self.pull, arg, "pull").await?;
+        let answer = self.answer(&self.pull, arg).await?;
+        let text = utf8_of(&answer, "pull")?;
         /// `{"reset": true}`; any other member is skipped without being kept.
         #[derive(serde::Deserialize)]
         struct Reset {
             #[serde(default)]
             reset: bool,
         }
-        let probe: Reset = serde_json::from_slice(text.as_bytes())
-            .map_err(|e| Error::protocol(format!("pull: malformed answer: {e}")))?;
-        if probe.reset {
-            return Ok(Pulled::Reset);
+        if may_reset(&answer) {
+            let probe: Reset = serde_json::from_slice(&text)
+                .map_err(|e| Error::protocol(format!("pull: malformed answer: {e}")))?;
+            if probe.reset {
+                return Ok(Pulled::Reset);
+            }
         }
         // Parsed from the text: the records' data stays raw JSON text (see `Change::data`).
-        let page: Page = serde_json::from_slice(text.as_bytes())
+        let page: Page = serde_json::from_slice(&text)
             .map_err(|e| Error::protocol(format!("pull: malformed page: {e}")))?;
         Ok(Pulled::Page {
             page,

@@ -2,7 +2,7 @@
 //! bridging (the shapes that cross are typed: [`crate::shapes`]), timers and `fetch` of the
 //! global scope (window, worker or Node).
 
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Function, JsString, Object, Promise, Reflect, Uint8Array};
 use serde::Serialize;
 use tether_engine::{Detail, Error, ErrorKind};
 use wasm_bindgen::prelude::*;
@@ -19,6 +19,17 @@ extern "C" {
     /// `fetch` of the global scope.
     #[wasm_bindgen(js_name = fetch)]
     pub(crate) fn global_fetch(url: &str, init: &web_sys::RequestInit) -> Promise;
+
+    /// `TextEncoder` of the global scope.
+    type TextEncoder;
+    #[wasm_bindgen(constructor)]
+    fn new() -> TextEncoder;
+    #[wasm_bindgen(method)]
+    fn encode(this: &TextEncoder, text: &JsString) -> Uint8Array;
+}
+
+thread_local! {
+    static ENCODER: TextEncoder = TextEncoder::new();
 }
 
 /// A JS exception (a `DOMException`, an `Error` thrown by user code) reduced to its name and
@@ -144,6 +155,20 @@ pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue, Error> {
 #[inline(never)]
 fn parse(text: String) -> Result<JsValue, Error> {
     js_sys::JSON::parse(&text).map_err(|_| Error::invalid("cannot convert to JavaScript"))
+}
+
+/// A string, or any other JS value as JSON text (`undefined` and functions are rejected), as
+/// UTF-8 bytes. Encoded by `TextEncoder` and copied once: passing a long string as a `String`
+/// goes through wasm-bindgen's character loop in JS, several times slower.
+pub fn utf8_of(v: &JsValue, what: &str) -> Result<Vec<u8>, Error> {
+    let text = match v.dyn_ref::<JsString>() {
+        Some(s) => s.clone(),
+        None => js_sys::JSON::stringify(v)
+            .ok()
+            .filter(|s| s.is_string())
+            .ok_or_else(|| Error::invalid(format!("{what} must be JSON-serializable")))?,
+    };
+    Ok(ENCODER.with(|e| e.encode(&text)).to_vec())
 }
 
 /// A JS value as JSON text (`undefined` and functions are rejected).
