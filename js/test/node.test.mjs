@@ -290,3 +290,26 @@ test('preview tells what a sync would do and writes nothing', async () => {
   assert.equal((await scope.get('objects', 'obj_000')).data.name, 'mine', 'still the local edit');
   await replica.close();
 });
+
+test('a function remote answers reset and pages as objects, JSON text, or objects with toJSON', async () => {
+  const forms = {
+    object: (answer) => answer,
+    text: (answer) => JSON.stringify(answer),
+    toJSON: (answer) => ({ toJSON: () => answer }),
+    // `reset: false` beside a page's members: still a page.
+    'reset: false': (answer) => (answer.reset ? answer : { ...answer, reset: false }),
+  };
+  for (const [form, wrap] of Object.entries(forms)) {
+    const cloud = await seeded(12);
+    const remote = { pull: async ({ checkpoint, limit }) => wrap(await cloud.pull(checkpoint, limit)) };
+    const scope = (await Replica.openInMemory()).scope('s');
+    assert.equal((await scope.sync({ remote, pageSize: 5 })).run.inserted, 12, form);
+    // The tombstone is purged, so only a reset (a full download, then a sweep) removes the row.
+    await cloud.delete('objects', 'obj_004');
+    cloud.purge();
+    const report = await scope.sync({ remote, pageSize: 5 });
+    assert.equal(report.run.kind, 'full-resync', form);
+    assert.equal(await scope.get('objects', 'obj_004'), null, form);
+    assert.deepEqual(report.snapshot, cloud.snapshot(), form);
+  }
+});
