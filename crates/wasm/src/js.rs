@@ -2,7 +2,9 @@
 //! bridging (the shapes that cross are typed: [`crate::shapes`]), timers and `fetch` of the
 //! global scope (window, worker or Node).
 
-use js_sys::{Function, JsString, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Function, Object, Promise, Reflect};
+#[cfg(feature = "node-sqlite")]
+use js_sys::{JsString, Uint8Array};
 use serde::Serialize;
 use tether_engine::{Detail, Error, ErrorKind};
 use wasm_bindgen::prelude::*;
@@ -21,15 +23,14 @@ extern "C" {
     pub(crate) fn global_fetch(url: &str, init: &web_sys::RequestInit) -> Promise;
 
     /// `TextEncoder` of the global scope.
+    #[cfg(feature = "node-sqlite")]
     type TextEncoder;
+    #[cfg(feature = "node-sqlite")]
     #[wasm_bindgen(constructor)]
     fn new() -> TextEncoder;
+    #[cfg(feature = "node-sqlite")]
     #[wasm_bindgen(method)]
     fn encode(this: &TextEncoder, text: &JsString) -> Uint8Array;
-}
-
-thread_local! {
-    static ENCODER: TextEncoder = TextEncoder::new();
 }
 
 /// A JS exception (a `DOMException`, an `Error` thrown by user code) reduced to its name and
@@ -158,8 +159,10 @@ fn parse(text: String) -> Result<JsValue, Error> {
 }
 
 /// A string, or any other JS value as JSON text (`undefined` and functions are rejected), as
-/// UTF-8 bytes. Encoded by `TextEncoder` and copied once: passing a long string as a `String`
-/// goes through wasm-bindgen's character loop in JS, several times slower.
+/// UTF-8 encoded by `TextEncoder` and copied once: passing a long string as a `String` goes
+/// through wasm-bindgen's character loop in JS, several times slower (a page of a function
+/// remote: 6 % of a sync's time in Node).
+#[cfg(feature = "node-sqlite")]
 pub fn utf8_of(v: &JsValue, what: &str) -> Result<Vec<u8>, Error> {
     let text = match v.dyn_ref::<JsString>() {
         Some(s) => s.clone(),
@@ -168,7 +171,7 @@ pub fn utf8_of(v: &JsValue, what: &str) -> Result<Vec<u8>, Error> {
             .filter(|s| s.is_string())
             .ok_or_else(|| Error::invalid(format!("{what} must be JSON-serializable")))?,
     };
-    Ok(ENCODER.with(|e| e.encode(&text)).to_vec())
+    Ok(TextEncoder::new().encode(&text).to_vec())
 }
 
 /// A JS value as JSON text (`undefined` and functions are rejected).
