@@ -333,6 +333,10 @@ struct RecordWrites<'a> {
 }
 
 impl<'a> RecordWrites<'a> {
+    /// Values gathered at most before they run: a page of 1,000 puts (11,000 values) runs at
+    /// once, and a sweep of a million rows does not copy them all first.
+    const MAX_VALUES: usize = 16_384;
+
     /// Adds one run of `sql`, first running what was gathered if that was another statement.
     fn push<C: Connection>(
         &mut self,
@@ -340,7 +344,7 @@ impl<'a> RecordWrites<'a> {
         sql: &'static str,
         params: &[Value<'a>],
     ) -> SqlResult<()> {
-        if sql != self.sql {
+        if sql != self.sql || self.params.len() >= RecordWrites::MAX_VALUES {
             self.flush(tx)?;
             self.sql = sql;
             self.width = params.len();

@@ -187,7 +187,12 @@ async fn the_writes_of_one_changeset_land_in_its_order() {
         row("a", 2, r#"{"v":"😀"}"#),
         row("b", 3, "{}"),
     );
-    // Runs of each statement, one key written three times: each run goes in the order given.
+    // Runs of each statement, one key written three times: each run goes in the order given;
+    // then more puts than one run of the binding holds (`RecordWrites::MAX_VALUES`).
+    let more = (0..2_000).map(|i| RowWrite::Put {
+        row: row(&format!("m{i:04}"), 5, "{}"),
+        prior: None,
+    });
     let writes = vec![
         RowWrite::Put {
             row: a1.clone(),
@@ -216,7 +221,10 @@ async fn the_writes_of_one_changeset_land_in_its_order() {
             pending: None,
             sent: None,
         },
-    ];
+    ]
+    .into_iter()
+    .chain(more)
+    .collect();
     store
         .update(
             &scope,
@@ -236,6 +244,9 @@ async fn the_writes_of_one_changeset_land_in_its_order() {
     let touched = store.row(&scope, &b.key).await.unwrap().expect("b");
     assert_eq!((touched.version, touched.updated_at.as_str()), (4, "t4"));
     assert_eq!(touched.data, b.data);
+    assert_eq!(store.count(&scope, None).await.unwrap(), 2_002);
+    let last = store.row(&scope, &Key::new("c", "m1999")).await.unwrap();
+    assert_eq!(last.map(|r| r.version), Some(5));
     store.with_connection(NodeSqlite::close);
     remove_dir(&dir);
 }
