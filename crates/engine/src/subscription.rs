@@ -82,7 +82,8 @@ impl Subscription {
                 text.len()
             )));
         }
-        let mut sub: Subscription = serde_json::from_str(text).map_err(|e| {
+        // From the bytes, as the engine's other readers: one JSON reader in the browser's wasm.
+        let mut sub: Subscription = serde_json::from_slice(text.as_bytes()).map_err(|e| {
             Error::invalid(format!(
                 "a subscription is {{\"collection\": C, \"where\": {{PATH: [VALUE, ...]}}}}: {e}"
             ))
