@@ -560,3 +560,82 @@ fn big_rows_queued_together_are_written_in_steps_bounded_by_bytes() {
         s.teardown().await;
     });
 }
+
+/// An allow-list (`columns`) sends only its columns besides the key and the scope: a column
+/// added to the table later reaches no replica, and a change to an unlisted column takes no
+/// version (the row's record is unchanged).
+#[test]
+fn an_allow_list_sends_only_its_columns_not_one_added_later() {
+    if !common::postgres("sources::an_allow_list_sends_only_its_columns") {
+        return;
+    }
+    let url = common::pg_url().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup(&url));
+    let org = "0a0a0a0a-0000-4000-8000-00000000000c";
+    let (app, t) = (s.app_schema.clone(), s.tether_schema.clone());
+    rt.block_on(s.app.batch_execute(&format!(
+        "CREATE TABLE {app}.people (id int PRIMARY KEY, organization_id uuid, name text,
+           salary int);
+         GRANT SELECT, TRIGGER ON {app}.people TO {};
+         INSERT INTO {app}.people VALUES (1, '{org}', 'ada', 10), (2, '{org}', 'bob', 20);",
+        s.roles[1]
+    )))
+    .unwrap();
+    let more = format!(
+        "\n[[source]]\ntable = \"{app}.people\"\ncollection = \"people\"\n\
+         scope = \"organization_id\"\ncolumns = [\"name\"]\n"
+    );
+    let server = rt.block_on(start_server_with(&s, &[org], &more));
+    assert!(rt.block_on(drained(&s, 5, 60)), "the pass did not end");
+    let version_of_1 = || -> i64 {
+        rt.block_on(s.admin.query_one(
+            &format!("SELECT version FROM {t}.records WHERE collection = 'people' AND id = '1'"),
+            &[],
+        ))
+        .unwrap()
+        .get(0)
+    };
+    let before = version_of_1();
+    rt.block_on(s.app.batch_execute(&format!(
+        "ALTER TABLE {app}.people ADD COLUMN ssn text;
+         UPDATE {app}.people SET ssn = 'secret', salary = salary + 1;
+         UPDATE {app}.people SET name = 'bo' WHERE id = 2;"
+    )))
+    .unwrap();
+    assert!(rt.block_on(drained(&s, 5, 60)), "the queue was not drained");
+    assert_eq!(
+        version_of_1(),
+        before,
+        "an unlisted column's change took a version"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    sync_and_verify(&replica, &server.url(), org, "allow-list");
+    let records = replica
+        .scope(org)
+        .unwrap()
+        .list("people", None, 10)
+        .unwrap();
+    let got: Vec<(String, serde_json::Value)> = records
+        .iter()
+        .map(|r| (r.id.clone(), serde_json::Value::Object(r.data.clone())))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "1".to_string(),
+                json!({"id": 1, "organization_id": org, "name": "ada"})
+            ),
+            (
+                "2".to_string(),
+                json!({"id": 2, "organization_id": org, "name": "bo"})
+            ),
+        ]
+    );
+    rt.block_on(async {
+        server.shutdown().await;
+        s.teardown().await;
+    });
+}

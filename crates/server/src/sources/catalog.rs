@@ -32,7 +32,8 @@ pub(crate) struct KeyColumn {
 pub(crate) struct Plan {
     /// The declaration.
     pub(crate) source: Source,
-    /// The columns sent (all but the excluded ones), in table order.
+    /// The columns sent (all but the excluded ones, or the declared ones with the key and the
+    /// scope), in table order.
     pub(crate) columns: Vec<Column>,
     /// The key columns, in key order.
     pub(crate) key: Vec<KeyColumn>,
@@ -110,6 +111,11 @@ pub(crate) async fn resolve(
             return Err(fail(format!(
                 "excluded column {c:?} is not a column of {rel}"
             )));
+        }
+    }
+    for c in source.columns.iter().flatten() {
+        if !known(c) {
+            return Err(fail(format!("column {c:?} is not a column of {rel}")));
         }
     }
     let key_names = match &source.key {
@@ -192,10 +198,11 @@ pub(crate) async fn resolve(
                 .unwrap_or_default(),
         })
         .collect();
-    let columns: Vec<Column> = all
-        .into_iter()
-        .filter(|c| !source.exclude.contains(&c.name))
-        .collect();
+    let sent = |name: &String| match &source.columns {
+        Some(list) => list.contains(name) || key_names.contains(name) || *name == source.scope,
+        None => !source.exclude.contains(name),
+    };
+    let columns: Vec<Column> = all.into_iter().filter(|c| sent(&c.name)).collect();
     let mut h = Sha256::new();
     h.update(values::shape_fingerprint(&columns));
     for part in [&source.collection, &source.scope, &rel] {

@@ -8,6 +8,7 @@
 //! scope = "organization_id"         # the column whose value (as text) names the scope
 //! # key = ["id"]                    # default: the table's primary key
 //! # exclude = ["internal_notes"]    # columns never sent to any replica
+//! # columns = ["name", "kind"]      # or: only these columns are sent (besides key and scope)
 //! ```
 //!
 //! What can be checked without the database is checked here; the rest (the table and its
@@ -44,6 +45,9 @@ pub struct Source {
     pub key: Option<Vec<String>>,
     /// Columns never sent.
     pub exclude: Vec<String>,
+    /// When declared, the only columns sent besides the key and scope columns (which always
+    /// are): a column added to the table later reaches no replica. Exclusive with `exclude`.
+    pub columns: Option<Vec<String>>,
     /// The line of the declaration's `table`, for messages.
     pub line: usize,
 }
@@ -84,6 +88,8 @@ struct RawSource {
     key: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     exclude: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    columns: Option<Spanned<Vec<String>>>,
 }
 
 impl Sources {
@@ -155,6 +161,15 @@ impl Sources {
             };
             let key = columns(&s.key, "key", false)?;
             let exclude = columns(&s.exclude, "exclude", true)?.unwrap_or_default();
+            let allowed = columns(&s.columns, "columns", false)?;
+            if let (Some(_), Some(c)) = (&s.exclude, &s.columns) {
+                return Err(fail(
+                    c.span().start,
+                    "declare either the columns sent (columns) or those never sent (exclude), \
+                     not both"
+                        .into(),
+                ));
+            }
             if scope.is_empty() {
                 return Err(fail(s.scope.span().start, "scope names no column".into()));
             }
@@ -187,6 +202,7 @@ impl Sources {
                 scope,
                 key,
                 exclude,
+                columns: allowed,
                 line: line_of(at),
             });
         }
@@ -236,6 +252,7 @@ table = "metadata.lineage"
 collection = "lineage"
 scope = "organization_id"
 key = ["source_id", "target_id"]
+columns = ["kind"]
 "#;
         let s = Sources::parse(text, "sources.toml").unwrap();
         assert_eq!(s.sources.len(), 2);
@@ -248,6 +265,8 @@ key = ["source_id", "target_id"]
             Some(&["source_id".to_string(), "target_id".to_string()][..])
         );
         assert_eq!(s.sources[1].line, 9);
+        assert_eq!(s.sources[0].columns, None);
+        assert_eq!(s.sources[1].columns, Some(vec!["kind".to_string()]));
     }
 
     #[test]
@@ -260,6 +279,9 @@ key = ["source_id", "target_id"]
             ("[[source]]\ntable = \"a.b\"\ncollection = \"o\"\nscope = \"s\"\n[[source]]\ntable = \"a.c\"\ncollection = \"o\"\nscope = \"s\"\n", 7, "declared twice"),
             ("[[source]]\ntable = \"a.b\"\ncollection = \"\"\nscope = \"s\"\n", 3, "collection"),
             ("[[source]]\ntable = \"a.b\"\ncollection = \"o\"\nscope = \"s\"\nkey = []\n", 5, "no column"),
+            ("[[source]]\ntable = \"a.b\"\ncollection = \"o\"\nscope = \"s\"\ncolumns = []\n", 5, "no column"),
+            ("[[source]]\ntable = \"a.b\"\ncollection = \"o\"\nscope = \"s\"\ncolumns = [\"x\", \"x\"]\n", 5, "repeated"),
+            ("[[source]]\ntable = \"a.b\"\ncollection = \"o\"\nscope = \"s\"\nexclude = [\"y\"]\ncolumns = [\"x\"]\n", 6, "not both"),
             ("", 1, "no [[source]]"),
             ("[[source]\n", 1, ""),
         ];
