@@ -405,62 +405,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_writes_of_one_changeset_land_in_its_order() {
-        let store = SqlStore::open_in_memory().unwrap();
-        let scope = ScopeId::new("s").unwrap();
-        let row = |id: &str, version: u64| Row {
-            key: tether_engine::Key::new("c", id),
-            data: Some(tether_engine::Doc::from_stored(format!(
-                r#"{{"v":{version}}}"#
-            ))),
-            hash: Some(RecordHash([version as u8; 32])),
-            version,
-            updated_at: format!("t{version}"),
-            cloud_hash: Some(RecordHash([version as u8; 32])),
-            generation: 0,
-            pending: None,
-            sent: None,
-        };
-        let (a1, a2, b) = (row("a", 1), row("a", 2), row("b", 3));
-        // Runs of each statement, one key written three times: each in the order given.
-        let writes = vec![
-            RowWrite::Put {
-                row: a1.clone(),
-                prior: None,
-            },
-            RowWrite::Remove {
-                key: a1.key.clone(),
-                prior: tether_engine::rules::Prior::of(0, &a1),
-                evict: false,
-            },
-            RowWrite::Put {
-                row: b.clone(),
-                prior: None,
-            },
-            RowWrite::Put {
-                row: a2.clone(),
-                prior: None,
-            },
-        ];
-        futures_executor::block_on(store.update(
-            &scope,
-            &[],
-            false,
-            move |st: &ScopeState, _: &[Option<Row>]| {
-                Ok(Changeset {
-                    scope: st.clone(),
-                    rows: writes,
-                    ..Changeset::default()
-                })
-            },
-        ))
-        .unwrap();
-        let read = |key| futures_executor::block_on(store.row(&scope, key)).unwrap();
-        assert_eq!(read(&a1.key), Some(a2));
-        assert_eq!(read(&b.key), Some(b.clone()));
-    }
-
     fn sqlite(code: std::ffi::c_int) -> SqlError {
         failure(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(code),

@@ -5,9 +5,6 @@
 #![cfg(target_family = "wasm")]
 
 use js_sys::Function;
-use tether_engine::digest::RecordHash;
-use tether_engine::rules::{Changeset, Prior, RowWrite};
-use tether_engine::{Doc, Key, Row, ScopeId, ScopeState, Store};
 use tether_sqlite::{Connection, Statement, Value};
 use tether_wasm::node_sqlite::{DatabaseSync, NodeSqlite};
 use wasm_bindgen::prelude::*;
@@ -162,91 +159,5 @@ fn rows_run_together_stop_at_the_first_failure() {
         "the row after the failure is not run"
     );
     NodeSqlite::close(&conn);
-    remove_dir(&dir);
-}
-
-#[wasm_bindgen_test]
-async fn the_writes_of_one_changeset_land_in_its_order() {
-    let dir = temp_dir();
-    let path = format!("{dir}/replica.db");
-    let store = NodeSqlite::open_store(open_db(&path), &path).expect("open the store");
-    let scope = ScopeId::new("s").unwrap();
-    let row = |id: &str, version: u64, data: &str| Row {
-        key: Key::new("c", id),
-        data: Some(Doc::from_stored(data.to_owned())),
-        hash: Some(RecordHash([version as u8; 32])),
-        version,
-        updated_at: format!("t{version}"),
-        cloud_hash: Some(RecordHash([version as u8; 32])),
-        generation: 0,
-        pending: None,
-        sent: None,
-    };
-    let (a1, a2, b) = (
-        row("a", 1, r#"{"v":"é"}"#),
-        row("a", 2, r#"{"v":"😀"}"#),
-        row("b", 3, "{}"),
-    );
-    // Runs of each statement, one key written three times: each run goes in the order given;
-    // then more puts than one run of the binding holds (`RecordWrites::MAX_VALUES`).
-    let more = (0..2_000).map(|i| RowWrite::Put {
-        row: row(&format!("m{i:04}"), 5, "{}"),
-        prior: None,
-    });
-    let writes = vec![
-        RowWrite::Put {
-            row: a1.clone(),
-            prior: None,
-        },
-        RowWrite::Remove {
-            key: a1.key.clone(),
-            prior: Prior::of(0, &a1),
-            evict: false,
-        },
-        RowWrite::Put {
-            row: b.clone(),
-            prior: None,
-        },
-        RowWrite::Put {
-            row: a2.clone(),
-            prior: None,
-        },
-        RowWrite::Touch {
-            key: b.key.clone(),
-            prior: Prior::of(0, &b),
-            version: 4,
-            updated_at: "t4".into(),
-            cloud_hash: b.hash,
-            generation: 0,
-            pending: None,
-            sent: None,
-        },
-    ]
-    .into_iter()
-    .chain(more)
-    .collect();
-    store
-        .update(
-            &scope,
-            &[],
-            false,
-            move |st: &ScopeState, _: &[Option<Row>]| {
-                Ok(Changeset {
-                    scope: st.clone(),
-                    rows: writes,
-                    ..Changeset::default()
-                })
-            },
-        )
-        .await
-        .expect("the changeset");
-    assert_eq!(store.row(&scope, &a1.key).await.unwrap(), Some(a2));
-    let touched = store.row(&scope, &b.key).await.unwrap().expect("b");
-    assert_eq!((touched.version, touched.updated_at.as_str()), (4, "t4"));
-    assert_eq!(touched.data, b.data);
-    assert_eq!(store.count(&scope, None).await.unwrap(), 2_002);
-    let last = store.row(&scope, &Key::new("c", "m1999")).await.unwrap();
-    assert_eq!(last.map(|r| r.version), Some(5));
-    store.with_connection(NodeSqlite::close);
     remove_dir(&dir);
 }

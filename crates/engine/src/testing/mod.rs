@@ -68,6 +68,7 @@ macro_rules! for_each_conformance_case {
         $m!(failed_plan_writes_nothing);
         $m!(planner_is_called_once);
         $m!(touch_keeps_data_and_remove_deletes);
+        $m!(a_changeset_of_every_kind_of_write_lands_whole);
         $m!(list_count_and_pending_follow_visibility);
         $m!(keys_order_as_utf8_bytes);
         $m!(range_queries_cover_half_open_ranges);

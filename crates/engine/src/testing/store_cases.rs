@@ -444,6 +444,80 @@ pub async fn range_queries_cover_half_open_ranges<S: Store>(store: &S) {
     assert_ne!(store.range_snapshot(&s, &range, true).await.unwrap(), want);
 }
 
+/// Every write of a changeset lands, whatever a store batches: puts, a remove, a touch and
+/// a put again (each a statement of its own in the SQLite store, which runs a page's record
+/// writes of one statement together, 16,384 values at most per run), after more puts than
+/// one such run holds. One write per key, as the engine plans them (a page holds a key once).
+pub async fn a_changeset_of_every_kind_of_write_lands_whole<S: Store>(store: &S) {
+    let s = sid("s");
+    let (a, e) = (
+        row("c", "a", json!({"v": "é"}), 3, 1),
+        row("c", "e", json!({"v": "😀"}), 4, 1),
+    );
+    let (b, d) = (
+        row("c", "b", json!({}), 1, 1),
+        row("c", "d", json!({}), 2, 1),
+    );
+    put_rows(store, &s, vec![b.clone(), d.clone()]).await;
+    let many: Vec<Row> = (0..2_000)
+        .map(|i| row("c", &format!("m{i:04}"), json!({"i": i}), 5, 1))
+        .collect();
+    let put = |row: &Row| RowWrite::Put {
+        row: row.clone(),
+        prior: None,
+    };
+    // The priors are of the rows put above, which the planner is handed (checked there).
+    let mut writes: Vec<RowWrite> = many.iter().map(put).collect();
+    writes.extend([
+        put(&a),
+        RowWrite::Remove {
+            key: d.key.clone(),
+            prior: Prior::of(1, &d),
+            evict: false,
+        },
+        RowWrite::Touch {
+            key: b.key.clone(),
+            prior: Prior::of(0, &b),
+            version: 6,
+            updated_at: "later".into(),
+            cloud_hash: b.hash,
+            generation: 1,
+            pending: None,
+            sent: None,
+        },
+        put(&e),
+    ]);
+    let stored = [Some(Prior::of(0, &b)), Some(Prior::of(1, &d))];
+    store
+        .update(
+            &s,
+            &[b.key.clone(), d.key.clone()],
+            false,
+            move |st: &ScopeState, read: &[Option<Row>]| {
+                let read: Vec<Option<Prior>> = (read.iter().enumerate())
+                    .map(|(slot, r)| r.as_ref().map(|r| Prior::of(slot, r)))
+                    .collect();
+                assert_eq!(read, stored);
+                Ok(Changeset {
+                    scope: st.clone(),
+                    rows: writes,
+                    ..Changeset::default()
+                })
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.row(&s, &a.key).await.unwrap(), Some(a));
+    assert_eq!(store.row(&s, &e.key).await.unwrap(), Some(e));
+    assert_eq!(store.row(&s, &d.key).await.unwrap(), None);
+    let touched = store.row(&s, &b.key).await.unwrap().expect("b is stored");
+    assert_eq!((touched.version, touched.updated_at.as_str()), (6, "later"));
+    assert_eq!(touched.data, b.data);
+    assert_eq!(store.count(&s, None).await.unwrap(), 2_003);
+    let last = many.last().unwrap();
+    assert_eq!(store.row(&s, &last.key).await.unwrap().as_ref(), Some(last));
+}
+
 /// `update_stale` hands the planner exactly the rows of older generations, with data.
 pub async fn update_stale_sees_older_generations<S: Store>(store: &S) {
     let s = sid("s");
