@@ -3,6 +3,24 @@
 
 use super::*;
 
+/// The declaration of table `app.table` as collection `table`, scoped by `organization_id`,
+/// with `extra` lines.
+fn declared(app: &str, table: &str, extra: &str) -> String {
+    format!(
+        "\n[[source]]\ntable = \"{app}.{table}\"\ncollection = \"{table}\"\n\
+         scope = \"organization_id\"\n{extra}"
+    )
+}
+
+/// A replica file in a temporary directory (kept while the first value lives), synced with
+/// `url` for `org` and verified.
+fn synced_replica(url: &str, org: &str, what: &str) -> (tempfile::TempDir, Replica) {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::open(dir.path().join("r.db")).unwrap();
+    sync_and_verify(&replica, url, org, what);
+    (dir, replica)
+}
+
 /// Waits until the queue is empty and no pass runs, for at most `secs` seconds: false when
 /// the consumer did not get there.
 pub(crate) async fn drained(s: &Setup, want: i64, secs: u64) -> bool {
@@ -51,9 +69,7 @@ fn a_row_whose_scope_no_scope_can_have_does_not_stop_the_consumer() {
         s.roles[1]
     )))
     .unwrap();
-    let more = format!(
-        "\n[[source]]\ntable = \"{app}.tags\"\ncollection = \"tags\"\nscope = \"organization_id\"\n"
-    );
+    let more = declared(&app, "tags", "");
     let server = rt.block_on(start_server_with(&s, &[org], &more));
     let base = server.url();
     assert!(
@@ -73,9 +89,7 @@ fn a_row_whose_scope_no_scope_can_have_does_not_stop_the_consumer() {
         rt.block_on(drained(&s, 5, 20)),
         "the consumer is stuck on a row whose scope no scope can have"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::open(dir.path().join("r.db")).unwrap();
-    sync_and_verify(&replica, &base, org, "after a row with a huge scope");
+    let (_dir, replica) = synced_replica(&base, org, "after a row with a huge scope");
     let ids: BTreeSet<String> = replica
         .scope(org)
         .unwrap()
@@ -151,9 +165,7 @@ fn a_table_dropped_and_created_again_in_one_transaction_is_captured_again() {
     // Given the consumer a check to notice, then the queue and any pass to drain.
     std::thread::sleep(Duration::from_millis(1500));
     rt.block_on(s.settled());
-    let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::open(dir.path().join("r.db")).unwrap();
-    sync_and_verify(&replica, &base, org, "after the table was created again");
+    let (_dir, replica) = synced_replica(&base, org, "after the table was created again");
     let names: BTreeSet<String> = replica
         .scope(org)
         .unwrap()
@@ -198,9 +210,7 @@ fn installing_the_triggers_does_not_stall_the_applications_writes() {
         "BEGIN; INSERT INTO {app}.events VALUES (1, '{org}', 'held open')"
     )))
     .unwrap();
-    let more = format!(
-        "\n[[source]]\ntable = \"{app}.events\"\ncollection = \"events\"\nscope = \"organization_id\"\n"
-    );
+    let more = declared(&app, "events", "");
     let server = rt.block_on(start_server_with(&s, &[org], &more));
     let base = server.url();
     // The consumer is waiting for the table's lock.
@@ -232,9 +242,7 @@ fn installing_the_triggers_does_not_stall_the_applications_writes() {
         "an application's insert waited {waited:?} behind the capture triggers' installation"
     );
     rt.block_on(s.settled_n(5));
-    let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::open(dir.path().join("r.db")).unwrap();
-    sync_and_verify(&replica, &base, org, "after the triggers were installed");
+    let (_dir, replica) = synced_replica(&base, org, "after the triggers were installed");
     let ids: BTreeSet<String> = replica
         .scope(org)
         .unwrap()
@@ -397,9 +405,7 @@ fn a_row_whose_value_cannot_convert_is_reported_and_the_others_sent() {
     insert(1, r#"{"text": "fine"}"#);
     insert(2, r#"{"text": "nul \u0000 here"}"#);
     insert(3, r#"{"text": "fine too"}"#);
-    let more = format!(
-        "\n[[source]]\ntable = \"{app}.notes\"\ncollection = \"notes\"\nscope = \"organization_id\"\n"
-    );
+    let more = declared(&app, "notes", "");
     let server = rt.block_on(start_server_with(&s, &[org], &more));
     let base = server.url();
     rt.block_on(async {
@@ -408,9 +414,7 @@ fn a_row_whose_value_cannot_convert_is_reported_and_the_others_sent() {
     insert(4, r#"{"text": "nul \u0000 again"}"#);
     insert(5, r#"{"text": "after"}"#);
     rt.block_on(s.settled_n(5));
-    let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::open(dir.path().join("r.db")).unwrap();
-    sync_and_verify(&replica, &base, org, "with unreadable rows");
+    let (_dir, replica) = synced_replica(&base, org, "with unreadable rows");
     let ids: BTreeSet<String> = replica
         .scope(org)
         .unwrap()
@@ -461,14 +465,10 @@ fn a_table_of_big_rows_is_sent_in_pages_bounded_by_bytes() {
         s.roles[1]
     )))
     .unwrap();
-    let more = format!(
-        "\n[[source]]\ntable = \"{app}.blobs\"\ncollection = \"blobs\"\nscope = \"organization_id\"\n"
-    );
+    let more = declared(&app, "blobs", "");
     let server = rt.block_on(start_server_with(&s, &[org], &more));
     assert!(rt.block_on(drained(&s, 5, 60)), "the pass did not end");
-    let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::open(dir.path().join("r.db")).unwrap();
-    sync_and_verify(&replica, &server.url(), org, "big rows");
+    let (_dir, replica) = synced_replica(&server.url(), org, "big rows");
     assert_eq!(
         replica.scope(org).unwrap().count(Some("blobs")).unwrap(),
         40
@@ -499,9 +499,7 @@ fn big_rows_queued_together_are_written_in_steps_bounded_by_bytes() {
         s.roles[1]
     )))
     .unwrap();
-    let more = format!(
-        "\n[[source]]\ntable = \"{app}.blobs\"\ncollection = \"blobs\"\nscope = \"organization_id\"\n"
-    );
+    let more = declared(&app, "blobs", "");
     let server = rt.block_on(start_server_with(&s, &[org], &more));
     assert!(
         rt.block_on(drained(&s, 5, 60)),
@@ -548,9 +546,7 @@ fn big_rows_queued_together_are_written_in_steps_bounded_by_bytes() {
         transactions >= 3,
         "12 MB of queued rows written in {transactions} transaction(s)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::open(dir.path().join("r.db")).unwrap();
-    sync_and_verify(&replica, &server.url(), org, "big queued rows");
+    let (_dir, replica) = synced_replica(&server.url(), org, "big queued rows");
     assert_eq!(
         replica.scope(org).unwrap().count(Some("blobs")).unwrap(),
         40
@@ -582,10 +578,7 @@ fn an_allow_list_sends_only_its_columns_not_one_added_later() {
         s.roles[1]
     )))
     .unwrap();
-    let more = format!(
-        "\n[[source]]\ntable = \"{app}.people\"\ncollection = \"people\"\n\
-         scope = \"organization_id\"\ncolumns = [\"name\"]\n"
-    );
+    let more = declared(&app, "people", "columns = [\"name\"]\n");
     let server = rt.block_on(start_server_with(&s, &[org], &more));
     assert!(rt.block_on(drained(&s, 5, 60)), "the pass did not end");
     let version_of_1 = || -> i64 {
@@ -609,9 +602,7 @@ fn an_allow_list_sends_only_its_columns_not_one_added_later() {
         before,
         "an unlisted column's change took a version"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::open(dir.path().join("r.db")).unwrap();
-    sync_and_verify(&replica, &server.url(), org, "allow-list");
+    let (_dir, replica) = synced_replica(&server.url(), org, "allow-list");
     let records = replica
         .scope(org)
         .unwrap()
